@@ -1,0 +1,15 @@
+"""Plux entry points. Kept import-light: LocalStack scans these at start-up, so the executor's
+module (which imports the Lambda service) loads only when the plugin is actually selected."""
+
+from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
+
+
+class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
+    """Selected with LAMBDA_RUNTIME_EXECUTOR=verriflo-process."""
+
+    name = "verriflo-process"
+
+    def load(self, *args, **kwargs):
+        from verriflo_localstack.executor import ProcessRuntimeExecutor
+
+        return ProcessRuntimeExecutor
