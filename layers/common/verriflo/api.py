@@ -1,0 +1,262 @@
+"""The HTTP layer every function shares: a Powertools REST resolver with our envelope, errors,
+request ids, body limits, authentication and rate limits, plus the Lambda handler wrapper.
+
+Routes declare `org: Org` to receive the caller's OrgContext, and protected routers add
+`rate_limited(group)`; everything else (error mapping, 404/405, 413, validation messages) happens
+here once, so each function only wires routes to logic.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.request import Request
+from pydantic import BaseModel
+
+from verriflo import ratelimit
+from verriflo.auth import OrgContext, authenticate
+from verriflo.errors import (
+    ERROR_CLASSES,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+    VerrifloError,
+)
+from verriflo.internal import check_dispatch_secret
+from verriflo.observability import logger, metrics, tracer, tracing_enabled
+from verriflo.settings import api_settings
+
+T = TypeVar("T")
+JSON = "application/json"
+# Marks a route that needs no credentials (OpenAPI `openapi_extensions`); the merged document turns
+# it into `security: []` for that operation.
+PUBLIC = {"x-verriflo-public": True}
+
+
+class Envelope(BaseModel, Generic[T]):
+    """The success envelope of API.md."""
+
+    success: Literal[True] = True
+    data: T
+
+
+class ErrorEnvelope(BaseModel):
+    """The error envelope of API.md."""
+
+    success: Literal[False] = False
+    message: str
+    error: str
+
+
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A success response wrapping `data` (a pydantic model or plain JSON data) in the envelope."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json", by_alias=True)
+    return Response(status_code=status, content_type=JSON, body={"success": True, "data": data},
+                    headers=headers)
+
+
+def error_response(exc: VerrifloError) -> Response:
+    """The envelope response for a domain error."""
+    return Response(status_code=exc.status, content_type=JSON, body=exc.envelope(), headers=exc.headers)
+
+
+def responses(model: Any = None, *statuses: int, status: int = 200,
+              description: str = "Success") -> dict[int, dict[str, Any]]:
+    """OpenAPI `responses` for a route: the success envelope around `model`, then its error statuses."""
+    described = {cls.status: cls.default_message for cls in reversed(ERROR_CLASSES)}
+    result: dict[int, dict[str, Any]] = {}
+    if model is not None:
+        result[status] = {"description": description, "content": {JSON: {"model": Envelope[model]}}}
+    for code in statuses:
+        result[code] = {"description": described.get(code, "Error"), "content": {JSON: {"model": ErrorEnvelope}}}
+    return result
+
+
+# --- authentication and limits --------------------------------------------------------------------
+
+def current_org(request: Request) -> OrgContext:
+    """The caller's org: from the authorizer's context when the platform ran one, else checked here."""
+    event = request.resolved_event.raw_event
+    given = (event.get("requestContext") or {}).get("authorizer") or {}
+    org = OrgContext.from_authorizer_context(given) if given.get("orgId") else authenticate(event.get("headers"))
+    logger.append_keys(org_id=org.org_id)
+    return org
+
+
+Org = Annotated[OrgContext, Depends(current_org)]
+
+
+def rate_limited(group: str) -> Callable[..., Response]:
+    """A middleware that authenticates the caller and counts the request against its budget."""
+
+    def middleware(app: APIGatewayRestResolver, next_middleware: NextMiddleware, org: Org) -> Response:
+        decision = ratelimit.enforce(org, group)
+        response = next_middleware(app)
+        response.headers.update(decision.headers())
+        return response
+
+    middleware.__name__ = f"rate_limited_{group}"
+    return middleware
+
+
+class Routes:
+    """Routes registered with the same middlewares.
+
+    Powertools' `Router.use()` middlewares become app-wide on `include_router`, which would put
+    public routes (login, health) behind auth; this registers per route instead.
+    """
+
+    def __init__(self, app: APIGatewayRestResolver, *middlewares: Callable[..., Response]) -> None:
+        self._app = app
+        self._middlewares = list(middlewares)
+
+    def _route(self, method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        kwargs["middlewares"] = self._middlewares + list(kwargs.get("middlewares") or [])
+        return getattr(self._app, method)(path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._route("get", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._route("post", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._route("put", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._route("patch", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self._route("delete", path, **kwargs)
+
+
+def protected(app: APIGatewayRestResolver, group: str) -> Routes:
+    """Routes that need an authenticated org and count against its `group` budget."""
+    return Routes(app, rate_limited(group))
+
+
+def internal(app: APIGatewayRestResolver) -> Routes:
+    """Service-to-service routes guarded by X-Dispatch-Secret."""
+    return Routes(app, internal_only)
+
+
+def internal_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """A middleware for service-to-service routes guarded by X-Dispatch-Secret."""
+    check_dispatch_secret(app.current_event.headers)
+    return next_middleware(app)
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+def _body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4
+    return len(body.encode()) if isinstance(body, str) else len(body)
+
+
+def _field_message(errors_: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    for err in errors_:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)] or ["body"]
+        details.append({"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type")})
+    first = details[0] if details else {"field": "body", "message": "invalid", "type": None}
+    if first.get("type") == "json_invalid":
+        return "The request body is not valid JSON.", [{"field": "body", "message": "not valid JSON",
+                                                         "type": "json_invalid"}]
+    return f"Invalid value for '{first['field']}': {first['message']}", details
+
+
+def create_app(*, max_body_bytes: int | None = None, cors: bool = False) -> APIGatewayRestResolver:
+    """A resolver with the shared middleware and the one mapping from errors to the envelope."""
+
+    def body_limit() -> int:
+        return max_body_bytes or api_settings().max_body_bytes
+
+    def too_large() -> PayloadTooLarge:
+        return PayloadTooLarge(f"The request body is larger than {body_limit()} bytes.")
+
+    def parse_json(text: str) -> Any:
+        # Request validation parses the body before any middleware runs, so the limit lives here too.
+        if len(text) > body_limit():
+            raise too_large()
+        return json.loads(text)
+
+    app = APIGatewayRestResolver(
+        json_body_deserializer=parse_json,
+        enable_validation=True,
+        response_validation_error_http_code=500,
+        cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+                        max_age=600) if cors else None,
+    )
+
+    def size_limit(app_: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+        if _body_size(app_.current_event.raw_event) > body_limit():
+            return error_response(too_large())
+        return next_middleware(app_)
+
+    app.use(middlewares=[size_limit])
+
+    @app.exception_handler(VerrifloError)
+    def _domain_error(exc: VerrifloError) -> Response:
+        if exc.status >= 500:
+            logger.warning("request.failed", extra={"error": exc.code, "cause": type(exc.__cause__).__name__})
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        message, details = _field_message(list(exc.errors()))
+        return error_response(ValidationFailed(message, details={"fields": details}))
+
+    @app.not_found
+    def _not_found(_exc: Exception) -> Response:
+        event = app.current_event
+        # Powertools answers 404 for a known path with another method; tell the caller it is 405.
+        # (_static_routes/_dynamic_routes are Powertools' route tables; the version is pinned.)
+        routes = app._static_routes + app._dynamic_routes  # noqa: SLF001
+        allowed = sorted({r.method for r in routes if r.rule.match(event.path)})
+        if allowed:
+            return error_response(MethodNotAllowed(headers={"Allow": ", ".join(allowed)}))
+        return error_response(NotFound(f"No route for {event.http_method} {event.path}."))
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("request.crashed", extra={"error_type": type(exc).__name__})
+        return error_response(VerrifloError())
+
+    return app
+
+
+def lambda_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point for an app: logging context, tracing, metrics, then the router."""
+
+    def resolve(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    if tracing_enabled():
+        resolve = tracer().capture_lambda_handler(capture_response=False)(resolve)
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # Every response, errors included, carries the request id that its log lines carry.
+        request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
+        logger.append_keys(request_id=request_id)
+        result = resolve(event, context)
+        result.setdefault("headers", {})["X-Request-Id"] = request_id
+        metrics.add_metric(name="Requests", unit="Count", value=1)
+        if result.get("statusCode", 500) >= 500:
+            metrics.add_metric(name="ServerErrors", unit="Count", value=1)
+        return result
+
+    return handler
+

@@ -1,0 +1,213 @@
+"""`verriflo`: the operators' command-line tool (orgs, keys, rate limits, credits, users, OpenAPI).
+
+It talks to the same MongoDB as the functions (MONGODB_URI) through the same common package, so
+every rule (hashing, idempotent ledger entries, indexes) holds for changes made here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import secrets
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from verriflo import auth, db, ledger, orgs
+from verriflo.errors import VerrifloError
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, default=str, indent=None if args.json else 2) if args.json else text)
+
+
+def _org_create(args: argparse.Namespace) -> None:
+    org = orgs.create_org(args.name, plan=args.plan, billing_cycle=args.billing_cycle)
+    issued = orgs.issue_key(org.id, "default")
+    if args.credits:
+        ledger.grant(ledger.UsageEvent(entry_id=f"grant-initial-{org.id}", org_id=org.id, service="grant",
+                                       credits=args.credits, meta={"note": "initial credits"}))
+    _print(args, {"orgId": org.id, "name": org.name, "apiKey": issued.secret, "keyId": issued.key.id},
+           f"org {org.id} ({org.name})\nAPI key (shown once): {issued.secret}")
+
+
+def _org_list(args: argparse.Namespace) -> None:
+    rows = [orgs.Org.model_validate(d) for d in db.collection(orgs.ORGS).find().sort("createdAt", 1)]
+    data = [{"orgId": o.id, "name": o.name, "plan": o.plan, "status": o.status,
+             "creditsMilli": ledger.balance_milli(o.id)} for o in rows]
+    _print(args, {"orgs": data}, "\n".join(
+        f"{o['orgId']}  {o['plan']:<8} {ledger.from_milli(o['creditsMilli']):>12.3f} credits  {o['name']}"
+        for o in data) or "no orgs")
+
+
+def _set_rate_limit(args: argparse.Namespace) -> None:
+    limit = None if args.clear else orgs.RateLimit(limit=args.limit, window=args.window)
+    org = orgs.set_rate_limit(args.org_id, args.group, limit)
+    auth.clear_cache()
+    limits = {g: lim.model_dump() for g, lim in org.rate_limits.items()}
+    _print(args, {"orgId": org.id, "rateLimits": limits}, json.dumps(limits))
+
+
+def _key_issue(args: argparse.Namespace) -> None:
+    issued = orgs.issue_key(args.org_id, args.name)
+    _print(args, {"keyId": issued.key.id, "prefix": issued.key.prefix, "apiKey": issued.secret},
+           f"key {issued.key.id} ({issued.key.prefix})\nAPI key (shown once): {issued.secret}")
+
+
+def _key_list(args: argparse.Namespace) -> None:
+    keys = orgs.list_keys(args.org_id)
+    _print(args, {"keys": [k.model_dump(mode="json") for k in keys]}, "\n".join(
+        f"{k.id}  {k.prefix}  {k.name:<16} {'revoked ' + str(k.revoked_at) if k.revoked_at else 'active'}"
+        for k in keys) or "no keys")
+
+
+def _key_revoke(args: argparse.Namespace) -> None:
+    key = orgs.revoke_key(args.org_id, args.key_id)
+    _print(args, {"keyId": key.id, "revokedAt": key.revoked_at}, f"revoked {key.id} at {key.revoked_at}")
+
+
+def _credits_add(args: argparse.Namespace) -> None:
+    orgs.get_org(args.org_id)
+    expires = orgs.now() + timedelta(days=args.expires_days) if args.expires_days else None
+    entry = ledger.grant(ledger.UsageEvent(
+        entry_id=args.grant_id or f"grant-{uuid.uuid4().hex}", org_id=args.org_id, service="grant",
+        credits=args.amount, meta={"note": args.note or "operator grant"}, expires_at=expires))
+    balance = ledger.from_milli(entry.balance_after_milli)
+    _print(args, {"orgId": args.org_id, "entryId": entry.entry_id, "duplicate": entry.duplicate,
+                  "balance": balance}, f"balance of {args.org_id}: {balance} credits")
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise SystemExit("passwords differ")
+    return first
+
+
+def _user_create(args: argparse.Namespace) -> None:
+    password = _read_password(args)
+    if len(password) < 12:
+        raise SystemExit("use a password of at least 12 characters")
+    user = orgs.create_user(args.org_id, args.email, auth.hash_password(password), role=args.role)
+    _print(args, {"userId": user.id, "email": user.email, "role": user.role}, f"user {user.id} <{user.email}>")
+
+
+def _seed_demo(args: argparse.Namespace) -> None:
+    org = orgs.create_org("Demo School")
+    issued = orgs.issue_key(org.id, "demo")
+    ledger.grant(ledger.UsageEvent(entry_id=f"grant-demo-{org.id}", org_id=org.id, service="grant",
+                                   credits=10_000, meta={"note": "demo credits"}))
+    email = f"owner+{org.id[-6:]}@demo.verriflo.dev"
+    password = secrets.token_urlsafe(12)
+    orgs.create_user(org.id, email, auth.hash_password(password), role="owner")
+    _print(args, {"orgId": org.id, "apiKey": issued.secret, "ownerEmail": email, "ownerPassword": password,
+                  "credits": 10_000},
+           f"demo org {org.id}\nAPI key: {issued.secret}\ndashboard login: {email} / {password}")
+
+
+def _db_init(args: argparse.Namespace) -> None:
+    import verriflo.ledger  # noqa: F401 - registers the ledger's indexes
+    import verriflo.orgs  # noqa: F401
+
+    names = db.ensure_all_indexes()
+    _print(args, {"collections": names}, "indexes ensured: " + ", ".join(names))
+
+
+def _openapi(args: argparse.Namespace) -> None:
+    from verriflo.openapi import DOCUMENT, build_document, render
+
+    text = render(build_document(Path(args.functions)))
+    if args.check:
+        if not DOCUMENT.exists() or DOCUMENT.read_text() != text:
+            raise SystemExit("openapi.json is out of date: run `verriflo openapi --write`")
+        print("openapi.json is up to date")
+    elif args.write:
+        DOCUMENT.write_text(text)
+        print(f"wrote {DOCUMENT}")
+    else:
+        sys.stdout.write(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    p = argparse.ArgumentParser(prog="verriflo", description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(required=True, metavar="command")
+
+    org = sub.add_parser("org", help="organisations").add_subparsers(required=True, metavar="action")
+    c = org.add_parser("create", help="create an org and its first API key")
+    c.add_argument("name")
+    c.add_argument("--plan", choices=["prepaid", "postpaid"], default="prepaid")
+    c.add_argument("--billing-cycle", choices=["weekly", "monthly"])
+    c.add_argument("--credits", type=float, default=0, help="initial credit grant")
+    c.set_defaults(func=_org_create)
+    org.add_parser("list", help="list orgs with balances").set_defaults(func=_org_list)
+    r = org.add_parser("set-rate-limit", help="set an org's budget for a route group (or 'default')")
+    r.add_argument("org_id")
+    r.add_argument("group")
+    r.add_argument("limit", type=int, nargs="?")
+    r.add_argument("--window", type=int, default=60, help="seconds (default 60)")
+    r.add_argument("--clear", action="store_true", help="remove the org's own budget for the group")
+    r.set_defaults(func=_set_rate_limit)
+
+    key = sub.add_parser("key", help="API keys").add_subparsers(required=True, metavar="action")
+    k = key.add_parser("issue", help="issue a key (shown once)")
+    k.add_argument("org_id")
+    k.add_argument("--name", default="default")
+    k.set_defaults(func=_key_issue)
+    k = key.add_parser("list", help="list an org's keys")
+    k.add_argument("org_id")
+    k.set_defaults(func=_key_list)
+    k = key.add_parser("revoke", help="revoke a key")
+    k.add_argument("org_id")
+    k.add_argument("key_id")
+    k.set_defaults(func=_key_revoke)
+
+    credits = sub.add_parser("credits", help="credits").add_subparsers(required=True, metavar="action")
+    g = credits.add_parser("add", help="grant credits (idempotent with --grant-id)")
+    g.add_argument("org_id")
+    g.add_argument("amount", type=float)
+    g.add_argument("--expires-days", type=int)
+    g.add_argument("--note")
+    g.add_argument("--grant-id", help="idempotency key: the same id is granted once")
+    g.set_defaults(func=_credits_add)
+
+    user = sub.add_parser("user", help="dashboard users").add_subparsers(required=True, metavar="action")
+    u = user.add_parser("create", help="create a dashboard user (password from a prompt or stdin)")
+    u.add_argument("org_id")
+    u.add_argument("email")
+    u.add_argument("--role", choices=["owner", "admin", "developer", "viewer"], default="developer")
+    u.add_argument("--password-stdin", action="store_true")
+    u.set_defaults(func=_user_create)
+
+    sub.add_parser("seed-demo", help="create a demo org with credits, a key and an owner").set_defaults(
+        func=_seed_demo)
+    sub.add_parser("db-init", help="create every index").set_defaults(func=_db_init)
+    o = sub.add_parser("openapi", help="build the merged OpenAPI document")
+    o.add_argument("--functions", default="functions")
+    o.add_argument("--write", action="store_true")
+    o.add_argument("--check", action="store_true")
+    o.set_defaults(func=_openapi)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = parser().parse_args(argv)
+    if getattr(args, "func", None) is _set_rate_limit and not args.clear and args.limit is None:
+        raise SystemExit("give a limit, or --clear")
+    try:
+        args.func(args)
+    except VerrifloError as exc:
+        print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The API's one OpenAPI document, merged from every function's routes.
+
+`build_document()` imports each function's resolver (`functions/<name>/<name>/handler.py`, `app`)
+and merges their schemas with Powertools' OpenAPIMerge; the result is written into this package as
+`openapi.json` at build time (`verriflo openapi --write`, checked by a test), so serving it costs a
+file read instead of importing every function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DOCUMENT = Path(__file__).with_name("openapi.json")
+TITLE = "Verriflo API"
+DESCRIPTION = (
+    "Education infrastructure: live classrooms, AI tutor, AI API, media and credits. Every external "
+    "request carries `VF-ORG-ID` (the organisation's secret API key) or a dashboard bearer token. "
+    "Success: `{\"success\": true, \"data\": ...}`; error: `{\"success\": false, \"message\", \"error\"}`."
+)
+
+
+@cache
+def load_document() -> dict[str, Any]:
+    """The document shipped with the layer."""
+    return json.loads(DOCUMENT.read_text())
+
+
+def function_packages(root: Path) -> list[str]:
+    """Names of the function packages under `root` that define an HTTP resolver."""
+    names = []
+    for handler in sorted(root.glob("*/*/handler.py")):
+        if handler.parent.name == handler.parent.parent.name and "app = create_app(" in handler.read_text():
+            names.append(handler.parent.name)
+    return names
+
+
+def build_document(root: Path) -> dict[str, Any]:
+    """Merge the OpenAPI schemas of every function under `root` (functions/)."""
+    from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+    from aws_lambda_powertools.event_handler.openapi.models import (
+        APIKey,
+        APIKeyIn,
+        HTTPBearer,
+        Server,
+    )
+
+    merger = OpenAPIMerge(
+        title=TITLE, version="1.0.0", description=DESCRIPTION, servers=[Server(url="/")],
+        security_schemes={
+            "orgKey": APIKey(name="VF-ORG-ID", in_=APIKeyIn.header, description="The organisation's secret API key"),
+            "dashboardToken": HTTPBearer(bearerFormat="JWT", description="A dashboard user's token from /v1/auth/login"),
+        },
+        security=[{"orgKey": []}, {"dashboardToken": []}],
+        on_conflict="error",
+    )
+    for name in function_packages(root):
+        # Tooling, not a test: make each function package importable the way Lambda does.
+        path = str(root / name)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+        module = importlib.import_module(f"{name}.handler")
+        merger.add_schema(module.app.get_openapi_schema())
+    return _normalise(json.loads(merger.get_openapi_json_schema()))
+
+
+def _normalise(document: dict[str, Any]) -> dict[str, Any]:
+    """Describe errors as the API really returns them: 400 (not 422) and 500 in the envelope."""
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if operation.pop("x-verriflo-public", False):
+                operation["security"] = []
+            answers = operation.get("responses", {})
+            answers.pop("422", None)
+            answers.setdefault("400", {"description": "The request is not valid.", **error})
+            answers["500"] = {"description": "Something went wrong on our side.", **error}
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(name, None)
+    return document
+
+
+def render(document: dict[str, Any]) -> str:
+    """Stable JSON text of the document (sorted keys, so diffs are meaningful)."""
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"

@@ -1,0 +1,205 @@
+"""Organisations, their API keys and their dashboard users: models and data access.
+
+API keys are random (256 bits), shown once at creation, stored only as a SHA-256 hash (a fast hash
+is right for high-entropy secrets: nothing to brute-force), many per org, revocable, and carry a
+visible prefix (`vfk_<8 hex>`) so people can tell them apart in listings and logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from verriflo import db
+from verriflo.errors import Conflict, NotFound
+
+ORGS, KEYS, USERS = "orgs", "api_keys", "users"
+KEY_SCHEME = "vfk_"
+
+Plan = Literal["prepaid", "postpaid"]
+UserRole = Literal["owner", "admin", "developer", "viewer"]
+
+
+def _indexes_keys():
+    from pymongo import ASCENDING, IndexModel
+
+    return [IndexModel([("hash", ASCENDING)], unique=True), IndexModel([("orgId", ASCENDING)])]
+
+
+def _indexes_users():
+    from pymongo import ASCENDING, IndexModel
+
+    return [IndexModel([("email", ASCENDING)], unique=True), IndexModel([("orgId", ASCENDING)])]
+
+
+db.register_indexes(KEYS, _indexes_keys)
+db.register_indexes(USERS, _indexes_users)
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC (one clock for every module)."""
+    return datetime.now(UTC)
+
+
+def new_id(kind: str) -> str:
+    """A readable random identifier such as `org_3f9a...`."""
+    return f"{kind}_{secrets.token_hex(12)}"
+
+
+class RateLimit(BaseModel):
+    """A request budget: `limit` requests per `window` seconds."""
+
+    limit: int = Field(ge=1, le=1_000_000)
+    window: int = Field(default=60, ge=1, le=86_400)
+
+
+class Org(BaseModel):
+    """An organisation: the tenant every document and object belongs to."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    name: str
+    plan: Plan = "prepaid"
+    billing_cycle: Literal["weekly", "monthly"] | None = Field(default=None, alias="billingCycle")
+    status: Literal["active", "suspended"] = "active"
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict, alias="rateLimits")
+    created_at: datetime = Field(alias="createdAt")
+
+
+class ApiKey(BaseModel):
+    """An API key as stored (the hash only) and listed (the prefix only)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    org_id: str = Field(alias="orgId")
+    name: str
+    prefix: str
+    created_at: datetime = Field(alias="createdAt")
+    revoked_at: datetime | None = Field(default=None, alias="revokedAt")
+
+
+class IssuedKey(BaseModel):
+    """A newly issued key: the only moment the secret is visible."""
+
+    key: ApiKey
+    secret: str
+
+
+class User(BaseModel):
+    """A dashboard user of one organisation."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    org_id: str = Field(alias="orgId")
+    email: str
+    role: UserRole = "developer"
+    password_hash: str = Field(alias="passwordHash", repr=False)
+    disabled: bool = False
+    created_at: datetime = Field(alias="createdAt")
+
+
+def hash_key(secret: str) -> str:
+    """The stored form of an API key."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_org(name: str, *, plan: Plan = "prepaid", billing_cycle: str | None = None) -> Org:
+    """Create an organisation."""
+    org = Org(_id=new_id("org"), name=name, plan=plan, billingCycle=billing_cycle, createdAt=now())
+    with db.unavailable_on_failure():
+        db.collection(ORGS).insert_one(org.model_dump(by_alias=True))
+    return org
+
+
+def get_org(org_id: str) -> Org:
+    """The organisation `org_id`, or NotFound."""
+    with db.unavailable_on_failure():
+        doc = db.collection(ORGS).find_one({"_id": org_id})
+    if doc is None:
+        raise NotFound("Organisation not found.")
+    return Org.model_validate(doc)
+
+
+def set_rate_limit(org_id: str, group: str, limit: RateLimit | None) -> Org:
+    """Set (or, with None, clear) the org's budget for a route group."""
+    field = f"rateLimits.{group}"
+    update = {"$unset": {field: ""}} if limit is None else {"$set": {field: limit.model_dump()}}
+    with db.unavailable_on_failure():
+        result = db.collection(ORGS).update_one({"_id": org_id}, update)
+    if result.matched_count == 0:
+        raise NotFound("Organisation not found.")
+    return get_org(org_id)
+
+
+def issue_key(org_id: str, name: str = "default") -> IssuedKey:
+    """Issue a new API key for the org; the secret is returned once and never stored."""
+    get_org(org_id)
+    prefix = KEY_SCHEME + secrets.token_hex(4)
+    secret = f"{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(_id=new_id("key"), orgId=org_id, name=name, prefix=prefix, createdAt=now())
+    doc = key.model_dump(by_alias=True) | {"hash": hash_key(secret)}
+    with db.unavailable_on_failure():
+        db.collection(KEYS).insert_one(doc)
+    return IssuedKey(key=key, secret=secret)
+
+
+def list_keys(org_id: str) -> list[ApiKey]:
+    """The org's keys, newest first (never their secrets)."""
+    with db.unavailable_on_failure():
+        docs = db.collection(KEYS).find({"orgId": org_id}, {"hash": 0}).sort("createdAt", -1)
+        return [ApiKey.model_validate(d) for d in docs]
+
+
+def revoke_key(org_id: str, key_id: str) -> ApiKey:
+    """Revoke one of the org's keys (idempotent); another org's key id is NotFound."""
+    with db.unavailable_on_failure():
+        db.collection(KEYS).update_one(
+            {"_id": key_id, "orgId": org_id, "revokedAt": None}, {"$set": {"revokedAt": now()}}
+        )
+        doc = db.collection(KEYS).find_one({"_id": key_id, "orgId": org_id}, {"hash": 0})
+    if doc is None:
+        raise NotFound("API key not found.")
+    return ApiKey.model_validate(doc)
+
+
+def find_active_key(secret: str) -> ApiKey | None:
+    """The live key whose hash matches `secret`, if any."""
+    with db.unavailable_on_failure():
+        doc = db.collection(KEYS).find_one({"hash": hash_key(secret), "revokedAt": None}, {"hash": 0})
+    return ApiKey.model_validate(doc) if doc else None
+
+
+def create_user(org_id: str, email: str, password_hash: str, role: UserRole = "developer") -> User:
+    """Create a dashboard user; the email is unique across all orgs."""
+    from pymongo.errors import DuplicateKeyError
+
+    get_org(org_id)
+    user = User(_id=new_id("usr"), orgId=org_id, email=email.lower(), role=role,
+                passwordHash=password_hash, createdAt=now())
+    try:
+        with db.unavailable_on_failure():
+            db.collection(USERS).insert_one(user.model_dump(by_alias=True))
+    except DuplicateKeyError as exc:
+        raise Conflict("A user with this email already exists.") from exc
+    return user
+
+
+def find_user_by_email(email: str) -> User | None:
+    """The user with this email, if any."""
+    with db.unavailable_on_failure():
+        doc = db.collection(USERS).find_one({"email": email.lower()})
+    return User.model_validate(doc) if doc else None
+
+
+def get_user(user_id: str) -> User | None:
+    """The user `user_id`, if any."""
+    with db.unavailable_on_failure():
+        doc = db.collection(USERS).find_one({"_id": user_id})
+    return User.model_validate(doc) if doc else None
