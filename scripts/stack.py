@@ -199,6 +199,8 @@ def free_port() -> int:
 
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as the servers themselves do, so a port in TIME_WAIT after a restart counts as free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -365,7 +367,7 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
     )
     started = time.monotonic()
     _run([str(samlocal), "build", "--cached", "--parallel", "--build-dir", str(build_dir),
-          "--cache-dir", str(cache_dir), "--config-env", "localstack"], env, stack, "sam-build")
+          "--cache-dir", str(cache_dir), "--config-file", str(REPO / "samconfig.toml"), "--config-env", "localstack"], env, stack, "sam-build")
     log(f"sam build: {time.monotonic() - started:.1f}s")
     bucket = "verriflo-sam-artifacts"
     _s3_bucket(env, bucket)
@@ -375,7 +377,7 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         "RedisUrl": redis_url(ports),
     }
     started = time.monotonic()
-    _run([str(samlocal), "deploy", "--config-env", "localstack", "--template-file", str(build_dir / "template.yaml"),
+    _run([str(samlocal), "deploy", "--config-file", str(REPO / "samconfig.toml"), "--config-env", "localstack", "--template-file", str(build_dir / "template.yaml"),
           "--s3-bucket", bucket, "--no-confirm-changeset", "--no-fail-on-empty-changeset",
           "--parameter-overrides", *[f"{k}={v}" for k, v in overrides.items()]], env, stack, "sam-deploy")
     log(f"sam deploy: {time.monotonic() - started:.1f}s")
@@ -456,7 +458,7 @@ def app_env(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
 def seed_demo(stack: Stack, ports: dict[str, int]) -> dict:
     cli = require(VENV / "bin" / "verriflo", "run `make venv`")
     proc = subprocess.run(  # noqa: S603
-        [str(cli), "seed-demo", "--json"], env=app_env(stack, ports), cwd=str(REPO),
+        [str(cli), "--json", "seed-demo"], env=app_env(stack, ports), cwd=str(REPO),
         capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
