@@ -20,6 +20,7 @@ import contextlib
 import glob
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -80,13 +81,13 @@ class Stack:
             for line in self.env_file.read_text().splitlines():
                 if "=" in line and not line.startswith("#"):
                     key, _, value = line.partition("=")
-                    env[key] = value
+                    env[key] = shlex.split(value)[0] if value else ""
         return env
 
     def write_env(self, values: dict[str, str]) -> None:
         merged = self.read_env() | values
-        lines = ["# written by scripts/stack.py; source it or read it as KEY=VALUE lines"]
-        lines += [f"{k}={v}" for k, v in merged.items()]
+        lines = ["# written by scripts/stack.py; shell-quoted: `set -a; . .local/<stack>/env; set +a`"]
+        lines += [f"{k}={shlex.quote(v)}" for k, v in merged.items()]
         self.env_file.write_text("\n".join(lines) + "\n")
         self.env_file.chmod(0o600)  # holds the demo org's key
 
@@ -222,17 +223,19 @@ def base_env() -> dict[str, str]:
 
 # ---- interpreters and tools -----------------------------------------------------------------
 def python313() -> str:
-    """python3.13 for venvs and `sam build`: on PATH, else from pyenv."""
-    if found := shutil.which("python3.13"):
-        return found
+    """python3.13 for venvs and `sam build`: on PATH, else from pyenv. Each candidate is run once:
+    a pyenv shim named python3.13 can exist on PATH and still refuse to run."""
+    candidates = [shutil.which("python3.13") or ""]
     roots = []
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         roots.append(subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip())
     roots += [os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv")]
     for root in filter(None, roots):
-        candidates = sorted(glob.glob(f"{root}/versions/3.13*/bin/python3.13"))
-        if candidates:
-            return candidates[-1]
+        candidates += sorted(glob.glob(f"{root}/versions/3.13*/bin/python3.13"), reverse=True)
+    for candidate in filter(None, candidates):
+        with contextlib.suppress(OSError):
+            if subprocess.run([candidate, "-c", ""], capture_output=True, check=False).returncode == 0:  # noqa: S603
+                return candidate
     raise StackError("python3.13 not found (PATH or pyenv)")
 
 

@@ -1,0 +1,165 @@
+"""E2E fixtures: real stacks on LocalStack (on the host, no Docker), brought up by the same script
+as `make up` (scripts/stack.py) but isolated from it: their own state folders under `.local/` and
+their own free ports, so `make test` can run while a developer's `make up` stack is running.
+
+* `e2e_stack`: MongoDB-wire server + Redis + LocalStack, template.yaml deployed, demo org seeded.
+* `bare_localstack`: LocalStack alone, for the executor's and the extension's own tests, which
+  create their functions and APIs themselves.
+
+Both are torn down at the end of the session, also when a test or the start-up failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_SCRIPT = REPO / "scripts" / "stack.py"
+REGION = "us-east-1"
+UP_TIMEOUT_S = 900  # first run builds everything; normally ~30 s
+
+
+def _stack(*args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess:
+    # The stack script only needs a python3; the test venv's interpreter is one.
+    return subprocess.run(  # noqa: S603 - fixed command
+        [sys.executable, str(STACK_SCRIPT), *args], cwd=REPO, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+
+
+def _fresh(name: str) -> None:
+    """Stop leftovers of an interrupted earlier run and start from empty state."""
+    _stack("down", "--stack", name, timeout=60)
+    shutil.rmtree(REPO / ".local" / name, ignore_errors=True)
+
+
+def _fail_with_logs(name: str, proc: subprocess.CompletedProcess) -> None:
+    pytest.fail(
+        f"stack {name!r} did not come up (exit {proc.returncode}); logs in .local/{name}/logs\n"
+        + proc.stderr[-4000:],
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def e2e_stack() -> Iterator[dict[str, str]]:
+    """The deployed stack's settings (the stack's env file as a dict)."""
+    name = os.environ.get("VERRIFLO_E2E_STACK", "e2e")
+    _fresh(name)
+    try:
+        proc = _stack("up", "--stack", name, "--json")
+        if proc.returncode != 0:
+            _fail_with_logs(name, proc)
+        yield json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        _stack("down", "--stack", name, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def api_url(e2e_stack: dict[str, str]) -> str:
+    """Offline base URL of the REST API stage: http://127.0.0.1:<port>/_aws/execute-api/<id>/v1."""
+    return e2e_stack["API_URL"]
+
+
+@pytest.fixture(scope="session")
+def demo_key(e2e_stack: dict[str, str]) -> str:
+    """The seeded demo org's API key (never printed)."""
+    return e2e_stack["DEMO_API_KEY"]
+
+
+@pytest.fixture(scope="session")
+def demo_org_id(e2e_stack: dict[str, str]) -> str:
+    return e2e_stack["DEMO_ORG_ID"]
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint(e2e_stack: dict[str, str]) -> str:
+    return e2e_stack["AWS_ENDPOINT_URL"]
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(e2e_stack: dict[str, str]) -> str:
+    return e2e_stack["MONGODB_URI"]
+
+
+@pytest.fixture(scope="session")
+def redis_url(e2e_stack: dict[str, str]) -> str:
+    return e2e_stack["REDIS_URL"]
+
+
+@pytest.fixture(scope="session")
+def cli_env(e2e_stack: dict[str, str]) -> dict[str, str]:
+    """Environment for the operators' CLI against the e2e stack's stores."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "REDIS_"))}
+    env.update(
+        {
+            "MONGODB_URI": e2e_stack["MONGODB_URI"],
+            "REDIS_URL": e2e_stack["REDIS_URL"],
+            "AWS_ENDPOINT_URL": e2e_stack["AWS_ENDPOINT_URL"],
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def verriflo_cli(cli_env: dict[str, str]):
+    """Run `verriflo --json ...` against the e2e stack; returns the parsed JSON."""
+    exe = Path(sys.executable).with_name("verriflo")
+
+    def run(*args: str) -> dict:
+        proc = subprocess.run(  # noqa: S603
+            [str(exe), "--json", *args], env=cli_env, cwd=REPO, capture_output=True, text=True,
+            timeout=60, check=False,
+        )
+        assert proc.returncode == 0, f"verriflo {args[0]} failed: {proc.stderr[-2000:]}"
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=60, trust_env=False) as client:
+        yield client
+
+
+# ---- LocalStack alone -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def bare_localstack() -> Iterator[str]:
+    """A LocalStack of its own (stack `e2e-lambda`), with our executor and extension; its URL."""
+    name = "e2e-lambda"
+    _fresh(name)
+    try:
+        proc = _stack("localstack-start", "--stack", name, timeout=300)
+        if proc.returncode != 0:
+            _fail_with_logs(name, proc)
+        ports = json.loads((REPO / ".local" / name / "ports.json").read_text())
+        yield f"http://127.0.0.1:{ports['localstack']}"
+    finally:
+        _stack("localstack-stop", "--stack", name, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def aws(bare_localstack: str):
+    """boto3 clients for the bare LocalStack: aws('lambda'), aws('logs'), ..."""
+
+    def client(service: str):
+        return boto3.client(
+            service, endpoint_url=bare_localstack, region_name=REGION,
+            aws_access_key_id="test", aws_secret_access_key="test",  # LocalStack's dummy credentials
+        )
+
+    return client
