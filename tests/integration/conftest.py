@@ -44,7 +44,11 @@ def stores(mongo_server: Server, redis_server: Server, aws_env: None,
     ledger.reset_cache()
     cache.redis_client().flushdb()
     yield {"mongodb": mongo_server.url, "database": database, "redis": redis_server.url}
-    db.client().drop_database(database)
+    # Tests may have pointed the layer at a dead server; clean up through a client of our own.
+    from pymongo import MongoClient
+
+    with MongoClient(mongo_server.url) as cleanup:
+        cleanup.drop_database(database)
     db.reset_client()
     cache.reset_client()
     ratelimit.reset_script()

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 logger = Logger()
-metrics = Metrics()
+# Powertools reads the namespace from the environment here too; without one it refuses to flush, so
+# fall back to ours rather than fail a request over metrics.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Verriflo")
 
 
 def tracing_enabled() -> bool:

@@ -1,0 +1,27 @@
+"""Run every benchmark script in bench/ (bench_*.py), each in its own process, and print their reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str]) -> int:
+    wanted = set(argv)
+    failed = []
+    for script in sorted(HERE.glob("bench_*.py")):
+        if wanted and script.stem.removeprefix("bench_") not in wanted:
+            continue
+        print(f"\n### {script.name}", flush=True)
+        if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode != 0:
+            failed.append(script.name)
+    if failed:
+        print("benchmarks that did not finish: " + ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
