@@ -32,6 +32,7 @@ def _tests_support():
 
     spec = importlib.util.spec_from_file_location("tests_support", ROOT / "tests" / "support.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["tests_support"] = module  # dataclasses look their module up while building
     spec.loader.exec_module(module)
     return module
 
