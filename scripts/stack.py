@@ -228,7 +228,9 @@ def python313() -> str:
     candidates = [shutil.which("python3.13") or ""]
     roots = []
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        roots.append(subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip())
+        roots.append(
+            subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+        )
     roots += [os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv")]
     for root in filter(None, roots):
         candidates += sorted(glob.glob(f"{root}/versions/3.13*/bin/python3.13"), reverse=True)
@@ -246,7 +248,9 @@ def require(path: Path, hint: str) -> Path:
 
 
 def redis_server() -> str:
-    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
     if not found:
         raise StackError("redis-server not installed: run `make deps` (apt-get install -y redis-server)")
     return found
@@ -261,7 +265,16 @@ def start_mongo(stack: Stack, ports: dict[str, int]) -> None:
     port = _choose(ports, "mongodb", None)
     data = stack.root / "mongodb"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [str(exe), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(data), "--sync-on-commit"]
+    argv = [
+        str(exe),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(data),
+        "--sync-on-commit",
+    ]
     pid = spawn(stack, "mongodb", argv, base_env())
     poll("MongoDB-wire server", lambda: tcp_open(port), 30, pid=pid)
     log(f"mongodb on 127.0.0.1:{port} (pid {pid})")
@@ -272,8 +285,21 @@ def start_redis(stack: Stack, ports: dict[str, int]) -> None:
     if running_pid(stack, "redis", marker):
         return
     port = _choose(ports, "redis", None)
-    argv = [redis_server(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--dir", str(stack.root)]
+    argv = [
+        redis_server(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--dir",
+        str(stack.root),
+    ]
     pid = spawn(stack, "redis", argv, base_env())
     poll("redis", lambda: tcp_open(port), 15, pid=pid)
     log(f"redis on 127.0.0.1:{port} (pid {pid})")
@@ -369,8 +395,25 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         }
     )
     started = time.monotonic()
-    _run([str(samlocal), "build", "--cached", "--parallel", "--build-dir", str(build_dir),
-          "--cache-dir", str(cache_dir), "--config-file", str(REPO / "samconfig.toml"), "--config-env", "localstack"], env, stack, "sam-build")
+    _run(
+        [
+            str(samlocal),
+            "build",
+            "--cached",
+            "--parallel",
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(cache_dir),
+            "--config-file",
+            str(REPO / "samconfig.toml"),
+            "--config-env",
+            "localstack",
+        ],
+        env,
+        stack,
+        "sam-build",
+    )
     log(f"sam build: {time.monotonic() - started:.1f}s")
     bucket = "verriflo-sam-artifacts"
     _s3_bucket(env, bucket)
@@ -380,9 +423,27 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         "RedisUrl": redis_url(ports),
     }
     started = time.monotonic()
-    _run([str(samlocal), "deploy", "--config-file", str(REPO / "samconfig.toml"), "--config-env", "localstack", "--template-file", str(build_dir / "template.yaml"),
-          "--s3-bucket", bucket, "--no-confirm-changeset", "--no-fail-on-empty-changeset",
-          "--parameter-overrides", *[f"{k}={v}" for k, v in overrides.items()]], env, stack, "sam-deploy")
+    _run(
+        [
+            str(samlocal),
+            "deploy",
+            "--config-file",
+            str(REPO / "samconfig.toml"),
+            "--config-env",
+            "localstack",
+            "--template-file",
+            str(build_dir / "template.yaml"),
+            "--s3-bucket",
+            bucket,
+            "--no-confirm-changeset",
+            "--no-fail-on-empty-changeset",
+            "--parameter-overrides",
+            *[f"{k}={v}" for k, v in overrides.items()],
+        ],
+        env,
+        stack,
+        "sam-deploy",
+    )
     log(f"sam deploy: {time.monotonic() - started:.1f}s")
     return stack_outputs(env)
 
@@ -407,7 +468,10 @@ def _aws_call(env: dict[str, str], service: str, action: str, params: dict) -> d
     )
     proc = subprocess.run(  # noqa: S603
         [str(VENV_SAM / "bin" / "python"), "-c", code, json.dumps([service, action, params])],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise StackError(f"{service}.{action} failed: {proc.stderr.strip()[-500:]}")
@@ -461,8 +525,12 @@ def app_env(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
 def seed_demo(stack: Stack, ports: dict[str, int]) -> dict:
     cli = require(VENV / "bin" / "verriflo", "run `make venv`")
     proc = subprocess.run(  # noqa: S603
-        [str(cli), "--json", "seed-demo"], env=app_env(stack, ports), cwd=str(REPO),
-        capture_output=True, text=True, check=False,
+        [str(cli), "--json", "seed-demo"],
+        env=app_env(stack, ports),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise StackError(f"verriflo seed-demo failed: {proc.stderr.strip()[-1000:]}")
@@ -526,9 +594,22 @@ def cmd_down(stack: Stack) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "servers-start", "servers-stop", "localstack-start",
-                                            "localstack-stop", "env", "python313"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "command",
+        choices=[
+            "up",
+            "down",
+            "servers-start",
+            "servers-stop",
+            "localstack-start",
+            "localstack-stop",
+            "env",
+            "python313",
+        ],
+    )
     parser.add_argument("--stack", default=os.environ.get("VERRIFLO_STACK", "dev"))
     parser.add_argument("--no-deploy", action="store_true")
     parser.add_argument("--no-seed", action="store_true")
@@ -568,14 +649,14 @@ def _print_summary(env: dict[str, str]) -> None:
     api = env.get("API_URL", "(not deployed)")
     key = env.get("DEMO_API_KEY", "")
     print(f"""
-Verriflo stack '{env.get('STACK')}' is up.
+Verriflo stack '{env.get("STACK")}' is up.
   API base URL : {api}
-  AWS endpoint : {env.get('AWS_ENDPOINT_URL')}
-  MongoDB      : {env.get('MONGODB_URI')}
-  Redis        : {env.get('REDIS_URL')}
-  Demo org key : {key or '(not seeded)'}   (also in {REPO.name}/.local/{env.get('STACK')}/env)
+  AWS endpoint : {env.get("AWS_ENDPOINT_URL")}
+  MongoDB      : {env.get("MONGODB_URI")}
+  Redis        : {env.get("REDIS_URL")}
+  Demo org key : {key or "(not seeded)"}   (also in {REPO.name}/.local/{env.get("STACK")}/env)
 
-  curl -H "VF-ORG-ID: {key or '<key>'}" {api}/v1/health/ready
+  curl -H "VF-ORG-ID: {key or "<key>"}" {api}/v1/health/ready
 """)
 
 

@@ -141,7 +141,9 @@ class LambdaAuthorizerHandler:
             return
         authorizer = context.deployment.rest_api.authorizers.get(method.get("authorizerId") or "")
         if not authorizer or authorizer.get("type") not in ("TOKEN", "REQUEST"):
-            LOG.warning("verriflo: method uses a missing or unsupported authorizer: %s", method.get("authorizerId"))
+            LOG.warning(
+                "verriflo: method uses a missing or unsupported authorizer: %s", method.get("authorizerId")
+            )
             raise AuthorizerConfigurationError()
 
         ttl = authorizer.get("authorizerResultTtlInSeconds")
@@ -221,7 +223,9 @@ def _identity_value(source: str, context) -> str | None:
     if source.startswith("method.request.header."):
         return request["headers"].get(source.removeprefix("method.request.header."))
     if source.startswith("method.request.querystring."):
-        return (request.get("query_string_parameters") or {}).get(source.removeprefix("method.request.querystring."))
+        return (request.get("query_string_parameters") or {}).get(
+            source.removeprefix("method.request.querystring.")
+        )
     if source.startswith("method.request.path."):
         return (request.get("path_parameters") or {}).get(source.removeprefix("method.request.path."))
     if source.startswith("stageVariables."):
@@ -412,7 +416,9 @@ def _parameter_value(value: str, context, variables: dict) -> str | None:
     if value.startswith("method.request.header."):
         return (request.get("headers") or {}).get(value.removeprefix("method.request.header."))
     if value.startswith("method.request.querystring."):
-        return (request.get("query_string_parameters") or {}).get(value.removeprefix("method.request.querystring."))
+        return (request.get("query_string_parameters") or {}).get(
+            value.removeprefix("method.request.querystring.")
+        )
     if value.startswith("method.request.path."):
         return (request.get("path_parameters") or {}).get(value.removeprefix("method.request.path."))
     if value.startswith("stageVariables."):

@@ -27,7 +27,6 @@ import sys
 import threading
 from pathlib import Path
 
-from localstack import config
 from localstack.aws.api.lambda_ import PackageType
 from localstack.services.lambda_.invocation.executor_endpoint import (
     ExecutorEndpoint,
@@ -38,6 +37,8 @@ from localstack.services.lambda_.invocation.runtime_executor import (
     LambdaRuntimeException,
     RuntimeExecutor,
 )
+
+from localstack import config
 
 LOG = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ def layer_paths(function_version: FunctionVersion) -> dict[str, list[str]]:
     return {"pythonpath": site_packages + python_dirs, "bin": bin_dirs, "lib": lib_dirs}
 
 
-def runtime_environment(function_version: FunctionVersion, env_vars: dict, interpreter: str) -> dict[str, str]:
+def runtime_environment(
+    function_version: FunctionVersion, env_vars: dict, interpreter: str
+) -> dict[str, str]:
     """The runtime's whole environment: what AWS sets plus the function's own variables; nothing
     from the LocalStack process (its PATH, credentials, settings) leaks into a function."""
     task_root = str(function_version.config.code.get_unzipped_code_location())
@@ -196,9 +199,14 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         code = self._process.wait()
         if self._stopping.is_set():
             return
-        LOG.warning("Lambda environment %s (%s) exited with %s", self.id, self.function_version.qualified_arn, code)
+        LOG.warning(
+            "Lambda environment %s (%s) exited with %s", self.id, self.function_version.qualified_arn, code
+        )
         error = json.dumps(
-            {"errorType": "Runtime.ExitError", "errorMessage": f"Execution environment exited with code {code}"}
+            {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"Execution environment exited with code {code}",
+            }
         ).encode()
         endpoint = self.executor_endpoint
         if endpoint.startup_future and not endpoint.startup_future.done():
@@ -236,7 +244,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
 
     def get_runtime_endpoint(self) -> str:
         port = config.GATEWAY_LISTEN[0].port
-        return f"http://{self.get_endpoint_from_executor()}:{port}{self.executor_endpoint.get_endpoint_prefix()}"
+        return (
+            f"http://{self.get_endpoint_from_executor()}:{port}{self.executor_endpoint.get_endpoint_prefix()}"
+        )
 
     # -- invocations ---------------------------------------------------------------------------
     def invoke(self, payload: dict[str, str]) -> InvocationResult:

@@ -32,8 +32,12 @@ UP_TIMEOUT_S = 900  # first run builds everything; normally ~30 s
 def _stack(*args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess:
     # The stack script only needs a python3; the test venv's interpreter is one.
     return subprocess.run(  # noqa: S603 - fixed command
-        [sys.executable, str(STACK_SCRIPT), *args], cwd=REPO, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        [sys.executable, str(STACK_SCRIPT), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -121,8 +125,13 @@ def verriflo_cli(cli_env: dict[str, str]):
 
     def run(*args: str) -> dict:
         proc = subprocess.run(  # noqa: S603
-            [str(exe), "--json", *args], env=cli_env, cwd=REPO, capture_output=True, text=True,
-            timeout=60, check=False,
+            [str(exe), "--json", *args],
+            env=cli_env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert proc.returncode == 0, f"verriflo {args[0]} failed: {proc.stderr[-2000:]}"
         return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -158,8 +167,11 @@ def aws(bare_localstack: str):
 
     def client(service: str):
         return boto3.client(
-            service, endpoint_url=bare_localstack, region_name=REGION,
-            aws_access_key_id="test", aws_secret_access_key="test",  # LocalStack's dummy credentials
+            service,
+            endpoint_url=bare_localstack,
+            region_name=REGION,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",  # LocalStack's dummy credentials
         )
 
     return client

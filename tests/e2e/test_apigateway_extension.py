@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 ROLE = "arn:aws:iam::000000000000:role/apigw-test"
 
-AUTHORIZER = '''
+AUTHORIZER = """
 import json
 
 def handler(event, context):
@@ -33,15 +33,15 @@ def handler(event, context):
             {"Action": "execute-api:Invoke", "Effect": effect, "Resource": event["methodArn"]}]},
         "context": {"orgId": "org-123", "credits": 42, "admin": False},
     }
-'''
+"""
 
-ECHO = '''
+ECHO = """
 import json
 
 def handler(event, context):
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
             "body": json.dumps({"authorizer": event["requestContext"].get("authorizer")})}
-'''
+"""
 
 
 def _zip(source: str) -> bytes:
@@ -55,10 +55,16 @@ def _function(aws, source: str) -> str:
     lam = aws("lambda")
     name = f"apigw-{uuid.uuid4().hex[:8]}"
     arn = lam.create_function(
-        FunctionName=name, Runtime="python3.13", Role=ROLE, Handler="app.handler",
-        Code={"ZipFile": _zip(source)}, Timeout=10,
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": _zip(source)},
+        Timeout=10,
     )["FunctionArn"]
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}
+    )
     return arn
 
 
@@ -80,33 +86,47 @@ def api(aws, bare_localstack: str) -> str:
         "swagger": "2.0",
         "info": {"title": f"ext-{uuid.uuid4().hex[:6]}", "version": "1"},
         "paths": {
-            "/private": {"get": {"security": [{"KeyAuthorizer": []}],
-                                 "x-amazon-apigateway-integration": integration}},
+            "/private": {
+                "get": {"security": [{"KeyAuthorizer": []}], "x-amazon-apigateway-integration": integration}
+            },
             "/public": {"get": {"x-amazon-apigateway-integration": integration}},
         },
         "securityDefinitions": {
             "KeyAuthorizer": {
-                "type": "apiKey", "name": "Unused", "in": "header",
+                "type": "apiKey",
+                "name": "Unused",
+                "in": "header",
                 "x-amazon-apigateway-authtype": "custom",
                 "x-amazon-apigateway-authorizer": {
-                    "type": "request", "authorizerUri": _uri(authorizer_arn),
+                    "type": "request",
+                    "authorizerUri": _uri(authorizer_arn),
                     "identitySource": "method.request.header.X-Key",
                     "authorizerResultTtlInSeconds": 0,
                 },
             }
         },
         "x-amazon-apigateway-gateway-responses": {
-            "UNAUTHORIZED": {"statusCode": 401, "responseTemplates": {
-                "application/json": _envelope("UNAUTHORIZED", "A valid key is required.")}},
-            "ACCESS_DENIED": {"statusCode": 403, "responseTemplates": {
-                "application/json": _envelope("FORBIDDEN", "Not allowed.")}},
+            "UNAUTHORIZED": {
+                "statusCode": 401,
+                "responseTemplates": {
+                    "application/json": _envelope("UNAUTHORIZED", "A valid key is required.")
+                },
+            },
+            "ACCESS_DENIED": {
+                "statusCode": 403,
+                "responseTemplates": {"application/json": _envelope("FORBIDDEN", "Not allowed.")},
+            },
             "MISSING_AUTHENTICATION_TOKEN": {
                 "statusCode": 404,
                 "responseParameters": {"gatewayresponse.header.X-Route": "'unknown'"},
-                "responseTemplates": {"application/json": _envelope("NOT_FOUND", "No such route.")}},
-            "DEFAULT_5XX": {"responseTemplates": {
-                "application/json": '{"success": false, "message": $context.error.messageString, '
-                                    '"error": "INTERNAL_ERROR"}'}},
+                "responseTemplates": {"application/json": _envelope("NOT_FOUND", "No such route.")},
+            },
+            "DEFAULT_5XX": {
+                "responseTemplates": {
+                    "application/json": '{"success": false, "message": $context.error.messageString, '
+                    '"error": "INTERNAL_ERROR"}'
+                }
+            },
         },
     }
     apigw = aws("apigateway")
@@ -137,7 +157,11 @@ def test_missing_key_gets_rendered_401_gateway_response(client: httpx.Client, ap
     response = client.get(f"{api}/private")
 
     assert response.status_code == 401
-    assert response.json() == {"success": False, "message": "A valid key is required.", "error": "UNAUTHORIZED"}
+    assert response.json() == {
+        "success": False,
+        "message": "A valid key is required.",
+        "error": "UNAUTHORIZED",
+    }
 
 
 def test_unknown_key_gets_401_from_the_authorizer(client: httpx.Client, api: str) -> None:
@@ -168,7 +192,9 @@ def test_route_without_authorizer_is_not_authorized(client: httpx.Client, api: s
     assert response.json()["authorizer"] is None
 
 
-def test_unknown_route_gets_rendered_404_with_response_parameter_header(client: httpx.Client, api: str) -> None:
+def test_unknown_route_gets_rendered_404_with_response_parameter_header(
+    client: httpx.Client, api: str
+) -> None:
     response = client.get(f"{api}/nowhere")
 
     assert response.status_code == 404

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::000000000000:role/lambda-test"
 
-PROBE = '''
+PROBE = """
 import json, os, sys, time
 print("probe init")
 
@@ -49,7 +49,7 @@ def handler(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "request_id": context.aws_request_id,
     }
-'''
+"""
 
 
 def zip_bytes(files: dict[str, str]) -> bytes:
@@ -60,16 +60,30 @@ def zip_bytes(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def create_function(aws, *, timeout: int = 10, env: dict | None = None, layers: list[str] | None = None,
-                    files: dict[str, str] | None = None, handler: str = "probe.handler") -> str:
+def create_function(
+    aws,
+    *,
+    timeout: int = 10,
+    env: dict | None = None,
+    layers: list[str] | None = None,
+    files: dict[str, str] | None = None,
+    handler: str = "probe.handler",
+) -> str:
     name = f"probe-{uuid.uuid4().hex[:8]}"
     lam = aws("lambda")
     lam.create_function(
-        FunctionName=name, Runtime="python3.13", Role=ROLE, Handler=handler, Timeout=timeout,
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=ROLE,
+        Handler=handler,
+        Timeout=timeout,
         Code={"ZipFile": zip_bytes(files or {"probe.py": PROBE})},
-        Environment={"Variables": env or {}}, Layers=layers or [],
+        Environment={"Variables": env or {}},
+        Layers=layers or [],
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 150}
+    )
     return name
 
 
@@ -81,7 +95,8 @@ def invoke(aws, name: str, event: dict | None = None) -> tuple[dict, str | None,
 
 def publish_layer(aws, files: dict[str, str]) -> str:
     response = aws("lambda").publish_layer_version(
-        LayerName=f"layer-{uuid.uuid4().hex[:8]}", Content={"ZipFile": zip_bytes(files)},
+        LayerName=f"layer-{uuid.uuid4().hex[:8]}",
+        Content={"ZipFile": zip_bytes(files)},
         CompatibleRuntimes=["python3.13"],
     )
     return response["LayerVersionArn"]
@@ -166,9 +181,20 @@ def test_function_sees_only_its_own_variables_and_the_runtime_ones(aws) -> None:
     assert env_first["AWS_LAMBDA_RUNTIME_API"].startswith("127.0.0.1:")
     assert env_first["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     # nothing of LocalStack's own process or settings leaks in
-    allowed_plain = {"PATH", "LANG", "LC_CTYPE", "TZ", "LD_LIBRARY_PATH", "PYTHONPATH", "_HANDLER",
-                     "_X_AMZN_TRACE_ID", "_AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_PORT",
-                     "PROBE_SETTING", "ONLY_IN_FIRST"}
+    allowed_plain = {
+        "PATH",
+        "LANG",
+        "LC_CTYPE",
+        "TZ",
+        "LD_LIBRARY_PATH",
+        "PYTHONPATH",
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "_AWS_XRAY_DAEMON_ADDRESS",
+        "_AWS_XRAY_DAEMON_PORT",
+        "PROBE_SETTING",
+        "ONLY_IN_FIRST",
+    }
     unexpected = {k for k in env_first if not k.startswith(("AWS_", "LAMBDA_")) and k not in allowed_plain}
     assert unexpected == set()
     assert not any(k.startswith("LOCALSTACK_") for k in env_first)

@@ -109,12 +109,18 @@ def _load_handler(spec: str):
     try:
         module = importlib.import_module(module_name.replace("/", "."))
     except SyntaxError as exc:
-        raise _InitError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}") from exc
+        raise _InitError(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}"
+        ) from exc
     except ImportError as exc:
-        raise _InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
+        raise _InitError(
+            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
+        ) from exc
     handler = getattr(module, function_name, None)
     if handler is None:
-        raise _InitError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+        raise _InitError(
+            "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"
+        )
     return handler
 
 
@@ -158,12 +164,22 @@ def main() -> None:
         body = _error_body(exc, exc.error_type)
         body["stackTrace"] = []
         _log_error(body, exc.__cause__ or exc)
-        api.request("POST", "/init/error", json.dumps(body).encode(), {"Lambda-Runtime-Function-Error-Type": exc.error_type})
+        api.request(
+            "POST",
+            "/init/error",
+            json.dumps(body).encode(),
+            {"Lambda-Runtime-Function-Error-Type": exc.error_type},
+        )
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - any failure while importing user code is an init error
         body = _error_body(exc)
         _log_error(body, exc)
-        api.request("POST", "/init/error", json.dumps(body).encode(), {"Lambda-Runtime-Function-Error-Type": body["errorType"]})
+        api.request(
+            "POST",
+            "/init/error",
+            json.dumps(body).encode(),
+            {"Lambda-Runtime-Function-Error-Type": body["errorType"]},
+        )
         sys.exit(1)
 
     while True:
