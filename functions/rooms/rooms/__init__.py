@@ -1,0 +1,1 @@
+"""Live classrooms: rooms, join tokens, participants, recordings and LiveKit webhooks."""

@@ -1,0 +1,287 @@
+"""LiveKit access: join tokens, RoomService and Egress over Twirp (livekit-api), webhook checks.
+
+livekit-api's clients are asyncio/aiohttp. Handlers are synchronous, so one event loop runs in a
+daemon thread for the life of the process and every call is submitted to it: the aiohttp session
+and its pooled connections survive warm invocations instead of being rebuilt per request.
+Driver errors become domain errors here: unreachable or failing LiveKit is ServiceUnavailable (503),
+an unknown room or participant is NotFound, anything else LiveKit refuses is UpstreamError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from verriflo.errors import NotFound, ServiceUnavailable, Unauthorized, UpstreamError
+from verriflo.observability import logger
+from verriflo.secrets import get_secret
+
+from rooms.config import live_settings
+from rooms.policy import Grants
+
+if TYPE_CHECKING:
+    from livekit.api import LiveKitAPI
+    from livekit.protocol.egress import EgressInfo
+    from livekit.protocol.models import ParticipantInfo, TrackInfo
+    from livekit.protocol.webhook import WebhookEvent
+
+_lock = threading.Lock()
+
+
+def credentials() -> tuple[str, str]:
+    """The LiveKit API key and secret from Secrets Manager (cached by the secrets module)."""
+    raw = get_secret(live_settings().livekit_secret_name)
+    try:
+        value = json.loads(raw)
+        return str(value["apiKey"]), str(value["apiSecret"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServiceUnavailable("The LiveKit credentials are not configured.") from exc
+
+
+# --- tokens (no I/O) ------------------------------------------------------------------------------
+
+
+def mint_token(
+    *, identity: str, name: str, room: str, grants: Grants, metadata: dict[str, Any], ttl_s: int
+) -> tuple[str, datetime]:
+    """A signed join token for one participant of `room`, and when it expires."""
+    from livekit.api import AccessToken, VideoGrants
+
+    key, secret = credentials()
+    video = VideoGrants(
+        room_join=True,
+        room=room,
+        can_publish=grants.can_publish,
+        can_subscribe=grants.can_subscribe,
+        can_publish_data=grants.can_publish_data,
+        can_publish_sources=list(grants.sources),
+        can_update_own_metadata=grants.can_update_metadata,
+        room_admin=grants.room_admin,
+        room_record=grants.room_record,
+        hidden=grants.hidden,
+    )
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl_s)
+    token = (
+        AccessToken(key, secret)
+        .with_identity(identity)
+        .with_name(name)
+        .with_metadata(json.dumps(metadata, separators=(",", ":")))
+        .with_grants(video)
+        .with_ttl(timedelta(seconds=ttl_s))
+        .to_jwt()
+    )
+    return token, expires
+
+
+def receive_webhook(body: str, authorization: str | None) -> WebhookEvent:
+    """The webhook event if LiveKit signed exactly this body; Unauthorized otherwise."""
+    from livekit.api import TokenVerifier, WebhookReceiver
+
+    if not authorization:
+        raise Unauthorized("The webhook is not signed.")
+    key, secret = credentials()
+    token = authorization.removeprefix("Bearer ").strip()
+    try:
+        return WebhookReceiver(TokenVerifier(key, secret)).receive(body, token)
+    except Exception as exc:  # noqa: BLE001 - the receiver raises bare Exception and PyJWT errors
+        raise Unauthorized("The webhook signature is not valid.") from exc
+
+
+# --- the client -----------------------------------------------------------------------------------
+
+
+@cache
+def _loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="livekit-io", daemon=True).start()
+    return loop
+
+
+def _submit[T](coro: Awaitable[T]) -> T:
+    timeout = live_settings().livekit_timeout_s
+    return asyncio.run_coroutine_threadsafe(coro, _loop()).result(timeout + 1)  # type: ignore[arg-type]
+
+
+_clients: dict[tuple[str, str, str], LiveKitAPI] = {}
+
+
+def _client() -> LiveKitAPI:
+    settings = live_settings()
+    key, secret = credentials()
+    ident = (settings.livekit_url, key, secret)
+    found = _clients.get(ident)
+    if found is not None:
+        return found
+    with _lock:
+        if ident not in _clients:
+            import aiohttp
+            from livekit.api import LiveKitAPI
+
+            async def make() -> LiveKitAPI:
+                # The session must be created inside the loop that will use it. No region failover:
+                # a local or self-hosted server has no regions, and 503 should come fast.
+                return LiveKitAPI(
+                    settings.livekit_url,
+                    key,
+                    secret,
+                    failover=False,
+                    timeout=aiohttp.ClientTimeout(total=settings.livekit_timeout_s),
+                )
+
+            for old in _clients.values():  # rotated credentials or a new URL: drop the old client
+                _submit(old.aclose())
+            _clients.clear()
+            _clients[ident] = _submit(make())
+        return _clients[ident]
+
+
+def _call[T](operation: str, make: Callable[[LiveKitAPI], Awaitable[T]]) -> T:
+    """Run one LiveKit API call and translate its failures into domain errors."""
+    import aiohttp
+    from livekit.api import ServerError
+
+    for attempt in (1, 2):
+        try:
+            return _submit(make(_client()))
+        except aiohttp.ServerDisconnectedError as exc:
+            # A pooled connection the server closed while the Lambda was frozen: retry once.
+            if attempt == 2:
+                raise ServiceUnavailable("LiveKit is unavailable; retry shortly.") from exc
+        except ServerError as exc:
+            logger.warning(
+                "livekit.refused", extra={"operation": operation, "code": exc.code, "status": exc.status}
+            )
+            if exc.code == "not_found" or exc.status == 404:
+                raise NotFound("Not found in the live service.") from exc
+            if exc.status >= 500 or exc.code == "unavailable":
+                raise ServiceUnavailable("LiveKit is unavailable; retry shortly.") from exc
+            raise UpstreamError("LiveKit refused the request.") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            logger.warning(
+                "livekit.unreachable", extra={"operation": operation, "error_type": type(exc).__name__}
+            )
+            raise ServiceUnavailable("LiveKit is unavailable; retry shortly.") from exc
+    raise AssertionError("unreachable")
+
+
+def create_room(name: str, *, empty_timeout: int, max_participants: int, metadata: dict[str, Any]) -> str:
+    """Create (or find, CreateRoom is idempotent) the LiveKit room; returns its sid."""
+    from livekit.api import CreateRoomRequest
+
+    request = CreateRoomRequest(
+        name=name,
+        empty_timeout=empty_timeout,
+        max_participants=max_participants,
+        metadata=json.dumps(metadata, separators=(",", ":")),
+    )
+    return _call("create_room", lambda c: c.room.create_room(request)).sid
+
+
+def delete_room(name: str) -> None:
+    """Close the LiveKit room, disconnecting everyone; a room LiveKit already closed is fine."""
+    from livekit.api import DeleteRoomRequest
+
+    try:
+        _call("delete_room", lambda c: c.room.delete_room(DeleteRoomRequest(room=name)))
+    except NotFound:
+        pass
+
+
+def list_participants(room: str) -> list[ParticipantInfo]:
+    """Everyone in the LiveKit room now."""
+    from livekit.api import ListParticipantsRequest
+
+    try:
+        return list(
+            _call(
+                "list_participants", lambda c: c.room.list_participants(ListParticipantsRequest(room=room))
+            ).participants
+        )
+    except NotFound:
+        return []
+
+
+def remove_participant(room: str, identity: str) -> None:
+    """Disconnect one participant."""
+    from livekit.api import RoomParticipantIdentity
+
+    _call(
+        "remove_participant",
+        lambda c: c.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)),
+    )
+
+
+def mute_track(room: str, identity: str, track_sid: str, muted: bool) -> TrackInfo:
+    """Mute (or unmute) a track a participant publishes."""
+    from livekit.api import MuteRoomTrackRequest
+
+    request = MuteRoomTrackRequest(room=room, identity=identity, track_sid=track_sid, muted=muted)
+    return _call("mute_track", lambda c: c.room.mute_published_track(request)).track
+
+
+def update_participant(
+    room: str, identity: str, *, grants: Grants, metadata: dict[str, Any], name: str | None
+) -> ParticipantInfo:
+    """Change a connected participant's permissions, metadata and name."""
+    from livekit.api import UpdateParticipantRequest
+    from livekit.protocol.models import ParticipantPermission, TrackSource
+
+    permission = ParticipantPermission(
+        can_subscribe=grants.can_subscribe,
+        can_publish=grants.can_publish,
+        can_publish_data=grants.can_publish_data,
+        hidden=grants.hidden,
+        can_update_metadata=grants.can_update_metadata,
+        can_publish_sources=[TrackSource.Value(s.upper()) for s in grants.sources],
+    )
+    request = UpdateParticipantRequest(
+        room=room,
+        identity=identity,
+        permission=permission,
+        name=name or "",
+        metadata=json.dumps(metadata, separators=(",", ":")),
+    )
+    return _call("update_participant", lambda c: c.room.update_participant(request))
+
+
+def start_recording(room: str, *, layout: str, preset: str, bucket: str, key: str) -> EgressInfo:
+    """Start a room-composite recording to an MP4 in the recordings bucket."""
+    from livekit.api import (
+        EncodedFileOutput,
+        EncodedFileType,
+        EncodingOptionsPreset,
+        RoomCompositeEgressRequest,
+        S3Upload,
+    )
+
+    region = live_settings().aws_region
+    request = RoomCompositeEgressRequest(
+        room_name=room,
+        layout=layout,
+        preset=EncodingOptionsPreset.Value(preset),
+        file_outputs=[
+            EncodedFileOutput(
+                file_type=EncodedFileType.MP4, filepath=key, s3=S3Upload(bucket=bucket, region=region)
+            )
+        ],
+    )
+    return _call("start_recording", lambda c: c.egress.start_room_composite_egress(request))
+
+
+def stop_recording(egress_id: str) -> EgressInfo:
+    """Stop a recording; LiveKit finishes the file and reports it by webhook."""
+    from livekit.api import StopEgressRequest
+
+    return _call("stop_recording", lambda c: c.egress.stop_egress(StopEgressRequest(egress_id=egress_id)))
+
+
+def reset() -> None:
+    """Close and forget cached clients (tests point at fresh stand-ins)."""
+    for client in list(_clients.values()):
+        _submit(client.aclose())
+    _clients.clear()

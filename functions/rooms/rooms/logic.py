@@ -1,0 +1,422 @@
+"""Classroom logic: create, join, status, destroy, summary, recordings and participant management.
+
+Plain Python over two collaborators, `store` (MongoDB) and `lk` (LiveKit). Create talks to LiveKit
+before writing anything, so an unreachable LiveKit leaves no half-created room behind.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from verriflo import events, ledger, pricing
+from verriflo.auth import OrgContext
+from verriflo.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
+from verriflo.orgs import now
+
+from rooms import lk, media, store
+from rooms.config import live_settings
+from rooms.models import (
+    CreateRoom,
+    JoinInfo,
+    JoinRoom,
+    MuteTrack,
+    Participant,
+    ParticipantList,
+    ParticipantRemoved,
+    ParticipantView,
+    Permissions,
+    Recording,
+    RecordingDownload,
+    RecordingList,
+    RecordingStarted,
+    RecordingStopped,
+    RoomCreated,
+    RoomDestroyed,
+    RoomRef,
+    RoomStatus,
+    RoomSummary,
+    StartRecording,
+    StopRecording,
+    Timestamps,
+    Track,
+    UpdateParticipant,
+)
+from rooms.policy import RECORDING_ROLES, Grants, effective_customization, grants_for, with_changes
+
+
+def livekit_name(org_id: str, room_id: str) -> str:
+    """The room's name in LiveKit: one LiveKit project serves every org, so names carry the org.
+    A roomId cannot contain '.', so the split is unambiguous."""
+    return f"{org_id}.{room_id}"
+
+
+def _reused(room_id: str) -> ValidationFailed:
+    message = (f"Invalid value for 'roomId': '{room_id}' was already used by this organisation "
+               "and can never be reused.")
+    return ValidationFailed(
+        message,
+        details={"fields": [{"field": "roomId", "message": "already used", "type": "room_id_reused"}]},
+    )
+
+
+def _live_room(org: OrgContext, room_id: str) -> dict[str, Any]:
+    room = store.find_room(org.org_id, room_id)
+    if room is None:
+        raise NotFound(f"No room '{room_id}' in this organisation.")
+    if room.get("status") == "ended":
+        raise Gone(f"The class in room '{room_id}' has ended.")
+    return room
+
+
+def _known_room(org: OrgContext, room_id: str) -> dict[str, Any]:
+    room = store.find_room(org.org_id, room_id)
+    if room is None:
+        raise NotFound(f"No room '{room_id}' in this organisation.")
+    return room
+
+
+def _join(
+    room: dict[str, Any], participant: Participant, given: dict[str, Any], default_role: str
+) -> JoinInfo:
+    role = participant.role or default_role
+    customization = effective_customization(room.get("customization") or {}, given)
+    grants = grants_for(role, customization)
+    metadata = {
+        "role": role,
+        "roomId": room["roomId"],
+        "title": room["title"],
+        "customization": customization,
+    }
+    settings = live_settings()
+    token, expires = lk.mint_token(
+        identity=participant.uid,
+        name=participant.name,
+        room=room["lkName"],
+        grants=grants,
+        metadata=metadata,
+        ttl_s=settings.join_token_ttl_s,
+    )
+    return JoinInfo(
+        token=token,
+        iframe_url=f"{settings.live_ui_url.rstrip('/')}/iframe/live?token={token}",
+        expires_at=expires,
+    )
+
+
+def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
+    """Create the LiveKit room, then remember it; the creator gets a join token."""
+    ledger.require_credits(org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE)
+    if store.find_room(org.org_id, body.room_id) is not None:
+        raise _reused(body.room_id)
+    name = livekit_name(org.org_id, body.room_id)
+    customization = body.customization.given()
+    sid = lk.create_room(
+        name,
+        empty_timeout=body.settings.empty_timeout,
+        max_participants=body.settings.max_participants,
+        metadata={"orgId": org.org_id, "roomId": body.room_id, "title": body.title},
+    )
+    room = {
+        "orgId": org.org_id,
+        "roomId": body.room_id,
+        "title": body.title,
+        "lkName": name,
+        "sid": sid,
+        "status": "open",
+        "customization": customization,
+        "settings": body.settings.model_dump(by_alias=True),
+        "createdBy": body.participant.uid,
+        "createdAt": now(),
+        "startedAt": None,
+        "endedAt": None,
+        "activeEgressId": None,
+    }
+    try:
+        store.insert_room(room)
+    except Conflict as exc:
+        # Lost a race with a concurrent create of the same roomId; the winner owns the LiveKit room.
+        raise _reused(body.room_id) from exc
+    joined = _join(room, body.participant, {}, "TEACHER")
+    return RoomCreated(**joined.model_dump(), room=RoomRef(room_id=body.room_id, sid=sid))
+
+
+def join_room(org: OrgContext, room_id: str, body: JoinRoom) -> JoinInfo:
+    """A join token for a participant of a live room."""
+    room = _live_room(org, room_id)
+    ledger.require_credits(org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE)
+    return _join(room, body.participant, body.customization.given(), "STUDENT")
+
+
+def room_status(org: OrgContext, room_id: str) -> RoomStatus:
+    """What the room is doing now; a room this org never created is `exists: false`."""
+    room = store.find_room(org.org_id, room_id)
+    if room is None:
+        return RoomStatus(exists=False, room_id=room_id)
+    active = room.get("status") != "ended"
+    count = store.connected(org.org_id, room_id) if active else 0
+    teacher = count > 0 and store.connected(org.org_id, room_id, roles=["TEACHER", "ADMIN"], limit=1) > 0
+    return RoomStatus(
+        exists=True,
+        is_active=active,
+        room_id=room_id,
+        title=room["title"],
+        participant_count=count,
+        has_teacher=teacher,
+        is_recording=active and room.get("activeEgressId") is not None,
+        created_at=room["createdAt"],
+        started_at=room.get("startedAt"),
+    )
+
+
+def destroy_room(org: OrgContext, room_id: str) -> RoomDestroyed:
+    """End the class: close the LiveKit room (disconnecting everyone) and keep the room as a tombstone."""
+    room = _live_room(org, room_id)
+    present = [p for p in lk.list_participants(room["lkName"]) if p.kind == 0]  # STANDARD, not egress
+    lk.delete_room(room["lkName"])
+    ended_at = now()
+    before = store.end_room(org.org_id, room_id, ended_at)
+    if before is None:
+        raise Gone(f"The class in room '{room_id}' has ended.")
+    store.schedule_recording_deletion(
+        org.org_id, room_id, ended_at + timedelta(seconds=live_settings().recording_retention_s)
+    )
+    events.publish(
+        "room.finished",
+        org.org_id,
+        {"roomId": room_id, "sid": room["sid"], "endedAt": ended_at.isoformat(), "reason": "api"},
+        event_id=f"room.finished.{room['sid']}",
+    )
+    return RoomDestroyed(
+        room_id=room_id,
+        participants_disconnected=len(present),
+        was_recording=before.get("activeEgressId") is not None,
+        ended_at=ended_at,
+    )
+
+
+def room_summary(org: OrgContext, room_id: str) -> RoomSummary:
+    """Credits, participants and average stay of a class, live or finished."""
+    room = _known_room(org, room_id)
+    sessions = store.sessions_of(org.org_id, room_id)
+    current = now()
+    stays = [
+        s.get("seconds") if s.get("leftAt") else (current - s["joinedAt"]).total_seconds() for s in sessions
+    ]
+    finished = room.get("status") == "ended"
+    return RoomSummary(
+        room_id=room_id,
+        room_name=room["title"],
+        total_credits=ledger.from_milli(store.room_credits_milli(org.org_id, room_id)),
+        total_participants=len({s["uid"] for s in sessions}),
+        avg_stay=round(sum(stays) / len(stays), 1) if stays else 0.0,
+        timestamps=Timestamps(started_at=room.get("startedAt"), ended_at=room.get("endedAt")),
+        status="finished" if finished else "live",
+    )
+
+
+# --- recordings -----------------------------------------------------------------------------------
+
+
+def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> RecordingStarted:
+    """Start a room-composite recording, if the room allows it and a teacher's right is present."""
+    room = _live_room(org, room_id)
+    if (room.get("customization") or {}).get("allowRecording") is False:
+        raise Forbidden("Recording is turned off for this room (customization.allowRecording is false).")
+    roles = sorted(RECORDING_ROLES)
+    if body.requested_by is not None:
+        if not store.connected(org.org_id, room_id, roles=roles, uid=body.requested_by, limit=1):
+            raise Forbidden("Only a connected TEACHER or ADMIN of this room may start a recording.")
+    elif not store.connected(org.org_id, room_id, roles=roles, limit=1):
+        raise Forbidden("A recording needs a TEACHER or ADMIN in the room.")
+    if room.get("activeEgressId"):
+        raise Conflict("A recording is already running in this room.")
+    settings = live_settings()
+    key = f"recordings/{org.org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
+    info = lk.start_recording(
+        room["lkName"],
+        layout=body.options.layout,
+        preset=body.options.preset,
+        bucket=settings.recordings_bucket,
+        key=key,
+    )
+    if not store.claim_recording_slot(org.org_id, room_id, info.egress_id):
+        lk.stop_recording(info.egress_id)  # another start won the race; do not leave ours running
+        raise Conflict("A recording is already running in this room.")
+    started = now()
+    store.insert_recording(
+        {
+            "_id": info.egress_id,
+            "orgId": org.org_id,
+            "roomId": room_id,
+            "status": "EGRESS_STARTING",
+            "layout": body.options.layout,
+            "preset": body.options.preset,
+            "showLogo": body.options.show_logo,
+            "bucket": settings.recordings_bucket,
+            "key": key,
+            "requestedBy": body.requested_by,
+            "startedAt": started,
+            "endedAt": None,
+            "size": None,
+            "duration": None,
+            "deleteAt": None,
+        }
+    )
+    return RecordingStarted(egress_id=info.egress_id, room_id=room_id, started_at=started)
+
+
+def stop_recording(org: OrgContext, room_id: str, body: StopRecording) -> RecordingStopped:
+    """Stop the room's recording; the file is reported ready by LiveKit's egress_ended webhook."""
+    room = _live_room(org, room_id)
+    egress_id = body.egress_id or room.get("activeEgressId")
+    if egress_id is None:
+        raise Conflict("No recording is running in this room.")
+    if store.find_recording(org.org_id, room_id, egress_id) is None:
+        raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
+    info = lk.stop_recording(egress_id)
+    from livekit.protocol.egress import EgressStatus
+
+    status = EgressStatus.Name(info.status)
+    store.release_recording_slot(org.org_id, room_id, egress_id)
+    store.update_recording(egress_id, {"status": status})
+    return RecordingStopped(egress_id=egress_id, room_id=room_id, status=status, stopped_at=now())
+
+
+def _available_until(room: dict[str, Any]) -> datetime | None:
+    ended = room.get("endedAt")
+    return ended + timedelta(seconds=live_settings().recording_retention_s) if ended else None
+
+
+def _recording(doc: dict[str, Any], until: datetime | None) -> Recording:
+    ready = doc["status"] == "EGRESS_COMPLETE" and (until is None or until > now())
+    return Recording(
+        egress_id=doc["_id"],
+        status=doc["status"],
+        layout=doc["layout"],
+        preset=doc["preset"],
+        show_logo=doc.get("showLogo", False),
+        started_at=doc["startedAt"],
+        ended_at=doc.get("endedAt"),
+        duration=doc.get("duration"),
+        size=doc.get("size"),
+        available_until=until,
+        downloadable=ready,
+    )
+
+
+def list_recordings(org: OrgContext, room_id: str) -> RecordingList:
+    """The room's recordings and whether each can still be downloaded."""
+    room = _known_room(org, room_id)
+    until = _available_until(room)
+    return RecordingList(
+        room_id=room_id, recordings=[_recording(d, until) for d in store.recordings_of(org.org_id, room_id)]
+    )
+
+
+def download_recording(org: OrgContext, room_id: str, egress_id: str) -> RecordingDownload:
+    """A short-lived link to the MP4, while it is kept (6 hours after class)."""
+    room = _known_room(org, room_id)
+    doc = store.find_recording(org.org_id, room_id, egress_id)
+    if doc is None:
+        raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
+    until = _available_until(room)
+    current = now()
+    if until is not None and until <= current:
+        raise Gone("Recordings are kept for 6 hours after class; this one was deleted.")
+    if doc["status"] != "EGRESS_COMPLETE":
+        raise Conflict(f"The recording is not ready yet (status {doc['status']}).")
+    ttl = live_settings().download_url_ttl_s
+    if until is not None:
+        ttl = max(60, min(ttl, int((until - current).total_seconds())))
+    url = media.download_url(doc["bucket"], doc["key"], ttl, f"{room_id}-{egress_id}.mp4")
+    return RecordingDownload(egress_id=egress_id, url=url, expires_at=current + timedelta(seconds=ttl))
+
+
+# --- participants ---------------------------------------------------------------------------------
+
+
+def _metadata(info: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(info.metadata or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _view(info: Any) -> ParticipantView:
+    from livekit.protocol.models import ParticipantInfo, TrackSource, TrackType
+
+    perm = info.permission if info.HasField("permission") else None
+    sources = {TrackSource.Name(s) for s in perm.can_publish_sources} if perm else set()
+    return ParticipantView(
+        uid=info.identity,
+        name=info.name,
+        role=_metadata(info).get("role"),
+        state=ParticipantInfo.State.Name(info.state),
+        joined_at=datetime.fromtimestamp(info.joined_at, UTC) if info.joined_at else None,
+        tracks=[
+            Track(sid=t.sid, source=TrackSource.Name(t.source), type=TrackType.Name(t.type), muted=t.muted)
+            for t in info.tracks
+        ],
+        permissions=Permissions(
+            can_publish=perm.can_publish,
+            can_subscribe=perm.can_subscribe,
+            can_publish_data=perm.can_publish_data,
+            can_screen_share=perm.can_publish and (not sources or "SCREEN_SHARE" in sources),
+            hidden=perm.hidden,
+        )
+        if perm
+        else None,
+    )
+
+
+def _present(room: dict[str, Any], uid: str) -> Any:
+    for info in lk.list_participants(room["lkName"]):
+        if info.identity == uid:
+            return info
+    raise NotFound(f"No participant '{uid}' is connected to room '{room['roomId']}'.")
+
+
+def list_participants(org: OrgContext, room_id: str) -> ParticipantList:
+    """Who is in the class now, as LiveKit sees it."""
+    room = _live_room(org, room_id)
+    people = [_view(p) for p in lk.list_participants(room["lkName"]) if p.kind == 0]
+    return ParticipantList(room_id=room_id, participants=people)
+
+
+def remove_participant(org: OrgContext, room_id: str, uid: str) -> ParticipantRemoved:
+    """Disconnect a participant (their page posts `participant_removed`)."""
+    room = _live_room(org, room_id)
+    _present(room, uid)
+    lk.remove_participant(room["lkName"], uid)
+    return ParticipantRemoved(room_id=room_id, uid=uid)
+
+
+def mute_track(org: OrgContext, room_id: str, uid: str, body: MuteTrack) -> ParticipantView:
+    """Mute or unmute one of a participant's tracks."""
+    room = _live_room(org, room_id)
+    info = _present(room, uid)
+    if body.track_sid not in {t.sid for t in info.tracks}:
+        raise NotFound(f"Participant '{uid}' publishes no track '{body.track_sid}'.")
+    lk.mute_track(room["lkName"], uid, body.track_sid, body.muted)
+    return _view(_present(room, uid))
+
+
+def update_participant(org: OrgContext, room_id: str, uid: str, body: UpdateParticipant) -> ParticipantView:
+    """Change a connected participant's role (and with it their grants) or single permissions."""
+    room = _live_room(org, room_id)
+    info = _present(room, uid)
+    meta = _metadata(info)
+    role = body.role or meta.get("role") or "STUDENT"
+    customization = meta.get("customization") or effective_customization(room.get("customization") or {}, {})
+    grants: Grants = grants_for(role, customization)
+    if body.permissions is not None:
+        grants = with_changes(grants, body.permissions.model_dump())
+    meta |= {"role": role, "customization": customization}
+    updated = lk.update_participant(room["lkName"], uid, grants=grants, metadata=meta, name=body.name)
+    if body.role:
+        store.set_session_role(org.org_id, room_id, uid, role)
+    return _view(updated)

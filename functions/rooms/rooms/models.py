@@ -1,0 +1,239 @@
+"""Request and response models of the rooms API, with the fields, defaults and limits of API.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+from verriflo.models import ApiModel, StrictApiModel
+
+Role = Literal["TEACHER", "MODERATOR", "STUDENT", "ADMIN"]
+RoomIdText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="letters, digits, - and _; unique in the org forever",
+    ),
+]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Uid = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
+Layout = Literal["grid", "speaker"]
+Preset = Literal["H264_720P_30", "H264_1080P_30"]
+
+
+class Participant(StrictApiModel):
+    """Who the token is for; `uid` becomes the LiveKit identity."""
+
+    uid: Uid
+    name: Name
+    role: Role | None = Field(default=None, description="TEACHER on create and STUDENT on join when omitted")
+
+
+class Customization(StrictApiModel):
+    """What the classroom page shows and allows; omitted flags keep the room's (or the default)."""
+
+    show_lobby: bool | None = None
+    show_class_title: bool | None = None
+    show_logo: bool | None = None
+    show_header: bool | None = None
+    show_participant_name: bool | None = None
+    show_mic_indicator: bool | None = None
+    need_chat: bool | None = None
+    need_controlbar: bool | None = None
+    allow_screen_share: bool | None = None
+    allow_hand_raise: bool | None = None
+    allow_recording: bool | None = None
+    allow_ingress: bool | None = Field(default=None, description="default false")
+    validate_domain: bool | None = None
+    theme: Literal["system", "light", "dark"] | None = None
+
+    def given(self) -> dict[str, object]:
+        """Only the flags the caller set, in wire (camelCase) form."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class RoomSettings(StrictApiModel):
+    max_participants: int = Field(default=1000, ge=1, le=5000)
+    empty_timeout: int = Field(default=300, ge=1, le=1800, description="seconds")
+
+
+class CreateRoom(StrictApiModel):
+    room_id: RoomIdText
+    title: Name
+    participant: Participant
+    customization: Customization = Field(default_factory=Customization)
+    settings: RoomSettings = Field(default_factory=RoomSettings)
+
+
+class JoinRoom(StrictApiModel):
+    participant: Participant
+    customization: Customization = Field(default_factory=Customization)
+
+
+class RoomRef(ApiModel):
+    room_id: str
+    sid: str = Field(description="LiveKit room sid, RM_...")
+
+
+class JoinInfo(ApiModel):
+    token: str
+    iframe_url: str
+    expires_at: datetime
+
+
+class RoomCreated(JoinInfo):
+    room: RoomRef
+
+
+class RoomStatus(ApiModel):
+    exists: bool
+    is_active: bool = False
+    room_id: str
+    title: str | None = None
+    participant_count: int = 0
+    has_teacher: bool = False
+    is_recording: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+
+
+class RoomDestroyed(ApiModel):
+    room_id: str
+    participants_disconnected: int
+    was_recording: bool
+    ended_at: datetime
+
+
+class Timestamps(ApiModel):
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class RoomSummary(ApiModel):
+    room_id: str
+    room_name: str
+    total_credits: float
+    total_participants: int
+    avg_stay: float = Field(description="seconds")
+    timestamps: Timestamps
+    status: Literal["live", "finished"]
+
+
+class RecordingOptions(StrictApiModel):
+    show_logo: bool = False
+    layout: Layout = "grid"
+    preset: Preset = "H264_1080P_30"
+
+
+class StartRecording(StrictApiModel):
+    options: RecordingOptions = Field(default_factory=RecordingOptions)
+    requested_by: Uid | None = Field(
+        default=None, description="uid of the participant asking; must be a TEACHER or ADMIN of the room"
+    )
+
+
+class RecordingStarted(ApiModel):
+    egress_id: str
+    room_id: str
+    status: str = "EGRESS_STARTING"
+    started_at: datetime
+
+
+class StopRecording(StrictApiModel):
+    egress_id: str | None = Field(default=None, description="defaults to the room's active recording")
+
+
+class RecordingStopped(ApiModel):
+    egress_id: str
+    room_id: str
+    status: str
+    stopped_at: datetime
+
+
+class Recording(ApiModel):
+    egress_id: str
+    status: str
+    layout: str
+    preset: str
+    show_logo: bool
+    started_at: datetime
+    ended_at: datetime | None = None
+    duration: float | None = Field(default=None, description="seconds")
+    size: int | None = Field(default=None, description="bytes")
+    available_until: datetime | None = None
+    downloadable: bool = False
+
+
+class RecordingList(ApiModel):
+    room_id: str
+    recordings: list[Recording]
+
+
+class RecordingDownload(ApiModel):
+    egress_id: str
+    url: str
+    expires_at: datetime
+
+
+class Track(ApiModel):
+    sid: str
+    source: str
+    type: str
+    muted: bool
+
+
+class Permissions(ApiModel):
+    can_publish: bool
+    can_subscribe: bool
+    can_publish_data: bool
+    can_screen_share: bool
+    hidden: bool = False
+
+
+class ParticipantView(ApiModel):
+    uid: str
+    name: str
+    role: str | None
+    state: str
+    joined_at: datetime | None
+    tracks: list[Track]
+    permissions: Permissions | None
+
+
+class ParticipantList(ApiModel):
+    room_id: str
+    participants: list[ParticipantView]
+
+
+class MuteTrack(StrictApiModel):
+    track_sid: str = Field(min_length=1, max_length=64)
+    muted: bool = True
+
+
+class PermissionChanges(StrictApiModel):
+    can_publish: bool | None = None
+    can_subscribe: bool | None = None
+    can_publish_data: bool | None = None
+    can_screen_share: bool | None = None
+    hidden: bool | None = None
+
+
+class UpdateParticipant(StrictApiModel):
+    role: Role | None = None
+    name: Name | None = None
+    permissions: PermissionChanges | None = None
+
+
+class ParticipantRemoved(ApiModel):
+    room_id: str
+    uid: str
+    removed: bool = True
+
+
+class WebhookAck(ApiModel):
+    event_id: str
+    event: str
+    duplicate: bool = False

@@ -1,0 +1,270 @@
+"""MongoDB access for classrooms: rooms (tombstones kept forever), participant sessions,
+recordings and the LiveKit webhook ids already handled. Every query names the org."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from verriflo import db
+from verriflo.errors import Conflict
+from verriflo.ledger import LEDGER
+
+ROOMS, SESSIONS, RECORDINGS, HOOKS = "rooms", "room_sessions", "recordings", "livekit_events"
+TEACHING = ["TEACHER", "MODERATOR", "ADMIN"]
+
+
+def _room_indexes():
+    from pymongo import ASCENDING, IndexModel
+
+    # (orgId, roomId) unique and never deleted: a roomId can never be reused, even after destroy.
+    return [
+        IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING)], unique=True),
+        IndexModel([("lkName", ASCENDING)], unique=True),
+    ]
+
+
+def _session_indexes():
+    from pymongo import ASCENDING, IndexModel
+
+    return [
+        IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("leftAt", ASCENDING)]),
+        IndexModel([("lkRoom", ASCENDING), ("leftAt", ASCENDING)]),
+    ]
+
+
+def _recording_indexes():
+    from pymongo import ASCENDING, DESCENDING, IndexModel
+
+    return [
+        IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("startedAt", DESCENDING)]),
+        IndexModel([("deleteAt", ASCENDING)], expireAfterSeconds=0),
+    ]
+
+
+def _hook_indexes():
+    from pymongo import ASCENDING, IndexModel
+
+    return [IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0)]
+
+
+db.register_indexes(ROOMS, _room_indexes)
+db.register_indexes(SESSIONS, _session_indexes)
+db.register_indexes(RECORDINGS, _recording_indexes)
+db.register_indexes(HOOKS, _hook_indexes)
+
+
+# --- rooms ----------------------------------------------------------------------------------------
+
+
+def find_room(org_id: str, room_id: str) -> dict[str, Any] | None:
+    """The org's room `room_id` (live or ended), or None."""
+    with db.unavailable_on_failure():
+        return db.collection(ROOMS).find_one({"orgId": org_id, "roomId": room_id})
+
+
+def room_by_livekit_name(name: str) -> dict[str, Any] | None:
+    """The room LiveKit knows as `name` (webhooks name rooms this way)."""
+    with db.unavailable_on_failure():
+        return db.collection(ROOMS).find_one({"lkName": name})
+
+
+def insert_room(doc: dict[str, Any]) -> None:
+    """Store a new room; Conflict if the org ever used its roomId."""
+    from pymongo.errors import DuplicateKeyError
+
+    with db.unavailable_on_failure():
+        try:
+            db.collection(ROOMS).insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise Conflict("This roomId was already used.") from exc
+
+
+def end_room(org_id: str, room_id: str, ended_at: datetime) -> dict[str, Any] | None:
+    """Mark the room ended if it was not; returns the room as it was, or None if already ended."""
+    with db.unavailable_on_failure():
+        return db.collection(ROOMS).find_one_and_update(
+            {"orgId": org_id, "roomId": room_id, "status": {"$ne": "ended"}},
+            {"$set": {"status": "ended", "endedAt": ended_at, "activeEgressId": None}},
+        )
+
+
+def mark_started(room_key: Any, started_at: datetime) -> None:
+    """Record when the class really started (first webhook), once."""
+    with db.unavailable_on_failure():
+        db.collection(ROOMS).update_one(
+            {"_id": room_key, "startedAt": None}, {"$set": {"startedAt": started_at}}
+        )
+
+
+def claim_recording_slot(org_id: str, room_id: str, egress_id: str) -> bool:
+    """Make `egress_id` the room's active recording unless another one is running."""
+    with db.unavailable_on_failure():
+        result = db.collection(ROOMS).update_one(
+            {"orgId": org_id, "roomId": room_id, "status": {"$ne": "ended"}, "activeEgressId": None},
+            {"$set": {"activeEgressId": egress_id}},
+        )
+    return result.modified_count == 1
+
+
+def release_recording_slot(org_id: str, room_id: str, egress_id: str) -> None:
+    """Forget the active recording if it is `egress_id`."""
+    with db.unavailable_on_failure():
+        db.collection(ROOMS).update_one(
+            {"orgId": org_id, "roomId": room_id, "activeEgressId": egress_id},
+            {"$set": {"activeEgressId": None}},
+        )
+
+
+# --- participant sessions -------------------------------------------------------------------------
+
+
+def connected(
+    org_id: str, room_id: str, *, roles: list[str] | None = None, uid: str | None = None, limit: int = 0
+) -> int:
+    """How many sessions of the room are open now, optionally only of these roles or this uid."""
+    query: dict[str, Any] = {"orgId": org_id, "roomId": room_id, "leftAt": None}
+    if roles is not None:
+        query["role"] = {"$in": roles}
+    if uid is not None:
+        query["uid"] = uid
+    options = {"limit": limit} if limit > 0 else {}
+    with db.unavailable_on_failure():
+        return db.collection(SESSIONS).count_documents(query, **options)
+
+
+def set_session_role(org_id: str, room_id: str, uid: str, role: str) -> None:
+    """Follow a role change of a connected participant."""
+    with db.unavailable_on_failure():
+        db.collection(SESSIONS).update_many(
+            {"orgId": org_id, "roomId": room_id, "uid": uid, "leftAt": None}, {"$set": {"role": role}}
+        )
+
+
+def get_session(session_id: str) -> dict[str, Any] | None:
+    """One participant session."""
+    with db.unavailable_on_failure():
+        return db.collection(SESSIONS).find_one({"_id": session_id})
+
+
+def open_session(doc: dict[str, Any]) -> bool:
+    """Record a participant joining; False if this session was already recorded."""
+    from pymongo.errors import DuplicateKeyError
+
+    with db.unavailable_on_failure():
+        try:
+            db.collection(SESSIONS).insert_one(doc)
+        except DuplicateKeyError:
+            return False
+    return True
+
+
+def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
+    """Close an open session; returns it (with its duration) or None if it was closed already."""
+    from pymongo import ReturnDocument
+
+    with db.unavailable_on_failure():
+        sessions = db.collection(SESSIONS)
+        doc = sessions.find_one({"_id": session_id, "leftAt": None})
+        if doc is None:
+            return None
+        seconds = max(0.0, (left_at - doc["joinedAt"]).total_seconds())
+        return sessions.find_one_and_update(
+            {"_id": session_id, "leftAt": None},
+            {"$set": {"leftAt": left_at, "seconds": seconds}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+
+def open_session_ids(lk_room: str) -> list[str]:
+    """Sessions of a LiveKit room still open (closed when the room finishes)."""
+    with db.unavailable_on_failure():
+        return [
+            d["_id"] for d in db.collection(SESSIONS).find({"lkRoom": lk_room, "leftAt": None}, {"_id": 1})
+        ]
+
+
+def sessions_of(org_id: str, room_id: str) -> list[dict[str, Any]]:
+    """Every session of the room (a class has at most a few thousand)."""
+    with db.unavailable_on_failure():
+        return list(
+            db.collection(SESSIONS).find(
+                {"orgId": org_id, "roomId": room_id}, {"uid": 1, "joinedAt": 1, "leftAt": 1, "seconds": 1}
+            )
+        )
+
+
+def room_credits_milli(org_id: str, room_id: str) -> int:
+    """Milli-credits the ledger holds for this room's live usage."""
+    with db.unavailable_on_failure():
+        rows = list(
+            db.collection(LEDGER).aggregate(
+                [
+                    {"$match": {"orgId": org_id, "roomId": room_id, "service": "live", "kind": "debit"}},
+                    {"$group": {"_id": None, "milli": {"$sum": "$amountMilli"}}},
+                ]
+            )
+        )
+    return int(rows[0]["milli"]) if rows else 0
+
+
+# --- recordings -----------------------------------------------------------------------------------
+
+
+def insert_recording(doc: dict[str, Any]) -> None:
+    """Store a recording just started."""
+    with db.unavailable_on_failure():
+        db.collection(RECORDINGS).insert_one(doc)
+
+
+def update_recording(egress_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """Apply what LiveKit reported about a recording; returns it as it is now."""
+    from pymongo import ReturnDocument
+
+    with db.unavailable_on_failure():
+        return db.collection(RECORDINGS).find_one_and_update(
+            {"_id": egress_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
+
+
+def recordings_of(org_id: str, room_id: str) -> list[dict[str, Any]]:
+    """The room's recordings, newest first."""
+    with db.unavailable_on_failure():
+        return list(
+            db.collection(RECORDINGS).find({"orgId": org_id, "roomId": room_id}).sort("startedAt", -1)
+        )
+
+
+def find_recording(org_id: str, room_id: str, egress_id: str) -> dict[str, Any] | None:
+    """One recording of the org's room, or None."""
+    with db.unavailable_on_failure():
+        return db.collection(RECORDINGS).find_one({"_id": egress_id, "orgId": org_id, "roomId": room_id})
+
+
+def schedule_recording_deletion(org_id: str, room_id: str, at: datetime) -> None:
+    """Set when the room's recordings go away (6 hours after class by default)."""
+    with db.unavailable_on_failure():
+        db.collection(RECORDINGS).update_many(
+            {"orgId": org_id, "roomId": room_id}, {"$set": {"deleteAt": at}}
+        )
+
+
+# --- webhook ids ----------------------------------------------------------------------------------
+
+
+def claim_event(event_id: str, now: datetime, ttl: timedelta) -> bool:
+    """True if this webhook id was never handled (or an earlier attempt failed and was released)."""
+    from pymongo.errors import DuplicateKeyError
+
+    with db.unavailable_on_failure():
+        try:
+            db.collection(HOOKS).insert_one({"_id": event_id, "at": now, "expireAt": now + ttl})
+        except DuplicateKeyError:
+            return False
+    return True
+
+
+def release_event(event_id: str) -> None:
+    """Forget a claimed id whose handling failed, so LiveKit's retry is handled."""
+    with db.unavailable_on_failure():
+        db.collection(HOOKS).delete_one({"_id": event_id})

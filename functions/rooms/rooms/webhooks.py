@@ -1,0 +1,233 @@
+"""LiveKit webhooks: verify, handle each event id once, keep room and participant state, meter
+participant-minutes into the ledger and publish the domain events.
+
+Each step is idempotent on its own (sessions keyed by LiveKit's participant sid, ledger entries by
+session, domain events by LiveKit's event id), so a retry after a failure part-way through repeats
+nothing; the event-id claim makes plain replays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from verriflo import events, ledger, pricing
+from verriflo.observability import logger
+from verriflo.orgs import now
+
+from rooms import lk, store
+from rooms.config import live_settings
+from rooms.models import WebhookAck
+
+
+def _at(seconds: int | float | None) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC) if seconds else now()
+
+
+def _role(metadata: str) -> str:
+    try:
+        value = json.loads(metadata or "{}")
+    except ValueError:
+        return "STUDENT"
+    return str(value.get("role") or "STUDENT") if isinstance(value, dict) else "STUDENT"
+
+
+def ingest(body: str, authorization: str | None) -> WebhookAck:
+    """Handle one signed LiveKit webhook (an unsigned or altered one is 401)."""
+    event = lk.receive_webhook(body, authorization)
+    event_id = event.id or ""
+    if not event_id:
+        import hashlib
+
+        event_id = "body-" + hashlib.sha256(body.encode()).hexdigest()
+    ttl = timedelta(seconds=live_settings().webhook_event_ttl_s)
+    if not store.claim_event(event_id, now(), ttl):
+        return WebhookAck(event_id=event_id, event=event.event, duplicate=True)
+    try:
+        HANDLERS.get(event.event, _ignored)(event, event_id)
+    except BaseException:
+        store.release_event(event_id)  # let LiveKit's retry handle it again
+        raise
+    return WebhookAck(event_id=event_id, event=event.event)
+
+
+def _ignored(event: Any, event_id: str) -> None:
+    logger.info("livekit.webhook_ignored", extra={"event": event.event, "event_id": event_id})
+
+
+def _room(event: Any) -> dict[str, Any] | None:
+    name = event.room.name if event.HasField("room") else ""
+    room = store.room_by_livekit_name(name) if name else None
+    if room is None:
+        logger.info("livekit.webhook_unknown_room", extra={"event": event.event})
+    return room
+
+
+def _room_started(event: Any, event_id: str) -> None:
+    room = _room(event)
+    if room is None:
+        return
+    started = _at(event.room.creation_time or event.created_at)
+    store.mark_started(room["_id"], started)
+    events.publish(
+        "room.started",
+        room["orgId"],
+        {"roomId": room["roomId"], "sid": room["sid"], "startedAt": started.isoformat()},
+        event_id=event_id,
+    )
+
+
+def _session_id(room: dict[str, Any], participant: Any) -> str:
+    return f"{room['sid']}:{participant.sid}"
+
+
+def _participant_joined(event: Any, event_id: str) -> None:
+    room = _room(event)
+    if room is None or not event.HasField("participant"):
+        return
+    p = event.participant
+    joined = _at(p.joined_at or event.created_at)
+    role = _role(p.metadata)
+    store.open_session(
+        {
+            "_id": _session_id(room, p),
+            "orgId": room["orgId"],
+            "roomId": room["roomId"],
+            "lkRoom": room["lkName"],
+            "uid": p.identity,
+            "name": p.name,
+            "role": role,
+            "joinedAt": joined,
+            "leftAt": None,
+            "seconds": None,
+        }
+    )
+    store.mark_started(room["_id"], joined)
+    events.publish(
+        "participant.joined",
+        room["orgId"],
+        {
+            "roomId": room["roomId"],
+            "uid": p.identity,
+            "name": p.name,
+            "role": role,
+            "joinedAt": joined.isoformat(),
+        },
+        event_id=event_id,
+    )
+
+
+def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str, Any] | None:
+    """Close the session (if open) and charge its minutes, once per session whatever the retries."""
+    session = store.close_session(session_id, left_at) or store.get_session(session_id)
+    if session is None or session.get("leftAt") is None:
+        return None
+    minutes = Decimal(str(session["seconds"])) / Decimal(60)
+    ledger.record_usage(
+        ledger.UsageEvent(
+            entry_id=f"live:{session_id}",
+            org_id=room["orgId"],
+            service="live",
+            credits=pricing.live_minutes(minutes),
+            quantity=float(round(minutes, 4)),
+            unit="participant-minute",
+            room_id=room["roomId"],
+            meta={"uid": session["uid"], "seconds": session["seconds"]},
+            occurred_at=session["leftAt"],
+        )
+    )
+    return session
+
+
+def _participant_left(event: Any, event_id: str) -> None:
+    room = _room(event)
+    if room is None or not event.HasField("participant"):
+        return
+    p = event.participant
+    session = _meter(room, _session_id(room, p), _at(event.created_at))
+    if session is None:
+        return
+    events.publish(
+        "participant.left",
+        room["orgId"],
+        {"roomId": room["roomId"], "uid": p.identity, "seconds": session["seconds"]},
+        event_id=event_id,
+    )
+
+
+def _room_finished(event: Any, event_id: str) -> None:
+    room = _room(event)
+    if room is None:
+        return
+    ended = _at(event.created_at)
+    for session_id in store.open_session_ids(room["lkName"]):
+        _meter(room, session_id, ended)
+    before = store.end_room(room["orgId"], room["roomId"], ended)
+    if before is None:
+        return  # ended through the API, which already published room.finished
+    store.schedule_recording_deletion(
+        room["orgId"], room["roomId"], ended + timedelta(seconds=live_settings().recording_retention_s)
+    )
+    events.publish(
+        "room.finished",
+        room["orgId"],
+        {"roomId": room["roomId"], "sid": room["sid"], "endedAt": ended.isoformat(), "reason": "livekit"},
+        event_id=f"room.finished.{room['sid']}",
+    )
+
+
+def _egress(event: Any, event_id: str) -> None:
+    from livekit.protocol.egress import EgressStatus
+
+    if not event.HasField("egress_info"):
+        return
+    info = event.egress_info
+    status = EgressStatus.Name(info.status)
+    changes: dict[str, Any] = {"status": status}
+    if event.event == "egress_ended":
+        changes["endedAt"] = _at(info.ended_at / 1e9 if info.ended_at else None)
+        if info.file_results:
+            result = info.file_results[0]
+            changes |= {
+                "size": int(result.size),
+                "duration": round(result.duration / 1e9, 3),
+                "location": result.location,
+            }
+        if info.error:
+            changes["error"] = info.error[:500]
+    recording = store.update_recording(info.egress_id, changes)
+    if recording is None:
+        logger.info("livekit.webhook_unknown_egress", extra={"event": event.event})
+        return
+    org_id, room_id = recording["orgId"], recording["roomId"]
+    if event.event == "egress_started":
+        events.publish(
+            "recording.started", org_id, {"roomId": room_id, "egressId": info.egress_id}, event_id=event_id
+        )
+    elif event.event == "egress_ended":
+        store.release_recording_slot(org_id, room_id, info.egress_id)
+        if status == "EGRESS_COMPLETE":
+            events.publish(
+                "recording.ready",
+                org_id,
+                {
+                    "roomId": room_id,
+                    "egressId": info.egress_id,
+                    "size": changes.get("size"),
+                    "duration": changes.get("duration"),
+                },
+                event_id=event_id,
+            )
+
+
+HANDLERS = {
+    "room_started": _room_started,
+    "room_finished": _room_finished,
+    "participant_joined": _participant_joined,
+    "participant_left": _participant_left,
+    "egress_started": _egress,
+    "egress_updated": _egress,
+    "egress_ended": _egress,
+}

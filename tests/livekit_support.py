@@ -1,0 +1,173 @@
+"""Fixtures and helpers for the live-classroom tests: the LiveKit stand-in (in-process, so moto
+sees its S3 uploads), a receiver that collects the webhooks it signs, and credits for orgs."""
+
+from __future__ import annotations
+
+import json
+import queue
+import secrets
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from support import api_event, call
+
+RECORDINGS_BUCKET = "verriflo-test-recordings"
+LIVE_UI = "http://127.0.0.1:4566/verriflo-test-live"
+
+
+@dataclass
+class Delivery:
+    body: str
+    headers: dict[str, str]
+
+    @property
+    def event(self) -> str:
+        return json.loads(self.body).get("event", "")
+
+
+@dataclass
+class LiveKit:
+    """The running stand-in, its credentials, and the webhooks it delivered."""
+
+    url: str
+    api_key: str
+    api_secret: str
+    stand_in: Any
+    inbox: queue.Queue[Delivery] = field(default_factory=queue.Queue)
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call an admin route of the stand-in (simulated participants and egress)."""
+        from livekit.api import AccessToken, VideoGrants
+
+        token = AccessToken(self.api_key, self.api_secret).with_grants(VideoGrants(room_admin=True)).to_jwt()
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - http URLs we were given
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+            return json.loads(reply.read() or b"{}")
+
+    def join(self, room_name: str, token: str, tracks: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """A browser connects with a join token."""
+        return self.admin(
+            "POST", f"/admin/rooms/{room_name}/participants", {"token": token, "tracks": tracks or []}
+        )
+
+    def leave(self, room_name: str, identity: str) -> None:
+        self.admin("DELETE", f"/admin/rooms/{room_name}/participants/{identity}")
+
+    def wait_for(self, *names: str, timeout: float = 20.0) -> list[Delivery]:
+        """Collect deliveries until each of `names` was seen (bounded polling), in arrival order."""
+        wanted = list(names)
+        got: list[Delivery] = []
+        deadline = time.monotonic() + timeout
+        while wanted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"webhooks {wanted} not delivered; got {[d.event for d in got]}")
+            try:
+                delivery = self.inbox.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            got.append(delivery)
+            if delivery.event in wanted:
+                wanted.remove(delivery.event)
+        return got
+
+    def pump(self, handler: Callable[..., Any], ctx: Any, *names: str, timeout: float = 20.0) -> list[Any]:
+        """Feed the webhooks up to `names` into the rooms handler, as API Gateway would; the replies."""
+        return [deliver(handler, ctx, d) for d in self.wait_for(*names, timeout=timeout)]
+
+
+def rooms_event(name: str, headers: dict[str, str], body: Any = None, **params: str) -> dict[str, Any]:
+    """A rooms sample event with its path parameters (and so its path) replaced."""
+    from support import load_event
+
+    path = load_event(f"rooms/{name}.json")["resource"]
+    for key, value in params.items():
+        path = path.replace("{" + key + "}", value)
+    return api_event(f"rooms/{name}.json", headers=headers, body=body, path=path, path_params=params or None)
+
+
+def deliver(handler: Callable[..., Any], ctx: Any, delivery: Delivery) -> Any:
+    """One webhook delivery through the rooms handler."""
+    event = api_event("rooms/livekit_webhook.json", headers=delivery.headers, raw_body=delivery.body)
+    return call(handler, event, ctx)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    inbox: queue.Queue[Delivery]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.inbox.put(
+            Delivery(
+                body,
+                {
+                    "Authorization": self.headers.get("Authorization", ""),
+                    "Content-Type": self.headers.get("Content-Type", ""),
+                },
+            )
+        )
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def livekit(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveKit]:
+    """A LiveKit stand-in for this test, wired to the rooms function through settings and a secret."""
+    import boto3
+    from rooms import lk
+    from rooms.config import live_settings
+
+    from standins.livekit import StandIn
+
+    key, secret = "APItest" + secrets.token_hex(4), secrets.token_urlsafe(32)
+    inbox: queue.Queue[Delivery] = queue.Queue()
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), type("Receiver", (_Receiver,), {"inbox": inbox}))
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    stand_in = StandIn(
+        key,
+        secret,
+        webhook_urls=[f"http://127.0.0.1:{receiver.server_address[1]}/hook"],
+        recording_seconds=1.0,
+    ).start()
+    boto3.client("secretsmanager").create_secret(
+        Name="verriflo/livekit", SecretString=json.dumps({"apiKey": key, "apiSecret": secret})
+    )
+    boto3.client("s3").create_bucket(Bucket=RECORDINGS_BUCKET)
+    monkeypatch.setenv("LIVEKIT_URL", stand_in.url)
+    monkeypatch.setenv("LIVE_UI_URL", LIVE_UI)
+    monkeypatch.setenv("RECORDINGS_BUCKET", RECORDINGS_BUCKET)
+    live_settings.cache_clear()
+    lk.reset()
+    yield LiveKit(stand_in.url, key, secret, stand_in, inbox)
+    stand_in.stop()
+    receiver.shutdown()
+    receiver.server_close()
+    live_settings.cache_clear()
+    lk.reset()
+
+
+def fund(org_id: str, credits: int = 1000) -> None:
+    """Give an org credits (a grant in the ledger)."""
+    from verriflo import ledger
+
+    ledger.grant(
+        ledger.UsageEvent(
+            entry_id=f"grant-{secrets.token_hex(4)}", org_id=org_id, service="grant", credits=credits
+        )
+    )
