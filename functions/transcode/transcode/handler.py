@@ -1,0 +1,47 @@
+"""Entry points of the transcoder: S3 ObjectCreated records (uploads and recordings buckets), the
+chunked path's Step Functions tasks, and the scheduled recording-retention sweep. Each only wires
+the event into the logic."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+
+from transcode import logic
+from verriflo.objects import presign_get
+from verriflo.observability import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+@event_source(data_class=S3Event)
+def handler(event: S3Event, context: Any) -> dict[str, Any]:
+    """One upload per record; the invocation's request id is the claim (stable across Lambda retries)."""
+    results = []
+    for record in event.records:
+        # S3 sends keys URL-encoded ("a%2Fb", "+" for spaces); the size is read from the object itself.
+        key = unquote_plus(record.s3.get_object.key)
+        result = logic.process_upload(record.s3.bucket.name, key, context.aws_request_id)
+        results.append({"videoId": result.video_id, "outcome": result.outcome, "message": result.message})
+    return {"results": results}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def step(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A task of the chunked-transcode state machine: `chunk`, `join` or `fail`."""
+    job = logic.ChunkJob.model_validate(event["job"])
+    logger.append_keys(org_id=job.org_id, video_id=job.video_id, step=event.get("step"))
+    if event.get("step") == "chunk":
+        # FFmpeg reads the source over HTTP with ranged seeks: no chunk downloads the whole file.
+        source = presign_get(job.bucket, job.key, expires_s=3600)
+        return logic.transcode_chunk(job, int(event["chunk"]["index"]), source)
+    if event.get("step") == "join":
+        return logic.join_chunks(job)
+    return logic.fail_chunked(job, event.get("error"))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def retention(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scheduled: delete recordings whose retention after class ran out."""
+    return {"deleted": logic.expire_recordings()}

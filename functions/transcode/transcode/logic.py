@@ -1,0 +1,323 @@
+"""Transcoding as domain logic: from an S3 upload to a published HLS ladder (or a clear failure).
+
+`process_upload` is what one S3 ObjectCreated record starts: refuse keys we did not issue, claim
+the video (idempotency), download, probe, encode (lowest rung published first), upload, record
+usage, publish `video.ready`/`recording.ready` or `video.failed`. Long sources go to the chunked
+path instead (`start_chunked` -> `transcode_chunk` per chunk in a Step Functions Map -> `join_chunks`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from transcode import pipeline
+from transcode.pipeline import EncodeFailed, InvalidMedia, Probe, Rung
+from verriflo import events, ledger, media, objects, pricing
+from verriflo.errors import BadRequest
+from verriflo.media import Rendition, Video
+from verriflo.observability import logger
+
+Outcome = Literal["completed", "failed", "refused", "duplicate", "chunked"]
+PROGRESS_EVERY_S = 1.0
+
+
+class Superseded(Exception):
+    """Our claim on the video is gone (deleted, or taken over after our lease ran out): stop quietly."""
+
+
+@dataclass
+class Result:
+    """What happened to one upload."""
+
+    outcome: Outcome
+    video_id: str | None = None
+    message: str = ""
+
+
+class ChunkJob(BaseModel):
+    """The chunked path's input, passed through the state machine."""
+
+    org_id: str
+    video_id: str
+    claimant: str
+    bucket: str
+    key: str
+    duration_s: float
+    has_audio: bool
+    width: int
+    height: int
+    fps: float
+    rungs: list[dict[str, Any]]
+    chunks: list[dict[str, float]]
+
+    def probe(self) -> Probe:
+        """The source as the first probe saw it."""
+        return Probe(duration_s=self.duration_s, width=self.width, height=self.height, fps=self.fps,
+                     has_audio=self.has_audio, format_name="", video_codec="")
+
+    def ladder(self) -> list[Rung]:
+        """The planned rungs."""
+        return [Rung(**r) for r in self.rungs]
+
+
+class _Progress:
+    """Writes progress to MongoDB at most once a second, and notices a lost claim."""
+
+    def __init__(self, video: Video, start: int, end: int) -> None:
+        self.video, self.start, self.end = video, start, end
+        self.last_at, self.last = 0.0, -1
+
+    def __call__(self, fraction: float) -> None:
+        value = int(self.start + (self.end - self.start) * fraction)
+        moment = time.monotonic()
+        if value > self.last and moment - self.last_at >= PROGRESS_EVERY_S:
+            self.last_at, self.last = moment, value
+            if not media.set_progress(self.video, value):
+                raise Superseded()
+
+
+def _renditions(rungs: list[Rung], has_audio: bool) -> list[Rendition]:
+    return [Rendition(name=r.name, width=r.width, height=r.height,
+                      bandwidth=r.bandwidth if has_audio else r.video_bps, codecs=pipeline.codecs(has_audio))
+            for r in rungs]
+
+
+def _event_data(video: Video, **extra: Any) -> dict[str, Any]:
+    data = {"videoId": video.id, "kind": video.kind, "title": video.title}
+    if video.room_id:
+        data["roomId"] = video.room_id
+    return data | extra
+
+
+def refuse_reason(bucket: str, key: str) -> tuple[str, str] | str:
+    """(org id, video id) for a key we issued in the right bucket, else why it is refused."""
+    try:
+        org_id, video_id = media.parse_source_key(key)
+    except BadRequest as exc:
+        return exc.message
+    video = media.find_video(video_id)
+    if video is None:
+        return "No video has this key (deleted, or never created)."
+    if video.org_id != org_id or video.source_bucket != bucket:
+        # Someone wrote under another org's prefix (or into the other bucket): never theirs to start.
+        return "The key's organisation does not own this video."
+    return org_id, video_id
+
+
+def process_upload(bucket: str, key: str, claimant: str, size: int | None = None) -> Result:
+    """Handle one uploaded object end to end (safe to call again with the same event)."""
+    found = refuse_reason(bucket, key)
+    if isinstance(found, str):
+        logger.warning("transcode.refused", extra={"bucket": bucket, "reason": found})
+        return Result("refused", message=found)
+    org_id, video_id = found
+    video = media.claim(org_id, video_id, claimant)
+    if video is None:
+        logger.info("transcode.duplicate", extra={"video_id": video_id})
+        return Result("duplicate", video_id)
+    logger.append_keys(org_id=org_id, video_id=video_id)
+    settings = media.media_settings()
+    try:
+        # Start clean: a retry after a crash must not mix its files with the dead attempt's.
+        objects.delete_prefix(settings.media_bucket, video.media_prefix)
+        actual = int(objects.head(bucket, key)["ContentLength"]) if size is None else size
+        if actual == 0:
+            raise InvalidMedia("The uploaded file is empty.")
+        if video.size_bytes and actual > video.size_bytes:
+            raise InvalidMedia("The uploaded file is larger than the size given when the video was created.")
+        with tempfile.TemporaryDirectory(prefix="transcode-") as tmp:
+            work = Path(tmp)
+            source = work / "source"
+            objects.download(bucket, key, source)
+            media.set_progress(video, 2)
+            src = pipeline.probe(source)
+            media.record_probe(video, src.duration_s, src.width, src.height)
+            if src.duration_s > settings.chunk_threshold_s and settings.transcode_state_machine_arn:
+                start_chunked(video, src)
+                return Result("chunked", video_id)
+            _transcode_whole(video, source, src, work / "out")
+    except InvalidMedia as exc:
+        return _failed(video, str(exc))
+    except EncodeFailed as exc:
+        logger.error("transcode.encode_failed", extra={"detail": str(exc)[:500]})
+        return _failed(video, "We could not transcode this video; its streams may be damaged.")
+    except Superseded:
+        logger.info("transcode.superseded")
+        return Result("duplicate", video_id)
+    return Result("completed", video_id)
+
+
+def _failed(video: Video, message: str) -> Result:
+    objects.delete_prefix(media.media_settings().media_bucket, video.media_prefix)
+    if media.fail(video, message):
+        events.publish("video.failed", video.org_id, _event_data(video, status="failed", message=message),
+                       event_id=f"evt_video_failed_{video.id}_{video.attempt}")
+    logger.warning("transcode.failed", extra={"reason": message})
+    return Result("failed", video.id, message)
+
+
+def _upload_rungs(video: Video, out: Path, rungs: list[Rung]) -> None:
+    bucket = media.media_settings().media_bucket
+    for rung in rungs:
+        folder = out / rung.name
+        segments = [f for f in pipeline.files_under(folder) if f.name != "index.m3u8"]
+        # Segments before their playlist: a playlist never points at a segment not yet stored.
+        objects.put_files(bucket, video.media_prefix, segments, out)
+        objects.put_files(bucket, video.media_prefix, [folder / "index.m3u8"], out)
+
+
+def _publish_master(video: Video, out: Path, rungs: list[Rung], has_audio: bool) -> None:
+    master = out / "master.m3u8"
+    master.write_text(pipeline.master_playlist(rungs, has_audio))
+    objects.put_files(media.media_settings().media_bucket, video.media_prefix, [master], out)
+
+
+def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
+    bucket = media.media_settings().media_bucket
+    rungs = pipeline.plan_ladder(src)
+    poster, thumbs = pipeline.snapshots(source, out, src)
+    poster_key, thumb_keys = (objects.put_files(bucket, video.media_prefix, [poster], out)[0],
+                              objects.put_files(bucket, video.media_prefix, thumbs, out))
+    first_upload: list[Future] = []
+
+    def publish_first(group: list[Rung]) -> None:
+        def work() -> None:
+            _upload_rungs(video, out, group)
+            _publish_master(video, out, group, src.has_audio)
+            if not media.publish_renditions(video, _renditions(group, src.has_audio), poster_key, thumb_keys):
+                raise Superseded()
+            logger.info("transcode.first_rendition", extra={"rendition": group[0].name})
+        # Upload while the rest of the ladder encodes, so publishing costs no encoding time.
+        first_upload.append(pool.submit(work))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pipeline.encode_ladder(source, out, rungs, src, on_progress=_Progress(video, 5, 95), on_first=publish_first)
+        for future in first_upload:
+            future.result()
+    _upload_rungs(video, out, rungs[1:] if first_upload else rungs)
+    _publish_master(video, out, rungs, src.has_audio)
+    _finish(video, src.duration_s, rungs, src.has_audio, poster_key, thumb_keys)
+
+
+def _finish(video: Video, duration_s: float, rungs: list[Rung], has_audio: bool, poster_key: str | None,
+            thumb_keys: list[str]) -> None:
+    renditions = _renditions(rungs, has_audio)
+    if not media.complete(video, renditions, poster_key, thumb_keys):
+        raise Superseded()
+    minutes = Decimal(str(round(duration_s / 60, 4)))
+    ledger.record_usage(ledger.UsageEvent(
+        entry_id=f"transcode:{video.id}", org_id=video.org_id, service="transcode",
+        credits=pricing.transcode_minutes(minutes), quantity=float(minutes), unit="minute",
+        room_id=video.room_id, meta={"videoId": video.id, "renditions": [r.name for r in rungs]}))
+    data = _event_data(video, status="completed", durationS=round(duration_s, 3),
+                       renditions=[r.name for r in rungs])
+    events.publish("video.ready", video.org_id, data, event_id=f"evt_video_ready_{video.id}")
+    if video.kind == "recording":
+        events.publish("recording.ready", video.org_id, data, event_id=f"evt_recording_ready_{video.id}")
+    logger.info("transcode.completed", extra={"duration_s": duration_s, "renditions": len(rungs)})
+
+
+# --- the chunked path (Step Functions Map) ----------------------------------------------------------
+
+def chunk_job(video: Video, src: Probe) -> ChunkJob:
+    """The state machine input for a long source."""
+    settings = media.media_settings()
+    rungs = pipeline.plan_ladder(src)
+    chunks = [{"index": i, "start": s, "length": n}
+              for i, s, n in pipeline.plan_chunks(src.duration_s, settings.chunk_length_s)]
+    return ChunkJob(org_id=video.org_id, video_id=video.id, claimant=video.claimed_by or "", bucket=video.source_bucket,
+                    key=video.source_key, duration_s=src.duration_s, has_audio=src.has_audio, width=src.width,
+                    height=src.height, fps=src.fps, rungs=[r.__dict__ for r in rungs], chunks=chunks)
+
+
+def start_chunked(video: Video, src: Probe) -> ChunkJob:
+    """Hand a long source to the chunked-transcode state machine."""
+    from transcode import workflow
+
+    job = chunk_job(video, src)
+    media.set_chunks(video, len(job.chunks))
+    workflow.start(job, name=f"{video.id}-{video.attempt}")
+    logger.info("transcode.chunked", extra={"chunks": len(job.chunks)})
+    return job
+
+
+def _claimed(job: ChunkJob) -> Video:
+    video = media.find_video(job.video_id)
+    if video is None or video.org_id != job.org_id or video.claimed_by != job.claimant or video.status != "processing":
+        raise Superseded()
+    return video
+
+
+def transcode_chunk(job: ChunkJob, index: int, source: str | Path) -> dict[str, Any]:
+    """Encode one chunk of every rung; its segments land beside the final playlists."""
+    video = _claimed(job)
+    chunk = next(c for c in job.chunks if int(c["index"]) == index)
+    src = job.probe()
+    rungs = job.ladder()
+    bucket = media.media_settings().media_bucket
+    with tempfile.TemporaryDirectory(prefix=f"chunk{index}-") as tmp:
+        out = Path(tmp)
+        pipeline.encode(source, out, rungs, src, start_s=chunk["start"] or None, length_s=chunk["length"],
+                        segment_prefix=f"c{index:04d}_")
+        for rung in rungs:
+            playlist = out / rung.name / "index.m3u8"
+            playlist.rename(out / rung.name / f"c{index:04d}.m3u8")
+        if index == 0:
+            pipeline.snapshots(source, out / "snap", src)
+        objects.put_files(bucket, video.media_prefix, pipeline.files_under(out / "snap") if index == 0 else [],
+                          out / "snap")
+        objects.put_files(bucket, video.media_prefix,
+                          [f for r in rungs for f in pipeline.files_under(out / r.name)], out)
+    progress = media.chunk_done(video, index)
+    return {"index": index, "progress": progress}
+
+
+def join_chunks(job: ChunkJob) -> dict[str, Any]:
+    """Join the chunk playlists of every rung into one ladder and publish it."""
+    video = _claimed(job)
+    bucket = media.media_settings().media_bucket
+    rungs = job.ladder()
+    with tempfile.TemporaryDirectory(prefix="join-") as tmp:
+        out = Path(tmp)
+        for rung in rungs:
+            texts = [objects.read_text(bucket, f"{video.media_prefix}{rung.name}/c{int(c['index']):04d}.m3u8")
+                     for c in sorted(job.chunks, key=lambda c: c["index"])]
+            (out / rung.name).mkdir()
+            (out / rung.name / "index.m3u8").write_text(pipeline.join_playlists(texts))
+            objects.put_files(bucket, video.media_prefix, [out / rung.name / "index.m3u8"], out)
+        _publish_master(video, out, rungs, job.has_audio)
+    thumbs = [f"{video.media_prefix}thumbs/thumb_{i + 1:02d}.jpg" for i in range(pipeline.ffmpeg_settings().thumbnails)]
+    _finish(video, job.duration_s, rungs, job.has_audio, f"{video.media_prefix}poster.jpg", thumbs)
+    return {"videoId": video.id, "status": "completed"}
+
+
+def fail_chunked(job: ChunkJob, error: dict[str, Any] | None) -> dict[str, Any]:
+    """The state machine's Catch: clean up and fail the video."""
+    try:
+        video = _claimed(job)
+    except Superseded:
+        return {"videoId": job.video_id, "status": "superseded"}
+    cause = str((error or {}).get("Error", "error"))
+    logger.error("transcode.chunked_failed", extra={"error": cause})
+    message = ("The video ends early: the file looks truncated." if "InvalidMedia" in cause
+               else "We could not transcode this video; its streams may be damaged.")
+    return {"videoId": job.video_id, "status": _failed(video, message).outcome}
+
+
+# --- retention --------------------------------------------------------------------------------------
+
+def expire_recordings() -> int:
+    """Delete recordings whose retention ran out (scheduled); returns how many."""
+    expired = media.expired_recordings()
+    for video in expired:
+        media.purge(video)
+        logger.info("recording.expired", extra={"video_id": video.id, "org_id": video.org_id})
+    return len(expired)

@@ -1,0 +1,396 @@
+"""Videos and recordings: their settings, their MongoDB records, and the rules for their S3 keys.
+
+This is the data-access module both media functions share (`functions/cdn` creates and serves
+videos, `functions/transcode` turns uploads into HLS) and the one the rooms function calls for
+recordings (`register_recording`, `list_recordings`, `get_recording`, `class_ended`). Every read and
+write filters by org; the transcoder's writes are also fenced by its claim, so a worker that lost
+its claim can never overwrite a newer attempt's state.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verriflo import db
+from verriflo.errors import BadRequest, NotFound
+from verriflo.orgs import new_id, now
+
+VIDEOS = "videos"
+
+Status = Literal["pending", "processing", "completed", "failed"]
+Kind = Literal["video", "recording"]
+
+# `<orgId>/<videoId>/source`: ids are our own `kind_<hex>` ids, so anything else in a key (`..`,
+# spaces, unicode look-alikes, extra levels) is refused before any lookup happens.
+_ID = r"[a-z]{2,5}_[0-9a-f]{8,40}"
+SOURCE_KEY = re.compile(rf"^(?P<org>org_[0-9a-f]{{8,40}})/(?P<video>(?:vid|rec)_[0-9a-f]{{8,40}})/source$")
+VIDEO_ID = re.compile(rf"^{_ID}$")
+
+
+class MediaSettings(BaseSettings):
+    """Buckets, limits and delivery settings of the media functions."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    uploads_bucket: str = "verriflo-uploads"
+    media_bucket: str = "verriflo-media"
+    recordings_bucket: str = "verriflo-recordings"
+    playback_secret_name: str = "verriflo/playback-signing-key"
+    max_upload_bytes: int = Field(default=20 * 1024**3, ge=1, description="largest single upload")
+    org_storage_bytes: int = Field(default=200 * 1024**3, ge=1, description="all of an org's sources together")
+    multipart_threshold_bytes: int = Field(default=100 * 1024**2, ge=5 * 1024**2)
+    multipart_part_bytes: int = Field(default=64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    upload_url_ttl_s: int = Field(default=3600, ge=60, le=7 * 86_400)
+    playback_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="life of a playback URL")
+    segment_ttl_s: int = Field(default=900, ge=60, le=86_400, description="life of a segment URL, plus the video's length")
+    public_base_url: str | None = Field(default=None, description="stream proxy base, e.g. https://api.example.com/v1")
+    cloudfront_domain: str | None = Field(default=None, description="serve segments through CloudFront (AWS)")
+    cloudfront_key_pair_id: str | None = None
+    cloudfront_private_key_secret_name: str | None = None
+    recording_retention_hours: float = Field(default=6, gt=0, le=24 * 365)
+    transcode_lease_s: int = Field(default=960, ge=30, description="a claim older than this may be taken over")
+    chunk_threshold_s: float = Field(default=600, ge=30, description="longer sources go to the chunked path")
+    chunk_length_s: float = Field(default=120, ge=8, description="a multiple of the HLS segment length")
+    transcode_state_machine_arn: str | None = None
+    min_upload_credits: float = Field(default=1, ge=0, description="credits an org must hold to upload")
+
+
+@cache
+def media_settings() -> MediaSettings:
+    """The media settings, read once per process."""
+    return MediaSettings()
+
+
+def _indexes():
+    from pymongo import ASCENDING, DESCENDING, IndexModel
+
+    return [
+        IndexModel([("orgId", ASCENDING), ("createdAt", DESCENDING)]),
+        IndexModel([("orgId", ASCENDING), ("kind", ASCENDING), ("roomId", ASCENDING)]),
+        IndexModel([("kind", ASCENDING), ("expiresAt", ASCENDING)]),
+    ]
+
+
+db.register_indexes(VIDEOS, _indexes)
+
+
+class Rendition(BaseModel):
+    """One published rung of the HLS ladder."""
+
+    name: str
+    width: int
+    height: int
+    bandwidth: int
+    codecs: str
+
+
+class Video(BaseModel):
+    """A video or recording as stored."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    org_id: str = Field(alias="orgId")
+    kind: Kind = "video"
+    title: str = ""
+    room_id: str | None = Field(default=None, alias="roomId")
+    status: Status = "pending"
+    progress: int = 0
+    message: str = ""
+    size_bytes: int = Field(default=0, alias="sizeBytes")
+    content_type: str = Field(default="video/mp4", alias="contentType")
+    source_bucket: str = Field(alias="sourceBucket")
+    source_key: str = Field(alias="sourceKey")
+    upload_id: str | None = Field(default=None, alias="uploadId")
+    duration_s: float | None = Field(default=None, alias="durationS")
+    width: int | None = None
+    height: int | None = None
+    renditions: list[Rendition] = Field(default_factory=list)
+    playable: bool = False
+    poster_key: str | None = Field(default=None, alias="posterKey")
+    thumbnail_keys: list[str] = Field(default_factory=list, alias="thumbnailKeys")
+    attempt: int = 0
+    claimed_by: str | None = Field(default=None, alias="claimedBy")
+    lease_until: datetime | None = Field(default=None, alias="leaseUntil")
+    chunks_total: int = Field(default=0, alias="chunksTotal")
+    chunks_done: list[int] = Field(default_factory=list, alias="chunksDone")
+    created_at: datetime = Field(alias="createdAt")
+    updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    completed_at: datetime | None = Field(default=None, alias="completedAt")
+    expires_at: datetime | None = Field(default=None, alias="expiresAt")
+
+    @property
+    def media_prefix(self) -> str:
+        """Where this video's HLS ladder, poster and thumbnails live in the media bucket."""
+        return media_prefix(self.org_id, self.id)
+
+
+def source_key(org_id: str, video_id: str) -> str:
+    """The uploads-bucket key of a video's source file."""
+    return f"{org_id}/{video_id}/source"
+
+
+def media_prefix(org_id: str, video_id: str) -> str:
+    """The media-bucket prefix of a video's outputs (always ends with `/`)."""
+    return f"{org_id}/{video_id}/"
+
+
+def parse_source_key(key: str) -> tuple[str, str]:
+    """(org id, video id) of an upload key; BadRequest for any key we did not hand out."""
+    match = SOURCE_KEY.fullmatch(key)
+    if not match:
+        raise BadRequest("The object key is not a Verriflo upload key.")
+    return match["org"], match["video"]
+
+
+def check_video_id(video_id: str) -> str:
+    """A video id from a URL: NotFound unless it has our id shape (no lookups for junk)."""
+    if not VIDEO_ID.fullmatch(video_id):
+        raise NotFound("No such video.")
+    return video_id
+
+
+def _doc(video: dict[str, Any] | None) -> Video | None:
+    return Video.model_validate(video) if video else None
+
+
+# --- records ---------------------------------------------------------------------------------------
+
+def insert_video(org_id: str, *, title: str, size_bytes: int, content_type: str, kind: Kind = "video",
+                 room_id: str | None = None, bucket: str | None = None,
+                 expires_at: datetime | None = None) -> Video:
+    """Create a pending video (or recording) record and return it."""
+    settings = media_settings()
+    video_id = new_id("rec" if kind == "recording" else "vid")
+    at = now()
+    doc = {
+        "_id": video_id, "orgId": org_id, "kind": kind, "title": title, "roomId": room_id,
+        "status": "pending", "progress": 0, "message": "Waiting for the upload.",
+        "sizeBytes": size_bytes, "contentType": content_type,
+        "sourceBucket": bucket or (settings.recordings_bucket if kind == "recording" else settings.uploads_bucket),
+        "sourceKey": source_key(org_id, video_id), "createdAt": at, "updatedAt": at,
+        "expiresAt": expires_at, "attempt": 0,
+    }
+    with db.unavailable_on_failure():
+        db.collection(VIDEOS).insert_one(doc)
+    return Video.model_validate(doc)
+
+
+def set_upload_id(org_id: str, video_id: str, upload_id: str) -> None:
+    """Remember the multipart upload a video's source is being sent through."""
+    with db.unavailable_on_failure():
+        db.collection(VIDEOS).update_one({"_id": video_id, "orgId": org_id}, {"$set": {"uploadId": upload_id}})
+
+
+def get_video(org_id: str, video_id: str, kind: Kind | None = None) -> Video:
+    """One of the org's videos; NotFound for unknown ids and for other orgs' ids alike."""
+    query: dict[str, Any] = {"_id": check_video_id(video_id), "orgId": org_id}
+    if kind:
+        query["kind"] = kind
+    with db.unavailable_on_failure():
+        found = _doc(db.collection(VIDEOS).find_one(query))
+    if found is None:
+        raise NotFound("No such recording." if kind == "recording" else "No such video.")
+    return found
+
+
+def find_video(video_id: str) -> Video | None:
+    """A video by id alone (the transcoder checks the key's org against it)."""
+    with db.unavailable_on_failure():
+        return _doc(db.collection(VIDEOS).find_one({"_id": video_id}))
+
+
+def list_videos(org_id: str, *, kind: Kind | None = None, room_id: str | None = None,
+                status: Status | None = None, limit: int = 50, before: datetime | None = None) -> list[Video]:
+    """The org's videos, newest first."""
+    query: dict[str, Any] = {"orgId": org_id}
+    if kind:
+        query["kind"] = kind
+    if room_id:
+        query["roomId"] = room_id
+    if status:
+        query["status"] = status
+    if before:
+        query["createdAt"] = {"$lt": before}
+    with db.unavailable_on_failure():
+        return [Video.model_validate(d) for d in
+                db.collection(VIDEOS).find(query).sort([("createdAt", -1), ("_id", -1)]).limit(limit)]
+
+
+def storage_used(org_id: str) -> int:
+    """Bytes of sources the org has uploaded or reserved (sum of declared sizes)."""
+    with db.unavailable_on_failure():
+        rows = list(db.collection(VIDEOS).aggregate([
+            {"$match": {"orgId": org_id}}, {"$group": {"_id": None, "total": {"$sum": "$sizeBytes"}}}]))
+    return int(rows[0]["total"]) if rows else 0
+
+
+def purge(video: Video) -> None:
+    """Delete a video everywhere: its outputs, its source (or unfinished upload) and its record."""
+    from verriflo import objects
+
+    settings = media_settings()
+    objects.delete_prefix(settings.media_bucket, video.media_prefix)
+    if video.upload_id:
+        objects.abort_multipart(video.source_bucket, video.source_key, video.upload_id)
+    objects.delete(video.source_bucket, video.source_key)
+    delete_video(video.org_id, video.id)
+
+
+def delete_video(org_id: str, video_id: str) -> bool:
+    """Remove the record; True when it existed."""
+    with db.unavailable_on_failure():
+        return db.collection(VIDEOS).delete_one({"_id": video_id, "orgId": org_id}).deleted_count == 1
+
+
+# --- the transcoder's state machine ------------------------------------------------------------------
+
+def claim(org_id: str, video_id: str, claimant: str) -> Video | None:
+    """Take the video for transcoding, or None when someone else has it or it is done.
+
+    The conditional update is the idempotency: a duplicate S3 event (another claimant) finds the
+    video processing or completed and does nothing; a retry of the same invocation (same claimant,
+    e.g. Lambda's async retry after a crash) or any worker after the lease ran out starts again.
+    """
+    from pymongo import ReturnDocument
+
+    at = now()
+    lease = at + timedelta(seconds=media_settings().transcode_lease_s)
+    query = {"_id": video_id, "orgId": org_id, "$or": [
+        {"status": "pending"},
+        {"status": "processing", "claimedBy": claimant},
+        {"status": "processing", "leaseUntil": {"$lt": at}},
+    ]}
+    update = {"$set": {"status": "processing", "claimedBy": claimant, "leaseUntil": lease, "progress": 0,
+                       "message": "Transcoding.", "playable": False, "renditions": [], "posterKey": None,
+                       "thumbnailKeys": [], "chunksDone": [], "chunksTotal": 0, "updatedAt": at},
+              "$inc": {"attempt": 1}}
+    with db.unavailable_on_failure():
+        return _doc(db.collection(VIDEOS).find_one_and_update(query, update, return_document=ReturnDocument.AFTER))
+
+
+def _fenced(video: Video, update: dict[str, Any], extra: dict[str, Any] | None = None) -> bool:
+    query = {"_id": video.id, "orgId": video.org_id, "claimedBy": video.claimed_by, "status": "processing"}
+    update.setdefault("$set", {})["updatedAt"] = now()
+    with db.unavailable_on_failure():
+        return db.collection(VIDEOS).update_one(query | (extra or {}), update).matched_count == 1
+
+
+def record_probe(video: Video, duration_s: float, width: int, height: int) -> bool:
+    """Store what the probe found."""
+    return _fenced(video, {"$set": {"durationS": duration_s, "width": width, "height": height}})
+
+
+def set_progress(video: Video, progress: int) -> bool:
+    """Move progress forward (never back); False when the claim was lost."""
+    query = {"_id": video.id, "orgId": video.org_id, "claimedBy": video.claimed_by, "status": "processing"}
+    with db.unavailable_on_failure():
+        coll = db.collection(VIDEOS)
+        if coll.update_one(query | {"progress": {"$lt": progress}},
+                           {"$set": {"progress": progress, "updatedAt": now()}}).matched_count:
+            return True
+        return coll.count_documents(query, limit=1) == 1
+
+
+def publish_renditions(video: Video, renditions: list[Rendition], poster_key: str | None,
+                       thumbnail_keys: list[str]) -> bool:
+    """Mark the video playable with the renditions whose playlists are already in the bucket."""
+    return _fenced(video, {"$set": {"playable": True, "renditions": [r.model_dump() for r in renditions],
+                                    "posterKey": poster_key, "thumbnailKeys": thumbnail_keys,
+                                    "message": "Playable; the rest of the ladder is on its way."}})
+
+
+def set_chunks(video: Video, total: int) -> bool:
+    """Record how many chunks the chunked path will transcode."""
+    return _fenced(video, {"$set": {"chunksTotal": total, "chunksDone": []}})
+
+
+def chunk_done(video: Video, index: int) -> int:
+    """Mark one chunk finished; returns the progress it implies (0-99)."""
+    from pymongo import ReturnDocument
+
+    query = {"_id": video.id, "orgId": video.org_id, "claimedBy": video.claimed_by, "status": "processing"}
+    with db.unavailable_on_failure():
+        doc = db.collection(VIDEOS).find_one_and_update(
+            query, {"$addToSet": {"chunksDone": index}, "$set": {"updatedAt": now()}},
+            return_document=ReturnDocument.AFTER)
+    if not doc:
+        return -1
+    progress = min(99, int(100 * len(doc.get("chunksDone", [])) / max(1, doc.get("chunksTotal") or 1)))
+    set_progress(video, progress)
+    return progress
+
+
+def complete(video: Video, renditions: list[Rendition], poster_key: str | None,
+             thumbnail_keys: list[str]) -> bool:
+    """The whole ladder is published."""
+    at = now()
+    return _fenced(video, {"$set": {"status": "completed", "progress": 100, "playable": True,
+                                    "renditions": [r.model_dump() for r in renditions],
+                                    "posterKey": poster_key, "thumbnailKeys": thumbnail_keys,
+                                    "message": "Ready to play.", "completedAt": at, "leaseUntil": None}})
+
+
+def fail(video: Video, message: str) -> bool:
+    """Give up on the video with a message its owner can act on."""
+    return _fenced(video, {"$set": {"status": "failed", "playable": False, "renditions": [],
+                                    "posterKey": None, "thumbnailKeys": [], "message": message,
+                                    "leaseUntil": None}})
+
+
+def fail_unclaimed(org_id: str, video_id: str, message: str) -> bool:
+    """Fail a pending video before any claim (e.g. an upload larger than declared)."""
+    with db.unavailable_on_failure():
+        return db.collection(VIDEOS).update_one(
+            {"_id": video_id, "orgId": org_id, "status": "pending"},
+            {"$set": {"status": "failed", "message": message, "updatedAt": now()}}).matched_count == 1
+
+
+# --- recordings (called by functions/rooms) ----------------------------------------------------------
+
+def register_recording(org_id: str, room_id: str, *, title: str = "", egress_id: str | None = None,
+                       ended_at: datetime | None = None) -> Video:
+    """A recording record for a room; Egress should write the file to `recordings_bucket`/`sourceKey`.
+
+    The file's arrival in the recordings bucket starts the same transcode as an upload; the record
+    (and its media) is deleted `recording_retention_hours` after the class ended.
+    """
+    hours = media_settings().recording_retention_hours
+    video = insert_video(org_id, title=title or f"Recording of {room_id}", size_bytes=0, content_type="video/mp4",
+                         kind="recording", room_id=room_id,
+                         expires_at=(ended_at or now()) + timedelta(hours=hours))
+    if egress_id:
+        with db.unavailable_on_failure():
+            db.collection(VIDEOS).update_one({"_id": video.id}, {"$set": {"egressId": egress_id}})
+    return video
+
+
+def class_ended(org_id: str, room_id: str, ended_at: datetime | None = None) -> int:
+    """Start the retention clock of a room's recordings at the end of class; returns how many."""
+    expires = (ended_at or now()) + timedelta(hours=media_settings().recording_retention_hours)
+    with db.unavailable_on_failure():
+        return db.collection(VIDEOS).update_many(
+            {"orgId": org_id, "kind": "recording", "roomId": room_id}, {"$set": {"expiresAt": expires}}).modified_count
+
+
+def list_recordings(org_id: str, room_id: str) -> list[Video]:
+    """A room's recordings, newest first."""
+    return list_videos(org_id, kind="recording", room_id=room_id, limit=200)
+
+
+def get_recording(org_id: str, recording_id: str) -> Video:
+    """One of the org's recordings; NotFound for other orgs' ids."""
+    return get_video(org_id, recording_id, kind="recording")
+
+
+def expired_recordings(at: datetime | None = None, limit: int = 200) -> list[Video]:
+    """Recordings whose retention ran out."""
+    with db.unavailable_on_failure():
+        return [Video.model_validate(d) for d in db.collection(VIDEOS).find(
+            {"kind": "recording", "expiresAt": {"$lte": at or now()}}).limit(limit)]

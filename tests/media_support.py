@@ -1,0 +1,117 @@
+"""Helpers for the media tests: tiny real videos made by FFmpeg, the media buckets in moto, and a
+queue that collects what the functions publish on the event bus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+UPLOADS, MEDIA, RECORDINGS = "verriflo-test-uploads", "verriflo-test-media", "verriflo-test-recordings"
+
+
+def ffmpeg() -> str:
+    """Debian's ffmpeg (tests need a real one; `apt-get install ffmpeg`)."""
+    found = shutil.which("ffmpeg")
+    if not found:
+        raise RuntimeError("ffmpeg is not installed: apt-get install -y ffmpeg")
+    return found
+
+
+def make_video(path: Path, *, width: int = 640, height: int = 360, seconds: float = 3, rate: int = 15,
+               audio: bool = True, fmt: str | None = None) -> Path:
+    """A synthetic test clip (lavfi testsrc2 + a sine tone), small and quick to encode."""
+    cmd = [ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i",
+           f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}", "-c:a", "aac",
+                "-b:a", "64k"]
+    cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(rate * 2)]
+    if fmt:
+        cmd += ["-f", fmt]
+    cmd.append(str(path))
+    subprocess.run(cmd, check=True, timeout=120)
+    return path
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file to a fraction of its bytes (an interrupted upload)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def use_media_env(monkeypatch: Any) -> None:
+    """Point the media settings at the moto buckets (call inside the `aws_env` fixture)."""
+    import boto3
+
+    from transcode import pipeline
+    from verriflo import media
+
+    for name, value in {"UPLOADS_BUCKET": UPLOADS, "MEDIA_BUCKET": MEDIA, "RECORDINGS_BUCKET": RECORDINGS,
+                        "PLAYBACK_SECRET_NAME": "verriflo/playback-signing-key"}.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3")
+    for bucket in (UPLOADS, MEDIA, RECORDINGS):
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    sm = boto3.client("secretsmanager")
+    try:
+        sm.create_secret(Name="verriflo/playback-signing-key", SecretString="test-playback-" + "k" * 40)
+    except sm.exceptions.ResourceExistsException:
+        pass
+    media.media_settings.cache_clear()
+    pipeline.ffmpeg_settings.cache_clear()
+
+
+def keys(bucket: str, prefix: str) -> set[str]:
+    """Every key under a prefix."""
+    import boto3
+
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+@dataclass
+class EventTap:
+    """An SQS queue subscribed to every event on the bus."""
+
+    queue_url: str
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The media events published so far (detail bodies), oldest first."""
+        import boto3
+
+        sqs = boto3.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return found
+            for message in got:
+                detail = json.loads(message["Body"])["detail"]
+                # other services' events (e.g. the ledger's credits.low) are not what these tests watch
+                if detail["type"].startswith(("video.", "recording.")):
+                    found.append(detail)
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def types(self) -> list[str]:
+        """The names of the events published so far."""
+        return [e["type"] for e in self.drain()]
+
+
+def tap_events(bus: str = "verriflo-test-events") -> EventTap:
+    """Route every event on `bus` to a fresh SQS queue."""
+    import boto3
+
+    sqs, ev = boto3.client("sqs"), boto3.client("events")
+    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    ev.put_rule(Name="tap-all", EventBusName=bus, EventPattern=json.dumps({"source": ["verriflo"]}))
+    ev.put_targets(Rule="tap-all", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
+    return EventTap(url)
