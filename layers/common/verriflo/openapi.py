@@ -58,6 +58,11 @@ def build_document(root: Path) -> dict[str, Any]:
         security=[{"orgKey": []}, {"dashboardToken": []}],
         on_conflict="error",
     )
+    # Tooling, not a test: make the other layers (e.g. layers/ai) importable the way Lambda does.
+    for layer in sorted((root.parent / "layers").glob("*")):
+        if layer.is_dir() and str(layer) not in sys.path:
+            sys.path.append(str(layer))
+    extras = []
     for name in function_packages(root):
         # Tooling, not a test: make each function package importable the way Lambda does.
         path = str(root / name)
@@ -65,7 +70,26 @@ def build_document(root: Path) -> dict[str, Any]:
             sys.path.insert(0, path)
         module = importlib.import_module(f"{name}.handler")
         merger.add_schema(module.app.get_openapi_schema())
-    return _normalise(json.loads(merger.get_openapi_json_schema()))
+        # Routes served outside the Powertools resolver (e.g. streamed ones) describe themselves.
+        if callable(getattr(module, "openapi_paths", None)):
+            extras.append(module.openapi_paths())
+    document = json.loads(merger.get_openapi_json_schema())
+    for extra in extras:
+        _merge_extra(document, extra)
+    return _normalise(document)
+
+
+def _merge_extra(document: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Add a function's own paths and schemas; a path defined twice is an error, as in the merge."""
+    paths = document.setdefault("paths", {})
+    for path, operations in extra.get("paths", {}).items():
+        clash = set(operations) & set(paths.get(path, {}))
+        if clash:
+            raise ValueError(f"{path} {sorted(clash)} is defined twice")
+        paths.setdefault(path, {}).update(operations)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in extra.get("components", {}).get("schemas", {}).items():
+        schemas.setdefault(name, schema)
 
 
 def _normalise(document: dict[str, Any]) -> dict[str, Any]:

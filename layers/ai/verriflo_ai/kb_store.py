@@ -1,0 +1,139 @@
+"""Knowledge bases in MongoDB: bases, their documents, and the chunks with their vectors.
+
+Every query filters by `orgId`, so another org's ids are simply not found. Each base carries a
+`version` that every document change increments: in-memory search indexes compare it to know
+when to reload. Vectors are stored as float32 bytes (BSON binary), 1.5 KB per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from verriflo import db
+from verriflo.errors import NotFound
+
+BASES, DOCUMENTS, CHUNKS = "knowledge_bases", "kb_documents", "kb_chunks"
+
+
+def _indexes_bases():
+    from pymongo import ASCENDING, DESCENDING, IndexModel
+
+    return [IndexModel([("orgId", ASCENDING), ("createdAt", DESCENDING)])]
+
+
+def _indexes_documents():
+    from pymongo import ASCENDING, DESCENDING, IndexModel
+
+    return [IndexModel([("orgId", ASCENDING), ("kbId", ASCENDING), ("createdAt", DESCENDING)])]
+
+
+def _indexes_chunks():
+    from pymongo import ASCENDING, IndexModel
+
+    return [IndexModel([("orgId", ASCENDING), ("kbId", ASCENDING), ("docId", ASCENDING)])]
+
+
+db.register_indexes(BASES, _indexes_bases)
+db.register_indexes(DOCUMENTS, _indexes_documents)
+db.register_indexes(CHUNKS, _indexes_chunks)
+
+
+def insert_base(doc: dict[str, Any]) -> None:
+    """Store a new knowledge base."""
+    with db.unavailable_on_failure():
+        db.collection(BASES).insert_one(doc)
+
+
+def get_base(org_id: str, kb_id: str) -> dict[str, Any]:
+    """One of the org's knowledge bases, or NotFound."""
+    with db.unavailable_on_failure():
+        doc = db.collection(BASES).find_one({"_id": kb_id, "orgId": org_id})
+    if doc is None:
+        raise NotFound(f"Knowledge base '{kb_id}' was not found.")
+    return doc
+
+
+def versions(org_id: str, kb_ids: list[str]) -> dict[str, int]:
+    """The current version of each named base of the org; NotFound names the first missing one."""
+    with db.unavailable_on_failure():
+        found = {d["_id"]: int(d.get("version", 0)) for d in db.collection(BASES).find(
+            {"_id": {"$in": kb_ids}, "orgId": org_id}, {"version": 1})}
+    for kb_id in kb_ids:
+        if kb_id not in found:
+            raise NotFound(f"Knowledge base '{kb_id}' was not found.")
+    return found
+
+
+def list_bases(org_id: str, limit: int) -> list[dict[str, Any]]:
+    """The org's knowledge bases, newest first."""
+    with db.unavailable_on_failure():
+        return list(db.collection(BASES).find({"orgId": org_id}).sort("createdAt", -1).limit(limit))
+
+
+def delete_base(org_id: str, kb_id: str) -> None:
+    """Delete a base with its documents and chunks, or NotFound."""
+    with db.unavailable_on_failure():
+        result = db.collection(BASES).delete_one({"_id": kb_id, "orgId": org_id})
+        if not result.deleted_count:
+            raise NotFound(f"Knowledge base '{kb_id}' was not found.")
+        db.collection(CHUNKS).delete_many({"orgId": org_id, "kbId": kb_id})
+        db.collection(DOCUMENTS).delete_many({"orgId": org_id, "kbId": kb_id})
+
+
+def insert_document(doc: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
+    """Store a document and its chunks, then bump the base's version; nothing is left half-stored."""
+    from pymongo.errors import PyMongoError
+
+    with db.unavailable_on_failure():
+        try:
+            for start in range(0, len(chunks), 500):
+                db.collection(CHUNKS).insert_many(chunks[start:start + 500], ordered=False)
+            db.collection(DOCUMENTS).insert_one(doc)
+        except PyMongoError:
+            db.collection(CHUNKS).delete_many({"orgId": doc["orgId"], "docId": doc["_id"]})
+            raise
+        bumped = db.collection(BASES).update_one(
+            {"_id": doc["kbId"], "orgId": doc["orgId"]},
+            {"$inc": {"version": 1, "documentCount": 1, "chunkCount": len(chunks)}})
+        if not bumped.matched_count:
+            # The base was deleted while this document was being embedded.
+            db.collection(CHUNKS).delete_many({"orgId": doc["orgId"], "docId": doc["_id"]})
+            db.collection(DOCUMENTS).delete_one({"_id": doc["_id"]})
+            raise NotFound(f"Knowledge base '{doc['kbId']}' was not found.")
+
+
+def list_documents(org_id: str, kb_id: str, limit: int) -> list[dict[str, Any]]:
+    """A base's documents, newest first."""
+    with db.unavailable_on_failure():
+        return list(db.collection(DOCUMENTS).find({"orgId": org_id, "kbId": kb_id})
+                    .sort("createdAt", -1).limit(limit))
+
+
+def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
+    """Delete a document and its chunks, or NotFound."""
+    with db.unavailable_on_failure():
+        doc = db.collection(DOCUMENTS).find_one_and_delete({"_id": doc_id, "orgId": org_id, "kbId": kb_id})
+        if doc is None:
+            raise NotFound(f"Document '{doc_id}' was not found.")
+        db.collection(CHUNKS).delete_many({"orgId": org_id, "docId": doc_id})
+        db.collection(BASES).update_one(
+            {"_id": kb_id, "orgId": org_id},
+            {"$inc": {"version": 1, "documentCount": -1, "chunkCount": -int(doc.get("chunkCount", 0))}})
+
+
+def iter_chunks(org_id: str, kb_id: str) -> Iterator[dict[str, Any]]:
+    """Every chunk of a base with its vector (to build the in-memory index)."""
+    with db.unavailable_on_failure():
+        yield from db.collection(CHUNKS).find(
+            {"orgId": org_id, "kbId": kb_id},
+            {"_id": 0, "docId": 1, "ordinal": 1, "text": 1, "title": 1, "vector": 1},
+            batch_size=2000)
+
+
+def now() -> datetime:
+    """The current time (UTC), as stored."""
+    from verriflo.orgs import now as _now
+
+    return _now()

@@ -1,0 +1,29 @@
+"""Metering AI work into the usage ledger: a credit check before a model call, a debit after it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from verriflo import ledger, pricing
+from verriflo.ledger import Service
+from verriflo_ai.providers import Usage
+
+NO_CREDITS = "Insufficient credits for AI requests; add credits to continue."
+
+
+def require_credits(org_id: str, minimum: Decimal | int = 1) -> None:
+    """402 before any model call when the org cannot pay for it."""
+    ledger.require_credits(org_id, minimum, NO_CREDITS)
+
+
+def meter(org_id: str, service: Service, entry_id: str, usage: Usage, meta: dict[str, Any] | None = None,
+          room_id: str | None = None) -> Decimal:
+    """Debit the tokens of one request, exactly once per entry id; returns the credits charged."""
+    credits = pricing.ai_tokens(usage.input_tokens, usage.output_tokens)
+    ledger.record_usage(ledger.UsageEvent(
+        entry_id=entry_id, org_id=org_id, service=service, credits=credits,
+        quantity=usage.input_tokens + usage.output_tokens, unit="token", room_id=room_id,
+        meta={"inputTokens": usage.input_tokens, "outputTokens": usage.output_tokens, "model": usage.model,
+              "counted": usage.counted} | (meta or {})))
+    return credits

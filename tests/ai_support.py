@@ -1,0 +1,118 @@
+"""Helpers for the AI tests: credits, NDJSON, test media made on the spot, and providers that
+misbehave on purpose (slow, failing mid-stream) to exercise the real streaming and error paths."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from verriflo_ai.providers import GenerationRequest, ProviderError, TextDelta, Usage
+
+
+def grant(org_id: str, credits: int = 1000) -> None:
+    """Give the org credits so AI requests may run."""
+    from verriflo import ledger
+
+    ledger.grant(ledger.UsageEvent(entry_id=f"grant-{uuid.uuid4().hex}", org_id=org_id, service="grant",
+                                   credits=credits))
+
+
+def lines(body: str | bytes) -> list[dict[str, Any]]:
+    """NDJSON body to objects (every line must be one JSON object)."""
+    text = body.decode() if isinstance(body, bytes) else body
+    assert text.endswith("\n"), "an NDJSON body ends with a newline"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def spoken_wav(text: str, voice: str = "en-us") -> bytes:
+    """Speech made by espeak-ng (slowed a little so whisper hears it clearly)."""
+    return subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "--stdout"], input=text.encode(),
+                          capture_output=True, check=True, timeout=30).stdout
+
+
+def to_webm(wav: bytes) -> bytes:
+    """WAV to WebM/Opus with ffmpeg (what browsers record)."""
+    return subprocess.run(["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-c:a", "libopus", "-f", "webm",
+                           "pipe:1"], input=wav, capture_output=True, check=True, timeout=60).stdout
+
+
+def png_with_text(text: str) -> bytes:
+    """A PNG showing `text` in large print."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (40 + 22 * len(text), 120), "white")
+    ImageDraw.Draw(image).text((20, 35), text, fill="black", font=ImageFont.load_default(size=40))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def pdf_with_text(paragraphs: list[str]) -> bytes:
+    """A minimal valid PDF (one page, Helvetica) whose text pypdf can extract."""
+    ops = ["BT", "/F1 11 Tf", "14 TL", "50 780 Td"]
+    for paragraph in paragraphs:
+        escaped = paragraph.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        ops += [f"({escaped}) Tj", "T*", "T*"]
+    ops.append("ET")
+    stream = "\n".join(ops).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def b64(data: bytes) -> str:
+    """Base64 text of bytes."""
+    return base64.b64encode(data).decode()
+
+
+@dataclass
+class ScriptedProvider:
+    """A provider that yields given pieces with a delay, and may fail after some of them.
+
+    It stands in for a remote model so tests control timing and failure; it goes through exactly
+    the code paths a real provider does (the OpenAI-compatible and Bedrock providers have their own
+    tests against wire-level stand-ins).
+    """
+
+    pieces: list[str]
+    delay_s: float = 0.0
+    fail_after: int | None = None
+    name: str = "scripted"
+    calls: list[GenerationRequest] = field(default_factory=list)
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+    def stream(self, request: GenerationRequest) -> Iterator[TextDelta | Usage]:
+        self.calls.append(request)
+        for i, piece in enumerate(self.pieces):
+            if self.fail_after is not None and i >= self.fail_after:
+                raise ProviderError("The model provider failed mid-stream.")
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
+            yield TextDelta(piece)
+        self.finished_at = time.perf_counter()
+        yield Usage(input_tokens=11, output_tokens=len(self.pieces), model=self.name)

@@ -1,0 +1,203 @@
+"""The AI API's chat: whole and streamed answers, history by chatId, usage, and every way a request
+is refused before a model is called."""
+
+from __future__ import annotations
+
+import pytest
+from ai_support import ScriptedProvider, b64, grant, lines, png_with_text
+from support import api_event, call
+
+from ai_agent import handler, logic
+from verriflo_ai import knowledge, providers
+from verriflo_ai import settings as ai_settings_module
+
+
+@pytest.fixture(autouse=True)
+def ai_env(monkeypatch: pytest.MonkeyPatch):
+    ai_settings_module.reset_settings()
+    knowledge.clear_index_cache()
+    yield
+    ai_settings_module.reset_settings()
+    knowledge.clear_index_cache()
+
+
+@pytest.fixture
+def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedProvider:
+    """A scripted provider in place of the configured one, so tests can see whether it was called."""
+    scripted = ScriptedProvider(pieces=["Energy ", "is made ", "in mitochondria."])
+    monkeypatch.setattr(logic, "provider", lambda: scripted)
+    return scripted
+
+
+def chat(org, ctx, body, stream=False):
+    name = "ai_agent/chat_stream.json" if stream else "ai_agent/chat.json"
+    return call(handler.handler, api_event(name, headers=org.headers, body=body), ctx)
+
+
+def test_chat_answers_in_the_envelope_and_keeps_the_history(org, lambda_context, model):
+    grant(org.id)
+    reply = chat(org, lambda_context, {"chatId": "c1", "message": "Where is energy made?"})
+    assert reply.status == 200, reply.body
+    assert reply.data["text"] == "Energy is made in mitochondria."
+    assert reply.data["usage"] == {"inputTokens": 11, "outputTokens": 3, "totalTokens": 14, "credits": 0.007}
+    assert reply.data["requestModality"] == "text" and reply.data["responseModality"] == "text"
+    again = chat(org, lambda_context, {"chatId": "c1", "message": "And in plants?"})
+    assert again.status == 200
+    # The second call saw the first exchange as history.
+    assert [m.text for m in model.calls[1].history] == ["Where is energy made?", "Energy is made in mitochondria."]
+    read = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
+                                           path="/v1/ai-agent/chats/c1", path_params={"chat_id": "c1"}),
+                lambda_context)
+    assert read.status == 200
+    assert [m["role"] for m in read.data["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert 0 < read.data["expiresIn"] <= 7 * 86400
+
+
+def test_stream_is_ndjson_text_usage_done(org, lambda_context, model):
+    grant(org.id)
+    reply = chat(org, lambda_context, {"chatId": "s1", "message": "Where is energy made?"}, stream=True)
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/x-ndjson"
+    assert reply.headers.get("x-request-id")
+    assert reply.headers.get("ratelimit-policy", "").startswith('"ai"')
+    events = lines(reply.body)
+    assert [e["type"] for e in events] == ["text", "text", "text", "usage", "done"]
+    assert "".join(e["text"] for e in events if e["type"] == "text") == "Energy is made in mitochondria."
+    assert events[3]["usage"]["inputTokens"] == 11
+
+
+def test_another_orgs_chat_is_not_found_and_stays_intact(org, other_org, lambda_context, model):
+    grant(org.id)
+    assert chat(org, lambda_context, {"chatId": "private", "message": "secret plans"}).status == 200
+    for name, method in (("ai_agent/read_chat.json", "GET"), ("ai_agent/delete_chat.json", "DELETE")):
+        reply = call(handler.handler, api_event(name, headers=other_org.headers, path="/v1/ai-agent/chats/private",
+                                                path_params={"chat_id": "private"}), lambda_context)
+        assert reply.status == 404, reply.body
+        assert reply.body["error"] == "NOT_FOUND" and "secret" not in str(reply.body)
+    # Another org continuing "the same" chatId starts its own chat and sees nothing of ours.
+    grant(other_org.id)
+    assert chat(other_org, lambda_context, {"chatId": "private", "message": "hello"}).status == 200
+    assert model.calls[-1].history == ()
+    mine = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
+                                           path="/v1/ai-agent/chats/private", path_params={"chat_id": "private"}),
+                lambda_context)
+    assert [m["text"] for m in mine.data["messages"]][0] == "secret plans"
+    deleted = call(handler.handler, api_event("ai_agent/delete_chat.json", headers=org.headers,
+                                              path="/v1/ai-agent/chats/private",
+                                              path_params={"chat_id": "private"}), lambda_context)
+    assert deleted.status == 200 and deleted.data == {"chatId": "private", "deleted": True}
+
+
+def test_without_a_key_nothing_is_answered(lambda_context, model):
+    reply = call(handler.handler, api_event("ai_agent/chat_stream.json", headers={}, body={"message": "hi"}),
+                 lambda_context)
+    assert reply.status == 401 and reply.body["error"] == "UNAUTHORIZED"
+    assert model.calls == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"message": "hi", "audio": "not base64!!"}, 400, "VALIDATION_ERROR"),
+    ({"message": "hi", "image": "%%%", "imageMimeType": "image/png"}, 400, "VALIDATION_ERROR"),
+    ({"message": "hi", "image": b64(b"GIF89a....."), "imageMimeType": "image/tiff"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+    ({"message": "hi", "audio": b64(b"this is not audio at all")}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+    ({"message": "hi", "image": b64(png_with_text("x")), "imageMimeType": "image/jpeg"}, 400, "VALIDATION_ERROR"),
+    ({"message": "hi", "audio": b64(b"RIFF" + b"\0" * 3000 + b"WAVE")}, 413, "PAYLOAD_TOO_LARGE"),
+    ({"message": "hi", "image": b64(b"\x89PNG\r\n\x1a\n" + b"\0" * 3000), "imageMimeType": "image/png"},
+     413, "PAYLOAD_TOO_LARGE"),
+    ({"message": "x" * 3000}, 413, "PAYLOAD_TOO_LARGE"),
+    ({"message": "hi", "responseModality": "video"}, 400, "VALIDATION_ERROR"),
+    ({"message": "hi", "responseModality": "audio", "voiceName": "klingon"}, 400, "VALIDATION_ERROR"),
+    ({"chatId": "has spaces", "message": "hi"}, 400, "VALIDATION_ERROR"),
+    ({}, 400, "VALIDATION_ERROR"),
+    ({"message": "hi", "unknownField": 1}, 400, "VALIDATION_ERROR"),
+])
+def test_bad_input_is_refused_before_any_model_call(org, lambda_context, model, monkeypatch, body, status, code,
+                                                    stream):
+    monkeypatch.setenv("AI_MAX_AUDIO_BYTES", "2048")
+    monkeypatch.setenv("AI_MAX_IMAGE_BYTES", "2048")
+    monkeypatch.setenv("AI_MAX_MESSAGE_CHARS", "2000")
+    ai_settings_module.reset_settings()
+    grant(org.id)
+    reply = chat(org, lambda_context, body, stream=stream)
+    assert (reply.status, reply.body["error"]) == (status, code), reply.body
+    assert reply.body["success"] is False and reply.body["message"]
+    assert model.calls == []
+
+
+def test_no_credits_is_402_before_any_model_call(org, lambda_context, model):
+    reply = chat(org, lambda_context, {"message": "hi"}, stream=True)
+    assert reply.status == 402 and reply.body["error"] == "INSUFFICIENT_CREDITS"
+    assert model.calls == []
+
+
+@pytest.mark.parametrize("fail_after", [0, 2])
+def test_a_provider_failing_mid_stream_sends_error_then_done_and_keeps_no_turn(org, lambda_context, monkeypatch,
+                                                                              fail_after):
+    grant(org.id)
+    good = ScriptedProvider(pieces=["First answer."])
+    monkeypatch.setattr(logic, "provider", lambda: good)
+    assert chat(org, lambda_context, {"chatId": "f1", "message": "first"}).status == 200
+    failing = ScriptedProvider(pieces=["Half ", "an ", "answer"], fail_after=fail_after)
+    monkeypatch.setattr(logic, "provider", lambda: failing)
+    events = lines(chat(org, lambda_context, {"chatId": "f1", "message": "second"}, stream=True).body)
+    assert [e["type"] for e in events][-2:] == ["error", "done"]
+    assert events[-2]["error"] == "UPSTREAM_ERROR" and events[-2]["message"]
+    assert [e["type"] for e in events].count("text") == fail_after
+    assert "usage" not in [e["type"] for e in events]
+    read = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
+                                           path="/v1/ai-agent/chats/f1", path_params={"chat_id": "f1"}),
+                lambda_context)
+    assert [m["text"] for m in read.data["messages"]] == ["first", "First answer."]
+    whole = chat(org, lambda_context, {"chatId": "f1", "message": "third"})
+    assert whole.status == 502 and whole.body["error"] == "UPSTREAM_ERROR"
+
+
+def test_redis_down_is_503_before_any_model_call(org, lambda_context, model, monkeypatch):
+    from servers import free_port
+
+    from verriflo import cache, ratelimit, settings
+    from verriflo.auth import authenticate
+    from verriflo.errors import ServiceUnavailable
+
+    grant(org.id)
+    ctx = authenticate(org.headers)
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("REDIS_TIMEOUT_S", "0.2")
+    settings.reset_settings()
+    cache.reset_client()
+    ratelimit.reset_script()
+    # Through the function (the rate limiter is the first to notice) and in the history path itself.
+    reply = chat(org, lambda_context, {"chatId": "r1", "message": "hi"}, stream=True)
+    assert reply.status == 503 and reply.body["error"] == "SERVICE_UNAVAILABLE"
+    assert reply.headers.get("Retry-After") or reply.headers.get("retry-after")
+    with pytest.raises(ServiceUnavailable):
+        logic.prepare_chat(ctx, logic.ChatRequest(chat_id="r1", message="hi"), "req-1")
+    assert model.calls == []
+
+
+def test_offline_default_says_plainly_it_has_no_model_without_a_knowledge_base(org, lambda_context):
+    grant(org.id)
+    reply = chat(org, lambda_context, {"message": "What is the capital of France?"})
+    assert reply.status == 200
+    assert reply.data["text"] == providers.NO_KNOWLEDGE
+    assert "Paris" not in reply.data["text"]
+
+
+def test_internal_generate_needs_the_dispatch_secret(org, lambda_context, model):
+    from verriflo import secrets as secrets_module
+
+    grant(org.id)
+    for name in ("ai_agent/generate.json", "ai_agent/generate_stream.json"):
+        refused = call(handler.handler, api_event(name, body={"orgId": org.id, "message": "hi"}), lambda_context)
+        assert refused.status == 403 and refused.body["error"] == "FORBIDDEN"
+    assert model.calls == []
+    secret = secrets_module.get_secret("verriflo/dispatch-secret")
+    event = api_event("ai_agent/generate.json", body={"orgId": org.id, "message": "hi"})
+    event["headers"]["X-Dispatch-Secret"] = secret
+    reply = call(handler.handler, event, lambda_context)
+    assert reply.status == 200 and reply.data["text"] == "Energy is made in mitochondria."
+    event = api_event("ai_agent/generate_stream.json", body={"orgId": org.id, "message": "hi"})
+    event["headers"]["X-Dispatch-Secret"] = secret
+    streamed = call(handler.handler, event, lambda_context)
+    assert [e["type"] for e in lines(streamed.body)][-2:] == ["usage", "done"]
