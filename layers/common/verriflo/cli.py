@@ -80,6 +80,38 @@ def _credits_add(args: argparse.Namespace) -> None:
                   "balance": balance}, f"balance of {args.org_id}: {balance} credits")
 
 
+def _credits_check(args: argparse.Namespace) -> None:
+    drift, balance = ledger.drift_milli(args.org_id), ledger.balance_milli(args.org_id)
+    verdict = "matches the ledger" if drift == 0 else f"differs from the ledger by {ledger.from_milli(drift)}"
+    _print(args, {"orgId": args.org_id, "balanceMilli": balance, "driftMilli": drift},
+           f"balance {ledger.from_milli(balance)} credits; {verdict}")
+
+
+def _credits_expire(args: argparse.Namespace) -> None:
+    removed = ledger.expire_grants(args.org_id)
+    total = ledger.from_milli(sum(e.amount_milli for e in removed))
+    _print(args, {"expired": [e.model_dump(mode="json", by_alias=True) for e in removed]},
+           f"{len(removed)} grant(s) expired, {total} credits removed")
+
+
+def _credits_limits(args: argparse.Namespace) -> None:
+    orgs.get_org(args.org_id)
+    current = ledger.state(args.org_id).caps
+
+    def milli(value: float | None, old: int | None) -> int | None:
+        if value is None:
+            return old
+        return None if value < 0 else ledger.to_milli(value)
+
+    caps = ledger.Caps(orgMonthlyMilli=milli(args.org_monthly, current.org_monthly_milli),
+                       roomMilli=milli(args.room, current.room_milli),
+                       studentMonthlyMilli=milli(args.student_monthly, current.student_monthly_milli))
+    low = ledger.to_milli(args.low) if args.low is not None else None
+    state = ledger.configure(args.org_id, caps=caps, low_mark_milli=low)
+    data = {"caps": state.caps.model_dump(by_alias=True), "lowMarkMilli": state.low_mark_milli}
+    _print(args, {"orgId": args.org_id} | data, json.dumps(data))
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -176,6 +208,19 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--note")
     g.add_argument("--grant-id", help="idempotency key: the same id is granted once")
     g.set_defaults(func=_credits_add)
+    g = credits.add_parser("check", help="compare an org's balance with the sum of its ledger entries")
+    g.add_argument("org_id")
+    g.set_defaults(func=_credits_check)
+    g = credits.add_parser("expire", help="remove what is left of expired grants (all orgs, or one)")
+    g.add_argument("org_id", nargs="?")
+    g.set_defaults(func=_credits_expire)
+    g = credits.add_parser("limits", help="set spending caps (-1 clears one) and the low mark")
+    g.add_argument("org_id")
+    g.add_argument("--org-monthly", type=float)
+    g.add_argument("--room", type=float)
+    g.add_argument("--student-monthly", type=float)
+    g.add_argument("--low", type=float, help="credits.low fires below this balance")
+    g.set_defaults(func=_credits_limits)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(required=True, metavar="action")
     u = user.add_parser("create", help="create a dashboard user (password from a prompt or stdin)")
