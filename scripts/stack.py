@@ -541,6 +541,18 @@ def seed_demo(stack: Stack, ports: dict[str, int]) -> dict:
     raise StackError("verriflo seed-demo printed no JSON")
 
 
+def _demo_key_works(api_url: str, key: str) -> bool:
+    """Re-running `up` keeps the demo org it seeded before, if its key still authenticates."""
+    if not key:
+        return False
+    request = urllib.request.Request(f"{api_url}/v1/auth/whoami", headers={"VF-ORG-ID": key})  # noqa: S310
+    try:
+        with _NO_PROXY.open(request, timeout=60) as resp:
+            return resp.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 # ---- commands -------------------------------------------------------------------------------
 def cmd_servers_start(stack: Stack) -> dict[str, int]:
     stack.ensure_dirs()
@@ -577,7 +589,7 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool) -> dict[str, str]:
         values["API_URL"] = offline_api_url(outputs, ports)
         values.update({f"STACK_OUTPUT_{k}": v for k, v in outputs.items()})
         stack.write_env(values)
-        if seed:
+        if seed and not _demo_key_works(values["API_URL"], stack.read_env().get("DEMO_API_KEY", "")):
             demo = seed_demo(stack, ports)
             values["DEMO_ORG_ID"] = str(demo.get("orgId", ""))
             values["DEMO_API_KEY"] = str(demo.get("apiKey", ""))
