@@ -1,5 +1,6 @@
 """Run the LiveKit stand-in: `python -m standins.livekit --port 7880 --api-key K --api-secret S
---webhook-url http://...` (credentials may also come from LIVEKIT_API_KEY / LIVEKIT_API_SECRET)."""
+--webhook-url http://...` (credentials may also come from LIVEKIT_API_KEY / LIVEKIT_API_SECRET, or
+from the stack's LiveKit secret with `--secret-name <stack>/livekit`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ def main() -> None:
         "--webhook-url", action="append", default=[], help="where to POST signed webhooks (repeatable)"
     )
     args = parser.parse_args()
+    if args.secret_name:
+        import json
+
+        import boto3
+
+        value = json.loads(
+            boto3.client("secretsmanager").get_secret_value(SecretId=args.secret_name)["SecretString"]
+        )
+        args.api_key, args.api_secret = value["apiKey"], value["apiSecret"]
     if not args.api_key or not args.api_secret:
         parser.error("--api-key and --api-secret (or LIVEKIT_API_KEY / LIVEKIT_API_SECRET) are required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -54,8 +54,10 @@ def livekit_name(org_id: str, room_id: str) -> str:
 
 
 def _reused(room_id: str) -> ValidationFailed:
-    message = (f"Invalid value for 'roomId': '{room_id}' was already used by this organisation "
-               "and can never be reused.")
+    message = (
+        f"Invalid value for 'roomId': '{room_id}' was already used by this organisation "
+        "and can never be reused."
+    )
     return ValidationFailed(
         message,
         details={"fields": [{"field": "roomId", "message": "already used", "type": "room_id_reused"}]},
@@ -414,7 +416,7 @@ def update_participant(org: OrgContext, room_id: str, uid: str, body: UpdatePart
     customization = meta.get("customization") or effective_customization(room.get("customization") or {}, {})
     grants: Grants = grants_for(role, customization)
     if body.permissions is not None:
-        grants = with_changes(grants, body.permissions.model_dump())
+        grants = with_changes(grants, body.permissions.model_dump(by_alias=False))
     meta |= {"role": role, "customization": customization}
     updated = lk.update_participant(room["lkName"], uid, grants=grants, metadata=meta, name=body.name)
     if body.role:
