@@ -30,12 +30,12 @@ def _rate(fn, n: int) -> float:
 
 def ledger_throughput(report: Report) -> None:
     with local_stores():
-        os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_LOG_LEVEL="WARNING",
-                          POWERTOOLS_TRACE_DISABLED="true")
+        os.environ.update(
+            AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_LOG_LEVEL="WARNING", POWERTOOLS_TRACE_DISABLED="true"
+        )
         from pymongo import ReturnDocument
         from pymongo.read_concern import ReadConcern
         from pymongo.write_concern import WriteConcern
-
         from verriflo import db, ledger
 
         start_milli = 10**12
@@ -43,27 +43,39 @@ def ledger_throughput(report: Report) -> None:
         bare.insert_one({"_id": "one", "creditsMilli": start_milli})
 
         def bare_debit(_: int) -> None:
-            bare.find_one_and_update({"_id": "one", "creditsMilli": {"$gte": 1000}},
-                                     {"$inc": {"creditsMilli": -1000}}, return_document=ReturnDocument.AFTER)
+            bare.find_one_and_update(
+                {"_id": "one", "creditsMilli": {"$gte": 1000}},
+                {"$inc": {"creditsMilli": -1000}},
+                return_document=ReturnDocument.AFTER,
+            )
 
         org = f"org_bench_{uuid.uuid4().hex[:8]}"
-        ledger.grant(ledger.UsageEvent(entry_id="g", org_id=org, service="grant", credits=start_milli // 1000))
+        ledger.grant(
+            ledger.UsageEvent(entry_id="g", org_id=org, service="grant", credits=start_milli // 1000)
+        )
 
         def ledger_debit(i: int) -> None:
-            ledger.record_usage(ledger.UsageEvent(entry_id=f"u-{i}", org_id=org, service="ai_tutor", credits=1))
+            ledger.record_usage(
+                ledger.UsageEvent(entry_id=f"u-{i}", org_id=org, service="ai_tutor", credits=1)
+            )
 
         tx_balance, tx_entries = db.collection("bench_tx_balance"), db.collection("bench_tx_ledger")
         tx_balance.insert_one({"_id": "one", "creditsMilli": start_milli})
 
         def tx_debit(i: int) -> None:
             def work(session) -> None:
-                tx_balance.find_one_and_update({"_id": "one"}, {"$inc": {"creditsMilli": -1000}},
-                                               session=session, return_document=ReturnDocument.AFTER)
+                tx_balance.find_one_and_update(
+                    {"_id": "one"},
+                    {"$inc": {"creditsMilli": -1000}},
+                    session=session,
+                    return_document=ReturnDocument.AFTER,
+                )
                 tx_entries.insert_one({"entryId": f"u-{i}", "amountMilli": 1000}, session=session)
 
             with db.client().start_session() as session:
-                session.with_transaction(work, read_concern=ReadConcern("snapshot"),
-                                         write_concern=WriteConcern("majority"))
+                session.with_transaction(
+                    work, read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+                )
 
         _rate(bare_debit, 300)  # warm the server and the pool
         half = DEBITS // 2
@@ -79,11 +91,22 @@ def ledger_throughput(report: Report) -> None:
         b, lg = sum(bare_rates) / 2, sum(ledger_rates) / 2
         report.add(
             Result("bare conditional debit of one document, 50 workers", b, "/s"),
-            Result("ledger debit (balance + entry, exactly once), 50 workers", lg, "/s", baseline=b,
-                   target="ratio >= 0.8", ok=lg / b >= 0.8,
-                   note=f"final balance exact: {exact}, entries {entries}/{2 * half}"),
-            Result("previous design: one transaction per debit, 50 workers", tx_rate, "/s", baseline=b,
-                   note="for comparison"),
+            Result(
+                "ledger debit (balance + entry, exactly once), 50 workers",
+                lg,
+                "/s",
+                baseline=b,
+                target="ratio >= 0.8",
+                ok=lg / b >= 0.8,
+                note=f"final balance exact: {exact}, entries {entries}/{2 * half}",
+            ),
+            Result(
+                "previous design: one transaction per debit, 50 workers",
+                tx_rate,
+                "/s",
+                baseline=b,
+                note="for comparison",
+            ),
         )
         if not exact or entries != 2 * half:
             raise SystemExit("ledger balance is not exact")

@@ -15,8 +15,9 @@ from verriflo.orgs import now
 
 
 def _grant(org_id: str, entry_id: str, credits: float, **kw) -> ledger.LedgerEntry:
-    return ledger.grant(ledger.UsageEvent(entry_id=entry_id, org_id=org_id, service="grant", credits=credits,
-                                          **kw))
+    return ledger.grant(
+        ledger.UsageEvent(entry_id=entry_id, org_id=org_id, service="grant", credits=credits, **kw)
+    )
 
 
 def _use(org_id: str, entry_id: str, credits: float = 1, **kw) -> ledger.UsageEvent:
@@ -30,16 +31,21 @@ def bus_sink():
     queue = sqs.create_queue(QueueName="credits-sink")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     bridge = boto3.client("events")
-    bridge.put_rule(Name="credits", EventBusName="verriflo-test-events",
-                    EventPattern=json.dumps({"detail-type": [{"prefix": "credits."}]}))
+    bridge.put_rule(
+        Name="credits",
+        EventBusName="verriflo-test-events",
+        EventPattern=json.dumps({"detail-type": [{"prefix": "credits."}]}),
+    )
     bridge.put_targets(Rule="credits", EventBusName="verriflo-test-events", Targets=[{"Id": "q", "Arn": arn}])
 
     def drain() -> list[dict]:
         got = []
         while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
             got += [json.loads(m["Body"])["detail"] for m in batch]
-            sqs.delete_message_batch(QueueUrl=queue, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+            sqs.delete_message_batch(
+                QueueUrl=queue,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
         return got
 
     return drain
@@ -126,8 +132,9 @@ def test_a_replay_older_than_the_recent_window_is_still_counted_once(org, monkey
 def test_a_writer_that_died_between_its_two_writes_is_healed_by_the_retry(org):
     _grant(org.id, "g", 10)
     # What a crash right after step 1 leaves: the balance moved, the id remembered, no ledger row.
-    db.collection(ledger.BALANCES).update_one({"_id": org.id}, {"$inc": {"creditsMilli": -4000},
-                                                                 "$push": {"recent": "u-crash"}})
+    db.collection(ledger.BALANCES).update_one(
+        {"_id": org.id}, {"$inc": {"creditsMilli": -4000}, "$push": {"recent": "u-crash"}}
+    )
     retry = ledger.record_usage(_use(org.id, "u-crash", 4))
     assert retry.duplicate is True
     assert ledger.balance_milli(org.id) == 6000 == _sum_of_entries(org.id)
@@ -146,8 +153,9 @@ def test_caps_refuse_work_paid_up_front_but_live_usage_is_still_recorded(org):
     with pytest.raises(InsufficientCredits, match="room"):
         ledger.require_credits(org.id, 2, room_id="r1")
     ledger.require_credits(org.id, 2, room_id="r2")
-    ledger.record_usage(ledger.UsageEvent(entry_id="live-1", org_id=org.id, service="live", credits=40,
-                                          room_id="r1"))  # already happened: recorded regardless
+    ledger.record_usage(
+        ledger.UsageEvent(entry_id="live-1", org_id=org.id, service="live", credits=40, room_id="r1")
+    )  # already happened: recorded regardless
     with pytest.raises(InsufficientCredits, match="monthly cap"):
         ledger.require_credits(org.id, 1)
     assert ledger.balance_milli(org.id) == 1000_000 - 59_000

@@ -1,0 +1,1 @@
+"""Credits and usage: balance, usage reports, the ledger, spending limits."""
