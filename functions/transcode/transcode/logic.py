@@ -151,6 +151,8 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
         return _failed(video, "We could not transcode this video; its streams may be damaged.")
     except Superseded:
         logger.info("transcode.superseded")
+        if media.find_video(video_id) is None:  # deleted while we worked: drop what we wrote
+            objects.delete_prefix(settings.media_bucket, video.media_prefix)
         return Result("duplicate", video_id)
     return Result("completed", video_id)
 
