@@ -20,6 +20,7 @@ import contextlib
 import glob
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -417,12 +418,50 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
     log(f"sam build: {time.monotonic() - started:.1f}s")
     bucket = "verriflo-sam-artifacts"
     _s3_bucket(env, bucket)
-    overrides = {
+    wanted = {
         "Stage": "local",
+        # Lambda processes reach the stack's own servers on loopback
         "MongoDbUri": mongodb_uri(ports),
         "RedisUrl": redis_url(ports),
+        # this stack's LocalStack port (the template's default assumes 4566)
+        "LocalS3Url": f"http://127.0.0.1:{ports['localstack']}",
     }
+    declared = template_parameters()
+    overrides = {k: v for k, v in wanted.items() if k in declared}
     started = time.monotonic()
+    try:
+        _sam_deploy(samlocal, build_dir, bucket, overrides, env, stack)
+    except StackError as exc:
+        status = _stack_status(env)
+        if status is None or "ROLLBACK" not in status:
+            raise
+        # LocalStack's CloudFormation cannot update some resources in place (e.g. it replaces the
+        # API stage when the API's routes change, and the replacement collides with the old
+        # stage), and a rolled-back update leaves resources behind. Its state is disposable (the
+        # data lives in MongoDB), so: fresh LocalStack, fresh deploy.
+        log(f"in-place update failed ({status}); restarting LocalStack and deploying afresh")
+        log(str(exc).splitlines()[0])
+        stop_pid(stack, "localstack", "localstack.runtime.main")
+        shutil.rmtree(stack.root / "localstack", ignore_errors=True)
+        start_localstack(stack, ports)
+        stack.save_ports(ports)
+        _s3_bucket(env, bucket)
+        _sam_deploy(samlocal, build_dir, bucket, overrides, env, stack)
+    log(f"sam deploy: {time.monotonic() - started:.1f}s")
+    return stack_outputs(env)
+
+
+def _stack_status(env: dict[str, str]) -> str | None:
+    try:
+        out = _aws_call(env, "cloudformation", "describe_stacks", {"StackName": STACK_NAME})
+    except StackError:
+        return None
+    return out["Stacks"][0].get("StackStatus")
+
+
+def _sam_deploy(
+    samlocal: Path, build_dir: Path, bucket: str, overrides: dict[str, str], env: dict[str, str], stack: Stack
+) -> None:
     _run(
         [
             str(samlocal),
@@ -444,8 +483,18 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         stack,
         "sam-deploy",
     )
-    log(f"sam deploy: {time.monotonic() - started:.1f}s")
-    return stack_outputs(env)
+
+
+def template_parameters() -> set[str]:
+    """Names under `Parameters:` in template.yaml (only those may be overridden)."""
+    names, inside = set(), False
+    for line in (REPO / "template.yaml").read_text().splitlines():
+        if re.match(r"^\S", line):
+            inside = line.startswith("Parameters:")
+            continue
+        if inside and (m := re.match(r"^  ([A-Za-z0-9]+):", line)):
+            names.add(m.group(1))
+    return names
 
 
 def _run(argv: list[str], env: dict[str, str], stack: Stack, name: str) -> None:
