@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,3 +117,23 @@ def tap_events(bus: str = "verriflo-test-events") -> EventTap:
     ev.put_rule(Name="tap-all", EventBusName=bus, EventPattern=json.dumps({"source": ["verriflo"]}))
     ev.put_targets(Rule="tap-all", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
     return EventTap(url)
+
+
+@contextmanager
+def s3_over_http() -> Iterator[str]:
+    """moto's S3 over real HTTP (sharing the in-process backend), so presigned URLs work for FFmpeg."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def state_machine_definition(step_arn: str) -> str:
+    """The chunked-transcode ASL with its Lambda ARN substituted, as SAM's DefinitionSubstitutions do."""
+    text = (Path(__file__).resolve().parents[1] / "functions/transcode/statemachine/chunked.asl.json").read_text()
+    return text.replace("${TranscodeStepFunctionArn}", step_arn)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from apigw_server import serve
 from media_support import MEDIA, UPLOADS, keys, make_video, use_media_env
+from media_support import s3_over_http as s3_http
 from support import api_event, call
 
 from cdn import handler as cdn
@@ -23,13 +24,8 @@ from verriflo import aws, ledger, media, playback
 
 @pytest.fixture(scope="module")
 def s3_over_http():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with s3_http() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from transcode import pipeline
 from transcode.pipeline import EncodeFailed, InvalidMedia, Probe, Rung
-from verriflo import events, ledger, media, objects, pricing
-from verriflo.errors import BadRequest
+from verriflo import events, ledger, media, objects, orgs, pricing
+from verriflo.errors import BadRequest, NotFound
 from verriflo.media import Rendition, Video
 from verriflo.observability import logger
 
@@ -99,6 +99,16 @@ def _event_data(video: Video, **extra: Any) -> dict[str, Any]:
 
 def refuse_reason(bucket: str, key: str) -> tuple[str, str] | str:
     """(org id, video id) for a key we issued in the right bucket, else why it is refused."""
+    settings = media.media_settings()
+    recording = media.RECORDING_KEY.fullmatch(key) if bucket == settings.recordings_bucket else None
+    if recording:
+        # An Egress file (functions/rooms names it); its record is made on arrival.
+        try:
+            orgs.get_org(recording["org"])
+        except NotFound:
+            return "No organisation has this key."
+        video = media.ensure_recording(recording["org"], recording["room"], recording["file"], bucket, key)
+        return video.org_id, video.id
     try:
         org_id, video_id = media.parse_source_key(key)
     except BadRequest as exc:

@@ -31,6 +31,9 @@ Kind = Literal["video", "recording"]
 _ID = r"[a-z]{2,5}_[0-9a-f]{8,40}"
 SOURCE_KEY = re.compile(rf"^(?P<org>org_[0-9a-f]{{8,40}})/(?P<video>(?:vid|rec)_[0-9a-f]{{8,40}})/source$")
 VIDEO_ID = re.compile(rf"^{_ID}$")
+# LiveKit Egress files as functions/rooms names them: `recordings/<orgId>/<roomId>/<32 hex>.mp4`.
+RECORDING_KEY = re.compile(r"^recordings/(?P<org>org_[0-9a-f]{8,40})/(?P<room>[A-Za-z0-9_-]{1,100})/"
+                           r"(?P<file>[0-9a-f]{32})\.mp4$")
 
 
 class MediaSettings(BaseSettings):
@@ -369,6 +372,24 @@ def register_recording(org_id: str, room_id: str, *, title: str = "", egress_id:
         with db.unavailable_on_failure():
             db.collection(VIDEOS).update_one({"_id": video.id}, {"$set": {"egressId": egress_id}})
     return video
+
+
+def ensure_recording(org_id: str, room_id: str, file_id: str, bucket: str, key: str) -> Video:
+    """The recording record of an Egress file (created on its arrival, once: get-or-create)."""
+    from pymongo.errors import DuplicateKeyError
+
+    at = now()
+    doc = {"_id": f"rec_{file_id}", "orgId": org_id, "kind": "recording", "title": f"Recording of {room_id}",
+           "roomId": room_id, "status": "pending", "progress": 0, "message": "Recorded; waiting to transcode.",
+           "sizeBytes": 0, "contentType": "video/mp4", "sourceBucket": bucket, "sourceKey": key,
+           "createdAt": at, "updatedAt": at, "attempt": 0,
+           "expiresAt": at + timedelta(hours=media_settings().recording_retention_hours)}
+    with db.unavailable_on_failure():
+        try:
+            db.collection(VIDEOS).insert_one(doc)
+        except DuplicateKeyError:
+            pass
+        return Video.model_validate(db.collection(VIDEOS).find_one({"_id": doc["_id"], "orgId": org_id}))
 
 
 def class_ended(org_id: str, room_id: str, ended_at: datetime | None = None) -> int:

@@ -1,0 +1,96 @@
+"""Recordings: an Egress file landing in the recordings bucket takes the same transcode path,
+announces `recording.ready`, is listed per room and org, and is deleted when its retention ends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import boto3
+import pytest
+from media_support import MEDIA, RECORDINGS, keys, make_video, tap_events, use_media_env
+from support import load_event
+
+from transcode import handler
+from verriflo import media
+from verriflo.errors import NotFound
+
+
+@pytest.fixture(autouse=True)
+def media_env(stores, monkeypatch):
+    use_media_env(monkeypatch)
+
+
+def egress_file(org_id: str, room_id: str, tmp_path) -> str:
+    """Put a recording where functions/rooms tells Egress to write it; returns its key."""
+    key = f"recordings/{org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
+    path = make_video(tmp_path / "rec.mp4", width=320, height=180, seconds=2)
+    boto3.client("s3").upload_file(str(path), RECORDINGS, key)
+    return key
+
+
+def arrive(key: str, ctx) -> dict:
+    event = load_event("transcode/s3_object_created.json")
+    event["Records"][0]["s3"]["bucket"]["name"] = RECORDINGS
+    event["Records"][0]["s3"]["object"]["key"] = key.replace("/", "%2F")
+    return handler.handler(event, ctx)["results"][0]
+
+
+def test_egress_recording_is_transcoded_and_announced_with_its_room(org, tmp_path, lambda_context):
+    tap = tap_events()
+    key = egress_file(org.id, "math-101", tmp_path)
+
+    result = arrive(key, lambda_context)
+
+    assert result["outcome"] == "completed"
+    [recording] = media.list_recordings(org.id, "math-101")
+    assert recording.id == result["videoId"] and recording.status == "completed"
+    assert recording.expires_at is not None
+    published = tap.drain()
+    assert sorted(e["type"] for e in published) == ["recording.ready", "video.ready"]
+    assert {e["data"]["roomId"] for e in published} == {"math-101"}
+    # the same file arriving twice is one recording, transcoded once
+    assert arrive(key, lambda_context)["outcome"] == "duplicate"
+    assert len(media.list_recordings(org.id, "math-101")) == 1
+
+
+def test_recordings_are_scoped_to_their_org(org, other_org, tmp_path, lambda_context):
+    result = arrive(egress_file(org.id, "math-101", tmp_path), lambda_context)
+
+    assert media.list_recordings(other_org.id, "math-101") == []
+    with pytest.raises(NotFound):
+        media.get_recording(other_org.id, result["videoId"])
+    assert media.get_recording(org.id, result["videoId"]).room_id == "math-101"
+
+
+def test_recording_key_of_an_unknown_org_is_refused(tmp_path, lambda_context):
+    key = egress_file("org_" + "0" * 24, "math-101", tmp_path)
+
+    assert arrive(key, lambda_context)["outcome"] == "refused"
+
+
+def test_retention_deletes_recordings_after_class_and_keeps_newer_ones(org, tmp_path, lambda_context):
+    old = arrive(egress_file(org.id, "math-101", tmp_path), lambda_context)["videoId"]
+    new = arrive(egress_file(org.id, "math-102", tmp_path), lambda_context)["videoId"]
+    # class math-101 ended 7 hours ago: past the default 6-hour retention
+    assert media.class_ended(org.id, "math-101", media.now() - timedelta(hours=7)) == 1
+    old_recording = media.get_recording(org.id, old)
+
+    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+
+    assert out == {"deleted": 1}
+    with pytest.raises(NotFound):
+        media.get_recording(org.id, old)
+    assert keys(MEDIA, old_recording.media_prefix) == set()
+    assert keys(RECORDINGS, old_recording.source_key) == set()
+    kept = media.get_recording(org.id, new)
+    assert kept.status == "completed" and keys(MEDIA, kept.media_prefix)
+
+
+def test_retention_is_configurable(org, monkeypatch):
+    monkeypatch.setenv("RECORDING_RETENTION_HOURS", "1")
+    media.media_settings.cache_clear()
+
+    recording = media.register_recording(org.id, "math-101")
+
+    assert timedelta(minutes=59) < recording.expires_at - recording.created_at <= timedelta(hours=1)
