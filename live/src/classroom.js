@@ -1,0 +1,219 @@
+// The classroom page: lobby, title, participants, chat, hand raise and controls as the join token
+// and its customization allow, on livekit-client; tells the parent window what happens.
+import { DisconnectReason, Room, RoomEvent, Track } from 'livekit-client';
+import { session } from './session.js';
+
+const $ = (id) => document.getElementById(id);
+const CONNECT_TIMEOUT_MS = 15000;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+let room = null;
+let current = null;
+let handRaised = false;
+
+function tellParent(message) {
+  // The host app decides what to do; the page never learns the host's origin, so '*' is the target.
+  if (window.parent && window.parent !== window) window.parent.postMessage(message, '*');
+  window.dispatchEvent(new CustomEvent('verriflo:posted', { detail: message }));
+}
+
+const classroom = (action) => tellParent({ type: 'verriflo_classroom', action });
+
+function show(id, visible) { $(id).hidden = !visible; }
+
+function notice(kind, title, text, detail = '', retry = false) {
+  document.body.dataset.state = kind;
+  for (const id of ['lobby', 'stage', 'controls']) show(id, false);
+  $('notice-title').textContent = title;
+  $('notice-text').textContent = text;
+  $('notice-detail').textContent = detail;
+  show('retry', retry);
+  show('notice', true);
+}
+
+const PROBLEMS = {
+  missing: ['No classroom token', 'This classroom link is incomplete. Ask your school for a new link.'],
+  invalid: ['Invalid classroom link', 'This classroom link is damaged. Ask your school for a new link.'],
+  expired: ['This link has expired', 'Classroom links are valid for a limited time. Ask your school for a new link.'],
+  domain: ['Open this class from your school', 'This classroom can only be opened inside the application that invited you.'],
+};
+
+function applyFlags(s) {
+  const f = s.flags;
+  document.documentElement.dataset.theme = f.theme;
+  for (const [name, value] of Object.entries(f)) document.body.dataset[name] = String(value);
+  document.body.dataset.role = s.role;
+  show('header', f.showHeader);
+  show('logo', f.showLogo);
+  show('title', f.showClassTitle);
+  $('title').textContent = s.title;
+  $('me').textContent = f.showParticipantName ? s.name : '';
+  $('role').textContent = s.role;
+  $('lobby-title').textContent = f.showClassTitle ? s.title : 'Your class';
+  $('lobby-name').textContent = s.name;
+  $('lobby-role').textContent = s.role.toLowerCase();
+  show('chat-panel', s.can.chat);
+  show('mic', s.can.publish);
+  show('camera', s.can.publish);
+  show('screen', s.can.screenShare);
+  show('hand', s.can.handRaise);
+}
+
+async function liveKitUrl() {
+  const reply = await fetch('config.json', { cache: 'no-store' });
+  if (!reply.ok) throw new Error(`classroom configuration missing (${reply.status})`);
+  const config = await reply.json();
+  if (!config.livekitUrl) throw new Error('classroom configuration has no livekitUrl');
+  return config.livekitUrl;
+}
+
+function participantRow(p) {
+  const li = document.createElement('li');
+  li.dataset.identity = p.identity;
+  let meta = {};
+  try { meta = JSON.parse(p.metadata || '{}'); } catch { meta = {}; }
+  const name = current.flags.showParticipantName ? (p.name || p.identity) : 'Participant';
+  const label = document.createElement('span');
+  label.textContent = `${name}${meta.role ? ` · ${meta.role.toLowerCase()}` : ''}`;
+  li.append(label);
+  const marks = document.createElement('span');
+  if (p.attributes && p.attributes.handRaised === 'true' && current.flags.allowHandRaise) marks.textContent += '✋';
+  if (current.flags.showMicIndicator) {
+    const mic = p.getTrackPublication(Track.Source.Microphone);
+    marks.textContent += mic && !mic.isMuted ? ' 🎤' : ' 🔇';
+  }
+  li.append(marks);
+  return li;
+}
+
+function renderParticipants() {
+  if (!room) return;
+  const everyone = [room.localParticipant, ...room.remoteParticipants.values()];
+  $('participants').replaceChildren(...everyone.map(participantRow));
+  $('count').textContent = String(everyone.length);
+}
+
+function addMessage(from, text) {
+  const li = document.createElement('li');
+  const who = document.createElement('strong');
+  who.textContent = `${from}: `;
+  li.append(who, document.createTextNode(text));
+  $('messages').append(li);
+  $('messages').scrollTop = $('messages').scrollHeight;
+}
+
+function onDisconnected(reason) {
+  if (reason === DisconnectReason.ROOM_DELETED) {
+    classroom('class_ended');
+    notice('ended', 'The class has ended', 'Thank you for joining.');
+  } else if (reason === DisconnectReason.PARTICIPANT_REMOVED) {
+    classroom('participant_removed');
+    notice('removed', 'You were removed from the class', 'A teacher removed you from this class.');
+  } else if (reason === DisconnectReason.CLIENT_INITIATED) {
+    classroom('participant_left');
+    notice('left', 'You left the class', 'You can close this window.');
+  } else {
+    notice('disconnected', 'Connection lost', 'The connection to the class was lost.', '', true);
+  }
+}
+
+async function connect() {
+  document.body.dataset.state = 'connecting';
+  show('lobby', false);
+  show('notice', false);
+  try {
+    const url = await liveKitUrl();
+    room = new Room({ adaptiveStream: true, dynacast: true });
+    room
+      .on(RoomEvent.ParticipantConnected, renderParticipants)
+      .on(RoomEvent.ParticipantDisconnected, renderParticipants)
+      .on(RoomEvent.ParticipantAttributesChanged, renderParticipants)
+      .on(RoomEvent.TrackMuted, renderParticipants)
+      .on(RoomEvent.TrackUnmuted, renderParticipants)
+      .on(RoomEvent.TrackSubscribed, (track) => {
+        if (track.kind === Track.Kind.Video || track.kind === Track.Kind.Audio) $('videos').append(track.attach());
+        renderParticipants();
+      })
+      .on(RoomEvent.TrackUnsubscribed, (track) => track.detach().forEach((el) => el.remove()))
+      .on(RoomEvent.RecordingStatusChanged, (on) => show('recording', on))
+      .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
+        if (topic === 'chat' && current.can.chat) addMessage(participant ? participant.name || participant.identity : 'Class', decoder.decode(payload));
+      })
+      .on(RoomEvent.Disconnected, onDisconnected);
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), CONNECT_TIMEOUT_MS));
+    await Promise.race([room.connect(url, current.token), timeout]);
+    document.body.dataset.state = 'connected';
+    show('stage', true);
+    show('controls', current.flags.needControlbar);
+    show('recording', room.isRecording);
+    renderParticipants();
+  } catch (err) {
+    if (room) room.disconnect();
+    room = null;
+    notice('error', 'Cannot connect to the class',
+      'The live class server could not be reached. Check your internet connection and try again.',
+      String(err && err.message ? err.message : err), true);
+  }
+}
+
+function wireControls() {
+  $('join').onclick = connect;
+  $('retry').onclick = connect;
+  $('close').onclick = () => classroom('close');
+  $('leave').onclick = () => room && room.disconnect();
+  $('fullscreen').onclick = () => (document.fullscreenElement ? document.exitFullscreen() : document.documentElement.requestFullscreen());
+  document.addEventListener('fullscreenchange', () => {
+    const on = Boolean(document.fullscreenElement);
+    $('fullscreen').setAttribute('aria-pressed', String(on));
+    tellParent({ type: 'verriflo_fullscreen', action: on ? 'enter' : 'exit', isFullscreen: on });
+  });
+  const toggle = (id, get, set) => {
+    $(id).onclick = async () => {
+      const on = !get();
+      await set(on);
+      $(id).setAttribute('aria-pressed', String(on));
+    };
+  };
+  toggle('mic', () => room.localParticipant.isMicrophoneEnabled, (on) => room.localParticipant.setMicrophoneEnabled(on));
+  toggle('camera', () => room.localParticipant.isCameraEnabled, (on) => room.localParticipant.setCameraEnabled(on));
+  toggle('screen', () => room.localParticipant.isScreenShareEnabled, (on) => room.localParticipant.setScreenShareEnabled(on));
+  $('hand').onclick = async () => {
+    handRaised = !handRaised;
+    await room.localParticipant.setAttributes({ handRaised: String(handRaised) });
+    $('hand').textContent = handRaised ? 'Lower hand' : 'Raise hand';
+    $('hand').setAttribute('aria-pressed', String(handRaised));
+    renderParticipants();
+  };
+  $('chat-form').onsubmit = async (event) => {
+    event.preventDefault();
+    const text = $('chat-input').value.trim();
+    if (!text || !room) return;
+    await room.localParticipant.publishData(encoder.encode(text), { reliable: true, topic: 'chat' });
+    addMessage(current.name, text);
+    $('chat-input').value = '';
+  };
+}
+
+function start() {
+  wireControls();
+  current = session(window.location.search, Date.now() / 1000);
+  // Keep the token out of the address bar (and so out of screenshots and history) once read.
+  if (window.history.replaceState) window.history.replaceState(null, '', window.location.pathname);
+  if (current.error) {
+    notice('error', ...PROBLEMS[current.error]);
+    return;
+  }
+  applyFlags(current);
+  if (current.flags.validateDomain && window.parent === window) {
+    notice('error', ...PROBLEMS.domain);
+    return;
+  }
+  if (current.flags.showLobby) {
+    document.body.dataset.state = 'lobby';
+    show('lobby', true);
+  } else {
+    connect();
+  }
+}
+
+start();

@@ -1,0 +1,154 @@
+"""The classroom page in real headless Chromium: built from livekit-client, loaded with a token from
+POST /v1/room/create (in-process, against the LiveKit stand-in), embedded in an iframe as a host app
+embeds it. It must render what the token's role and customization allow, say clearly that it cannot
+connect (the stand-in speaks no WebRTC), and post its messages to the parent window."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from livekit_support import LIVE_UI, LiveKit, fund, rooms_event
+from rooms.handler import handler
+from support import ROOT, api_event, call
+
+pytest_plugins = ("livekit_support",)
+LIVE = ROOT / "live"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def built_page() -> Path:
+    """live/dist, built now from the sources (npm ci first if node_modules is missing)."""
+    if not shutil.which("node") or not Path("/usr/bin/chromium").exists():
+        pytest.fail("the page tests need node and Debian chromium (make deps installs them)")
+    if not (LIVE / "node_modules" / "livekit-client").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LIVE, check=True, timeout=300)
+    subprocess.run(["node", "build.mjs"], cwd=LIVE, check=True, timeout=120, capture_output=True)
+    return LIVE / "dist"
+
+
+class _Static(SimpleHTTPRequestHandler):
+    def guess_type(self, path):  # noqa: ANN001 - http.server's signature
+        # As in the bucket: the page is the object `iframe/live`, served as HTML.
+        return "text/html; charset=utf-8" if str(path).endswith("/iframe/live") else super().guess_type(path)
+
+    def log_message(self, *args):  # noqa: ANN002
+        pass
+
+
+@pytest.fixture
+def page_server(built_page: Path, livekit: LiveKit, tmp_path: Path):
+    """The built page served as the bucket serves it, with config.json pointing at the stand-in."""
+    root = tmp_path / "site"
+    prefix = root / urlsplit(LIVE_UI).path.strip("/")
+    shutil.copytree(built_page, prefix)
+    (prefix / "iframe" / "config.json").write_text(
+        json.dumps({"livekitUrl": livekit.url.replace("http", "ws")})
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Static, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def drive(url: str, **options) -> dict:
+    """Run the page in Chromium; what it showed and posted."""
+    reply = subprocess.run(
+        ["node", str(LIVE / "test" / "drive.mjs"), json.dumps({"url": url, **options})],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reply.returncode == 0, reply.stderr[-2000:]
+    return json.loads(reply.stdout.strip().splitlines()[-1])
+
+
+def local(iframe_url: str, base: str) -> str:
+    # iframeUrl names the stack's bucket URL; the same path is served here by the test server.
+    return iframe_url.replace("http://127.0.0.1:4566", base)
+
+
+def test_teacher_page_shows_lobby_title_and_teacher_controls(
+    org, livekit: LiveKit, page_server, lambda_context
+):
+    fund(org.id)
+    body = {
+        "roomId": "page-1",
+        "title": "Algebra with Ada",
+        "participant": {"uid": "t-1", "name": "Ada", "role": "TEACHER"},
+        "customization": {"showLobby": True, "theme": "dark", "showLogo": False, "needChat": True},
+    }
+    created = call(
+        handler, api_event("rooms/create.json", headers=org.headers, body=body), lambda_context
+    ).data
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "classroom-teacher.png"
+    result = drive(
+        local(created["iframeUrl"], page_server), join=True, fullscreen=True, close=True, screenshot=str(shot)
+    )
+    first, after = result["first"], result["after"]
+    assert first["data"]["state"] == "lobby" and first["visible"]["lobby"]
+    assert first["text"]["lobbyTitle"] == "Algebra with Ada" and first["text"]["title"] == "Algebra with Ada"
+    assert first["visible"]["header"] and not first["visible"]["logo"] and first["theme"] == "dark"
+    assert first["text"]["me"] == "Ada" and first["text"]["role"] == "TEACHER"
+    assert first["enabled"]["mic"] and first["enabled"]["camera"] and first["enabled"]["screen"]
+    assert first["enabled"]["chat-panel"] and not first["enabled"]["hand"]  # teachers publish data, no hand
+    assert "token=" not in first["location"]  # the token left the address bar
+    # No LiveKit media server here: the page must say so plainly and offer a retry.
+    assert after["data"]["state"] == "error" and after["text"]["noticeTitle"] == "Cannot connect to the class"
+    assert after["visible"]["retry"] and after["visible"]["close"]
+    assert (
+        not after["visible"]["stage"] and not after["visible"]["controls"] and not after["visible"]["lobby"]
+    )
+    assert {"type": "verriflo_fullscreen", "action": "enter", "isFullscreen": True} in result["messages"]
+    assert {"type": "verriflo_fullscreen", "action": "exit", "isFullscreen": False} in result["messages"]
+    assert result["messages"][-1] == {"type": "verriflo_classroom", "action": "close"}
+    assert shot.stat().st_size > 5000
+
+
+def test_student_page_follows_customization(org, livekit: LiveKit, page_server, lambda_context):
+    fund(org.id)
+    body = {
+        "roomId": "page-2",
+        "title": "History",
+        "participant": {"uid": "t-1", "name": "Ada"},
+        "customization": {"needChat": False, "showClassTitle": False},
+    }
+    call(handler, api_event("rooms/create.json", headers=org.headers, body=body), lambda_context)
+    join = {
+        "participant": {"uid": "s-9", "name": "Sam", "role": "STUDENT"},
+        "customization": {
+            "showLobby": False,
+            "showParticipantName": False,
+            "theme": "light",
+            "showHeader": True,
+        },
+    }
+    joined = call(handler, rooms_event("join", org.headers, join, room_id="page-2"), lambda_context).data
+    result = drive(
+        local(joined["iframeUrl"], page_server), screenshot=str(ARTIFACTS / "classroom-student.png")
+    )
+    first = result["first"]
+    # No lobby: it went straight to connecting, and failed clearly.
+    assert first["data"]["state"] == "error" and not first["visible"]["lobby"]
+    assert first["text"]["noticeTitle"] == "Cannot connect to the class"
+    assert not first["visible"]["title"] and first["text"]["me"] == "" and first["theme"] == "light"
+    assert not first["enabled"]["mic"] and not first["enabled"]["camera"] and not first["enabled"]["screen"]
+    assert first["enabled"]["hand"] and not first["enabled"]["chat-panel"]
+    assert first["data"]["role"] == "STUDENT" and first["data"]["needChat"] == "false"
+
+
+def test_page_without_a_token_explains_itself(page_server):
+    result = drive(f"{page_server}{urlsplit(LIVE_UI).path}/iframe/live", close=True)
+    assert result["first"]["text"]["noticeTitle"] == "No classroom token"
+    assert result["messages"] == [{"type": "verriflo_classroom", "action": "close"}]
