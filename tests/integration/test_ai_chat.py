@@ -4,10 +4,9 @@ is refused before a model is called."""
 from __future__ import annotations
 
 import pytest
+from ai_agent import handler, logic
 from ai_support import ScriptedProvider, b64, grant, lines, png_with_text
 from support import api_event, call
-
-from ai_agent import handler, logic
 from verriflo_ai import knowledge, providers
 from verriflo_ai import settings as ai_settings_module
 
@@ -155,7 +154,6 @@ def test_a_provider_failing_mid_stream_sends_error_then_done_and_keeps_no_turn(o
 
 def test_redis_down_is_503_before_any_model_call(org, lambda_context, model, monkeypatch):
     from servers import free_port
-
     from verriflo import cache, ratelimit, settings
     from verriflo.auth import authenticate
     from verriflo.errors import ServiceUnavailable

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from ai_agent import logic, streaming
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from verriflo import asgi
 from verriflo.api import Envelope, Org, create_app, internal, lambda_handler, ok, protected, responses
 from verriflo_ai import knowledge

@@ -19,9 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
-
 from ai_agent import history, store
+from pydantic import Field, model_validator
 from verriflo.auth import OrgContext
 from verriflo.errors import (
     PayloadTooLarge,

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from verriflo.errors import UnsupportedMediaType, ValidationFailed
+
 from verriflo_ai.settings import ai_settings
 
 IMAGE_TYPES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff", "image/webp": b"RIFF",
@@ -57,6 +58,7 @@ def read_image(data: bytes, mime: str) -> str:
 
 def _describe_with_bedrock(data: bytes, mime: str) -> str:
     from verriflo import aws
+
     from verriflo_ai.providers import ProviderError
 
     fmt = mime.split("/", 1)[1]

@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
-
 from verriflo.errors import PayloadTooLarge, ValidationFailed
 from verriflo.models import ApiModel
+
 from verriflo_ai import kb_store
 from verriflo_ai.documents import chunk_text, extract_text
 from verriflo_ai.embeddings import MODEL_ID, embedder

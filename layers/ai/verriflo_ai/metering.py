@@ -7,6 +7,7 @@ from typing import Any
 
 from verriflo import ledger, pricing
 from verriflo.ledger import Service
+
 from verriflo_ai.providers import Usage
 
 NO_CREDITS = "Insufficient credits for AI requests; add credits to continue."
@@ -26,4 +27,4 @@ def meter(org_id: str, service: Service, entry_id: str, usage: Usage, meta: dict
         quantity=usage.input_tokens + usage.output_tokens, unit="token", room_id=room_id,
         meta={"inputTokens": usage.input_tokens, "outputTokens": usage.output_tokens, "model": usage.model,
               "counted": usage.counted} | (meta or {})))
-    return credits
+    return Decimal(ledger.to_milli(credits)) / 1000  # what the ledger charged, after its rounding

@@ -182,6 +182,7 @@ class OpenAICompatibleProvider:
             headers["Authorization"] = f"Bearer {self._api_key}"
         produced: list[str] = []
         usage: Usage | None = None
+        finished = False
         try:
             with _http().stream("POST", self._url, json=payload, headers=headers,
                                 timeout=httpx.Timeout(self._timeout, connect=5.0)) as response:
@@ -193,11 +194,13 @@ class OpenAICompatibleProvider:
                         continue  # comments, event names and keep-alives
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        finished = True
                         break
                     chunk = json.loads(data)
                     if chunk.get("error"):
                         raise ProviderError("The model provider reported an error mid-stream.")
                     for choice in chunk.get("choices") or []:
+                        finished = finished or bool(choice.get("finish_reason"))
                         text = (choice.get("delta") or {}).get("content")
                         if text:
                             produced.append(text)
@@ -210,6 +213,9 @@ class OpenAICompatibleProvider:
             raise ProviderError("The model provider timed out.") from exc
         except (httpx.HTTPError, ValueError) as exc:
             raise ProviderError("The model provider could not be reached or sent a malformed stream.") from exc
+        if not finished:
+            # A connection closed before `[DONE]` (or a finish_reason) is a cut answer, not a short one.
+            raise ProviderError("The model provider's stream ended before the answer was complete.")
         yield usage or Usage(prompt_tokens(request), count_tokens("".join(produced)), counted=True,
                              model=self._model)
 
@@ -235,7 +241,6 @@ class BedrockProvider:
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
         """Stream one answer from Bedrock."""
         from botocore.exceptions import BotoCoreError, ClientError
-
         from verriflo import aws
 
         messages = [{"role": m.role, "content": [{"text": m.text}]} for m in prompt_messages(request)]

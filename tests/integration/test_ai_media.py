@@ -1,0 +1,112 @@
+"""Voice and images, offline and real: espeak-ng speaks, faster-whisper (tiny.en) listens, RapidOCR
+reads, matplotlib draws. Inputs are made in the test, so nothing is canned."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from ai_agent import handler, logic
+from ai_support import ScriptedProvider, b64, grant, lines, png_with_text, spoken_wav, to_webm
+from support import api_event, call
+from verriflo_ai import knowledge, speech
+from verriflo_ai import settings as ai_settings_module
+
+NOTES = """# Cells
+The mitochondria is the powerhouse of the cell: it makes ATP, the energy cells use.
+
+# Plants
+Photosynthesis happens in the chloroplasts and turns sunlight into sugar.
+"""
+
+
+@pytest.fixture(autouse=True)
+def ai_env():
+    ai_settings_module.reset_settings()
+    knowledge.clear_index_cache()
+    yield
+    knowledge.clear_index_cache()
+
+
+def stream(org, ctx, body):
+    return call(handler.handler, api_event("ai_agent/chat_stream.json", headers=org.headers, body=body), ctx)
+
+
+def kb_with_notes(org) -> str:
+    kb = knowledge.create_base(org.id, "Bio")
+    knowledge.add_document(org.id, kb.knowledge_base_id, "Notes", NOTES.encode(), "text/markdown")
+    return kb.knowledge_base_id
+
+
+@pytest.mark.parametrize("container", ["wav", "mp3", "webm"])
+def test_a_spoken_question_is_transcribed_and_answered_from_the_knowledge_base(org, lambda_context, container):
+    grant(org.id)
+    kb = kb_with_notes(org)
+    wav = spoken_wav("Tell me about sunlight and plants.")
+    audio = {"wav": wav, "mp3": speech._espeak_mp3("Tell me about sunlight and plants.", "en-us"),
+             "webm": to_webm(wav)}[container]
+    reply = call(handler.handler, api_event("ai_agent/chat.json", headers=org.headers,
+                                            body={"audio": b64(audio), "knowledgeBaseIds": [kb]}), lambda_context)
+    assert reply.status == 200, reply.body
+    assert "sunlight and plants" in reply.data["transcript"].lower()
+    assert reply.data["requestModality"] == "audio"
+    assert "chloroplasts" in reply.data["text"]
+
+
+def test_spoken_answers_stream_as_audio_lines_that_say_the_answer(org, lambda_context, monkeypatch):
+    grant(org.id)
+    model = ScriptedProvider(pieces=["Tell me about sunlight and plants. ", "Plants use ", "sunlight."])
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    events = lines(stream(org, lambda_context, {"message": "hi", "responseModality": "text+audio",
+                                               "voiceName": "en-gb"}).body)
+    kinds = [e["type"] for e in events]
+    assert kinds.count("text") == 3 and kinds[-2:] == ["usage", "done"]
+    audio = [e for e in events if e["type"] == "audio"]
+    assert [a["index"] for a in audio] == [0, 1]
+    # The first sentence is spoken as soon as it is complete, before the rest of the text arrives.
+    assert kinds.index("audio") < len(kinds) - 1 - kinds[::-1].index("text")
+    assert all(a["mimeType"] == "audio/mpeg" for a in audio)
+    heard = speech.transcribe(base64.b64decode(audio[0]["audio"])).text.lower()
+    assert "sunlight" in heard
+    only_audio = lines(stream(org, lambda_context, {"message": "hi", "responseModality": "audio"}).body)
+    assert "text" not in [e["type"] for e in only_audio] and "audio" in [e["type"] for e in only_audio]
+
+
+def test_an_image_question_is_read_and_answered(org, lambda_context):
+    grant(org.id)
+    kb = kb_with_notes(org)
+    png = png_with_text("Where is ATP made?")
+    reply = call(handler.handler, api_event("ai_agent/chat.json", headers=org.headers,
+                                            body={"image": b64(png), "imageMimeType": "image/png",
+                                                  "knowledgeBaseIds": [kb]}), lambda_context)
+    assert reply.status == 200, reply.body
+    assert reply.data["requestModality"] == "image"
+    assert "mitochondria" in reply.data["text"]
+
+
+def test_a_chart_is_drawn_when_the_answer_calls_for_one(org, lambda_context, monkeypatch):
+    from PIL import Image
+
+    grant(org.id)
+    model = ScriptedProvider(pieces=["Class averages:\n", "- Maths: 81\n", "- Science: 74\n", "- History: 66\n"])
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    events = lines(stream(org, lambda_context, {"message": "Plot a chart of the class averages"}).body)
+    images = [e for e in events if e["type"] == "image"]
+    assert len(images) == 1 and images[0]["mimeType"] == "image/png"
+    picture = Image.open(io.BytesIO(base64.b64decode(images[0]["image"])))
+    assert picture.format == "PNG" and picture.size[0] >= 300
+    # Not asked for a chart: none is drawn.
+    plain = lines(stream(org, lambda_context, {"message": "What are the class averages?"}).body)
+    assert "image" not in [e["type"] for e in plain]
+
+
+def test_audio_longer_than_the_limit_is_refused_before_transcription(org, lambda_context, monkeypatch):
+    grant(org.id)
+    monkeypatch.setenv("AI_MAX_AUDIO_SECONDS", "1")
+    ai_settings_module.reset_settings()
+    calls = []
+    monkeypatch.setattr(speech, "_whisper", lambda: calls.append(1))
+    reply = stream(org, lambda_context, {"audio": b64(spoken_wav("This sentence lasts longer than a second."))})
+    assert reply.status == 400 and "seconds" in reply.body["message"]
+    assert calls == []

@@ -1,0 +1,78 @@
+"""Streaming for real: the ASGI app under a real uvicorn on loopback (as in AWS behind the Lambda
+Web Adapter) sends each NDJSON line as it is produced, so the first line arrives long before the
+answer is complete; errors before the stream are ordinary envelopes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from ai_agent import logic, streaming
+from ai_support import ScriptedProvider, grant
+from servers import free_port
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(streaming.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert instance.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_the_first_line_arrives_before_the_answer_is_complete(server, org, monkeypatch):
+    grant(org.id)
+    model = ScriptedProvider(pieces=["One ", "two ", "three ", "four ", "five."], delay_s=0.3)
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    arrivals: list[tuple[float, str]] = []
+    start = time.perf_counter()
+    with httpx.stream("POST", f"{server}/v1/ai-agent/chat/stream", headers=org.headers,
+                      json={"chatId": "live", "message": "count"}, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-ndjson"
+        assert response.headers["x-request-id"] and response.headers["ratelimit-policy"].startswith('"ai"')
+        for line in response.iter_lines():
+            arrivals.append((time.perf_counter(), line))
+    first, last = arrivals[0][0], arrivals[-1][0]
+    assert '"type":"text"' in arrivals[0][1] and arrivals[-1][1] == '{"type":"done"}'
+    # The provider needs 1.5 s for the whole answer; the first line must not wait for it.
+    assert model.first_token_at is not None and model.finished_at is not None
+    assert first < model.finished_at - 0.8, (first - start, model.finished_at - start)
+    assert last - first > 0.8
+    # Lines arrived spread out as produced, not in one burst at the end.
+    text_times = [t for t, line in arrivals if '"type":"text"' in line]
+    assert len(text_times) == 5 and text_times[-1] - text_times[0] > 0.8
+
+
+def test_errors_before_the_stream_are_envelopes_with_status(server, org, monkeypatch):
+    model = ScriptedProvider(pieces=["x"])
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    unauthenticated = httpx.post(f"{server}/v1/ai-agent/chat/stream", json={"message": "hi"})
+    assert unauthenticated.status_code == 401 and unauthenticated.json()["error"] == "UNAUTHORIZED"
+    assert unauthenticated.headers["x-request-id"]
+    broke = httpx.post(f"{server}/v1/ai-agent/chat/stream", headers=org.headers, json={"message": "hi"})
+    assert broke.status_code == 402 and broke.json() == {
+        "success": False, "message": "Insufficient credits for AI requests; add credits to continue.",
+        "error": "INSUFFICIENT_CREDITS"}
+    bad_json = httpx.post(f"{server}/v1/ai-agent/chat/stream", headers=org.headers | {"content-type": "application/json"},
+                          content=b"{not json")
+    assert bad_json.status_code == 400 and bad_json.json()["error"] == "VALIDATION_ERROR"
+    too_big = httpx.post(f"{server}/v1/ai-agent/chat/stream", headers=org.headers, content=b"x" * 6_000_001)
+    assert too_big.status_code == 413 and too_big.json()["error"] == "PAYLOAD_TOO_LARGE"
+    wrong_method = httpx.get(f"{server}/v1/ai-agent/chat/stream", headers=org.headers)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert httpx.get(f"{server}/nope").status_code == 404
+    assert model.calls == []
