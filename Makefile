@@ -59,14 +59,19 @@ $(VENV_LAMBDA)/.stamp: | check-python
 	$(VENV_LAMBDA)/bin/pip install $(PIP_QUIET) $(LAMBDA_RUNTIME_PKGS) 2>&1 | $(FILTER_PIP)
 	touch $@
 
-.local/.redis-installed:
+# Debian packages the stack and the tests use: command -> package. apt-get update runs once, and
+# only when something is missing.
+APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg
+.local/.apt-installed:
 	mkdir -p .local
-	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	missing=""; for pair in $(APT_NEEDS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 	touch $@
 
 venv: $(VENV)/.stamp
 
-deps: $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp .local/.redis-installed
+deps: $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp .local/.apt-installed
 
 up: deps
 	$(PY313) scripts/stack.py up --stack $(STACK)
@@ -91,7 +96,7 @@ test: deps
 test-unit: $(VENV)/.stamp
 	$(call run_pytest,tests/unit)
 
-test-integration: $(VENV)/.stamp .local/.redis-installed
+test-integration: $(VENV)/.stamp .local/.apt-installed
 	$(call run_pytest,tests/integration)
 
 # the e2e suite brings up its own isolated stack (.local/e2e, own ports) and tears it down
@@ -102,7 +107,7 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 
-bench: $(VENV)/.stamp
+bench: $(VENV)/.stamp .local/.apt-installed
 	$(VENV)/bin/python bench/run.py
 
 clean: down
