@@ -405,8 +405,9 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
     for citation in _citations(prep.passages, text, getattr(model, "name", "")):
         yield {"type": "citation", "citation": citation.model_dump(mode="json")}
     spec = images.chart_spec(text, prep.question)
-    if spec is not None:
-        yield {"type": "image", "image": base64.b64encode(images.render_chart(spec)).decode(),
+    picture = images.render_chart(spec) if spec is not None else None
+    if spec is not None and picture is not None:
+        yield {"type": "image", "image": base64.b64encode(picture).decode(),
                "mimeType": "image/png", "alt": spec.title or "chart of the figures in the answer"}
     try:
         credits = _finish(prep, text, usage, started)

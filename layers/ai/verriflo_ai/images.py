@@ -117,9 +117,15 @@ def chart_spec(answer: str, question: str) -> ChartSpec | None:
     return ChartSpec("", tuple(p[0].strip() for p in pairs), tuple(float(p[1]) for p in pairs))
 
 
-def render_chart(spec: ChartSpec) -> bytes:
-    """A PNG bar chart."""
-    import matplotlib
+def render_chart(spec: ChartSpec) -> bytes | None:
+    """A PNG bar chart, or None where matplotlib is not installed (the AWS zip package, see README)."""
+    try:
+        import matplotlib
+    except ImportError:
+        from verriflo.observability import logger
+
+        logger.warning("ai.chart_unavailable", extra={"reason": "matplotlib not installed"})
+        return None
 
     matplotlib.use("Agg")  # no display in a function
     from matplotlib.figure import Figure
