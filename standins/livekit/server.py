@@ -603,6 +603,10 @@ def _upload_mp4(output: proto_egress.EncodedFileOutput, seconds: float) -> int:
 def _handler_for(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One write per response and no Nagle delay: keep-alive clients otherwise wait ~40 ms for
+        # the delayed ACK between the header and body segments.
+        wbufsize = -1
+        disable_nagle_algorithm = True
         server_version = "livekit-standin"
 
         def log_message(self, fmt: str, *args: Any) -> None:

@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from verriflo.errors import NotFound, ServiceUnavailable, Unauthorized, UpstreamError
@@ -35,7 +35,12 @@ _lock = threading.Lock()
 
 def credentials() -> tuple[str, str]:
     """The LiveKit API key and secret from Secrets Manager (cached by the secrets module)."""
-    raw = get_secret(live_settings().livekit_secret_name)
+    return _parse_credentials(get_secret(live_settings().livekit_secret_name))
+
+
+@lru_cache(maxsize=4)
+def _parse_credentials(raw: str) -> tuple[str, str]:
+    # Keyed by the secret's text, so a rotated secret is parsed once and the old pair forgotten.
     try:
         value = json.loads(raw)
         return str(value["apiKey"]), str(value["apiSecret"])

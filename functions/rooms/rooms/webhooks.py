@@ -104,7 +104,8 @@ def _participant_joined(event: Any, event_id: str) -> None:
             "seconds": None,
         }
     )
-    store.mark_started(room["_id"], joined)
+    if room.get("startedAt") is None:
+        store.mark_started(room["_id"], joined)
     events.publish(
         "participant.joined",
         room["orgId"],
