@@ -1,0 +1,1 @@
+"""Webhook endpoint management: endpoints, secrets, delivery log, replay, test events."""

@@ -1,0 +1,137 @@
+"""Outbound webhooks, shared by the management API and the dispatcher: settings, the event catalogue,
+endpoint secrets (Standard Webhooks `whsec_...`) and how they are kept, signing, the retry schedule.
+
+Secrets: HMAC signing needs the secret itself, so it cannot be stored as a hash (as API keys are).
+Each is stored encrypted with AES-256-GCM under a key held in AWS Secrets Manager (never in the
+database or the environment), with the endpoint id as associated data, so a database dump alone
+reveals no secret and a ciphertext cannot be moved to another endpoint. A secret is shown once, on
+create and on rotate. After a rotation the previous secret keeps signing too (a second `v1,`
+signature) for a grace period, so receivers can switch without dropping deliveries.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verriflo.secrets import get_secret
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme prefix, not a secret
+
+# The events an endpoint can subscribe to (API.md's dotted names, plus ours).
+EVENT_TYPES = (
+    "room.started",
+    "room.finished",
+    "participant.joined",
+    "participant.left",
+    "recording.started",
+    "recording.ready",
+    "video.ready",
+    "video.failed",
+    "summary.ready",
+    "credits.low",
+    "credits.exhausted",
+    "webhook.test",
+)
+
+# Seconds to wait before attempt n+1 after attempt n failed: at once, then growing to a day; the ten
+# attempts span about 3.1 days.
+RETRY_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400)
+
+
+class WebhookSettings(BaseSettings):
+    """Webhook delivery settings."""
+
+    model_config = SettingsConfigDict(env_prefix="WEBHOOK_", extra="ignore")
+
+    allow_private_targets: bool = Field(
+        default=False, description="allow http and loopback/private addresses (local testing only)"
+    )
+    key_secret_name: str = Field(
+        default="verriflo/webhook-key",
+        description="Secrets Manager secret whose value encrypts endpoint secrets",
+    )
+    queue_url: str | None = Field(default=None, description="the dispatcher's SQS queue")
+    connect_timeout_s: float = Field(default=3.0, gt=0, le=30)
+    timeout_s: float = Field(default=10.0, gt=0, le=60, description="per delivery, whole request")
+    max_response_bytes: int = Field(default=2048, ge=0, le=65_536, description="kept per attempt")
+    rotation_grace_h: float = Field(default=24, ge=0, le=168)
+    max_endpoints: int = Field(default=20, ge=1, le=1000, description="per organisation")
+    concurrency: int = Field(default=16, ge=1, le=128, description="deliveries in flight per invocation")
+
+
+@cache
+def webhook_settings() -> WebhookSettings:
+    """The webhook settings, read once per process."""
+    return WebhookSettings()
+
+
+def new_secret() -> str:
+    """A fresh signing secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@cache
+def _aead() -> Any:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    material = get_secret(webhook_settings().key_secret_name)
+    return AESGCM(hashlib.sha256(material.encode()).digest())
+
+
+def seal(secret: str, endpoint_id: str) -> str:
+    """Encrypt an endpoint secret for storage (bound to the endpoint id)."""
+    nonce = os.urandom(12)
+    sealed = _aead().encrypt(nonce, secret.encode(), endpoint_id.encode())
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def unseal(stored: str, endpoint_id: str) -> str:
+    """Decrypt a stored endpoint secret."""
+    raw = base64.b64decode(stored)
+    return _aead().decrypt(raw[:12], raw[12:], endpoint_id.encode()).decode()
+
+
+def reset_keys() -> None:
+    """Forget the cached encryption key and settings (tests rotate them)."""
+    _aead.cache_clear()
+    webhook_settings.cache_clear()
+
+
+def sign(secrets_: list[str], msg_id: str, at: datetime, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers for one delivery, one `v1,` signature per live secret."""
+    from standardwebhooks.webhooks import Webhook
+
+    stamp = at.astimezone(UTC).replace(tzinfo=None)
+    signatures = " ".join(Webhook(s).sign(msg_id, stamp, body) for s in secrets_)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signatures,
+    }
+
+
+def body_of(event: dict[str, Any]) -> str:
+    """The exact bytes delivered for an event (fixed once, so every retry sends and signs the same)."""
+    return json.dumps(event, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def delivery_id(endpoint_id: str, event_id: str) -> str:
+    """The delivery id (`webhook-id`) of an event at an endpoint: the same event twice, one id."""
+    return "msg_" + hashlib.sha256(f"{endpoint_id}\x00{event_id}".encode()).hexdigest()[:26]
+
+
+def next_delay(attempts_made: int) -> timedelta | None:
+    """How long to wait before the next attempt, or None when the schedule is used up."""
+    if attempts_made >= len(RETRY_SCHEDULE_S):
+        return None
+    return timedelta(seconds=RETRY_SCHEDULE_S[attempts_made])
