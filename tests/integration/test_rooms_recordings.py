@@ -196,3 +196,66 @@ def test_recording_in_an_ended_room_is_410(org, teacher_in_room, lambda_context)
         call(handler, rooms_event("recording_stop", org.headers, {}, room_id="bio-1"), lambda_context).status
         == 410
     )
+
+
+def test_the_sweep_deletes_files_past_their_time_and_only_those(
+    org, teacher_in_room, livekit: LiveKit, lambda_context
+):
+    import boto3
+    from rooms import sweep
+    from verriflo import db
+
+    egress_id = start(org, lambda_context).data["egressId"]
+    livekit.pump(handler, lambda_context, "egress_started")
+    call(handler, rooms_event("recording_stop", org.headers, {}, room_id="bio-1"), lambda_context)
+    livekit.pump(handler, lambda_context, "egress_ended", timeout=60)
+    key = db.collection("recordings").find_one({"_id": egress_id})["key"]
+    s3 = boto3.client("s3")
+    assert sweep.handler({}, lambda_context) == {"deleted": 0}  # class still live: kept
+    call(handler, rooms_event("destroy", org.headers, room_id="bio-1"), lambda_context)
+    assert sweep.sweep_recordings() == 0  # ended, but within 6 hours: kept
+    s3.head_object(Bucket=RECORDINGS_BUCKET, Key=key)
+    db.collection("recordings").update_one(
+        {"_id": egress_id},
+        {
+            "$set": {
+                "deleteAt": db.collection("recordings").find_one({"_id": egress_id})["deleteAt"]
+                - timedelta(hours=7)
+            }
+        },
+    )
+    assert sweep.sweep_recordings() == 1
+    with pytest.raises(s3.exceptions.ClientError):
+        s3.head_object(Bucket=RECORDINGS_BUCKET, Key=key)
+    listed = call(handler, rooms_event("recording_list", org.headers, room_id="bio-1"), lambda_context).data
+    assert listed["recordings"][0]["status"] == "DELETED" and not listed["recordings"][0]["downloadable"]
+    assert sweep.sweep_recordings() == 0
+
+
+def test_egress_reported_before_the_start_call_stored_it_is_kept(
+    org, teacher_in_room, livekit: LiveKit, lambda_context
+):
+    from google.protobuf import json_format
+    from livekit.protocol import egress, webhook
+    from livekit_support import deliver
+
+    info = egress.EgressInfo(
+        egress_id="EG_early0000001",
+        room_name=f"{org.id}.bio-1",
+        status=egress.EGRESS_ACTIVE,
+        started_at=1,
+        room_composite=egress.RoomCompositeEgressRequest(layout="grid"),
+    )
+    for name in ("egress_started", "egress_updated"):
+        event = webhook.WebhookEvent(event=name, id=f"EV_early_{name}", egress_info=info)
+        body = json_format.MessageToJson(event, indent=None)
+        reply = deliver(
+            handler,
+            lambda_context,
+            type("D", (), {"body": body, "headers": {"Authorization": livekit.stand_in.sign(body)}})(),
+        )
+        assert reply.status == 200
+    listed = call(handler, rooms_event("recording_list", org.headers, room_id="bio-1"), lambda_context).data
+    assert [(r["egressId"], r["status"]) for r in listed["recordings"]] == [
+        ("EG_early0000001", "EGRESS_ACTIVE")
+    ]

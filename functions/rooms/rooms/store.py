@@ -12,6 +12,7 @@ from verriflo.ledger import LEDGER
 
 ROOMS, SESSIONS, RECORDINGS, HOOKS = "rooms", "room_sessions", "recordings", "livekit_events"
 TEACHING = ["TEACHER", "MODERATOR", "ADMIN"]
+FINAL = ["EGRESS_COMPLETE", "EGRESS_FAILED", "EGRESS_ABORTED", "EGRESS_LIMIT_REACHED", "DELETED"]
 
 
 def _room_indexes():
@@ -38,7 +39,8 @@ def _recording_indexes():
 
     return [
         IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("startedAt", DESCENDING)]),
-        IndexModel([("deleteAt", ASCENDING)], expireAfterSeconds=0),
+        IndexModel([("purgeAt", ASCENDING)], expireAfterSeconds=0),
+        IndexModel([("deleteAt", ASCENDING), ("deletedAt", ASCENDING)]),
     ]
 
 
@@ -212,18 +214,65 @@ def room_credits_milli(org_id: str, room_id: str) -> int:
 
 
 def insert_recording(doc: dict[str, Any]) -> None:
-    """Store a recording just started."""
+    """Store a recording just started (LiveKit's first webhook may have created it already)."""
+    from pymongo.errors import DuplicateKeyError
+
+    reported = ("status", "endedAt", "size", "duration", "deleteAt")
+    update = {
+        "$set": {k: v for k, v in doc.items() if k != "_id" and k not in reported},
+        "$setOnInsert": {k: doc[k] for k in reported if k in doc},
+    }
     with db.unavailable_on_failure():
-        db.collection(RECORDINGS).insert_one(doc)
+        try:
+            db.collection(RECORDINGS).update_one({"_id": doc["_id"]}, update, upsert=True)
+        except DuplicateKeyError:  # lost an upsert race with the webhook: the document exists now
+            db.collection(RECORDINGS).update_one({"_id": doc["_id"]}, {"$set": update["$set"]})
 
 
-def update_recording(egress_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
-    """Apply what LiveKit reported about a recording; returns it as it is now."""
+def update_recording(
+    egress_id: str, changes: dict[str, Any], on_insert: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """Apply what LiveKit reported about a recording; returns it as it is now.
+
+    With `on_insert`, a recording we have not stored yet is created from it (LiveKit reported it
+    before the start call that asked for it had finished)."""
     from pymongo import ReturnDocument
+    from pymongo.errors import DuplicateKeyError
 
+    update: dict[str, Any] = {"$set": changes}
+    if on_insert:
+        update["$setOnInsert"] = {k: v for k, v in on_insert.items() if k not in changes}
+    query: dict[str, Any] = {"_id": egress_id}
+    if changes.get("status") not in FINAL:
+        # Reports can arrive late or twice: a finished recording never goes back to "active".
+        query["status"] = {"$nin": FINAL}
+    after = ReturnDocument.AFTER
     with db.unavailable_on_failure():
-        return db.collection(RECORDINGS).find_one_and_update(
-            {"_id": egress_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
+        coll = db.collection(RECORDINGS)
+        try:
+            found = coll.find_one_and_update(
+                query, update, upsert=on_insert is not None, return_document=after
+            )
+        except DuplicateKeyError:  # it exists (created concurrently, or already final)
+            found = coll.find_one_and_update(query, {"$set": changes}, return_document=after)
+        return found or coll.find_one({"_id": egress_id})
+
+
+def due_for_deletion(at: datetime, limit: int = 200) -> list[dict[str, Any]]:
+    """Recordings whose keeping time has passed and whose file is still stored."""
+    with db.unavailable_on_failure():
+        return list(
+            db.collection(RECORDINGS)
+            .find({"deleteAt": {"$lte": at}, "deletedAt": None}, {"orgId": 1, "bucket": 1, "key": 1})
+            .limit(limit)
+        )
+
+
+def mark_deleted(egress_id: str, at: datetime) -> None:
+    """Remember that a recording's file was deleted (the record itself goes later, by TTL)."""
+    with db.unavailable_on_failure():
+        db.collection(RECORDINGS).update_one(
+            {"_id": egress_id}, {"$set": {"deletedAt": at, "status": "DELETED"}}
         )
 
 
@@ -242,10 +291,12 @@ def find_recording(org_id: str, room_id: str, egress_id: str) -> dict[str, Any] 
 
 
 def schedule_recording_deletion(org_id: str, room_id: str, at: datetime) -> None:
-    """Set when the room's recordings go away (6 hours after class by default)."""
+    """Set when the room's recording files go away (6 hours after class by default); the records
+    stay listed as deleted for a month, then the TTL index removes them."""
     with db.unavailable_on_failure():
         db.collection(RECORDINGS).update_many(
-            {"orgId": org_id, "roomId": room_id}, {"$set": {"deleteAt": at}}
+            {"orgId": org_id, "roomId": room_id},
+            {"$set": {"deleteAt": at, "purgeAt": at + timedelta(days=30)}},
         )
 
 

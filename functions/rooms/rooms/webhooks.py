@@ -200,8 +200,12 @@ def _egress(event: Any, event_id: str) -> None:
             changes["error"] = info.error[:500]
     recording = store.update_recording(info.egress_id, changes)
     if recording is None:
-        logger.info("livekit.webhook_unknown_egress", extra={"event": event.event})
-        return
+        # LiveKit can report a recording before our start call stored it: keep it if the room is ours.
+        room = store.room_by_livekit_name(info.room_name) if info.room_name else None
+        if room is None:
+            logger.info("livekit.webhook_unknown_egress", extra={"event": event.event})
+            return
+        recording = store.update_recording(info.egress_id, changes, on_insert=_recording_from(info, room))
     org_id, room_id = recording["orgId"], recording["roomId"]
     if event.event == "egress_started":
         events.publish(
@@ -221,6 +225,30 @@ def _egress(event: Any, event_id: str) -> None:
                 },
                 event_id=event_id,
             )
+
+
+def _recording_from(info: Any, room: dict[str, Any]) -> dict[str, Any]:
+    """A recording document built from LiveKit's report alone."""
+    from livekit.protocol.egress import EncodingOptionsPreset
+
+    request = info.room_composite
+    output = request.file_outputs[0] if request.file_outputs else None
+    return {
+        "orgId": room["orgId"],
+        "roomId": room["roomId"],
+        "status": "EGRESS_STARTING",
+        "layout": request.layout or "grid",
+        "preset": EncodingOptionsPreset.Name(request.preset),
+        "showLogo": False,
+        "bucket": output.s3.bucket if output else None,
+        "key": output.filepath if output else None,
+        "requestedBy": None,
+        "startedAt": _at(info.started_at / 1e9 if info.started_at else None),
+        "endedAt": None,
+        "size": None,
+        "duration": None,
+        "deleteAt": None,
+    }
 
 
 HANDLERS = {
