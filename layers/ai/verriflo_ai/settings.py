@@ -47,6 +47,7 @@ class AiSettings(BaseSettings):
     min_score: float = Field(default=0.3, ge=-1, le=1, description="cosine similarity below which a passage is irrelevant")
     chunk_words: int = Field(default=120, ge=20)
     chunk_overlap_words: int = Field(default=25, ge=0)
+    embedding_threads: int = Field(default=1, ge=1, le=16)
     index_cache_entries: int = Field(default=64, ge=1, description="knowledge bases kept as in-memory matrices")
 
 
