@@ -1,0 +1,366 @@
+"""The tutor's domain logic: check a question, gather the class context, stream the answer as
+events, then record the exchange and meter it.
+
+Everything that can reject a question (bad input, unknown room, a student not in the class, a
+finished class, the tutor switched off, no credits, undecodable audio) happens in `prepare`, before
+any model call and before the first byte of a stream. `answer` then yields events; a provider
+failure mid-stream becomes an error event (then the end of the stream) and the exchange is recorded
+as failed. The model interface, retrieval, speech and metering are the AI package's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from verriflo.errors import (
+    Forbidden,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UpstreamError,
+    ValidationFailed,
+    VerrifloError,
+)
+from verriflo.ledger import to_milli
+from verriflo.observability import logger
+from verriflo.orgs import now
+from verriflo_ai import metering, speech
+from verriflo_ai.providers import (
+    GenerationRequest,
+    Provider,
+    ProviderError,
+    TextDelta,
+    Usage,
+    provider,
+    split_sentences,
+)
+from verriflo_ai.settings import ai_settings
+
+from ai_tutor import context, store
+from ai_tutor.config import tutor_settings
+from ai_tutor.models import Modality, Mode, TutorChatAnswer, TutorChatRequest, TutorSource, TutorTokenUsage
+
+STUDENT = "STUDENT"
+
+
+@dataclass
+class Asker:
+    """Who asks: an org's student in one of its rooms (from the org key and body, or a room credential)."""
+
+    org_id: str
+    room_id: str
+    student_uid: str
+
+
+@dataclass
+class Question:
+    """What was asked, before checks: text and/or base64 audio, and the wanted answer form."""
+
+    text: str | None
+    audio: str | None
+    response_modality: Modality
+
+
+@dataclass
+class Prepared:
+    """A checked question with its context, ready to be answered."""
+
+    asker: Asker
+    interaction_id: str
+    question: str
+    mode: Mode
+    generation: GenerationRequest
+    sources: list[TutorSource]
+    grounded: bool
+    request_modality: str
+    response_modality: Modality
+    transcript: str | None = None
+    vector: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- checks -----------------------------------------------------------------------------------------
+
+
+def decode_audio_field(value: str) -> bytes:
+    """The base64 `audio` field as bytes: 413 over the limit, 400 when not base64 or not audio."""
+    limit = ai_settings().max_audio_bytes
+    if len(value) * 3 // 4 > limit + 3:  # judged on the encoded length: never decode an oversized upload
+        raise PayloadTooLarge(f"audio is larger than {limit} bytes.")
+    try:
+        data = base64.b64decode(
+            value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True
+        )
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationFailed("audio is not valid base64.") from exc
+    if not data:
+        raise ValidationFailed("audio is empty.")
+    if len(data) > limit:
+        raise PayloadTooLarge(f"audio is larger than {limit} bytes.")
+    try:
+        speech.sniff_audio(data)
+    except UnsupportedMediaType as exc:
+        raise ValidationFailed("audio must be WAV, MP3 or WebM/Opus.") from exc
+    return data
+
+
+def check_text(text: str | None) -> str:
+    """The question text trimmed; 413 when longer than allowed."""
+    value = (text or "").strip()
+    limit = tutor_settings().max_text_chars
+    if len(value) > limit:
+        raise PayloadTooLarge(f"text is longer than {limit} characters.")
+    return value
+
+
+def check_student(asker: Asker) -> dict[str, Any]:
+    """The room, if `asker` is a connected student of an active room of the org and the tutor is on."""
+    room = store.require_room(asker.org_id, asker.room_id)
+    if room.get("status") == "ended":
+        raise Forbidden(f"The class in room '{asker.room_id}' has ended; the tutor answers during class.")
+    role = store.connected_role(asker.org_id, asker.room_id, asker.student_uid)
+    if role is None:
+        raise Forbidden(f"'{asker.student_uid}' is not in room '{asker.room_id}'.")
+    if role != STUDENT:
+        raise Forbidden("Only students of the room may ask the tutor.")
+    return room
+
+
+def _org_matches(org_id: str, organization_id: str | None) -> None:
+    if organization_id is not None and organization_id != org_id:
+        raise Forbidden("organizationId does not match the organisation of the key.")
+
+
+def request_modality(text: str, audio: bytes | None) -> str:
+    """`text`, `audio` or `text+audio`."""
+    return "+".join(k for k, v in (("text", text), ("audio", audio)) if v)
+
+
+def prepare(asker: Asker, asked: Question, request_id: str) -> Prepared:
+    """Check a question and gather its context; every rejection happens here, before any model call."""
+    text = check_text(asked.text)
+    audio = decode_audio_field(asked.audio) if asked.audio else None
+    if not text and audio is None:
+        raise ValidationFailed("Invalid value for 'text': give a non-empty text or audio")
+    room = check_student(asker)
+    settings = context.room_settings(asker.org_id, asker.room_id)
+    if not settings.enabled:
+        raise Forbidden("The teacher has switched the tutor off for this room.")
+    metering.require_credits(asker.org_id)
+    transcript = None
+    if audio is not None:
+        transcript = speech.transcribe(audio).text.strip()
+        if not transcript and not text:
+            raise ValidationFailed("No speech was recognised in the audio.")
+    question = " ".join(p for p in (text, transcript) if p)
+    gathered = context.gather(asker, room, settings, question)
+    return Prepared(
+        asker=asker,
+        interaction_id=f"ti_{uuid.uuid5(uuid.NAMESPACE_URL, request_id).hex}",
+        question=question,
+        mode=settings.mode,
+        generation=gathered.generation,
+        sources=gathered.sources,
+        grounded=gathered.grounded,
+        request_modality=request_modality(text, audio),
+        response_modality=asked.response_modality,
+        transcript=transcript,
+        vector=gathered.vector,
+    )
+
+
+def prepare_chat(org_id: str, body: TutorChatRequest, request_id: str) -> Prepared:
+    """`POST /v1/ai-tutor/chat[/stream]` with the org key: the body names the room and the student."""
+    _org_matches(org_id, body.organization_id)
+    return prepare(
+        Asker(org_id, body.room_id, body.student_uid),
+        Question(body.text, body.audio, body.response_modality),
+        request_id,
+    )
+
+
+# --- answering --------------------------------------------------------------------------------------
+
+
+def _audio(text: str) -> dict[str, Any]:
+    return {
+        "text": "",
+        "audio": base64.b64encode(speech.synthesize(text)).decode(),
+        "mimeType": speech.VOICE_MIME,
+        "spoken": text,
+        "usage": None,
+    }
+
+
+def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, Any]]:
+    """The answer as events: `{"text", "usage": null}` pieces (and speech), then `{"usage", "sources"}`.
+
+    A failure mid-stream yields `{"text": "", "usage": null, "error", "message"}` instead of the usage
+    event and records the exchange as failed; nothing is charged for it.
+    """
+    model = model or provider()
+    write = prep.response_modality in ("text", "both")
+    speak = prep.response_modality in ("audio", "both")
+    produced: list[str] = []
+    pending = ""
+    usage: Usage | None = None
+    started = time.monotonic()
+    try:
+        for event in model.stream(prep.generation):
+            if isinstance(event, TextDelta):
+                produced.append(event.text)
+                if write:
+                    yield {"text": event.text, "usage": None}
+                if speak:
+                    sentences, pending = split_sentences(pending + event.text)
+                    for sentence in sentences:
+                        yield _audio(sentence)
+            else:
+                usage = event
+        if speak and pending.strip():
+            yield _audio(pending.strip())
+    except (ProviderError, speech.SpeechError) as exc:
+        yield _failed(prep, "".join(produced), "UPSTREAM_ERROR", str(exc), started)
+        return
+    except VerrifloError as exc:
+        yield _failed(prep, "".join(produced), exc.code, exc.message, started)
+        return
+    usage = usage or Usage(0, 0, counted=True)
+    credits = _finish(prep, "".join(produced), usage, getattr(model, "name", ""), started)
+    yield {
+        "usage": TutorTokenUsage(
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, credits=float(credits)
+        ).model_dump(mode="json"),
+        "sources": [s.model_dump(mode="json") for s in prep.sources],
+        "grounded": prep.grounded,
+        "interactionId": prep.interaction_id,
+    }
+
+
+def _document(
+    prep: Prepared, answer_text: str, status: str, usage: Usage, credits: Decimal
+) -> dict[str, Any]:
+    from bson import Binary
+
+    return {
+        "_id": prep.interaction_id,
+        "orgId": prep.asker.org_id,
+        "roomId": prep.asker.room_id,
+        "studentUid": prep.asker.student_uid,
+        "question": prep.question,
+        "answer": answer_text,
+        "status": status,
+        "mode": prep.mode,
+        "grounded": prep.grounded,
+        "sources": [s.model_dump(mode="json", exclude={"text"}) for s in prep.sources],
+        "inputTokens": usage.input_tokens,
+        "outputTokens": usage.output_tokens,
+        "creditsMilli": to_milli(credits),
+        "model": usage.model,
+        "requestModality": prep.request_modality,
+        "responseModality": prep.response_modality,
+        "vector": Binary(prep.vector.tobytes()) if prep.vector is not None else None,
+        "createdAt": now(),
+    }
+
+
+def _failed(prep: Prepared, partial: str, code: str, message: str, started: float) -> dict[str, Any]:
+    logger.warning(
+        "tutor.answer_failed",
+        extra={
+            "error": code,
+            "room_id": prep.asker.room_id,
+            "elapsed_ms": round((time.monotonic() - started) * 1000),
+        },
+    )
+    doc = _document(prep, partial, "failed", Usage(0, 0, counted=True), Decimal(0)) | {"error": code}
+    try:
+        store.insert_interaction(doc)
+    except VerrifloError:
+        logger.error("tutor.record_failed", extra={"status": "failed"})
+    return {"text": "", "usage": None, "error": code, "message": message}
+
+
+def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: float) -> Decimal:
+    """After a complete answer: the debit (once per interaction id), then the record."""
+    credits = Decimal(0)
+    try:
+        credits = metering.meter(
+            prep.asker.org_id,
+            "ai_tutor",
+            f"tutor:{prep.interaction_id}",
+            usage,
+            {"studentUid": prep.asker.student_uid},
+            room_id=prep.asker.room_id,
+        )
+    except VerrifloError:
+        # The answer was delivered; say so loudly so an operator can reconcile the ledger.
+        logger.error(
+            "tutor.meter_failed",
+            extra={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        )
+    try:
+        store.insert_interaction(_document(prep, text, "completed", usage, credits))
+    except VerrifloError:
+        logger.error("tutor.record_failed", extra={"status": "completed"})
+    logger.info(
+        "tutor.answered",
+        extra={
+            "room_id": prep.asker.room_id,
+            "mode": prep.mode,
+            "model": model_name,
+            "sources": len(prep.sources),
+            "grounded": prep.grounded,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "elapsed_ms": round((time.monotonic() - started) * 1000),
+        },
+    )
+    return credits
+
+
+def sse(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """Events framed as Server-Sent Events (API.md): `data: {...}` blocks, then `data: [DONE]`."""
+    import json
+
+    for event in events:
+        yield b"data: " + json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+    # Also after an error event: clients wait for [DONE] to close the stream.
+    yield b"data: [DONE]\n\n"
+
+
+def collect(prep: Prepared, model: Provider | None = None) -> TutorChatAnswer:
+    """The whole answer at once (`POST /v1/ai-tutor/chat`); a provider failure is a 502."""
+    text: list[str] = []
+    said: list[str] = []
+    spoken: list[bytes] = []
+    usage = TutorTokenUsage(input_tokens=0, output_tokens=0)
+    for event in answer(prep, model):
+        if event.get("error"):
+            raise UpstreamError(event["message"])
+        if event.get("audio"):
+            spoken.append(base64.b64decode(event["audio"]))
+            said.append(event["spoken"])
+        elif event.get("usage"):
+            usage = TutorTokenUsage.model_validate(event["usage"])
+        else:
+            text.append(event.get("text") or "")
+    if prep.response_modality == "audio":
+        text = [" ".join(said)]
+    return TutorChatAnswer(
+        text="".join(text).strip(),
+        audio=base64.b64encode(b"".join(spoken)).decode() if spoken else None,
+        usage=usage,
+        request_modality=prep.request_modality,  # type: ignore[arg-type]
+        response_modality=prep.response_modality,
+        transcript=prep.transcript,
+        sources=prep.sources,
+        grounded=prep.grounded,
+        interaction_id=prep.interaction_id,
+    )

@@ -1,0 +1,228 @@
+"""The tutor's streamed routes (Server-Sent Events) and the classroom page's routes, as an ASGI app.
+
+In AWS, uvicorn serves this app behind the Lambda Web Adapter with response streaming, so each event
+leaves as it is produced; behind API Gateway locally, Mangum serves it buffered with the same
+framing. The `/v1/ai-tutor/classroom/*` routes take the page's room credential (the participant's
+join token) instead of the org key, and answer the browser's CORS preflight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from verriflo import asgi, ratelimit
+from verriflo.errors import VerrifloError
+
+from ai_tutor import credentials, logic, manage
+from ai_tutor.config import tutor_settings
+from ai_tutor.models import TutorChatRequest, TutorClassroomChat, TutorUpdateRoomSettings
+
+SSE = "text/event-stream"
+SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
+CLASSROOM = "/v1/ai-tutor/classroom"
+GROUP = "ai-tutor"
+
+app = asgi.App(max_body_bytes=8_000_000)
+
+
+def _stream(prepared: logic.Prepared) -> asgi.Stream:
+    return asgi.Stream(logic.sse(logic.answer(prepared)), SSE, headers=dict(SSE_HEADERS))
+
+
+@app.route("POST", "/v1/ai-tutor/chat/stream", group=GROUP)
+def chat_stream(request: asgi.Request) -> asgi.Stream:
+    """A student's question answered as SSE: `data: {"text", "usage": null}` ..., usage, `[DONE]`."""
+    body = request.parse(TutorChatRequest)
+    assert request.org is not None  # the group authenticates
+    return _stream(logic.prepare_chat(request.org.org_id, body, request.request_id))
+
+
+# --- the classroom page (room credential, CORS) -------------------------------------------------------
+
+
+def _cors() -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": tutor_settings().page_origin,
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Allow-Methods": "GET, POST, PUT, OPTIONS",
+        "Access-Control-Expose-Headers": "X-Request-Id, Retry-After",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+def _page(
+    route: Callable[[asgi.Request, credentials.RoomCredential], asgi.Reply | asgi.Stream],
+) -> Callable[[asgi.Request], asgi.Reply | asgi.Stream]:
+    """A page route: verify the room credential, count the request, and answer errors with CORS
+    headers too (a browser hides an error body that lacks them)."""
+
+    def run(request: asgi.Request) -> asgi.Reply | asgi.Stream:
+        try:
+            credential = credentials.verify(request.headers)
+            limits = ratelimit.enforce(credentials.org_context(credential), GROUP).headers()
+            answer = route(request, credential)
+        except VerrifloError as exc:
+            return asgi.Reply(exc.envelope(), exc.status, dict(exc.headers) | _cors())
+        answer.headers.update(limits | _cors())
+        return answer
+
+    run.__doc__ = route.__doc__
+    return run
+
+
+def _preflight(_request: asgi.Request) -> asgi.Reply:
+    return asgi.Reply({"success": True, "data": None}, 200, _cors())
+
+
+@_page
+def classroom_chat(request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Stream:
+    """A question from the classroom page's tutor panel, answered as SSE."""
+    body = request.parse(TutorClassroomChat)
+    asker = logic.Asker(credential.org_id, credential.room_id, credential.uid)
+    prepared = logic.prepare(
+        asker, logic.Question(body.text, body.audio, body.response_modality), request.request_id
+    )
+    return _stream(prepared)
+
+
+@_page
+def classroom_state(_request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Reply:
+    """The panel's view: switch, mode, and the exchanges this participant may read."""
+    return asgi.Reply({"success": True, "data": manage.classroom_state(credential).model_dump(mode="json")})
+
+
+@_page
+def classroom_settings(request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Reply:
+    """The teacher's tutor switch and mode."""
+    body = request.parse(TutorUpdateRoomSettings)
+    return asgi.Reply(
+        {"success": True, "data": manage.classroom_settings(credential, body).model_dump(mode="json")}
+    )
+
+
+app.route("POST", f"{CLASSROOM}/chat/stream")(classroom_chat)
+app.route("GET", f"{CLASSROOM}/state")(classroom_state)
+app.route("PUT", f"{CLASSROOM}/settings")(classroom_settings)
+for _path in (f"{CLASSROOM}/chat/stream", f"{CLASSROOM}/state", f"{CLASSROOM}/settings"):
+    app.route("OPTIONS", _path)(_preflight)
+
+
+def openapi_document() -> dict:
+    """The routes of this app as OpenAPI paths and component schemas (merged into the API's document)."""
+    from ai_tutor.models import TutorClassroomState, TutorRoomSettings
+
+    schemas: dict = {}
+
+    def ref(model: type) -> dict:
+        schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+    stream = {
+        "description": (
+            "Server-Sent Events (`Cache-Control: no-cache`, `Connection: keep-alive`), each `data: <json>` "
+            'then a blank line: `{"text": "...", "usage": null}` pieces as produced (with responseModality '
+            'audio/both, also `{"text": "", "audio": base64 MP3, "mimeType", "spoken", "usage": null}` per '
+            'sentence); then `{"usage": {inputTokens, outputTokens, credits}, "sources": [...], "grounded", '
+            '"interactionId"}`; then `data: [DONE]`. A failure mid-stream sends `{"text": "", "usage": null, '
+            '"error": CODE, "message"}` instead of the usage event, then `[DONE]`; the exchange is recorded '
+            "as failed."
+        ),
+        "content": {SSE: {"schema": {"type": "string"}}},
+    }
+    errors = {
+        "400": "The request is not valid.",
+        "401": "A valid credential is required.",
+        "402": "Insufficient credits.",
+        "403": "Not a student of an active room, or the tutor is off.",
+        "404": "No such room in this organisation.",
+        "413": "Text or audio over the limit.",
+        "429": "Too many requests.",
+        "503": "A dependency is unavailable.",
+    }
+    # Not the org key: the participant's join token, checked by the function itself.
+    room_token = [
+        {
+            "in": "header",
+            "name": "Authorization",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "`Bearer <join token>`: the token of the classroom page (from room create/join)",
+        }
+    ]
+
+    def responses(ok: dict, codes: list[str]) -> dict:
+        return {"200": ok} | {code: {"description": errors.get(code, "Error"), **error} for code in codes}
+
+    def json_ok(model: type) -> dict:
+        return {
+            "description": "Success",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["success", "data"],
+                        "properties": {"success": {"type": "boolean", "const": True}, "data": ref(model)},
+                    }
+                }
+            },
+        }
+
+    paths = {
+        "/v1/ai-tutor/chat/stream": {
+            "post": {
+                "summary": "Ask the AI tutor during class (streamed as Server-Sent Events)",
+                "tags": ["ai-tutor"],
+                "operationId": "chat_stream_v1_ai_tutor_chat_stream_post",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(TutorChatRequest)}},
+                },
+                "responses": responses(stream, ["400", "401", "402", "403", "404", "413", "429", "503"]),
+            }
+        },
+        f"{CLASSROOM}/chat/stream": {
+            "post": {
+                "summary": "The classroom page asks the tutor (room token; SSE as /v1/ai-tutor/chat/stream)",
+                "tags": ["ai-tutor"],
+                "operationId": "classroom_chat_stream_post",
+                "security": [],
+                "parameters": room_token,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(TutorClassroomChat)}},
+                },
+                "responses": responses(stream, ["400", "401", "402", "403", "404", "413", "429", "503"]),
+            }
+        },
+        f"{CLASSROOM}/state": {
+            "get": {
+                "summary": "The tutor panel's state (room token): switch, mode, visible exchanges",
+                "tags": ["ai-tutor"],
+                "operationId": "classroom_state_get",
+                "security": [],
+                "parameters": room_token,
+                "responses": responses(json_ok(TutorClassroomState), ["401", "404", "429", "503"]),
+            }
+        },
+        f"{CLASSROOM}/settings": {
+            "put": {
+                "summary": "The teacher switches the tutor or its mode from the classroom page (room token)",
+                "tags": ["ai-tutor"],
+                "operationId": "classroom_settings_put",
+                "security": [],
+                "parameters": room_token,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(TutorUpdateRoomSettings)}},
+                },
+                "responses": responses(
+                    json_ok(TutorRoomSettings), ["400", "401", "403", "404", "429", "503"]
+                ),
+            }
+        },
+    }
+    return {"paths": paths, "components": {"schemas": schemas}}

@@ -1,0 +1,283 @@
+"""The AI tutor's chat in-process against the real MongoDB-wire server, Redis, the LiveKit stand-in
+and the real embedding model: answers grounded in the class, SSE framing of API.md, exchanges
+stored and metered, and every bad input or fault answered before any model call."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from ai_support import ScriptedProvider, spoken_wav
+from ai_tutor import logic
+from ai_tutor.handler import handler
+from support import call
+from tutor_support import (
+    ROOM_ID,
+    Classroom,
+    add_notes,
+    ask_stream,
+    end_class,
+    interactions,
+    open_class,
+    question,
+    tutor_event,
+)
+
+pytest_plugins = ("livekit_support", "tutor_support")
+
+
+def ledger_entries(org_id):
+    from verriflo import db
+
+    return list(db.collection("ledger").find({"orgId": org_id, "service": "ai_tutor"}))
+
+
+def test_streamed_answer_is_grounded_in_the_class_material_with_api_md_framing(
+    classroom: Classroom, lambda_context
+):
+    add_notes(classroom, lambda_context)
+    reply, events = ask_stream(classroom, lambda_context, question(classroom))
+    assert reply.status == 200, reply.body
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    assert reply.headers["cache-control"] == "no-cache" and reply.headers["connection"] == "keep-alive"
+    texts, (final, done) = events[:-2], events[-2:]
+    assert done == "[DONE]" and texts
+    assert all(
+        set(e) == {"text", "usage"} and e["usage"] is None and isinstance(e["text"], str) for e in texts
+    )
+    answer = "".join(e["text"] for e in texts)
+    assert "mass multiplied by its acceleration" in answer and "Lecture notes" in answer
+    assert final["usage"]["inputTokens"] > 0 and final["usage"]["outputTokens"] > 0
+    assert final["grounded"] is True and final["sources"][0]["kind"] == "material"
+    assert final["sources"][0]["title"].startswith("Lecture notes > Newton")
+    (stored,) = interactions(classroom.org.id)
+    assert stored["_id"] == final["interactionId"] and stored["status"] == "completed"
+    assert stored["roomId"] == ROOM_ID and stored["studentUid"] == "s-1" and stored["answer"] == answer
+    assert stored["inputTokens"] == final["usage"]["inputTokens"] and stored["createdAt"]
+    (debit,) = ledger_entries(classroom.org.id)
+    assert debit["roomId"] == ROOM_ID and debit["entryId"] == f"tutor:{stored['_id']}"
+    assert debit["meta"]["outputTokens"] == final["usage"]["outputTokens"]
+
+
+def test_whole_answer_carries_the_api_md_fields(classroom: Classroom, lambda_context):
+    add_notes(classroom, lambda_context)
+    reply = call(
+        handler,
+        tutor_event("chat", classroom.headers, question(classroom, "What is inertia?")),
+        lambda_context,
+    )
+    assert reply.status == 200, reply.body
+    body = reply.body
+    assert (
+        body["success"] is True and body["requestModality"] == "text" and body["responseModality"] == "text"
+    )
+    assert "tendency of a body to keep its state of rest" in body["text"] and body["audio"] is None
+    assert set(body["usage"]) >= {"inputTokens", "outputTokens"}
+    assert body["data"]["text"] == body["text"] and body["data"]["sources"][0]["title"].endswith("Inertia")
+
+
+def test_a_question_the_class_does_not_cover_is_answered_plainly_as_such(
+    classroom: Classroom, lambda_context
+):
+    add_notes(classroom, lambda_context)
+    _, events = ask_stream(
+        classroom, lambda_context, question(classroom, "Who won the football world cup in 1998?")
+    )
+    answer = "".join(e.get("text") or "" for e in events[:-1] if isinstance(e, dict))
+    assert "could not find anything relevant" in answer
+    assert events[-2]["grounded"] is False and events[-2]["sources"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"text": ""}, 400, "VALIDATION_ERROR"),
+        ({"text": "   \n "}, 400, "VALIDATION_ERROR"),
+        ({"text": "x" * 2001}, 413, "PAYLOAD_TOO_LARGE"),
+        ({"text": None, "audio": "not base64 at all!"}, 400, "VALIDATION_ERROR"),
+        (
+            {"text": None, "audio": base64.b64encode(b"plain words, no audio").decode()},
+            400,
+            "VALIDATION_ERROR",
+        ),
+        ({"text": None, "audio": "A" * 7_100_000}, 413, "PAYLOAD_TOO_LARGE"),
+        ({"responseModality": "video"}, 400, "VALIDATION_ERROR"),
+        ({"roomId": "has space"}, 400, "VALIDATION_ERROR"),
+        ({"surprise": 1}, 400, "VALIDATION_ERROR"),
+    ],
+)
+def test_bad_input_is_refused_before_any_model_call_and_nothing_is_stored(
+    classroom: Classroom, lambda_context, monkeypatch, change, status, code
+):
+    model = ScriptedProvider(pieces=["never"])
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    body = {k: v for k, v in (question(classroom) | change).items() if v is not None}
+    for name in ("chat", "chat_stream"):
+        reply = call(handler, tutor_event(name, classroom.headers, body), lambda_context)
+        assert reply.status == status and reply.body["error"] == code and reply.body["success"] is False, (
+            reply.body
+        )
+        assert reply.body["message"]
+    assert (
+        model.calls == [] and interactions(classroom.org.id) == [] and ledger_entries(classroom.org.id) == []
+    )
+
+
+def test_only_a_connected_student_of_an_active_room_of_the_org_may_ask(
+    org, other_org, livekit, lambda_context, monkeypatch
+):
+    model = ScriptedProvider(pieces=["never"])
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    room = open_class(org, livekit, lambda_context)
+    cases = [
+        (question(room, uid="s-404"), org.headers, 403),  # not in the room
+        (question(room, uid="t-1"), org.headers, 403),  # the teacher is not a student
+        (question(room) | {"roomId": "no-such-room"}, org.headers, 404),
+        (question(room) | {"organizationId": other_org.id}, org.headers, 403),
+        (question(room) | {"organizationId": other_org.id}, other_org.headers, 404),  # another org's room
+    ]
+    for body, headers, status in cases:
+        for name in ("chat", "chat_stream"):
+            reply = call(handler, tutor_event(name, headers, body), lambda_context)
+            assert reply.status == status, (body, reply.body)
+            assert room.org.id not in str(reply.body) or status != 404
+    assert call(handler, tutor_event("chat", {}, question(room)), lambda_context).status == 401
+    end_class(room, lambda_context)
+    finished = call(handler, tutor_event("chat_stream", org.headers, question(room)), lambda_context)
+    assert finished.status == 403 and "ended" in finished.body["message"]
+    assert model.calls == [] and interactions(org.id) == []
+
+
+def test_the_teacher_can_switch_the_tutor_off(classroom: Classroom, lambda_context):
+    put = call(
+        handler,
+        tutor_event("settings_put", classroom.headers, {"enabled": False}, room_id=ROOM_ID),
+        lambda_context,
+    )
+    assert put.status == 200 and put.data["enabled"] is False
+    reply = call(handler, tutor_event("chat_stream", classroom.headers, question(classroom)), lambda_context)
+    assert reply.status == 403 and "switched the tutor off" in reply.body["message"]
+
+
+def test_an_org_without_credits_gets_402_before_any_model_call(org, livekit, lambda_context, monkeypatch):
+    from verriflo import db
+
+    room = open_class(org, livekit, lambda_context)
+    db.collection("balances").update_one({"_id": org.id}, {"$set": {"creditsMilli": 0}})
+    model = ScriptedProvider(pieces=["never"])
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    reply = call(handler, tutor_event("chat_stream", org.headers, question(room)), lambda_context)
+    assert reply.status == 402 and reply.body["error"] == "INSUFFICIENT_CREDITS" and model.calls == []
+
+
+def test_provider_failure_mid_stream_sends_an_error_event_then_done_and_records_a_failed_exchange(
+    classroom: Classroom, lambda_context, monkeypatch
+):
+    model = ScriptedProvider(pieces=["Force ", "equals ", "mass ", "times"], fail_after=2)
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    reply, events = ask_stream(classroom, lambda_context, question(classroom))
+    assert reply.status == 200
+    assert events[:2] == [{"text": "Force ", "usage": None}, {"text": "equals ", "usage": None}]
+    assert events[2]["error"] == "UPSTREAM_ERROR" and events[2]["usage"] is None and events[2]["message"]
+    assert events[3] == "[DONE]" and len(events) == 4
+    (stored,) = interactions(classroom.org.id)
+    assert (
+        stored["status"] == "failed"
+        and stored["error"] == "UPSTREAM_ERROR"
+        and stored["answer"] == "Force equals "
+    )
+    assert ledger_entries(classroom.org.id) == []  # a failed answer is not charged
+    whole = call(handler, tutor_event("chat", classroom.headers, question(classroom)), lambda_context)
+    assert whole.status == 502 and whole.body["error"] == "UPSTREAM_ERROR"
+
+
+def test_a_spoken_question_is_transcribed_and_answered_in_text_and_speech(
+    classroom: Classroom, lambda_context
+):
+    add_notes(classroom, lambda_context)
+    audio = base64.b64encode(spoken_wav("Please tell me what inertia means in physics.")).decode()
+    body = question(classroom, None, audio=audio, responseModality="both")
+    reply = call(handler, tutor_event("chat", classroom.headers, body), lambda_context)
+    assert reply.status == 200, reply.body
+    data = reply.body["data"]
+    assert "inertia" in data["transcript"].lower() and reply.body["requestModality"] == "audio"
+    assert "tendency of a body" in reply.body["text"]
+    assert (
+        base64.b64decode(reply.body["audio"])[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+        or base64.b64decode(reply.body["audio"])[0] == 0xFF
+    )
+    _, events = ask_stream(classroom, lambda_context, body)
+    spoken = [e for e in events[:-1] if isinstance(e, dict) and e.get("audio")]
+    assert spoken and all(e["mimeType"] == "audio/mpeg" and e["usage"] is None for e in spoken)
+
+
+def test_hint_mode_reveals_one_step_per_question_and_explain_mode_gives_everything(
+    classroom: Classroom, lambda_context
+):
+    add_notes(classroom, lambda_context)
+    call(
+        handler,
+        tutor_event("settings_put", classroom.headers, {"mode": "hints"}, room_id=ROOM_ID),
+        lambda_context,
+    )
+    asked = question(classroom, "How are force, mass and acceleration related?")
+    _, first = ask_stream(classroom, lambda_context, asked)
+    _, second = ask_stream(classroom, lambda_context, asked)
+    first_sources, second_sources = first[-2]["sources"], second[-2]["sources"]
+    material = [s for s in first_sources if s["kind"] == "material"]
+    assert len(material) == 1  # one hint at a time
+    again = [s for s in second_sources if s["kind"] == "material"]
+    assert len(again) == 1 and again[0]["text"] != material[0]["text"]  # the next step, not the same one
+    call(
+        handler,
+        tutor_event("settings_put", classroom.headers, {"mode": "explain"}, room_id=ROOM_ID),
+        lambda_context,
+    )
+    _, full = ask_stream(classroom, lambda_context, asked)
+    assert len([s for s in full[-2]["sources"] if s["kind"] == "material"]) > 1
+    modes = [d["mode"] for d in sorted(interactions(classroom.org.id), key=lambda d: d["createdAt"])]
+    assert modes == ["hints", "hints", "explain"]
+
+
+def test_earlier_exchanges_of_the_class_are_part_of_the_context(org, livekit, lambda_context):
+    room = open_class(org, livekit, lambda_context, students=("s-1", "s-2"))
+    add_notes(room, lambda_context)
+    ask_stream(room, lambda_context, question(room, "What is inertia?"))
+    _, events = ask_stream(room, lambda_context, question(room, "What is inertia exactly?", uid="s-2"))
+    earlier = [s for s in events[-2]["sources"] if s["kind"] == "earlier"]
+    assert earlier and "What is inertia?" in earlier[0]["text"]
+
+
+def test_a_configured_model_gets_the_class_the_pedagogy_and_the_students_earlier_turns(
+    classroom: Classroom, lambda_context, monkeypatch
+):
+    from verriflo_ai.settings import ai_settings
+
+    add_notes(classroom, lambda_context)
+    model = ScriptedProvider(pieces=["Think about ", "what F = m a tells you."])
+    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setenv("AI_PROVIDER", "openai")
+    ai_settings.cache_clear()
+    try:
+        call(
+            handler,
+            tutor_event(
+                "settings_put",
+                classroom.headers,
+                {"mode": "hints", "topic": "Newton's laws"},
+                room_id=ROOM_ID,
+            ),
+            lambda_context,
+        )
+        ask_stream(classroom, lambda_context, question(classroom, "What is inertia?"))
+        _, events = ask_stream(classroom, lambda_context, question(classroom))
+    finally:
+        ai_settings.cache_clear()
+    request = model.calls[-1]
+    assert "Physics 101" in request.system and "Newton's laws" in request.system
+    assert "do NOT give the final answer" in request.system
+    assert [m.role for m in request.history] == ["user", "assistant"] and request.history[
+        0
+    ].text == "What is inertia?"
+    assert any("mass multiplied by its acceleration" in p.text for p in request.passages)
+    assert "".join(e["text"] for e in events[:-2]) == "Think about what F = m a tells you."
