@@ -267,3 +267,36 @@ def test_summary_counts_credits_participants_and_stay(funded, other_org, livekit
 def test_rooms_routes_need_a_key(livekit: LiveKit, lambda_context):
     event = api_event(CREATE, headers={})
     assert call(handler, event, lambda_context).status == 401
+
+
+def test_destroy_while_livekit_is_unreachable_is_503_and_the_class_goes_on(
+    funded, livekit: LiveKit, lambda_context, monkeypatch
+):
+    from rooms import lk
+    from rooms.config import live_settings
+    from servers import free_port
+
+    call(handler, create(funded), lambda_context)
+    monkeypatch.setenv("LIVEKIT_URL", f"http://127.0.0.1:{free_port()}")
+    live_settings.cache_clear()
+    lk.reset()
+    reply = call(handler, room_event("destroy", funded, "physics-101"), lambda_context)
+    assert reply.status == 503 and reply.headers.get("Content-Type") == "application/json"
+    status = call(handler, room_event("status", funded, "physics-101"), lambda_context).data
+    assert status["isActive"] is True  # not marked ended while LiveKit still runs the room
+    monkeypatch.setenv("LIVEKIT_URL", livekit.url)
+    live_settings.cache_clear()
+    assert call(handler, room_event("destroy", funded, "physics-101"), lambda_context).status == 200
+
+
+def test_join_rejects_overlong_names_and_unknown_fields(funded, livekit: LiveKit, lambda_context):
+    call(handler, create(funded), lambda_context)
+    for body, field in (
+        ({"participant": {"uid": "s", "name": "n" * 101}}, "participant.name"),
+        (
+            {"participant": {"uid": "s", "name": "n"}, "customization": {"allowEverything": True}},
+            "customization.allowEverything",
+        ),
+    ):
+        reply = call(handler, room_event("join", funded, "physics-101", body), lambda_context)
+        assert reply.status == 400 and f"'{field}'" in reply.body["message"]
