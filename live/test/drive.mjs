@@ -15,8 +15,13 @@ try {
     <script>window.__messages = []; addEventListener('message', (e) => window.__messages.push(e.data));</script>
     <iframe id="classroom" allow="camera; microphone; display-capture; fullscreen" style="border:0;width:100%;height:740px"
       src=${JSON.stringify(opts.url)}></iframe></body></html>`);
-  const handle = await page.waitForSelector('#classroom');
-  const frame = await handle.contentFrame();
+  let frame;
+  if (opts.top) {  // opened as a page of its own, not embedded by a host app
+    await page.goto(opts.url);
+    frame = page.mainFrame();
+  } else {
+    frame = await (await page.waitForSelector('#classroom')).contentFrame();
+  }
   const timeout = opts.timeoutMs || 20000;
   const settled = async (states) => {
     await frame.waitForFunction((s) => s.includes(document.body.dataset.state), states, { timeout });
@@ -57,8 +62,8 @@ try {
     expected += 1;
     await frame.click('#close');
   }
-  await page.waitForFunction((n) => window.__messages.length >= n, expected, { timeout: 5000 });
-  result.messages = await page.evaluate(() => window.__messages);
+  if (!opts.top) await page.waitForFunction((n) => window.__messages.length >= n, expected, { timeout: 5000 });
+  result.messages = opts.top ? [] : await page.evaluate(() => window.__messages);
 } finally {
   await browser.close();
 }

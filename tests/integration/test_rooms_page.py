@@ -152,3 +152,22 @@ def test_page_without_a_token_explains_itself(page_server):
     result = drive(f"{page_server}{urlsplit(LIVE_UI).path}/iframe/live", close=True)
     assert result["first"]["text"]["noticeTitle"] == "No classroom token"
     assert result["messages"] == [{"type": "verriflo_classroom", "action": "close"}]
+
+
+def test_validate_domain_refuses_to_open_outside_a_host_app(
+    org, livekit: LiveKit, page_server, lambda_context
+):
+    fund(org.id)
+    body = {
+        "roomId": "page-3",
+        "title": "Embedded only",
+        "participant": {"uid": "t-1", "name": "Ada"},
+        "customization": {"validateDomain": True},
+    }
+    created = call(
+        handler, api_event("rooms/create.json", headers=org.headers, body=body), lambda_context
+    ).data
+    alone = drive(local(created["iframeUrl"], page_server), top=True)
+    assert alone["first"]["text"]["noticeTitle"] == "Open this class from your school"
+    embedded = drive(local(created["iframeUrl"], page_server))
+    assert embedded["first"]["data"]["state"] == "lobby"
