@@ -10,10 +10,12 @@ import pytest
 from support import api_event, call, load_event
 from verriflo import db, webhook_store, webhooks
 from verriflo.orgs import now
-from webhook_fixtures import queued, receivers, webhook_env  # noqa: F401 - fixtures
+from webhook_support import queued
 from webhooks.handler import handler
 
 PUBLIC_URL = "https://93.184.216.34/hooks/verriflo"  # an IP literal: no DNS needed, and public
+
+pytest_plugins = ["webhook_fixtures"]
 
 
 def _create(org, lambda_context, **body):
@@ -31,7 +33,7 @@ def _ep(name: str, org, endpoint_id: str, **kw):
 
 
 @pytest.fixture
-def public_only(webhook_env, monkeypatch):  # noqa: F811
+def public_only(webhook_env, monkeypatch):
     monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")
     webhooks.reset_keys()
     return webhook_env
@@ -94,7 +96,7 @@ def test_bad_endpoint_fields_are_400(org, lambda_context, public_only, body):
     assert reply.status == 400 and reply.body["error"] == "VALIDATION_ERROR"
 
 
-def test_an_operator_setting_allows_loopback_http_for_local_testing(org, lambda_context, webhook_env):  # noqa: F811
+def test_an_operator_setting_allows_loopback_http_for_local_testing(org, lambda_context, webhook_env):
     reply = _create(org, lambda_context, url="http://127.0.0.1:9/hook")
     assert reply.status == 201
 
