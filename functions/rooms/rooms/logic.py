@@ -110,7 +110,9 @@ def _join(
 
 def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
     """Create the LiveKit room, then remember it; the creator gets a join token."""
-    ledger.require_credits(org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE)
+    ledger.require_credits(
+        org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=body.room_id
+    )
     if store.find_room(org.org_id, body.room_id) is not None:
         raise _reused(body.room_id)
     name = livekit_name(org.org_id, body.room_id)
@@ -148,7 +150,9 @@ def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
 def join_room(org: OrgContext, room_id: str, body: JoinRoom) -> JoinInfo:
     """A join token for a participant of a live room."""
     room = _live_room(org, room_id)
-    ledger.require_credits(org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE)
+    ledger.require_credits(
+        org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=room_id
+    )
     return _join(room, body.participant, body.customization.given(), "STUDENT")
 
 

@@ -135,6 +135,8 @@ def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str
             quantity=float(round(minutes, 4)),
             unit="participant-minute",
             room_id=room["roomId"],
+            # billing reports usage per student; teachers are the org's own
+            student_id=session["uid"] if session.get("role") == "STUDENT" else None,
             meta={"uid": session["uid"], "seconds": session["seconds"]},
             occurred_at=session["leftAt"],
         )
