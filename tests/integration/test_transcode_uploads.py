@@ -192,12 +192,12 @@ def test_crash_mid_way_then_retry_starts_clean(org, tap, tmp_path, monkeypatch, 
     real = logic._upload_rungs
     calls = {"n": 0}
 
-    def crash_after_first(v, out, rungs):
+    def crash_after_first(v, out, rungs, shipper):
         calls["n"] += 1
         if calls["n"] == 2:  # the first rendition is out; die while publishing the rest
             boto3.client("s3").put_object(Bucket=MEDIA, Key=v.media_prefix + "540p/seg_99999.ts", Body=b"partial")
             raise RuntimeError("Lambda ran out of memory")
-        return real(v, out, rungs)
+        return real(v, out, rungs, shipper)
 
     monkeypatch.setattr(logic, "_upload_rungs", crash_after_first)
     with pytest.raises(RuntimeError):

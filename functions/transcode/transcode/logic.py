@@ -9,6 +9,7 @@ path instead (`start_chunked` -> `transcode_chunk` per chunk in a Step Functions
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -176,14 +177,55 @@ def _failed(video: Video, message: str) -> Result:
     return Result("failed", video.id, message)
 
 
-def _upload_rungs(video: Video, out: Path, rungs: list[Rung]) -> None:
+class _SegmentShipper:
+    """Uploads finished segments while FFmpeg is still encoding the next ones.
+
+    Only segments travel early; playlists (and the master) follow once their segments are all
+    stored, so nothing a player can find ever points at a missing file.
+    """
+
+    def __init__(self, video: Video, out: Path, every_s: float = 0.5) -> None:
+        self.video, self.out, self.every_s = video, out, every_s
+        self.sent: set[Path] = set()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="segment-shipper", daemon=True)
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> _SegmentShipper:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            try:
+                self.ship()
+            except Exception as exc:  # noqa: BLE001 - kept and re-raised on the caller's thread
+                self.error = exc
+                return
+
+    def ship(self, rungs: list[Rung] | None = None) -> None:
+        """Upload every finished segment (of `rungs`, or all) not uploaded yet."""
+        folders = [self.out / r.name for r in rungs] if rungs else [p for p in self.out.iterdir() if p.is_dir()]
+        with self.lock:
+            ready = sorted(f for folder in folders if folder.exists() for f in folder.glob("*.ts")
+                           if f not in self.sent)
+            if ready:
+                objects.put_files(media.media_settings().media_bucket, self.video.media_prefix, ready, self.out)
+                self.sent.update(ready)
+        if self.error:
+            raise self.error
+
+
+def _upload_rungs(video: Video, out: Path, rungs: list[Rung], shipper: _SegmentShipper) -> None:
     bucket = media.media_settings().media_bucket
-    for rung in rungs:
-        folder = out / rung.name
-        segments = [f for f in pipeline.files_under(folder) if f.name != "index.m3u8"]
-        # Segments before their playlist: a playlist never points at a segment not yet stored.
-        objects.put_files(bucket, video.media_prefix, segments, out)
-        objects.put_files(bucket, video.media_prefix, [folder / "index.m3u8"], out)
+    shipper.ship(rungs)
+    # Segments before their playlist: a playlist never points at a segment not yet stored.
+    objects.put_files(bucket, video.media_prefix, [out / r.name / "index.m3u8" for r in rungs], out)
 
 
 def _publish_master(video: Video, out: Path, rungs: list[Rung], has_audio: bool) -> None:
@@ -195,26 +237,34 @@ def _publish_master(video: Video, out: Path, rungs: list[Rung], has_audio: bool)
 def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
     bucket = media.media_settings().media_bucket
     rungs = pipeline.plan_ladder(src)
-    poster, thumbs = pipeline.snapshots(source, out, src)
-    poster_key, thumb_keys = (objects.put_files(bucket, video.media_prefix, [poster], out)[0],
-                              objects.put_files(bucket, video.media_prefix, thumbs, out))
+
+    def stills() -> tuple[str, list[str]]:
+        poster, thumbs = pipeline.snapshots(source, out / "stills", src)
+        return (objects.put_files(bucket, video.media_prefix, [poster], out / "stills")[0],
+                objects.put_files(bucket, video.media_prefix, thumbs, out / "stills"))
+
     first_upload: list[Future] = []
 
     def publish_first(group: list[Rung]) -> None:
         def work() -> None:
-            _upload_rungs(video, out, group)
+            _upload_rungs(video, out, group, shipper)
             _publish_master(video, out, group, src.has_audio)
+            poster_key, thumb_keys = pictures.result()
             if not media.publish_renditions(video, _renditions(group, src.has_audio), poster_key, thumb_keys):
                 raise Superseded()
             logger.info("transcode.first_rendition", extra={"rendition": group[0].name})
         # Upload while the rest of the ladder encodes, so publishing costs no encoding time.
         first_upload.append(pool.submit(work))
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=2) as pool, _SegmentShipper(video, out) as shipper:
+        # The poster and thumbnails (a few seeks and single frames) are taken beside the encode.
+        pictures = pool.submit(stills)
         pipeline.encode_ladder(source, out, rungs, src, on_progress=_Progress(video, 5, 95), on_first=publish_first)
         for future in first_upload:
             future.result()
-    _upload_rungs(video, out, rungs[1:] if first_upload else rungs)
+        poster_key, thumb_keys = pictures.result()
+        _upload_rungs(video, out, rungs[1:] if first_upload else rungs, shipper)
     _publish_master(video, out, rungs, src.has_audio)
     _finish(video, src.duration_s, rungs, src.has_audio, poster_key, thumb_keys)
 

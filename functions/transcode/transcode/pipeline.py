@@ -41,6 +41,7 @@ class FfmpegSettings(BaseSettings):
     ffmpeg_threads: int = Field(default=0, ge=0, description="0 lets FFmpeg use every vCPU")
     early_rendition: bool = Field(default=True, description="publish the lowest rung before the rest")
     thumbnails: int = Field(default=4, ge=0, le=20)
+    ladder_rungs: str = Field(default="360p,540p,720p,1080p", description="which rungs of LADDER to offer")
     tolerate_decode_errors: bool = Field(default=False, description="publish sources with corrupt frames")
 
 
@@ -183,7 +184,8 @@ def plan_ladder(src: Probe) -> list[Rung]:
     def rung(name: str, height: int, bps: int) -> Rung:
         return Rung(name, _even(src.width * height / src.height), height, bps)
 
-    rungs = [rung(n, h, bps) for n, h, bps in LADDER if h <= src.height]
+    offered = {name.strip() for name in ffmpeg_settings().ladder_rungs.split(",")}
+    rungs = [rung(n, h, bps) for n, h, bps in LADDER if h <= src.height and n in offered]
     if not rungs:
         # Smaller than our lowest rung: one rendition at the source's size, bitrate by area.
         height = _even(src.height)
@@ -228,7 +230,9 @@ def encode_command(source: str | Path, out_dir: Path, rungs: list[Rung], src: Pr
         # Chunks keep the source's timeline so their segments join into one continuous playlist.
         cmd += ["-output_ts_offset", f"{start_s:.3f}"]
     cmd += ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod",
-            "-hls_flags", "independent_segments",
+            # temp_file: a segment appears under its name only when complete, so it can be shipped
+            # to storage while FFmpeg works on the next ones.
+            "-hls_flags", "independent_segments+temp_file",
             "-hls_segment_filename", str(out_dir / "%v" / f"{segment_prefix}%05d.ts"),
             "-var_stream_map", " ".join(stream_map), str(out_dir / "%v" / "index.m3u8")]
     return cmd

@@ -1,0 +1,148 @@
+"""CDN & media benchmarks, each beside a baseline measured in the same run on the same input.
+
+Source: a synthetic 720p30 clip with a tone (lavfi testsrc2 + sine), ladder 360p + 720p.
+1. Pipeline wall time (S3 download from moto, probe, poster + thumbnails, two FFmpeg passes with
+   progress parsing and MongoDB progress writes, uploads, metering, events) beside bare `ffmpeg`
+   running the very same encode commands with nothing around them. Target ratio <= 1.10.
+2. Speed as a multiple of realtime (source seconds / pipeline wall seconds). Target >= 2x.
+3. Time to the first playable rendition (360p published with its master) beside the full ladder.
+   Target <= 35%.
+4. What publishing early costs: the two bare passes beside one bare single-decode pass of the
+   whole ladder (informational).
+5. Peak memory: the Python process and the largest FFmpeg child.
+
+Usage: .venv/bin/python bench/bench_cdn.py [--seconds 20] [--runs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from support import LambdaContext, Report, Result, local_stores
+
+
+def _make_source(path: Path, seconds: int) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+                    "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+                   check=True)
+
+
+def _peak_rss_kb(proc: subprocess.Popen) -> int:
+    """Poll a child's VmHWM (its own high-water mark since exec) until it exits."""
+    peak = 0
+    while proc.poll() is None:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak = max(peak, int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))
+        except (OSError, AttributeError):
+            pass
+        time.sleep(0.05)
+    return peak
+
+
+def _bare(commands: list[list[str]], peak_kb: list[int]) -> float:
+    """Run FFmpeg commands back to back with nothing around them; wall seconds (and each one's
+    peak resident memory)."""
+    start = time.perf_counter()
+    for cmd in commands:
+        cmd = [c for c in cmd]
+        at = cmd.index("-progress")
+        del cmd[at:at + 2]  # no progress pipe for the bare run
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        peak_kb.append(_peak_rss_kb(proc))
+        if proc.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed: {cmd}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=20, help="length of the 720p source")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each; the fastest counts")
+    args = parser.parse_args()
+
+    import moto
+
+    os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
+                      POWERTOOLS_METRICS_DISABLED="true", EVENT_BUS_NAME="bench-events",
+                      UPLOADS_BUCKET="bench-uploads", MEDIA_BUCKET="bench-media", LADDER_RUNGS="360p,720p")
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    report = Report("cdn & media")
+    with local_stores(), moto.mock_aws(), tempfile.TemporaryDirectory(prefix="bench-cdn-") as tmp:
+        import boto3
+
+        from transcode import logic, pipeline
+        from verriflo import media
+
+        s3 = boto3.client("s3")
+        for bucket in ("bench-uploads", "bench-media"):
+            s3.create_bucket(Bucket=bucket)
+        boto3.client("events").create_event_bus(Name="bench-events")
+        work = Path(tmp)
+        source = work / "source.mp4"
+        _make_source(source, args.seconds)
+        src = pipeline.probe(source)
+        rungs = pipeline.plan_ladder(src)
+        assert [r.name for r in rungs] == ["360p", "720p"], rungs
+
+        out = work / "bare"
+        two_pass = [pipeline.encode_command(source, out, rungs[:1], src),
+                    pipeline.encode_command(source, out, rungs[1:], src)]
+        one_pass = [pipeline.encode_command(source, work / "one", rungs, src)]
+        for r in rungs:
+            (out / r.name).mkdir(parents=True, exist_ok=True)
+            (work / "one" / r.name).mkdir(parents=True, exist_ok=True)
+
+        marks: dict[str, float] = {}
+        real_publish = media.publish_renditions
+
+        def timed_publish(*a, **k):
+            marks["first"] = time.perf_counter()
+            return real_publish(*a, **k)
+
+        media.publish_renditions = timed_publish
+        org_id = "org_" + uuid.uuid4().hex[:24]
+        pipeline_s, first_s, bare_s, single_s = [], [], [], []
+        peaks: list[int] = []
+        for _ in range(args.runs):
+            video = media.insert_video(org_id, title="bench", size_bytes=source.stat().st_size,
+                                       content_type="video/mp4")
+            s3.upload_file(str(source), "bench-uploads", video.source_key)
+            started = time.perf_counter()
+            result = logic.process_upload("bench-uploads", video.source_key, LambdaContext().aws_request_id)
+            pipeline_s.append(time.perf_counter() - started)
+            first_s.append(marks["first"] - started)
+            assert result.outcome == "completed", result
+            bare_s.append(_bare(two_pass, peaks))
+            single_s.append(_bare(one_pass, peaks))
+
+        wall, bare, first, single = min(pipeline_s), min(bare_s), min(first_s), min(single_s)
+        report.add(
+            Result("pipeline wall time vs bare ffmpeg (same commands)", wall, "s", bare, "ratio <= 1.10",
+                   wall / bare <= 1.10),
+            Result("speed, 720p -> 360p+720p (x realtime)", args.seconds / wall, "x", None, ">= 2x",
+                   args.seconds / wall >= 2, f"{args.seconds} s source"),
+            Result("time to first playable rendition vs full ladder", first, "s", wall, "ratio <= 0.35",
+                   first / wall <= 0.35),
+            Result("early publication: two bare passes vs one pass", bare, "s", single, "informational"),
+            Result("peak memory, Python process (with moto in it)",
+                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MB"),
+            Result("peak memory, largest FFmpeg pass", max(peaks) / 1024, "MB", None, "< 1769 MB (1 vCPU)",
+                   max(peaks) / 1024 < 1769),
+        )
+        report.results[1].note += f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    report.print()
+
+
+if __name__ == "__main__":
+    main()
