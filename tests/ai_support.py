@@ -13,7 +13,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from verriflo_ai.providers import GenerationRequest, ProviderError, TextDelta, Usage
+
+
+@pytest.fixture(autouse=True)
+def ai_env() -> Iterator[None]:
+    """Fresh AI settings and no cached knowledge-base indexes (each test has its own database)."""
+    from verriflo_ai import knowledge
+    from verriflo_ai import settings as ai_settings_module
+
+    ai_settings_module.reset_settings()
+    knowledge.clear_index_cache()
+    yield
+    ai_settings_module.reset_settings()
+    knowledge.clear_index_cache()
 
 
 def grant(org_id: str, credits: int = 1000) -> None:

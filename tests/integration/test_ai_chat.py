@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import pytest
 from ai_agent import handler, logic
-from ai_support import ScriptedProvider, b64, grant, lines, png_with_text
+from ai_support import (
+    ScriptedProvider,
+    ai_env,  # noqa: F401 - an autouse fixture
+    b64,
+    grant,
+    lines,
+    png_with_text,
+)
 from support import api_event, call
-from verriflo_ai import knowledge, providers
+from verriflo_ai import providers
 from verriflo_ai import settings as ai_settings_module
-
-
-@pytest.fixture(autouse=True)
-def ai_env(monkeypatch: pytest.MonkeyPatch):
-    ai_settings_module.reset_settings()
-    knowledge.clear_index_cache()
-    yield
-    ai_settings_module.reset_settings()
-    knowledge.clear_index_cache()
 
 
 @pytest.fixture

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import pytest
 from ai_agent import handler
-from ai_support import b64, grant, lines, pdf_with_text
+from ai_support import (
+    ai_env,  # noqa: F401 - an autouse fixture
+    b64,
+    grant,
+    lines,
+    pdf_with_text,
+)
 from support import api_event, call
-from verriflo_ai import knowledge, providers
+from verriflo_ai import providers
 from verriflo_ai import settings as ai_settings_module
 
 BIOLOGY = """# Cells
@@ -25,13 +31,6 @@ dioxide and water into glucose, releasing oxygen.
 HISTORY = ["The Battle of Hastings was fought in 1066 between the Normans and the English.",
            "William the Conqueror became King of England after the battle."]
 
-
-@pytest.fixture(autouse=True)
-def ai_env():
-    ai_settings_module.reset_settings()
-    knowledge.clear_index_cache()
-    yield
-    knowledge.clear_index_cache()
 
 
 def kb_call(org, ctx, name, *, body=None, kb_id=None, doc_id=None):

@@ -8,7 +8,16 @@ import io
 
 import pytest
 from ai_agent import handler, logic
-from ai_support import ScriptedProvider, b64, grant, lines, png_with_text, spoken_wav, to_webm
+from ai_support import (
+    ScriptedProvider,
+    ai_env,  # noqa: F401 - an autouse fixture
+    b64,
+    grant,
+    lines,
+    png_with_text,
+    spoken_wav,
+    to_webm,
+)
 from support import api_event, call
 from verriflo_ai import knowledge, speech
 from verriflo_ai import settings as ai_settings_module
@@ -20,13 +29,6 @@ The mitochondria is the powerhouse of the cell: it makes ATP, the energy cells u
 Photosynthesis happens in the chloroplasts and turns sunlight into sugar.
 """
 
-
-@pytest.fixture(autouse=True)
-def ai_env():
-    ai_settings_module.reset_settings()
-    knowledge.clear_index_cache()
-    yield
-    knowledge.clear_index_cache()
 
 
 def stream(org, ctx, body):
