@@ -94,7 +94,8 @@ def top_queries(rows: list[dict[str, Any]], vectors: np.ndarray) -> tuple[list[T
 def _sentences(text: str) -> list[str]:
     import re
 
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if len(s.strip().split()) >= 4]
+    # Sentences of fewer than six words say little when quoted alone.
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if len(s.strip().split()) >= 6]
 
 
 def extractive(
