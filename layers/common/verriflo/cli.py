@@ -238,6 +238,9 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--write", action="store_true")
     o.add_argument("--check", action="store_true")
     o.set_defaults(func=_openapi)
+    from verriflo import video_cli
+
+    video_cli.add_parser(sub)
     return p
 
 

@@ -1,0 +1,168 @@
+"""`verriflo video upload FILE`: upload a video through the public API with a progress bar, follow
+transcoding until it is playable, and print the signed playback URL.
+
+It uses the API exactly as an integrating developer would (`POST /v1/cdn/videos`, the presigned
+PUT or multipart parts, `/status`, `/url`), so it doubles as a smoke test of a deployed stack.
+Only the standard library: the CLI must not grow the Lambda layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+CHUNK = 256 * 1024
+CONTENT_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".mkv": "video/x-matroska",
+                 ".ts": "video/mp2t", ".m4v": "video/mp4"}
+
+
+class ApiError(Exception):
+    """The API answered with its error envelope."""
+
+
+def _api(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"VF-ORG-ID": key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - operator-given URL
+            return json.loads(response.read())["data"]
+    except urllib.error.HTTPError as exc:
+        try:
+            envelope = json.loads(exc.read())
+            raise ApiError(f"{envelope.get('message')} ({envelope.get('error')}, HTTP {exc.code})") from exc
+        except ValueError:
+            raise ApiError(f"HTTP {exc.code} from {url}") from exc
+
+
+class Bar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str, total: float, stream: Any = sys.stderr) -> None:
+        self.label, self.total, self.stream, self.done, self.started = label, total, stream, 0.0, time.monotonic()
+
+    def to(self, done: float) -> None:
+        self.done = done
+        share = 0 if not self.total else min(1.0, done / self.total)
+        rate = done / max(1e-6, time.monotonic() - self.started)
+        extra = f" {rate / 1e6:6.1f} MB/s" if self.total > 1000 else ""
+        self.stream.write(f"\r{self.label:<11} [{'#' * int(share * 30):<30}] {share * 100:5.1f}%{extra}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.to(self.total)
+        self.stream.write("\n")
+
+
+def _put(url: str, source: BinaryIO, length: int, headers: dict[str, str], advance: Callable[[int], None]) -> str:
+    """Stream `length` bytes of `source` to a presigned URL; returns the ETag."""
+    parts = urllib.parse.urlsplit(url)
+    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = conn_class(parts.netloc, timeout=120)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    conn.putrequest("PUT", target, skip_accept_encoding=True)
+    for name, value in (headers | {"Content-Length": str(length)}).items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    left = length
+    while left:
+        block = source.read(min(CHUNK, left))
+        if not block:
+            raise ApiError("the file got shorter while uploading")
+        conn.send(block)
+        left -= len(block)
+        advance(len(block))
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    if response.status >= 300:
+        raise ApiError(f"upload refused by storage: HTTP {response.status} {body[:200]!r}")
+    return response.getheader("ETag") or ""
+
+
+def upload(path: Path, *, api_url: str, key: str, title: str | None = None, wait: bool = True,
+           poll_s: float = 2.0, timeout_s: float = 3600, out: Any = sys.stdout, err: Any = sys.stderr) -> dict[str, Any]:
+    """Upload `path`, follow it until playable (unless `wait` is false); returns the url call's data."""
+    base = api_url.rstrip("/")
+    size = path.stat().st_size
+    content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    created = _api("POST", f"{base}/v1/cdn/videos", key,
+                   {"title": title or path.stem, "sizeBytes": size, "contentType": content_type})
+    video_id, plan = created["video"]["videoId"], created["upload"]
+    print(f"video {video_id}", file=out)
+    bar = Bar("uploading", size, err)
+    sent = 0
+
+    def advance(n: int) -> None:
+        nonlocal sent
+        sent += n
+        bar.to(sent)
+
+    with path.open("rb") as source:
+        if plan["type"] == "put":
+            _put(plan["url"], source, size, plan["headers"], advance)
+        else:
+            etags = []
+            for part in plan["parts"]:
+                length = min(plan["partSize"], size - (part["partNumber"] - 1) * plan["partSize"])
+                etags.append({"partNumber": part["partNumber"],
+                              "etag": _put(part["url"], source, length, {}, advance)})
+            _api("POST", f"{base}{plan['completePath']}", key, {"parts": etags})
+    bar.finish()
+    if not wait:
+        return {"videoId": video_id}
+    bar = Bar("transcoding", 100, err)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = _api("GET", f"{base}/v1/cdn/videos/{video_id}/status", key)
+        bar.to(status["progress"])
+        if status["status"] == "failed":
+            err.write("\n")
+            raise ApiError(_api("GET", f"{base}/v1/cdn/videos/{video_id}/url", key)["message"])
+        if status["status"] == "completed":
+            break
+        if time.monotonic() > deadline:
+            raise ApiError(f"still {status['status']} after {timeout_s:.0f} s")
+        time.sleep(poll_s)
+    bar.finish()
+    playable = _api("GET", f"{base}/v1/cdn/videos/{video_id}/url", key)
+    print(playable["url"], file=out)
+    return playable | {"videoId": video_id}
+
+
+def run(args: argparse.Namespace) -> None:
+    """The `verriflo video upload` command."""
+    key = args.key or os.environ.get("VERRIFLO_API_KEY")
+    api_url = args.api_url or os.environ.get("VERRIFLO_API_URL")
+    if not key or not api_url:
+        raise SystemExit("give --api-url and --key (or VERRIFLO_API_URL and VERRIFLO_API_KEY)")
+    path = Path(args.file)
+    if not path.is_file():
+        raise SystemExit(f"no such file: {path}")
+    try:
+        upload(path, api_url=api_url, key=key, title=args.title, wait=not args.no_wait, timeout_s=args.timeout)
+    except ApiError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
+def add_parser(sub: Any) -> None:
+    """Register `video upload` on the CLI's subcommands."""
+    video = sub.add_parser("video", help="videos (through the public API)").add_subparsers(required=True,
+                                                                                          metavar="action")
+    u = video.add_parser("upload", help="upload a file, follow transcoding, print the signed URL")
+    u.add_argument("file")
+    u.add_argument("--title")
+    u.add_argument("--api-url", help="base URL of the API, e.g. the stack's ApiUrl output (env VERRIFLO_API_URL)")
+    u.add_argument("--key", help="the org's API key (env VERRIFLO_API_KEY)")
+    u.add_argument("--no-wait", action="store_true", help="stop after the upload")
+    u.add_argument("--timeout", type=float, default=3600, help="seconds to wait for transcoding")
+    u.set_defaults(func=run)
