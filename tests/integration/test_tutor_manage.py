@@ -8,10 +8,9 @@ import base64
 
 import pytest
 from ai_support import pdf_with_text
+from ai_tutor.handler import handler
 from support import call
 from tutor_support import ROOM_ID, Classroom, add_notes, ask_stream, question, tutor_event
-
-from ai_tutor.handler import handler
 
 pytest_plugins = ("livekit_support", "tutor_support")
 
@@ -164,9 +163,8 @@ def test_usage_per_room_counts_interactions_students_tokens_and_cost(
     org, livekit, lambda_context, monkeypatch
 ):
     from ai_support import ScriptedProvider
-    from tutor_support import open_class
-
     from ai_tutor import logic
+    from tutor_support import open_class
     from verriflo import db, ledger
 
     room = open_class(org, livekit, lambda_context, students=("s-1", "s-2"))
@@ -192,9 +190,8 @@ def test_usage_per_room_counts_interactions_students_tokens_and_cost(
 
 
 def test_the_ai_api_usage_summary_counts_the_tutor(classroom: Classroom, lambda_context):
-    from support import api_event
-
     from ai_agent.handler import handler as agent
+    from support import api_event
 
     ask_stream(classroom, lambda_context, question(classroom, "What is inertia?"))
     summary = call(

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from ai_support import ScriptedProvider
+from ai_tutor import summary, workflow
+from ai_tutor.handler import handler
 from livekit_support import EventTap
 from support import ROOT, LambdaContext, call
 from tutor_support import ROOM_ID, Classroom, add_notes, ask_stream, end_class, question, tutor_event
-
-from ai_tutor import summary, workflow
-from ai_tutor.handler import handler
 
 pytest_plugins = ("livekit_support", "tutor_support")
 
