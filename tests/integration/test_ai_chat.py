@@ -197,3 +197,23 @@ def test_internal_generate_needs_the_dispatch_secret(org, lambda_context, model)
     event["headers"]["X-Dispatch-Secret"] = secret
     streamed = call(handler.handler, event, lambda_context)
     assert [e["type"] for e in lines(streamed.body)][-2:] == ["usage", "done"]
+
+
+def test_an_unexpected_crash_mid_stream_still_ends_with_error_then_done(org, lambda_context, monkeypatch):
+    grant(org.id)
+
+    class Broken:
+        name = "broken"
+
+        def stream(self, request):
+            yield providers.TextDelta("Half")
+            raise RuntimeError("a bug, with internal details")
+
+    monkeypatch.setattr(logic, "provider", lambda: Broken())
+    reply = chat(org, lambda_context, {"chatId": "x1", "message": "hi"}, stream=True)
+    events = lines(reply.body)
+    assert [e["type"] for e in events] == ["text", "error", "done"]
+    assert events[1]["error"] == "INTERNAL_ERROR" and "internal details" not in events[1]["message"]
+    assert call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
+                                           path="/v1/ai-agent/chats/x1", path_params={"chat_id": "x1"}),
+                lambda_context).status == 404

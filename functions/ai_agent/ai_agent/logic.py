@@ -400,6 +400,10 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
     except VerrifloError as exc:
         yield from _failed(prep, exc.code, exc.message, started)
         return
+    except Exception as exc:  # noqa: BLE001 - headers are sent: the stream must still end with error, done
+        logger.exception("ai.answer_crashed", extra={"error_type": type(exc).__name__})
+        yield from _failed(prep, "INTERNAL_ERROR", "Something went wrong on our side.", started)
+        return
     text = "".join(produced)
     usage = usage or Usage(0, 0, counted=True)
     for citation in _citations(prep.passages, text, getattr(model, "name", "")):
