@@ -112,9 +112,122 @@ def ledger_throughput(report: Report) -> None:
             raise SystemExit("ledger balance is not exact")
 
 
+def signing_cost(report: Report) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import json
+    import statistics
+    from datetime import UTC, datetime
+
+    from support import time_calls
+    from verriflo import webhooks
+
+    secret = webhooks.new_secret()
+    key = base64.b64decode(secret[6:])
+    event = {
+        "id": "evt_" + "0" * 32,
+        "type": "room.finished",
+        "orgId": "org_x",
+        "createdAt": "2026-11-28T00:00:00Z",
+        "data": {"roomId": "math-101", "participants": list(range(50))},
+    }
+    body = webhooks.body_of(event)
+    at = datetime.now(UTC)
+
+    def bare() -> None:
+        mac = hmac.new(key, f"msg_1.{int(at.timestamp())}.{body}".encode(), hashlib.sha256).digest()
+        base64.b64encode(mac)
+
+    def ours() -> None:
+        webhooks.sign([secret], "msg_1", at, webhooks.body_of(json.loads(body)))
+
+    b = statistics.median(time_calls(bare, 5000)) * 1000
+    o = statistics.median(time_calls(ours, 5000)) * 1000
+    report.add(
+        Result("bare HMAC-SHA256 + base64 of one delivery", b, "us"),
+        Result(
+            "signing one delivery (serialise + Standard Webhooks sign)",
+            o,
+            "us",
+            baseline=b,
+            target="< 100 us",
+            ok=o < 100,
+            note=f"body {len(body)} bytes",
+        ),
+    )
+
+
+def dispatch_throughput(report: Report) -> None:
+    import moto
+
+    with local_stores(), moto.mock_aws():
+        import boto3
+        import httpx
+        from verriflo import db, events, settings, webhook_store, webhooks
+
+        settings.reset_settings()
+        db.reset_client()  # the ledger benchmark's server is gone; this is a fresh one
+        from webhook_dispatcher import logic
+        from webhook_receivers import start_receivers
+
+        os.environ.update(
+            AWS_DEFAULT_REGION="us-east-1",
+            WEBHOOK_ALLOW_PRIVATE_TARGETS="true",
+            WEBHOOK_QUEUE_URL="unused",
+            POWERTOOLS_LOG_LEVEL="WARNING",
+        )
+        boto3.client("secretsmanager").create_secret(
+            Name="verriflo/webhook-key", SecretString=uuid.uuid4().hex
+        )
+        webhooks.reset_keys()
+        receivers = start_receivers()
+        n = int(os.environ.get("BENCH_DELIVERIES", "600"))
+        concurrency = webhooks.webhook_settings().concurrency
+        try:
+            endpoint, _ = webhook_store.create_endpoint("org_bench", receivers.url("ok"), "", [])
+            batch = [
+                webhook_store.ensure_delivery(endpoint, events.build("room.finished", "org_bench", {"i": i}))[
+                    0
+                ]
+                for i in range(n)
+            ]
+            client = httpx.Client(limits=httpx.Limits(max_connections=concurrency * 2))
+
+            def bare(d: webhook_store.Delivery) -> None:
+                client.post(
+                    receivers.url("ok"), content=d.body.encode(), headers={"content-type": "application/json"}
+                ).raise_for_status()
+
+            start = time.perf_counter()
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(bare, batch))
+            bare_rate = n / (time.perf_counter() - start)
+            start = time.perf_counter()
+            logic.attempt_all(batch)
+            rate = n / (time.perf_counter() - start)
+            delivered = sum(1 for d in batch if webhook_store.find_delivery(d.id).status == "succeeded")
+        finally:
+            receivers.server.shutdown()
+        report.add(
+            Result(f"bare httpx POSTs to a local receiver, {concurrency} at once", bare_rate, "/s"),
+            Result(
+                "dispatcher deliveries (claim, sign, SSRF check, POST, log)",
+                rate,
+                "/s",
+                baseline=bare_rate,
+                note=f"{delivered}/{n} delivered; each also writes 3 documents",
+            ),
+        )
+        if delivered != n:
+            raise SystemExit("not every delivery succeeded")
+
+
 def main() -> None:
     report = Report("billing and webhooks")
     ledger_throughput(report)
+    signing_cost(report)
+    dispatch_throughput(report)
     report.print()
 
 

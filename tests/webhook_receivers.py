@@ -46,6 +46,8 @@ def start_receivers() -> Receivers:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body in one write: two small writes meet Nagle and delayed ACKs (+40 ms each).
+        wbufsize = 65_536
 
         def log_message(self, *args: object) -> None:
             pass
