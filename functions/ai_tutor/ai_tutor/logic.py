@@ -231,6 +231,10 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
     except VerrifloError as exc:
         yield _failed(prep, "".join(produced), exc.code, exc.message, started)
         return
+    except Exception as exc:  # noqa: BLE001 - headers are sent: the stream must still end with error, [DONE]
+        logger.exception("tutor.answer_crashed", extra={"error_type": type(exc).__name__})
+        yield _failed(prep, "".join(produced), "INTERNAL_ERROR", "Something went wrong on our side.", started)
+        return
     usage = usage or Usage(0, 0, counted=True)
     credits = _finish(prep, "".join(produced), usage, getattr(model, "name", ""), started)
     yield {
