@@ -30,10 +30,32 @@ from support import LambdaContext, Report, Result, local_stores
 
 
 def _make_source(path: Path, seconds: int) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
-                    "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
-                   check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def _peak_rss_kb(proc: subprocess.Popen) -> int:
@@ -56,7 +78,7 @@ def _bare(commands: list[list[str]], peak_kb: list[int]) -> float:
     for cmd in commands:
         cmd = [c for c in cmd]
         at = cmd.index("-progress")
-        del cmd[at:at + 2]  # no progress pipe for the bare run
+        del cmd[at : at + 2]  # no progress pipe for the bare run
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         peak_kb.append(_peak_rss_kb(proc))
         if proc.returncode != 0:
@@ -72,15 +94,22 @@ def main() -> None:
 
     import moto
 
-    os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                      POWERTOOLS_TRACE_DISABLED="true", POWERTOOLS_LOG_LEVEL="WARNING",
-                      POWERTOOLS_METRICS_DISABLED="true", EVENT_BUS_NAME="bench-events",
-                      UPLOADS_BUCKET="bench-uploads", MEDIA_BUCKET="bench-media", LADDER_RUNGS="360p,720p")
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_METRICS_DISABLED="true",
+        EVENT_BUS_NAME="bench-events",
+        UPLOADS_BUCKET="bench-uploads",
+        MEDIA_BUCKET="bench-media",
+        LADDER_RUNGS="360p,720p",
+    )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     report = Report("cdn & media")
     with local_stores(), moto.mock_aws(), tempfile.TemporaryDirectory(prefix="bench-cdn-") as tmp:
         import boto3
-
         from transcode import logic, pipeline
         from verriflo import media
 
@@ -96,8 +125,10 @@ def main() -> None:
         assert [r.name for r in rungs] == ["360p", "720p"], rungs
 
         out = work / "bare"
-        two_pass = [pipeline.encode_command(source, out, rungs[:1], src),
-                    pipeline.encode_command(source, out, rungs[1:], src)]
+        two_pass = [
+            pipeline.encode_command(source, out, rungs[:1], src),
+            pipeline.encode_command(source, out, rungs[1:], src),
+        ]
         one_pass = [pipeline.encode_command(source, work / "one", rungs, src)]
         for r in rungs:
             (out / r.name).mkdir(parents=True, exist_ok=True)
@@ -115,8 +146,9 @@ def main() -> None:
         pipeline_s, first_s, bare_s, single_s = [], [], [], []
         peaks: list[int] = []
         for _ in range(args.runs):
-            video = media.insert_video(org_id, title="bench", size_bytes=source.stat().st_size,
-                                       content_type="video/mp4")
+            video = media.insert_video(
+                org_id, title="bench", size_bytes=source.stat().st_size, content_type="video/mp4"
+            )
             s3.upload_file(str(source), "bench-uploads", video.source_key)
             started = time.perf_counter()
             result = logic.process_upload("bench-uploads", video.source_key, LambdaContext().aws_request_id)
@@ -128,17 +160,45 @@ def main() -> None:
 
         wall, bare, first, single = min(pipeline_s), min(bare_s), min(first_s), min(single_s)
         report.add(
-            Result("pipeline wall time vs bare ffmpeg (same commands)", wall, "s", bare, "ratio <= 1.10",
-                   wall / bare <= 1.10),
-            Result("speed, 720p -> 360p+720p (x realtime)", args.seconds / wall, "x", None, ">= 2x",
-                   args.seconds / wall >= 2, f"{args.seconds} s source"),
-            Result("time to first playable rendition vs full ladder", first, "s", wall, "ratio <= 0.35",
-                   first / wall <= 0.35),
+            Result(
+                "pipeline wall time vs bare ffmpeg (same commands)",
+                wall,
+                "s",
+                bare,
+                "ratio <= 1.10",
+                wall / bare <= 1.10,
+            ),
+            Result(
+                "speed, 720p -> 360p+720p (x realtime)",
+                args.seconds / wall,
+                "x",
+                None,
+                ">= 2x",
+                args.seconds / wall >= 2,
+                f"{args.seconds} s source",
+            ),
+            Result(
+                "time to first playable rendition vs full ladder",
+                first,
+                "s",
+                wall,
+                "ratio <= 0.35",
+                first / wall <= 0.35,
+            ),
             Result("early publication: two bare passes vs one pass", bare, "s", single, "informational"),
-            Result("peak memory, Python process (with moto in it)",
-                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MB"),
-            Result("peak memory, largest FFmpeg pass", max(peaks) / 1024, "MB", None, "< 1769 MB (1 vCPU)",
-                   max(peaks) / 1024 < 1769),
+            Result(
+                "peak memory, Python process (with moto in it)",
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "MB",
+            ),
+            Result(
+                "peak memory, largest FFmpeg pass",
+                max(peaks) / 1024,
+                "MB",
+                None,
+                "< 1769 MB (1 vCPU)",
+                max(peaks) / 1024 < 1769,
+            ),
         )
         report.results[1].note += f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     report.print()

@@ -23,15 +23,27 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes) -> 
     query = parse_qs(parts.query, keep_blank_values=True)
     text = body.decode() if body else None
     return {
-        "resource": parts.path, "path": parts.path, "httpMethod": method, "headers": headers,
+        "resource": parts.path,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-        "multiValueQueryStringParameters": query or None, "pathParameters": None, "stageVariables": None,
-        "requestContext": {"resourcePath": parts.path, "httpMethod": method, "path": f"/{STAGE}{parts.path}",
-                           "stage": STAGE, "requestId": str(uuid.uuid4()), "accountId": "000000000000",
-                           "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
-                           "apiId": "local"},
-        "body": text, "isBase64Encoded": False,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": parts.path,
+            "httpMethod": method,
+            "path": f"/{STAGE}{parts.path}",
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "accountId": "000000000000",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
+            "apiId": "local",
+        },
+        "body": text,
+        "isBase64Encoded": False,
     }
 
 
@@ -44,7 +56,7 @@ def serve(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Iterator[
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items()} | {"X-Forwarded-Proto": "http"}
-            target = self.path[len(f"/{STAGE}"):] if self.path.startswith(f"/{STAGE}/") else self.path
+            target = self.path[len(f"/{STAGE}") :] if self.path.startswith(f"/{STAGE}/") else self.path
             result = handler(to_event(self.command, target, headers, body), LambdaContext())
             payload = result.get("body") or ""
             data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()

@@ -23,14 +23,38 @@ def ffmpeg() -> str:
     return found
 
 
-def make_video(path: Path, *, width: int = 640, height: int = 360, seconds: float = 3, rate: int = 15,
-               audio: bool = True, fmt: str | None = None) -> Path:
+def make_video(
+    path: Path,
+    *,
+    width: int = 640,
+    height: int = 360,
+    seconds: float = 3,
+    rate: int = 15,
+    audio: bool = True,
+    fmt: str | None = None,
+) -> Path:
     """A synthetic test clip (lavfi testsrc2 + a sine tone), small and quick to encode."""
-    cmd = [ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i",
-           f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}"]
+    cmd = [
+        ffmpeg(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}",
+    ]
     if audio:
-        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}", "-c:a", "aac",
-                "-b:a", "64k"]
+        cmd += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+        ]
     cmd += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(rate * 2)]
     if fmt:
         cmd += ["-f", fmt]
@@ -49,12 +73,15 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
 def use_media_env(monkeypatch: Any) -> None:
     """Point the media settings at the moto buckets (call inside the `aws_env` fixture)."""
     import boto3
-
     from transcode import pipeline
     from verriflo import media
 
-    for name, value in {"UPLOADS_BUCKET": UPLOADS, "MEDIA_BUCKET": MEDIA, "RECORDINGS_BUCKET": RECORDINGS,
-                        "PLAYBACK_SECRET_NAME": "verriflo/playback-signing-key"}.items():
+    for name, value in {
+        "UPLOADS_BUCKET": UPLOADS,
+        "MEDIA_BUCKET": MEDIA,
+        "RECORDINGS_BUCKET": RECORDINGS,
+        "PLAYBACK_SECRET_NAME": "verriflo/playback-signing-key",
+    }.items():
         monkeypatch.setenv(name, value)
     s3 = boto3.client("s3")
     for bucket in (UPLOADS, MEDIA, RECORDINGS):
@@ -135,5 +162,7 @@ def s3_over_http() -> Iterator[str]:
 
 def state_machine_definition(step_arn: str) -> str:
     """The chunked-transcode ASL with its Lambda ARN substituted, as SAM's DefinitionSubstitutions do."""
-    text = (Path(__file__).resolve().parents[1] / "functions/transcode/statemachine/chunked.asl.json").read_text()
+    text = (
+        Path(__file__).resolve().parents[1] / "functions/transcode/statemachine/chunked.asl.json"
+    ).read_text()
     return text.replace("${TranscodeStepFunctionArn}", step_arn)

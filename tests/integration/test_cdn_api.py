@@ -13,11 +13,10 @@ import boto3
 import httpx
 import pytest
 from apigw_server import serve
+from cdn import handler as cdn
 from media_support import MEDIA, UPLOADS, keys, make_video, use_media_env
 from media_support import s3_over_http as s3_http
 from support import api_event, call
-
-from cdn import handler as cdn
 from transcode import handler as transcode
 from verriflo import aws, ledger, media, playback
 
@@ -37,7 +36,9 @@ def media_env(stores, monkeypatch, s3_over_http):
 
 
 def fund(org, credits: int = 1000) -> None:
-    ledger.grant(ledger.UsageEvent(entry_id=f"grant-{org.id}", org_id=org.id, service="grant", credits=credits))
+    ledger.grant(
+        ledger.UsageEvent(entry_id=f"grant-{org.id}", org_id=org.id, service="grant", credits=credits)
+    )
 
 
 def create(org, ctx, **body):
@@ -46,8 +47,16 @@ def create(org, ctx, **body):
 
 
 def get(org, ctx, case: str, video_id: str, suffix: str = ""):
-    return call(cdn.handler, api_event(f"cdn/{case}.json", headers=org.headers, path_params={"video_id": video_id},
-                                       path=f"/v1/cdn/videos/{video_id}{suffix}"), ctx)
+    return call(
+        cdn.handler,
+        api_event(
+            f"cdn/{case}.json",
+            headers=org.headers,
+            path_params={"video_id": video_id},
+            path=f"/v1/cdn/videos/{video_id}{suffix}",
+        ),
+        ctx,
+    )
 
 
 def uploaded_and_transcoded(org, ctx, tmp_path: Path, *, width=640, height=360, seconds=3) -> str:
@@ -59,17 +68,32 @@ def uploaded_and_transcoded(org, ctx, tmp_path: Path, *, width=640, height=360, 
     assert put.status_code == 200, put.text
     video_id = created["video"]["videoId"]
     key = f"{org.id}/{video_id}/source"
-    event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {
-        "bucket": {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"},
-        "object": {"key": key.replace("/", "%2F"), "size": path.stat().st_size, "sequencer": "01"}}}]}
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"},
+                    "object": {
+                        "key": key.replace("/", "%2F"),
+                        "size": path.stat().st_size,
+                        "sequencer": "01",
+                    },
+                },
+            }
+        ]
+    }
     assert transcode.handler(event, ctx)["results"][0]["outcome"] == "completed"
     return video_id
 
 
 # --- creating and uploading ---------------------------------------------------------------------------
 
-def test_create_returns_presigned_put_that_accepts_the_file_and_the_upload_transcodes(org, lambda_context,
-                                                                                       tmp_path):
+
+def test_create_returns_presigned_put_that_accepts_the_file_and_the_upload_transcodes(
+    org, lambda_context, tmp_path
+):
     fund(org)
     video_id = uploaded_and_transcoded(org, lambda_context, tmp_path)
 
@@ -89,8 +113,13 @@ def test_pending_video_has_no_url_yet(org, lambda_context):
     reply = get(org, lambda_context, "video_url", video_id, "/url")
 
     assert reply.status == 200
-    assert reply.data == {"type": None, "url": None, "posterUrl": None, "status": "pending",
-                          "message": "Waiting for the upload."}
+    assert reply.data == {
+        "type": None,
+        "url": None,
+        "posterUrl": None,
+        "status": "pending",
+        "message": "Waiting for the upload.",
+    }
     status = get(org, lambda_context, "video_status", video_id, "/status").data
     assert (status["status"], status["progress"]) == ("pending", 0)
 
@@ -119,13 +148,17 @@ def test_upload_over_the_size_limit_is_refused_before_upload(org, lambda_context
     assert len(media.list_videos(org.id)) == 1
 
 
-@pytest.mark.parametrize("body", [{"sizeBytes": 0}, {"sizeBytes": -5}, {"title": ""}, {"contentType": "text/html"},
-                                  {"colour": "red"}])
+@pytest.mark.parametrize(
+    "body",
+    [{"sizeBytes": 0}, {"sizeBytes": -5}, {"title": ""}, {"contentType": "text/html"}, {"colour": "red"}],
+)
 def test_invalid_create_is_400_in_the_envelope(org, lambda_context, body):
     fund(org)
     reply = create(org, lambda_context, **body)
 
-    assert reply.status == 400 and reply.body["success"] is False and reply.body["error"] == "VALIDATION_ERROR"
+    assert (
+        reply.status == 400 and reply.body["success"] is False and reply.body["error"] == "VALIDATION_ERROR"
+    )
     assert media.list_videos(org.id) == []
 
 
@@ -146,19 +179,28 @@ def test_large_file_gets_a_multipart_upload_with_part_size_and_expiry(org, lambd
     etags = []
     for part in upload["parts"]:
         start = (part["partNumber"] - 1) * upload["partSize"]
-        put = httpx.put(part["url"], content=data[start:start + upload["partSize"]])
+        put = httpx.put(part["url"], content=data[start : start + upload["partSize"]])
         assert put.status_code == 200
         etags.append({"partNumber": part["partNumber"], "etag": put.headers["ETag"]})
     video_id = created.data["video"]["videoId"]
-    done = call(cdn.handler, api_event("cdn/complete_upload.json", headers=org.headers, body={"parts": etags},
-                                       path=f"/v1/cdn/videos/{video_id}/upload/complete",
-                                       path_params={"video_id": video_id}), lambda_context)
+    done = call(
+        cdn.handler,
+        api_event(
+            "cdn/complete_upload.json",
+            headers=org.headers,
+            body={"parts": etags},
+            path=f"/v1/cdn/videos/{video_id}/upload/complete",
+            path_params={"video_id": video_id},
+        ),
+        lambda_context,
+    )
     assert done.status == 200
     head = boto3.client("s3").head_object(Bucket=UPLOADS, Key=f"{org.id}/{video_id}/source")
     assert head["ContentLength"] == size
 
 
 # --- listing, deleting, other orgs -------------------------------------------------------------------------
+
 
 def test_list_get_and_delete_remove_media_and_record(org, lambda_context, tmp_path):
     fund(org)
@@ -169,8 +211,16 @@ def test_list_get_and_delete_remove_media_and_record(org, lambda_context, tmp_pa
     assert [v["videoId"] for v in listed["videos"]] == [other, video_id]
     assert keys(MEDIA, f"{org.id}/{video_id}/")
 
-    deleted = call(cdn.handler, api_event("cdn/delete_video.json", headers=org.headers, path=f"/v1/cdn/videos/{video_id}",
-                                          path_params={"video_id": video_id}), lambda_context)
+    deleted = call(
+        cdn.handler,
+        api_event(
+            "cdn/delete_video.json",
+            headers=org.headers,
+            path=f"/v1/cdn/videos/{video_id}",
+            path_params={"video_id": video_id},
+        ),
+        lambda_context,
+    )
 
     assert deleted.status == 200 and deleted.data == {"videoId": video_id, "deleted": True}
     assert keys(MEDIA, f"{org.id}/{video_id}/") == set()
@@ -178,22 +228,34 @@ def test_list_get_and_delete_remove_media_and_record(org, lambda_context, tmp_pa
     assert get(org, lambda_context, "get_video", video_id).status == 404
 
 
-@pytest.mark.parametrize("case,suffix,method", [
-    ("get_video", "", "GET"), ("video_status", "/status", "GET"), ("video_url", "/url", "GET"),
-    ("delete_video", "", "DELETE"), ("complete_upload", "/upload/complete", "POST"),
-])
+@pytest.mark.parametrize(
+    "case,suffix,method",
+    [
+        ("get_video", "", "GET"),
+        ("video_status", "/status", "GET"),
+        ("video_url", "/url", "GET"),
+        ("delete_video", "", "DELETE"),
+        ("complete_upload", "/upload/complete", "POST"),
+    ],
+)
 def test_another_orgs_video_is_404_and_never_its_data(org, other_org, lambda_context, case, suffix, method):
     fund(org)
     video_id = create(org, lambda_context, title="Secret syllabus").data["video"]["videoId"]
 
-    event = api_event(f"cdn/{case}.json", headers=other_org.headers, path=f"/v1/cdn/videos/{video_id}{suffix}",
-                      path_params={"video_id": video_id},
-                      body={"parts": [{"partNumber": 1, "etag": "x"}]} if method == "POST" else None)
+    event = api_event(
+        f"cdn/{case}.json",
+        headers=other_org.headers,
+        path=f"/v1/cdn/videos/{video_id}{suffix}",
+        path_params={"video_id": video_id},
+        body={"parts": [{"partNumber": 1, "etag": "x"}]} if method == "POST" else None,
+    )
     reply = call(cdn.handler, event, lambda_context)
 
     assert reply.status == 404 and reply.body["error"] == "NOT_FOUND"
     assert "Secret syllabus" not in str(reply.body) and video_id not in str(reply.body)
-    listed = call(cdn.handler, api_event("cdn/list_videos.json", headers=other_org.headers), lambda_context).data
+    listed = call(
+        cdn.handler, api_event("cdn/list_videos.json", headers=other_org.headers), lambda_context
+    ).data
     assert listed["videos"] == []
     assert media.get_video(org.id, video_id).title == "Secret syllabus"  # the DELETE did nothing
 
@@ -210,6 +272,7 @@ def test_without_a_key_every_video_route_is_401(lambda_context):
 
 # --- playback ---------------------------------------------------------------------------------------------
 
+
 def test_signed_url_plays_in_ffprobe_and_ffmpeg_over_http(org, lambda_context, tmp_path):
     fund(org)
     video_id = uploaded_and_transcoded(org, lambda_context, tmp_path, width=960, height=540, seconds=3)
@@ -223,20 +286,41 @@ def test_signed_url_plays_in_ffprobe_and_ffmpeg_over_http(org, lambda_context, t
         assert data["url"].startswith(f"{base}/v1/cdn/stream/{video_id}/master.m3u8?token=")
         assert httpx.get(data["posterUrl"]).content[:2] == b"\xff\xd8"  # a JPEG
 
-        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,width,height",
-                                "-of", "csv=p=0", data["url"]], capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type,width,height",
+                "-of",
+                "csv=p=0",
+                data["url"],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert probe.returncode == 0, probe.stderr
         assert "video,960,540" in probe.stdout and "video,640,360" in probe.stdout and "audio" in probe.stdout
-        decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", data["url"], "-map", "0:v:0", "-f", "null", "-"],
-                                 capture_output=True, text=True, timeout=120)
+        decoded = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", data["url"], "-map", "0:v:0", "-f", "null", "-"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert decoded.returncode == 0 and decoded.stderr == ""
 
-        variant = httpx.get(f"{base}/v1/cdn/stream/{video_id}/540p/index.m3u8",
-                            params={"token": data["url"].split("token=")[1]})
+        variant = httpx.get(
+            f"{base}/v1/cdn/stream/{video_id}/540p/index.m3u8",
+            params={"token": data["url"].split("token=")[1]},
+        )
         assert variant.status_code == 200
         assert variant.headers["content-type"] == "application/vnd.apple.mpegurl"
         segments = [line for line in variant.text.splitlines() if line and not line.startswith("#")]
-        assert segments and all(re.search(r"(Signature|X-Amz-Signature)=", s) and "Expires" in s for s in segments)
+        assert segments and all(
+            re.search(r"(Signature|X-Amz-Signature)=", s) and "Expires" in s for s in segments
+        )
 
 
 def test_expired_tampered_missing_or_foreign_tokens_are_403(org, other_org, lambda_context, tmp_path):
@@ -246,19 +330,28 @@ def test_expired_tampered_missing_or_foreign_tokens_are_403(org, other_org, lamb
     good, _ = playback.sign(org.id, video_id, 3600)
     expired, _ = playback.sign(org.id, video_id, 60, now=time.time() - 3600)
     payload, signature = good.split(".")
-    forged_payload = playback._b64(b'{"o":"%s","v":"%s","e":9999999999}' % (org.id.encode(), video_id.encode()))
+    forged_payload = playback._b64(
+        b'{"o":"%s","v":"%s","e":9999999999}' % (org.id.encode(), video_id.encode())
+    )
     someone_elses, _ = playback.sign(other_org.id, "vid_0123456789abcdef01234567", 3600)
 
     with serve(cdn.handler) as base:
         url = f"{base}/v1/cdn/stream/{video_id}/master.m3u8"
         assert httpx.get(url, params={"token": good}).status_code == 200
-        for token in (expired, f"{forged_payload}.{signature}", f"{payload}.{signature[:-2]}xx", someone_elses,
-                      "", "junk"):
+        for token in (
+            expired,
+            f"{forged_payload}.{signature}",
+            f"{payload}.{signature[:-2]}xx",
+            someone_elses,
+            "",
+            "junk",
+        ):
             reply = httpx.get(url, params={"token": token})
             assert reply.status_code == 403, token
             assert reply.json()["error"] == "FORBIDDEN"
         assert httpx.get(url).status_code == 403
         assert "expired" in httpx.get(url, params={"token": expired}).json()["message"]
         # a valid token never opens another rendition path than the video's own
-        assert httpx.get(f"{base}/v1/cdn/stream/{video_id}/..%2F..%2Fother/index.m3u8",
-                         params={"token": good}).status_code in (403, 404)
+        assert httpx.get(
+            f"{base}/v1/cdn/stream/{video_id}/..%2F..%2Fother/index.m3u8", params={"token": good}
+        ).status_code in (403, 404)

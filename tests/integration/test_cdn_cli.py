@@ -11,9 +11,8 @@ import time
 import boto3
 import pytest
 from apigw_server import serve
-from media_support import UPLOADS, make_video, s3_over_http, use_media_env
-
 from cdn import handler as cdn
+from media_support import UPLOADS, make_video, s3_over_http, use_media_env
 from transcode import handler as transcode
 from verriflo import aws, cli, ledger, video_cli
 from verriflo.media import SOURCE_KEY
@@ -34,21 +33,35 @@ def media_env(stores, monkeypatch, s3_http):
 
 def s3_trigger(ctx, stop: threading.Event) -> threading.Thread:
     """What S3's ObjectCreated notification does: invoke the transcoder for each new source."""
+
     def watch() -> None:
         seen = set()
         while not stop.wait(0.1):
             for obj in boto3.client("s3").list_objects_v2(Bucket=UPLOADS).get("Contents", []):
                 if obj["Key"] not in seen and SOURCE_KEY.fullmatch(obj["Key"]):
                     seen.add(obj["Key"])
-                    transcode.handler({"Records": [{"s3": {"bucket": {"name": UPLOADS},
-                                                           "object": {"key": obj["Key"], "size": obj["Size"]}}}]}, ctx)
+                    transcode.handler(
+                        {
+                            "Records": [
+                                {
+                                    "s3": {
+                                        "bucket": {"name": UPLOADS},
+                                        "object": {"key": obj["Key"], "size": obj["Size"]},
+                                    }
+                                }
+                            ]
+                        },
+                        ctx,
+                    )
+
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
 
 
-def test_video_upload_shows_progress_waits_until_playable_and_prints_a_url_that_plays(org, tmp_path,
-                                                                                       lambda_context):
+def test_video_upload_shows_progress_waits_until_playable_and_prints_a_url_that_plays(
+    org, tmp_path, lambda_context
+):
     ledger.grant(ledger.UsageEvent(entry_id="g", org_id=org.id, service="grant", credits=100))
     path = make_video(tmp_path / "lesson.mp4", width=640, height=360, seconds=2)
     out, err, stop = io.StringIO(), io.StringIO(), threading.Event()
@@ -56,14 +69,33 @@ def test_video_upload_shows_progress_waits_until_playable_and_prints_a_url_that_
     try:
         with serve(cdn.handler) as base:
             started = time.monotonic()
-            result = video_cli.upload(path, api_url=base, key=org.key, poll_s=0.1, timeout_s=120, out=out, err=err)
+            result = video_cli.upload(
+                path, api_url=base, key=org.key, poll_s=0.1, timeout_s=120, out=out, err=err
+            )
             assert time.monotonic() - started < 120
             printed = out.getvalue().splitlines()
             assert printed[0] == f"video {result['videoId']}"
             assert printed[-1] == result["url"] and "/master.m3u8?token=" in result["url"]
-            assert "uploading" in err.getvalue() and "100.0%" in err.getvalue() and "transcoding" in err.getvalue()
-            played = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                                     result["url"]], capture_output=True, text=True, timeout=60)
+            assert (
+                "uploading" in err.getvalue()
+                and "100.0%" in err.getvalue()
+                and "transcoding" in err.getvalue()
+            )
+            played = subprocess.run(
+                [
+                    "ffprobe",
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "format=duration",
+                    "-of",
+                    "csv=p=0",
+                    result["url"],
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert abs(float(played.stdout) - 2) < 0.5, played.stderr
     finally:
         stop.set()
@@ -77,5 +109,7 @@ def test_video_upload_reports_the_api_error(org, tmp_path):
 
 
 def test_cli_grammar_has_video_upload():
-    args = cli.parser().parse_args(["video", "upload", "a.mp4", "--api-url", "http://x", "--key", "k", "--no-wait"])
+    args = cli.parser().parse_args(
+        ["video", "upload", "a.mp4", "--api-url", "http://x", "--key", "k", "--no-wait"]
+    )
     assert args.func is video_cli.run and args.no_wait and args.file == "a.mp4"

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from media_support import make_video
-
 from transcode import pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,8 +18,19 @@ LAYER = ROOT / ".local" / "layers" / "ffmpeg"
 @pytest.fixture(scope="module")
 def layer_bin() -> Path:
     if not (LAYER / "bin" / "ffprobe").exists():
-        subprocess.run(["make", "-C", str(ROOT / "layers" / "ffmpeg"), "layer", f"PYTHON={sys.executable}",
-                        f"ARTIFACTS_DIR={LAYER}"], check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [
+                "make",
+                "-C",
+                str(ROOT / "layers" / "ffmpeg"),
+                "layer",
+                f"PYTHON={sys.executable}",
+                f"ARTIFACTS_DIR={LAYER}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     return LAYER / "bin"
 
 

@@ -10,7 +10,6 @@ import boto3
 import pytest
 from media_support import MEDIA, RECORDINGS, keys, make_video, tap_events, use_media_env
 from support import load_event
-
 from transcode import handler
 from verriflo import media
 from verriflo.errors import NotFound

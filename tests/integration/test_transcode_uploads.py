@@ -11,7 +11,6 @@ import boto3
 import pytest
 from media_support import MEDIA, UPLOADS, keys, make_video, tap_events, truncate, use_media_env
 from support import load_event
-
 from transcode import handler, logic
 from verriflo import ledger, media
 
@@ -29,9 +28,15 @@ def tap():
 def upload(org_id: str, path: Path, *, declared: int | None = None, kind: str = "video") -> media.Video:
     """Create the video record and put the file where its presigned upload would have put it."""
     size = path.stat().st_size
-    video = media.insert_video(org_id, title=path.name, size_bytes=declared if declared is not None else size,
-                               content_type="video/mp4", kind=kind, room_id="room-1" if kind == "recording" else None,
-                               bucket=UPLOADS)
+    video = media.insert_video(
+        org_id,
+        title=path.name,
+        size_bytes=declared if declared is not None else size,
+        content_type="video/mp4",
+        kind=kind,
+        room_id="room-1" if kind == "recording" else None,
+        bucket=UPLOADS,
+    )
     boto3.client("s3").upload_file(str(path), UPLOADS, video.source_key)
     return video
 
@@ -52,7 +57,9 @@ def run(event: dict, lambda_context) -> list[dict]:
     return handler.handler(event, lambda_context)["results"]
 
 
-def test_upload_becomes_hls_ladder_with_poster_progress_usage_and_ready_event(org, tap, tmp_path, lambda_context):
+def test_upload_becomes_hls_ladder_with_poster_progress_usage_and_ready_event(
+    org, tap, tmp_path, lambda_context
+):
     ledger.grant(ledger.UsageEvent(entry_id="g1", org_id=org.id, service="grant", credits=100))
     video = upload(org.id, make_video(tmp_path / "a.mp4", width=960, height=540, seconds=5))
 
@@ -65,30 +72,40 @@ def test_upload_becomes_hls_ladder_with_poster_progress_usage_and_ready_event(or
     assert (done.width, done.height) == (960, 540) and 4.5 < done.duration_s < 5.5
     stored = keys(MEDIA, video.media_prefix)
     prefix = video.media_prefix
-    assert {prefix + "master.m3u8", prefix + "poster.jpg", prefix + "360p/index.m3u8",
-            prefix + "540p/index.m3u8"} <= stored
+    assert {
+        prefix + "master.m3u8",
+        prefix + "poster.jpg",
+        prefix + "360p/index.m3u8",
+        prefix + "540p/index.m3u8",
+    } <= stored
     assert len([k for k in stored if k.endswith(".ts")]) >= 4 and len(done.thumbnail_keys) == 4
     master = boto3.client("s3").get_object(Bucket=MEDIA, Key=prefix + "master.m3u8")["Body"].read().decode()
     assert "RESOLUTION=640x360" in master and "RESOLUTION=960x540" in master
     assert master.index("360p/index.m3u8") < master.index("540p/index.m3u8")
     # metered once, in transcoded minutes
     assert ledger.balance_milli(org.id) == ledger.to_milli(100) - ledger.to_milli(
-        ledger.Decimal("0.2") * ledger.Decimal(str(round(done.duration_s / 60, 4))))
+        ledger.Decimal("0.2") * ledger.Decimal(str(round(done.duration_s / 60, 4)))
+    )
     published = tap.drain()
     assert [e["type"] for e in published] == ["video.ready"]
     assert published[0]["orgId"] == org.id and published[0]["data"]["videoId"] == video.id
 
 
-def test_lowest_rendition_is_published_and_playable_before_the_rest_of_the_ladder(org, tmp_path, monkeypatch,
-                                                                                   lambda_context):
+def test_lowest_rendition_is_published_and_playable_before_the_rest_of_the_ladder(
+    org, tmp_path, monkeypatch, lambda_context
+):
     video = upload(org.id, make_video(tmp_path / "a.mp4", width=960, height=540, seconds=3))
     seen = {}
     real = media.publish_renditions
 
     def spy(v, renditions, poster, thumbs):
         seen["stored"] = keys(MEDIA, v.media_prefix)
-        seen["master"] = boto3.client("s3").get_object(
-            Bucket=MEDIA, Key=v.media_prefix + "master.m3u8")["Body"].read().decode()
+        seen["master"] = (
+            boto3.client("s3")
+            .get_object(Bucket=MEDIA, Key=v.media_prefix + "master.m3u8")["Body"]
+            .read()
+            .decode()
+        )
         seen["renditions"] = [r.name for r in renditions]
         return real(v, renditions, poster, thumbs)
 
@@ -115,7 +132,9 @@ def test_recording_publishes_recording_ready_too(org, tap, tmp_path, lambda_cont
 
 
 @pytest.mark.parametrize("case", ["text", "zero_bytes", "truncated_mp4", "truncated_ts", "still_image"])
-def test_bad_upload_fails_with_a_clear_message_and_nothing_published(org, tap, tmp_path, lambda_context, case):
+def test_bad_upload_fails_with_a_clear_message_and_nothing_published(
+    org, tap, tmp_path, lambda_context, case
+):
     path = tmp_path / "bad"
     if case == "text":
         path.write_text("this is a lesson plan, not a video\n" * 50)
@@ -130,8 +149,25 @@ def test_bad_upload_fails_with_a_clear_message_and_nothing_published(org, tap, t
 
         from media_support import ffmpeg
 
-        subprocess.run([ffmpeg(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240", "-frames:v", "1",
-                        "-f", "image2", "-c:v", "png", str(tmp_path / "i.png")], check=True)
+        subprocess.run(
+            [
+                ffmpeg(),
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240",
+                "-frames:v",
+                "1",
+                "-f",
+                "image2",
+                "-c:v",
+                "png",
+                str(tmp_path / "i.png"),
+            ],
+            check=True,
+        )
         (tmp_path / "i.png").rename(path)
     video = upload(org.id, path)
 
@@ -140,7 +176,9 @@ def test_bad_upload_fails_with_a_clear_message_and_nothing_published(org, tap, t
     failed = media.get_video(org.id, video.id)
     assert result["outcome"] == "failed" and failed.status == "failed"
     assert failed.message and failed.message == result["message"]
-    assert any(word in failed.message for word in ("empty", "not a video", "truncated", "still image", "no video"))
+    assert any(
+        word in failed.message for word in ("empty", "not a video", "truncated", "still image", "no video")
+    )
     assert keys(MEDIA, video.media_prefix) == set()  # nothing half-published
     published = tap.drain()
     assert [e["type"] for e in published] == ["video.failed"]
@@ -179,7 +217,9 @@ def test_duplicate_event_while_processing_is_ignored_until_the_lease_runs_out(or
     media.media_settings.cache_clear()
     from verriflo import db
 
-    db.collection(media.VIDEOS).update_one({"_id": video.id}, {"$set": {"leaseUntil": media.now().replace(year=2000)}})
+    db.collection(media.VIDEOS).update_one(
+        {"_id": video.id}, {"$set": {"leaseUntil": media.now().replace(year=2000)}}
+    )
     taken = media.claim(org.id, video.id, "second-delivery")
     assert taken is not None and taken.attempt == 2
     # the first worker's writes are fenced off now
@@ -195,7 +235,9 @@ def test_crash_mid_way_then_retry_starts_clean(org, tap, tmp_path, monkeypatch, 
     def crash_after_first(v, out, rungs, shipper):
         calls["n"] += 1
         if calls["n"] == 2:  # the first rendition is out; die while publishing the rest
-            boto3.client("s3").put_object(Bucket=MEDIA, Key=v.media_prefix + "540p/seg_99999.ts", Body=b"partial")
+            boto3.client("s3").put_object(
+                Bucket=MEDIA, Key=v.media_prefix + "540p/seg_99999.ts", Body=b"partial"
+            )
             raise RuntimeError("Lambda ran out of memory")
         return real(v, out, rungs, shipper)
 
@@ -215,14 +257,17 @@ def test_crash_mid_way_then_retry_starts_clean(org, tap, tmp_path, monkeypatch, 
     assert tap.types() == ["video.ready"]
 
 
-@pytest.mark.parametrize("key", [
-    "{org}/../{other}/vid_0123456789abcdef01234567/source",
-    "{org}/vid_0123456789abcdef0123456%20/source",
-    "{org}/{vid}/source/../../x",
-    "{org}/{vid}/source.mp4",
-    "{org}/{vid}/s\u043eurce",
-    "..%2F..%2Fetc%2Fpasswd",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "{org}/../{other}/vid_0123456789abcdef01234567/source",
+        "{org}/vid_0123456789abcdef0123456%20/source",
+        "{org}/{vid}/source/../../x",
+        "{org}/{vid}/source.mp4",
+        "{org}/{vid}/s\u043eurce",
+        "..%2F..%2Fetc%2Fpasswd",
+    ],
+)
 def test_keys_with_dots_or_odd_characters_are_refused(org, other_org, tmp_path, lambda_context, key):
     video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=1))
     key = key.format(org=org.id, other=other_org.id, vid=video.id)

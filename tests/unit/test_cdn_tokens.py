@@ -9,7 +9,6 @@ import time
 
 import boto3
 import pytest
-
 from verriflo import media, playback, secrets
 from verriflo.errors import Forbidden
 
@@ -30,7 +29,11 @@ def test_token_round_trip_names_org_video_and_expiry():
 
     grant = playback.verify(token, VIDEO, now=1_000_000 + 3599)
 
-    assert (grant.org_id, grant.video_id, grant.expires_at) == ("org_a", VIDEO, expires) and expires == 1_003_600
+    assert (grant.org_id, grant.video_id, grant.expires_at) == (
+        "org_a",
+        VIDEO,
+        expires,
+    ) and expires == 1_003_600
     assert KEY not in token and KEY not in base64.urlsafe_b64decode(token.split(".")[0] + "==").decode()
 
 
@@ -63,7 +66,9 @@ def test_tampered_or_foreign_tokens_are_403(tamper):
 
 def test_a_rotated_key_invalidates_old_tokens():
     token, _ = playback.sign("org_a", VIDEO, 3600)
-    boto3.client("secretsmanager").put_secret_value(SecretId="verriflo/playback-signing-key", SecretString="new-key")
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId="verriflo/playback-signing-key", SecretString="new-key"
+    )
     secrets.reset_secrets()
     with pytest.raises(Forbidden):
         playback.verify(token, VIDEO, now=time.time())

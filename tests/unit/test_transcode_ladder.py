@@ -4,7 +4,6 @@ chunk planning, playlist joining and master playlists, and which upload keys are
 from __future__ import annotations
 
 import pytest
-
 from transcode import pipeline
 from transcode.pipeline import Probe
 from verriflo import media
@@ -12,19 +11,29 @@ from verriflo.errors import BadRequest
 
 
 def source(width: int, height: int, audio: bool = True) -> Probe:
-    return Probe(duration_s=60, width=width, height=height, fps=30, has_audio=audio, format_name="mov",
-                 video_codec="h264")
+    return Probe(
+        duration_s=60,
+        width=width,
+        height=height,
+        fps=30,
+        has_audio=audio,
+        format_name="mov",
+        video_codec="h264",
+    )
 
 
-@pytest.mark.parametrize("size,expected", [
-    ((3840, 2160), ["360p", "540p", "720p", "1080p"]),
-    ((1920, 1080), ["360p", "540p", "720p", "1080p"]),
-    ((1280, 720), ["360p", "540p", "720p"]),
-    ((960, 540), ["360p", "540p"]),
-    ((854, 480), ["360p"]),
-    ((426, 240), ["240p"]),
-    ((1080, 1920), ["360p", "540p", "720p", "1080p"]),
-])
+@pytest.mark.parametrize(
+    "size,expected",
+    [
+        ((3840, 2160), ["360p", "540p", "720p", "1080p"]),
+        ((1920, 1080), ["360p", "540p", "720p", "1080p"]),
+        ((1280, 720), ["360p", "540p", "720p"]),
+        ((960, 540), ["360p", "540p"]),
+        ((854, 480), ["360p"]),
+        ((426, 240), ["240p"]),
+        ((1080, 1920), ["360p", "540p", "720p", "1080p"]),
+    ],
+)
 def test_ladder_suits_the_source_and_never_upscales(size, expected):
     rungs = pipeline.plan_ladder(source(*size))
 
@@ -53,8 +62,9 @@ def test_one_ffmpeg_decode_feeds_every_rendition(tmp_path):
 
 
 def test_silent_source_maps_no_audio(tmp_path):
-    cmd = pipeline.encode_command("in.mp4", tmp_path, pipeline.plan_ladder(source(640, 360, audio=False)),
-                                  source(640, 360, audio=False))
+    cmd = pipeline.encode_command(
+        "in.mp4", tmp_path, pipeline.plan_ladder(source(640, 360, audio=False)), source(640, 360, audio=False)
+    )
     assert "-c:a" not in cmd and cmd[cmd.index("-var_stream_map") + 1] == "v:0,name:360p"
     assert 'CODECS="avc1.640028"' in pipeline.master_playlist(pipeline.plan_ladder(source(640, 360)), False)
 
@@ -63,17 +73,23 @@ def test_master_lists_rungs_lowest_first_with_bandwidth_and_resolution():
     text = pipeline.master_playlist(pipeline.plan_ladder(source(1280, 720)), True)
     lines = text.splitlines()
     assert lines[0] == "#EXTM3U"
-    assert [line for line in lines if not line.startswith("#")] == ["360p/index.m3u8", "540p/index.m3u8",
-                                                                   "720p/index.m3u8"]
+    assert [line for line in lines if not line.startswith("#")] == [
+        "360p/index.m3u8",
+        "540p/index.m3u8",
+        "720p/index.m3u8",
+    ]
     assert "BANDWIDTH=928000" in text and "RESOLUTION=1280x720" in text
 
 
-@pytest.mark.parametrize("duration,length,starts", [
-    (130, 60, [0, 60, 120]),       # a 10 s tail is a chunk of its own
-    (121, 60, [0, 60]),            # a 1 s sliver is folded into the last chunk
-    (3600, 120, list(range(0, 3600, 120))),
-    (59, 120, [0]),
-])
+@pytest.mark.parametrize(
+    "duration,length,starts",
+    [
+        (130, 60, [0, 60, 120]),  # a 10 s tail is a chunk of its own
+        (121, 60, [0, 60]),  # a 1 s sliver is folded into the last chunk
+        (3600, 120, list(range(0, 3600, 120))),
+        (59, 120, [0]),
+    ],
+)
 def test_chunks_cover_the_source_on_segment_boundaries(duration, length, starts):
     chunks = pipeline.plan_chunks(duration, length)
     assert [c[1] for c in chunks] == starts
@@ -82,36 +98,48 @@ def test_chunks_cover_the_source_on_segment_boundaries(duration, length, starts)
 
 
 def test_chunk_playlists_join_into_one_vod_playlist():
-    a = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.000000,\nc0000_00000.ts\n#EXTINF:4.000000,\nc0000_00001.ts\n#EXT-X-ENDLIST\n"
+    a = (
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.000000,\nc0000_00000.ts\n"
+        "#EXTINF:4.000000,\nc0000_00001.ts\n#EXT-X-ENDLIST\n"
+    )
     b = "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXTINF:2.500000,\nc0001_00000.ts\n#EXT-X-ENDLIST\n"
 
     joined = pipeline.join_playlists([a, b])
 
-    assert [line for line in joined.splitlines() if line.endswith(".ts")] == ["c0000_00000.ts", "c0000_00001.ts",
-                                                                           "c0001_00000.ts"]
+    assert [line for line in joined.splitlines() if line.endswith(".ts")] == [
+        "c0000_00000.ts",
+        "c0000_00001.ts",
+        "c0001_00000.ts",
+    ]
     assert "#EXT-X-TARGETDURATION:4" in joined and joined.endswith("#EXT-X-ENDLIST\n")
     assert joined.count("#EXT-X-ENDLIST") == 1 and "#EXT-X-PLAYLIST-TYPE:VOD" in joined
 
 
-@pytest.mark.parametrize("key", [
-    "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source",
-    "org_0123456789abcdef01234567/rec_0123456789abcdef01234567/source",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source",
+        "org_0123456789abcdef01234567/rec_0123456789abcdef01234567/source",
+    ],
+)
 def test_our_upload_keys_parse(key):
     assert media.parse_source_key(key) == tuple(key.split("/")[:2])
 
 
-@pytest.mark.parametrize("key", [
-    "org_0123456789abcdef01234567/../vid_0123456789abcdef01234567/source",
-    "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source/..",
-    "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source.mp4",
-    "org_0123456789abcdef01234567/vid_0123456789ABCDEF01234567/source",
-    "org_0123456789abcdef01234567/vid_0123456789abcdef01234567 /source",
-    "/org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source",
-    "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source\n",
-    "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/s\u043eurce",
-    "",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "org_0123456789abcdef01234567/../vid_0123456789abcdef01234567/source",
+        "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source/..",
+        "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source.mp4",
+        "org_0123456789abcdef01234567/vid_0123456789ABCDEF01234567/source",
+        "org_0123456789abcdef01234567/vid_0123456789abcdef01234567 /source",
+        "/org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source",
+        "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/source\n",
+        "org_0123456789abcdef01234567/vid_0123456789abcdef01234567/s\u043eurce",
+        "",
+    ],
+)
 def test_any_other_key_is_refused(key):
     with pytest.raises(BadRequest):
         media.parse_source_key(key)

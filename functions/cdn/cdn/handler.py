@@ -8,10 +8,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-
-from cdn import logic
 from verriflo import media
 from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
+
+from cdn import logic
 
 app = create_app()
 api = protected(app, "cdn")
@@ -35,51 +35,83 @@ def base_url() -> str:
     return f"{proto}://{headers.get('host', 'localhost')}{prefix}"
 
 
-@api.post("/v1/cdn/videos", summary="Create a video and get a direct upload", tags=["cdn"],
-          responses=responses(logic.VideoCreated, 400, 401, 402, 413, 429, 503, status=201))
+@api.post(
+    "/v1/cdn/videos",
+    summary="Create a video and get a direct upload",
+    tags=["cdn"],
+    responses=responses(logic.VideoCreated, 400, 401, 402, 413, 429, 503, status=201),
+)
 def create_video(body: logic.CreateVideo, org: Org) -> Envelope[logic.VideoCreated]:
     """A presigned PUT (or multipart upload for large files); the upload starts the transcode."""
     return ok(logic.create_video(org, body), status=201)
 
 
-@api.post("/v1/cdn/videos/<video_id>/upload/complete", summary="Complete a multipart upload", tags=["cdn"],
-          responses=responses(logic.VideoInfo, 400, 401, 404, 409, 429, 503))
+@api.post(
+    "/v1/cdn/videos/<video_id>/upload/complete",
+    summary="Complete a multipart upload",
+    tags=["cdn"],
+    responses=responses(logic.VideoInfo, 400, 401, 404, 409, 429, 503),
+)
 def complete_upload(video_id: str, body: logic.CompleteUpload, org: Org) -> Envelope[logic.VideoInfo]:
     """Join the uploaded parts (their ETags in order)."""
     return ok(logic.complete_upload(org, video_id, body))
 
 
-@api.get("/v1/cdn/videos", summary="List videos", tags=["cdn"], responses=responses(logic.VideoList, 400, 401, 429, 503))
-def list_videos(org: Org, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                status: Annotated[media.Status | None, Query()] = None,
-                before: Annotated[datetime | None, Query()] = None) -> Envelope[logic.VideoList]:
+@api.get(
+    "/v1/cdn/videos",
+    summary="List videos",
+    tags=["cdn"],
+    responses=responses(logic.VideoList, 400, 401, 429, 503),
+)
+def list_videos(
+    org: Org,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    status: Annotated[media.Status | None, Query()] = None,
+    before: Annotated[datetime | None, Query()] = None,
+) -> Envelope[logic.VideoList]:
     """Newest first; page with `before`."""
     return ok(logic.list_videos(org, limit=limit, status=status, before=before))
 
 
-@api.get("/v1/cdn/videos/<video_id>", summary="Get a video", tags=["cdn"],
-         responses=responses(logic.VideoInfo, 401, 404, 429, 503))
+@api.get(
+    "/v1/cdn/videos/<video_id>",
+    summary="Get a video",
+    tags=["cdn"],
+    responses=responses(logic.VideoInfo, 401, 404, 429, 503),
+)
 def get_video(video_id: str, org: Org) -> Envelope[logic.VideoInfo]:
     """Status, progress, renditions and sizes of one video."""
     return ok(logic.get_video(org, video_id))
 
 
-@api.delete("/v1/cdn/videos/<video_id>", summary="Delete a video and its media", tags=["cdn"],
-            responses=responses(logic.Deleted, 401, 404, 429, 503))
+@api.delete(
+    "/v1/cdn/videos/<video_id>",
+    summary="Delete a video and its media",
+    tags=["cdn"],
+    responses=responses(logic.Deleted, 401, 404, 429, 503),
+)
 def delete_video(video_id: str, org: Org) -> Envelope[logic.Deleted]:
     """Removes the HLS ladder, poster, source file and record."""
     return ok(logic.delete_video(org, video_id))
 
 
-@api.get("/v1/cdn/videos/<video_id>/status", summary="Transcoding status", tags=["cdn"],
-         responses=responses(logic.VideoStatus, 401, 404, 429, 503))
+@api.get(
+    "/v1/cdn/videos/<video_id>/status",
+    summary="Transcoding status",
+    tags=["cdn"],
+    responses=responses(logic.VideoStatus, 401, 404, 429, 503),
+)
 def video_status(video_id: str, org: Org) -> Envelope[logic.VideoStatus]:
     """`status` and `progress` (0-100)."""
     return ok(logic.status(org, video_id))
 
 
-@api.get("/v1/cdn/videos/<video_id>/url", summary="Signed playback URL", tags=["cdn"],
-         responses=responses(logic.VideoUrl, 401, 404, 429, 503))
+@api.get(
+    "/v1/cdn/videos/<video_id>/url",
+    summary="Signed playback URL",
+    tags=["cdn"],
+    responses=responses(logic.VideoUrl, 401, 404, 429, 503),
+)
 def video_url(video_id: str, org: Org) -> Envelope[logic.VideoUrl]:
     """A signed HLS master playlist URL valid about one hour, once the video is playable."""
     return ok(logic.playback_url(org, video_id, base_url()))
@@ -87,20 +119,34 @@ def video_url(video_id: str, org: Org) -> Envelope[logic.VideoUrl]:
 
 # The stream proxy answers players, not API clients: playlists as text, authorised by the token in
 # the URL alone (players cannot send headers), so these are public routes.
-@app.get("/v1/cdn/stream/<video_id>/master.m3u8", summary="HLS master playlist (signed)", tags=["cdn"],
-         responses=responses(None, 403, 404, 503), openapi_extensions=PUBLIC)
-def stream_master(video_id: str, token: Annotated[str | None, Query(max_length=1024)] = None) -> Response[str]:
+@app.get(
+    "/v1/cdn/stream/<video_id>/master.m3u8",
+    summary="HLS master playlist (signed)",
+    tags=["cdn"],
+    responses=responses(None, 403, 404, 503),
+    openapi_extensions=PUBLIC,
+)
+def stream_master(
+    video_id: str, token: Annotated[str | None, Query(max_length=1024)] = None
+) -> Response[str]:
     """The master playlist; every variant URL carries the token."""
     return Response(200, logic.PLAYLIST_TYPE, logic.master_playlist(video_id, token), headers=STREAM_HEADERS)
 
 
-@app.get("/v1/cdn/stream/<video_id>/<rendition>/index.m3u8", summary="HLS media playlist (signed)",
-         tags=["cdn"], responses=responses(None, 403, 404, 503), openapi_extensions=PUBLIC)
-def stream_rendition(video_id: str, rendition: str,
-                     token: Annotated[str | None, Query(max_length=1024)] = None) -> Response[str]:
+@app.get(
+    "/v1/cdn/stream/<video_id>/<rendition>/index.m3u8",
+    summary="HLS media playlist (signed)",
+    tags=["cdn"],
+    responses=responses(None, 403, 404, 503),
+    openapi_extensions=PUBLIC,
+)
+def stream_rendition(
+    video_id: str, rendition: str, token: Annotated[str | None, Query(max_length=1024)] = None
+) -> Response[str]:
     """A rendition's playlist; every segment URL is signed and short-lived."""
-    return Response(200, logic.PLAYLIST_TYPE, logic.media_playlist(video_id, rendition, token),
-                    headers=STREAM_HEADERS)
+    return Response(
+        200, logic.PLAYLIST_TYPE, logic.media_playlist(video_id, rendition, token), headers=STREAM_HEADERS
+    )
 
 
 handler = lambda_handler(app)

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
-
 from verriflo import ledger, media, objects, playback
 from verriflo.auth import OrgContext
 from verriflo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
@@ -24,11 +23,15 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 
 # --- models ----------------------------------------------------------------------------------------
 
+
 class CreateVideo(StrictApiModel):
     title: str = Field(min_length=1, max_length=200)
     size_bytes: int = Field(gt=0, description="exact size of the file to upload, in bytes")
-    content_type: str = Field(default="video/mp4", max_length=100,
-                              pattern=r"^(video/[a-z0-9.+-]+|application/octet-stream|application/mp4)$")
+    content_type: str = Field(
+        default="video/mp4",
+        max_length=100,
+        pattern=r"^(video/[a-z0-9.+-]+|application/octet-stream|application/mp4)$",
+    )
 
 
 class UploadPart(ApiModel):
@@ -121,49 +124,93 @@ class VideoUrl(ApiModel):
 
 # --- logic -----------------------------------------------------------------------------------------
 
+
 def info(video: Video) -> VideoInfo:
     """The public view of a stored video."""
-    return VideoInfo(video_id=video.id, title=video.title, kind=video.kind, room_id=video.room_id,
-                     status=video.status, progress=video.progress, message=video.message,
-                     size_bytes=video.size_bytes, duration_s=video.duration_s, width=video.width,
-                     height=video.height, playable=video.playable, created_at=video.created_at,
-                     completed_at=video.completed_at, expires_at=video.expires_at,
-                     renditions=[RenditionInfo(name=r.name, width=r.width, height=r.height, bandwidth=r.bandwidth)
-                                 for r in video.renditions])
+    return VideoInfo(
+        video_id=video.id,
+        title=video.title,
+        kind=video.kind,
+        room_id=video.room_id,
+        status=video.status,
+        progress=video.progress,
+        message=video.message,
+        size_bytes=video.size_bytes,
+        duration_s=video.duration_s,
+        width=video.width,
+        height=video.height,
+        playable=video.playable,
+        created_at=video.created_at,
+        completed_at=video.completed_at,
+        expires_at=video.expires_at,
+        renditions=[
+            RenditionInfo(name=r.name, width=r.width, height=r.height, bandwidth=r.bandwidth)
+            for r in video.renditions
+        ],
+    )
 
 
 def _check_limits(org: OrgContext, size: int) -> None:
     settings = media.media_settings()
     if size > settings.max_upload_bytes:
-        raise PayloadTooLarge(f"The file is larger than the {settings.max_upload_bytes} bytes one upload may be.")
+        raise PayloadTooLarge(
+            f"The file is larger than the {settings.max_upload_bytes} bytes one upload may be."
+        )
     if media.storage_used(org.org_id) + size > settings.org_storage_bytes:
-        raise PayloadTooLarge("This upload would take the organisation over its storage limit; delete videos first.")
+        raise PayloadTooLarge(
+            "This upload would take the organisation over its storage limit; delete videos first."
+        )
 
 
 def create_video(org: OrgContext, body: CreateVideo) -> VideoCreated:
     """A pending video and a direct upload for its file (refused before any byte is sent if it
     cannot be paid for or stored)."""
     settings = media.media_settings()
-    ledger.require_credits(org.org_id, ledger.Decimal(str(settings.min_upload_credits)),
-                           "Insufficient credits to transcode a video; add credits first.")
+    ledger.require_credits(
+        org.org_id,
+        ledger.Decimal(str(settings.min_upload_credits)),
+        "Insufficient credits to transcode a video; add credits first.",
+    )
     _check_limits(org, body.size_bytes)
-    video = media.insert_video(org.org_id, title=body.title, size_bytes=body.size_bytes,
-                               content_type=body.content_type)
+    video = media.insert_video(
+        org.org_id, title=body.title, size_bytes=body.size_bytes, content_type=body.content_type
+    )
     expires_at = now() + timedelta(seconds=settings.upload_url_ttl_s)
     if body.size_bytes < settings.multipart_threshold_bytes:
-        url = objects.presign_put(video.source_bucket, video.source_key, size=body.size_bytes,
-                                  content_type=body.content_type, expires_s=settings.upload_url_ttl_s)
-        upload = Upload(type="put", url=url, expires_at=expires_at,
-                        headers={"Content-Type": body.content_type, "Content-Length": str(body.size_bytes)})
+        url = objects.presign_put(
+            video.source_bucket,
+            video.source_key,
+            size=body.size_bytes,
+            content_type=body.content_type,
+            expires_s=settings.upload_url_ttl_s,
+        )
+        upload = Upload(
+            type="put",
+            url=url,
+            expires_at=expires_at,
+            headers={"Content-Type": body.content_type, "Content-Length": str(body.size_bytes)},
+        )
     else:
         part_size = max(settings.multipart_part_bytes, math.ceil(body.size_bytes / MAX_PARTS))
         upload_id = objects.start_multipart(video.source_bucket, video.source_key, body.content_type)
         media.set_upload_id(org.org_id, video.id, upload_id)
-        parts = [UploadPart(part_number=n, url=objects.presign_part(video.source_bucket, video.source_key, upload_id,
-                                                                     n, settings.upload_url_ttl_s))
-                 for n in range(1, math.ceil(body.size_bytes / part_size) + 1)]
-        upload = Upload(type="multipart", upload_id=upload_id, part_size=part_size, parts=parts,
-                        complete_path=f"/v1/cdn/videos/{video.id}/upload/complete", expires_at=expires_at)
+        parts = [
+            UploadPart(
+                part_number=n,
+                url=objects.presign_part(
+                    video.source_bucket, video.source_key, upload_id, n, settings.upload_url_ttl_s
+                ),
+            )
+            for n in range(1, math.ceil(body.size_bytes / part_size) + 1)
+        ]
+        upload = Upload(
+            type="multipart",
+            upload_id=upload_id,
+            part_size=part_size,
+            parts=parts,
+            complete_path=f"/v1/cdn/videos/{video.id}/upload/complete",
+            expires_at=expires_at,
+        )
     return VideoCreated(video=info(video), upload=upload)
 
 
@@ -174,16 +221,20 @@ def complete_upload(org: OrgContext, video_id: str, body: CompleteUpload) -> Vid
         raise BadRequest("This video was not uploaded in parts.")
     if video.status != "pending":
         raise Conflict("This upload is already complete.")
-    objects.complete_multipart(video.source_bucket, video.source_key, video.upload_id,
-                               [(p.part_number, p.etag) for p in body.parts])
+    objects.complete_multipart(
+        video.source_bucket, video.source_key, video.upload_id, [(p.part_number, p.etag) for p in body.parts]
+    )
     return info(video)
 
 
-def list_videos(org: OrgContext, *, limit: int, status: media.Status | None, before: datetime | None) -> VideoList:
+def list_videos(
+    org: OrgContext, *, limit: int, status: media.Status | None, before: datetime | None
+) -> VideoList:
     """The org's videos, newest first, a page at a time."""
     found = media.list_videos(org.org_id, kind="video", status=status, limit=limit, before=before)
-    return VideoList(videos=[info(v) for v in found],
-                     next_before=found[-1].created_at if len(found) == limit else None)
+    return VideoList(
+        videos=[info(v) for v in found], next_before=found[-1].created_at if len(found) == limit else None
+    )
 
 
 def get_video(org: OrgContext, video_id: str) -> VideoInfo:
@@ -200,7 +251,9 @@ def delete_video(org: OrgContext, video_id: str) -> Deleted:
 def status(org: OrgContext, video_id: str) -> VideoStatus:
     """API.md's status call."""
     video = media.get_video(org.org_id, video_id)
-    return VideoStatus(video_id=video.id, status=video.status, progress=video.progress, created_at=video.created_at)
+    return VideoStatus(
+        video_id=video.id, status=video.status, progress=video.progress, created_at=video.created_at
+    )
 
 
 def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
@@ -211,8 +264,13 @@ def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
     ttl = media.media_settings().playback_ttl_s
     token, _ = playback.sign(video.org_id, video.id, ttl)
     poster = playback.segment_url(video.poster_key, ttl) if video.poster_key else None
-    return VideoUrl(type="hls", url=f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}",
-                    poster_url=poster, status=video.status, message=video.message)
+    return VideoUrl(
+        type="hls",
+        url=f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}",
+        poster_url=poster,
+        status=video.status,
+        message=video.message,
+    )
 
 
 def _playable(token: str | None, video_id: str) -> Video:
@@ -227,8 +285,9 @@ def master_playlist(video_id: str, token: str | None) -> str:
     """The master playlist with every variant URL carrying the caller's token."""
     media.check_video_id(video_id)
     video = _playable(token, video_id)
-    text = objects.read_text(media.media_settings().media_bucket, video.media_prefix + "master.m3u8",
-                             "This video is not playable.")
+    text = objects.read_text(
+        media.media_settings().media_bucket, video.media_prefix + "master.m3u8", "This video is not playable."
+    )
     names = {r.name for r in video.renditions}
     lines = []
     for line in text.splitlines():
@@ -247,8 +306,9 @@ def media_playlist(video_id: str, rendition: str, token: str | None) -> str:
     if rendition not in {r.name for r in video.renditions}:
         raise NotFound("No such rendition.")
     settings = media.media_settings()
-    text = objects.read_text(settings.media_bucket, f"{video.media_prefix}{rendition}/index.m3u8",
-                             "No such rendition.")
+    text = objects.read_text(
+        settings.media_bucket, f"{video.media_prefix}{rendition}/index.m3u8", "No such rendition."
+    )
     # Long enough to play the whole video from the moment the playlist was fetched (players do not
     # reload a VOD playlist), short enough that a copied link soon dies.
     ttl = settings.segment_ttl_s + int(video.duration_s or 0)

@@ -8,10 +8,10 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
-
-from transcode import logic
 from verriflo.objects import presign_get
 from verriflo.observability import logger
+
+from transcode import logic
 
 
 @logger.inject_lambda_context(clear_state=True)

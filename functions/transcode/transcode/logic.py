@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-
-from transcode import pipeline
-from transcode.pipeline import EncodeFailed, InvalidMedia, Probe, Rung
 from verriflo import events, ledger, media, objects, orgs, pricing
 from verriflo.errors import BadRequest, NotFound
 from verriflo.media import Rendition, Video
 from verriflo.observability import logger
+
+from transcode import pipeline
+from transcode.pipeline import EncodeFailed, InvalidMedia, Probe, Rung
 
 Outcome = Literal["completed", "failed", "refused", "duplicate", "chunked"]
 PROGRESS_EVERY_S = 1.0
@@ -61,8 +61,15 @@ class ChunkJob(BaseModel):
 
     def probe(self) -> Probe:
         """The source as the first probe saw it."""
-        return Probe(duration_s=self.duration_s, width=self.width, height=self.height, fps=self.fps,
-                     has_audio=self.has_audio, format_name="", video_codec="")
+        return Probe(
+            duration_s=self.duration_s,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            has_audio=self.has_audio,
+            format_name="",
+            video_codec="",
+        )
 
     def ladder(self) -> list[Rung]:
         """The planned rungs."""
@@ -86,9 +93,16 @@ class _Progress:
 
 
 def _renditions(rungs: list[Rung], has_audio: bool) -> list[Rendition]:
-    return [Rendition(name=r.name, width=r.width, height=r.height,
-                      bandwidth=r.bandwidth if has_audio else r.video_bps, codecs=pipeline.codecs(has_audio))
-            for r in rungs]
+    return [
+        Rendition(
+            name=r.name,
+            width=r.width,
+            height=r.height,
+            bandwidth=r.bandwidth if has_audio else r.video_bps,
+            codecs=pipeline.codecs(has_audio),
+        )
+        for r in rungs
+    ]
 
 
 def _event_data(video: Video, **extra: Any) -> dict[str, Any]:
@@ -171,8 +185,12 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
 def _failed(video: Video, message: str) -> Result:
     objects.delete_prefix(media.media_settings().media_bucket, video.media_prefix)
     if media.fail(video, message):
-        events.publish("video.failed", video.org_id, _event_data(video, status="failed", message=message),
-                       event_id=f"evt_video_failed_{video.id}_{video.attempt}")
+        events.publish(
+            "video.failed",
+            video.org_id,
+            _event_data(video, status="failed", message=message),
+            event_id=f"evt_video_failed_{video.id}_{video.attempt}",
+        )
     logger.warning("transcode.failed", extra={"reason": message})
     return Result("failed", video.id, message)
 
@@ -210,12 +228,17 @@ class _SegmentShipper:
 
     def ship(self, rungs: list[Rung] | None = None) -> None:
         """Upload every finished segment (of `rungs`, or all) not uploaded yet."""
-        folders = [self.out / r.name for r in rungs] if rungs else [p for p in self.out.iterdir() if p.is_dir()]
+        folders = (
+            [self.out / r.name for r in rungs] if rungs else [p for p in self.out.iterdir() if p.is_dir()]
+        )
         with self.lock:
-            ready = sorted(f for folder in folders if folder.exists() for f in folder.glob("*.ts")
-                           if f not in self.sent)
+            ready = sorted(
+                f for folder in folders if folder.exists() for f in folder.glob("*.ts") if f not in self.sent
+            )
             if ready:
-                objects.put_files(media.media_settings().media_bucket, self.video.media_prefix, ready, self.out)
+                objects.put_files(
+                    media.media_settings().media_bucket, self.video.media_prefix, ready, self.out
+                )
                 self.sent.update(ready)
         if self.error:
             raise self.error
@@ -240,8 +263,10 @@ def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
 
     def stills() -> tuple[str, list[str]]:
         poster, thumbs = pipeline.snapshots(source, out / "stills", src)
-        return (objects.put_files(bucket, video.media_prefix, [poster], out / "stills")[0],
-                objects.put_files(bucket, video.media_prefix, thumbs, out / "stills"))
+        return (
+            objects.put_files(bucket, video.media_prefix, [poster], out / "stills")[0],
+            objects.put_files(bucket, video.media_prefix, thumbs, out / "stills"),
+        )
 
     first_upload: list[Future] = []
 
@@ -253,6 +278,7 @@ def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
             if not media.publish_renditions(video, _renditions(group, src.has_audio), poster_key, thumb_keys):
                 raise Superseded()
             logger.info("transcode.first_rendition", extra={"rendition": group[0].name})
+
         # Upload while the rest of the ladder encodes, so publishing costs no encoding time.
         first_upload.append(pool.submit(work))
 
@@ -260,7 +286,9 @@ def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool, _SegmentShipper(video, out) as shipper:
         # The poster and thumbnails (a few seeks and single frames) are taken beside the encode.
         pictures = pool.submit(stills)
-        pipeline.encode_ladder(source, out, rungs, src, on_progress=_Progress(video, 5, 95), on_first=publish_first)
+        pipeline.encode_ladder(
+            source, out, rungs, src, on_progress=_Progress(video, 5, 95), on_first=publish_first
+        )
         for future in first_upload:
             future.result()
         poster_key, thumb_keys = pictures.result()
@@ -269,18 +297,33 @@ def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
     _finish(video, src.duration_s, rungs, src.has_audio, poster_key, thumb_keys)
 
 
-def _finish(video: Video, duration_s: float, rungs: list[Rung], has_audio: bool, poster_key: str | None,
-            thumb_keys: list[str]) -> None:
+def _finish(
+    video: Video,
+    duration_s: float,
+    rungs: list[Rung],
+    has_audio: bool,
+    poster_key: str | None,
+    thumb_keys: list[str],
+) -> None:
     renditions = _renditions(rungs, has_audio)
     if not media.complete(video, renditions, poster_key, thumb_keys):
         raise Superseded()
     minutes = Decimal(str(round(duration_s / 60, 4)))
-    ledger.record_usage(ledger.UsageEvent(
-        entry_id=f"transcode:{video.id}", org_id=video.org_id, service="transcode",
-        credits=pricing.transcode_minutes(minutes), quantity=float(minutes), unit="minute",
-        room_id=video.room_id, meta={"videoId": video.id, "renditions": [r.name for r in rungs]}))
-    data = _event_data(video, status="completed", durationS=round(duration_s, 3),
-                       renditions=[r.name for r in rungs])
+    ledger.record_usage(
+        ledger.UsageEvent(
+            entry_id=f"transcode:{video.id}",
+            org_id=video.org_id,
+            service="transcode",
+            credits=pricing.transcode_minutes(minutes),
+            quantity=float(minutes),
+            unit="minute",
+            room_id=video.room_id,
+            meta={"videoId": video.id, "renditions": [r.name for r in rungs]},
+        )
+    )
+    data = _event_data(
+        video, status="completed", durationS=round(duration_s, 3), renditions=[r.name for r in rungs]
+    )
     events.publish("video.ready", video.org_id, data, event_id=f"evt_video_ready_{video.id}")
     if video.kind == "recording":
         events.publish("recording.ready", video.org_id, data, event_id=f"evt_recording_ready_{video.id}")
@@ -289,15 +332,29 @@ def _finish(video: Video, duration_s: float, rungs: list[Rung], has_audio: bool,
 
 # --- the chunked path (Step Functions Map) ----------------------------------------------------------
 
+
 def chunk_job(video: Video, src: Probe) -> ChunkJob:
     """The state machine input for a long source."""
     settings = media.media_settings()
     rungs = pipeline.plan_ladder(src)
-    chunks = [{"index": i, "start": s, "length": n}
-              for i, s, n in pipeline.plan_chunks(src.duration_s, settings.chunk_length_s)]
-    return ChunkJob(org_id=video.org_id, video_id=video.id, claimant=video.claimed_by or "", bucket=video.source_bucket,
-                    key=video.source_key, duration_s=src.duration_s, has_audio=src.has_audio, width=src.width,
-                    height=src.height, fps=src.fps, rungs=[r.__dict__ for r in rungs], chunks=chunks)
+    chunks = [
+        {"index": i, "start": s, "length": n}
+        for i, s, n in pipeline.plan_chunks(src.duration_s, settings.chunk_length_s)
+    ]
+    return ChunkJob(
+        org_id=video.org_id,
+        video_id=video.id,
+        claimant=video.claimed_by or "",
+        bucket=video.source_bucket,
+        key=video.source_key,
+        duration_s=src.duration_s,
+        has_audio=src.has_audio,
+        width=src.width,
+        height=src.height,
+        fps=src.fps,
+        rungs=[r.__dict__ for r in rungs],
+        chunks=chunks,
+    )
 
 
 def start_chunked(video: Video, src: Probe) -> ChunkJob:
@@ -313,7 +370,12 @@ def start_chunked(video: Video, src: Probe) -> ChunkJob:
 
 def _claimed(job: ChunkJob) -> Video:
     video = media.find_video(job.video_id)
-    if video is None or video.org_id != job.org_id or video.claimed_by != job.claimant or video.status != "processing":
+    if (
+        video is None
+        or video.org_id != job.org_id
+        or video.claimed_by != job.claimant
+        or video.status != "processing"
+    ):
         raise Superseded()
     return video
 
@@ -327,17 +389,26 @@ def transcode_chunk(job: ChunkJob, index: int, source: str | Path) -> dict[str, 
     bucket = media.media_settings().media_bucket
     with tempfile.TemporaryDirectory(prefix=f"chunk{index}-") as tmp:
         out = Path(tmp)
-        pipeline.encode(source, out, rungs, src, start_s=chunk["start"] or None, length_s=chunk["length"],
-                        segment_prefix=f"c{index:04d}_")
+        pipeline.encode(
+            source,
+            out,
+            rungs,
+            src,
+            start_s=chunk["start"] or None,
+            length_s=chunk["length"],
+            segment_prefix=f"c{index:04d}_",
+        )
         for rung in rungs:
             playlist = out / rung.name / "index.m3u8"
             playlist.rename(out / rung.name / f"c{index:04d}.m3u8")
         if index == 0:
             pipeline.snapshots(source, out / "snap", src)
-        objects.put_files(bucket, video.media_prefix, pipeline.files_under(out / "snap") if index == 0 else [],
-                          out / "snap")
-        objects.put_files(bucket, video.media_prefix,
-                          [f for r in rungs for f in pipeline.files_under(out / r.name)], out)
+        objects.put_files(
+            bucket, video.media_prefix, pipeline.files_under(out / "snap") if index == 0 else [], out / "snap"
+        )
+        objects.put_files(
+            bucket, video.media_prefix, [f for r in rungs for f in pipeline.files_under(out / r.name)], out
+        )
     progress = media.chunk_done(video, index)
     return {"index": index, "progress": progress}
 
@@ -350,13 +421,18 @@ def join_chunks(job: ChunkJob) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="join-") as tmp:
         out = Path(tmp)
         for rung in rungs:
-            texts = [objects.read_text(bucket, f"{video.media_prefix}{rung.name}/c{int(c['index']):04d}.m3u8")
-                     for c in sorted(job.chunks, key=lambda c: c["index"])]
+            texts = [
+                objects.read_text(bucket, f"{video.media_prefix}{rung.name}/c{int(c['index']):04d}.m3u8")
+                for c in sorted(job.chunks, key=lambda c: c["index"])
+            ]
             (out / rung.name).mkdir()
             (out / rung.name / "index.m3u8").write_text(pipeline.join_playlists(texts))
             objects.put_files(bucket, video.media_prefix, [out / rung.name / "index.m3u8"], out)
         _publish_master(video, out, rungs, job.has_audio)
-    thumbs = [f"{video.media_prefix}thumbs/thumb_{i + 1:02d}.jpg" for i in range(pipeline.ffmpeg_settings().thumbnails)]
+    thumbs = [
+        f"{video.media_prefix}thumbs/thumb_{i + 1:02d}.jpg"
+        for i in range(pipeline.ffmpeg_settings().thumbnails)
+    ]
     _finish(video, job.duration_s, rungs, job.has_audio, f"{video.media_prefix}poster.jpg", thumbs)
     return {"videoId": video.id, "status": "completed"}
 
@@ -369,12 +445,16 @@ def fail_chunked(job: ChunkJob, error: dict[str, Any] | None) -> dict[str, Any]:
         return {"videoId": job.video_id, "status": "superseded"}
     cause = str((error or {}).get("Error", "error"))
     logger.error("transcode.chunked_failed", extra={"error": cause})
-    message = ("The video ends early: the file looks truncated." if "InvalidMedia" in cause
-               else "We could not transcode this video; its streams may be damaged.")
+    message = (
+        "The video ends early: the file looks truncated."
+        if "InvalidMedia" in cause
+        else "We could not transcode this video; its streams may be damaged."
+    )
     return {"videoId": job.video_id, "status": _failed(video, message).outcome}
 
 
 # --- retention --------------------------------------------------------------------------------------
+
 
 def expire_recordings() -> int:
     """Delete recordings whose retention ran out (scheduled); returns how many."""

@@ -23,8 +23,12 @@ SEGMENT_S = 4  # HLS segment length; keyframes are forced on this grid so rendit
 LAYER_BIN = Path("/opt/bin")
 AUDIO_BPS = 128_000
 # (name, height, video bits/s): a ladder in the range the common streaming guides recommend.
-LADDER = (("360p", 360, 800_000), ("540p", 540, 1_400_000), ("720p", 720, 2_800_000),
-          ("1080p", 1080, 5_000_000))
+LADDER = (
+    ("360p", 360, 800_000),
+    ("540p", 540, 1_400_000),
+    ("720p", 720, 2_800_000),
+    ("1080p", 1080, 5_000_000),
+)
 # Containers that ffprobe reports for still images; a "video" of one frame is not a video.
 DECODE_ERRORS = ("corrupt decoded frame", "error while decoding", "Invalid data found when processing input")
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe", "svg_pipe"}
@@ -125,6 +129,7 @@ class EncodeResult:
 
 # --- probe -----------------------------------------------------------------------------------------
 
+
 def _fps(rate: str | None) -> float:
     try:
         num, _, den = (rate or "0/1").partition("/")
@@ -139,14 +144,26 @@ def probe(source: str | Path) -> Probe:
         raise InvalidMedia("The uploaded file is empty.")
     proc = subprocess.run(
         [ffprobe_bin(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(source)],
-        capture_output=True, text=True, timeout=120, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if proc.returncode != 0:
-        raise InvalidMedia("The file is not a video we can read: it is corrupt, truncated or of an unknown format.")
+        raise InvalidMedia(
+            "The file is not a video we can read: it is corrupt, truncated or of an unknown format."
+        )
     info = json.loads(proc.stdout or "{}")
     fmt = info.get("format") or {}
     streams = info.get("streams") or []
-    video = next((s for s in streams if s.get("codec_type") == "video"
-                  and not (s.get("disposition") or {}).get("attached_pic")), None)
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
     format_name = str(fmt.get("format_name", ""))
     if video is None:
         raise InvalidMedia("The file has no video stream.")
@@ -167,13 +184,19 @@ def probe(source: str | Path) -> Probe:
     rotation = int((video.get("tags") or {}).get("rotate", rotation) or 0)
     if abs(rotation) % 180 == 90:  # FFmpeg auto-rotates, so the picture we encode is turned
         width, height = height, width
-    return Probe(duration_s=duration, width=width, height=height,
-                 fps=_fps(video.get("avg_frame_rate")) or _fps(video.get("r_frame_rate")) or 30.0,
-                 has_audio=any(s.get("codec_type") == "audio" for s in streams),
-                 format_name=format_name, video_codec=str(video.get("codec_name", "")))
+    return Probe(
+        duration_s=duration,
+        width=width,
+        height=height,
+        fps=_fps(video.get("avg_frame_rate")) or _fps(video.get("r_frame_rate")) or 30.0,
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        format_name=format_name,
+        video_codec=str(video.get("codec_name", "")),
+    )
 
 
 # --- ladder ----------------------------------------------------------------------------------------
+
 
 def _even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
@@ -181,6 +204,7 @@ def _even(value: float) -> int:
 
 def plan_ladder(src: Probe) -> list[Rung]:
     """The rungs this source allows, lowest first: never above the source's own height."""
+
     def rung(name: str, height: int, bps: int) -> Rung:
         return Rung(name, _even(src.width * height / src.height), height, bps)
 
@@ -196,9 +220,17 @@ def plan_ladder(src: Probe) -> list[Rung]:
 
 # --- ffmpeg commands -------------------------------------------------------------------------------
 
-def encode_command(source: str | Path, out_dir: Path, rungs: list[Rung], src: Probe, *,
-                   start_s: float | None = None, length_s: float | None = None,
-                   segment_prefix: str = "seg_") -> list[str]:
+
+def encode_command(
+    source: str | Path,
+    out_dir: Path,
+    rungs: list[Rung],
+    src: Probe,
+    *,
+    start_s: float | None = None,
+    length_s: float | None = None,
+    segment_prefix: str = "seg_",
+) -> list[str]:
     """One FFmpeg run: one decode, split and scaled into every rung, each to its own HLS folder."""
     settings = ffmpeg_settings()
     cmd = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats", "-progress", "pipe:1"]
@@ -209,8 +241,9 @@ def encode_command(source: str | Path, out_dir: Path, rungs: list[Rung], src: Pr
     cmd += ["-i", str(source)]
     labels = [f"[v{i}]" for i in range(len(rungs))]
     graph = f"[0:v:0]split={len(rungs)}{''.join(labels)};" if len(rungs) > 1 else "[0:v:0]null[v0];"
-    graph += ";".join(f"[v{i}]scale={r.width}:{r.height}:flags=bicubic,format=yuv420p[o{i}]"
-                      for i, r in enumerate(rungs))
+    graph += ";".join(
+        f"[v{i}]scale={r.width}:{r.height}:flags=bicubic,format=yuv420p[o{i}]" for i, r in enumerate(rungs)
+    )
     cmd += ["-filter_complex", graph]
     stream_map = []
     for i, rung in enumerate(rungs):
@@ -219,27 +252,59 @@ def encode_command(source: str | Path, out_dir: Path, rungs: list[Rung], src: Pr
             cmd += ["-map", "0:a:0"]
         stream_map.append(f"v:{i},a:{i},name:{rung.name}" if src.has_audio else f"v:{i},name:{rung.name}")
     for i, rung in enumerate(rungs):
-        cmd += [f"-b:v:{i}", str(rung.video_bps), f"-maxrate:v:{i}", str(rung.video_bps),
-                f"-bufsize:v:{i}", str(rung.video_bps * 2)]
-    cmd += ["-c:v", "libx264", "-preset", settings.x264_preset, "-profile:v", "high",
-            "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_S})", "-sc_threshold", "0",
-            "-threads", str(settings.ffmpeg_threads)]
+        cmd += [
+            f"-b:v:{i}",
+            str(rung.video_bps),
+            f"-maxrate:v:{i}",
+            str(rung.video_bps),
+            f"-bufsize:v:{i}",
+            str(rung.video_bps * 2),
+        ]
+    cmd += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        settings.x264_preset,
+        "-profile:v",
+        "high",
+        "-force_key_frames",
+        f"expr:gte(t,n_forced*{SEGMENT_S})",
+        "-sc_threshold",
+        "0",
+        "-threads",
+        str(settings.ffmpeg_threads),
+    ]
     if src.has_audio:
         cmd += ["-c:a", "aac", "-b:a", str(AUDIO_BPS), "-ac", "2", "-ar", "48000"]
     if start_s:
         # Chunks keep the source's timeline so their segments join into one continuous playlist.
         cmd += ["-output_ts_offset", f"{start_s:.3f}"]
-    cmd += ["-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_playlist_type", "vod",
-            # temp_file: a segment appears under its name only when complete, so it can be shipped
-            # to storage while FFmpeg works on the next ones.
-            "-hls_flags", "independent_segments+temp_file",
-            "-hls_segment_filename", str(out_dir / "%v" / f"{segment_prefix}%05d.ts"),
-            "-var_stream_map", " ".join(stream_map), str(out_dir / "%v" / "index.m3u8")]
+    cmd += [
+        "-f",
+        "hls",
+        "-hls_time",
+        str(SEGMENT_S),
+        "-hls_playlist_type",
+        "vod",
+        # temp_file: a segment appears under its name only when complete, so it can be shipped
+        # to storage while FFmpeg works on the next ones.
+        "-hls_flags",
+        "independent_segments+temp_file",
+        "-hls_segment_filename",
+        str(out_dir / "%v" / f"{segment_prefix}%05d.ts"),
+        "-var_stream_map",
+        " ".join(stream_map),
+        str(out_dir / "%v" / "index.m3u8"),
+    ]
     return cmd
 
 
-def run_ffmpeg(cmd: list[str], expected_s: float, on_progress: Callable[[float], None] | None = None,
-               timeout_s: float | None = None) -> tuple[float, str]:
+def run_ffmpeg(
+    cmd: list[str],
+    expected_s: float,
+    on_progress: Callable[[float], None] | None = None,
+    timeout_s: float | None = None,
+) -> tuple[float, str]:
     """Run FFmpeg, reporting the fraction done from `-progress pipe:1`; returns seconds encoded and
     what FFmpeg said on stderr (errors only)."""
     encoded = 0.0
@@ -265,15 +330,28 @@ def run_ffmpeg(cmd: list[str], expected_s: float, on_progress: Callable[[float],
     return encoded, said
 
 
-def encode(source: str | Path, out_dir: Path, rungs: list[Rung], src: Probe, *,
-           on_progress: Callable[[float], None] | None = None, start_s: float | None = None,
-           length_s: float | None = None, segment_prefix: str = "seg_") -> float:
+def encode(
+    source: str | Path,
+    out_dir: Path,
+    rungs: list[Rung],
+    src: Probe,
+    *,
+    on_progress: Callable[[float], None] | None = None,
+    start_s: float | None = None,
+    length_s: float | None = None,
+    segment_prefix: str = "seg_",
+) -> float:
     """Encode `rungs` in one FFmpeg run; InvalidMedia when the source ends well before its duration."""
     for rung in rungs:
         (out_dir / rung.name).mkdir(parents=True, exist_ok=True)
     expected = length_s or max(0.0, src.duration_s - (start_s or 0))
-    encoded, said = run_ffmpeg(encode_command(source, out_dir, rungs, src, start_s=start_s, length_s=length_s,
-                                              segment_prefix=segment_prefix), expected, on_progress)
+    encoded, said = run_ffmpeg(
+        encode_command(
+            source, out_dir, rungs, src, start_s=start_s, length_s=length_s, segment_prefix=segment_prefix
+        ),
+        expected,
+        on_progress,
+    )
     # A file cut off mid-stream (an interrupted upload of a TS, say) probes as a shorter video and
     # decodes "successfully" with corrupt last frames; we refuse rather than publish garbage.
     if any(sign in said for sign in DECODE_ERRORS) and not ffmpeg_settings().tolerate_decode_errors:
@@ -285,9 +363,16 @@ def encode(source: str | Path, out_dir: Path, rungs: list[Rung], src: Probe, *,
     return encoded
 
 
-def encode_ladder(source: str | Path, out_dir: Path, rungs: list[Rung], src: Probe, *,
-                  on_progress: Callable[[float], None] | None = None,
-                  on_first: Callable[[list[Rung]], None] | None = None, early: bool | None = None) -> EncodeResult:
+def encode_ladder(
+    source: str | Path,
+    out_dir: Path,
+    rungs: list[Rung],
+    src: Probe,
+    *,
+    on_progress: Callable[[float], None] | None = None,
+    on_first: Callable[[list[Rung]], None] | None = None,
+    early: bool | None = None,
+) -> EncodeResult:
     """The whole ladder; with `early`, the lowest rung first on its own so it can be published
     (and played) while the rest are encoded together from one more decode."""
     import time
@@ -314,7 +399,9 @@ def encode_ladder(source: str | Path, out_dir: Path, rungs: list[Rung], src: Pro
     return result
 
 
-def snapshots(source: str | Path, out_dir: Path, src: Probe, count: int | None = None) -> tuple[Path, list[Path]]:
+def snapshots(
+    source: str | Path, out_dir: Path, src: Probe, count: int | None = None
+) -> tuple[Path, list[Path]]:
     """A poster and `count` thumbnails from one FFmpeg run (fast input seeking, one frame each)."""
     count = ffmpeg_settings().thumbnails if count is None else count
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -326,10 +413,20 @@ def snapshots(source: str | Path, out_dir: Path, src: Probe, count: int | None =
     cmd = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-v", "error"]
     for at in times:
         cmd += ["-ss", f"{at:.3f}", "-i", str(source)]
-    for i, (target, width) in enumerate(zip(targets, [min(1280, src.width)] + [min(320, src.width)] * count,
-                                            strict=True)):
-        cmd += ["-map", f"{i}:v:0", "-frames:v", "1", "-vf", f"scale={_even(width)}:-2", "-q:v", "4",
-                str(target)]
+    for i, (target, width) in enumerate(
+        zip(targets, [min(1280, src.width)] + [min(320, src.width)] * count, strict=True)
+    ):
+        cmd += [
+            "-map",
+            f"{i}:v:0",
+            "-frames:v",
+            "1",
+            "-vf",
+            f"scale={_even(width)}:-2",
+            "-q:v",
+            "4",
+            str(target),
+        ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     made = [t for t in targets if t.exists() and t.stat().st_size > 0]
     if proc.returncode != 0 or poster not in made:
@@ -338,6 +435,7 @@ def snapshots(source: str | Path, out_dir: Path, src: Probe, count: int | None =
 
 
 # --- playlists -------------------------------------------------------------------------------------
+
 
 def codecs(has_audio: bool) -> str:
     """RFC 6381 codecs of our renditions (H.264 High, AAC-LC)."""
@@ -349,8 +447,10 @@ def master_playlist(rungs: list[Rung], has_audio: bool) -> str:
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for rung in rungs:
         bandwidth = rung.bandwidth if has_audio else rung.video_bps
-        lines.append(f"#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH={int(bandwidth * 0.8)},"
-                     f'RESOLUTION={rung.width}x{rung.height},CODECS="{codecs(has_audio)}"')
+        lines.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH={int(bandwidth * 0.8)},"
+            f'RESOLUTION={rung.width}x{rung.height},CODECS="{codecs(has_audio)}"'
+        )
         lines.append(f"{rung.name}/index.m3u8")
     return "\n".join(lines) + "\n"
 
@@ -374,8 +474,14 @@ def join_playlists(chunk_playlists: list[str]) -> str:
     if not segments:
         raise EncodeFailed("No segments to join.")
     longest = max(float(extinf.split(":", 1)[1].split(",")[0]) for extinf, _ in segments)
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{int(longest + 0.999)}",
-             "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        f"#EXT-X-TARGETDURATION:{int(longest + 0.999)}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
     for extinf, uri in segments:
         lines += [extinf, uri]
     lines.append("#EXT-X-ENDLIST")

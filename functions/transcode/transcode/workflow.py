@@ -22,7 +22,8 @@ def start(job: ChunkJob, name: str) -> str:
     arn = media.media_settings().transcode_state_machine_arn
     try:
         return aws.client("stepfunctions").start_execution(
-            stateMachineArn=arn, name=name[:80], input=job.model_dump_json(by_alias=False))["executionArn"]
+            stateMachineArn=arn, name=name[:80], input=job.model_dump_json(by_alias=False)
+        )["executionArn"]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
             return ""

@@ -29,11 +29,13 @@ Kind = Literal["video", "recording"]
 # `<orgId>/<videoId>/source`: ids are our own `kind_<hex>` ids, so anything else in a key (`..`,
 # spaces, unicode look-alikes, extra levels) is refused before any lookup happens.
 _ID = r"[a-z]{2,5}_[0-9a-f]{8,40}"
-SOURCE_KEY = re.compile(rf"^(?P<org>org_[0-9a-f]{{8,40}})/(?P<video>(?:vid|rec)_[0-9a-f]{{8,40}})/source$")
+SOURCE_KEY = re.compile(r"^(?P<org>org_[0-9a-f]{8,40})/(?P<video>(?:vid|rec)_[0-9a-f]{8,40})/source$")
 VIDEO_ID = re.compile(rf"^{_ID}$")
 # LiveKit Egress files as functions/rooms names them: `recordings/<orgId>/<roomId>/<32 hex>.mp4`.
-RECORDING_KEY = re.compile(r"^recordings/(?P<org>org_[0-9a-f]{8,40})/(?P<room>[A-Za-z0-9_-]{1,100})/"
-                           r"(?P<file>[0-9a-f]{32})\.mp4$")
+RECORDING_KEY = re.compile(
+    r"^recordings/(?P<org>org_[0-9a-f]{8,40})/(?P<room>[A-Za-z0-9_-]{1,100})/"
+    r"(?P<file>[0-9a-f]{32})\.mp4$"
+)
 
 
 class MediaSettings(BaseSettings):
@@ -44,20 +46,28 @@ class MediaSettings(BaseSettings):
     uploads_bucket: str = "verriflo-uploads"
     media_bucket: str = "verriflo-media"
     recordings_bucket: str = "verriflo-recordings"
-    playback_secret_name: str = "verriflo/playback-signing-key"
+    playback_secret_name: str = "verriflo/playback-signing-key"  # noqa: S105 - a name, not a secret
     max_upload_bytes: int = Field(default=20 * 1024**3, ge=1, description="largest single upload")
-    org_storage_bytes: int = Field(default=200 * 1024**3, ge=1, description="all of an org's sources together")
+    org_storage_bytes: int = Field(
+        default=200 * 1024**3, ge=1, description="all of an org's sources together"
+    )
     multipart_threshold_bytes: int = Field(default=100 * 1024**2, ge=5 * 1024**2)
     multipart_part_bytes: int = Field(default=64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     upload_url_ttl_s: int = Field(default=3600, ge=60, le=7 * 86_400)
     playback_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="life of a playback URL")
-    segment_ttl_s: int = Field(default=900, ge=60, le=86_400, description="life of a segment URL, plus the video's length")
-    public_base_url: str | None = Field(default=None, description="stream proxy base, e.g. https://api.example.com/v1")
+    segment_ttl_s: int = Field(
+        default=900, ge=60, le=86_400, description="life of a segment URL, plus the video's length"
+    )
+    public_base_url: str | None = Field(
+        default=None, description="stream proxy base, e.g. https://api.example.com/v1"
+    )
     cloudfront_domain: str | None = Field(default=None, description="serve segments through CloudFront (AWS)")
     cloudfront_key_pair_id: str | None = None
     cloudfront_private_key_secret_name: str | None = None
     recording_retention_hours: float = Field(default=6, gt=0, le=24 * 365)
-    transcode_lease_s: int = Field(default=960, ge=30, description="a claim older than this may be taken over")
+    transcode_lease_s: int = Field(
+        default=960, ge=30, description="a claim older than this may be taken over"
+    )
     chunk_threshold_s: float = Field(default=600, ge=30, description="longer sources go to the chunked path")
     chunk_length_s: float = Field(default=120, ge=8, description="a multiple of the HLS segment length")
     transcode_state_machine_arn: str | None = None
@@ -165,20 +175,40 @@ def _doc(video: dict[str, Any] | None) -> Video | None:
 
 # --- records ---------------------------------------------------------------------------------------
 
-def insert_video(org_id: str, *, title: str, size_bytes: int, content_type: str, kind: Kind = "video",
-                 room_id: str | None = None, bucket: str | None = None,
-                 expires_at: datetime | None = None) -> Video:
+
+def insert_video(
+    org_id: str,
+    *,
+    title: str,
+    size_bytes: int,
+    content_type: str,
+    kind: Kind = "video",
+    room_id: str | None = None,
+    bucket: str | None = None,
+    expires_at: datetime | None = None,
+) -> Video:
     """Create a pending video (or recording) record and return it."""
     settings = media_settings()
     video_id = new_id("rec" if kind == "recording" else "vid")
     at = now()
     doc = {
-        "_id": video_id, "orgId": org_id, "kind": kind, "title": title, "roomId": room_id,
-        "status": "pending", "progress": 0, "message": "Waiting for the upload.",
-        "sizeBytes": size_bytes, "contentType": content_type,
-        "sourceBucket": bucket or (settings.recordings_bucket if kind == "recording" else settings.uploads_bucket),
-        "sourceKey": source_key(org_id, video_id), "createdAt": at, "updatedAt": at,
-        "expiresAt": expires_at, "attempt": 0,
+        "_id": video_id,
+        "orgId": org_id,
+        "kind": kind,
+        "title": title,
+        "roomId": room_id,
+        "status": "pending",
+        "progress": 0,
+        "message": "Waiting for the upload.",
+        "sizeBytes": size_bytes,
+        "contentType": content_type,
+        "sourceBucket": bucket
+        or (settings.recordings_bucket if kind == "recording" else settings.uploads_bucket),
+        "sourceKey": source_key(org_id, video_id),
+        "createdAt": at,
+        "updatedAt": at,
+        "expiresAt": expires_at,
+        "attempt": 0,
     }
     with db.unavailable_on_failure():
         db.collection(VIDEOS).insert_one(doc)
@@ -188,7 +218,9 @@ def insert_video(org_id: str, *, title: str, size_bytes: int, content_type: str,
 def set_upload_id(org_id: str, video_id: str, upload_id: str) -> None:
     """Remember the multipart upload a video's source is being sent through."""
     with db.unavailable_on_failure():
-        db.collection(VIDEOS).update_one({"_id": video_id, "orgId": org_id}, {"$set": {"uploadId": upload_id}})
+        db.collection(VIDEOS).update_one(
+            {"_id": video_id, "orgId": org_id}, {"$set": {"uploadId": upload_id}}
+        )
 
 
 def get_video(org_id: str, video_id: str, kind: Kind | None = None) -> Video:
@@ -209,8 +241,15 @@ def find_video(video_id: str) -> Video | None:
         return _doc(db.collection(VIDEOS).find_one({"_id": video_id}))
 
 
-def list_videos(org_id: str, *, kind: Kind | None = None, room_id: str | None = None,
-                status: Status | None = None, limit: int = 50, before: datetime | None = None) -> list[Video]:
+def list_videos(
+    org_id: str,
+    *,
+    kind: Kind | None = None,
+    room_id: str | None = None,
+    status: Status | None = None,
+    limit: int = 50,
+    before: datetime | None = None,
+) -> list[Video]:
     """The org's videos, newest first."""
     query: dict[str, Any] = {"orgId": org_id}
     if kind:
@@ -222,15 +261,20 @@ def list_videos(org_id: str, *, kind: Kind | None = None, room_id: str | None = 
     if before:
         query["createdAt"] = {"$lt": before}
     with db.unavailable_on_failure():
-        return [Video.model_validate(d) for d in
-                db.collection(VIDEOS).find(query).sort([("createdAt", -1), ("_id", -1)]).limit(limit)]
+        return [
+            Video.model_validate(d)
+            for d in db.collection(VIDEOS).find(query).sort([("createdAt", -1), ("_id", -1)]).limit(limit)
+        ]
 
 
 def storage_used(org_id: str) -> int:
     """Bytes of sources the org has uploaded or reserved (sum of declared sizes)."""
     with db.unavailable_on_failure():
-        rows = list(db.collection(VIDEOS).aggregate([
-            {"$match": {"orgId": org_id}}, {"$group": {"_id": None, "total": {"$sum": "$sizeBytes"}}}]))
+        rows = list(
+            db.collection(VIDEOS).aggregate(
+                [{"$match": {"orgId": org_id}}, {"$group": {"_id": None, "total": {"$sum": "$sizeBytes"}}}]
+            )
+        )
     return int(rows[0]["total"]) if rows else 0
 
 
@@ -254,6 +298,7 @@ def delete_video(org_id: str, video_id: str) -> bool:
 
 # --- the transcoder's state machine ------------------------------------------------------------------
 
+
 def claim(org_id: str, video_id: str, claimant: str) -> Video | None:
     """Take the video for transcoding, or None when someone else has it or it is done.
 
@@ -265,17 +310,36 @@ def claim(org_id: str, video_id: str, claimant: str) -> Video | None:
 
     at = now()
     lease = at + timedelta(seconds=media_settings().transcode_lease_s)
-    query = {"_id": video_id, "orgId": org_id, "$or": [
-        {"status": "pending"},
-        {"status": "processing", "claimedBy": claimant},
-        {"status": "processing", "leaseUntil": {"$lt": at}},
-    ]}
-    update = {"$set": {"status": "processing", "claimedBy": claimant, "leaseUntil": lease, "progress": 0,
-                       "message": "Transcoding.", "playable": False, "renditions": [], "posterKey": None,
-                       "thumbnailKeys": [], "chunksDone": [], "chunksTotal": 0, "updatedAt": at},
-              "$inc": {"attempt": 1}}
+    query = {
+        "_id": video_id,
+        "orgId": org_id,
+        "$or": [
+            {"status": "pending"},
+            {"status": "processing", "claimedBy": claimant},
+            {"status": "processing", "leaseUntil": {"$lt": at}},
+        ],
+    }
+    update = {
+        "$set": {
+            "status": "processing",
+            "claimedBy": claimant,
+            "leaseUntil": lease,
+            "progress": 0,
+            "message": "Transcoding.",
+            "playable": False,
+            "renditions": [],
+            "posterKey": None,
+            "thumbnailKeys": [],
+            "chunksDone": [],
+            "chunksTotal": 0,
+            "updatedAt": at,
+        },
+        "$inc": {"attempt": 1},
+    }
     with db.unavailable_on_failure():
-        return _doc(db.collection(VIDEOS).find_one_and_update(query, update, return_document=ReturnDocument.AFTER))
+        return _doc(
+            db.collection(VIDEOS).find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        )
 
 
 def _fenced(video: Video, update: dict[str, Any], extra: dict[str, Any] | None = None) -> bool:
@@ -295,18 +359,29 @@ def set_progress(video: Video, progress: int) -> bool:
     query = {"_id": video.id, "orgId": video.org_id, "claimedBy": video.claimed_by, "status": "processing"}
     with db.unavailable_on_failure():
         coll = db.collection(VIDEOS)
-        if coll.update_one(query | {"progress": {"$lt": progress}},
-                           {"$set": {"progress": progress, "updatedAt": now()}}).matched_count:
+        if coll.update_one(
+            query | {"progress": {"$lt": progress}}, {"$set": {"progress": progress, "updatedAt": now()}}
+        ).matched_count:
             return True
         return coll.count_documents(query, limit=1) == 1
 
 
-def publish_renditions(video: Video, renditions: list[Rendition], poster_key: str | None,
-                       thumbnail_keys: list[str]) -> bool:
+def publish_renditions(
+    video: Video, renditions: list[Rendition], poster_key: str | None, thumbnail_keys: list[str]
+) -> bool:
     """Mark the video playable with the renditions whose playlists are already in the bucket."""
-    return _fenced(video, {"$set": {"playable": True, "renditions": [r.model_dump() for r in renditions],
-                                    "posterKey": poster_key, "thumbnailKeys": thumbnail_keys,
-                                    "message": "Playable; the rest of the ladder is on its way."}})
+    return _fenced(
+        video,
+        {
+            "$set": {
+                "playable": True,
+                "renditions": [r.model_dump() for r in renditions],
+                "posterKey": poster_key,
+                "thumbnailKeys": thumbnail_keys,
+                "message": "Playable; the rest of the ladder is on its way.",
+            }
+        },
+    )
 
 
 def set_chunks(video: Video, total: int) -> bool:
@@ -321,8 +396,10 @@ def chunk_done(video: Video, index: int) -> int:
     query = {"_id": video.id, "orgId": video.org_id, "claimedBy": video.claimed_by, "status": "processing"}
     with db.unavailable_on_failure():
         doc = db.collection(VIDEOS).find_one_and_update(
-            query, {"$addToSet": {"chunksDone": index}, "$set": {"updatedAt": now()}},
-            return_document=ReturnDocument.AFTER)
+            query,
+            {"$addToSet": {"chunksDone": index}, "$set": {"updatedAt": now()}},
+            return_document=ReturnDocument.AFTER,
+        )
     if not doc:
         return -1
     progress = min(99, int(100 * len(doc.get("chunksDone", [])) / max(1, doc.get("chunksTotal") or 1)))
@@ -330,44 +407,87 @@ def chunk_done(video: Video, index: int) -> int:
     return progress
 
 
-def complete(video: Video, renditions: list[Rendition], poster_key: str | None,
-             thumbnail_keys: list[str]) -> bool:
+def complete(
+    video: Video, renditions: list[Rendition], poster_key: str | None, thumbnail_keys: list[str]
+) -> bool:
     """The whole ladder is published."""
     at = now()
-    return _fenced(video, {"$set": {"status": "completed", "progress": 100, "playable": True,
-                                    "renditions": [r.model_dump() for r in renditions],
-                                    "posterKey": poster_key, "thumbnailKeys": thumbnail_keys,
-                                    "message": "Ready to play.", "completedAt": at, "leaseUntil": None}})
+    return _fenced(
+        video,
+        {
+            "$set": {
+                "status": "completed",
+                "progress": 100,
+                "playable": True,
+                "renditions": [r.model_dump() for r in renditions],
+                "posterKey": poster_key,
+                "thumbnailKeys": thumbnail_keys,
+                "message": "Ready to play.",
+                "completedAt": at,
+                "leaseUntil": None,
+            }
+        },
+    )
 
 
 def fail(video: Video, message: str) -> bool:
     """Give up on the video with a message its owner can act on."""
-    return _fenced(video, {"$set": {"status": "failed", "playable": False, "renditions": [],
-                                    "posterKey": None, "thumbnailKeys": [], "message": message,
-                                    "leaseUntil": None}})
+    return _fenced(
+        video,
+        {
+            "$set": {
+                "status": "failed",
+                "playable": False,
+                "renditions": [],
+                "posterKey": None,
+                "thumbnailKeys": [],
+                "message": message,
+                "leaseUntil": None,
+            }
+        },
+    )
 
 
 def fail_unclaimed(org_id: str, video_id: str, message: str) -> bool:
     """Fail a pending video before any claim (e.g. an upload larger than declared)."""
     with db.unavailable_on_failure():
-        return db.collection(VIDEOS).update_one(
-            {"_id": video_id, "orgId": org_id, "status": "pending"},
-            {"$set": {"status": "failed", "message": message, "updatedAt": now()}}).matched_count == 1
+        return (
+            db.collection(VIDEOS)
+            .update_one(
+                {"_id": video_id, "orgId": org_id, "status": "pending"},
+                {"$set": {"status": "failed", "message": message, "updatedAt": now()}},
+            )
+            .matched_count
+            == 1
+        )
 
 
 # --- recordings (called by functions/rooms) ----------------------------------------------------------
 
-def register_recording(org_id: str, room_id: str, *, title: str = "", egress_id: str | None = None,
-                       ended_at: datetime | None = None) -> Video:
+
+def register_recording(
+    org_id: str,
+    room_id: str,
+    *,
+    title: str = "",
+    egress_id: str | None = None,
+    ended_at: datetime | None = None,
+) -> Video:
     """A recording record for a room; Egress should write the file to `recordings_bucket`/`sourceKey`.
 
     The file's arrival in the recordings bucket starts the same transcode as an upload; the record
     (and its media) is deleted `recording_retention_hours` after the class ended.
     """
     hours = media_settings().recording_retention_hours
-    video = insert_video(org_id, title=title or f"Recording of {room_id}", size_bytes=0, content_type="video/mp4",
-                         kind="recording", room_id=room_id,
-                         expires_at=(ended_at or now()) + timedelta(hours=hours))
+    video = insert_video(
+        org_id,
+        title=title or f"Recording of {room_id}",
+        size_bytes=0,
+        content_type="video/mp4",
+        kind="recording",
+        room_id=room_id,
+        expires_at=(ended_at or now()) + timedelta(hours=hours),
+    )
     if egress_id:
         with db.unavailable_on_failure():
             db.collection(VIDEOS).update_one({"_id": video.id}, {"$set": {"egressId": egress_id}})
@@ -379,11 +499,24 @@ def ensure_recording(org_id: str, room_id: str, file_id: str, bucket: str, key: 
     from pymongo.errors import DuplicateKeyError
 
     at = now()
-    doc = {"_id": f"rec_{file_id}", "orgId": org_id, "kind": "recording", "title": f"Recording of {room_id}",
-           "roomId": room_id, "status": "pending", "progress": 0, "message": "Recorded; waiting to transcode.",
-           "sizeBytes": 0, "contentType": "video/mp4", "sourceBucket": bucket, "sourceKey": key,
-           "createdAt": at, "updatedAt": at, "attempt": 0,
-           "expiresAt": at + timedelta(hours=media_settings().recording_retention_hours)}
+    doc = {
+        "_id": f"rec_{file_id}",
+        "orgId": org_id,
+        "kind": "recording",
+        "title": f"Recording of {room_id}",
+        "roomId": room_id,
+        "status": "pending",
+        "progress": 0,
+        "message": "Recorded; waiting to transcode.",
+        "sizeBytes": 0,
+        "contentType": "video/mp4",
+        "sourceBucket": bucket,
+        "sourceKey": key,
+        "createdAt": at,
+        "updatedAt": at,
+        "attempt": 0,
+        "expiresAt": at + timedelta(hours=media_settings().recording_retention_hours),
+    }
     with db.unavailable_on_failure():
         try:
             db.collection(VIDEOS).insert_one(doc)
@@ -396,8 +529,13 @@ def class_ended(org_id: str, room_id: str, ended_at: datetime | None = None) -> 
     """Start the retention clock of a room's recordings at the end of class; returns how many."""
     expires = (ended_at or now()) + timedelta(hours=media_settings().recording_retention_hours)
     with db.unavailable_on_failure():
-        return db.collection(VIDEOS).update_many(
-            {"orgId": org_id, "kind": "recording", "roomId": room_id}, {"$set": {"expiresAt": expires}}).modified_count
+        return (
+            db.collection(VIDEOS)
+            .update_many(
+                {"orgId": org_id, "kind": "recording", "roomId": room_id}, {"$set": {"expiresAt": expires}}
+            )
+            .modified_count
+        )
 
 
 def list_recordings(org_id: str, room_id: str) -> list[Video]:
@@ -413,5 +551,9 @@ def get_recording(org_id: str, recording_id: str) -> Video:
 def expired_recordings(at: datetime | None = None, limit: int = 200) -> list[Video]:
     """Recordings whose retention ran out."""
     with db.unavailable_on_failure():
-        return [Video.model_validate(d) for d in db.collection(VIDEOS).find(
-            {"kind": "recording", "expiresAt": {"$lte": at or now()}}).limit(limit)]
+        return [
+            Video.model_validate(d)
+            for d in db.collection(VIDEOS)
+            .find({"kind": "recording", "expiresAt": {"$lte": at or now()}})
+            .limit(limit)
+        ]

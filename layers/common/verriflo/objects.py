@@ -15,8 +15,13 @@ from typing import Any
 from verriflo import aws
 from verriflo.errors import BadRequest, NotFound, ServiceUnavailable
 
-CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".jpg": "image/jpeg",
-                 ".m4s": "video/iso.segment", ".mp4": "video/mp4"}
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+    ".jpg": "image/jpeg",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+}
 
 
 @contextmanager
@@ -45,8 +50,10 @@ def presign_put(bucket: str, key: str, *, size: int, content_type: str, expires_
     """A URL that accepts exactly one PUT of `size` bytes (the length is part of the signature)."""
     with s3_errors():
         return _s3().generate_presigned_url(
-            "put_object", Params={"Bucket": bucket, "Key": key, "ContentLength": size, "ContentType": content_type},
-            ExpiresIn=expires_s)
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "ContentLength": size, "ContentType": content_type},
+            ExpiresIn=expires_s,
+        )
 
 
 def start_multipart(bucket: str, key: str, content_type: str) -> str:
@@ -59,16 +66,21 @@ def presign_part(bucket: str, key: str, upload_id: str, part_number: int, expire
     """A URL for one part of a multipart upload."""
     with s3_errors():
         return _s3().generate_presigned_url(
-            "upload_part", Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
-            ExpiresIn=expires_s)
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            ExpiresIn=expires_s,
+        )
 
 
 def complete_multipart(bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
     """Join the uploaded parts into the object (which triggers the transcode)."""
     with s3_errors("No such upload."):
         _s3().complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)]})
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in sorted(parts)]},
+        )
 
 
 def abort_multipart(bucket: str, key: str, upload_id: str) -> None:
@@ -110,7 +122,9 @@ def download(bucket: str, key: str, path: Path) -> None:
 
 def put_file(bucket: str, key: str, path: Path) -> None:
     """Upload one file with the content type players expect."""
-    content_type = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    content_type = (
+        CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    )
     with s3_errors():
         _s3().upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
 

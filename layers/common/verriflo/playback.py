@@ -100,6 +100,7 @@ def segment_url(key: str, ttl_s: int) -> str:
         import datetime
 
         expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=ttl_s)
-        return _cloudfront_signer().generate_presigned_url(f"https://{settings.cloudfront_domain}/{key}",
-                                                           date_less_than=expires)
+        return _cloudfront_signer().generate_presigned_url(
+            f"https://{settings.cloudfront_domain}/{key}", date_less_than=expires
+        )
     return objects.presign_get(settings.media_bucket, key, ttl_s)

@@ -21,8 +21,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 CHUNK = 256 * 1024
-CONTENT_TYPES = {".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".mkv": "video/x-matroska",
-                 ".ts": "video/mp2t", ".m4v": "video/mp4"}
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".ts": "video/mp2t",
+    ".m4v": "video/mp4",
+}
 
 
 class ApiError(Exception):
@@ -30,11 +36,14 @@ class ApiError(Exception):
 
 
 def _api(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise ApiError("the API URL must be http(s)")
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"VF-ORG-ID": key, "Content-Type": "application/json"})
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url, data=data, method=method, headers={"VF-ORG-ID": key, "Content-Type": "application/json"}
+    )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - operator-given URL
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s) API URL given by the operator
             return json.loads(response.read())["data"]
     except urllib.error.HTTPError as exc:
         try:
@@ -48,7 +57,13 @@ class Bar:
     """A one-line progress bar on stderr."""
 
     def __init__(self, label: str, total: float, stream: Any = sys.stderr) -> None:
-        self.label, self.total, self.stream, self.done, self.started = label, total, stream, 0.0, time.monotonic()
+        self.label, self.total, self.stream, self.done, self.started = (
+            label,
+            total,
+            stream,
+            0.0,
+            time.monotonic(),
+        )
 
     def to(self, done: float) -> None:
         self.done = done
@@ -63,7 +78,9 @@ class Bar:
         self.stream.write("\n")
 
 
-def _put(url: str, source: BinaryIO, length: int, headers: dict[str, str], advance: Callable[[int], None]) -> str:
+def _put(
+    url: str, source: BinaryIO, length: int, headers: dict[str, str], advance: Callable[[int], None]
+) -> str:
     """Stream `length` bytes of `source` to a presigned URL; returns the ETag."""
     parts = urllib.parse.urlsplit(url)
     conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -89,14 +106,28 @@ def _put(url: str, source: BinaryIO, length: int, headers: dict[str, str], advan
     return response.getheader("ETag") or ""
 
 
-def upload(path: Path, *, api_url: str, key: str, title: str | None = None, wait: bool = True,
-           poll_s: float = 2.0, timeout_s: float = 3600, out: Any = sys.stdout, err: Any = sys.stderr) -> dict[str, Any]:
+def upload(
+    path: Path,
+    *,
+    api_url: str,
+    key: str,
+    title: str | None = None,
+    wait: bool = True,
+    poll_s: float = 2.0,
+    timeout_s: float = 3600,
+    out: Any = sys.stdout,
+    err: Any = sys.stderr,
+) -> dict[str, Any]:
     """Upload `path`, follow it until playable (unless `wait` is false); returns the url call's data."""
     base = api_url.rstrip("/")
     size = path.stat().st_size
     content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-    created = _api("POST", f"{base}/v1/cdn/videos", key,
-                   {"title": title or path.stem, "sizeBytes": size, "contentType": content_type})
+    created = _api(
+        "POST",
+        f"{base}/v1/cdn/videos",
+        key,
+        {"title": title or path.stem, "sizeBytes": size, "contentType": content_type},
+    )
     video_id, plan = created["video"]["videoId"], created["upload"]
     print(f"video {video_id}", file=out)
     bar = Bar("uploading", size, err)
@@ -114,8 +145,9 @@ def upload(path: Path, *, api_url: str, key: str, title: str | None = None, wait
             etags = []
             for part in plan["parts"]:
                 length = min(plan["partSize"], size - (part["partNumber"] - 1) * plan["partSize"])
-                etags.append({"partNumber": part["partNumber"],
-                              "etag": _put(part["url"], source, length, {}, advance)})
+                etags.append(
+                    {"partNumber": part["partNumber"], "etag": _put(part["url"], source, length, {}, advance)}
+                )
             _api("POST", f"{base}{plan['completePath']}", key, {"parts": etags})
     bar.finish()
     if not wait:
@@ -149,19 +181,24 @@ def run(args: argparse.Namespace) -> None:
     if not path.is_file():
         raise SystemExit(f"no such file: {path}")
     try:
-        upload(path, api_url=api_url, key=key, title=args.title, wait=not args.no_wait, timeout_s=args.timeout)
+        upload(
+            path, api_url=api_url, key=key, title=args.title, wait=not args.no_wait, timeout_s=args.timeout
+        )
     except ApiError as exc:
         raise SystemExit(f"error: {exc}") from exc
 
 
 def add_parser(sub: Any) -> None:
     """Register `video upload` on the CLI's subcommands."""
-    video = sub.add_parser("video", help="videos (through the public API)").add_subparsers(required=True,
-                                                                                          metavar="action")
+    video = sub.add_parser("video", help="videos (through the public API)").add_subparsers(
+        required=True, metavar="action"
+    )
     u = video.add_parser("upload", help="upload a file, follow transcoding, print the signed URL")
     u.add_argument("file")
     u.add_argument("--title")
-    u.add_argument("--api-url", help="base URL of the API, e.g. the stack's ApiUrl output (env VERRIFLO_API_URL)")
+    u.add_argument(
+        "--api-url", help="base URL of the API, e.g. the stack's ApiUrl output (env VERRIFLO_API_URL)"
+    )
     u.add_argument("--key", help="the org's API key (env VERRIFLO_API_KEY)")
     u.add_argument("--no-wait", action="store_true", help="stop after the upload")
     u.add_argument("--timeout", type=float, default=3600, help="seconds to wait for transcoding")
