@@ -10,6 +10,7 @@ each time the student asks again. With a model configured, the same context goes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from verriflo_ai import knowledge
@@ -64,6 +65,7 @@ def room_settings(org_id: str, room_id: str) -> TutorRoomSettings:
         mode=doc.get("mode", "explain"),
         topic=doc.get("topic"),
         updated_at=doc.get("updatedAt"),
+        kb_id=doc.get("kbId"),
     )
 
 
@@ -123,9 +125,15 @@ def _earlier(
     return passage, repeats, history
 
 
+@lru_cache(maxsize=512)
+def _room_vector(text: str) -> np.ndarray:
+    # A room's title and topic rarely change during class: embed them once per warm function.
+    return embedder().embed([text])[0]
+
+
 def _room_passage(title: str, topic: str | None, vector: np.ndarray) -> Passage | None:
     text = f"This class is '{title}'." + (f" Its topic: {topic}." if topic else "")
-    score = float(embedder().embed([text])[0] @ vector)
+    score = float(_room_vector(text) @ vector)
     if score < ai_settings().min_score:
         return None
     return Passage(text=text, score=score, knowledge_base_id="", document_id="", title="This class", chunk=0)
@@ -147,8 +155,8 @@ def _source(index: int, passage: Passage) -> TutorSource:
 def gather(asker: Asker, room: dict[str, Any], settings: TutorRoomSettings, question: str) -> Gathered:
     """The class context of one question, shaped by the room's mode."""
     vector = embedder().embed([question])[0]
-    kb_id = store.room_settings(asker.org_id, asker.room_id).get("kbId")
-    material = knowledge.search(asker.org_id, [kb_id], question) if kb_id else []
+    kb_id = settings.kb_id
+    material = knowledge.search(asker.org_id, [kb_id], question, query_vector=vector) if kb_id else []
     earlier, repeats, history = _earlier(asker.org_id, asker.room_id, asker.student_uid, vector)
     step = repeats + 1
     offline = ai_settings().provider == "retrieval"

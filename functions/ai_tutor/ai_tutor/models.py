@@ -90,6 +90,7 @@ class TutorRoomSettings(ApiModel):
     mode: Mode
     topic: str | None = None
     updated_at: datetime | None = None
+    kb_id: str | None = Field(default=None, exclude=True)  # the room's material base (never sent)
 
 
 class TutorUpdateRoomSettings(StrictApiModel):

@@ -225,9 +225,14 @@ def openapi_document() -> dict:
             }
         },
     }
-    preflight = {"options": {
-        "summary": "CORS preflight of the classroom page", "tags": ["ai-tutor"], "security": [],
-        "responses": {"200": {"description": "Access-Control-Allow-* headers for the page's origin"}}}}
+    preflight = {
+        "options": {
+            "summary": "CORS preflight of the classroom page",
+            "tags": ["ai-tutor"],
+            "security": [],
+            "responses": {"200": {"description": "Access-Control-Allow-* headers for the page's origin"}},
+        }
+    }
     for path in (f"{CLASSROOM}/chat/stream", f"{CLASSROOM}/state", f"{CLASSROOM}/settings"):
         name = path.rsplit("/", 2)[-2] if path.endswith("/stream") else path.rsplit("/", 1)[-1]
         paths[path] |= {"options": preflight["options"] | {"operationId": f"classroom_{name}_options"}}

@@ -199,8 +199,11 @@ def _load(org_id: str, kb_id: str, version: int) -> _Index:
 
 
 def search(org_id: str, kb_ids: list[str], query: str, top_k: int | None = None,
-           min_score: float | None = None) -> list[Passage]:
-    """The passages of the named bases most similar to `query`, best first, above the threshold."""
+           min_score: float | None = None, query_vector: np.ndarray | None = None) -> list[Passage]:
+    """The passages of the named bases most similar to `query`, best first, above the threshold.
+
+    `query_vector`: the query's embedding when the caller already has it (saves embedding it twice).
+    """
     import numpy as np
 
     settings = ai_settings()
@@ -210,7 +213,7 @@ def search(org_id: str, kb_ids: list[str], query: str, top_k: int | None = None,
     if not kb_ids or not query.strip():
         return []
     current = kb_store.versions(org_id, kb_ids)
-    vector = embedder().embed([query])[0]
+    vector = embedder().embed([query])[0] if query_vector is None else query_vector
     found: list[Passage] = []
     for kb_id in kb_ids:
         index = _index_cache.get(org_id, kb_id, current[kb_id])

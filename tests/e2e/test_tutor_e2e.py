@@ -1,0 +1,164 @@
+"""The AI tutor on the deployed stack: API Gateway (LocalStack) -> the tutor function (common + AI
+layers) with the real stores and the LiveKit stand-in; the classroom page's join token as the only
+credential of the page routes; and room.finished -> EventBridge -> the ClassSummary state machine,
+executed by LocalStack's Step Functions, -> the summary served by the API."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+KEY = "VF-ORG-ID"
+NOTES = """# Newton's second law
+The net force acting on a body equals its mass multiplied by its acceleration, written F = m a.
+
+# Inertia
+Inertia is the tendency of a body to keep its state of rest or of uniform motion unless a force acts.
+"""
+
+
+def _livekit_join(e2e_stack: dict[str, str], room_name: str, token: str) -> None:
+    """A participant connects to the stand-in (which then sends LiveKit's signed webhooks to the API)."""
+    import boto3
+    from livekit.api import AccessToken, VideoGrants
+
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=e2e_stack["AWS_ENDPOINT_URL"],
+        region_name=e2e_stack["AWS_DEFAULT_REGION"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )  # noqa: S106 - LocalStack's fixed test credentials
+    secret = json.loads(
+        sm.get_secret_value(SecretId=e2e_stack["STACK_OUTPUT_LiveKitSecretName"])["SecretString"]
+    )
+    admin = (
+        AccessToken(secret["apiKey"], secret["apiSecret"]).with_grants(VideoGrants(room_admin=True)).to_jwt()
+    )
+    request = urllib.request.Request(  # noqa: S310 - the local stand-in
+        f"{e2e_stack['LIVEKIT_URL']}/admin/rooms/{room_name}/participants",
+        method="POST",
+        data=json.dumps({"token": token}).encode(),
+        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the local stand-in
+        pass
+
+
+def _events(body: str) -> list:
+    blocks = body.split("\n\n")
+    assert blocks[-1] == "" and all(b.startswith("data: ") for b in blocks[:-1])
+    return [b[6:] if b[6:] == "[DONE]" else json.loads(b[6:]) for b in blocks[:-1]]
+
+
+def test_a_class_with_the_tutor_from_question_to_summary(
+    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, e2e_stack: dict[str, str]
+) -> None:
+    headers = {KEY: demo_key}
+    room_id = f"e2e-tutor-{uuid.uuid4().hex[:8]}"
+    created = http.post(
+        f"{api_url}/v1/room/create",
+        headers=headers,
+        json={
+            "roomId": room_id,
+            "title": "E2E Physics",
+            "participant": {"uid": "t-1", "name": "Tess", "role": "TEACHER"},
+        },
+    )
+    assert created.status_code == 200, created.text
+    joined = http.post(
+        f"{api_url}/v1/room/{room_id}/join",
+        headers=headers,
+        json={"participant": {"uid": "s-1", "name": "Sam", "role": "STUDENT"}},
+    )
+    student_token = joined.json()["data"]["token"]
+    _livekit_join(e2e_stack, f"{demo_org_id}.{room_id}", student_token)
+    material = http.post(
+        f"{api_url}/v1/ai-tutor/rooms/{room_id}/material",
+        headers=headers,
+        json={"title": "Notes", "kind": "notes", "contentType": "text/markdown", "content": NOTES},
+    )
+    assert material.status_code == 201, material.text
+
+    ask = {
+        "roomId": room_id,
+        "studentUid": "s-1",
+        "organizationId": demo_org_id,
+        "text": "What does Newton's second law say?",
+    }
+    deadline, reply = time.monotonic() + 30, None
+    while time.monotonic() < deadline:  # bounded polling: participant_joined travels stand-in -> API -> rooms
+        reply = http.post(f"{api_url}/v1/ai-tutor/chat/stream", headers=headers, json=ask)
+        if reply.status_code != 403:
+            break
+        time.sleep(0.3)
+    assert reply is not None and reply.status_code == 200, reply.text if reply else None
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    events = _events(reply.text)
+    assert events[-1] == "[DONE]" and "usage" in events[-2]
+    assert "mass multiplied by its acceleration" in "".join(e["text"] for e in events[:-2])
+
+    # The classroom page's credential: the join token opens the page routes, the org key is not needed.
+    page = http.post(
+        f"{api_url}/v1/ai-tutor/classroom/chat/stream",
+        headers={"Authorization": f"Bearer {student_token}"},
+        json={"text": "What is inertia?"},
+    )
+    assert page.status_code == 200, page.text
+    assert "tendency of a body" in "".join(e.get("text") or "" for e in _events(page.text)[:-1])
+    assert http.get(f"{api_url}/v1/ai-tutor/classroom/state").status_code == 401
+    assert http.get(f"{api_url}/v1/ai-tutor/usage/{room_id}").status_code == 401
+    usage = http.get(f"{api_url}/v1/ai-tutor/usage/{room_id}", headers=headers).json()["data"]
+    assert usage["interactions"] == 2 and usage["students"] == 1 and usage["cost"] > 0
+
+    pending = http.get(f"{api_url}/v1/ai-tutor/summary/{room_id}", headers=headers)
+    assert pending.status_code == 202 and pending.json()["data"]["state"] == "class_in_progress"
+    assert http.delete(f"{api_url}/v1/room/{room_id}", headers=headers).status_code == 200
+    deadline, summary = time.monotonic() + 120, None
+    while time.monotonic() < deadline:  # bounded polling: EventBridge -> Step Functions -> the steps
+        summary = http.get(f"{api_url}/v1/ai-tutor/summary/{room_id}", headers=headers)
+        if summary.status_code != 202:
+            break
+        time.sleep(1)
+    assert summary is not None and summary.status_code == 200, summary.text if summary else None
+    data = summary.json()["data"]
+    assert data["state"] == "ready" and data["method"] == "extractive"
+    assert {q["frequency"] for q in data["topQueries"]} == {1} and len(data["topQueries"]) == 2
+
+
+def test_tutor_routes_refuse_without_credentials_and_bad_input_first(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    assert (
+        http.post(
+            f"{api_url}/v1/ai-tutor/chat/stream", json={"roomId": "x", "studentUid": "s", "text": "hi"}
+        ).status_code
+        == 401
+    )
+    empty = http.post(
+        f"{api_url}/v1/ai-tutor/chat",
+        headers={KEY: demo_key},
+        json={"roomId": "x", "studentUid": "s", "text": ""},
+    )
+    assert empty.status_code == 400 and empty.json()["error"] == "VALIDATION_ERROR"
+    unknown = http.post(
+        f"{api_url}/v1/ai-tutor/chat",
+        headers={KEY: demo_key},
+        json={"roomId": "no-such-room", "studentUid": "s", "text": "hi"},
+    )
+    assert unknown.status_code == 404
+    assert (
+        http.post(f"{api_url}/api/ai-tutor/summarize", json={"orgId": "x", "roomId": "y"}).status_code == 403
+    )
+    preflight = http.options(
+        f"{api_url}/v1/ai-tutor/classroom/chat/stream",
+        headers={"Origin": "http://127.0.0.1", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
