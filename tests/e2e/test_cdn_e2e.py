@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.e2e
+# The first test to use the stack pays for bringing it up (build, and uploading the FFmpeg layer).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
 def _clip(path: Path) -> Path:

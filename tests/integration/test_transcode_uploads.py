@@ -5,6 +5,7 @@ ones fail cleanly; duplicates, crashes and foreign keys are handled."""
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -288,3 +289,25 @@ def test_key_under_another_orgs_prefix_is_refused(org, other_org, tmp_path, lamb
     assert result["outcome"] == "refused" and "organisation" in result["message"]
     assert media.get_video(org.id, video.id).status == "pending"
     assert keys(MEDIA, f"{other_org.id}/") == set()
+
+
+def test_transcode_that_died_for_good_is_failed_by_the_sweep(org, tap, tmp_path, lambda_context):
+    from verriflo import db
+
+    video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=1))
+    fresh = upload(org.id, make_video(tmp_path / "b.mp4", width=320, height=180, seconds=1))
+    claimed = media.claim(org.id, video.id, "crashed-every-retry")
+    media.claim(org.id, fresh.id, "still-working")
+    boto3.client("s3").put_object(Bucket=MEDIA, Key=video.media_prefix + "360p/seg_00000.ts", Body=b"x")
+    db.collection(media.VIDEOS).update_one(
+        {"_id": claimed.id}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=30)}}
+    )
+
+    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+
+    assert out == {"deleted": 0, "stalled": 1}
+    failed = media.get_video(org.id, video.id)
+    assert failed.status == "failed" and "upload the file again" in failed.message
+    assert keys(MEDIA, video.media_prefix) == set()
+    assert media.get_video(org.id, fresh.id).status == "processing"
+    assert tap.types() == ["video.failed"]

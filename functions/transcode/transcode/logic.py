@@ -463,3 +463,11 @@ def expire_recordings() -> int:
         media.purge(video)
         logger.info("recording.expired", extra={"video_id": video.id, "org_id": video.org_id})
     return len(expired)
+
+
+def fail_stalled() -> int:
+    """Fail videos whose transcode died for good (retries spent, lease long gone); returns how many."""
+    stalled = media.stalled()
+    for video in stalled:
+        _failed(video, "Transcoding stopped before it finished; please upload the file again.")
+    return len(stalled)

@@ -299,6 +299,10 @@ def delete_video(org_id: str, video_id: str) -> bool:
 # --- the transcoder's state machine ------------------------------------------------------------------
 
 
+def _lease() -> datetime:
+    return now() + timedelta(seconds=media_settings().transcode_lease_s)
+
+
 def claim(org_id: str, video_id: str, claimant: str) -> Video | None:
     """Take the video for transcoding, or None when someone else has it or it is done.
 
@@ -397,7 +401,8 @@ def chunk_done(video: Video, index: int) -> int:
     with db.unavailable_on_failure():
         doc = db.collection(VIDEOS).find_one_and_update(
             query,
-            {"$addToSet": {"chunksDone": index}, "$set": {"updatedAt": now()}},
+            # each finished chunk renews the lease: a long chunked run is alive, not stalled
+            {"$addToSet": {"chunksDone": index}, "$set": {"updatedAt": now(), "leaseUntil": _lease()}},
             return_document=ReturnDocument.AFTER,
         )
     if not doc:
@@ -546,6 +551,16 @@ def list_recordings(org_id: str, room_id: str) -> list[Video]:
 def get_recording(org_id: str, recording_id: str) -> Video:
     """One of the org's recordings; NotFound for other orgs' ids."""
     return get_video(org_id, recording_id, kind="recording")
+
+
+def stalled(grace_s: float = 300, limit: int = 100) -> list[Video]:
+    """Videos still `processing` well after their claim's lease ran out: every retry is spent."""
+    cutoff = now() - timedelta(seconds=grace_s)
+    with db.unavailable_on_failure():
+        found = (
+            db.collection(VIDEOS).find({"status": "processing", "leaseUntil": {"$lt": cutoff}}).limit(limit)
+        )
+        return [Video.model_validate(d) for d in found]
 
 
 def expired_recordings(at: datetime | None = None, limit: int = 200) -> list[Video]:
