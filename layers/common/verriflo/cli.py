@@ -145,6 +145,7 @@ def _seed_demo(args: argparse.Namespace) -> None:
 def _db_init(args: argparse.Namespace) -> None:
     import verriflo.ledger  # noqa: F401 - registers the ledger's indexes
     import verriflo.orgs  # noqa: F401
+    import verriflo.webhook_store  # noqa: F401 - registers the webhook collections' indexes
 
     names = db.ensure_all_indexes()
     _print(args, {"collections": names}, "indexes ensured: " + ", ".join(names))
