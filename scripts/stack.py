@@ -416,6 +416,7 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         "sam-build",
     )
     log(f"sam build: {time.monotonic() - started:.1f}s")
+    _check_template(build_dir / "template.yaml", env)
     bucket = "verriflo-sam-artifacts"
     _s3_bucket(env, bucket)
     wanted = {
@@ -433,13 +434,13 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         _sam_deploy(samlocal, build_dir, bucket, overrides, env, stack)
     except StackError as exc:
         status = _stack_status(env)
-        if status is None or "ROLLBACK" not in status:
-            raise
-        # LocalStack's CloudFormation cannot update some resources in place (e.g. it replaces the
-        # API stage when the API's routes change, and the replacement collides with the old
-        # stage), and a rolled-back update leaves resources behind. Its state is disposable (the
-        # data lives in MongoDB), so: fresh LocalStack, fresh deploy.
-        log(f"in-place update failed ({status}); restarting LocalStack and deploying afresh")
+        if status is None:
+            raise  # a first deploy failed: nothing to retry
+        # LocalStack's CloudFormation cannot apply some updates in place (it replaces the API
+        # stage when the routes change and the replacement collides with the old stage; large
+        # change sets can fail to describe), and a failed update leaves resources behind. Its
+        # state is disposable (the data lives in MongoDB), so: fresh LocalStack, fresh deploy.
+        log(f"in-place update failed (stack {status}); restarting LocalStack and deploying afresh")
         log(str(exc).splitlines()[0])
         stop_pid(stack, "localstack", "localstack.runtime.main")
         shutil.rmtree(stack.root / "localstack", ignore_errors=True)
@@ -449,6 +450,28 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         _sam_deploy(samlocal, build_dir, bucket, overrides, env, stack)
     log(f"sam deploy: {time.monotonic() - started:.1f}s")
     return stack_outputs(env)
+
+
+def _check_template(template: Path, env: dict[str, str]) -> None:
+    """Refuse a template with a dependency cycle (AWS would too) instead of letting LocalStack
+    recurse on it for minutes."""
+    proc = subprocess.run(  # noqa: S603
+        [
+            str(VENV_SAM / "bin" / "python"),
+            str(REPO / "scripts" / "template_check.py"),
+            str(template),
+            "Stage=local",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise StackError(
+            "template.yaml cannot be deployed (CloudFormation rejects circular dependencies):\n"
+            + (proc.stdout or proc.stderr).strip()
+        )
 
 
 def _stack_status(env: dict[str, str]) -> str | None:
@@ -573,6 +596,17 @@ def app_env(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
 
 def seed_demo(stack: Stack, ports: dict[str, int]) -> dict:
     cli = require(VENV / "bin" / "verriflo", "run `make venv`")
+    # indexes first (idempotent): the unique ones are part of the data model
+    init = subprocess.run(  # noqa: S603
+        [str(cli), "--json", "db-init"],
+        env=app_env(stack, ports),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if init.returncode != 0:
+        raise StackError(f"verriflo db-init failed: {init.stderr.strip()[-1000:]}")
     proc = subprocess.run(  # noqa: S603
         [str(cli), "--json", "seed-demo"],
         env=app_env(stack, ports),
@@ -642,6 +676,8 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool) -> dict[str, str]:
             demo = seed_demo(stack, ports)
             values["DEMO_ORG_ID"] = str(demo.get("orgId", ""))
             values["DEMO_API_KEY"] = str(demo.get("apiKey", ""))
+            values["DEMO_OWNER_EMAIL"] = str(demo.get("ownerEmail", ""))
+            values["DEMO_OWNER_PASSWORD"] = str(demo.get("ownerPassword", ""))
             stack.write_env(values)
     log(f"stack {stack.name} up in {time.monotonic() - started:.1f}s")
     return stack.read_env()
@@ -715,7 +751,10 @@ Verriflo stack '{env.get("STACK")}' is up.
   AWS endpoint : {env.get("AWS_ENDPOINT_URL")}
   MongoDB      : {env.get("MONGODB_URI")}
   Redis        : {env.get("REDIS_URL")}
-  Demo org key : {key or "(not seeded)"}   (also in {REPO.name}/.local/{env.get("STACK")}/env)
+  Demo org key : {key or "(not seeded)"}
+  Dashboard    : {env.get("DEMO_OWNER_EMAIL", "")} / {env.get("DEMO_OWNER_PASSWORD", "")}
+                 (POST /v1/auth/login)
+  (all of this is in .local/{env.get("STACK")}/env)
 
   curl -H "VF-ORG-ID: {key or "<key>"}" {api}/v1/health/ready
 """)
