@@ -132,6 +132,7 @@ def livekit(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveKit]
     import boto3
     from rooms import lk
     from rooms.config import live_settings
+    from verriflo.media import media_settings
 
     from standins.livekit import StandIn
 
@@ -153,6 +154,7 @@ def livekit(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveKit]
     monkeypatch.setenv("LIVE_UI_URL", LIVE_UI)
     monkeypatch.setenv("RECORDINGS_BUCKET", RECORDINGS_BUCKET)
     live_settings.cache_clear()
+    media_settings.cache_clear()
     lk.reset()
     yield LiveKit(stand_in.url, key, secret, stand_in, inbox)
     stand_in.stop()

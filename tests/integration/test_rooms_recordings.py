@@ -4,7 +4,7 @@ recordings bucket, listing, download links and their 6-hour lifetime, and org is
 from __future__ import annotations
 
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from livekit_support import RECORDINGS_BUCKET, EventTap, LiveKit, fund, rooms_event
@@ -198,38 +198,30 @@ def test_recording_in_an_ended_room_is_410(org, teacher_in_room, lambda_context)
     )
 
 
-def test_the_sweep_deletes_files_past_their_time_and_only_those(
+def test_class_end_starts_the_media_records_retention_clock(
     org, teacher_in_room, livekit: LiveKit, lambda_context
 ):
-    import boto3
-    from rooms import sweep
+    """The transcoder's retention sweep deletes recording files; ending the class tells it when."""
     from verriflo import db
+    from verriflo import media as media_records
 
     egress_id = start(org, lambda_context).data["egressId"]
     livekit.pump(handler, lambda_context, "egress_started")
     call(handler, rooms_event("recording_stop", org.headers, {}, room_id="bio-1"), lambda_context)
     livekit.pump(handler, lambda_context, "egress_ended", timeout=60)
     key = db.collection("recordings").find_one({"_id": egress_id})["key"]
-    s3 = boto3.client("s3")
-    assert sweep.handler({}, lambda_context) == {"deleted": 0}  # class still live: kept
-    call(handler, rooms_event("destroy", org.headers, room_id="bio-1"), lambda_context)
-    assert sweep.sweep_recordings() == 0  # ended, but within 6 hours: kept
-    s3.head_object(Bucket=RECORDINGS_BUCKET, Key=key)
-    db.collection("recordings").update_one(
-        {"_id": egress_id},
-        {
-            "$set": {
-                "deleteAt": db.collection("recordings").find_one({"_id": egress_id})["deleteAt"]
-                - timedelta(hours=7)
-            }
-        },
-    )
-    assert sweep.sweep_recordings() == 1
-    with pytest.raises(s3.exceptions.ClientError):
-        s3.head_object(Bucket=RECORDINGS_BUCKET, Key=key)
+    file_id = key.rsplit("/", 1)[1].removesuffix(".mp4")
+    assert media_records.RECORDING_KEY.match(key)  # the key shape the transcoder expects
+    record = media_records.ensure_recording(
+        org.id, "bio-1", file_id, RECORDINGS_BUCKET, key
+    )  # the file arrived
+    ended = call(handler, rooms_event("destroy", org.headers, room_id="bio-1"), lambda_context).data
+    stored = db.collection(media_records.VIDEOS).find_one({"_id": record.id})
+    ended_at = datetime.fromisoformat(ended["endedAt"])
+    assert abs((stored["expiresAt"] - ended_at) - timedelta(hours=6)) < timedelta(seconds=2)
     listed = call(handler, rooms_event("recording_list", org.headers, room_id="bio-1"), lambda_context).data
-    assert listed["recordings"][0]["status"] == "DELETED" and not listed["recordings"][0]["downloadable"]
-    assert sweep.sweep_recordings() == 0
+    until = datetime.fromisoformat(listed["recordings"][0]["availableUntil"])
+    assert abs(until - stored["expiresAt"]) < timedelta(seconds=2)
 
 
 def test_egress_reported_before_the_start_call_stored_it_is_kept(

@@ -25,10 +25,6 @@ class LiveSettings(BaseSettings):
         description="base URL of the classroom page (CloudFront in AWS)",
     )
     join_token_ttl_s: int = Field(default=4 * 3600, ge=300, le=86_400)
-    recordings_bucket: str = "verriflo-recordings"
-    recording_retention_s: int = Field(
-        default=6 * 3600, ge=60, description="downloadable this long after class"
-    )
     download_url_ttl_s: int = Field(default=3600, ge=60, le=43_200)
     aws_region: str = Field(
         default="us-east-1",

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from verriflo import events, ledger, pricing
+from verriflo import media as media_records
 from verriflo.auth import OrgContext
 from verriflo.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from verriflo.orgs import now
@@ -51,6 +52,18 @@ def livekit_name(org_id: str, room_id: str) -> str:
     """The room's name in LiveKit: one LiveKit project serves every org, so names carry the org.
     A roomId cannot contain '.', so the split is unambiguous."""
     return f"{org_id}.{room_id}"
+
+
+def retention() -> timedelta:
+    """How long recordings stay after class (API.md: 6 hours): the media records' setting, since the
+    transcoder's retention sweep is what deletes the files."""
+    return timedelta(hours=media_records.media_settings().recording_retention_hours)
+
+
+def class_ended(org_id: str, room_id: str, ended_at: datetime) -> None:
+    """Start the recordings' retention clock: ours (download links) and the media records'."""
+    store.schedule_recording_deletion(org_id, room_id, ended_at + retention())
+    media_records.class_ended(org_id, room_id, ended_at)
 
 
 def _reused(room_id: str) -> ValidationFailed:
@@ -186,9 +199,7 @@ def destroy_room(org: OrgContext, room_id: str) -> RoomDestroyed:
     before = store.end_room(org.org_id, room_id, ended_at)
     if before is None:
         raise Gone(f"The class in room '{room_id}' has ended.")
-    store.schedule_recording_deletion(
-        org.org_id, room_id, ended_at + timedelta(seconds=live_settings().recording_retention_s)
-    )
+    class_ended(org.org_id, room_id, ended_at)
     events.publish(
         "room.finished",
         org.org_id,
@@ -239,13 +250,14 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
         raise Forbidden("A recording needs a TEACHER or ADMIN in the room.")
     if room.get("activeEgressId"):
         raise Conflict("A recording is already running in this room.")
-    settings = live_settings()
+    # The key shape the transcoder recognises (verriflo.media.RECORDING_KEY).
     key = f"recordings/{org.org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
+    bucket = media_records.media_settings().recordings_bucket
     info = lk.start_recording(
         room["lkName"],
         layout=body.options.layout,
         preset=body.options.preset,
-        bucket=settings.recordings_bucket,
+        bucket=bucket,
         key=key,
     )
     if not store.claim_recording_slot(org.org_id, room_id, info.egress_id):
@@ -261,7 +273,7 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
             "layout": body.options.layout,
             "preset": body.options.preset,
             "showLogo": body.options.show_logo,
-            "bucket": settings.recordings_bucket,
+            "bucket": bucket,
             "key": key,
             "requestedBy": body.requested_by,
             "startedAt": started,
@@ -293,7 +305,7 @@ def stop_recording(org: OrgContext, room_id: str, body: StopRecording) -> Record
 
 def _available_until(room: dict[str, Any]) -> datetime | None:
     ended = room.get("endedAt")
-    return ended + timedelta(seconds=live_settings().recording_retention_s) if ended else None
+    return ended + retention() if ended else None
 
 
 def _recording(doc: dict[str, Any], until: datetime | None) -> Recording:

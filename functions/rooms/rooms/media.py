@@ -22,13 +22,3 @@ def download_url(bucket: str, key: str, ttl_s: int, filename: str) -> str:
         )
     except (BotoCoreError, ClientError) as exc:
         raise ServiceUnavailable("Recording storage is unavailable; retry shortly.") from exc
-
-
-def delete_file(bucket: str, key: str) -> None:
-    """Delete one recording file (deleting a missing key succeeds, as S3 does)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        aws.client("s3").delete_object(Bucket=bucket, Key=key)
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable("Recording storage is unavailable; retry shortly.") from exc

@@ -40,7 +40,6 @@ def _recording_indexes():
     return [
         IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("startedAt", DESCENDING)]),
         IndexModel([("purgeAt", ASCENDING)], expireAfterSeconds=0),
-        IndexModel([("deleteAt", ASCENDING), ("deletedAt", ASCENDING)]),
     ]
 
 
@@ -258,24 +257,6 @@ def update_recording(
         return found or coll.find_one({"_id": egress_id})
 
 
-def due_for_deletion(at: datetime, limit: int = 200) -> list[dict[str, Any]]:
-    """Recordings whose keeping time has passed and whose file is still stored."""
-    with db.unavailable_on_failure():
-        return list(
-            db.collection(RECORDINGS)
-            .find({"deleteAt": {"$lte": at}, "deletedAt": None}, {"orgId": 1, "bucket": 1, "key": 1})
-            .limit(limit)
-        )
-
-
-def mark_deleted(egress_id: str, at: datetime) -> None:
-    """Remember that a recording's file was deleted (the record itself goes later, by TTL)."""
-    with db.unavailable_on_failure():
-        db.collection(RECORDINGS).update_one(
-            {"_id": egress_id}, {"$set": {"deletedAt": at, "status": "DELETED"}}
-        )
-
-
 def recordings_of(org_id: str, room_id: str) -> list[dict[str, Any]]:
     """The room's recordings, newest first."""
     with db.unavailable_on_failure():
@@ -291,8 +272,8 @@ def find_recording(org_id: str, room_id: str, egress_id: str) -> dict[str, Any] 
 
 
 def schedule_recording_deletion(org_id: str, room_id: str, at: datetime) -> None:
-    """Set when the room's recording files go away (6 hours after class by default); the records
-    stay listed as deleted for a month, then the TTL index removes them."""
+    """Record when the room's recording files go (the transcoder's retention sweep deletes them);
+    our records stay listed, no longer downloadable, for a month, then the TTL index removes them."""
     with db.unavailable_on_failure():
         db.collection(RECORDINGS).update_many(
             {"orgId": org_id, "roomId": room_id},

@@ -17,7 +17,7 @@ from verriflo import events, ledger, pricing
 from verriflo.observability import logger
 from verriflo.orgs import now
 
-from rooms import lk, store
+from rooms import lk, logic, store
 from rooms.config import live_settings
 from rooms.models import WebhookAck
 
@@ -170,9 +170,7 @@ def _room_finished(event: Any, event_id: str) -> None:
     before = store.end_room(room["orgId"], room["roomId"], ended)
     if before is None:
         return  # ended through the API, which already published room.finished
-    store.schedule_recording_deletion(
-        room["orgId"], room["roomId"], ended + timedelta(seconds=live_settings().recording_retention_s)
-    )
+    logic.class_ended(room["orgId"], room["roomId"], ended)
     events.publish(
         "room.finished",
         room["orgId"],
