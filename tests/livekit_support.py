@@ -10,12 +10,16 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from support import api_event, call
+from support import ROOT, api_event, call
 
 RECORDINGS_BUCKET = "verriflo-test-recordings"
 LIVE_UI = "http://127.0.0.1:4566/verriflo-test-live"
@@ -208,3 +212,50 @@ def event_tap(aws_env: None) -> EventTap:
     )
     bus.put_targets(Rule="tap", EventBusName="verriflo-test-events", Targets=[{"Id": "q", "Arn": arn}])
     return EventTap(url)
+
+
+# --- the classroom page ---------------------------------------------------------------------------
+
+LIVE = ROOT / "live"
+
+
+@pytest.fixture(scope="session")
+def built_page() -> Path:
+    """live/dist, built now from the sources (npm ci first if node_modules is missing)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("node") or not Path("/usr/bin/chromium").exists():
+        pytest.fail("the page tests need node and Debian chromium (make deps installs them)")
+    if not (LIVE / "node_modules" / "livekit-client").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LIVE, check=True, timeout=300)
+    subprocess.run(["node", "build.mjs"], cwd=LIVE, check=True, timeout=120, capture_output=True)
+    return LIVE / "dist"
+
+
+class StaticPage(SimpleHTTPRequestHandler):
+    """Serves files as the page bucket does: the object `iframe/live` is HTML."""
+
+    def guess_type(self, path):  # noqa: ANN001 - http.server's signature
+        return "text/html; charset=utf-8" if str(path).endswith("/iframe/live") else super().guess_type(path)
+
+    def log_message(self, *args):  # noqa: ANN002
+        pass
+
+
+@contextmanager
+def serve_page(built: Path, config: dict[str, Any], tmp: Path) -> Iterator[str]:
+    """The built page under the bucket's path (LIVE_UI's), with this config.json; yields the origin."""
+    import shutil
+
+    root = tmp / "site"
+    prefix = root / urlsplit(LIVE_UI).path.strip("/")
+    shutil.copytree(built, prefix)
+    (prefix / "iframe" / "config.json").write_text(json.dumps(config))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(StaticPage, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,58 +6,23 @@ connect (the stand-in speaks no WebRTC), and post its messages to the parent win
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from livekit_support import LIVE_UI, LiveKit, fund, rooms_event
+from livekit_support import LIVE, LIVE_UI, LiveKit, fund, rooms_event, serve_page
 from rooms.handler import handler
 from support import ROOT, api_event, call
 
 pytest_plugins = ("livekit_support",)
-LIVE = ROOT / "live"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
-@pytest.fixture(scope="module")
-def built_page() -> Path:
-    """live/dist, built now from the sources (npm ci first if node_modules is missing)."""
-    if not shutil.which("node") or not Path("/usr/bin/chromium").exists():
-        pytest.fail("the page tests need node and Debian chromium (make deps installs them)")
-    if not (LIVE / "node_modules" / "livekit-client").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LIVE, check=True, timeout=300)
-    subprocess.run(["node", "build.mjs"], cwd=LIVE, check=True, timeout=120, capture_output=True)
-    return LIVE / "dist"
-
-
-class _Static(SimpleHTTPRequestHandler):
-    def guess_type(self, path):  # noqa: ANN001 - http.server's signature
-        # As in the bucket: the page is the object `iframe/live`, served as HTML.
-        return "text/html; charset=utf-8" if str(path).endswith("/iframe/live") else super().guess_type(path)
-
-    def log_message(self, *args):  # noqa: ANN002
-        pass
-
-
 @pytest.fixture
-def page_server(built_page: Path, livekit: LiveKit, tmp_path: Path):
+def page_server(built_page, livekit: LiveKit, tmp_path):
     """The built page served as the bucket serves it, with config.json pointing at the stand-in."""
-    root = tmp_path / "site"
-    prefix = root / urlsplit(LIVE_UI).path.strip("/")
-    shutil.copytree(built_page, prefix)
-    (prefix / "iframe" / "config.json").write_text(
-        json.dumps({"livekitUrl": livekit.url.replace("http", "ws")})
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Static, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_page(built_page, {"livekitUrl": livekit.url.replace("http", "ws")}, tmp_path) as origin:
+        yield origin
 
 
 def drive(url: str, **options) -> dict:
