@@ -13,11 +13,12 @@ import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from verriflo.errors import NotFound, ServiceUnavailable, Unauthorized, UpstreamError
+from verriflo.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, UpstreamError
 from verriflo.observability import logger
 from verriflo.secrets import get_secret
 
@@ -26,11 +27,76 @@ from rooms.policy import Grants
 
 if TYPE_CHECKING:
     from livekit.api import LiveKitAPI
-    from livekit.protocol.egress import EgressInfo
-    from livekit.protocol.models import ParticipantInfo, TrackInfo
     from livekit.protocol.webhook import WebhookEvent
 
 _lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """A published track, as the rooms API shows it."""
+
+    sid: str
+    source: str
+    type: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """What a connected participant may do now."""
+
+    can_publish: bool
+    can_subscribe: bool
+    can_publish_data: bool
+    can_screen_share: bool
+    hidden: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A participant as LiveKit sees them, in plain Python."""
+
+    identity: str
+    name: str
+    metadata: dict[str, Any]
+    state: str
+    joined_at: datetime | None
+    is_standard: bool  # a person, not an egress/ingress/agent worker
+    tracks: tuple[Track, ...]
+    permission: Permission | None
+
+
+def _person(info: Any) -> Person:
+    from livekit.protocol.models import ParticipantInfo, TrackSource, TrackType
+
+    try:
+        meta = json.loads(info.metadata or "{}")
+    except ValueError:
+        meta = {}
+    perm = info.permission if info.HasField("permission") else None
+    sources = {TrackSource.Name(s) for s in perm.can_publish_sources} if perm else set()
+    return Person(
+        identity=info.identity,
+        name=info.name,
+        metadata=meta if isinstance(meta, dict) else {},
+        state=ParticipantInfo.State.Name(info.state),
+        joined_at=datetime.fromtimestamp(info.joined_at, UTC) if info.joined_at else None,
+        is_standard=info.kind == ParticipantInfo.Kind.STANDARD,
+        tracks=tuple(
+            Track(t.sid, TrackSource.Name(t.source), TrackType.Name(t.type), t.muted) for t in info.tracks
+        ),
+        permission=Permission(
+            can_publish=perm.can_publish,
+            can_subscribe=perm.can_subscribe,
+            can_publish_data=perm.can_publish_data,
+            # LiveKit: an empty source list means every source is allowed.
+            can_screen_share=perm.can_publish and (not sources or "SCREEN_SHARE" in sources),
+            hidden=perm.hidden,
+        )
+        if perm
+        else None,
+    )
 
 
 def credentials() -> tuple[str, str]:
@@ -163,6 +229,10 @@ def _call[T](operation: str, make: Callable[[LiveKitAPI], Awaitable[T]]) -> T:
             )
             if exc.code == "not_found" or exc.status == 404:
                 raise NotFound("Not found in the live service.") from exc
+            if exc.code == "failed_precondition":
+                raise Conflict(
+                    "The live service refused: the room or recording is not in that state."
+                ) from exc
             if exc.status >= 500 or exc.code == "unavailable":
                 raise ServiceUnavailable("LiveKit is unavailable; retry shortly.") from exc
             raise UpstreamError("LiveKit refused the request.") from exc
@@ -197,18 +267,17 @@ def delete_room(name: str) -> None:
         pass
 
 
-def list_participants(room: str) -> list[ParticipantInfo]:
+def list_participants(room: str) -> list[Person]:
     """Everyone in the LiveKit room now."""
     from livekit.api import ListParticipantsRequest
 
     try:
-        return list(
-            _call(
-                "list_participants", lambda c: c.room.list_participants(ListParticipantsRequest(room=room))
-            ).participants
+        reply = _call(
+            "list_participants", lambda c: c.room.list_participants(ListParticipantsRequest(room=room))
         )
     except NotFound:
         return []
+    return [_person(p) for p in reply.participants]
 
 
 def remove_participant(room: str, identity: str) -> None:
@@ -221,17 +290,17 @@ def remove_participant(room: str, identity: str) -> None:
     )
 
 
-def mute_track(room: str, identity: str, track_sid: str, muted: bool) -> TrackInfo:
-    """Mute (or unmute) a track a participant publishes."""
+def mute_track(room: str, identity: str, track_sid: str, muted: bool) -> bool:
+    """Mute (or unmute) a track a participant publishes; whether it is muted now."""
     from livekit.api import MuteRoomTrackRequest
 
     request = MuteRoomTrackRequest(room=room, identity=identity, track_sid=track_sid, muted=muted)
-    return _call("mute_track", lambda c: c.room.mute_published_track(request)).track
+    return _call("mute_track", lambda c: c.room.mute_published_track(request)).track.muted
 
 
 def update_participant(
     room: str, identity: str, *, grants: Grants, metadata: dict[str, Any], name: str | None
-) -> ParticipantInfo:
+) -> Person:
     """Change a connected participant's permissions, metadata and name."""
     from livekit.api import UpdateParticipantRequest
     from livekit.protocol.models import ParticipantPermission, TrackSource
@@ -251,11 +320,11 @@ def update_participant(
         name=name or "",
         metadata=json.dumps(metadata, separators=(",", ":")),
     )
-    return _call("update_participant", lambda c: c.room.update_participant(request))
+    return _person(_call("update_participant", lambda c: c.room.update_participant(request)))
 
 
-def start_recording(room: str, *, layout: str, preset: str, bucket: str, key: str) -> EgressInfo:
-    """Start a room-composite recording to an MP4 in the recordings bucket."""
+def start_recording(room: str, *, layout: str, preset: str, bucket: str, key: str) -> str:
+    """Start a room-composite recording to an MP4 in the recordings bucket; its egress id."""
     from livekit.api import (
         EncodedFileOutput,
         EncodedFileType,
@@ -275,14 +344,16 @@ def start_recording(room: str, *, layout: str, preset: str, bucket: str, key: st
             )
         ],
     )
-    return _call("start_recording", lambda c: c.egress.start_room_composite_egress(request))
+    return _call("start_recording", lambda c: c.egress.start_room_composite_egress(request)).egress_id
 
 
-def stop_recording(egress_id: str) -> EgressInfo:
-    """Stop a recording; LiveKit finishes the file and reports it by webhook."""
+def stop_recording(egress_id: str) -> str:
+    """Stop a recording (LiveKit finishes the file and reports it by webhook); its status now."""
     from livekit.api import StopEgressRequest
+    from livekit.protocol.egress import EgressStatus
 
-    return _call("stop_recording", lambda c: c.egress.stop_egress(StopEgressRequest(egress_id=egress_id)))
+    info = _call("stop_recording", lambda c: c.egress.stop_egress(StopEgressRequest(egress_id=egress_id)))
+    return EgressStatus.Name(info.status)
 
 
 def reset() -> None:

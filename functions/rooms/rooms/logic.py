@@ -6,9 +6,8 @@ before writing anything, so an unreachable LiveKit leaves no half-created room b
 
 from __future__ import annotations
 
-import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from verriflo import events, ledger, pricing
@@ -193,7 +192,7 @@ def room_status(org: OrgContext, room_id: str) -> RoomStatus:
 def destroy_room(org: OrgContext, room_id: str) -> RoomDestroyed:
     """End the class: close the LiveKit room (disconnecting everyone) and keep the room as a tombstone."""
     room = _live_room(org, room_id)
-    present = [p for p in lk.list_participants(room["lkName"]) if p.kind == 0]  # STANDARD, not egress
+    present = [p for p in lk.list_participants(room["lkName"]) if p.is_standard]
     lk.delete_room(room["lkName"])
     ended_at = now()
     before = store.end_room(org.org_id, room_id, ended_at)
@@ -253,20 +252,20 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
     # The key shape the transcoder recognises (verriflo.media.RECORDING_KEY).
     key = f"recordings/{org.org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
     bucket = media_records.media_settings().recordings_bucket
-    info = lk.start_recording(
+    egress_id = lk.start_recording(
         room["lkName"],
         layout=body.options.layout,
         preset=body.options.preset,
         bucket=bucket,
         key=key,
     )
-    if not store.claim_recording_slot(org.org_id, room_id, info.egress_id):
-        lk.stop_recording(info.egress_id)  # another start won the race; do not leave ours running
+    if not store.claim_recording_slot(org.org_id, room_id, egress_id):
+        lk.stop_recording(egress_id)  # another start won the race; do not leave ours running
         raise Conflict("A recording is already running in this room.")
     started = now()
     store.insert_recording(
         {
-            "_id": info.egress_id,
+            "_id": egress_id,
             "orgId": org.org_id,
             "roomId": room_id,
             "status": "EGRESS_STARTING",
@@ -283,7 +282,7 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
             "deleteAt": None,
         }
     )
-    return RecordingStarted(egress_id=info.egress_id, room_id=room_id, started_at=started)
+    return RecordingStarted(egress_id=egress_id, room_id=room_id, started_at=started)
 
 
 def stop_recording(org: OrgContext, room_id: str, body: StopRecording) -> RecordingStopped:
@@ -294,10 +293,7 @@ def stop_recording(org: OrgContext, room_id: str, body: StopRecording) -> Record
         raise Conflict("No recording is running in this room.")
     if store.find_recording(org.org_id, room_id, egress_id) is None:
         raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
-    info = lk.stop_recording(egress_id)
-    from livekit.protocol.egress import EgressStatus
-
-    status = EgressStatus.Name(info.status)
+    status = lk.stop_recording(egress_id)
     store.release_recording_slot(org.org_id, room_id, egress_id)
     store.update_recording(egress_id, {"status": status})
     return RecordingStopped(egress_id=egress_id, room_id=room_id, status=status, stopped_at=now())
@@ -356,34 +352,20 @@ def download_recording(org: OrgContext, room_id: str, egress_id: str) -> Recordi
 # --- participants ---------------------------------------------------------------------------------
 
 
-def _metadata(info: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(info.metadata or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _view(info: Any) -> ParticipantView:
-    from livekit.protocol.models import ParticipantInfo, TrackSource, TrackType
-
-    perm = info.permission if info.HasField("permission") else None
-    sources = {TrackSource.Name(s) for s in perm.can_publish_sources} if perm else set()
+def _view(person: lk.Person) -> ParticipantView:
+    perm = person.permission
     return ParticipantView(
-        uid=info.identity,
-        name=info.name,
-        role=_metadata(info).get("role"),
-        state=ParticipantInfo.State.Name(info.state),
-        joined_at=datetime.fromtimestamp(info.joined_at, UTC) if info.joined_at else None,
-        tracks=[
-            Track(sid=t.sid, source=TrackSource.Name(t.source), type=TrackType.Name(t.type), muted=t.muted)
-            for t in info.tracks
-        ],
+        uid=person.identity,
+        name=person.name,
+        role=person.metadata.get("role"),
+        state=person.state,
+        joined_at=person.joined_at,
+        tracks=[Track(sid=t.sid, source=t.source, type=t.type, muted=t.muted) for t in person.tracks],
         permissions=Permissions(
             can_publish=perm.can_publish,
             can_subscribe=perm.can_subscribe,
             can_publish_data=perm.can_publish_data,
-            can_screen_share=perm.can_publish and (not sources or "SCREEN_SHARE" in sources),
+            can_screen_share=perm.can_screen_share,
             hidden=perm.hidden,
         )
         if perm
@@ -391,7 +373,7 @@ def _view(info: Any) -> ParticipantView:
     )
 
 
-def _present(room: dict[str, Any], uid: str) -> Any:
+def _present(room: dict[str, Any], uid: str) -> lk.Person:
     for info in lk.list_participants(room["lkName"]):
         if info.identity == uid:
             return info
@@ -401,7 +383,7 @@ def _present(room: dict[str, Any], uid: str) -> Any:
 def list_participants(org: OrgContext, room_id: str) -> ParticipantList:
     """Who is in the class now, as LiveKit sees it."""
     room = _live_room(org, room_id)
-    people = [_view(p) for p in lk.list_participants(room["lkName"]) if p.kind == 0]
+    people = [_view(p) for p in lk.list_participants(room["lkName"]) if p.is_standard]
     return ParticipantList(room_id=room_id, participants=people)
 
 
@@ -427,7 +409,7 @@ def update_participant(org: OrgContext, room_id: str, uid: str, body: UpdatePart
     """Change a connected participant's role (and with it their grants) or single permissions."""
     room = _live_room(org, room_id)
     info = _present(room, uid)
-    meta = _metadata(info)
+    meta = dict(info.metadata)
     role = body.role or meta.get("role") or "STUDENT"
     customization = meta.get("customization") or effective_customization(room.get("customization") or {}, {})
     grants: Grants = grants_for(role, customization)
