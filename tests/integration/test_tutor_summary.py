@@ -278,6 +278,18 @@ def test_the_internal_route_needs_the_dispatch_secret_and_is_idempotent(
     assert unknown.status == 404
 
 
+def test_the_internal_route_never_summarizes_another_orgs_room(taught: Classroom, other_org, lambda_context):
+    from verriflo import db
+
+    end_class(taught, lambda_context)
+    secret = {"X-Dispatch-Secret": _dispatch_secret()}
+    reply = call(
+        handler, tutor_event("summarize", secret, {"orgId": other_org.id, "roomId": ROOM_ID}), lambda_context
+    )
+    assert reply.status == 404 and "inertia" not in str(reply.body) and taught.org.id not in str(reply.body)
+    assert db.collection("tutor_summaries").count_documents({}) == 0
+
+
 def test_with_a_model_configured_the_summary_is_generated(taught: Classroom, lambda_context, monkeypatch):
     from verriflo_ai.settings import ai_settings
 
