@@ -311,3 +311,8 @@ def test_transcode_that_died_for_good_is_failed_by_the_sweep(org, tap, tmp_path,
     assert keys(MEDIA, video.media_prefix) == set()
     assert media.get_video(org.id, fresh.id).status == "processing"
     assert tap.types() == ["video.failed"]
+
+
+def test_s3_test_event_without_records_is_ignored(lambda_context):
+    event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": UPLOADS, "RequestId": "x", "HostId": "y"}
+    assert handler.handler(event, lambda_context) == {"results": []}

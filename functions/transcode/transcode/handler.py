@@ -19,6 +19,9 @@ from transcode import logic
 def handler(event: S3Event, context: Any) -> dict[str, Any]:
     """One upload per record; the invocation's request id is the claim (stable across Lambda retries)."""
     results = []
+    # S3 sends a test event without records when a notification is first configured.
+    if "Records" not in event.raw_event:
+        return {"results": results}
     for record in event.records:
         # S3 sends keys URL-encoded ("a%2Fb", "+" for spaces); the size is read from the object itself.
         key = unquote_plus(record.s3.get_object.key)
