@@ -314,5 +314,11 @@ def test_transcode_that_died_for_good_is_failed_by_the_sweep(org, tap, tmp_path,
 
 
 def test_s3_test_event_without_records_is_ignored(lambda_context):
-    event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": UPLOADS, "RequestId": "x", "HostId": "y"}
+    event = {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Bucket": UPLOADS,
+        "RequestId": "x",
+        "HostId": "y",
+    }
     assert handler.handler(event, lambda_context) == {"results": []}
