@@ -31,8 +31,8 @@ if str(ROOT) not in __import__("sys").path:
     __import__("sys").path.insert(0, str(ROOT))  # the stand-in package lives at the repo root
 
 MINT_CALLS = 2000
-ROOM_CALLS = 300
-HOOK_PAIRS = 150
+ROOM_CALLS = 600
+HOOK_PAIRS = 300
 
 
 def _event(
@@ -200,9 +200,9 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
     ):
         ours_s: list[float] = []
         bare_s: list[float] = []
-        for _ in range(3):  # interleaved, so drift on a shared machine hits both sides alike
-            ours_s += time_calls(ours, ROOM_CALLS // 3, warmup=10)
-            bare_s += time_calls(bare, ROOM_CALLS // 3, warmup=10)
+        for _ in range(6):  # interleaved, so drift on a shared machine hits both sides alike
+            ours_s += time_calls(ours, ROOM_CALLS // 6, warmup=10)
+            bare_s += time_calls(bare, ROOM_CALLS // 6, warmup=10)
         for q in (50, 99):
             ov, bv = percentile(ours_s, q), percentile(bare_s, q)
             report.add(Result(f"{label} p{q}", ov, "ms", baseline=bv))
@@ -294,7 +294,7 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
         return time.perf_counter() - start
 
     # Interleaved chunks, so drift on a shared machine hits both sides alike.
-    chunks = 5
+    chunks = 10
     size = HOOK_PAIRS // chunks
     ours_s = bare_s = 0.0
     for c in range(chunks):

@@ -151,16 +151,20 @@ def mint_token(
 
 def receive_webhook(body: str, authorization: str | None) -> WebhookEvent:
     """The webhook event if LiveKit signed exactly this body; Unauthorized otherwise."""
-    from livekit.api import TokenVerifier, WebhookReceiver
-
     if not authorization:
         raise Unauthorized("The webhook is not signed.")
-    key, secret = credentials()
     token = authorization.removeprefix("Bearer ").strip()
     try:
-        return WebhookReceiver(TokenVerifier(key, secret)).receive(body, token)
+        return _receiver(*credentials()).receive(body, token)
     except Exception as exc:  # noqa: BLE001 - the receiver raises bare Exception and PyJWT errors
         raise Unauthorized("The webhook signature is not valid.") from exc
+
+
+@lru_cache(maxsize=4)
+def _receiver(key: str, secret: str) -> Any:
+    from livekit.api import TokenVerifier, WebhookReceiver
+
+    return WebhookReceiver(TokenVerifier(key, secret))
 
 
 # --- the client -----------------------------------------------------------------------------------
