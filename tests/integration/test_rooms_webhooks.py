@@ -137,3 +137,30 @@ def test_failed_handling_releases_the_event_id_so_the_retry_counts(
     status = call(handler, rooms_event("status", org.headers, room_id="chem-1"), lambda_context).data
     assert status["participantCount"] == 1  # the session was recorded once, not twice
     assert json.loads(joined.body)["participant"]["identity"] == "t-1"
+
+
+def test_a_webhook_that_beats_our_own_write_is_refused_for_a_retry(org, livekit: LiveKit, lambda_context):
+    import time
+
+    from google.protobuf import json_format
+    from livekit.protocol import models, webhook
+
+    def signed(event_id: str, created_at: int):
+        event = webhook.WebhookEvent(
+            event="room_started",
+            id=event_id,
+            created_at=created_at,
+            room=models.Room(name=f"{org.id}.not-yet", sid="RM_early"),
+        )
+        body = json_format.MessageToJson(event, indent=None)
+        return type("D", (), {"body": body, "headers": {"Authorization": livekit.stand_in.sign(body)}})()
+
+    fresh = deliver(handler, lambda_context, signed("EV_fresh", int(time.time())))
+    assert fresh.status == 503  # LiveKit will deliver it again
+    stale = deliver(handler, lambda_context, signed("EV_stale", int(time.time()) - 3600))
+    assert stale.status == 200  # an old event for a room we never stored is dropped
+    fund(org.id)
+    body = {"roomId": "not-yet", "title": "Late", "participant": {"uid": "t-1", "name": "Ada"}}
+    call(handler, api_event("rooms/create.json", headers=org.headers, body=body), lambda_context)
+    retry = deliver(handler, lambda_context, signed("EV_fresh", int(time.time())))
+    assert retry.status == 200 and retry.data["duplicate"] is False

@@ -9,17 +9,23 @@ nothing; the event-id claim makes plain replays cheap.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from verriflo import events, ledger, pricing
+from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
 
 from rooms import lk, logic, store
 from rooms.config import live_settings
 from rooms.models import WebhookAck
+
+# LiveKit names our rooms `<orgId>.<roomId>` (logic.livekit_name).
+OUR_NAME = re.compile(r"^org_[0-9a-f]{8,40}\.[A-Za-z0-9_-]{1,100}$")
+UNKNOWN_GRACE_S = 60
 
 
 def _at(seconds: int | float | None) -> datetime:
@@ -61,6 +67,10 @@ def _room(event: Any) -> dict[str, Any] | None:
     name = event.room.name if event.HasField("room") else ""
     room = store.room_by_livekit_name(name) if name else None
     if room is None:
+        if OUR_NAME.match(name) and now().timestamp() - (event.created_at or 0) < UNKNOWN_GRACE_S:
+            # LiveKit announces a room as soon as it exists, which can beat our own write of it by
+            # a moment: answer 503 so LiveKit delivers it again, instead of losing the event.
+            raise ServiceUnavailable("This room is not known yet; retry shortly.")
         logger.info("livekit.webhook_unknown_room", extra={"event": event.event})
     return room
 
