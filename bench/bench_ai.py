@@ -39,7 +39,6 @@ STREAM_RUNS = 40
 
 def _org() -> tuple[str, dict[str, str]]:
     from ai_support import grant
-
     from verriflo import orgs
 
     org = orgs.create_org("Bench School")
@@ -50,10 +49,9 @@ def _org() -> tuple[str, dict[str, str]]:
 def first_line(report: Report) -> None:
     import httpx
     import uvicorn
+    from ai_agent import logic, streaming
     from ai_support import ScriptedProvider
     from servers import free_port
-
-    from ai_agent import logic, streaming
 
     _org_id, headers = _org()
     port = free_port()
@@ -104,7 +102,6 @@ def first_line(report: Report) -> None:
 def retrieval(report: Report, sizes: list[int]) -> None:
     import numpy as np
     from bson import Binary
-
     from verriflo import db
     from verriflo_ai import knowledge
     from verriflo_ai.embeddings import embedder
@@ -168,7 +165,7 @@ def ingestion(report: Report) -> None:
              "gene evolution species habitat climate force motion").split()
     rng = __import__("random").Random(3)
     documents = []
-    for d in range(20):
+    for _ in range(20):
         sections = [f"# Section {s}\n" + "\n\n".join(" ".join(rng.choice(words) for _ in range(80))
                                                     for _ in range(3)) for s in range(4)]
         documents.append("\n\n".join(sections))  # ~1,000 words each
@@ -219,16 +216,23 @@ def speech_to_text(report: Report) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--parts", default="stream,retrieval,ingestion,speech",
+                        help="comma-separated subset of: stream, retrieval, ingestion, speech")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_TRACE_DISABLED="true",
                       POWERTOOLS_LOG_LEVEL="WARNING", RATE_LIMIT_DEFAULT="100000000",
-                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")  # noqa: S106 - moto-style dummy
     report = Report(f"ai (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start)")
     with local_stores():
-        first_line(report)
-        retrieval(report, [int(s) for s in args.sizes.split(",")])
-        ingestion(report)
-    speech_to_text(report)
+        if "stream" in parts:
+            first_line(report)
+        if "retrieval" in parts:
+            retrieval(report, [int(s) for s in args.sizes.split(",")])
+        if "ingestion" in parts:
+            ingestion(report)
+    if "speech" in parts:
+        speech_to_text(report)
     report.print()
 
 

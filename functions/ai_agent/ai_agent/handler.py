@@ -44,10 +44,11 @@ def delete_chat(chat_id: str, org: Org) -> Envelope[logic.ChatDeleted]:
 
 @api.get("/v1/ai-agent/usage/summary", summary="AI usage between two dates", tags=TAGS,
          responses=responses(logic.UsageSummary, 400, 401, 429, 503))
-def usage_summary(org: Org,
-                  start_date: Annotated[str | None, Query(alias="startDate", description="YYYY-MM-DD")] = None,
-                  end_date: Annotated[str | None, Query(alias="endDate", description="YYYY-MM-DD, inclusive")] = None,
-                  ) -> Envelope[logic.UsageSummary]:
+def usage_summary(
+    org: Org,
+    start_date: Annotated[str | None, Query(alias="startDate", description="YYYY-MM-DD")] = None,
+    end_date: Annotated[str | None, Query(alias="endDate", description="YYYY-MM-DD, inclusive")] = None,
+) -> Envelope[logic.UsageSummary]:
     """Sessions, tokens and cost of the AI API and the AI tutor."""
     return ok(logic.usage_summary(org, start_date, end_date))
 

@@ -320,9 +320,10 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
         note = (f"Text read from the attached image: {seen}" if seen
                 else "An image was attached; no text could be read from it.")
         question = question or seen
-    passages = knowledge.search(org.org_id, body.knowledge_base_ids, question) if body.knowledge_base_ids else []
-    generation = GenerationRequest(question=question or "(no question)", history=past, passages=tuple(passages),
-                                   grounded=bool(body.knowledge_base_ids), context_note=note)
+    kb_ids = body.knowledge_base_ids
+    passages = knowledge.search(org.org_id, kb_ids, question) if kb_ids else []
+    generation = GenerationRequest(question=question or "(no question)", history=past,
+                                   passages=tuple(passages), grounded=bool(kb_ids), context_note=note)
     return Prepared(org_id=org.org_id, request_id=request_id, chat_id=body.chat_id, question=question,
                     generation=generation, request_modality=_request_modality(body),
                     response_modality=body.response_modality, voice=voice, transcript=transcript,
@@ -339,7 +340,8 @@ def prepare_generate(body: GenerateRequest, request_id: str) -> Prepared:
 
         kb_store.versions(body.org_id, body.knowledge_base_ids)
     metering.require_credits(body.org_id)
-    passages = knowledge.search(body.org_id, body.knowledge_base_ids, body.message) if body.knowledge_base_ids else []
+    kb_ids = body.knowledge_base_ids
+    passages = knowledge.search(body.org_id, kb_ids, body.message) if kb_ids else []
     generation = GenerationRequest(
         question=body.message, history=tuple(Message(m.role, m.text) for m in body.history),
         passages=tuple(passages), grounded=bool(body.knowledge_base_ids), max_tokens=body.max_tokens)
@@ -418,14 +420,15 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
     except VerrifloError as exc:  # e.g. Redis went away: the turn is not kept, and the caller is told
         yield from _failed(prep, exc.code, exc.message, started)
         return
-    yield {"type": "usage", "usage": TokenUsage(
-        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        total_tokens=usage.input_tokens + usage.output_tokens, credits=float(credits)).model_dump(mode="json")}
+    totals = TokenUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                        total_tokens=usage.input_tokens + usage.output_tokens, credits=float(credits))
+    yield {"type": "usage", "usage": totals.model_dump(mode="json")}
     yield {"type": "done"}
 
 
 def _failed(prep: Prepared, code: str, message: str, started: float) -> Iterator[dict[str, Any]]:
-    logger.warning("ai.answer_failed", extra={"error": code, "elapsed_ms": round((time.monotonic() - started) * 1000)})
+    elapsed_ms = round((time.monotonic() - started) * 1000)
+    logger.warning("ai.answer_failed", extra={"error": code, "elapsed_ms": elapsed_ms})
     _record(prep, Usage(0, 0, counted=True), Decimal(0), "failed")
     yield {"type": "error", "error": code, "message": message}
     yield {"type": "done"}
@@ -461,9 +464,10 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
         logger.error("ai.meter_failed", extra={"input_tokens": usage.input_tokens,
                                                "output_tokens": usage.output_tokens})
     _record(prep, usage, credits, "completed")
-    logger.info("ai.answered", extra={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                                      "passages": len(prep.passages), "counted": usage.counted,
-                                      "elapsed_ms": round((time.monotonic() - started) * 1000)})
+    logger.info("ai.answered", extra={
+        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+        "passages": len(prep.passages), "counted": usage.counted,
+        "elapsed_ms": round((time.monotonic() - started) * 1000)})
     return credits
 
 

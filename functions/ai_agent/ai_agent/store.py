@@ -47,7 +47,8 @@ def agent_totals(org_id: str, start: datetime, end: datetime) -> dict[str, Any]:
     with db.unavailable_on_failure():
         rows = list(db.collection(REQUESTS).aggregate(pipeline))
     if not rows:
-        return {"requests": 0, "sessions": 0, "inputTokens": 0, "outputTokens": 0, "creditsMilli": 0, "failed": 0}
+        return {"requests": 0, "sessions": 0, "inputTokens": 0, "outputTokens": 0, "creditsMilli": 0,
+                "failed": 0}
     row = rows[0]
     return {"requests": row["requests"], "sessions": len(row["sessions"]), "inputTokens": row["inputTokens"],
             "outputTokens": row["outputTokens"], "creditsMilli": row["creditsMilli"], "failed": row["failed"]}
@@ -65,7 +66,8 @@ def tutor_totals(org_id: str, start: datetime, end: datetime) -> dict[str, Any]:
     with db.unavailable_on_failure():
         rows = list(db.collection(TUTOR_INTERACTIONS).aggregate(pipeline))
     if not rows:
-        return {"interactions": 0, "students": 0, "rooms": 0, "inputTokens": 0, "outputTokens": 0, "failed": 0}
+        return {"interactions": 0, "students": 0, "rooms": 0, "inputTokens": 0, "outputTokens": 0,
+                "failed": 0}
     row = rows[0]
     return {"interactions": row["interactions"], "students": len(row["students"]), "rooms": len(row["rooms"]),
             "inputTokens": row["inputTokens"], "outputTokens": row["outputTokens"], "failed": row["failed"]}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ai_agent import logic
 from verriflo import asgi
+from verriflo.errors import Unauthorized
 
 app = asgi.App(max_body_bytes=6_000_000)
 
@@ -17,7 +18,8 @@ app = asgi.App(max_body_bytes=6_000_000)
 def chat_stream(request: asgi.Request) -> asgi.Stream:
     """A chat turn answered as NDJSON lines: text/audio as produced, citations, image, usage, done."""
     body = request.parse(logic.ChatRequest)
-    assert request.org is not None  # the "ai" group authenticates
+    if request.org is None:  # the "ai" group always authenticates; this only guards a wiring mistake
+        raise Unauthorized()
     prepared = logic.prepare_chat(request.org, body, request.request_id)
     return asgi.Stream(logic.ndjson(logic.answer(prepared)), logic.NDJSON)
 
@@ -32,12 +34,14 @@ def generate_stream(request: asgi.Request) -> asgi.Stream:
 
 _LINE_TYPES = {
     "text": "a piece of the answer: {\"type\": \"text\", \"text\": \"...\"}",
-    "audio": "speech for a sentence: {\"type\": \"audio\", \"audio\": base64 MP3, \"mimeType\", \"index\", \"text\"}",
-    "citation": "a passage used: {\"type\": \"citation\", \"citation\": {index, knowledgeBaseId, documentId, title, "
-                "chunk, score, text}}",
+    "audio": "speech for a sentence: {\"type\": \"audio\", \"audio\": base64 MP3, \"mimeType\", \"index\", "
+             "\"text\"}",
+    "citation": "a passage used: {\"type\": \"citation\", \"citation\": {index, knowledgeBaseId, documentId, "
+                "title, chunk, score, text}}",
     "image": "a chart: {\"type\": \"image\", \"image\": base64 PNG, \"mimeType\", \"alt\"}",
     "usage": "{\"type\": \"usage\", \"usage\": {inputTokens, outputTokens, totalTokens, credits}}",
-    "error": "the answer failed mid-stream: {\"type\": \"error\", \"error\": CODE, \"message\"}; nothing is kept",
+    "error": "the answer failed mid-stream: {\"type\": \"error\", \"error\": CODE, \"message\"}; "
+             "nothing is kept",
     "done": "always last: {\"type\": \"done\"}",
 }
 
@@ -60,7 +64,8 @@ def openapi_document() -> dict:
     def operation(summary: str, model: type, statuses: dict[str, str], **extra: object) -> dict:
         return {"post": {"summary": summary, "tags": extra.pop("tags", ["ai-agent"]),
                          "operationId": extra.pop("operation_id"),
-                         "requestBody": {"required": True, "content": {"application/json": {"schema": ref(model)}}},
+                         "requestBody": {"required": True,
+                                         "content": {"application/json": {"schema": ref(model)}}},
                          "responses": {"200": stream} | {code: {"description": text, **error}
                                                         for code, text in statuses.items()},
                          **extra}}
@@ -75,8 +80,9 @@ def openapi_document() -> dict:
             operation_id="chat_stream_v1_ai_agent_chat_stream_post"),
         "/api/v1/generate/stream": operation(
             "Internal: generate an answer (streamed NDJSON)", logic.GenerateRequest,
-            {"400": "The request is not valid.", "402": "Insufficient credits.", "403": "This route is internal.",
-             "404": "A knowledge base was not found.", "503": "A dependency is unavailable."},
+            {"400": "The request is not valid.", "402": "Insufficient credits.",
+             "403": "This route is internal.", "404": "A knowledge base was not found.",
+             "503": "A dependency is unavailable."},
             tags=["internal"], operation_id="generate_stream_api_v1_generate_stream_post"),
     }
     return {"paths": paths, "components": {"schemas": schemas}}

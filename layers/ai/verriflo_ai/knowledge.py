@@ -66,8 +66,9 @@ class DocumentList(ApiModel):
 
 
 def _base(doc: dict[str, Any]) -> KnowledgeBase:
-    return KnowledgeBase(knowledge_base_id=doc["_id"], name=doc["name"], description=doc.get("description", ""),
-                         document_count=doc.get("documentCount", 0), chunk_count=doc.get("chunkCount", 0),
+    return KnowledgeBase(knowledge_base_id=doc["_id"], name=doc["name"],
+                         description=doc.get("description", ""), document_count=doc.get("documentCount", 0),
+                         chunk_count=doc.get("chunkCount", 0),
                          created_at=doc["createdAt"])
 
 

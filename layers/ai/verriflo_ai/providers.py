@@ -141,7 +141,8 @@ class RetrievalProvider:
         pieces: list[str] = []
         if request.passages:
             pieces.append("Here is what the knowledge base says:\n")
-            pieces += [f"\n[{i}] {p.text.strip()} (source: {p.title})\n" for i, p in enumerate(request.passages, 1)]
+            pieces += [f"\n[{i}] {p.text.strip()} (source: {p.title})\n"
+                       for i, p in enumerate(request.passages, 1)]
         elif request.grounded:
             pieces.append(NOTHING_FOUND)
         else:
@@ -212,7 +213,8 @@ class OpenAICompatibleProvider:
         except httpx.TimeoutException as exc:
             raise ProviderError("The model provider timed out.") from exc
         except (httpx.HTTPError, ValueError) as exc:
-            raise ProviderError("The model provider could not be reached or sent a malformed stream.") from exc
+            raise ProviderError("The model provider could not be reached or sent a malformed stream.") \
+                from exc
         if not finished:
             # A connection closed before `[DONE]` (or a finish_reason) is a cut answer, not a short one.
             raise ProviderError("The model provider's stream ended before the answer was complete.")

@@ -137,7 +137,8 @@ def _transcribe_aws(data: bytes, kind: str) -> str:
         while time.monotonic() < deadline:
             status = transcribe_.get_transcription_job(TranscriptionJobName=job)["TranscriptionJob"]
             if status["TranscriptionJobStatus"] == "COMPLETED":
-                body = s3.get_object(Bucket=settings.transcribe_bucket, Key=f"transcribe/{job}.json")["Body"].read()
+                result = s3.get_object(Bucket=settings.transcribe_bucket, Key=f"transcribe/{job}.json")
+                body = result["Body"].read()
                 return " ".join(t["transcript"] for t in json.loads(body)["results"]["transcripts"]).strip()
             if status["TranscriptionJobStatus"] == "FAILED":
                 raise SpeechError("Speech recognition failed.")
@@ -175,7 +176,8 @@ def _espeak() -> str:
 @cache
 def espeak_voices() -> frozenset[str]:
     """The voice names espeak-ng knows (e.g. en-us, en-gb)."""
-    out = subprocess.run([_espeak(), "--voices"], capture_output=True, text=True, timeout=10, check=False).stdout
+    out = subprocess.run([_espeak(), "--voices"], capture_output=True, text=True, timeout=10,
+                         check=False).stdout
     names = set()
     for line in out.splitlines()[1:]:
         cols = line.split()
@@ -188,8 +190,8 @@ def espeak_wav(text: str, voice: str) -> bytes:
     """WAV speech from espeak-ng (text on stdin, so it never reaches a command line)."""
     if voice not in espeak_voices():
         raise ValidationFailed(f"Unknown voiceName '{voice}'.")
-    done = subprocess.run([_espeak(), "-v", voice, "-s", "150", "--stdout"], input=text.encode(), capture_output=True,
-                          timeout=30, check=False)
+    done = subprocess.run([_espeak(), "-v", voice, "-s", "150", "--stdout"], input=text.encode(),
+                          capture_output=True, timeout=30, check=False)
     if done.returncode != 0 or not done.stdout.startswith(b"RIFF"):
         raise SpeechError("Speech synthesis failed.")
     return done.stdout

@@ -143,7 +143,8 @@ class App:
             answer = await self._answer(scope, receive, headers, request_id)
         except VerrifloError as exc:
             if exc.status >= 500:
-                logger.warning("request.failed", extra={"error": exc.code, "cause": type(exc.__cause__).__name__})
+                logger.warning("request.failed",
+                               extra={"error": exc.code, "cause": type(exc.__cause__).__name__})
             answer = Reply(exc.envelope(), exc.status, dict(exc.headers))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare 500 page
             logger.exception("request.crashed", extra={"error_type": type(exc).__name__})
