@@ -217,3 +217,21 @@ def test_an_unexpected_crash_mid_stream_still_ends_with_error_then_done(org, lam
     assert call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
                                            path="/v1/ai-agent/chats/x1", path_params={"chat_id": "x1"}),
                 lambda_context).status == 404
+
+
+def test_history_is_bounded_and_expires(org, lambda_context, model, monkeypatch):
+    from verriflo.cache import redis_client
+
+    monkeypatch.setenv("AI_HISTORY_TURNS", "4")
+    monkeypatch.setenv("AI_HISTORY_TTL_S", "600")
+    ai_settings_module.reset_settings()
+    grant(org.id)
+    for message in ("one", "two", "three"):
+        assert chat(org, lambda_context, {"chatId": "b1", "message": message}).status == 200
+    read = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
+                                           path="/v1/ai-agent/chats/b1", path_params={"chat_id": "b1"}),
+                lambda_context)
+    assert [m["text"] for m in read.data["messages"] if m["role"] == "user"] == ["two", "three"]
+    assert len(read.data["messages"]) == 4 and 0 < read.data["expiresIn"] <= 600
+    # The key names the org: another org's chat of the same id is another key.
+    assert redis_client().exists(f"ai:chat:{org.id}:b1") == 1
