@@ -148,7 +148,11 @@ async function connect() {
     show('recording', room.isRecording);
     renderParticipants();
   } catch (err) {
-    if (room) room.disconnect();
+    if (room) {
+      // A failed attempt is not the user leaving: drop the listeners before closing it.
+      room.removeAllListeners();
+      room.disconnect();
+    }
     room = null;
     notice('error', 'Cannot connect to the class',
       'The live class server could not be reached. Check your internet connection and try again.',
