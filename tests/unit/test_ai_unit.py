@@ -75,3 +75,24 @@ def test_other_bytes_are_not_audio_or_not_the_declared_image():
         images.check_image(b"\xff\xd8\xff...", "image/png")
     with pytest.raises(UnsupportedMediaType):
         images.check_image(b"BM....", "image/bmp")
+
+
+@pytest.mark.parametrize("missing", ["av", "faster_whisper", "rapidocr"])
+def test_missing_offline_libraries_are_a_clear_503(monkeypatch, missing):
+    import sys
+
+    from verriflo.errors import ServiceUnavailable
+
+    monkeypatch.setitem(sys.modules, missing, None)  # as in a deployment without layers/ai_media
+    speech._whisper.cache_clear()
+    images._ocr.cache_clear()
+    with pytest.raises(ServiceUnavailable) as refused:
+        if missing == "av":
+            speech.decode_audio(b"RIFF....WAVE")
+        elif missing == "faster_whisper":
+            speech._whisper()
+        else:
+            images._ocr()
+    assert "AWS provider" in refused.value.message
+    speech._whisper.cache_clear()
+    images._ocr.cache_clear()

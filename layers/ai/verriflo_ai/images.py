@@ -35,7 +35,12 @@ def check_image(data: bytes, mime: str | None) -> str:
 
 @cache
 def _ocr() -> Any:
-    from rapidocr import RapidOCR
+    try:
+        from rapidocr import RapidOCR
+    except ImportError as exc:
+        from verriflo_ai.speech import _not_installed
+
+        raise _not_installed("Offline image reading") from exc
 
     return RapidOCR()
 
@@ -45,7 +50,13 @@ def read_image(data: bytes, mime: str) -> str:
     if ai_settings().vision_provider == "aws":
         return _describe_with_bedrock(data, mime)
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        from verriflo_ai.speech import _not_installed
+
+        raise _not_installed("Offline image reading") from exc
 
     try:
         image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))

@@ -61,9 +61,19 @@ def sniff_audio(data: bytes) -> str:
 _whisper_lock = threading.Lock()
 
 
+def _not_installed(what: str) -> ServiceUnavailable:
+    # The offline libraries (layers/ai_media) are too large for a Lambda layer: deployed functions use
+    # the AWS services instead, so say what to configure rather than fail obscurely.
+    return ServiceUnavailable(f"{what} is not installed in this deployment; use the AWS provider "
+                              "(AI_SPEECH_PROVIDER / AI_VISION_PROVIDER=aws).")
+
+
 @cache
 def _whisper() -> Any:
-    from faster_whisper import WhisperModel
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise _not_installed("Offline speech recognition") from exc
 
     settings = ai_settings()
     path = settings.whisper_model_dir
@@ -79,7 +89,10 @@ def _whisper() -> Any:
 def decode_audio(data: bytes) -> Any:
     """16 kHz mono float32 samples (PyAV); ValidationFailed when the bytes are not decodable audio."""
     # faster-whisper's own decode_audio passes an option PyAV 15+ removed, so resample here.
-    import av
+    try:
+        import av
+    except ImportError as exc:
+        raise _not_installed("Offline speech recognition") from exc
     import numpy as np
 
     pieces = []
@@ -100,7 +113,7 @@ def transcribe(data: bytes) -> Transcript:
     """The words in the audio (settings pick faster-whisper or Amazon Transcribe)."""
     settings = ai_settings()
     kind = sniff_audio(data)
-    samples = decode_audio(data)
+    samples = decode_audio(data)  # also where the length limit is checked, whichever service listens
     duration = len(samples) / 16000
     if duration > settings.max_audio_seconds:
         raise ValidationFailed(f"Audio is limited to {settings.max_audio_seconds:.0f} seconds.")
