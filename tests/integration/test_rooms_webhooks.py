@@ -164,3 +164,29 @@ def test_a_webhook_that_beats_our_own_write_is_refused_for_a_retry(org, livekit:
     call(handler, api_event("rooms/create.json", headers=org.headers, body=body), lambda_context)
     retry = deliver(handler, lambda_context, signed("EV_fresh", int(time.time())))
     assert retry.status == 200 and retry.data["duplicate"] is False
+
+
+def test_recorder_and_agent_participants_are_neither_counted_nor_billed(
+    org, room, livekit: LiveKit, lambda_context
+):
+    from google.protobuf import json_format
+    from livekit.protocol import models, webhook
+    from verriflo import db
+
+    livekit.pump(handler, lambda_context, "room_started")
+    recorder = models.ParticipantInfo(
+        sid="PA_rec", identity="EG_rec", kind=models.ParticipantInfo.Kind.EGRESS, joined_at=1
+    )
+    for name in ("participant_joined", "participant_left"):
+        event = webhook.WebhookEvent(
+            event=name, id=f"EV_rec_{name}", room=models.Room(name=room["name"]), participant=recorder
+        )
+        body = json_format.MessageToJson(event, indent=None)
+        reply = deliver(
+            handler,
+            lambda_context,
+            type("D", (), {"body": body, "headers": {"Authorization": livekit.stand_in.sign(body)}})(),
+        )
+        assert reply.status == 200
+    assert db.collection("room_sessions").count_documents({}) == 0
+    assert db.collection("ledger").count_documents({"service": "live"}) == 0

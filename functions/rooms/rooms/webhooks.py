@@ -89,13 +89,20 @@ def _room_started(event: Any, event_id: str) -> None:
     )
 
 
+def _person(event: Any) -> bool:
+    """A person joined or left (not a recorder, ingress or agent, which are neither billed nor counted)."""
+    from livekit.protocol.models import ParticipantInfo
+
+    return event.HasField("participant") and event.participant.kind == ParticipantInfo.Kind.STANDARD
+
+
 def _session_id(room: dict[str, Any], participant: Any) -> str:
     return f"{room['sid']}:{participant.sid}"
 
 
 def _participant_joined(event: Any, event_id: str) -> None:
     room = _room(event)
-    if room is None or not event.HasField("participant"):
+    if room is None or not _person(event):
         return
     p = event.participant
     joined = _at(p.joined_at or event.created_at)
@@ -156,7 +163,7 @@ def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str
 
 def _participant_left(event: Any, event_id: str) -> None:
     room = _room(event)
-    if room is None or not event.HasField("participant"):
+    if room is None or not _person(event):
         return
     p = event.participant
     session = _meter(room, _session_id(room, p), _at(event.created_at))
