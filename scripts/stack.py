@@ -410,13 +410,20 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
             str(REPO / "samconfig.toml"),
             "--config-env",
             "localstack",
+            "--template-file",
+            str(REPO / "template.yaml"),
+            "--base-dir",
+            str(REPO),
         ],
         env,
         stack,
         "sam-build",
+        # SAM keeps a dependency cache in ./.aws-sam/deps: one per stack, so parallel builds (make
+        # up while make test runs) do not delete each other's folders
+        cwd=build_dir.parent,
     )
     log(f"sam build: {time.monotonic() - started:.1f}s")
-    _check_template(build_dir / "template.yaml", env)
+    template = _local_template(build_dir, env)
     bucket = "verriflo-sam-artifacts"
     _s3_bucket(env, bucket)
     wanted = {
@@ -430,12 +437,13 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
     declared = template_parameters()
     overrides = {k: v for k, v in wanted.items() if k in declared}
     started = time.monotonic()
+    existed = _stack_status(env) is not None
     try:
-        _sam_deploy(samlocal, build_dir, bucket, overrides, env, stack)
+        _sam_deploy(samlocal, template, bucket, overrides, env, stack)
     except StackError as exc:
         status = _stack_status(env)
-        if status is None:
-            raise  # a first deploy failed: nothing to retry
+        if not existed or status is None:
+            raise  # a first deploy failed: the template itself is at fault
         # LocalStack's CloudFormation cannot apply some updates in place (it replaces the API
         # stage when the routes change and the replacement collides with the old stage; large
         # change sets can fail to describe), and a failed update leaves resources behind. Its
@@ -447,20 +455,26 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         start_localstack(stack, ports)
         stack.save_ports(ports)
         _s3_bucket(env, bucket)
-        _sam_deploy(samlocal, build_dir, bucket, overrides, env, stack)
+        _sam_deploy(samlocal, template, bucket, overrides, env, stack)
     log(f"sam deploy: {time.monotonic() - started:.1f}s")
     return stack_outputs(env)
 
 
-def _check_template(template: Path, env: dict[str, str]) -> None:
-    """Refuse a template with a dependency cycle (AWS would too) instead of letting LocalStack
-    recurse on it for minutes."""
+def _local_template(build_dir: Path, env: dict[str, str]) -> Path:
+    """The built template, checked for dependency cycles (AWS refuses them; LocalStack would
+    recurse for minutes), with code and layers served from local folders instead of uploaded
+    (see scripts/template_check.py)."""
+    out = build_dir / "template.local.yaml"
     proc = subprocess.run(  # noqa: S603
         [
             str(VENV_SAM / "bin" / "python"),
             str(REPO / "scripts" / "template_check.py"),
-            str(template),
+            str(build_dir / "template.yaml"),
             "Stage=local",
+            "--local-out",
+            str(out),
+            "--snapshots",
+            str(build_dir.parent / "hot"),
         ],
         env=env,
         capture_output=True,
@@ -472,6 +486,7 @@ def _check_template(template: Path, env: dict[str, str]) -> None:
             "template.yaml cannot be deployed (CloudFormation rejects circular dependencies):\n"
             + (proc.stdout or proc.stderr).strip()
         )
+    return out
 
 
 def _stack_status(env: dict[str, str]) -> str | None:
@@ -483,7 +498,7 @@ def _stack_status(env: dict[str, str]) -> str | None:
 
 
 def _sam_deploy(
-    samlocal: Path, build_dir: Path, bucket: str, overrides: dict[str, str], env: dict[str, str], stack: Stack
+    samlocal: Path, template: Path, bucket: str, overrides: dict[str, str], env: dict[str, str], stack: Stack
 ) -> None:
     _run(
         [
@@ -494,7 +509,7 @@ def _sam_deploy(
             "--config-env",
             "localstack",
             "--template-file",
-            str(build_dir / "template.yaml"),
+            str(template),
             "--s3-bucket",
             bucket,
             "--no-confirm-changeset",
@@ -520,9 +535,10 @@ def template_parameters() -> set[str]:
     return names
 
 
-def _run(argv: list[str], env: dict[str, str], stack: Stack, name: str) -> None:
+def _run(argv: list[str], env: dict[str, str], stack: Stack, name: str, cwd: Path = REPO) -> None:
+    cwd.mkdir(parents=True, exist_ok=True)
     with open(stack.logs / f"{name}.log", "wb") as out:
-        proc = subprocess.run(argv, env=env, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT, check=False)  # noqa: S603
+        proc = subprocess.run(argv, env=env, cwd=str(cwd), stdout=out, stderr=subprocess.STDOUT, check=False)  # noqa: S603
     if proc.returncode != 0:
         tail = (stack.logs / f"{name}.log").read_text(errors="replace").splitlines()[-40:]
         raise StackError(f"{name} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail))
