@@ -228,3 +228,32 @@ def test_bedrock_error_mid_stream_is_a_provider_error_after_the_text_so_far(bedr
             for event in BedrockProvider("m-1", 300).stream(REQUEST):
                 produced.append(event)
     assert produced == [TextDelta("ATP is made ")]
+
+
+def test_a_provider_timing_out_mid_answer_ends_the_stream_with_error_then_done(stand_in, org, lambda_context,
+                                                                              monkeypatch):
+    from ai_support import grant, lines
+    from support import api_event, call
+
+    from ai_agent import handler
+    from verriflo_ai import settings as ai_settings_module
+
+    StandIn.mode = "stall"
+    monkeypatch.setenv("AI_PROVIDER", "openai")
+    monkeypatch.setenv("AI_OPENAI_BASE_URL", stand_in)
+    monkeypatch.setenv("AI_PROVIDER_TIMEOUT_S", "0.5")
+    ai_settings_module.reset_settings()
+    grant(org.id)
+    try:
+        reply = call(handler.handler, api_event("ai_agent/chat_stream.json", headers=org.headers,
+                                                body={"chatId": "t1", "message": "Where is ATP made?"}),
+                     lambda_context)
+        history = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
+                                                  path="/v1/ai-agent/chats/t1", path_params={"chat_id": "t1"}),
+                       lambda_context)
+    finally:
+        ai_settings_module.reset_settings()
+    events = lines(reply.body)
+    assert [e["type"] for e in events] == ["text", "error", "done"]
+    assert events[1] == {"type": "error", "error": "UPSTREAM_ERROR", "message": "The model provider timed out."}
+    assert history.status == 404  # no half-written turn
