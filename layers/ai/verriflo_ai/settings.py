@@ -35,7 +35,8 @@ class AiSettings(BaseSettings):
     whisper_threads: int = Field(default=2, ge=1)
 
     max_message_chars: int = Field(default=8000, ge=1)
-    max_audio_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # 4 MiB: its base64 (5.6 MB) still fits the 6 MB request body a Lambda accepts.
+    max_audio_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_audio_seconds: float = Field(default=120.0, gt=0)
     max_image_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
