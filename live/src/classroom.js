@@ -67,6 +67,40 @@ async function liveKitUrl() {
   return config.livekitUrl;
 }
 
+// Moderation calls LiveKit's RoomService directly with the participant's own join token: LiveKit
+// allows it only for a room admin of this very room, so the page needs no other credential.
+async function moderate(action, identity, trackSid) {
+  const base = (await liveKitUrl()).replace(/^ws/, 'http').replace(/\/$/, '');
+  const method = action === 'remove' ? 'RemoveParticipant' : 'MutePublishedTrack';
+  const body = { room: current.room, identity };
+  if (action !== 'remove') Object.assign(body, { trackSid, muted: action === 'mute' });
+  const reply = await fetch(`${base}/twirp/livekit.RoomService/${method}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${current.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const answer = await reply.json().catch(() => ({}));
+  if (!reply.ok) throw new Error(answer.msg || `LiveKit refused (${reply.status})`);
+  return answer;
+}
+
+function moderationButtons(p) {
+  const tools = document.createElement('span');
+  tools.className = 'tools';
+  const mic = p.getTrackPublication(Track.Source.Microphone);
+  if (mic && !mic.isMuted) {
+    const mute = document.createElement('button');
+    mute.textContent = 'Mute';
+    mute.onclick = () => moderate('mute', p.identity, mic.trackSid).catch((err) => addMessage('Class', err.message));
+    tools.append(mute);
+  }
+  const remove = document.createElement('button');
+  remove.textContent = 'Remove';
+  remove.onclick = () => moderate('remove', p.identity).catch((err) => addMessage('Class', err.message));
+  tools.append(remove);
+  return tools;
+}
+
 function participantRow(p) {
   const li = document.createElement('li');
   li.dataset.identity = p.identity;
@@ -83,6 +117,7 @@ function participantRow(p) {
     marks.textContent += mic && !mic.isMuted ? ' 🎤' : ' 🔇';
   }
   li.append(marks);
+  if (current.can.manage && room && p !== room.localParticipant) li.append(moderationButtons(p));
   return li;
 }
 
@@ -197,6 +232,9 @@ function wireControls() {
     $('chat-input').value = '';
   };
 }
+
+// The host page (and tests) can reach the same moderation the buttons use.
+window.verrifloClassroom = { moderate: (...args) => moderate(...args) };
 
 function start() {
   wireControls();

@@ -51,6 +51,9 @@ export function session(search, nowSeconds) {
       handRaise: flags.allowHandRaise && role === 'STUDENT' && video.canUpdateOwnMetadata === true,
       chat: flags.needChat,
       record: video.roomRecord === true && flags.allowRecording,
+      // Teachers, moderators and admins may mute and remove others (LiveKit checks roomAdmin too).
+      manage: video.roomAdmin === true,
     },
+    room: video.room,
   };
 }

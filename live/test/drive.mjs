@@ -49,6 +49,11 @@ try {
     await settled(['error', 'connected']);
   }
   result.after = await snapshot();
+  if (opts.evaluate) {
+    result.evaluated = await frame.evaluate(async (code) => {
+      try { return { ok: await (0, eval)(code) }; } catch (err) { return { error: String(err.message || err) }; }
+    }, opts.evaluate);
+  }
   let expected = 0;
   if (opts.fullscreen) {
     expected += 2;

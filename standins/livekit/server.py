@@ -616,8 +616,21 @@ def _handler_for(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
+        def _cors(self) -> None:
+            # As LiveKit's server does: browsers (the classroom page) call it from another origin.
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+
+        def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(204)
+            self._cors()
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
+            self._cors()
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -136,3 +136,38 @@ def test_validate_domain_refuses_to_open_outside_a_host_app(
     assert alone["first"]["text"]["noticeTitle"] == "Open this class from your school"
     embedded = drive(local(created["iframeUrl"], page_server))
     assert embedded["first"]["data"]["state"] == "lobby"
+
+
+def test_a_teacher_removes_a_student_from_the_page_and_a_student_cannot(
+    org, livekit: LiveKit, page_server, lambda_context
+):
+    fund(org.id)
+    body = {
+        "roomId": "page-4",
+        "title": "Moderated",
+        "participant": {"uid": "t-1", "name": "Ada", "role": "TEACHER"},
+    }
+    teacher = call(
+        handler, api_event("rooms/create.json", headers=org.headers, body=body), lambda_context
+    ).data
+    join = {"participant": {"uid": "s-1", "name": "Sam", "role": "STUDENT"}}
+    student = call(handler, rooms_event("join", org.headers, join, room_id="page-4"), lambda_context).data
+    name = f"{org.id}.page-4"
+    livekit.join(name, student["token"])
+    livekit.join(name, teacher["token"])
+
+    def present() -> set[str]:
+        room = next(r for r in livekit.stand_in.state()["rooms"] if r["name"] == name)
+        return {p["identity"] for p in room["participants"]}
+
+    refused = drive(
+        local(student["iframeUrl"], page_server),
+        evaluate="window.verrifloClassroom.moderate('remove', 't-1')",
+    )
+    assert "permission" in refused["evaluated"]["error"] and present() == {"s-1", "t-1"}
+    done = drive(
+        local(teacher["iframeUrl"], page_server),
+        evaluate="window.verrifloClassroom.moderate('remove', 's-1')",
+    )
+    assert "ok" in done["evaluated"], done["evaluated"]
+    assert present() == {"t-1"}
