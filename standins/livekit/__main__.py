@@ -20,6 +20,10 @@ def main() -> None:
     parser.add_argument("--api-key", default=os.environ.get("LIVEKIT_API_KEY"))
     parser.add_argument("--api-secret", default=os.environ.get("LIVEKIT_API_SECRET"))
     parser.add_argument(
+        "--secret-name",
+        help="read apiKey/apiSecret from this Secrets Manager secret (endpoint from AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
         "--webhook-url", action="append", default=[], help="where to POST signed webhooks (repeatable)"
     )
     args = parser.parse_args()
