@@ -1,6 +1,6 @@
 // The classroom page: lobby, title, participants, chat, hand raise and controls as the join token
 // and its customization allow, on livekit-client; tells the parent window what happens.
-import { DisconnectReason, Room, RoomEvent, Track } from 'livekit-client';
+import { ConnectionErrorReason, DisconnectReason, Room, RoomEvent, Track } from 'livekit-client';
 import { session } from './session.js';
 
 const $ = (id) => document.getElementById(id);
@@ -189,9 +189,15 @@ async function connect() {
       room.disconnect();
     }
     room = null;
-    notice('error', 'Cannot connect to the class',
-      'The live class server could not be reached. Check your internet connection and try again.',
-      String(err && err.message ? err.message : err), true);
+    const detail = String(err && err.message ? err.message : err);
+    if (err && err.reason === ConnectionErrorReason.NotAllowed) {
+      notice('error', 'This classroom link was not accepted',
+        'The class server refused this link (it may have expired or the class has ended). Ask your school for a new link.',
+        detail, false);
+    } else {
+      notice('error', 'Cannot connect to the class',
+        'The live class server could not be reached. Check your internet connection and try again.', detail, true);
+    }
   }
 }
 

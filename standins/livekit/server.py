@@ -34,6 +34,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -690,6 +691,17 @@ def _handler_for(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0]
             if path == "/":
                 self._send(200, b"OK", "text/plain")  # LiveKit answers its root with OK (health checks)
+                return
+            if path in ("/rtc/validate", "/rtc/v1/validate"):
+                # What a browser SDK asks after its signal connection failed: is my token good?
+                # (This stand-in carries no media, so /rtc itself never upgrades to a WebSocket.)
+                query = parse_qs(urlsplit(self.path).query)
+                try:
+                    stand_in.authorize("Bearer " + (query.get("access_token") or [""])[0])
+                except TwirpError as exc:
+                    self._send(401, exc.msg.encode(), "text/plain")
+                    return
+                self._send(200, b"success", "text/plain")
                 return
             try:
                 stand_in.authorize(self.headers.get("Authorization"))

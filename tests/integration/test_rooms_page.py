@@ -171,3 +171,18 @@ def test_a_teacher_removes_a_student_from_the_page_and_a_student_cannot(
     )
     assert "ok" in done["evaluated"], done["evaluated"]
     assert present() == {"t-1"}
+
+
+def test_a_link_the_server_refuses_says_so(org, livekit: LiveKit, page_server, lambda_context):
+    from livekit.api import AccessToken, VideoGrants
+
+    forged = (
+        AccessToken(livekit.api_key, "not-the-secret-" + "x" * 20)
+        .with_identity("x")
+        .with_name("X")
+        .with_grants(VideoGrants(room_join=True, room=f"{org.id}.nope"))
+        .to_jwt()
+    )
+    result = drive(f"{page_server}{urlsplit(LIVE_UI).path}/iframe/live?token={forged}", join=True)
+    assert result["after"]["text"]["noticeTitle"] == "This classroom link was not accepted"
+    assert not result["after"]["visible"]["retry"]

@@ -97,3 +97,24 @@ def test_webhooks_verify_with_livekit_api_and_empty_rooms_close(livekit: LiveKit
     assert finished.headers["Content-Type"] == "application/webhook+json"
     with pytest.raises(Exception, match="hash mismatch"):
         receiver.receive(started.body.replace("brief", "other"), started.headers["Authorization"])
+
+
+def test_rtc_validate_answers_as_livekit_does(livekit: LiveKit):
+    good = (
+        AccessToken(livekit.api_key, livekit.api_secret)
+        .with_identity("u")
+        .with_grants(VideoGrants(room_join=True, room="r"))
+        .to_jwt()
+    )
+    bad = (
+        AccessToken(livekit.api_key, secrets.token_urlsafe(32))
+        .with_identity("u")
+        .with_grants(VideoGrants(room_join=True, room="r"))
+        .to_jwt()
+    )
+    for path in ("/rtc/validate", "/rtc/v1/validate"):
+        with urllib.request.urlopen(f"{livekit.url}{path}?access_token={good}", timeout=10) as reply:  # noqa: S310
+            assert reply.status == 200 and reply.read() == b"success"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{livekit.url}{path}?access_token={bad}", timeout=10)  # noqa: S310
+        assert refused.value.code == 401
