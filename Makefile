@@ -27,7 +27,7 @@ SAM_CLI := aws-sam-cli==1.170.0 aws-sam-cli-local==1.71.0
 # the Lambda runtime's own packages: AWS's python3.13 runtime ships boto3 and nothing else
 LAMBDA_RUNTIME_PKGS := boto3==1.44.8
 
-.PHONY: help venv deps up down status test test-unit test-integration test-e2e lint bench clean distclean check-python
+.PHONY: help venv live-page deps up down status test test-unit test-integration test-e2e lint bench clean distclean check-python
 
 help:
 	@echo "make up | down | test | lint | bench | venv | deps | clean | distclean"
@@ -63,7 +63,8 @@ $(VENV_LAMBDA)/.stamp: | check-python
 
 # Debian packages the stack and the tests use: command -> package. apt-get update runs once, and
 # only when something is missing.
-APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng
+# (node/npm build the classroom page; chromium drives it in the e2e tests)
+APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg node:nodejs npm:npm chromium:chromium espeak-ng:espeak-ng
 .local/.apt-installed:
 	mkdir -p .local
 	missing=""; for pair in $(APT_NEEDS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
@@ -73,7 +74,14 @@ APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:es
 
 venv: $(VENV)/.stamp
 
-deps: $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp .local/.apt-installed
+# the classroom page (live/, by the rooms work): built once, published by scripts/stack.py on deploy
+LIVE_SOURCES := $(wildcard live/package.json live/package-lock.json live/build.mjs live/src/*)
+live/dist/iframe/live: $(LIVE_SOURCES) | .local/.apt-installed
+	npm --prefix live ci --no-audit --no-fund --loglevel=error
+	npm --prefix live run build --silent
+live-page: $(if $(LIVE_SOURCES),live/dist/iframe/live)
+
+deps: $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp .local/.apt-installed live-page
 
 up: deps
 	$(PY313) scripts/stack.py up --stack $(STACK)

@@ -433,6 +433,8 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         "RedisUrl": redis_url(ports),
         # this stack's LocalStack port (the template's default assumes 4566)
         "LocalS3Url": f"http://127.0.0.1:{ports['localstack']}",
+        # the LiveKit stand-in of this stack
+        "LiveKitUrl": livekit_url(ports),
     }
     declared = template_parameters()
     overrides = {k: v for k, v in wanted.items() if k in declared}
@@ -599,6 +601,45 @@ def mongodb_uri(ports: dict[str, int]) -> str:
     return f"mongodb://127.0.0.1:{ports['mongodb']}/verriflo?retryWrites=false&directConnection=true"
 
 
+def livekit_url(ports: dict[str, int]) -> str:
+    return f"http://127.0.0.1:{ports['livekit']}"
+
+
+def start_livekit(stack: Stack, ports: dict[str, int], outputs: dict[str, str], api_url: str) -> None:
+    """The LiveKit stand-in (standins/livekit), with the stack's LiveKit secret and webhooks to the
+    deployed API. Restarted on every deploy: a fresh LocalStack generates a fresh secret."""
+    stop_pid(stack, "livekit", "standins.livekit", grace_s=5)
+    port = ports["livekit"]
+    if not port_free(port):
+        ports["livekit"] = port = free_port()
+    env = aws_env(stack, ports)
+    argv = [
+        str(VENV / "bin" / "python"), "-m", "standins.livekit", "--port", str(port),
+        "--secret-name", outputs.get("LiveKitSecretName", f"{STACK_NAME}/livekit"),
+        "--webhook-url", f"{api_url}/v1/livekit/webhook",
+    ]  # fmt: skip
+    pid = spawn(stack, "livekit", argv, env)
+    poll("LiveKit stand-in", lambda: tcp_open(port), 30, pid=pid)
+    log(f"livekit stand-in on 127.0.0.1:{port} (pid {pid})")
+
+
+def publish_classroom_page(stack: Stack, ports: dict[str, int]) -> None:
+    """Upload the classroom page (live/dist, built by `make deps`) to the stack's page bucket."""
+    if not (REPO / "live" / "publish.py").exists():
+        return
+    if not (REPO / "live" / "dist" / "iframe" / "live").exists():
+        log("live/dist not built (make live-page): classroom page not published")
+        return
+    ws_url = livekit_url(ports).replace("http://", "ws://", 1)
+    proc = subprocess.run(  # noqa: S603
+        [str(VENV / "bin" / "python"), str(REPO / "live" / "publish.py"), "--stack", STACK_NAME,
+         "--livekit-url", ws_url],
+        env=aws_env(stack, ports), cwd=str(REPO), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise StackError(f"publishing the classroom page failed: {proc.stderr.strip()[-1000:]}")
+
+
 def redis_url(ports: dict[str, int]) -> str:
     return f"redis://127.0.0.1:{ports['redis']}/0"
 
@@ -656,6 +697,9 @@ def _demo_key_works(api_url: str, key: str) -> bool:
 def cmd_servers_start(stack: Stack) -> dict[str, int]:
     stack.ensure_dirs()
     ports = stack.ports()
+    if not running_pid(stack, "livekit", "standins.livekit"):
+        # chosen now: the functions are deployed with this URL; the stand-in starts after deploy
+        _choose(ports, "livekit", 7880 if stack.name == "dev" else None)
     start_mongo(stack, ports)
     stack.save_ports(ports)
     start_redis(stack, ports)
@@ -687,6 +731,11 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool) -> dict[str, str]:
         outputs = deploy(stack, ports)
         values["API_URL"] = offline_api_url(outputs, ports)
         values.update({f"STACK_OUTPUT_{k}": v for k, v in outputs.items()})
+        if "LiveKitUrl" in template_parameters():
+            start_livekit(stack, ports, outputs, values["API_URL"])
+            stack.save_ports(ports)
+            values["LIVEKIT_URL"] = livekit_url(ports)
+            publish_classroom_page(stack, ports)
         stack.write_env(values)
         if seed and not _demo_key_works(values["API_URL"], stack.read_env().get("DEMO_API_KEY", "")):
             demo = seed_demo(stack, ports)
@@ -701,6 +750,7 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool) -> dict[str, str]:
 
 def cmd_down(stack: Stack) -> None:
     # LocalStack first: its Lambda processes may hold connections to the stores
+    stop_pid(stack, "livekit", "standins.livekit", grace_s=5)
     stop_pid(stack, "localstack", "localstack.runtime.main")
     stop_pid(stack, "redis", "redis-server")
     stop_pid(stack, "mongodb", "secantusd")
