@@ -13,6 +13,8 @@ entry point `localstack.hooks.on_infra_start`, adds both to LocalStack's REST AP
   `context` passed on as `requestContext.authorizer`;
 * the `x-amazon-apigateway-gateway-responses` of an imported OpenAPI body (where SAM puts an
   `AWS::Serverless::Api`'s GatewayResponses), which LocalStack's import ignores;
+* `X-Forwarded-Proto` as AWS sends it (the scheme, `https`/`http`), where LocalStack sends the
+  protocol name of `HTTP/1.1` ("HTTP"), which breaks URLs a function builds from it;
 * gateway-response rendering: `responseTemplates` (with `$context.*` and `$stageVariables.*`
   substitution, as AWS does for gateway responses) and `responseParameters` headers.
 
@@ -47,6 +49,7 @@ def verriflo_apigateway_extension():
 
     handlers.preprocess_request.append(LambdaAuthorizerHandler())
     _patch_openapi_import()
+    _patch_forwarded_proto()
     original = GatewayExceptionHandler.create_exception_response
     if getattr(original, "_verriflo", False):
         return
@@ -58,6 +61,23 @@ def verriflo_apigateway_extension():
     create_exception_response._verriflo = True
     GatewayExceptionHandler.create_exception_response = create_exception_response
     LOG.info("verriflo: REST API Lambda authorizers and gateway responses enabled")
+
+
+def _patch_forwarded_proto() -> None:
+    from localstack.services.apigateway.next_gen.execute_api.handlers.integration_request import (
+        IntegrationRequestHandler,
+    )
+
+    original = IntegrationRequestHandler._set_proxy_headers
+    if getattr(original, "_verriflo", False):
+        return
+
+    def _set_proxy_headers(headers, request):
+        original(headers, request)
+        headers.set("X-Forwarded-Proto", (request.environ.get("wsgi.url_scheme") or "http").lower())
+
+    _set_proxy_headers._verriflo = True
+    IntegrationRequestHandler._set_proxy_headers = staticmethod(_set_proxy_headers)
 
 
 def _patch_openapi_import() -> None:

@@ -40,7 +40,8 @@ import json
 
 def handler(event, context):
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"authorizer": event["requestContext"].get("authorizer")})}
+            "body": json.dumps({"authorizer": event["requestContext"].get("authorizer"),
+                                "proto": event["headers"].get("X-Forwarded-Proto")})}
 """
 
 
@@ -200,3 +201,9 @@ def test_unknown_route_gets_rendered_404_with_response_parameter_header(
     assert response.status_code == 404
     assert response.json() == {"success": False, "message": "No such route.", "error": "NOT_FOUND"}
     assert response.headers["X-Route"] == "unknown"
+
+
+def test_forwarded_proto_is_the_scheme_as_in_aws(client: httpx.Client, api: str) -> None:
+    response = client.get(f"{api}/public")
+
+    assert response.json()["proto"] == "http"
