@@ -15,6 +15,10 @@ entry point `localstack.hooks.on_infra_start`, adds both to LocalStack's REST AP
   `AWS::Serverless::Api`'s GatewayResponses), which LocalStack's import ignores;
 * `X-Forwarded-Proto` as AWS sends it (the scheme, `https`/`http`), where LocalStack sends the
   protocol name of `HTTP/1.1` ("HTTP"), which breaks URLs a function builds from it;
+* `requestContext.path` as the path the client requested, as in AWS (there `/<stage>/<path>` on
+  the default endpoint, the base path included on a custom domain); on LocalStack's
+  `/_aws/execute-api/<id>/<stage>/<path>` route LocalStack put only `/<stage>/<path>`, so a
+  function building its own absolute URLs (stream playlists, links) pointed nowhere;
 * gateway-response rendering: `responseTemplates` (with `$context.*` and `$stageVariables.*`
   substitution, as AWS does for gateway responses) and `responseParameters` headers.
 
@@ -47,6 +51,7 @@ def verriflo_apigateway_extension():
         GatewayExceptionHandler,
     )
 
+    handlers.modify_request.append(_client_path)
     handlers.preprocess_request.append(LambdaAuthorizerHandler())
     _patch_openapi_import()
     _patch_forwarded_proto()
@@ -61,6 +66,17 @@ def verriflo_apigateway_extension():
     create_exception_response._verriflo = True
     GatewayExceptionHandler.create_exception_response = create_exception_response
     LOG.info("verriflo: REST API Lambda authorizers and gateway responses enabled")
+
+
+_EXECUTE_API_PREFIX = "/_aws/execute-api/"
+
+
+def _client_path(chain, context, response) -> None:
+    """requestContext.path = the path the client requested (see the module docstring)."""
+    raw = context.request.environ.get("RAW_URI") or context.request.path
+    raw = raw.split("?", 1)[0]
+    if raw.startswith(_EXECUTE_API_PREFIX) and context.context_variables is not None:
+        context.context_variables["path"] = raw
 
 
 def _patch_forwarded_proto() -> None:
@@ -258,10 +274,8 @@ def _identity_value(source: str, context) -> str | None:
 
 def _method_arn(context) -> str:
     request = context.invocation_request
-    path = context.context_variables.get("path") or request.get("path") or "/"
-    # the stage's base path is not part of the method ARN's resource path
-    if context.stage and path.startswith(f"/{context.stage}/"):
-        path = path[len(context.stage) + 1 :]
+    # the request path below the stage (requestContext.path may carry prefixes)
+    path = request.get("path") or "/"
     return (
         f"arn:aws:execute-api:{context.region}:{context.account_id}:{context.api_id}"
         f"/{context.stage}/{request['http_method']}/{path.lstrip('/')}"

@@ -41,7 +41,9 @@ import json
 def handler(event, context):
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
             "body": json.dumps({"authorizer": event["requestContext"].get("authorizer"),
-                                "proto": event["headers"].get("X-Forwarded-Proto")})}
+                                "proto": event["headers"].get("X-Forwarded-Proto"),
+                                "contextPath": event["requestContext"]["path"],
+                                "path": event["path"]})}
 """
 
 
@@ -207,3 +209,13 @@ def test_forwarded_proto_is_the_scheme_as_in_aws(client: httpx.Client, api: str)
     response = client.get(f"{api}/public")
 
     assert response.json()["proto"] == "http"
+
+
+def test_request_context_path_is_the_path_the_client_requested(client: httpx.Client, api: str) -> None:
+    response = client.get(f"{api}/public")
+
+    body = response.json()
+    # as AWS: the full path the request came in on (here LocalStack's execute-api route), so a
+    # function can build absolute URLs from Host + requestContext.path; `path` stays the resource path
+    assert body["contextPath"] == httpx.URL(f"{api}/public").path
+    assert body["path"] == "/public"
