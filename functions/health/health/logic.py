@@ -10,16 +10,15 @@ from functools import cache
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from verriflo import aws, cache as redis_cache, db
+from verriflo import aws, db
+from verriflo import cache as redis_cache
 from verriflo.models import ApiModel
 from verriflo.openapi import load_document
 from verriflo.orgs import now
-from verriflo.settings import event_settings
+from verriflo.settings import EnvSettings, SettingsConfigDict, event_settings
 
 
-class HealthSettings(BaseSettings):
+class HealthSettings(EnvSettings):
     """What readiness checks besides the stores."""
 
     model_config = SettingsConfigDict(extra="ignore")

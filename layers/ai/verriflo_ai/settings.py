@@ -6,10 +6,10 @@ from functools import cache
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 
-class AiSettings(BaseSettings):
+class AiSettings(EnvSettings):
     """Providers and limits, read from AI_* environment variables."""
 
     model_config = SettingsConfigDict(env_prefix="AI_", extra="ignore")

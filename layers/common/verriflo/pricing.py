@@ -10,13 +10,14 @@ from decimal import Decimal
 from functools import cache
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 MIN_CREDITS_TO_START_CLASS = 100
 CLASS_START_MESSAGE = "Insufficient credits. Minimum 100 required to start a class."
 
 
-class Prices(BaseSettings):
+class Prices(EnvSettings):
     """Credits per unit of each metered service."""
 
     model_config = SettingsConfigDict(env_prefix="PRICE_", extra="ignore")

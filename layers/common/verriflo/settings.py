@@ -1,14 +1,60 @@
-"""Validated settings, one class per concern, each read lazily behind a cached getter."""
+"""Validated settings, one class per concern, each read lazily behind a cached getter.
+
+`EnvSettings` is a pydantic model filled from the environment. It stands in for pydantic-settings'
+`BaseSettings`, whose import (it loads asyncio and a dozen settings sources we never use) cost about
+a third of a function's cold start here; it keeps the same spelling (`model_config =
+SettingsConfigDict(env_prefix=..., extra="ignore")`, `validation_alias=AliasChoices(...)`), matches
+variable names case-insensitively like pydantic-settings, and reads JSON for list and dict fields.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from functools import cache
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
-class StoreSettings(BaseSettings):
+def SettingsConfigDict(**config: Any) -> ConfigDict:  # noqa: N802 - mirrors pydantic-settings' name
+    """Model configuration for an EnvSettings class; `env_prefix` names its variables' prefix."""
+    return ConfigDict(**config)  # type: ignore[typeddict-item]
+
+
+class EnvSettings(BaseModel):
+    """A settings class: each field is read from the environment variable of its (prefixed) name."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_by_name=True, validate_by_alias=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**(self._from_environ(skip=set(values)) | values))
+
+    @classmethod
+    def _from_environ(cls, skip: set[str]) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        found: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            if name in skip:  # values given in code win over the environment
+                continue
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                names = [c for c in alias.choices if isinstance(c, str)]
+            else:
+                names = [alias] if isinstance(alias, str) else [prefix + name]
+            for candidate in names:
+                raw = environ.get(candidate.upper())
+                if raw is None:
+                    continue
+                # Fields with an alias are filled by it, others by name; complex values come as JSON.
+                key = candidate if isinstance(alias, (str, AliasChoices)) else name
+                found[key] = json.loads(raw) if raw[:1] in "[{" else raw
+                break
+        return found
+
+
+class StoreSettings(EnvSettings):
     """Where MongoDB and Redis live and how long we wait for them."""
 
     model_config = SettingsConfigDict(extra="ignore")
@@ -20,7 +66,7 @@ class StoreSettings(BaseSettings):
     redis_timeout_s: float = Field(default=1.0, gt=0)
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(EnvSettings):
     """Limits and behaviour shared by every HTTP function."""
 
     model_config = SettingsConfigDict(extra="ignore")
@@ -33,20 +79,20 @@ class ApiSettings(BaseSettings):
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503")
 
 
-class SecretSettings(BaseSettings):
+class SecretSettings(EnvSettings):
     """Names of secrets in AWS Secrets Manager; the values never live in the environment."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
-    jwt_secret_name: str = "verriflo/jwt-secret"
-    dispatch_secret_name: str = "verriflo/dispatch-secret"
+    jwt_secret_name: str = "verriflo/jwt-secret"  # noqa: S105 - a secret's name, not its value
+    dispatch_secret_name: str = "verriflo/dispatch-secret"  # noqa: S105 - a name
     jwt_ttl_s: int = Field(default=3600, ge=60, le=86_400)
     jwt_issuer: str = "verriflo"
     jwt_audience: str = "verriflo-dashboard"
     secret_cache_s: int = Field(default=300, ge=0)
 
 
-class EventSettings(BaseSettings):
+class EventSettings(EnvSettings):
     """Where domain events go."""
 
     model_config = SettingsConfigDict(extra="ignore")
