@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import glob
 import json
 import os
@@ -379,12 +380,19 @@ def aws_env(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
     return env
 
 
-def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
-    """samlocal build + deploy of template.yaml; returns the stack outputs."""
+def deploy(stack: Stack, ports: dict[str, int], build_key: str | None = None) -> dict[str, str]:
+    """samlocal build + deploy of template.yaml; returns the stack outputs.
+
+    Stacks with the same `build_key` share one build folder (and its cache), one build at a time
+    (a file lock); each stack deploys from its own snapshot of it (.local/<stack>/hot)."""
     samlocal = require(VENV_SAM / "bin" / "samlocal", "run `make sam-venv`")
     py = python313()
-    build_dir = REPO / ".aws-sam" / stack.name / "build"
-    cache_dir = REPO / ".aws-sam" / stack.name / "cache"
+    build_root = REPO / ".aws-sam" / (build_key or stack.name)
+    build_dir = build_root / "build"
+    cache_dir = build_root / "cache"
+    build_root.mkdir(parents=True, exist_ok=True)
+    lock = open(build_root / ".lock", "w")  # noqa: SIM115 - held until the snapshot exists
+    fcntl.flock(lock, fcntl.LOCK_EX)
     env = aws_env(stack, ports)
     env.update(
         {
@@ -423,7 +431,10 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
         cwd=build_dir.parent,
     )
     log(f"sam build: {time.monotonic() - started:.1f}s")
-    template = _local_template(build_dir, env)
+    try:
+        template = _local_template(build_dir, stack, env)
+    finally:
+        lock.close()  # releases the lock
     bucket = "verriflo-sam-artifacts"
     _s3_bucket(env, bucket)
     wanted = {
@@ -462,11 +473,11 @@ def deploy(stack: Stack, ports: dict[str, int]) -> dict[str, str]:
     return stack_outputs(env)
 
 
-def _local_template(build_dir: Path, env: dict[str, str]) -> Path:
+def _local_template(build_dir: Path, stack: Stack, env: dict[str, str]) -> Path:
     """The built template, checked for dependency cycles (AWS refuses them; LocalStack would
     recurse for minutes), with code and layers served from local folders instead of uploaded
     (see scripts/template_check.py)."""
-    out = build_dir / "template.local.yaml"
+    out = stack.root / "template.local.yaml"
     proc = subprocess.run(  # noqa: S603
         [
             str(VENV_SAM / "bin" / "python"),
@@ -476,7 +487,7 @@ def _local_template(build_dir: Path, env: dict[str, str]) -> Path:
             "--local-out",
             str(out),
             "--snapshots",
-            str(build_dir.parent / "hot"),
+            str(stack.root / "hot"),
         ],
         env=env,
         capture_output=True,
@@ -715,7 +726,7 @@ def cmd_localstack_start(stack: Stack) -> dict[str, int]:
     return ports
 
 
-def cmd_up(stack: Stack, deploy_stack: bool, seed: bool) -> dict[str, str]:
+def cmd_up(stack: Stack, deploy_stack: bool, seed: bool, build_key: str | None = None) -> dict[str, str]:
     started = time.monotonic()
     cmd_servers_start(stack)
     ports = cmd_localstack_start(stack)
@@ -728,7 +739,7 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool) -> dict[str, str]:
     }
     stack.write_env(values)
     if deploy_stack:
-        outputs = deploy(stack, ports)
+        outputs = deploy(stack, ports, build_key)
         values["API_URL"] = offline_api_url(outputs, ports)
         values.update({f"STACK_OUTPUT_{k}": v for k, v in outputs.items()})
         if "LiveKitUrl" in template_parameters():
@@ -775,6 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stack", default=os.environ.get("VERRIFLO_STACK", "dev"))
     parser.add_argument("--no-deploy", action="store_true")
+    parser.add_argument("--build-key", help="share the SAM build folder with other stacks of this key")
     parser.add_argument("--no-seed", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the stack's env as JSON on stdout")
     args = parser.parse_args(argv)
@@ -784,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
             print(python313())
             return 0
         if args.command == "up":
-            env = cmd_up(stack, not args.no_deploy, not args.no_seed)
+            env = cmd_up(stack, not args.no_deploy, not args.no_seed, args.build_key)
             if args.json:
                 print(json.dumps(env))
             else:

@@ -99,6 +99,7 @@ def cycles(template: dict, parameters: dict[str, str]) -> list[list[str]]:
 
 
 HOT_RELOAD_BUCKET = "hot-reload"  # LocalStack's BUCKET_MARKER_LOCAL default
+_PATH_PROPERTIES = ("CodeUri", "ContentUri", "DefinitionUri", "Location", "TemplateURL")
 _CODE_PROPERTY = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
 
 
@@ -141,6 +142,14 @@ def localize(template: dict, build_dir: Path, snapshots: Path) -> dict:
         target = snapshot(folder, snapshots, name)
         used.add(target.name)
         properties[prop] = {"Bucket": HOT_RELOAD_BUCKET, "Key": str(target)}
+    # other local artifacts (state machine definitions, ...) stay where the build put them: the
+    # written template lives elsewhere, so their paths become absolute
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties") or {}
+        for key in _PATH_PROPERTIES:
+            value = properties.get(key)
+            if isinstance(value, str) and "://" not in value and (build_dir / value).exists():
+                properties[key] = str((build_dir / value).resolve())
     for old in snapshots.iterdir():  # snapshots no resource points at any more
         if old.name not in used:
             shutil.rmtree(old, ignore_errors=True)

@@ -6,7 +6,10 @@ their own free ports, so `make test` can run while a developer's `make up` stack
 * `bare_localstack`: LocalStack alone, for the executor's and the extension's own tests, which
   create their functions and APIs themselves.
 
-Both are torn down at the end of the session, also when a test or the start-up failed.
+Both are torn down at the end of the session, also when a test or the start-up failed. Stack names
+carry this session's pid (`e2e-<pid>`), so two test sessions never stop each other's stacks; the
+leftovers of a session that was killed are swept at the next start. Sessions share one SAM build
+folder (`.aws-sam/e2e`), so only the first build of a change is slow.
 """
 
 from __future__ import annotations
@@ -41,8 +44,16 @@ def _stack(*args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedPro
     )
 
 
+SESSION = os.getpid()
+
+
 def _fresh(name: str) -> None:
-    """Stop leftovers of an interrupted earlier run and start from empty state."""
+    """Sweep stacks of dead sessions (their pid is gone), then start from empty state."""
+    for folder in (REPO / ".local").glob("e2e*-*"):
+        owner = folder.name.rsplit("-", 1)[-1]
+        if owner.isdigit() and int(owner) != SESSION and not Path(f"/proc/{owner}").exists():
+            _stack("down", "--stack", folder.name, timeout=60)
+            shutil.rmtree(folder, ignore_errors=True)
     _stack("down", "--stack", name, timeout=60)
     shutil.rmtree(REPO / ".local" / name, ignore_errors=True)
 
@@ -58,10 +69,10 @@ def _fail_with_logs(name: str, proc: subprocess.CompletedProcess) -> None:
 @pytest.fixture(scope="session")
 def e2e_stack() -> Iterator[dict[str, str]]:
     """The deployed stack's settings (the stack's env file as a dict)."""
-    name = os.environ.get("VERRIFLO_E2E_STACK", "e2e")
+    name = os.environ.get("VERRIFLO_E2E_STACK") or f"e2e-{SESSION}"
     _fresh(name)
     try:
-        proc = _stack("up", "--stack", name, "--json")
+        proc = _stack("up", "--stack", name, "--build-key", "e2e", "--json")
         if proc.returncode != 0:
             _fail_with_logs(name, proc)
         yield json.loads(proc.stdout.strip().splitlines()[-1])
@@ -148,8 +159,8 @@ def http() -> Iterator[httpx.Client]:
 # ---- LocalStack alone -------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def bare_localstack() -> Iterator[str]:
-    """A LocalStack of its own (stack `e2e-lambda`), with our executor and extension; its URL."""
-    name = "e2e-lambda"
+    """A LocalStack of its own (stack `e2e-lambda-<pid>`), with our executor and extension; its URL."""
+    name = f"e2e-lambda-{SESSION}"
     _fresh(name)
     try:
         proc = _stack("localstack-start", "--stack", name, timeout=300)
