@@ -22,6 +22,10 @@ class Receivers:
     server: ThreadingHTTPServer
     received: list[Received] = field(default_factory=list)
     stall_s: float = 3.0
+    # When set, a "slow" receiver stalls until this is set (at most stall_s) instead of sleeping,
+    # and records in `released` whether it was let go before stall_s ran out.
+    release: threading.Event | None = None
+    released: list[bool] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -70,7 +74,10 @@ def start_receivers() -> Receivers:
                 self.connection.shutdown(2)
                 return
             if behaviour == "slow":
-                time.sleep(receivers.stall_s)
+                if receivers.release is None:
+                    time.sleep(receivers.stall_s)
+                else:
+                    receivers.released.append(receivers.release.wait(receivers.stall_s))
             status = {"fail": 500, "gone": 410}.get(behaviour, 200)
             reply = b'{"received": true}' if status == 200 else b"nope"
             self.send_response(status)

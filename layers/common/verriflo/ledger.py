@@ -44,12 +44,12 @@ from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verriflo import db
 from verriflo.errors import InsufficientCredits, ServiceUnavailable, ValidationFailed
 from verriflo.observability import logger
 from verriflo.orgs import now
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 LEDGER, BALANCES = "ledger", "balances"
 MILLI = Decimal(1000)
@@ -58,7 +58,7 @@ Service = Literal["live", "ai_agent", "ai_tutor", "transcode", "storage", "grant
 Kind = Literal["debit", "grant", "expiry"]
 
 
-class LedgerSettings(BaseSettings):
+class LedgerSettings(EnvSettings):
     """Ledger tuning and the default low-credit mark."""
 
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")

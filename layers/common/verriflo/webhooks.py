@@ -21,9 +21,9 @@ from functools import cache
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verriflo.secrets import get_secret
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme prefix, not a secret
 
@@ -48,7 +48,7 @@ EVENT_TYPES = (
 RETRY_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18_000, 36_000, 50_400, 72_000, 86_400)
 
 
-class WebhookSettings(BaseSettings):
+class WebhookSettings(EnvSettings):
     """Webhook delivery settings."""
 
     model_config = SettingsConfigDict(env_prefix="WEBHOOK_", extra="ignore")
