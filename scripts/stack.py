@@ -337,6 +337,9 @@ def localstack_env(stack: Stack, port: int) -> dict[str, str]:
             # LocalStack unzips Lambda code and layers under TMPDIR: keep them in the stack's folder
             "TMPDIR": str(tmp),
             "LAMBDA_RUNTIME_EXECUTOR": "verriflo-process",
+            # a function's init (imports, models) may take long on this shared 2-core machine under
+            # test load; LocalStack's default of 20 s then fails the environment's start
+            "LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT": "60",
             "VERRIFLO_LAMBDA_RUNTIMES": json.dumps({LAMBDA_RUNTIME: str(VENV_LAMBDA / "bin" / "python")}),
         }
     )
