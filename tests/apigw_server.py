@@ -15,6 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 from support import LambdaContext
 
 STAGE = "v1"
+API_ID = "local"
+# LocalStack's offline address of a REST API stage; the functions build their public URLs from it.
+PREFIX = f"/_aws/execute-api/{API_ID}/{STAGE}"
 
 
 def to_event(method: str, target: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes) -> 
             "requestId": str(uuid.uuid4()),
             "accountId": "000000000000",
             "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
-            "apiId": "local",
+            "apiId": API_ID,
         },
         "body": text,
         "isBase64Encoded": False,
@@ -56,7 +59,7 @@ def serve(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Iterator[
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items()} | {"X-Forwarded-Proto": "http"}
-            target = self.path[len(f"/{STAGE}") :] if self.path.startswith(f"/{STAGE}/") else self.path
+            target = self.path[len(PREFIX) :] if self.path.startswith(f"{PREFIX}/") else self.path
             result = handler(to_event(self.command, target, headers, body), LambdaContext())
             payload = result.get("body") or ""
             data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
@@ -80,7 +83,7 @@ def serve(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Iterator[
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{STAGE}"
+        yield f"http://127.0.0.1:{server.server_address[1]}{PREFIX}"
     finally:
         server.shutdown()
         server.server_close()

@@ -355,3 +355,25 @@ def test_expired_tampered_missing_or_foreign_tokens_are_403(org, other_org, lamb
         assert httpx.get(
             f"{base}/v1/cdn/stream/{video_id}/..%2F..%2Fother/index.m3u8", params={"token": good}
         ).status_code in (403, 404)
+
+
+def test_on_aws_the_stream_url_uses_the_callers_host_and_stage(org, lambda_context, tmp_path, monkeypatch):
+    fund(org)
+    video_id = uploaded_and_transcoded(org, lambda_context, tmp_path, width=320, height=180, seconds=1)
+    monkeypatch.setenv("STAGE", "aws")
+    from verriflo import settings
+
+    settings.reset_settings()
+    event = api_event(
+        "cdn/video_url.json",
+        headers=org.headers | {"Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        path=f"/v1/cdn/videos/{video_id}/url",
+        path_params={"video_id": video_id},
+    )
+    event["requestContext"]["path"] = f"/v1/v1/cdn/videos/{video_id}/url"
+
+    url = call(cdn.handler, event, lambda_context).data["url"]
+
+    assert url.startswith(
+        f"https://abc123.execute-api.us-east-1.amazonaws.com/v1/v1/cdn/stream/{video_id}/master.m3u8?"
+    )

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from verriflo import media
 from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
+from verriflo.settings import api_settings
 
 from cdn import logic
 
@@ -21,18 +22,23 @@ STREAM_HEADERS = {"Cache-Control": "private, max-age=10", "Access-Control-Allow-
 def base_url() -> str:
     """Where this API is reached from outside (for the stream URLs we hand out).
 
-    MEDIA's PUBLIC_BASE_URL wins; else the Host the caller used plus whatever prefix the gateway
-    put before our path (the stage on AWS, `/_aws/execute-api/<id>/<stage>` on LocalStack).
+    PUBLIC_BASE_URL wins; on LocalStack (STAGE=local) REST APIs answer offline under
+    `/_aws/execute-api/<apiId>/<stage>` over plain HTTP; on AWS it is the Host the caller used plus
+    whatever prefix the gateway put before our path (the stage, or a custom domain's base path).
     """
     configured = media.media_settings().public_base_url
     if configured:
         return configured.rstrip("/")
     event = app.current_event
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    proto = headers.get("x-forwarded-proto", "https")
-    full = (event.raw_event.get("requestContext") or {}).get("path") or event.path
+    context = event.raw_event.get("requestContext") or {}
+    host = headers.get("host", "localhost")
+    if api_settings().stage == "local":
+        proto = headers.get("x-forwarded-proto", "http")
+        return f"{proto}://{host}/_aws/execute-api/{context.get('apiId')}/{context.get('stage')}"
+    full = context.get("path") or event.path
     prefix = full[: -len(event.path)] if full.endswith(event.path) else ""
-    return f"{proto}://{headers.get('host', 'localhost')}{prefix}"
+    return f"{headers.get('x-forwarded-proto', 'https')}://{host}{prefix}"
 
 
 @api.post(
