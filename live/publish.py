@@ -30,7 +30,7 @@ def stack_output(stack: str, key: str) -> str:
     raise SystemExit(f"stack {stack} has no output {key}")
 
 
-def publish(bucket: str, livekit_url: str) -> list[str]:
+def publish(bucket: str, livekit_url: str, api_url: str | None = None) -> list[str]:
     """Upload every built file and the page's config; returns the keys written."""
     if not (DIST / "iframe" / "live").exists():
         raise SystemExit(
@@ -49,7 +49,8 @@ def publish(bucket: str, livekit_url: str) -> list[str]:
             Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type, CacheControl=cache
         )
         written.append(key)
-    config = json.dumps({"livekitUrl": livekit_url}).encode()
+    # apiUrl: where the page's AI tutor panel calls the API (with the join token); no panel without it.
+    config = json.dumps({"livekitUrl": livekit_url} | ({"apiUrl": api_url} if api_url else {})).encode()
     s3.put_object(
         Bucket=bucket,
         Key="iframe/config.json",
@@ -68,11 +69,12 @@ def main() -> None:
     parser.add_argument(
         "--livekit-url", required=True, help="LiveKit URL the browser connects to (ws:// or wss://)"
     )
+    parser.add_argument("--api-url", help="the API's base URL, for the AI tutor panel (ApiUrl output)")
     args = parser.parse_args()
     bucket = args.bucket or (stack_output(args.stack, "LiveUiBucketName") if args.stack else None)
     if not bucket:
         parser.error("--bucket or --stack is required")
-    keys = publish(bucket, args.livekit_url)
+    keys = publish(bucket, args.livekit_url, args.api_url)
     print(json.dumps({"bucket": bucket, "keys": len(keys)}))
 
 

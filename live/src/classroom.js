@@ -2,6 +2,7 @@
 // and its customization allow, on livekit-client; tells the parent window what happens.
 import { ConnectionErrorReason, DisconnectReason, Room, RoomEvent, Track } from 'livekit-client';
 import { session } from './session.js';
+import { startTutor } from './tutor.js';
 
 const $ = (id) => document.getElementById(id);
 const CONNECT_TIMEOUT_MS = 15000;
@@ -256,6 +257,7 @@ function start() {
     notice('error', ...PROBLEMS.domain);
     return;
   }
+  startTutor(current);  // the AI tutor panel (its own HTTP API: works even if media cannot connect)
   if (current.flags.showLobby) {
     document.body.dataset.state = 'lobby';
     show('lobby', true);

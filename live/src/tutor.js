@@ -113,7 +113,7 @@ export function mountTutor({ token, role, apiUrl }) {
   } else {
     const input = el('textarea', { id: 'tutor-input', rows: 2, maxLength: 2000, placeholder: 'Ask the tutor about this class' });
     const ask = el('button', { type: 'submit', id: 'tutor-ask', className: 'primary' }, 'Ask');
-    const voice = el('button', { type: 'button', id: 'tutor-voice' }, '🎙 Ask by voice');
+    const voice = el('button', { type: 'button', id: 'tutor-voice' }, 'Ask by voice');
     const answer = el('div', { id: 'tutor-answer', className: 'tutor-answer', 'aria-live': 'polite' });
     const sources = el('ol', { id: 'tutor-sources', className: 'tutor-sources' });
     const form = el('form', { id: 'tutor-form' }, input, el('div', { className: 'actions' }, ask, voice));
@@ -174,14 +174,14 @@ export function mountTutor({ token, role, apiUrl }) {
         recorder.onstop = async () => {
           stream.getTracks().forEach((t) => t.stop());
           recorder = null;
-          voice.textContent = '🎙 Ask by voice';
+          voice.textContent = 'Ask by voice';
           const bytes = new Uint8Array(await new Blob(chunks, { type: 'audio/webm' }).arrayBuffer());
           let binary = '';
           for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
           send({ audio: btoa(binary) });
         };
         recorder.start();
-        voice.textContent = '■ Stop and ask';
+        voice.textContent = 'Stop and ask';
         setTimeout(() => recorder && recorder.stop(), MAX_RECORDING_MS);
       } catch (err) {
         say('The microphone is not available here; type your question instead.', 'error');
