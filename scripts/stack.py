@@ -637,7 +637,7 @@ def start_livekit(stack: Stack, ports: dict[str, int], outputs: dict[str, str], 
     log(f"livekit stand-in on 127.0.0.1:{port} (pid {pid})")
 
 
-def publish_classroom_page(stack: Stack, ports: dict[str, int]) -> None:
+def publish_classroom_page(stack: Stack, ports: dict[str, int], api_url: str | None = None) -> None:
     """Upload the classroom page (live/dist, built by `make deps`) to the stack's page bucket."""
     if not (REPO / "live" / "publish.py").exists():
         return
@@ -647,7 +647,7 @@ def publish_classroom_page(stack: Stack, ports: dict[str, int]) -> None:
     ws_url = livekit_url(ports).replace("http://", "ws://", 1)
     proc = subprocess.run(  # noqa: S603
         [str(VENV / "bin" / "python"), str(REPO / "live" / "publish.py"), "--stack", STACK_NAME,
-         "--livekit-url", ws_url],
+         "--livekit-url", ws_url, *(["--api-url", api_url] if api_url else [])],
         env=aws_env(stack, ports), cwd=str(REPO), capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
@@ -749,7 +749,7 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool, build_key: str | None =
             start_livekit(stack, ports, outputs, values["API_URL"])
             stack.save_ports(ports)
             values["LIVEKIT_URL"] = livekit_url(ports)
-            publish_classroom_page(stack, ports)
+            publish_classroom_page(stack, ports, values["API_URL"])  # the tutor panel calls the API
         stack.write_env(values)
         if seed and not _demo_key_works(values["API_URL"], stack.read_env().get("DEMO_API_KEY", "")):
             demo = seed_demo(stack, ports)
