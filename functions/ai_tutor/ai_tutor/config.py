@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import cache
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 
-class TutorSettings(BaseSettings):
+class TutorSettings(EnvSettings):
     """Read from TUTOR_* environment variables (the LiveKit secret name is shared with rooms)."""
 
     model_config = SettingsConfigDict(env_prefix="TUTOR_", extra="ignore")

@@ -49,7 +49,7 @@ class EnvSettings(BaseModel):
                     continue
                 # Fields with an alias are filled by it, others by name; complex values come as JSON.
                 key = candidate if isinstance(alias, (str, AliasChoices)) else name
-                found[key] = json.loads(raw) if raw[:1] in "[{" else raw
+                found[key] = json.loads(raw) if raw[:1] in ("[", "{") else raw  # "" is a value, not JSON
                 break
         return found
 
