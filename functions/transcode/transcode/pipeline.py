@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 SEGMENT_S = 4  # HLS segment length; keyframes are forced on this grid so renditions and chunks align
 LAYER_BIN = Path("/opt/bin")
@@ -34,7 +34,7 @@ DECODE_ERRORS = ("corrupt decoded frame", "error while decoding", "Invalid data 
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe", "svg_pipe"}
 
 
-class FfmpegSettings(BaseSettings):
+class FfmpegSettings(EnvSettings):
     """Where the FFmpeg binaries are and how they run."""
 
     model_config = SettingsConfigDict(extra="ignore")

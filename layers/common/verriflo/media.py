@@ -15,11 +15,11 @@ from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verriflo import db
 from verriflo.errors import BadRequest, NotFound
 from verriflo.orgs import new_id, now
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 VIDEOS = "videos"
 
@@ -38,7 +38,7 @@ RECORDING_KEY = re.compile(
 )
 
 
-class MediaSettings(BaseSettings):
+class MediaSettings(EnvSettings):
     """Buckets, limits and delivery settings of the media functions."""
 
     model_config = SettingsConfigDict(extra="ignore")
