@@ -402,23 +402,35 @@ def encode_ladder(
 def snapshots(
     source: str | Path, out_dir: Path, src: Probe, count: int | None = None
 ) -> tuple[Path, list[Path]]:
-    """A poster and `count` thumbnails from one FFmpeg run (fast input seeking, one frame each)."""
+    """A poster and `count` thumbnails, one small FFmpeg run each (fast keyframe seeking)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     count = ffmpeg_settings().thumbnails if count is None else count
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
     poster = out_dir / "poster.jpg"
     # A frame a little way in: first frames are often black or a fade-in.
     times = [min(src.duration_s * 0.1, 5.0)] + [src.duration_s * (i + 0.5) / count for i in range(count)]
     targets = [poster] + [out_dir / "thumbs" / f"thumb_{i + 1:02d}.jpg" for i in range(count)]
-    (out_dir / "thumbs").mkdir(exist_ok=True)
-    cmd = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-v", "error"]
-    for at in times:
-        cmd += ["-ss", f"{at:.3f}", "-i", str(source)]
-    for i, (target, width) in enumerate(
-        zip(targets, [min(1280, src.width)] + [min(320, src.width)] * count, strict=True)
-    ):
-        cmd += [
+    widths = [min(1280, src.width)] + [min(320, src.width)] * count
+
+    def still(at: float, target: Path, width: int) -> subprocess.CompletedProcess:
+        # One process per still: a single FFmpeg with several inputs keeps demuxing all of them
+        # until the last output is done (measured 7x slower). -noaccurate_seek takes the keyframe at
+        # or before the time instead of decoding up to it: any frame near the time will do.
+        cmd = [
+            ffmpeg_bin(),
+            "-hide_banner",
+            "-nostdin",
+            "-y",
+            "-v",
+            "error",
+            "-noaccurate_seek",
+            "-ss",
+            f"{at:.3f}",
+            "-i",
+            str(source),
             "-map",
-            f"{i}:v:0",
+            "0:v:0",
             "-frames:v",
             "1",
             "-vf",
@@ -427,10 +439,13 @@ def snapshots(
             "4",
             str(target),
         ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(still, times, targets, widths))
     made = [t for t in targets if t.exists() and t.stat().st_size > 0]
-    if proc.returncode != 0 or poster not in made:
-        raise EncodeFailed("FFmpeg could not take a poster frame: " + proc.stderr.strip()[-300:])
+    if poster not in made:
+        raise EncodeFailed("FFmpeg could not take a poster frame: " + runs[0].stderr.strip()[-300:])
     return poster, [t for t in made if t != poster]
 
 
