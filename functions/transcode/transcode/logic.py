@@ -269,29 +269,32 @@ def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
         )
 
     first_upload: list[Future] = []
+    pictures: list[Future] = []
 
     def publish_first(group: list[Rung]) -> None:
         def work() -> None:
             _upload_rungs(video, out, group, shipper)
             _publish_master(video, out, group, src.has_audio)
-            poster_key, thumb_keys = pictures.result()
-            if not media.publish_renditions(video, _renditions(group, src.has_audio), poster_key, thumb_keys):
+            # Playable now; the poster and thumbnails follow with the complete ladder.
+            if not media.publish_renditions(video, _renditions(group, src.has_audio), None, []):
                 raise Superseded()
             logger.info("transcode.first_rendition", extra={"rendition": group[0].name})
 
-        # Upload while the rest of the ladder encodes, so publishing costs no encoding time.
+        # Upload while the rest of the ladder encodes, so publishing costs no encoding time; the
+        # stills are taken then too, so they do not slow the first rendition down.
         first_upload.append(pool.submit(work))
+        pictures.append(pool.submit(stills))
 
     out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=2) as pool, _SegmentShipper(video, out) as shipper:
-        # The poster and thumbnails (a few seeks and single frames) are taken beside the encode.
-        pictures = pool.submit(stills)
+        if len(rungs) == 1 or not pipeline.ffmpeg_settings().early_rendition:
+            pictures.append(pool.submit(stills))  # one pass: the stills go beside it
         pipeline.encode_ladder(
             source, out, rungs, src, on_progress=_Progress(video, 5, 95), on_first=publish_first
         )
         for future in first_upload:
             future.result()
-        poster_key, thumb_keys = pictures.result()
+        poster_key, thumb_keys = pictures[0].result()
         _upload_rungs(video, out, rungs[1:] if first_upload else rungs, shipper)
     _publish_master(video, out, rungs, src.has_audio)
     _finish(video, src.duration_s, rungs, src.has_audio, poster_key, thumb_keys)
