@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import cache
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from verriflo.settings import EnvSettings, SettingsConfigDict
 
 
-class LiveSettings(BaseSettings):
+class LiveSettings(EnvSettings):
     """LiveKit endpoint, credential secret, token lifetime, page URL and recordings bucket."""
 
     model_config = SettingsConfigDict(extra="ignore")

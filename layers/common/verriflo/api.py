@@ -6,8 +6,8 @@ Routes declare `org: Org` to receive the caller's OrgContext, and protected rout
 here once, so each function only wires routes to logic.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves the annotations of middlewares
+# and dependencies on every request, and string annotations would be re-evaluated each time.
 import json
 import uuid
 from collections.abc import Callable
