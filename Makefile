@@ -111,7 +111,8 @@ test-integration: $(VENV)/.stamp .local/.apt-installed
 
 # the e2e suite brings up its own isolated stack (.local/e2e, own ports) and tears it down
 test-e2e: deps
-	$(call run_pytest,tests/e2e -m e2e)
+	# the first test brings the whole stack up (a fresh machine builds every layer): allow it
+	$(call run_pytest,tests/e2e -m e2e --timeout 1200)
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
