@@ -76,9 +76,12 @@ def first_line(report: Report) -> None:
                 model.stream = stream  # type: ignore[method-assign]
                 logic.provider = lambda model=model: model  # type: ignore[assignment]
                 start = time.perf_counter()
-                with client.stream("POST", "/v1/ai-agent/chat/stream", headers=headers,
-                                   json={"chatId": f"bench-{i % 5}", "message": "count to three"},
-                                   ) as response:
+                with client.stream(
+                    "POST",
+                    "/v1/ai-agent/chat/stream",
+                    headers=headers,
+                    json={"chatId": f"bench-{i % 5}", "message": "count to three"},
+                ) as response:
                     lines = response.iter_lines()
                     next(lines)
                     first = time.perf_counter()
@@ -94,10 +97,18 @@ def first_line(report: Report) -> None:
         server.should_exit = True
         thread.join(timeout=10)
     p50 = percentile(overhead, 50)
-    report.add(Result("time to first NDJSON line p50 (client, uvicorn)", percentile(ttfl, 50), "ms",
-                      baseline=percentile(ttft, 50), note="baseline: provider's own first token"))
-    report.add(Result("overhead over the provider's first token p50", p50, "ms", target="<= 20 ms",
-                      ok=p50 <= 20))
+    report.add(
+        Result(
+            "time to first NDJSON line p50 (client, uvicorn)",
+            percentile(ttfl, 50),
+            "ms",
+            baseline=percentile(ttft, 50),
+            note="baseline: provider's own first token",
+        )
+    )
+    report.add(
+        Result("overhead over the provider's first token p50", p50, "ms", target="<= 20 ms", ok=p50 <= 20)
+    )
     report.add(Result("overhead over the provider's first token p95", percentile(overhead, 95), "ms"))
 
 
@@ -110,9 +121,11 @@ def retrieval(report: Report, sizes: list[int]) -> None:
 
     org_id = f"org_bench_{uuid.uuid4().hex[:6]}"
     rng = np.random.default_rng(7)
-    texts = ["The mitochondria is the powerhouse of the cell and makes ATP.",
-             "Photosynthesis in chloroplasts turns light into sugar.",
-             "The Battle of Hastings was fought in 1066."]
+    texts = [
+        "The mitochondria is the powerhouse of the cell and makes ATP.",
+        "Photosynthesis in chloroplasts turns light into sugar.",
+        "The Battle of Hastings was fought in 1066.",
+    ]
     real = embedder().embed(texts)
     query = "Which organelle produces energy for the cell?"
     for size in sizes:
@@ -125,10 +138,22 @@ def retrieval(report: Report, sizes: list[int]) -> None:
         coll = db.collection("kb_chunks")
         for start in range(0, size, 5000):
             kb_id = kb.knowledge_base_id
-            coll.insert_many([{"_id": f"{kb_id}:{i}", "orgId": org_id, "kbId": kb_id, "docId": "doc_bench",
-                               "ordinal": i, "text": texts[i] if i < len(texts) else f"noise {i}",
-                               "title": "bench", "vector": Binary(bulk[i].tobytes())}
-                              for i in range(start, min(start + 5000, size))], ordered=False)
+            coll.insert_many(
+                [
+                    {
+                        "_id": f"{kb_id}:{i}",
+                        "orgId": org_id,
+                        "kbId": kb_id,
+                        "docId": "doc_bench",
+                        "ordinal": i,
+                        "text": texts[i] if i < len(texts) else f"noise {i}",
+                        "title": "bench",
+                        "vector": Binary(bulk[i].tobytes()),
+                    }
+                    for i in range(start, min(start + 5000, size))
+                ],
+                ordered=False,
+            )
         db.collection("knowledge_bases").update_one({"_id": kb.knowledge_base_id}, {"$inc": {"version": 1}})
         load_start = time.perf_counter()
         found = knowledge.search(org_id, [kb.knowledge_base_id], query)
@@ -150,11 +175,24 @@ def retrieval(report: Report, sizes: list[int]) -> None:
             bare_samples += time_calls(bare, runs // 2, warmup=5)
         p50 = percentile(ours_samples, 50)
         target = "<= 20 ms" if size == 10_000 else ""
-        report.add(Result(f"retrieval p50 at {size:,} chunks (warm)", p50, "ms",
-                          baseline=percentile(bare_samples, 50), target=target,
-                          ok=(p50 <= 20) if size == 10_000 else None))
-        report.add(Result(f"retrieval p95 at {size:,} chunks (warm)", percentile(ours_samples, 95), "ms",
-                          baseline=percentile(bare_samples, 95)))
+        report.add(
+            Result(
+                f"retrieval p50 at {size:,} chunks (warm)",
+                p50,
+                "ms",
+                baseline=percentile(bare_samples, 50),
+                target=target,
+                ok=(p50 <= 20) if size == 10_000 else None,
+            )
+        )
+        report.add(
+            Result(
+                f"retrieval p95 at {size:,} chunks (warm)",
+                percentile(ours_samples, 95),
+                "ms",
+                baseline=percentile(bare_samples, 95),
+            )
+        )
         report.add(Result(f"index load from MongoDB at {size:,} chunks (cold)", load_ms, "ms"))
 
 
@@ -164,13 +202,17 @@ def ingestion(report: Report) -> None:
     from verriflo_ai.embeddings import embedder
     from verriflo_ai.settings import ai_settings
 
-    words = ("cells tissues organs energy light water carbon oxygen protein enzyme membrane nucleus "
-             "gene evolution species habitat climate force motion").split()
+    words = (
+        "cells tissues organs energy light water carbon oxygen protein enzyme membrane nucleus "
+        "gene evolution species habitat climate force motion"
+    ).split()
     rng = __import__("random").Random(3)
     documents = []
     for _ in range(20):
-        sections = [f"# Section {s}\n" + "\n\n".join(" ".join(rng.choice(words) for _ in range(80))
-                                                    for _ in range(3)) for s in range(4)]
+        sections = [
+            f"# Section {s}\n" + "\n\n".join(" ".join(rng.choice(words) for _ in range(80)) for _ in range(3))
+            for s in range(4)
+        ]
         documents.append("\n\n".join(sections))  # ~1,000 words each
     org_id = f"org_ingest_{uuid.uuid4().hex[:6]}"
     kb = knowledge.create_base(org_id, "ingest")
@@ -178,8 +220,9 @@ def ingestion(report: Report) -> None:
     start = time.perf_counter()
     chunks = 0
     for i, text in enumerate(documents):
-        chunks += knowledge.add_document(org_id, kb.knowledge_base_id, f"doc {i}", text.encode(),
-                                         "text/markdown").chunk_count
+        chunks += knowledge.add_document(
+            org_id, kb.knowledge_base_id, f"doc {i}", text.encode(), "text/markdown"
+        ).chunk_count
     ours = time.perf_counter() - start
     settings = ai_settings()
     start = time.perf_counter()
@@ -187,8 +230,15 @@ def ingestion(report: Report) -> None:
         chunks_of_text = chunk_text(text, settings.chunk_words, settings.chunk_overlap_words)
         embedder().embed([c.text for c in chunks_of_text])
     bare = time.perf_counter() - start
-    report.add(Result("ingestion: documents per second (~1,000 words)", len(documents) / ours, "/s",
-                      baseline=len(documents) / bare, note="baseline: bare chunk+embed, no storage"))
+    report.add(
+        Result(
+            "ingestion: documents per second (~1,000 words)",
+            len(documents) / ours,
+            "/s",
+            baseline=len(documents) / bare,
+            note="baseline: bare chunk+embed, no storage",
+        )
+    )
     report.add(Result("ingestion: chunks per second", chunks / ours, "/s", baseline=chunks / bare))
 
 
@@ -197,10 +247,13 @@ def speech_to_text(report: Report) -> None:
 
     from verriflo_ai import speech
 
-    text = ("Today we study the cell. The mitochondria is the powerhouse of the cell. It turns food and "
-            "oxygen into energy that the cell can use. Plants also have chloroplasts.")
-    wav = subprocess.run(["espeak-ng", "-s", "140", "--stdout"], input=text.encode(), capture_output=True,
-                         check=True).stdout
+    text = (
+        "Today we study the cell. The mitochondria is the powerhouse of the cell. It turns food and "
+        "oxygen into energy that the cell can use. Plants also have chloroplasts."
+    )
+    wav = subprocess.run(
+        ["espeak-ng", "-s", "140", "--stdout"], input=text.encode(), capture_output=True, check=True
+    ).stdout
     speech.transcribe(wav)  # load the model
     samples = speech.decode_audio(wav)
     duration = len(samples) / 16000
@@ -213,20 +266,37 @@ def speech_to_text(report: Report) -> None:
     base = [time_calls(bare, 1, warmup=0)[0] for _ in range(3)]
     ours_x = duration / (sorted(ours)[1] / 1000)
     bare_x = duration / (sorted(base)[1] / 1000)
-    report.add(Result(f"speech to text, {duration:.1f} s clip: x realtime", ours_x, "x", baseline=bare_x,
-                      target=">= 5x", ok=ours_x >= 5, note="baseline: bare whisper on decoded samples"))
+    report.add(
+        Result(
+            f"speech to text, {duration:.1f} s clip: x realtime",
+            ours_x,
+            "x",
+            baseline=bare_x,
+            target=">= 5x",
+            ok=ours_x >= 5,
+            note="baseline: bare whisper on decoded samples",
+        )
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--parts", default="stream,retrieval,ingestion,speech",
-                        help="comma-separated subset of: stream, retrieval, ingestion, speech")
+    parser.add_argument(
+        "--parts",
+        default="stream,retrieval,ingestion,speech",
+        help="comma-separated subset of: stream, retrieval, ingestion, speech",
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_TRACE_DISABLED="true",
-                      POWERTOOLS_LOG_LEVEL="WARNING", RATE_LIMIT_DEFAULT="100000000",
-                      AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")  # noqa: S106 - moto-style dummy
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        RATE_LIMIT_DEFAULT="100000000",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto-style dummy
+    )
     report = Report(f"ai (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at start)")
     with local_stores():
         if "stream" in parts:

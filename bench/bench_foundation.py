@@ -23,8 +23,12 @@ WARM_CALLS = 2000
 
 def _cold_start(module: str, path: str) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(PYTHONPATH=f"{ROOT / 'layers' / 'common'}:{ROOT / 'layers' / 'ai'}:{path}", POWERTOOLS_TRACE_DISABLED="true",
-               AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="0")
+    env.update(
+        PYTHONPATH=f"{ROOT / 'layers' / 'common'}:{ROOT / 'layers' / 'ai'}:{path}",
+        POWERTOOLS_TRACE_DISABLED="true",
+        AWS_DEFAULT_REGION="us-east-1",
+        PYTHONDONTWRITEBYTECODE="0",
+    )
     code = f"import {module}" if module else "pass"
     samples = []
     for _ in range(COLD_RUNS + 1):  # the first run compiles bytecode; drop it
@@ -40,14 +44,26 @@ def cold_starts(report: Report) -> None:
     for handler in sorted((ROOT / "functions").glob("*/*/handler.py")):
         package = handler.parent.name
         total = _cold_start(f"{package}.handler", str(handler.parent.parent))
-        report.add(Result(f"cold start {package} (process incl. interpreter)", total, "ms", baseline=bare,
-                          target="<= 200 ms", ok=total <= 200))
+        report.add(
+            Result(
+                f"cold start {package} (process incl. interpreter)",
+                total,
+                "ms",
+                baseline=bare,
+                target="<= 200 ms",
+                ok=total <= 200,
+            )
+        )
 
 
 def warm_overhead(report: Report) -> None:
     with local_stores():
-        os.environ.update(AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_TRACE_DISABLED="true",
-                          POWERTOOLS_LOG_LEVEL="WARNING", RATE_LIMIT_DEFAULT="100000000")
+        os.environ.update(
+            AWS_DEFAULT_REGION="us-east-1",
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_LOG_LEVEL="WARNING",
+            RATE_LIMIT_DEFAULT="100000000",
+        )
         from support_api import build_probe
 
         handler, event, context, org_id = build_probe()
@@ -74,8 +90,15 @@ def warm_overhead(report: Report) -> None:
     for q in (50, 99):
         o, b = percentile(ours_samples, q), percentile(bare_samples, q)
         report.add(Result(f"warm request p{q} (auth+middleware+1 read+rate limit)", o, "ms", baseline=b))
-        report.add(Result(f"our overhead over bare calls at p{q}", o - b, "ms",
-                          target="<= 2 ms" if q == 50 else "", ok=(o - b) <= 2 if q == 50 else None))
+        report.add(
+            Result(
+                f"our overhead over bare calls at p{q}",
+                o - b,
+                "ms",
+                target="<= 2 ms" if q == 50 else "",
+                ok=(o - b) <= 2 if q == 50 else None,
+            )
+        )
 
 
 def main() -> None:

@@ -8,7 +8,6 @@ absolute numbers on a shared 2-core machine drift, ratios measured side by side 
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -98,8 +97,10 @@ class Report:
             base = f"{r.baseline:.3f}" if r.baseline is not None else "-"
             ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
             ok = {True: "yes", False: "NO", None: ""}[r.ok]
-            print(f"{r.name:<52} {r.value:>9.3f} {r.unit:<2} {base:>12} {ratio:>7}  {r.target:<22} {ok}"
-                  + (f"  ({r.note})" if r.note else ""))
+            print(
+                f"{r.name:<52} {r.value:>9.3f} {r.unit:<2} {base:>12} {ratio:>7}  {r.target:<22} {ok}"
+                + (f"  ({r.note})" if r.note else "")
+            )
         sys.stdout.flush()
 
 

@@ -31,9 +31,19 @@ def build_probe() -> tuple[Any, dict[str, Any], Any, str]:
     org = orgs.create_org("Bench School")
     key = orgs.issue_key(org.id, "bench").secret
     event = {
-        "resource": "/v1/bench/org", "path": "/v1/bench/org", "httpMethod": "GET",
-        "headers": {"VF-ORG-ID": key}, "multiValueHeaders": {}, "queryStringParameters": None,
-        "pathParameters": None, "body": None, "isBase64Encoded": False,
-        "requestContext": {"requestId": str(uuid.uuid4()), "stage": "v1", "identity": {"sourceIp": "127.0.0.1"}},
+        "resource": "/v1/bench/org",
+        "path": "/v1/bench/org",
+        "httpMethod": "GET",
+        "headers": {"VF-ORG-ID": key},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "pathParameters": None,
+        "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "stage": "v1",
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
     }
     return lambda_handler(app), event, LambdaContext(function_name="bench"), org.id

@@ -833,8 +833,8 @@ Verriflo stack '{env.get("STACK")}' is up.
   MongoDB      : {env.get("MONGODB_URI")}
   Redis        : {env.get("REDIS_URL")}
   Demo org key : {key or "(not seeded)"}
-  Classroom    : {env.get("STACK_OUTPUT_LiveUiUrl", "(not deployed)")}/iframe/live?token=<token from POST /v1/room/create>
-  LiveKit      : stand-in at {env.get("LIVEKIT_URL", "(not started)")} (no media; see README, "Live classrooms")
+  Classroom    : {env.get("STACK_OUTPUT_LiveUiUrl", "(not deployed)")}/iframe/live?token=<join token>
+  LiveKit      : stand-in at {env.get("LIVEKIT_URL", "(not started)")} (no media; README, "Live classrooms")
   Dashboard    : {env.get("DEMO_OWNER_EMAIL", "")} / {env.get("DEMO_OWNER_PASSWORD", "")}
                  (POST /v1/auth/login)
   (all of this is in .local/{env.get("STACK")}/env)

@@ -34,8 +34,11 @@ def grant(org_id: str, credits: int = 1000) -> None:
     """Give the org credits so AI requests may run."""
     from verriflo import ledger
 
-    ledger.grant(ledger.UsageEvent(entry_id=f"grant-{uuid.uuid4().hex}", org_id=org_id, service="grant",
-                                   credits=credits))
+    ledger.grant(
+        ledger.UsageEvent(
+            entry_id=f"grant-{uuid.uuid4().hex}", org_id=org_id, service="grant", credits=credits
+        )
+    )
 
 
 def lines(body: str | bytes) -> list[dict[str, Any]]:
@@ -47,14 +50,24 @@ def lines(body: str | bytes) -> list[dict[str, Any]]:
 
 def spoken_wav(text: str, voice: str = "en-us") -> bytes:
     """Speech made by espeak-ng (slowed a little so whisper hears it clearly)."""
-    return subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "--stdout"], input=text.encode(),
-                          capture_output=True, check=True, timeout=30).stdout
+    return subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", "140", "--stdout"],
+        input=text.encode(),
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout
 
 
 def to_webm(wav: bytes) -> bytes:
     """WAV to WebM/Opus with ffmpeg (what browsers record)."""
-    return subprocess.run(["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-c:a", "libopus", "-f", "webm",
-                           "pipe:1"], input=wav, capture_output=True, check=True, timeout=60).stdout
+    return subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", "pipe:0", "-c:a", "libopus", "-f", "webm", "pipe:1"],
+        input=wav,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
 
 
 def png_with_text(text: str) -> bytes:

@@ -18,13 +18,16 @@ def lambda_context() -> LambdaContext:
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in-process for every AWS call, with the secrets and bus the functions expect."""
     import moto
-
     from verriflo import aws, secrets, settings
 
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "VerrifloTest",
-        "POWERTOOLS_SERVICE_NAME": "verriflo-test", "EVENT_BUS_NAME": "verriflo-test-events",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "VerrifloTest",
+        "POWERTOOLS_SERVICE_NAME": "verriflo-test",
+        "EVENT_BUS_NAME": "verriflo-test-events",
         "MEDIA_BUCKET": "verriflo-test-media",
     }.items():
         monkeypatch.setenv(name, value)

@@ -57,17 +57,31 @@ def start_mongo(data_dir: Path) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [str(exe), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(data_dir / "db"),
-         "--log-level", "WARNING"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(exe),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(data_dir / "db"),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     wait_for_port(port, proc)
-    return Server("mongodb", port, proc, f"mongodb://127.0.0.1:{port}/verriflo?retryWrites=false&directConnection=true")
+    return Server(
+        "mongodb", port, proc, f"mongodb://127.0.0.1:{port}/verriflo?retryWrites=false&directConnection=true"
+    )
 
 
 def redis_server_path() -> str:
     """Debian's redis-server (the Makefile installs it when missing)."""
-    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
     if not found:
         raise RuntimeError("redis-server is not installed: run `make deps` (apt-get install redis-server)")
     return found
@@ -78,9 +92,23 @@ def start_redis(data_dir: Path) -> Server:
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [redis_server_path(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(data_dir), "--logfile", str(data_dir / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            redis_server_path(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data_dir),
+            "--logfile",
+            str(data_dir / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for_port(port, proc)
     return Server("redis", port, proc, f"redis://127.0.0.1:{port}/0")

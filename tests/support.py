@@ -34,14 +34,25 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
-def api_event(name: str, *, headers: dict[str, str] | None = None, body: Any = None, raw_body: str | None = None,
-              path: str | None = None, method: str | None = None,
-              path_params: dict[str, str] | None = None, query: dict[str, str] | None = None) -> dict[str, Any]:
+def api_event(
+    name: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    raw_body: str | None = None,
+    path: str | None = None,
+    method: str | None = None,
+    path_params: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A sample API Gateway event with the given changes."""
     event = copy.deepcopy(load_event(name))
     if headers is not None:
-        event["headers"] = {k: v for k, v in (event.get("headers") or {}).items()
-                            if k.lower() not in ("vf-org-id", "authorization")} | headers
+        event["headers"] = {
+            k: v
+            for k, v in (event.get("headers") or {}).items()
+            if k.lower() not in ("vf-org-id", "authorization")
+        } | headers
     if body is not None:
         event["body"] = json.dumps(body)
         event["headers"]["Content-Type"] = "application/json"

@@ -8,7 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 # The first test to use the stack pays for bringing it up (build, and uploading the FFmpeg layer).
@@ -16,17 +15,44 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
 def _clip(path: Path) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15:duration=3",
-                    "-f", "lavfi", "-i", "sine=duration=3", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True, timeout=60)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=15:duration=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
     return path
 
 
 def test_upload_transcode_and_play_over_the_deployed_stack(api_url, demo_key, http, tmp_path):
     headers = {"VF-ORG-ID": demo_key}
     clip = _clip(tmp_path / "lesson.mp4")
-    created = http.post(f"{api_url}/v1/cdn/videos", headers=headers,
-                        json={"title": "e2e lesson", "sizeBytes": clip.stat().st_size})
+    created = http.post(
+        f"{api_url}/v1/cdn/videos",
+        headers=headers,
+        json={"title": "e2e lesson", "sizeBytes": clip.stat().st_size},
+    )
     assert created.status_code == 201, created.text
     video_id = created.json()["data"]["video"]["videoId"]
     upload = created.json()["data"]["upload"]
@@ -43,11 +69,19 @@ def test_upload_transcode_and_play_over_the_deployed_stack(api_url, demo_key, ht
 
     url = http.get(f"{api_url}/v1/cdn/videos/{video_id}/url", headers=headers).json()["data"]
     assert url["type"] == "hls" and "/master.m3u8?token=" in url["url"]
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                            url["url"]], capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", url["url"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.returncode == 0 and abs(float(probe.stdout) - 3) < 0.5, probe.stderr
-    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", url["url"], "-f", "null", "-"],
-                             capture_output=True, text=True, timeout=60)
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", url["url"], "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert decoded.returncode == 0, decoded.stderr
 
     tampered = url["url"][:-3] + ("AAA" if not url["url"].endswith("AAA") else "BBB")

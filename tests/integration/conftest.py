@@ -27,8 +27,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(autouse=True)
-def stores(mongo_server: Server, redis_server: Server, aws_env: None,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def stores(
+    mongo_server: Server, redis_server: Server, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """Point the common layer at the real servers, with a database of its own for each test."""
     from verriflo import auth, cache, db, ledger, ratelimit, settings
 

@@ -41,10 +41,20 @@ def test_chat_answers_in_the_envelope_and_keeps_the_history(org, lambda_context,
     again = chat(org, lambda_context, {"chatId": "c1", "message": "And in plants?"})
     assert again.status == 200
     # The second call saw the first exchange as history.
-    assert [m.text for m in model.calls[1].history] == ["Where is energy made?", "Energy is made in mitochondria."]
-    read = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
-                                           path="/v1/ai-agent/chats/c1", path_params={"chat_id": "c1"}),
-                lambda_context)
+    assert [m.text for m in model.calls[1].history] == [
+        "Where is energy made?",
+        "Energy is made in mitochondria.",
+    ]
+    read = call(
+        handler.handler,
+        api_event(
+            "ai_agent/read_chat.json",
+            headers=org.headers,
+            path="/v1/ai-agent/chats/c1",
+            path_params={"chat_id": "c1"},
+        ),
+        lambda_context,
+    )
     assert read.status == 200
     assert [m["role"] for m in read.data["messages"]] == ["user", "assistant", "user", "assistant"]
     assert 0 < read.data["expiresIn"] <= 7 * 86400
@@ -66,51 +76,95 @@ def test_stream_is_ndjson_text_usage_done(org, lambda_context, model):
 def test_another_orgs_chat_is_not_found_and_stays_intact(org, other_org, lambda_context, model):
     grant(org.id)
     assert chat(org, lambda_context, {"chatId": "private", "message": "secret plans"}).status == 200
-    for name, method in (("ai_agent/read_chat.json", "GET"), ("ai_agent/delete_chat.json", "DELETE")):
-        reply = call(handler.handler, api_event(name, headers=other_org.headers, path="/v1/ai-agent/chats/private",
-                                                path_params={"chat_id": "private"}), lambda_context)
+    for name, _method in (("ai_agent/read_chat.json", "GET"), ("ai_agent/delete_chat.json", "DELETE")):
+        reply = call(
+            handler.handler,
+            api_event(
+                name,
+                headers=other_org.headers,
+                path="/v1/ai-agent/chats/private",
+                path_params={"chat_id": "private"},
+            ),
+            lambda_context,
+        )
         assert reply.status == 404, reply.body
         assert reply.body["error"] == "NOT_FOUND" and "secret" not in str(reply.body)
     # Another org continuing "the same" chatId starts its own chat and sees nothing of ours.
     grant(other_org.id)
     assert chat(other_org, lambda_context, {"chatId": "private", "message": "hello"}).status == 200
     assert model.calls[-1].history == ()
-    mine = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
-                                           path="/v1/ai-agent/chats/private", path_params={"chat_id": "private"}),
-                lambda_context)
+    mine = call(
+        handler.handler,
+        api_event(
+            "ai_agent/read_chat.json",
+            headers=org.headers,
+            path="/v1/ai-agent/chats/private",
+            path_params={"chat_id": "private"},
+        ),
+        lambda_context,
+    )
     assert [m["text"] for m in mine.data["messages"]][0] == "secret plans"
-    deleted = call(handler.handler, api_event("ai_agent/delete_chat.json", headers=org.headers,
-                                              path="/v1/ai-agent/chats/private",
-                                              path_params={"chat_id": "private"}), lambda_context)
+    deleted = call(
+        handler.handler,
+        api_event(
+            "ai_agent/delete_chat.json",
+            headers=org.headers,
+            path="/v1/ai-agent/chats/private",
+            path_params={"chat_id": "private"},
+        ),
+        lambda_context,
+    )
     assert deleted.status == 200 and deleted.data == {"chatId": "private", "deleted": True}
 
 
 def test_without_a_key_nothing_is_answered(lambda_context, model):
-    reply = call(handler.handler, api_event("ai_agent/chat_stream.json", headers={}, body={"message": "hi"}),
-                 lambda_context)
+    reply = call(
+        handler.handler,
+        api_event("ai_agent/chat_stream.json", headers={}, body={"message": "hi"}),
+        lambda_context,
+    )
     assert reply.status == 401 and reply.body["error"] == "UNAUTHORIZED"
     assert model.calls == []
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"message": "hi", "audio": "not base64!!"}, 400, "VALIDATION_ERROR"),
-    ({"message": "hi", "image": "%%%", "imageMimeType": "image/png"}, 400, "VALIDATION_ERROR"),
-    ({"message": "hi", "image": b64(b"GIF89a....."), "imageMimeType": "image/tiff"}, 415, "UNSUPPORTED_MEDIA_TYPE"),
-    ({"message": "hi", "audio": b64(b"this is not audio at all")}, 415, "UNSUPPORTED_MEDIA_TYPE"),
-    ({"message": "hi", "image": b64(png_with_text("x")), "imageMimeType": "image/jpeg"}, 400, "VALIDATION_ERROR"),
-    ({"message": "hi", "audio": b64(b"RIFF" + b"\0" * 3000 + b"WAVE")}, 413, "PAYLOAD_TOO_LARGE"),
-    ({"message": "hi", "image": b64(b"\x89PNG\r\n\x1a\n" + b"\0" * 3000), "imageMimeType": "image/png"},
-     413, "PAYLOAD_TOO_LARGE"),
-    ({"message": "x" * 3000}, 413, "PAYLOAD_TOO_LARGE"),
-    ({"message": "hi", "responseModality": "video"}, 400, "VALIDATION_ERROR"),
-    ({"message": "hi", "responseModality": "audio", "voiceName": "klingon"}, 400, "VALIDATION_ERROR"),
-    ({"chatId": "has spaces", "message": "hi"}, 400, "VALIDATION_ERROR"),
-    ({}, 400, "VALIDATION_ERROR"),
-    ({"message": "hi", "unknownField": 1}, 400, "VALIDATION_ERROR"),
-])
-def test_bad_input_is_refused_before_any_model_call(org, lambda_context, model, monkeypatch, body, status, code,
-                                                    stream):
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"message": "hi", "audio": "not base64!!"}, 400, "VALIDATION_ERROR"),
+        ({"message": "hi", "image": "%%%", "imageMimeType": "image/png"}, 400, "VALIDATION_ERROR"),
+        (
+            {"message": "hi", "image": b64(b"GIF89a....."), "imageMimeType": "image/tiff"},
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        ({"message": "hi", "audio": b64(b"this is not audio at all")}, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (
+            {"message": "hi", "image": b64(png_with_text("x")), "imageMimeType": "image/jpeg"},
+            400,
+            "VALIDATION_ERROR",
+        ),
+        ({"message": "hi", "audio": b64(b"RIFF" + b"\0" * 3000 + b"WAVE")}, 413, "PAYLOAD_TOO_LARGE"),
+        (
+            {
+                "message": "hi",
+                "image": b64(b"\x89PNG\r\n\x1a\n" + b"\0" * 3000),
+                "imageMimeType": "image/png",
+            },
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        ({"message": "x" * 3000}, 413, "PAYLOAD_TOO_LARGE"),
+        ({"message": "hi", "responseModality": "video"}, 400, "VALIDATION_ERROR"),
+        ({"message": "hi", "responseModality": "audio", "voiceName": "klingon"}, 400, "VALIDATION_ERROR"),
+        ({"chatId": "has spaces", "message": "hi"}, 400, "VALIDATION_ERROR"),
+        ({}, 400, "VALIDATION_ERROR"),
+        ({"message": "hi", "unknownField": 1}, 400, "VALIDATION_ERROR"),
+    ],
+)
+def test_bad_input_is_refused_before_any_model_call(
+    org, lambda_context, model, monkeypatch, body, status, code, stream
+):
     monkeypatch.setenv("AI_MAX_AUDIO_BYTES", "2048")
     monkeypatch.setenv("AI_MAX_IMAGE_BYTES", "2048")
     monkeypatch.setenv("AI_MAX_MESSAGE_CHARS", "2000")
@@ -129,8 +183,9 @@ def test_no_credits_is_402_before_any_model_call(org, lambda_context, model):
 
 
 @pytest.mark.parametrize("fail_after", [0, 2])
-def test_a_provider_failing_mid_stream_sends_error_then_done_and_keeps_no_turn(org, lambda_context, monkeypatch,
-                                                                              fail_after):
+def test_a_provider_failing_mid_stream_sends_error_then_done_and_keeps_no_turn(
+    org, lambda_context, monkeypatch, fail_after
+):
     grant(org.id)
     good = ScriptedProvider(pieces=["First answer."])
     monkeypatch.setattr(logic, "provider", lambda: good)
@@ -142,9 +197,16 @@ def test_a_provider_failing_mid_stream_sends_error_then_done_and_keeps_no_turn(o
     assert events[-2]["error"] == "UPSTREAM_ERROR" and events[-2]["message"]
     assert [e["type"] for e in events].count("text") == fail_after
     assert "usage" not in [e["type"] for e in events]
-    read = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
-                                           path="/v1/ai-agent/chats/f1", path_params={"chat_id": "f1"}),
-                lambda_context)
+    read = call(
+        handler.handler,
+        api_event(
+            "ai_agent/read_chat.json",
+            headers=org.headers,
+            path="/v1/ai-agent/chats/f1",
+            path_params={"chat_id": "f1"},
+        ),
+        lambda_context,
+    )
     assert [m["text"] for m in read.data["messages"]] == ["first", "First answer."]
     whole = chat(org, lambda_context, {"chatId": "f1", "message": "third"})
     assert whole.status == 502 and whole.body["error"] == "UPSTREAM_ERROR"
@@ -185,7 +247,9 @@ def test_internal_generate_needs_the_dispatch_secret(org, lambda_context, model)
 
     grant(org.id)
     for name in ("ai_agent/generate.json", "ai_agent/generate_stream.json"):
-        refused = call(handler.handler, api_event(name, body={"orgId": org.id, "message": "hi"}), lambda_context)
+        refused = call(
+            handler.handler, api_event(name, body={"orgId": org.id, "message": "hi"}), lambda_context
+        )
         assert refused.status == 403 and refused.body["error"] == "FORBIDDEN"
     assert model.calls == []
     secret = secrets_module.get_secret("verriflo/dispatch-secret")
@@ -214,9 +278,19 @@ def test_an_unexpected_crash_mid_stream_still_ends_with_error_then_done(org, lam
     events = lines(reply.body)
     assert [e["type"] for e in events] == ["text", "error", "done"]
     assert events[1]["error"] == "INTERNAL_ERROR" and "internal details" not in events[1]["message"]
-    assert call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
-                                           path="/v1/ai-agent/chats/x1", path_params={"chat_id": "x1"}),
-                lambda_context).status == 404
+    assert (
+        call(
+            handler.handler,
+            api_event(
+                "ai_agent/read_chat.json",
+                headers=org.headers,
+                path="/v1/ai-agent/chats/x1",
+                path_params={"chat_id": "x1"},
+            ),
+            lambda_context,
+        ).status
+        == 404
+    )
 
 
 def test_history_is_bounded_and_expires(org, lambda_context, model, monkeypatch):
@@ -228,9 +302,16 @@ def test_history_is_bounded_and_expires(org, lambda_context, model, monkeypatch)
     grant(org.id)
     for message in ("one", "two", "three"):
         assert chat(org, lambda_context, {"chatId": "b1", "message": message}).status == 200
-    read = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
-                                           path="/v1/ai-agent/chats/b1", path_params={"chat_id": "b1"}),
-                lambda_context)
+    read = call(
+        handler.handler,
+        api_event(
+            "ai_agent/read_chat.json",
+            headers=org.headers,
+            path="/v1/ai-agent/chats/b1",
+            path_params={"chat_id": "b1"},
+        ),
+        lambda_context,
+    )
     assert [m["text"] for m in read.data["messages"] if m["role"] == "user"] == ["two", "three"]
     assert len(read.data["messages"]) == 4 and 0 < read.data["expiresIn"] <= 600
     # The key names the org: another org's chat of the same id is another key.

@@ -30,7 +30,6 @@ Photosynthesis happens in the chloroplasts and turns sunlight into sugar.
 """
 
 
-
 def stream(org, ctx, body):
     return call(handler.handler, api_event("ai_agent/chat_stream.json", headers=org.headers, body=body), ctx)
 
@@ -42,14 +41,24 @@ def kb_with_notes(org) -> str:
 
 
 @pytest.mark.parametrize("container", ["wav", "mp3", "webm"])
-def test_a_spoken_question_is_transcribed_and_answered_from_the_knowledge_base(org, lambda_context, container):
+def test_a_spoken_question_is_transcribed_and_answered_from_the_knowledge_base(
+    org, lambda_context, container
+):
     grant(org.id)
     kb = kb_with_notes(org)
     wav = spoken_wav("Tell me about sunlight and plants.")
-    audio = {"wav": wav, "mp3": speech._espeak_mp3("Tell me about sunlight and plants.", "en-us"),
-             "webm": to_webm(wav)}[container]
-    reply = call(handler.handler, api_event("ai_agent/chat.json", headers=org.headers,
-                                            body={"audio": b64(audio), "knowledgeBaseIds": [kb]}), lambda_context)
+    audio = {
+        "wav": wav,
+        "mp3": speech._espeak_mp3("Tell me about sunlight and plants.", "en-us"),
+        "webm": to_webm(wav),
+    }[container]
+    reply = call(
+        handler.handler,
+        api_event(
+            "ai_agent/chat.json", headers=org.headers, body={"audio": b64(audio), "knowledgeBaseIds": [kb]}
+        ),
+        lambda_context,
+    )
     assert reply.status == 200, reply.body
     assert "sunlight and plants" in reply.data["transcript"].lower()
     assert reply.data["requestModality"] == "audio"
@@ -60,8 +69,11 @@ def test_spoken_answers_stream_as_audio_lines_that_say_the_answer(org, lambda_co
     grant(org.id)
     model = ScriptedProvider(pieces=["Tell me about sunlight and plants. ", "Plants use ", "sunlight."])
     monkeypatch.setattr(logic, "provider", lambda: model)
-    events = lines(stream(org, lambda_context, {"message": "hi", "responseModality": "text+audio",
-                                               "voiceName": "en-gb"}).body)
+    events = lines(
+        stream(
+            org, lambda_context, {"message": "hi", "responseModality": "text+audio", "voiceName": "en-gb"}
+        ).body
+    )
     kinds = [e["type"] for e in events]
     assert kinds.count("text") == 3 and kinds[-2:] == ["usage", "done"]
     audio = [e for e in events if e["type"] == "audio"]
@@ -79,9 +91,15 @@ def test_an_image_question_is_read_and_answered(org, lambda_context):
     grant(org.id)
     kb = kb_with_notes(org)
     png = png_with_text("Where is ATP made?")
-    reply = call(handler.handler, api_event("ai_agent/chat.json", headers=org.headers,
-                                            body={"image": b64(png), "imageMimeType": "image/png",
-                                                  "knowledgeBaseIds": [kb]}), lambda_context)
+    reply = call(
+        handler.handler,
+        api_event(
+            "ai_agent/chat.json",
+            headers=org.headers,
+            body={"image": b64(png), "imageMimeType": "image/png", "knowledgeBaseIds": [kb]},
+        ),
+        lambda_context,
+    )
     assert reply.status == 200, reply.body
     assert reply.data["requestModality"] == "image"
     assert "mitochondria" in reply.data["text"]
@@ -91,7 +109,9 @@ def test_a_chart_is_drawn_when_the_answer_calls_for_one(org, lambda_context, mon
     from PIL import Image
 
     grant(org.id)
-    model = ScriptedProvider(pieces=["Class averages:\n", "- Maths: 81\n", "- Science: 74\n", "- History: 66\n"])
+    model = ScriptedProvider(
+        pieces=["Class averages:\n", "- Maths: 81\n", "- Science: 74\n", "- History: 66\n"]
+    )
     monkeypatch.setattr(logic, "provider", lambda: model)
     events = lines(stream(org, lambda_context, {"message": "Plot a chart of the class averages"}).body)
     images = [e for e in events if e["type"] == "image"]
@@ -109,6 +129,8 @@ def test_audio_longer_than_the_limit_is_refused_before_transcription(org, lambda
     ai_settings_module.reset_settings()
     calls = []
     monkeypatch.setattr(speech, "_whisper", lambda: calls.append(1))
-    reply = stream(org, lambda_context, {"audio": b64(spoken_wav("This sentence lasts longer than a second."))})
+    reply = stream(
+        org, lambda_context, {"audio": b64(spoken_wav("This sentence lasts longer than a second."))}
+    )
     assert reply.status == 400 and "seconds" in reply.body["message"]
     assert calls == []

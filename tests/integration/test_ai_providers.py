@@ -53,17 +53,40 @@ class StandIn(BaseHTTPRequestHandler):
                 return
             if self.mode == "stall" and i == 1:
                 time.sleep(1.5)
-            chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "stand-in-1",
-                     "choices": [{"index": 0, "delta": {"content": word} | ({"role": "assistant"} if i == 0 else {}),
-                                  "finish_reason": None}]}
+            chunk = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "stand-in-1",
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": word} | ({"role": "assistant"} if i == 0 else {}),
+                        "finish_reason": None,
+                    }
+                ],
+            }
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
-        final = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "stand-in-1",
-                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        usage = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "stand-in-1",
-                 "choices": [], "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49}}
-        self.wfile.write(f"data: {json.dumps(final)}\n\n: keep-alive comment\n\ndata: {json.dumps(usage)}\n\n"
-                         "data: [DONE]\n\n".encode())
+        final = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "stand-in-1",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }
+        usage = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "stand-in-1",
+            "choices": [],
+            "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+        }
+        self.wfile.write(
+            f"data: {json.dumps(final)}\n\n: keep-alive comment\n\ndata: {json.dumps(usage)}\n\n"
+            "data: [DONE]\n\n".encode()
+        )
         self.wfile.flush()
 
 
@@ -80,12 +103,17 @@ def stand_in() -> Iterator[str]:
 
 
 REQUEST = GenerationRequest(
-    question="Where is ATP made?", history=(Message("user", "hi"), Message("assistant", "hello")),
-    passages=(Passage("The mitochondria makes ATP.", 0.8, "kb_1", "doc_1", "Bio", 0),), grounded=True)
+    question="Where is ATP made?",
+    history=(Message("user", "hi"), Message("assistant", "hello")),
+    passages=(Passage("The mitochondria makes ATP.", 0.8, "kb_1", "doc_1", "Bio", 0),),
+    grounded=True,
+)
 
 
 def test_streams_deltas_then_the_reported_usage(stand_in):
-    provider = OpenAICompatibleProvider(stand_in, "stand-in-1", "sk-test-not-real", timeout_s=5, max_tokens=200)
+    provider = OpenAICompatibleProvider(
+        stand_in, "stand-in-1", "sk-test-not-real", timeout_s=5, max_tokens=200
+    )
     events = list(provider.stream(REQUEST))
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Mito", "chondria ", "make ", "ATP [1]."]
     assert events[-1] == Usage(42, 7, model="stand-in-1")
@@ -112,8 +140,9 @@ def test_failures_become_provider_errors_after_what_was_produced(stand_in, mode)
     assert len(produced) == {"error": 0, "cut": 2, "stall": 1}[mode]
 
 
-def test_a_chat_through_the_api_streams_from_the_openai_compatible_endpoint(stand_in, org, lambda_context,
-                                                                           monkeypatch):
+def test_a_chat_through_the_api_streams_from_the_openai_compatible_endpoint(
+    stand_in, org, lambda_context, monkeypatch
+):
     from ai_agent import handler
     from ai_support import grant, lines
     from support import api_event, call
@@ -125,25 +154,38 @@ def test_a_chat_through_the_api_streams_from_the_openai_compatible_endpoint(stan
     ai_settings_module.reset_settings()
     grant(org.id)
     try:
-        events = lines(call(handler.handler, api_event("ai_agent/chat_stream.json", headers=org.headers,
-                                                       body={"chatId": "o1", "message": "Where is ATP made?"}),
-                            lambda_context).body)
+        events = lines(
+            call(
+                handler.handler,
+                api_event(
+                    "ai_agent/chat_stream.json",
+                    headers=org.headers,
+                    body={"chatId": "o1", "message": "Where is ATP made?"},
+                ),
+                lambda_context,
+            ).body
+        )
     finally:
         ai_settings_module.reset_settings()
     assert "".join(e.get("text", "") for e in events if e["type"] == "text") == "Mitochondria make ATP [1]."
-    assert events[-2] == {"type": "usage", "usage": {"inputTokens": 42, "outputTokens": 7, "totalTokens": 49,
-                                                     "credits": 0.025}}
+    assert events[-2] == {
+        "type": "usage",
+        "usage": {"inputTokens": 42, "outputTokens": 7, "totalTokens": 49, "credits": 0.025},
+    }
 
 
 # --- Amazon Bedrock, over its real wire protocol ------------------------------------------------------
+
 
 def _event_message(headers: dict[str, str], payload: bytes) -> bytes:
     """One message of the AWS event-stream encoding (the framing of `converse_stream` answers)."""
     import struct
     import zlib
 
-    encoded = b"".join(struct.pack("B", len(k)) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
-                       for k, v in headers.items())
+    encoded = b"".join(
+        struct.pack("B", len(k)) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+        for k, v in headers.items()
+    )
     total = 12 + len(encoded) + len(payload) + 4
     prelude = struct.pack(">II", total, len(encoded))
     prelude += struct.pack(">I", zlib.crc32(prelude))
@@ -152,8 +194,10 @@ def _event_message(headers: dict[str, str], payload: bytes) -> bytes:
 
 
 def _event(kind: str, body: dict) -> bytes:
-    return _event_message({":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
-                          json.dumps(body).encode())
+    return _event_message(
+        {":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
+        json.dumps(body).encode(),
+    )
 
 
 class BedrockStandIn(BaseHTTPRequestHandler):
@@ -168,18 +212,36 @@ class BedrockStandIn(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append({"path": self.path, "body": body})
-        frames = [_event("messageStart", {"role": "assistant"}),
-                  _event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "ATP is made "}})]
+        frames = [
+            _event("messageStart", {"role": "assistant"}),
+            _event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "ATP is made "}}),
+        ]
         if self.fail:
-            frames.append(_event_message({":exception-type": "modelStreamErrorException",
-                                          ":content-type": "application/json", ":message-type": "exception"},
-                                         b'{"message": "boom", "originalStatusCode": 500}'))
+            frames.append(
+                _event_message(
+                    {
+                        ":exception-type": "modelStreamErrorException",
+                        ":content-type": "application/json",
+                        ":message-type": "exception",
+                    },
+                    b'{"message": "boom", "originalStatusCode": 500}',
+                )
+            )
         else:
-            frames += [_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "in mitochondria [1]."}}),
-                       _event("contentBlockStop", {"contentBlockIndex": 0}),
-                       _event("messageStop", {"stopReason": "end_turn"}),
-                       _event("metadata", {"usage": {"inputTokens": 120, "outputTokens": 9, "totalTokens": 129},
-                                           "metrics": {"latencyMs": 300}})]
+            frames += [
+                _event(
+                    "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "in mitochondria [1]."}}
+                ),
+                _event("contentBlockStop", {"contentBlockIndex": 0}),
+                _event("messageStop", {"stopReason": "end_turn"}),
+                _event(
+                    "metadata",
+                    {
+                        "usage": {"inputTokens": 120, "outputTokens": 9, "totalTokens": 129},
+                        "metrics": {"latencyMs": 300},
+                    },
+                ),
+            ]
         data = b"".join(frames)
         self.send_response(200)
         self.send_header("Content-Type", "application/vnd.amazon.eventstream")
@@ -230,12 +292,12 @@ def test_bedrock_error_mid_stream_is_a_provider_error_after_the_text_so_far(bedr
     assert produced == [TextDelta("ATP is made ")]
 
 
-def test_a_provider_timing_out_mid_answer_ends_the_stream_with_error_then_done(stand_in, org, lambda_context,
-                                                                              monkeypatch):
+def test_a_provider_timing_out_mid_answer_ends_the_stream_with_error_then_done(
+    stand_in, org, lambda_context, monkeypatch
+):
+    from ai_agent import handler
     from ai_support import grant, lines
     from support import api_event, call
-
-    from ai_agent import handler
     from verriflo_ai import settings as ai_settings_module
 
     StandIn.mode = "stall"
@@ -245,15 +307,32 @@ def test_a_provider_timing_out_mid_answer_ends_the_stream_with_error_then_done(s
     ai_settings_module.reset_settings()
     grant(org.id)
     try:
-        reply = call(handler.handler, api_event("ai_agent/chat_stream.json", headers=org.headers,
-                                                body={"chatId": "t1", "message": "Where is ATP made?"}),
-                     lambda_context)
-        history = call(handler.handler, api_event("ai_agent/read_chat.json", headers=org.headers,
-                                                  path="/v1/ai-agent/chats/t1", path_params={"chat_id": "t1"}),
-                       lambda_context)
+        reply = call(
+            handler.handler,
+            api_event(
+                "ai_agent/chat_stream.json",
+                headers=org.headers,
+                body={"chatId": "t1", "message": "Where is ATP made?"},
+            ),
+            lambda_context,
+        )
+        history = call(
+            handler.handler,
+            api_event(
+                "ai_agent/read_chat.json",
+                headers=org.headers,
+                path="/v1/ai-agent/chats/t1",
+                path_params={"chat_id": "t1"},
+            ),
+            lambda_context,
+        )
     finally:
         ai_settings_module.reset_settings()
     events = lines(reply.body)
     assert [e["type"] for e in events] == ["text", "error", "done"]
-    assert events[1] == {"type": "error", "error": "UPSTREAM_ERROR", "message": "The model provider timed out."}
+    assert events[1] == {
+        "type": "error",
+        "error": "UPSTREAM_ERROR",
+        "message": "The model provider timed out.",
+    }
     assert history.status == 404  # no half-written turn

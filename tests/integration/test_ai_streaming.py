@@ -39,8 +39,13 @@ def test_the_first_line_arrives_before_the_answer_is_complete(server, org, monke
     monkeypatch.setattr(logic, "provider", lambda: model)
     arrivals: list[tuple[float, str]] = []
     start = time.perf_counter()
-    with httpx.stream("POST", f"{server}/v1/ai-agent/chat/stream", headers=org.headers,
-                      json={"chatId": "live", "message": "count"}, timeout=30) as response:
+    with httpx.stream(
+        "POST",
+        f"{server}/v1/ai-agent/chat/stream",
+        headers=org.headers,
+        json={"chatId": "live", "message": "count"},
+        timeout=30,
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/x-ndjson"
         assert response.headers["x-request-id"] and response.headers["ratelimit-policy"].startswith('"ai"')
@@ -65,10 +70,15 @@ def test_errors_before_the_stream_are_envelopes_with_status(server, org, monkeyp
     assert unauthenticated.headers["x-request-id"]
     broke = httpx.post(f"{server}/v1/ai-agent/chat/stream", headers=org.headers, json={"message": "hi"})
     assert broke.status_code == 402 and broke.json() == {
-        "success": False, "message": "Insufficient credits for AI requests; add credits to continue.",
-        "error": "INSUFFICIENT_CREDITS"}
-    bad_json = httpx.post(f"{server}/v1/ai-agent/chat/stream", headers=org.headers | {"content-type": "application/json"},
-                          content=b"{not json")
+        "success": False,
+        "message": "Insufficient credits for AI requests; add credits to continue.",
+        "error": "INSUFFICIENT_CREDITS",
+    }
+    bad_json = httpx.post(
+        f"{server}/v1/ai-agent/chat/stream",
+        headers=org.headers | {"content-type": "application/json"},
+        content=b"{not json",
+    )
     assert bad_json.status_code == 400 and bad_json.json()["error"] == "VALIDATION_ERROR"
     too_big = httpx.post(f"{server}/v1/ai-agent/chat/stream", headers=org.headers, content=b"x" * 6_000_001)
     assert too_big.status_code == 413 and too_big.json()["error"] == "PAYLOAD_TOO_LARGE"

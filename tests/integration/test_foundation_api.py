@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from support import api_event, call
-
 from verriflo import auth, cache, db, settings
 
 
@@ -29,26 +28,36 @@ def test_malformed_json_is_400_validation_error(identity, lambda_context):
 
 
 def test_wrong_types_name_the_field(identity, lambda_context):
-    reply = call(identity, api_event("identity/login.json", body={"email": 42, "password": "x"}), lambda_context)
+    reply = call(
+        identity, api_event("identity/login.json", body={"email": 42, "password": "x"}), lambda_context
+    )
     assert reply.status == 400 and reply.body["error"] == "VALIDATION_ERROR"
     assert "'email'" in reply.body["message"]
     assert reply.body["details"]["fields"][0]["field"] == "email"
 
 
 def test_unknown_fields_are_refused_rather_than_ignored(identity, lambda_context):
-    reply = call(identity, api_event("identity/login.json", body={"email": "a@b.c", "password": "x", "pasword": "y"}),
-                 lambda_context)
+    reply = call(
+        identity,
+        api_event("identity/login.json", body={"email": "a@b.c", "password": "x", "pasword": "y"}),
+        lambda_context,
+    )
     assert reply.status == 400 and "pasword" in reply.body["message"]
 
 
 def test_oversized_bodies_are_413(identity, lambda_context):
-    reply = call(identity, api_event("identity/login.json", raw_body='{"email": "' + "a" * 1_100_000 + '"}'),
-                 lambda_context)
+    reply = call(
+        identity,
+        api_event("identity/login.json", raw_body='{"email": "' + "a" * 1_100_000 + '"}'),
+        lambda_context,
+    )
     assert reply.status == 413 and reply.body["error"] == "PAYLOAD_TOO_LARGE"
 
 
 def test_unknown_routes_are_404_and_wrong_methods_405(identity, org, lambda_context):
-    missing = call(identity, api_event("identity/whoami.json", headers=org.headers, path="/v1/nowhere"), lambda_context)
+    missing = call(
+        identity, api_event("identity/whoami.json", headers=org.headers, path="/v1/nowhere"), lambda_context
+    )
     assert missing.status == 404 and missing.body["error"] == "NOT_FOUND"
     wrong = call(identity, api_event("identity/login.json", method="DELETE"), lambda_context)
     assert wrong.status == 405 and wrong.body["error"] == "METHOD_NOT_ALLOWED"
@@ -97,7 +106,9 @@ def test_readiness_is_503_when_redis_is_down(health, lambda_context, monkeypatch
 def test_mongodb_down_is_503_with_retry_after(identity, org, lambda_context, monkeypatch):
     from servers import free_port
 
-    _point_at_closed_port(monkeypatch, "MONGODB_URI", f"mongodb://127.0.0.1:{free_port()}/x?directConnection=true")
+    _point_at_closed_port(
+        monkeypatch, "MONGODB_URI", f"mongodb://127.0.0.1:{free_port()}/x?directConnection=true"
+    )
     reply = call(identity, api_event("identity/whoami.json", headers=org.headers), lambda_context)
     assert reply.status == 503 and reply.body["error"] == "SERVICE_UNAVAILABLE"
     assert int(reply.headers["Retry-After"]) > 0

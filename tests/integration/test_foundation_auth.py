@@ -8,7 +8,6 @@ import time
 import jwt
 import pytest
 from support import api_event, call, load_event
-
 from verriflo import auth, orgs
 
 
@@ -25,8 +24,16 @@ def test_a_valid_key_reaches_the_route_and_names_its_org(identity, org, lambda_c
     assert reply.data["orgId"] == org.id and reply.data["via"] == "api_key"
 
 
-@pytest.mark.parametrize("headers", [{}, {"VF-ORG-ID": ""}, {"VF-ORG-ID": "vfk_00000000_unknown"},
-                                     {"VF-ORG-ID": "sk_live_other_vendor"}, {"Authorization": "Bearer not.a.jwt"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"VF-ORG-ID": ""},
+        {"VF-ORG-ID": "vfk_00000000_unknown"},
+        {"VF-ORG-ID": "sk_live_other_vendor"},
+        {"Authorization": "Bearer not.a.jwt"},
+    ],
+)
 def test_missing_or_unknown_credentials_get_401_in_the_envelope(identity, org, lambda_context, headers):
     reply = call(identity, api_event("identity/whoami.json", headers=headers), lambda_context)
     assert reply.status == 401
@@ -47,27 +54,38 @@ def test_the_key_never_appears_in_logs(identity, org, lambda_context, capsys):
     call(identity, api_event("identity/whoami.json", headers={"VF-ORG-ID": org.key + "x"}), lambda_context)
     out = capsys.readouterr()
     assert org.key not in out.out + out.err
-    assert org.key[len("vfk_00000000_"):] not in out.out + out.err
+    assert org.key[len("vfk_00000000_") :] not in out.out + out.err
 
 
 def _login(identity, org, ctx, password=None):
-    return call(identity, api_event("identity/login.json",
-                                    body={"email": org.owner_email, "password": password or org.owner_password}), ctx)
+    return call(
+        identity,
+        api_event(
+            "identity/login.json", body={"email": org.owner_email, "password": password or org.owner_password}
+        ),
+        ctx,
+    )
 
 
 def test_dashboard_login_returns_a_token_that_authenticates(identity, org, lambda_context):
     reply = _login(identity, org, lambda_context)
     assert reply.status == 200 and reply.data["tokenType"] == "Bearer"
     token = reply.data["token"]
-    me = call(identity, api_event("identity/whoami.json", headers={"Authorization": f"Bearer {token}"}),
-              lambda_context)
+    me = call(
+        identity,
+        api_event("identity/whoami.json", headers={"Authorization": f"Bearer {token}"}),
+        lambda_context,
+    )
     assert me.status == 200 and me.data["via"] == "jwt" and me.data["orgId"] == org.id
 
 
 def test_a_wrong_password_and_an_unknown_email_look_the_same(identity, org, lambda_context):
     wrong = _login(identity, org, lambda_context, password="nope")
-    unknown = call(identity, api_event("identity/login.json", body={"email": "who@nowhere.example", "password": "x"}),
-                   lambda_context)
+    unknown = call(
+        identity,
+        api_event("identity/login.json", body={"email": "who@nowhere.example", "password": "x"}),
+        lambda_context,
+    )
     assert wrong.status == unknown.status == 401
     assert wrong.body == unknown.body
 
@@ -85,7 +103,11 @@ def test_expired_tampered_or_foreign_tokens_get_401(identity, org, lambda_contex
     token = _login(identity, org, lambda_context).data["token"]
     claims = jwt.decode(token, options={"verify_signature": False})
     if mutate == "expired":
-        claims |= {"iat": int(time.time()) - 7200, "nbf": int(time.time()) - 7200, "exp": int(time.time()) - 60}
+        claims |= {
+            "iat": int(time.time()) - 7200,
+            "nbf": int(time.time()) - 7200,
+            "exp": int(time.time()) - 60,
+        }
         token = jwt.encode(claims, get_secret("verriflo/jwt-secret"), algorithm="HS256")
     elif mutate == "tampered":
         claims["org"] = "org_someone_else"
@@ -94,8 +116,11 @@ def test_expired_tampered_or_foreign_tokens_get_401(identity, org, lambda_contex
         token = f"{head}.{body}.{sig}"
     else:
         token = jwt.encode(claims, "another-secret-another-secret-another", algorithm="HS256")
-    reply = call(identity, api_event("identity/whoami.json", headers={"Authorization": f"Bearer {token}"}),
-                 lambda_context)
+    reply = call(
+        identity,
+        api_event("identity/whoami.json", headers={"Authorization": f"Bearer {token}"}),
+        lambda_context,
+    )
     assert reply.status == 401 and reply.body["error"] == "UNAUTHORIZED"
 
 

@@ -34,7 +34,9 @@ def test_an_operator_sets_up_an_org_from_nothing(capsys, monkeypatch, stores):
     assert grant["balance"] == 350 and again["duplicate"] is True and ledger.balance_milli(org_id) == 350_000
 
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
-    user = _run(capsys, "user", "create", org_id, "Head@Lakeside.example", "--role", "admin", "--password-stdin")
+    user = _run(
+        capsys, "user", "create", org_id, "Head@Lakeside.example", "--role", "admin", "--password-stdin"
+    )
     assert user["email"] == "head@lakeside.example"
     token, _, _ = auth.login("head@lakeside.example", "a long enough password")
     assert auth.authenticate({"Authorization": f"Bearer {token}"}).role == "admin"

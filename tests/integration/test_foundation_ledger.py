@@ -5,14 +5,20 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from verriflo import db, ledger
 from verriflo.errors import InsufficientCredits
 
 
 def _usage(org_id: str, entry_id: str, credits: float = 1) -> ledger.UsageEvent:
-    return ledger.UsageEvent(entry_id=entry_id, org_id=org_id, service="live", credits=credits, quantity=credits,
-                             unit="participant-minute", room_id="math-101")
+    return ledger.UsageEvent(
+        entry_id=entry_id,
+        org_id=org_id,
+        service="live",
+        credits=credits,
+        quantity=credits,
+        unit="participant-minute",
+        room_id="math-101",
+    )
 
 
 def test_the_same_event_is_counted_once(org):

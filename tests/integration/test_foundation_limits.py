@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from support import api_event, call
-
 from verriflo import auth, orgs, ratelimit
 
 
@@ -14,8 +13,10 @@ def test_the_budget_is_enforced_with_429_and_headers(org, lambda_context):
 
     orgs.set_rate_limit(org.id, "identity", orgs.RateLimit(limit=3, window=60))
     auth.clear_cache()
-    replies = [call(handler, api_event("identity/whoami.json", headers=org.headers), lambda_context)
-               for _ in range(4)]
+    replies = [
+        call(handler, api_event("identity/whoami.json", headers=org.headers), lambda_context)
+        for _ in range(4)
+    ]
     assert [r.status for r in replies] == [200, 200, 200, 429]
     assert replies[0].headers["X-RateLimit-Limit"] == "3"
     assert replies[2].headers["X-RateLimit-Remaining"] == "0"
@@ -32,11 +33,16 @@ def test_budgets_are_per_org(org, other_org, lambda_context):
     auth.clear_cache()
     assert call(handler, api_event("identity/whoami.json", headers=org.headers), lambda_context).status == 200
     assert call(handler, api_event("identity/whoami.json", headers=org.headers), lambda_context).status == 429
-    assert call(handler, api_event("identity/whoami.json", headers=other_org.headers), lambda_context).status == 200
+    assert (
+        call(handler, api_event("identity/whoami.json", headers=other_org.headers), lambda_context).status
+        == 200
+    )
 
 
 def test_concurrent_requests_never_exceed_the_budget(org):
-    ctx = auth.OrgContext(org.id, "Acme", "prepaid", "api_key", "k", rate_limits={"g": {"limit": 50, "window": 60}})
+    ctx = auth.OrgContext(
+        org.id, "Acme", "prepaid", "api_key", "k", rate_limits={"g": {"limit": 50, "window": 60}}
+    )
     with ThreadPoolExecutor(max_workers=16) as pool:
         decisions = list(pool.map(lambda _: ratelimit.hit(ctx, "g"), range(200)))
     assert sum(d.allowed for d in decisions) == 50

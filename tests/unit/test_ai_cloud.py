@@ -7,9 +7,8 @@ import json
 
 import boto3
 import pytest
-
-from verriflo_ai import speech
 from verriflo_ai import settings as ai_settings_module
+from verriflo_ai import speech
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt "
 
@@ -28,11 +27,14 @@ def test_polly_speaks_with_the_voice_asked_for(cloud):
     from verriflo import aws
 
     seen = []
-    aws.client("polly").meta.events.register("before-call.polly.SynthesizeSpeech",
-                                             lambda params, **_: seen.append(params["body"]))
+    aws.client("polly").meta.events.register(
+        "before-call.polly.SynthesizeSpeech", lambda params, **_: seen.append(params["body"])
+    )
     audio = speech.synthesize("Hello class.", "Matthew")
     assert isinstance(audio, bytes) and audio
-    assert seen and json.loads(seen[0])["VoiceId"] == "Matthew" and json.loads(seen[0])["OutputFormat"] == "mp3"
+    assert (
+        seen and json.loads(seen[0])["VoiceId"] == "Matthew" and json.loads(seen[0])["OutputFormat"] == "mp3"
+    )
 
 
 def test_transcribe_job_result_is_read_and_the_clip_removed(cloud, monkeypatch):
@@ -43,13 +45,18 @@ def test_transcribe_job_result_is_read_and_the_clip_removed(cloud, monkeypatch):
         body = params.get("body") or {}
         request = json.loads(body) if isinstance(body, (bytes, str)) else body
         boto3.client("s3").put_object(
-            Bucket=request["OutputBucketName"], Key=request["OutputKey"],
-            Body=json.dumps({"results": {"transcripts": [{"transcript": "where is atp made"}]}}))
+            Bucket=request["OutputBucketName"],
+            Key=request["OutputKey"],
+            Body=json.dumps({"results": {"transcripts": [{"transcript": "where is atp made"}]}}),
+        )
 
-    aws.client("transcribe").meta.events.register("before-call.transcribe.StartTranscriptionJob",
-                                                  service_writes_its_output)
+    aws.client("transcribe").meta.events.register(
+        "before-call.transcribe.StartTranscriptionJob", service_writes_its_output
+    )
     monkeypatch.setattr(speech, "decode_audio", lambda data: [0.0] * 32000)  # 2 s of audio
     transcript = speech.transcribe(WAV)
     assert transcript.text == "where is atp made" and transcript.duration_s == 2
-    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="verriflo-test-media").get("Contents", [])]
+    keys = [
+        o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="verriflo-test-media").get("Contents", [])
+    ]
     assert not any(k.endswith(".wav") for k in keys)

@@ -6,7 +6,6 @@ import time
 
 import jwt
 import pytest
-
 from verriflo import auth, orgs
 from verriflo.auth import OrgContext
 from verriflo.errors import Unauthorized
@@ -28,7 +27,9 @@ def test_passwords_are_argon2id_and_verify_only_the_right_password():
 
 
 def test_authorizer_context_round_trips_with_flat_string_values():
-    ctx = OrgContext("org_1", "Acme", "prepaid", "api_key", "key_1", "api", {"rooms": {"limit": 5, "window": 60}})
+    ctx = OrgContext(
+        "org_1", "Acme", "prepaid", "api_key", "key_1", "api", {"rooms": {"limit": 5, "window": 60}}
+    )
     flat = ctx.to_authorizer_context()
     assert all(isinstance(v, str) for v in flat.values())
     assert OrgContext.from_authorizer_context(flat) == ctx
@@ -53,8 +54,16 @@ def test_bad_tokens_are_rejected(aws_env, mutate):
 
     secret = get_secret("verriflo/jwt-secret")
     now = int(time.time())
-    claims = {"iss": "verriflo", "aud": "verriflo-dashboard", "sub": "usr_1", "org": "org_1", "role": "owner",
-              "iat": now, "nbf": now, "exp": now + 600}
+    claims = {
+        "iss": "verriflo",
+        "aud": "verriflo-dashboard",
+        "sub": "usr_1",
+        "org": "org_1",
+        "role": "owner",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
     key, alg = secret, "HS256"
     if mutate == "expired":
         claims |= {"iat": now - 7200, "nbf": now - 7200, "exp": now - 3600}
@@ -62,8 +71,11 @@ def test_bad_tokens_are_rejected(aws_env, mutate):
         key = "some-other-secret-some-other-secret"
     elif mutate == "wrong_audience":
         claims["aud"] = "someone-else"
-    token = jwt.encode(claims, key, algorithm=alg) if mutate != "none_alg" else jwt.encode(
-        claims, None, algorithm="none")
+    token = (
+        jwt.encode(claims, key, algorithm=alg)
+        if mutate != "none_alg"
+        else jwt.encode(claims, None, algorithm="none")
+    )
     if mutate == "tampered":
         head, body, sig = token.split(".")
         token = ".".join([head, body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1], sig])

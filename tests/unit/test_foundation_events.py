@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import boto3
-
 from verriflo import events
 
 
@@ -14,7 +13,9 @@ def test_published_events_reach_a_rule_target_with_org_and_type(aws_env):
     queue = sqs.create_queue(QueueName="sink")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     bridge = boto3.client("events")
-    bridge.put_rule(Name="all", EventBusName="verriflo-test-events", EventPattern=json.dumps({"source": ["verriflo"]}))
+    bridge.put_rule(
+        Name="all", EventBusName="verriflo-test-events", EventPattern=json.dumps({"source": ["verriflo"]})
+    )
     bridge.put_targets(Rule="all", EventBusName="verriflo-test-events", Targets=[{"Id": "q", "Arn": arn}])
 
     sent = events.publish("room.started", "org_1", {"roomId": "math-101"})

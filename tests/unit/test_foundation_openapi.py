@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import yaml
-
 from verriflo.openapi import DOCUMENT, build_document, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,10 +17,14 @@ def _template_routes() -> set[tuple[str, str]]:
 
     # CloudFormation short-form tags (!Ref, !Sub, ...) are irrelevant here; read them as plain values.
     Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)  # noqa: S506 - Loader is a SafeLoader
     routes = set()
     for resource in template["Resources"].values():
-        for event in (resource.get("Properties") or {}).get("Events", {}).values() if isinstance(resource, dict) else []:
+        for event in (
+            (resource.get("Properties") or {}).get("Events", {}).values()
+            if isinstance(resource, dict)
+            else []
+        ):
             if event.get("Type") == "Api":
                 props = event["Properties"]
                 routes.add((props["Method"].lower(), props["Path"]))
@@ -30,7 +33,8 @@ def _template_routes() -> set[tuple[str, str]]:
 
 def test_the_committed_document_is_current():
     assert DOCUMENT.read_text() == render(build_document(ROOT / "functions")), (
-        "layers/common/verriflo/openapi.json is stale: run `verriflo openapi --write`")
+        "layers/common/verriflo/openapi.json is stale: run `verriflo openapi --write`"
+    )
 
 
 def test_every_route_in_the_template_is_documented():
@@ -45,7 +49,9 @@ def test_errors_are_documented_as_the_envelope_and_validation_is_400():
     for path, ops in document["paths"].items():
         for method, op in ops.items():
             assert "422" not in op["responses"], (method, path)
-            assert op["responses"]["500"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorEnvelope")
+            assert op["responses"]["500"]["content"]["application/json"]["schema"]["$ref"].endswith(
+                "ErrorEnvelope"
+            )
             assert re.fullmatch(r"/v1/[a-z0-9/{}_.-]+|/api/[a-z0-9/{}_.-]+|/iframe/[a-z/]+", path), path
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import AliasChoices, Field, ValidationError
-
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 
@@ -13,7 +12,9 @@ class Example(EnvSettings):
 
     window: int = Field(default=32, ge=16)
     names: list[str] = Field(default_factory=list)
-    region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
 
 
 def test_fields_are_read_from_prefixed_variables_case_insensitively(monkeypatch):

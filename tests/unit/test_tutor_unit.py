@@ -170,7 +170,9 @@ def test_settings_read_from_the_environment_including_empty_values(monkeypatch):
     # The template passes empty parameters through (e.g. no OpenAI key secret): a value, not JSON.
     monkeypatch.setenv("AI_OPENAI_API_KEY_SECRET_NAME", "")
     assert AiSettings().openai_api_key_secret_name == ""
-    monkeypatch.setenv("LIVEKIT_SECRET_NAME", "arn:aws:secretsmanager:us-east-1:000000000000:secret:verriflo/livekit")
+    monkeypatch.setenv(
+        "LIVEKIT_SECRET_NAME", "arn:aws:secretsmanager:us-east-1:000000000000:secret:verriflo/livekit"
+    )
     monkeypatch.setenv("TUTOR_MAX_TEXT_CHARS", "500")
     settings = TutorSettings()
     assert settings.livekit_secret_name.endswith("verriflo/livekit") and settings.max_text_chars == 500

@@ -20,30 +20,46 @@ service = internal(app)
 TAGS = ["ai-agent"]
 
 
-@api.post("/v1/ai-agent/chat", summary="Ask the AI (one JSON answer)", tags=TAGS,
-          responses=responses(logic.ChatAnswer, 400, 401, 402, 404, 413, 415, 429, 502, 503))
+@api.post(
+    "/v1/ai-agent/chat",
+    summary="Ask the AI (one JSON answer)",
+    tags=TAGS,
+    responses=responses(logic.ChatAnswer, 400, 401, 402, 404, 413, 415, 429, 502, 503),
+)
 def chat(body: logic.ChatRequest, org: Org) -> Envelope[logic.ChatAnswer]:
     """Text, voice or an image in; the whole answer, with citations, speech and charts, out."""
     prepared = logic.prepare_chat(org, body, app.current_event.request_context.request_id)
     return ok(logic.collect(prepared))
 
 
-@api.get("/v1/ai-agent/chats/<chat_id>", summary="Read a chat's history", tags=TAGS,
-         responses=responses(logic.ChatHistory, 400, 401, 404, 429, 503))
+@api.get(
+    "/v1/ai-agent/chats/<chat_id>",
+    summary="Read a chat's history",
+    tags=TAGS,
+    responses=responses(logic.ChatHistory, 400, 401, 404, 429, 503),
+)
 def read_chat(chat_id: str, org: Org) -> Envelope[logic.ChatHistory]:
     """The stored messages of one of the org's chats."""
     return ok(logic.read_chat(org, chat_id))
 
 
-@api.delete("/v1/ai-agent/chats/<chat_id>", summary="Delete a chat's history", tags=TAGS,
-            responses=responses(logic.ChatDeleted, 400, 401, 404, 429, 503))
+@api.delete(
+    "/v1/ai-agent/chats/<chat_id>",
+    summary="Delete a chat's history",
+    tags=TAGS,
+    responses=responses(logic.ChatDeleted, 400, 401, 404, 429, 503),
+)
 def delete_chat(chat_id: str, org: Org) -> Envelope[logic.ChatDeleted]:
     """Forget one of the org's chats."""
     return ok(logic.delete_chat(org, chat_id))
 
 
-@api.get("/v1/ai-agent/usage/summary", summary="AI usage between two dates", tags=TAGS,
-         responses=responses(logic.UsageSummary, 400, 401, 429, 503))
+@api.get(
+    "/v1/ai-agent/usage/summary",
+    summary="AI usage between two dates",
+    tags=TAGS,
+    responses=responses(logic.UsageSummary, 400, 401, 429, 503),
+)
 def usage_summary(
     org: Org,
     start_date: Annotated[str | None, Query(alias="startDate", description="YYYY-MM-DD")] = None,
@@ -53,59 +69,91 @@ def usage_summary(
     return ok(logic.usage_summary(org, start_date, end_date))
 
 
-@api.post("/v1/ai-agent/knowledge-bases", summary="Create a knowledge base", tags=TAGS,
-          responses=responses(knowledge.KnowledgeBase, 400, 401, 429, 503, status=201))
+@api.post(
+    "/v1/ai-agent/knowledge-bases",
+    summary="Create a knowledge base",
+    tags=TAGS,
+    responses=responses(knowledge.KnowledgeBase, 400, 401, 429, 503, status=201),
+)
 def create_knowledge_base(body: logic.CreateKnowledgeBase, org: Org) -> Envelope[knowledge.KnowledgeBase]:
     """An empty knowledge base to add documents to."""
     return ok(knowledge.create_base(org.org_id, body.name, body.description), status=201)
 
 
-@api.get("/v1/ai-agent/knowledge-bases", summary="List knowledge bases", tags=TAGS,
-         responses=responses(knowledge.KnowledgeBaseList, 401, 429, 503))
+@api.get(
+    "/v1/ai-agent/knowledge-bases",
+    summary="List knowledge bases",
+    tags=TAGS,
+    responses=responses(knowledge.KnowledgeBaseList, 401, 429, 503),
+)
 def list_knowledge_bases(org: Org) -> Envelope[knowledge.KnowledgeBaseList]:
     """The org's knowledge bases, newest first."""
     return ok(knowledge.list_bases(org.org_id))
 
 
-@api.get("/v1/ai-agent/knowledge-bases/<kb_id>", summary="Read a knowledge base", tags=TAGS,
-         responses=responses(knowledge.KnowledgeBase, 401, 404, 429, 503))
+@api.get(
+    "/v1/ai-agent/knowledge-bases/<kb_id>",
+    summary="Read a knowledge base",
+    tags=TAGS,
+    responses=responses(knowledge.KnowledgeBase, 401, 404, 429, 503),
+)
 def get_knowledge_base(kb_id: str, org: Org) -> Envelope[knowledge.KnowledgeBase]:
     """One of the org's knowledge bases."""
     return ok(knowledge.get_base(org.org_id, kb_id))
 
 
-@api.delete("/v1/ai-agent/knowledge-bases/<kb_id>", summary="Delete a knowledge base", tags=TAGS,
-            responses=responses(logic.Deleted, 401, 404, 429, 503))
+@api.delete(
+    "/v1/ai-agent/knowledge-bases/<kb_id>",
+    summary="Delete a knowledge base",
+    tags=TAGS,
+    responses=responses(logic.Deleted, 401, 404, 429, 503),
+)
 def delete_knowledge_base(kb_id: str, org: Org) -> Envelope[logic.Deleted]:
     """Delete a knowledge base with all its documents."""
     knowledge.delete_base(org.org_id, kb_id)
     return ok(logic.Deleted(id=kb_id))
 
 
-@api.post("/v1/ai-agent/knowledge-bases/<kb_id>/documents", summary="Add a document", tags=TAGS,
-          responses=responses(knowledge.Document, 400, 401, 404, 413, 415, 429, 503, status=201))
+@api.post(
+    "/v1/ai-agent/knowledge-bases/<kb_id>/documents",
+    summary="Add a document",
+    tags=TAGS,
+    responses=responses(knowledge.Document, 400, 401, 404, 413, 415, 429, 503, status=201),
+)
 def add_document(kb_id: str, body: logic.AddDocument, org: Org) -> Envelope[knowledge.Document]:
     """Text, Markdown or PDF: chunked, embedded and searchable at once."""
     return ok(logic.add_document(org, kb_id, body), status=201)
 
 
-@api.get("/v1/ai-agent/knowledge-bases/<kb_id>/documents", summary="List documents", tags=TAGS,
-         responses=responses(knowledge.DocumentList, 401, 404, 429, 503))
+@api.get(
+    "/v1/ai-agent/knowledge-bases/<kb_id>/documents",
+    summary="List documents",
+    tags=TAGS,
+    responses=responses(knowledge.DocumentList, 401, 404, 429, 503),
+)
 def list_documents(kb_id: str, org: Org) -> Envelope[knowledge.DocumentList]:
     """A knowledge base's documents, newest first."""
     return ok(knowledge.list_documents(org.org_id, kb_id))
 
 
-@api.delete("/v1/ai-agent/knowledge-bases/<kb_id>/documents/<document_id>", summary="Delete a document",
-            tags=TAGS, responses=responses(logic.Deleted, 401, 404, 429, 503))
+@api.delete(
+    "/v1/ai-agent/knowledge-bases/<kb_id>/documents/<document_id>",
+    summary="Delete a document",
+    tags=TAGS,
+    responses=responses(logic.Deleted, 401, 404, 429, 503),
+)
 def delete_document(kb_id: str, document_id: str, org: Org) -> Envelope[logic.Deleted]:
     """Remove a document and its passages from a knowledge base."""
     knowledge.delete_document(org.org_id, kb_id, document_id)
     return ok(logic.Deleted(id=document_id))
 
 
-@service.post("/api/v1/generate", summary="Internal: generate an answer", tags=["internal"],
-              responses=responses(logic.ChatAnswer, 400, 402, 403, 404, 413, 502, 503))
+@service.post(
+    "/api/v1/generate",
+    summary="Internal: generate an answer",
+    tags=["internal"],
+    responses=responses(logic.ChatAnswer, 400, 402, 403, 404, 413, 502, 503),
+)
 def generate(body: logic.GenerateRequest) -> Envelope[logic.ChatAnswer]:
     """Generation for another service (X-Dispatch-Secret), metered to the org named."""
     prepared = logic.prepare_generate(body, app.current_event.request_context.request_id)

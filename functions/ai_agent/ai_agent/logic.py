@@ -54,19 +54,24 @@ Modality = Literal["text", "audio", "text+audio"]
 
 # --- requests and answers -------------------------------------------------------------------------
 
+
 class ChatRequest(StrictApiModel):
     """A chat turn: text, voice or an image in; text and/or speech out (API.md)."""
 
-    chat_id: str | None = Field(default=None, pattern=ID_PATTERN,
-                                description="keeps history across turns; omit for a one-off question")
+    chat_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="keeps history across turns; omit for a one-off question",
+    )
     message: str | None = Field(default=None, description="the question or message")
     audio: str | None = Field(default=None, description="base64 WAV, MP3 or WebM/Opus")
     image: str | None = Field(default=None, description="base64 PNG, JPEG, WebP or GIF")
     image_mime_type: str | None = None
     voice_name: str | None = Field(default=None, max_length=64)
     response_modality: Modality = "text"
-    knowledge_base_ids: list[str] = Field(default_factory=list, max_length=5,
-                                          description="answer from these knowledge bases, with citations")
+    knowledge_base_ids: list[str] = Field(
+        default_factory=list, max_length=5, description="answer from these knowledge bases, with citations"
+    )
 
     @model_validator(mode="after")
     def _something_to_answer(self) -> ChatRequest:
@@ -240,6 +245,7 @@ class Deleted(ApiModel):
 
 # --- preparing a request (everything that may reject it) -----------------------------------------
 
+
 def _decode_base64(value: str, field_name: str, limit: int) -> bytes:
     # Size first, from the encoded length, so an oversized upload is never decoded.
     if len(value) * 3 // 4 > limit + 3:
@@ -317,17 +323,33 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
     note = ""
     if image is not None:
         seen = images.read_image(image, mime or "")
-        note = (f"Text read from the attached image: {seen}" if seen
-                else "An image was attached; no text could be read from it.")
+        note = (
+            f"Text read from the attached image: {seen}"
+            if seen
+            else "An image was attached; no text could be read from it."
+        )
         question = question or seen
     kb_ids = body.knowledge_base_ids
     passages = knowledge.search(org.org_id, kb_ids, question) if kb_ids else []
-    generation = GenerationRequest(question=question or "(no question)", history=past,
-                                   passages=tuple(passages), grounded=bool(kb_ids), context_note=note)
-    return Prepared(org_id=org.org_id, request_id=request_id, chat_id=body.chat_id, question=question,
-                    generation=generation, request_modality=_request_modality(body),
-                    response_modality=body.response_modality, voice=voice, transcript=transcript,
-                    passages=passages)
+    generation = GenerationRequest(
+        question=question or "(no question)",
+        history=past,
+        passages=tuple(passages),
+        grounded=bool(kb_ids),
+        context_note=note,
+    )
+    return Prepared(
+        org_id=org.org_id,
+        request_id=request_id,
+        chat_id=body.chat_id,
+        question=question,
+        generation=generation,
+        request_modality=_request_modality(body),
+        response_modality=body.response_modality,
+        voice=voice,
+        transcript=transcript,
+        passages=passages,
+    )
 
 
 def prepare_generate(body: GenerateRequest, request_id: str) -> Prepared:
@@ -343,10 +365,21 @@ def prepare_generate(body: GenerateRequest, request_id: str) -> Prepared:
     kb_ids = body.knowledge_base_ids
     passages = knowledge.search(body.org_id, kb_ids, body.message) if kb_ids else []
     generation = GenerationRequest(
-        question=body.message, history=tuple(Message(m.role, m.text) for m in body.history),
-        passages=tuple(passages), grounded=bool(body.knowledge_base_ids), max_tokens=body.max_tokens)
-    return Prepared(org_id=body.org_id, request_id=request_id, chat_id=None, question=body.message,
-                    generation=generation, request_modality="text", passages=passages)
+        question=body.message,
+        history=tuple(Message(m.role, m.text) for m in body.history),
+        passages=tuple(passages),
+        grounded=bool(body.knowledge_base_ids),
+        max_tokens=body.max_tokens,
+    )
+    return Prepared(
+        org_id=body.org_id,
+        request_id=request_id,
+        chat_id=None,
+        question=body.message,
+        generation=generation,
+        request_modality="text",
+        passages=passages,
+    )
 
 
 # --- answering ------------------------------------------------------------------------------------
@@ -359,16 +392,29 @@ def _citations(passages: list[Passage], text: str, provider_name: str) -> list[C
     # it names none, every passage it was grounded on is listed.
     used = {int(n) for n in _CITED.findall(text)} if provider_name != "retrieval" else set()
     chosen = [i for i in range(1, len(passages) + 1) if not used or i in used]
-    return [Citation(index=i, knowledge_base_id=passages[i - 1].knowledge_base_id,
-                     document_id=passages[i - 1].document_id, title=passages[i - 1].title,
-                     chunk=passages[i - 1].chunk, score=round(passages[i - 1].score, 4),
-                     text=passages[i - 1].text) for i in chosen]
+    return [
+        Citation(
+            index=i,
+            knowledge_base_id=passages[i - 1].knowledge_base_id,
+            document_id=passages[i - 1].document_id,
+            title=passages[i - 1].title,
+            chunk=passages[i - 1].chunk,
+            score=round(passages[i - 1].score, 4),
+            text=passages[i - 1].text,
+        )
+        for i in chosen
+    ]
 
 
 def _audio_event(text: str, voice: str | None, index: int) -> dict[str, Any]:
     audio = speech.synthesize(text, voice)
-    return {"type": "audio", "audio": base64.b64encode(audio).decode(), "mimeType": speech.VOICE_MIME,
-            "index": index, "text": text}
+    return {
+        "type": "audio",
+        "audio": base64.b64encode(audio).decode(),
+        "mimeType": speech.VOICE_MIME,
+        "index": index,
+        "text": text,
+    }
 
 
 def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, Any]]:
@@ -413,15 +459,23 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
     spec = images.chart_spec(text, prep.question)
     picture = images.render_chart(spec) if spec is not None else None
     if spec is not None and picture is not None:
-        yield {"type": "image", "image": base64.b64encode(picture).decode(),
-               "mimeType": "image/png", "alt": spec.title or "chart of the figures in the answer"}
+        yield {
+            "type": "image",
+            "image": base64.b64encode(picture).decode(),
+            "mimeType": "image/png",
+            "alt": spec.title or "chart of the figures in the answer",
+        }
     try:
         credits = _finish(prep, text, usage, started)
     except VerrifloError as exc:  # e.g. Redis went away: the turn is not kept, and the caller is told
         yield from _failed(prep, exc.code, exc.message, started)
         return
-    totals = TokenUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                        total_tokens=usage.input_tokens + usage.output_tokens, credits=float(credits))
+    totals = TokenUsage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        total_tokens=usage.input_tokens + usage.output_tokens,
+        credits=float(credits),
+    )
     yield {"type": "usage", "usage": totals.model_dump(mode="json")}
     yield {"type": "done"}
 
@@ -436,12 +490,22 @@ def _failed(prep: Prepared, code: str, message: str, started: float) -> Iterator
 
 def _record(prep: Prepared, usage: Usage, credits: Decimal, status: str) -> None:
     try:
-        store.record_request({
-            "_id": prep.request_id, "orgId": prep.org_id, "chatId": prep.chat_id,
-            "sessionKey": prep.chat_id or prep.request_id, "inputTokens": usage.input_tokens,
-            "outputTokens": usage.output_tokens, "creditsMilli": to_milli(credits), "status": status,
-            "model": usage.model, "requestModality": prep.request_modality,
-            "responseModality": prep.response_modality, "createdAt": datetime.now(UTC)})
+        store.record_request(
+            {
+                "_id": prep.request_id,
+                "orgId": prep.org_id,
+                "chatId": prep.chat_id,
+                "sessionKey": prep.chat_id or prep.request_id,
+                "inputTokens": usage.input_tokens,
+                "outputTokens": usage.output_tokens,
+                "creditsMilli": to_milli(credits),
+                "status": status,
+                "model": usage.model,
+                "requestModality": prep.request_modality,
+                "responseModality": prep.response_modality,
+                "createdAt": datetime.now(UTC),
+            }
+        )
     except VerrifloError:
         logger.warning("ai.record_failed", extra={"status": status})
 
@@ -451,23 +515,38 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
     settings = ai_settings()
     if prep.chat_id:
         stamp = datetime.now(UTC).isoformat()
-        history.append(prep.org_id, prep.chat_id,
-                       [{"role": "user", "text": prep.question, "createdAt": stamp},
-                        {"role": "assistant", "text": text, "createdAt": stamp}],
-                       settings.history_turns, settings.history_ttl_s)
+        history.append(
+            prep.org_id,
+            prep.chat_id,
+            [
+                {"role": "user", "text": prep.question, "createdAt": stamp},
+                {"role": "assistant", "text": text, "createdAt": stamp},
+            ],
+            settings.history_turns,
+            settings.history_ttl_s,
+        )
     credits = Decimal(0)
     try:
-        credits = metering.meter(prep.org_id, "ai_agent", f"ai:{prep.request_id}", usage,
-                                 {"chatId": prep.chat_id})
+        credits = metering.meter(
+            prep.org_id, "ai_agent", f"ai:{prep.request_id}", usage, {"chatId": prep.chat_id}
+        )
     except VerrifloError:
         # The answer was delivered; the ledger write is retried by nobody, so say so loudly.
-        logger.error("ai.meter_failed", extra={"input_tokens": usage.input_tokens,
-                                               "output_tokens": usage.output_tokens})
+        logger.error(
+            "ai.meter_failed",
+            extra={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        )
     _record(prep, usage, credits, "completed")
-    logger.info("ai.answered", extra={
-        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-        "passages": len(prep.passages), "counted": usage.counted,
-        "elapsed_ms": round((time.monotonic() - started) * 1000)})
+    logger.info(
+        "ai.answered",
+        extra={
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "passages": len(prep.passages),
+            "counted": usage.counted,
+            "elapsed_ms": round((time.monotonic() - started) * 1000),
+        },
+    )
     return credits
 
 
@@ -502,14 +581,22 @@ def collect(prep: Prepared, model: Provider | None = None) -> ChatAnswer:
             usage = TokenUsage.model_validate(event["usage"])
         elif kind == "error":
             raise UpstreamError(event["message"])
-    return ChatAnswer(chat_id=prep.chat_id, text="".join(text).strip(),
-                      audio=base64.b64encode(b"".join(spoken)).decode() if spoken else None,
-                      audio_mime_type=speech.VOICE_MIME if spoken else None, images=pictures,
-                      citations=citations, transcript=prep.transcript, usage=usage,
-                      request_modality=prep.request_modality, response_modality=prep.response_modality)
+    return ChatAnswer(
+        chat_id=prep.chat_id,
+        text="".join(text).strip(),
+        audio=base64.b64encode(b"".join(spoken)).decode() if spoken else None,
+        audio_mime_type=speech.VOICE_MIME if spoken else None,
+        images=pictures,
+        citations=citations,
+        transcript=prep.transcript,
+        usage=usage,
+        request_modality=prep.request_modality,
+        response_modality=prep.response_modality,
+    )
 
 
 # --- chats ----------------------------------------------------------------------------------------
+
 
 def _check_chat_id(chat_id: str) -> None:
     if not re.fullmatch(ID_PATTERN, chat_id):
@@ -524,8 +611,11 @@ def read_chat(org: OrgContext, chat_id: str) -> ChatHistory:
     messages = history.read(org.org_id, chat_id)
     if not messages:
         raise NotFound(f"Chat '{chat_id}' was not found.")
-    return ChatHistory(chat_id=chat_id, messages=[ChatMessage.model_validate(m) for m in messages],
-                       expires_in=max(history.ttl(org.org_id, chat_id), 0))
+    return ChatHistory(
+        chat_id=chat_id,
+        messages=[ChatMessage.model_validate(m) for m in messages],
+        expires_in=max(history.ttl(org.org_id, chat_id), 0),
+    )
 
 
 def delete_chat(org: OrgContext, chat_id: str) -> ChatDeleted:
@@ -539,6 +629,7 @@ def delete_chat(org: OrgContext, chat_id: str) -> ChatDeleted:
 
 
 # --- usage ----------------------------------------------------------------------------------------
+
 
 def _day(value: str | None, default: date, name: str) -> date:
     if not value:
@@ -569,19 +660,34 @@ def usage_summary(org: OrgContext, start_date: str | None, end_date: str | None)
             total_sessions=agent["sessions"] + tutor["interactions"],
             total_token_cost=round(agent_cost + tutor_cost, 3),
             total_input_tokens=agent["inputTokens"] + tutor["inputTokens"],
-            total_output_tokens=agent["outputTokens"] + tutor["outputTokens"]),
+            total_output_tokens=agent["outputTokens"] + tutor["outputTokens"],
+        ),
         breakdown=Breakdown(
-            ai_agent=AgentBreakdown(sessions=agent["sessions"], requests=agent["requests"],
-                                    failed_requests=agent["failed"], input_tokens=agent["inputTokens"],
-                                    output_tokens=agent["outputTokens"], cost=round(agent_cost, 3)),
-            ai_tutor=TutorBreakdown(interactions=tutor["interactions"], students=tutor["students"],
-                                    rooms=tutor["rooms"], failed_interactions=tutor["failed"],
-                                    input_tokens=tutor["inputTokens"], output_tokens=tutor["outputTokens"],
-                                    cost=round(tutor_cost, 3))),
-        start_date=start, end_date=end)
+            ai_agent=AgentBreakdown(
+                sessions=agent["sessions"],
+                requests=agent["requests"],
+                failed_requests=agent["failed"],
+                input_tokens=agent["inputTokens"],
+                output_tokens=agent["outputTokens"],
+                cost=round(agent_cost, 3),
+            ),
+            ai_tutor=TutorBreakdown(
+                interactions=tutor["interactions"],
+                students=tutor["students"],
+                rooms=tutor["rooms"],
+                failed_interactions=tutor["failed"],
+                input_tokens=tutor["inputTokens"],
+                output_tokens=tutor["outputTokens"],
+                cost=round(tutor_cost, 3),
+            ),
+        ),
+        start_date=start,
+        end_date=end,
+    )
 
 
 # --- knowledge bases ------------------------------------------------------------------------------
+
 
 def add_document(org: OrgContext, kb_id: str, body: AddDocument) -> knowledge.Document:
     """Ingest a document into one of the org's knowledge bases."""

@@ -24,7 +24,9 @@ def _allow_whole_api(method_arn: str, principal: str, context: dict[str, str]) -
         "principalId": principal,
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": f"{arn}/{stage}/*/*"}],
+            "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": f"{arn}/{stage}/*/*"}
+            ],
         },
         "context": context,
     }

@@ -5,20 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from verriflo.api import PUBLIC, Envelope, create_app, lambda_handler, ok, responses
 
 from health import logic
-from verriflo.api import PUBLIC, Envelope, create_app, lambda_handler, ok, responses
 
 app = create_app()
 
 
-@app.get("/v1/health", summary="Liveness", tags=["health"], responses=responses(logic.Liveness), openapi_extensions=PUBLIC)
+@app.get(
+    "/v1/health",
+    summary="Liveness",
+    tags=["health"],
+    responses=responses(logic.Liveness),
+    openapi_extensions=PUBLIC,
+)
 def liveness() -> Envelope[logic.Liveness]:
     """The function answers: nothing else is checked."""
     return ok(logic.liveness())
 
 
-@app.get("/v1/health/ready", summary="Readiness of every dependency", tags=["health"], responses=responses(logic.Readiness, 503), openapi_extensions=PUBLIC)
+@app.get(
+    "/v1/health/ready",
+    summary="Readiness of every dependency",
+    tags=["health"],
+    responses=responses(logic.Readiness, 503),
+    openapi_extensions=PUBLIC,
+)
 def readiness() -> Envelope[logic.Readiness]:
     """MongoDB, Redis, S3 and EventBridge, each with status and latency; 503 if one is down."""
     report = logic.readiness()
@@ -26,8 +38,12 @@ def readiness() -> Envelope[logic.Readiness]:
     return ok(report, status=200 if report.ready else 503, headers=headers)
 
 
-@app.get("/v1/openapi.json", summary="The OpenAPI document of the whole API", tags=["health"],
-         include_in_schema=False)
+@app.get(
+    "/v1/openapi.json",
+    summary="The OpenAPI document of the whole API",
+    tags=["health"],
+    include_in_schema=False,
+)
 def openapi_document() -> Response[Any]:
     """The merged OpenAPI document (built from every function's routes at build time)."""
     return Response(status_code=200, content_type="application/json", body=logic.openapi_document())

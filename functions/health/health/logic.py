@@ -76,8 +76,12 @@ def _run(name: str, check: Callable[[], object]) -> Check:
     try:
         check()
     except Exception as exc:  # noqa: BLE001 - a health check reports any failure as "down"
-        return Check(name=name, status="down", latency_ms=round((time.perf_counter() - start) * 1000, 2),
-                     error=type(exc).__name__)
+        return Check(
+            name=name,
+            status="down",
+            latency_ms=round((time.perf_counter() - start) * 1000, 2),
+            error=type(exc).__name__,
+        )
     return Check(name=name, status="up", latency_ms=round((time.perf_counter() - start) * 1000, 2))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import Field
-
 from verriflo import auth, orgs, ratelimit
 from verriflo.auth import OrgContext
 from verriflo.errors import Forbidden, RateLimited
@@ -65,7 +64,9 @@ class NewKey(ApiModel):
 
 
 def _throttle(subject: str) -> None:
-    probe = OrgContext(org_id=subject, org_name="", plan="", via="login", principal="", rate_limits=LOGIN_BUDGET)
+    probe = OrgContext(
+        org_id=subject, org_name="", plan="", via="login", principal="", rate_limits=LOGIN_BUDGET
+    )
     decision = ratelimit.hit(probe, "login")
     if not decision.allowed:
         raise RateLimited("Too many sign-in attempts; retry later.", headers=decision.headers())
@@ -76,14 +77,23 @@ def login(body: LoginRequest, source_ip: str) -> LoginResult:
     _throttle(f"ip:{source_ip}")
     _throttle(f"email:{body.email.lower()}")
     token, expires_in, user = auth.login(body.email, body.password)
-    return LoginResult(token=token, expires_in=expires_in,
-                       user=UserInfo(id=user.id, email=user.email, role=user.role, org_id=user.org_id))
+    return LoginResult(
+        token=token,
+        expires_in=expires_in,
+        user=UserInfo(id=user.id, email=user.email, role=user.role, org_id=user.org_id),
+    )
 
 
 def whoami(org: OrgContext) -> WhoAmI:
     """The authenticated caller."""
-    return WhoAmI(org_id=org.org_id, org_name=org.org_name, plan=org.plan, via=org.via,
-                  principal=org.principal, role=org.role)
+    return WhoAmI(
+        org_id=org.org_id,
+        org_name=org.org_name,
+        plan=org.plan,
+        via=org.via,
+        principal=org.principal,
+        role=org.role,
+    )
 
 
 def _require_key_admin(org: OrgContext) -> None:
@@ -93,8 +103,9 @@ def _require_key_admin(org: OrgContext) -> None:
 
 
 def _info(key: orgs.ApiKey) -> KeyInfo:
-    return KeyInfo(id=key.id, name=key.name, prefix=key.prefix, created_at=key.created_at,
-                   revoked_at=key.revoked_at)
+    return KeyInfo(
+        id=key.id, name=key.name, prefix=key.prefix, created_at=key.created_at, revoked_at=key.revoked_at
+    )
 
 
 def list_keys(org: OrgContext) -> KeyList:

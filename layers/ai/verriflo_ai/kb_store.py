@@ -58,8 +58,10 @@ def get_base(org_id: str, kb_id: str) -> dict[str, Any]:
 def versions(org_id: str, kb_ids: list[str]) -> dict[str, int]:
     """The current version of each named base of the org; NotFound names the first missing one."""
     with db.unavailable_on_failure():
-        found = {d["_id"]: int(d.get("version", 0)) for d in db.collection(BASES).find(
-            {"_id": {"$in": kb_ids}, "orgId": org_id}, {"version": 1})}
+        found = {
+            d["_id"]: int(d.get("version", 0))
+            for d in db.collection(BASES).find({"_id": {"$in": kb_ids}, "orgId": org_id}, {"version": 1})
+        }
     for kb_id in kb_ids:
         if kb_id not in found:
             raise NotFound(f"Knowledge base '{kb_id}' was not found.")
@@ -89,14 +91,15 @@ def insert_document(doc: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
     with db.unavailable_on_failure():
         try:
             for start in range(0, len(chunks), 500):
-                db.collection(CHUNKS).insert_many(chunks[start:start + 500], ordered=False)
+                db.collection(CHUNKS).insert_many(chunks[start : start + 500], ordered=False)
             db.collection(DOCUMENTS).insert_one(doc)
         except PyMongoError:
             db.collection(CHUNKS).delete_many({"orgId": doc["orgId"], "docId": doc["_id"]})
             raise
         bumped = db.collection(BASES).update_one(
             {"_id": doc["kbId"], "orgId": doc["orgId"]},
-            {"$inc": {"version": 1, "documentCount": 1, "chunkCount": len(chunks)}})
+            {"$inc": {"version": 1, "documentCount": 1, "chunkCount": len(chunks)}},
+        )
         if not bumped.matched_count:
             # The base was deleted while this document was being embedded.
             db.collection(CHUNKS).delete_many({"orgId": doc["orgId"], "docId": doc["_id"]})
@@ -107,8 +110,9 @@ def insert_document(doc: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
 def list_documents(org_id: str, kb_id: str, limit: int) -> list[dict[str, Any]]:
     """A base's documents, newest first."""
     with db.unavailable_on_failure():
-        return list(db.collection(DOCUMENTS).find({"orgId": org_id, "kbId": kb_id})
-                    .sort("createdAt", -1).limit(limit))
+        return list(
+            db.collection(DOCUMENTS).find({"orgId": org_id, "kbId": kb_id}).sort("createdAt", -1).limit(limit)
+        )
 
 
 def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
@@ -120,7 +124,8 @@ def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
         db.collection(CHUNKS).delete_many({"orgId": org_id, "docId": doc_id})
         db.collection(BASES).update_one(
             {"_id": kb_id, "orgId": org_id},
-            {"$inc": {"version": 1, "documentCount": -1, "chunkCount": -int(doc.get("chunkCount", 0))}})
+            {"$inc": {"version": 1, "documentCount": -1, "chunkCount": -int(doc.get("chunkCount", 0))}},
+        )
 
 
 def iter_chunks(org_id: str, kb_id: str) -> Iterator[dict[str, Any]]:
@@ -129,7 +134,8 @@ def iter_chunks(org_id: str, kb_id: str) -> Iterator[dict[str, Any]]:
         yield from db.collection(CHUNKS).find(
             {"orgId": org_id, "kbId": kb_id},
             {"_id": 0, "docId": 1, "ordinal": 1, "text": 1, "title": 1, "vector": 1},
-            batch_size=2000)
+            batch_size=2000,
+        )
 
 
 def now() -> datetime:

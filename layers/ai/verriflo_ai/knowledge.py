@@ -66,22 +66,40 @@ class DocumentList(ApiModel):
 
 
 def _base(doc: dict[str, Any]) -> KnowledgeBase:
-    return KnowledgeBase(knowledge_base_id=doc["_id"], name=doc["name"],
-                         description=doc.get("description", ""), document_count=doc.get("documentCount", 0),
-                         chunk_count=doc.get("chunkCount", 0),
-                         created_at=doc["createdAt"])
+    return KnowledgeBase(
+        knowledge_base_id=doc["_id"],
+        name=doc["name"],
+        description=doc.get("description", ""),
+        document_count=doc.get("documentCount", 0),
+        chunk_count=doc.get("chunkCount", 0),
+        created_at=doc["createdAt"],
+    )
 
 
 def _document(doc: dict[str, Any]) -> Document:
-    return Document(document_id=doc["_id"], knowledge_base_id=doc["kbId"], title=doc["title"],
-                    content_type=doc["contentType"], size_bytes=doc["sizeBytes"],
-                    chunk_count=doc["chunkCount"], created_at=doc["createdAt"])
+    return Document(
+        document_id=doc["_id"],
+        knowledge_base_id=doc["kbId"],
+        title=doc["title"],
+        content_type=doc["contentType"],
+        size_bytes=doc["sizeBytes"],
+        chunk_count=doc["chunkCount"],
+        created_at=doc["createdAt"],
+    )
 
 
 def create_base(org_id: str, name: str, description: str = "") -> KnowledgeBase:
     """A new, empty knowledge base."""
-    doc = {"_id": f"kb_{uuid.uuid4().hex}", "orgId": org_id, "name": name, "description": description,
-           "version": 0, "documentCount": 0, "chunkCount": 0, "createdAt": kb_store.now()}
+    doc = {
+        "_id": f"kb_{uuid.uuid4().hex}",
+        "orgId": org_id,
+        "name": name,
+        "description": description,
+        "version": 0,
+        "documentCount": 0,
+        "chunkCount": 0,
+        "createdAt": kb_store.now(),
+    }
     kb_store.insert_base(doc)
     return _base(doc)
 
@@ -118,12 +136,30 @@ def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_ty
     created = kb_store.now()
     from bson import Binary
 
-    rows = [{"_id": f"{doc_id}:{c.ordinal}", "orgId": org_id, "kbId": kb_id, "docId": doc_id,
-             "ordinal": c.ordinal, "text": c.text,
-             "title": f"{title} > {c.section}" if c.section else title,
-             "vector": Binary(vectors[i].tobytes()), "model": MODEL_ID} for i, c in enumerate(chunks)]
-    doc = {"_id": doc_id, "orgId": org_id, "kbId": kb_id, "title": title, "contentType": content_type,
-           "sizeBytes": len(content), "chunkCount": len(rows), "createdAt": created}
+    rows = [
+        {
+            "_id": f"{doc_id}:{c.ordinal}",
+            "orgId": org_id,
+            "kbId": kb_id,
+            "docId": doc_id,
+            "ordinal": c.ordinal,
+            "text": c.text,
+            "title": f"{title} > {c.section}" if c.section else title,
+            "vector": Binary(vectors[i].tobytes()),
+            "model": MODEL_ID,
+        }
+        for i, c in enumerate(chunks)
+    ]
+    doc = {
+        "_id": doc_id,
+        "orgId": org_id,
+        "kbId": kb_id,
+        "title": title,
+        "contentType": content_type,
+        "sizeBytes": len(content),
+        "chunkCount": len(rows),
+        "createdAt": created,
+    }
     kb_store.insert_document(doc, rows)
     return _document(doc)
 
@@ -140,6 +176,7 @@ def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
 
 
 # --- search ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Index:
@@ -194,13 +231,22 @@ def _load(org_id: str, kb_id: str, version: int) -> _Index:
     for row in kb_store.iter_chunks(org_id, kb_id):
         meta.append((row["docId"], row["ordinal"], row["title"], row["text"]))
         blobs.append(bytes(row["vector"]))
-    matrix = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1) if blobs
-              else np.zeros((0, 384), dtype=np.float32))
+    matrix = (
+        np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+        if blobs
+        else np.zeros((0, 384), dtype=np.float32)
+    )
     return _Index(version=version, matrix=matrix, meta=meta)
 
 
-def search(org_id: str, kb_ids: list[str], query: str, top_k: int | None = None,
-           min_score: float | None = None, query_vector: np.ndarray | None = None) -> list[Passage]:
+def search(
+    org_id: str,
+    kb_ids: list[str],
+    query: str,
+    top_k: int | None = None,
+    min_score: float | None = None,
+    query_vector: np.ndarray | None = None,
+) -> list[Passage]:
     """The passages of the named bases most similar to `query`, best first, above the threshold.
 
     `query_vector`: the query's embedding when the caller already has it (saves embedding it twice).
@@ -226,7 +272,15 @@ def search(org_id: str, kb_ids: list[str], query: str, top_k: int | None = None,
         for i in best:
             if scores[i] >= threshold:
                 doc_id, ordinal, title, text = index.meta[int(i)]
-                found.append(Passage(text=text, score=float(scores[i]), knowledge_base_id=kb_id,
-                                     document_id=doc_id, title=title, chunk=ordinal))
+                found.append(
+                    Passage(
+                        text=text,
+                        score=float(scores[i]),
+                        knowledge_base_id=kb_id,
+                        document_id=doc_id,
+                        title=title,
+                        chunk=ordinal,
+                    )
+                )
     found.sort(key=lambda p: p.score, reverse=True)
     return found[:top_k]

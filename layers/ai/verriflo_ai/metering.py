@@ -18,13 +18,32 @@ def require_credits(org_id: str, minimum: Decimal | int = 1) -> None:
     ledger.require_credits(org_id, minimum, NO_CREDITS)
 
 
-def meter(org_id: str, service: Service, entry_id: str, usage: Usage, meta: dict[str, Any] | None = None,
-          room_id: str | None = None) -> Decimal:
+def meter(
+    org_id: str,
+    service: Service,
+    entry_id: str,
+    usage: Usage,
+    meta: dict[str, Any] | None = None,
+    room_id: str | None = None,
+) -> Decimal:
     """Debit the tokens of one request, exactly once per entry id; returns the credits charged."""
     credits = pricing.ai_tokens(usage.input_tokens, usage.output_tokens)
-    ledger.record_usage(ledger.UsageEvent(
-        entry_id=entry_id, org_id=org_id, service=service, credits=credits,
-        quantity=usage.input_tokens + usage.output_tokens, unit="token", room_id=room_id,
-        meta={"inputTokens": usage.input_tokens, "outputTokens": usage.output_tokens, "model": usage.model,
-              "counted": usage.counted} | (meta or {})))
+    ledger.record_usage(
+        ledger.UsageEvent(
+            entry_id=entry_id,
+            org_id=org_id,
+            service=service,
+            credits=credits,
+            quantity=usage.input_tokens + usage.output_tokens,
+            unit="token",
+            room_id=room_id,
+            meta={
+                "inputTokens": usage.input_tokens,
+                "outputTokens": usage.output_tokens,
+                "model": usage.model,
+                "counted": usage.counted,
+            }
+            | (meta or {}),
+        )
+    )
     return Decimal(ledger.to_milli(credits)) / 1000  # what the ledger charged, after its rounding

@@ -19,8 +19,8 @@ class AiSettings(EnvSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     openai_model: str = "gpt-4o-mini"
     openai_api_key_secret_name: str | None = Field(
-        default=None,
-        description="Secrets Manager name of the API key; the key never sits in the environment")
+        default=None, description="Secrets Manager name of the API key; the key never sits in the environment"
+    )
     bedrock_model_id: str = "anthropic.claude-3-5-haiku-20241022-v1:0"
     provider_timeout_s: float = Field(default=30.0, gt=0)
     max_output_tokens: int = Field(default=800, ge=16, le=8192)
@@ -46,13 +46,15 @@ class AiSettings(EnvSettings):
     history_context_turns: int = Field(default=8, ge=0, description="messages sent to the model")
 
     top_k: int = Field(default=4, ge=1, le=20)
-    min_score: float = Field(default=0.3, ge=-1, le=1,
-                             description="cosine similarity below which a passage is irrelevant")
+    min_score: float = Field(
+        default=0.3, ge=-1, le=1, description="cosine similarity below which a passage is irrelevant"
+    )
     chunk_words: int = Field(default=120, ge=20)
     chunk_overlap_words: int = Field(default=25, ge=0)
     embedding_threads: int = Field(default=1, ge=1, le=16)
-    index_cache_entries: int = Field(default=64, ge=1,
-                                     description="knowledge bases kept as in-memory matrices")
+    index_cache_entries: int = Field(
+        default=64, ge=1, description="knowledge bases kept as in-memory matrices"
+    )
 
 
 @cache

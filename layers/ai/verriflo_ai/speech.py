@@ -23,9 +23,13 @@ from verriflo.errors import ServiceUnavailable, UnsupportedMediaType, Validation
 from verriflo_ai.settings import ai_settings
 
 AUDIO_TYPES = {
-    "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
-    "audio/mpeg": "mp3", "audio/mp3": "mp3",
-    "audio/webm": "webm", "audio/ogg": "ogg",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/webm": "webm",
+    "audio/ogg": "ogg",
 }
 VOICE_MIME = "audio/mpeg"
 
@@ -64,8 +68,10 @@ _whisper_lock = threading.Lock()
 def _not_installed(what: str) -> ServiceUnavailable:
     # The offline libraries (layers/ai_media) are too large for a Lambda layer: deployed functions use
     # the AWS services instead, so say what to configure rather than fail obscurely.
-    return ServiceUnavailable(f"{what} is not installed in this deployment; use the AWS provider "
-                              "(AI_SPEECH_PROVIDER / AI_VISION_PROVIDER=aws).")
+    return ServiceUnavailable(
+        f"{what} is not installed in this deployment; use the AWS provider "
+        "(AI_SPEECH_PROVIDER / AI_VISION_PROVIDER=aws)."
+    )
 
 
 @cache
@@ -122,8 +128,9 @@ def transcribe(data: bytes) -> Transcript:
     if settings.speech_provider == "aws":
         return Transcript(text=_transcribe_aws(data, kind), duration_s=duration)
     with _whisper_lock:  # one model, used by one request at a time per process
-        segments, info = _whisper().transcribe(samples, language="en", beam_size=1, vad_filter=False,
-                                               condition_on_previous_text=False)
+        segments, info = _whisper().transcribe(
+            samples, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
+        )
         text = " ".join(s.text.strip() for s in segments).strip()
     return Transcript(text=text, duration_s=duration, language=info.language)
 
@@ -143,9 +150,13 @@ def _transcribe_aws(data: bytes, kind: str) -> str:
     s3.put_object(Bucket=settings.transcribe_bucket, Key=key, Body=data)
     try:
         transcribe_.start_transcription_job(
-            TranscriptionJobName=job, LanguageCode="en-US", MediaFormat=kind,
+            TranscriptionJobName=job,
+            LanguageCode="en-US",
+            MediaFormat=kind,
             Media={"MediaFileUri": f"s3://{settings.transcribe_bucket}/{key}"},
-            OutputBucketName=settings.transcribe_bucket, OutputKey=f"transcribe/{job}.json")
+            OutputBucketName=settings.transcribe_bucket,
+            OutputKey=f"transcribe/{job}.json",
+        )
         deadline = time.monotonic() + settings.provider_timeout_s
         while time.monotonic() < deadline:
             status = transcribe_.get_transcription_job(TranscriptionJobName=job)["TranscriptionJob"]
@@ -163,6 +174,7 @@ def _transcribe_aws(data: bytes, kind: str) -> str:
 
 # --- text to speech ---------------------------------------------------------------------------------
 
+
 def synthesize(text: str, voice: str | None = None) -> bytes:
     """MP3 speech for `text` (espeak-ng + LAME offline, Amazon Polly in AWS)."""
     settings = ai_settings()
@@ -171,7 +183,8 @@ def synthesize(text: str, voice: str | None = None) -> bytes:
 
         try:
             result = aws.client("polly").synthesize_speech(
-                Text=text, OutputFormat="mp3", VoiceId=voice or settings.polly_voice, Engine="neural")
+                Text=text, OutputFormat="mp3", VoiceId=voice or settings.polly_voice, Engine="neural"
+            )
         except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
             raise SpeechError("Speech synthesis failed.") from exc
         return result["AudioStream"].read()
@@ -189,8 +202,9 @@ def _espeak() -> str:
 @cache
 def espeak_voices() -> frozenset[str]:
     """The voice names espeak-ng knows (e.g. en-us, en-gb)."""
-    out = subprocess.run([_espeak(), "--voices"], capture_output=True, text=True, timeout=10,
-                         check=False).stdout
+    out = subprocess.run(
+        [_espeak(), "--voices"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout
     names = set()
     for line in out.splitlines()[1:]:
         cols = line.split()
@@ -203,8 +217,13 @@ def espeak_wav(text: str, voice: str) -> bytes:
     """WAV speech from espeak-ng (text on stdin, so it never reaches a command line)."""
     if voice not in espeak_voices():
         raise ValidationFailed(f"Unknown voiceName '{voice}'.")
-    done = subprocess.run([_espeak(), "-v", voice, "-s", "150", "--stdout"], input=text.encode(),
-                          capture_output=True, timeout=30, check=False)
+    done = subprocess.run(
+        [_espeak(), "-v", voice, "-s", "150", "--stdout"],
+        input=text.encode(),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     if done.returncode != 0 or not done.stdout.startswith(b"RIFF"):
         raise SpeechError("Speech synthesis failed.")
     return done.stdout

@@ -41,7 +41,7 @@ JSON = "application/json"
 PUBLIC = {"x-verriflo-public": True}
 
 
-class Envelope(BaseModel, Generic[T]):
+class Envelope(BaseModel, Generic[T]):  # noqa: UP046 - keeps the OpenAPI schema names stable
     """The success envelope of API.md."""
 
     success: Literal[True] = True
@@ -60,8 +60,9 @@ def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> R
     """A success response wrapping `data` (a pydantic model or plain JSON data) in the envelope."""
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json", by_alias=True)
-    return Response(status_code=status, content_type=JSON, body={"success": True, "data": data},
-                    headers=headers)
+    return Response(
+        status_code=status, content_type=JSON, body={"success": True, "data": data}, headers=headers
+    )
 
 
 def error_response(exc: VerrifloError) -> Response:
@@ -69,25 +70,34 @@ def error_response(exc: VerrifloError) -> Response:
     return Response(status_code=exc.status, content_type=JSON, body=exc.envelope(), headers=exc.headers)
 
 
-def responses(model: Any = None, *statuses: int, status: int = 200,
-              description: str = "Success") -> dict[int, dict[str, Any]]:
+def responses(
+    model: Any = None, *statuses: int, status: int = 200, description: str = "Success"
+) -> dict[int, dict[str, Any]]:
     """OpenAPI `responses` for a route: the success envelope around `model`, then its error statuses."""
     described = {cls.status: cls.default_message for cls in reversed(ERROR_CLASSES)}
     result: dict[int, dict[str, Any]] = {}
     if model is not None:
         result[status] = {"description": description, "content": {JSON: {"model": Envelope[model]}}}
     for code in statuses:
-        result[code] = {"description": described.get(code, "Error"), "content": {JSON: {"model": ErrorEnvelope}}}
+        result[code] = {
+            "description": described.get(code, "Error"),
+            "content": {JSON: {"model": ErrorEnvelope}},
+        }
     return result
 
 
 # --- authentication and limits --------------------------------------------------------------------
 
+
 def current_org(request: Request) -> OrgContext:
     """The caller's org: from the authorizer's context when the platform ran one, else checked here."""
     event = request.resolved_event.raw_event
     given = (event.get("requestContext") or {}).get("authorizer") or {}
-    org = OrgContext.from_authorizer_context(given) if given.get("orgId") else authenticate(event.get("headers"))
+    org = (
+        OrgContext.from_authorizer_context(given)
+        if given.get("orgId")
+        else authenticate(event.get("headers"))
+    )
     logger.append_keys(org_id=org.org_id)
     return org
 
@@ -119,7 +129,9 @@ class Routes:
         self._app = app
         self._middlewares = list(middlewares)
 
-    def _route(self, method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def _route(
+        self, method: str, path: str, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         kwargs["middlewares"] = self._middlewares + list(kwargs.get("middlewares") or [])
         return getattr(self._app, method)(path, **kwargs)
 
@@ -157,6 +169,7 @@ def internal_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) 
 
 # --- the app --------------------------------------------------------------------------------------
 
+
 def _body_size(event: dict[str, Any]) -> int:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -168,11 +181,14 @@ def _field_message(errors_: list[dict[str, Any]]) -> tuple[str, list[dict[str, A
     details = []
     for err in errors_:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)] or ["body"]
-        details.append({"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type")})
+        details.append(
+            {"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type")}
+        )
     first = details[0] if details else {"field": "body", "message": "invalid", "type": None}
     if first.get("type") == "json_invalid":
-        return "The request body is not valid JSON.", [{"field": "body", "message": "not valid JSON",
-                                                         "type": "json_invalid"}]
+        return "The request body is not valid JSON.", [
+            {"field": "body", "message": "not valid JSON", "type": "json_invalid"}
+        ]
     return f"Invalid value for '{first['field']}': {first['message']}", details
 
 
@@ -195,8 +211,11 @@ def create_app(*, max_body_bytes: int | None = None, cors: bool = False) -> APIG
         json_body_deserializer=parse_json,
         enable_validation=True,
         response_validation_error_http_code=500,
-        cors=CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
-                        max_age=600) if cors else None,
+        cors=CORSConfig(
+            allow_origin="*", allow_headers=["Authorization", "Content-Type", "X-Request-Id"], max_age=600
+        )
+        if cors
+        else None,
     )
 
     def size_limit(app_: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
@@ -259,4 +278,3 @@ def lambda_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any
         return result
 
     return handler
-

@@ -106,8 +106,9 @@ class App:
         self._routes: dict[tuple[str, str], _Entry] = {}
         self._max_body = max_body_bytes
 
-    def route(self, method: str, path: str, *, group: str | None = None,
-              internal: bool = False) -> Callable[[Route], Route]:
+    def route(
+        self, method: str, path: str, *, group: str | None = None, internal: bool = False
+    ) -> Callable[[Route], Route]:
         """Register a route: `group` makes it authenticated and rate limited, `internal` dispatch-only."""
 
         def register(fn: Route) -> Route:
@@ -143,8 +144,9 @@ class App:
             answer = await self._answer(scope, receive, headers, request_id)
         except VerrifloError as exc:
             if exc.status >= 500:
-                logger.warning("request.failed",
-                               extra={"error": exc.code, "cause": type(exc.__cause__).__name__})
+                logger.warning(
+                    "request.failed", extra={"error": exc.code, "cause": type(exc.__cause__).__name__}
+                )
             answer = Reply(exc.envelope(), exc.status, dict(exc.headers))
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare 500 page
             logger.exception("request.crashed", extra={"error_type": type(exc).__name__})
@@ -153,8 +155,9 @@ class App:
         answer.headers["X-Request-Id"] = request_id
         await _send(answer, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, headers: dict[str, str],
-                      request_id: str) -> Reply | Stream:
+    async def _answer(
+        self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str
+    ) -> Reply | Stream:
         method, path = scope["method"].upper(), scope["path"]
         entry = self._routes.get((method, path))
         if entry is None:
@@ -174,10 +177,15 @@ class App:
             if not message.get("more_body"):
                 break
         event = scope.get("aws.event") or {}
-        request = Request(method=method, path=path, headers=headers,
-                          query=dict(parse_qsl(scope.get("query_string", b"").decode())), body=bytes(body),
-                          request_id=request_id,
-                          authorizer=(event.get("requestContext") or {}).get("authorizer") or {})
+        request = Request(
+            method=method,
+            path=path,
+            headers=headers,
+            query=dict(parse_qsl(scope.get("query_string", b"").decode())),
+            body=bytes(body),
+            request_id=request_id,
+            authorizer=(event.get("requestContext") or {}).get("authorizer") or {},
+        )
         return await asyncio.to_thread(self._run, entry, request)
 
     def _run(self, entry: _Entry, request: Request) -> Reply | Stream:
@@ -187,8 +195,11 @@ class App:
             check_dispatch_secret(request.headers)
         if entry.group:
             given = request.authorizer
-            request.org = (OrgContext.from_authorizer_context(given) if given.get("orgId")
-                           else authenticate(request.headers))
+            request.org = (
+                OrgContext.from_authorizer_context(given)
+                if given.get("orgId")
+                else authenticate(request.headers)
+            )
             logger.append_keys(org_id=request.org.org_id)
             limits = ratelimit.enforce(request.org, entry.group).headers()
         answer = entry.route(request)
@@ -203,15 +214,29 @@ async def _send(answer: Reply | Stream, send: Send) -> None:
     if isinstance(answer, Reply):
         body = json.dumps(answer.body, default=str).encode()
         headers = {"content-type": "application/json", "content-length": str(len(body))} | {
-            k.lower(): v for k, v in answer.headers.items()}
-        await send({"type": "http.response.start", "status": answer.status,
-                    "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+            k.lower(): v for k, v in answer.headers.items()
+        }
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         return
-    headers = {"content-type": answer.content_type, "cache-control": "no-cache",
-               "x-accel-buffering": "no"} | {k.lower(): v for k, v in answer.headers.items()}
-    await send({"type": "http.response.start", "status": answer.status,
-                "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+    headers = {
+        "content-type": answer.content_type,
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+    } | {k.lower(): v for k, v in answer.headers.items()}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        }
+    )
     iterator = iter(answer.chunks)
     try:
         while (chunk := await asyncio.to_thread(next, iterator, _END)) is not _END:
@@ -229,8 +254,12 @@ def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
     # NDJSON is text: without this Mangum would base64 the body and API Gateway pass it on as such.
-    adapter = Mangum(app, lifespan="off", api_gateway_base_path="/",
-                     text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/x-ndjson"])
+    adapter = Mangum(
+        app,
+        lifespan="off",
+        api_gateway_base_path="/",
+        text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/x-ndjson"],
+    )
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -39,8 +39,13 @@ class OrgContext:
     def to_authorizer_context(self) -> dict[str, str]:
         """Flat string values, as API Gateway requires of an authorizer's context."""
         return {
-            "orgId": self.org_id, "orgName": self.org_name, "plan": self.plan, "via": self.via,
-            "principal": self.principal, "role": self.role, "rateLimits": json.dumps(self.rate_limits),
+            "orgId": self.org_id,
+            "orgName": self.org_name,
+            "plan": self.plan,
+            "via": self.via,
+            "principal": self.principal,
+            "role": self.role,
+            "rateLimits": json.dumps(self.rate_limits),
         }
 
     @classmethod
@@ -48,8 +53,11 @@ class OrgContext:
         """Rebuild the context an authorizer produced."""
         limits = ctx.get("rateLimits") or "{}"
         return cls(
-            org_id=str(ctx["orgId"]), org_name=str(ctx.get("orgName", "")), plan=str(ctx.get("plan", "")),
-            via=str(ctx.get("via", "api_key")), principal=str(ctx.get("principal", "")),
+            org_id=str(ctx["orgId"]),
+            org_name=str(ctx.get("orgName", "")),
+            plan=str(ctx.get("plan", "")),
+            via=str(ctx.get("via", "api_key")),
+            principal=str(ctx.get("principal", "")),
             role=str(ctx.get("role", "api")),
             rate_limits=json.loads(limits) if isinstance(limits, str) else dict(limits),
         )
@@ -103,7 +111,12 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
 
 def _org_context(org: orgs.Org, via: str, principal: str, role: str) -> OrgContext:
     return OrgContext(
-        org_id=org.id, org_name=org.name, plan=org.plan, via=via, principal=principal, role=role,
+        org_id=org.id,
+        org_name=org.name,
+        plan=org.plan,
+        via=via,
+        principal=principal,
+        role=role,
         rate_limits={g: lim.model_dump() for g, lim in org.rate_limits.items()},
     )
 
@@ -139,6 +152,7 @@ def authenticate(headers: Mapping[str, Any] | None) -> OrgContext:
 
 
 # --- dashboard users: passwords and JWTs ---------------------------------------------------------
+
 
 def _hasher() -> Any:
     from argon2 import PasswordHasher
@@ -186,8 +200,14 @@ def issue_token(user: orgs.User) -> tuple[str, int]:
     settings = secret_settings()
     issued = int(time.time())
     claims = {
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": user.id, "org": user.org_id,
-        "role": user.role, "iat": issued, "nbf": issued, "exp": issued + settings.jwt_ttl_s,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": user.id,
+        "org": user.org_id,
+        "role": user.role,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + settings.jwt_ttl_s,
     }
     return jwt.encode(claims, get_secret(settings.jwt_secret_name), algorithm="HS256"), settings.jwt_ttl_s
 
@@ -199,8 +219,11 @@ def authenticate_token(token: str) -> OrgContext:
     settings = secret_settings()
     try:
         claims = jwt.decode(
-            token, get_secret(settings.jwt_secret_name), algorithms=["HS256"],
-            audience=settings.jwt_audience, issuer=settings.jwt_issuer,
+            token,
+            get_secret(settings.jwt_secret_name),
+            algorithms=["HS256"],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
             options={"require": ["exp", "iat", "sub", "org"]},
         )
     except jwt.PyJWTError as exc:

@@ -22,8 +22,10 @@ def client(service: str) -> Any:
     """A cached boto3 client for `service`."""
     from botocore.config import Config
 
-    return _session().client(service, config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                                                    connect_timeout=2, read_timeout=10))
+    return _session().client(
+        service,
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10),
+    )
 
 
 def reset_clients() -> None:

@@ -28,19 +28,43 @@ def _org_create(args: argparse.Namespace) -> None:
     org = orgs.create_org(args.name, plan=args.plan, billing_cycle=args.billing_cycle)
     issued = orgs.issue_key(org.id, "default")
     if args.credits:
-        ledger.grant(ledger.UsageEvent(entry_id=f"grant-initial-{org.id}", org_id=org.id, service="grant",
-                                       credits=args.credits, meta={"note": "initial credits"}))
-    _print(args, {"orgId": org.id, "name": org.name, "apiKey": issued.secret, "keyId": issued.key.id},
-           f"org {org.id} ({org.name})\nAPI key (shown once): {issued.secret}")
+        ledger.grant(
+            ledger.UsageEvent(
+                entry_id=f"grant-initial-{org.id}",
+                org_id=org.id,
+                service="grant",
+                credits=args.credits,
+                meta={"note": "initial credits"},
+            )
+        )
+    _print(
+        args,
+        {"orgId": org.id, "name": org.name, "apiKey": issued.secret, "keyId": issued.key.id},
+        f"org {org.id} ({org.name})\nAPI key (shown once): {issued.secret}",
+    )
 
 
 def _org_list(args: argparse.Namespace) -> None:
     rows = [orgs.Org.model_validate(d) for d in db.collection(orgs.ORGS).find().sort("createdAt", 1)]
-    data = [{"orgId": o.id, "name": o.name, "plan": o.plan, "status": o.status,
-             "creditsMilli": ledger.balance_milli(o.id)} for o in rows]
-    _print(args, {"orgs": data}, "\n".join(
-        f"{o['orgId']}  {o['plan']:<8} {ledger.from_milli(o['creditsMilli']):>12.3f} credits  {o['name']}"
-        for o in data) or "no orgs")
+    data = [
+        {
+            "orgId": o.id,
+            "name": o.name,
+            "plan": o.plan,
+            "status": o.status,
+            "creditsMilli": ledger.balance_milli(o.id),
+        }
+        for o in rows
+    ]
+    _print(
+        args,
+        {"orgs": data},
+        "\n".join(
+            f"{o['orgId']}  {o['plan']:<8} {ledger.from_milli(o['creditsMilli']):>12.3f} credits  {o['name']}"
+            for o in data
+        )
+        or "no orgs",
+    )
 
 
 def _set_rate_limit(args: argparse.Namespace) -> None:
@@ -53,15 +77,24 @@ def _set_rate_limit(args: argparse.Namespace) -> None:
 
 def _key_issue(args: argparse.Namespace) -> None:
     issued = orgs.issue_key(args.org_id, args.name)
-    _print(args, {"keyId": issued.key.id, "prefix": issued.key.prefix, "apiKey": issued.secret},
-           f"key {issued.key.id} ({issued.key.prefix})\nAPI key (shown once): {issued.secret}")
+    _print(
+        args,
+        {"keyId": issued.key.id, "prefix": issued.key.prefix, "apiKey": issued.secret},
+        f"key {issued.key.id} ({issued.key.prefix})\nAPI key (shown once): {issued.secret}",
+    )
 
 
 def _key_list(args: argparse.Namespace) -> None:
     keys = orgs.list_keys(args.org_id)
-    _print(args, {"keys": [k.model_dump(mode="json") for k in keys]}, "\n".join(
-        f"{k.id}  {k.prefix}  {k.name:<16} {'revoked ' + str(k.revoked_at) if k.revoked_at else 'active'}"
-        for k in keys) or "no keys")
+    _print(
+        args,
+        {"keys": [k.model_dump(mode="json") for k in keys]},
+        "\n".join(
+            f"{k.id}  {k.prefix}  {k.name:<16} {'revoked ' + str(k.revoked_at) if k.revoked_at else 'active'}"
+            for k in keys
+        )
+        or "no keys",
+    )
 
 
 def _key_revoke(args: argparse.Namespace) -> None:
@@ -72,26 +105,42 @@ def _key_revoke(args: argparse.Namespace) -> None:
 def _credits_add(args: argparse.Namespace) -> None:
     orgs.get_org(args.org_id)
     expires = orgs.now() + timedelta(days=args.expires_days) if args.expires_days else None
-    entry = ledger.grant(ledger.UsageEvent(
-        entry_id=args.grant_id or f"grant-{uuid.uuid4().hex}", org_id=args.org_id, service="grant",
-        credits=args.amount, meta={"note": args.note or "operator grant"}, expires_at=expires))
+    entry = ledger.grant(
+        ledger.UsageEvent(
+            entry_id=args.grant_id or f"grant-{uuid.uuid4().hex}",
+            org_id=args.org_id,
+            service="grant",
+            credits=args.amount,
+            meta={"note": args.note or "operator grant"},
+            expires_at=expires,
+        )
+    )
     balance = ledger.from_milli(entry.balance_after_milli)
-    _print(args, {"orgId": args.org_id, "entryId": entry.entry_id, "duplicate": entry.duplicate,
-                  "balance": balance}, f"balance of {args.org_id}: {balance} credits")
+    _print(
+        args,
+        {"orgId": args.org_id, "entryId": entry.entry_id, "duplicate": entry.duplicate, "balance": balance},
+        f"balance of {args.org_id}: {balance} credits",
+    )
 
 
 def _credits_check(args: argparse.Namespace) -> None:
     drift, balance = ledger.drift_milli(args.org_id), ledger.balance_milli(args.org_id)
     verdict = "matches the ledger" if drift == 0 else f"differs from the ledger by {ledger.from_milli(drift)}"
-    _print(args, {"orgId": args.org_id, "balanceMilli": balance, "driftMilli": drift},
-           f"balance {ledger.from_milli(balance)} credits; {verdict}")
+    _print(
+        args,
+        {"orgId": args.org_id, "balanceMilli": balance, "driftMilli": drift},
+        f"balance {ledger.from_milli(balance)} credits; {verdict}",
+    )
 
 
 def _credits_expire(args: argparse.Namespace) -> None:
     removed = ledger.expire_grants(args.org_id)
     total = ledger.from_milli(sum(e.amount_milli for e in removed))
-    _print(args, {"expired": [e.model_dump(mode="json", by_alias=True) for e in removed]},
-           f"{len(removed)} grant(s) expired, {total} credits removed")
+    _print(
+        args,
+        {"expired": [e.model_dump(mode="json", by_alias=True) for e in removed]},
+        f"{len(removed)} grant(s) expired, {total} credits removed",
+    )
 
 
 def _credits_limits(args: argparse.Namespace) -> None:
@@ -103,9 +152,11 @@ def _credits_limits(args: argparse.Namespace) -> None:
             return old
         return None if value < 0 else ledger.to_milli(value)
 
-    caps = ledger.Caps(orgMonthlyMilli=milli(args.org_monthly, current.org_monthly_milli),
-                       roomMilli=milli(args.room, current.room_milli),
-                       studentMonthlyMilli=milli(args.student_monthly, current.student_monthly_milli))
+    caps = ledger.Caps(
+        orgMonthlyMilli=milli(args.org_monthly, current.org_monthly_milli),
+        roomMilli=milli(args.room, current.room_milli),
+        studentMonthlyMilli=milli(args.student_monthly, current.student_monthly_milli),
+    )
     low = ledger.to_milli(args.low) if args.low is not None else None
     state = ledger.configure(args.org_id, caps=caps, low_mark_milli=low)
     data = {"caps": state.caps.model_dump(by_alias=True), "lowMarkMilli": state.low_mark_milli}
@@ -126,20 +177,37 @@ def _user_create(args: argparse.Namespace) -> None:
     if len(password) < 12:
         raise SystemExit("use a password of at least 12 characters")
     user = orgs.create_user(args.org_id, args.email, auth.hash_password(password), role=args.role)
-    _print(args, {"userId": user.id, "email": user.email, "role": user.role}, f"user {user.id} <{user.email}>")
+    _print(
+        args, {"userId": user.id, "email": user.email, "role": user.role}, f"user {user.id} <{user.email}>"
+    )
 
 
 def _seed_demo(args: argparse.Namespace) -> None:
     org = orgs.create_org("Demo School")
     issued = orgs.issue_key(org.id, "demo")
-    ledger.grant(ledger.UsageEvent(entry_id=f"grant-demo-{org.id}", org_id=org.id, service="grant",
-                                   credits=10_000, meta={"note": "demo credits"}))
+    ledger.grant(
+        ledger.UsageEvent(
+            entry_id=f"grant-demo-{org.id}",
+            org_id=org.id,
+            service="grant",
+            credits=10_000,
+            meta={"note": "demo credits"},
+        )
+    )
     email = f"owner+{org.id[-6:]}@demo.verriflo.dev"
     password = secrets.token_urlsafe(12)
     orgs.create_user(org.id, email, auth.hash_password(password), role="owner")
-    _print(args, {"orgId": org.id, "apiKey": issued.secret, "ownerEmail": email, "ownerPassword": password,
-                  "credits": 10_000},
-           f"demo org {org.id}\nAPI key: {issued.secret}\ndashboard login: {email} / {password}")
+    _print(
+        args,
+        {
+            "orgId": org.id,
+            "apiKey": issued.secret,
+            "ownerEmail": email,
+            "ownerPassword": password,
+            "credits": 10_000,
+        },
+        f"demo org {org.id}\nAPI key: {issued.secret}\ndashboard login: {email} / {password}",
+    )
 
 
 def _db_init(args: argparse.Namespace) -> None:
@@ -232,7 +300,8 @@ def parser() -> argparse.ArgumentParser:
     u.set_defaults(func=_user_create)
 
     sub.add_parser("seed-demo", help="create a demo org with credits, a key and an owner").set_defaults(
-        func=_seed_demo)
+        func=_seed_demo
+    )
     sub.add_parser("db-init", help="create every index").set_defaults(func=_db_init)
     o = sub.add_parser("openapi", help="build the merged OpenAPI document")
     o.add_argument("--functions", default="functions")

@@ -96,7 +96,7 @@ def unavailable_on_failure() -> Iterator[None]:
         ) from exc
 
 
-def in_transaction(work: Callable[[ClientSession], T]) -> T:
+def in_transaction(work: Callable[[ClientSession], T]) -> T:  # noqa: UP047
     """Run `work` in a multi-document transaction, retried on transient conflicts by pymongo."""
     from pymongo import ReadPreference
     from pymongo.read_concern import ReadConcern

@@ -12,8 +12,13 @@ class VerrifloError(Exception):
     code: ClassVar[str] = "INTERNAL_ERROR"
     default_message: ClassVar[str] = "Something went wrong on our side."
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         self.message = message or self.default_message
         self.headers = headers or {}
         self.details = details
@@ -84,7 +89,19 @@ class ServiceUnavailable(VerrifloError):
 
 
 ERROR_CLASSES: tuple[type[VerrifloError], ...] = (
-    ValidationFailed, BadRequest, Unauthorized, InsufficientCredits, Forbidden, NotFound,
-    MethodNotAllowed, Conflict, Gone, PayloadTooLarge, UnsupportedMediaType, RateLimited,
-    UpstreamError, ServiceUnavailable, VerrifloError,
+    ValidationFailed,
+    BadRequest,
+    Unauthorized,
+    InsufficientCredits,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    Gone,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    UpstreamError,
+    ServiceUnavailable,
+    VerrifloError,
 )

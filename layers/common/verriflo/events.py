@@ -24,8 +24,9 @@ def build(name: str, org_id: str, data: dict[str, Any], *, event_id: str | None 
     }
 
 
-def publish(name: str, org_id: str, data: dict[str, Any], *, event_id: str | None = None,
-            source: str | None = None) -> dict[str, Any]:
+def publish(
+    name: str, org_id: str, data: dict[str, Any], *, event_id: str | None = None, source: str | None = None
+) -> dict[str, Any]:
     """Publish one domain event; returns the event as published."""
     return publish_many([build(name, org_id, data, event_id=event_id)], source=source)[0]
 
@@ -35,13 +36,16 @@ def publish_many(events: list[dict[str, Any]], *, source: str | None = None) -> 
     settings = event_settings()
     client = aws.client("events")
     for start in range(0, len(events), 10):
-        batch = events[start:start + 10]
-        entries = [{
-            "Source": source or settings.event_source,
-            "DetailType": event["type"],
-            "Detail": json.dumps(event, default=str),
-            "EventBusName": settings.event_bus_name,
-        } for event in batch]
+        batch = events[start : start + 10]
+        entries = [
+            {
+                "Source": source or settings.event_source,
+                "DetailType": event["type"],
+                "Detail": json.dumps(event, default=str),
+                "EventBusName": settings.event_bus_name,
+            }
+            for event in batch
+        ]
         try:
             result = client.put_events(Entries=entries)
         except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition

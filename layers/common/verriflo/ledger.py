@@ -63,10 +63,12 @@ class LedgerSettings(EnvSettings):
 
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
 
-    recent_window: int = Field(default=32, ge=16, le=5000,
-                               description="entry ids kept on the balance document for replay checks")
-    low_credits: Decimal = Field(default=Decimal(100), ge=0,
-                                 description="credits.low fires below this many credits (per org override)")
+    recent_window: int = Field(
+        default=32, ge=16, le=5000, description="entry ids kept on the balance document for replay checks"
+    )
+    low_credits: Decimal = Field(
+        default=Decimal(100), ge=0, description="credits.low fires below this many credits (per org override)"
+    )
 
 
 @cache
@@ -83,10 +85,14 @@ def _ledger_indexes():
         IndexModel([("orgId", ASCENDING), ("occurredAt", DESCENDING)]),
         IndexModel([("orgId", ASCENDING), ("service", ASCENDING), ("occurredAt", DESCENDING)]),
         # Partial: most entries have no room, student or expiry, and each index costs every insert.
-        IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("occurredAt", DESCENDING)],
-                   partialFilterExpression={"roomId": {"$type": "string"}}),
-        IndexModel([("orgId", ASCENDING), ("studentId", ASCENDING), ("occurredAt", DESCENDING)],
-                   partialFilterExpression={"studentId": {"$type": "string"}}),
+        IndexModel(
+            [("orgId", ASCENDING), ("roomId", ASCENDING), ("occurredAt", DESCENDING)],
+            partialFilterExpression={"roomId": {"$type": "string"}},
+        ),
+        IndexModel(
+            [("orgId", ASCENDING), ("studentId", ASCENDING), ("occurredAt", DESCENDING)],
+            partialFilterExpression={"studentId": {"$type": "string"}},
+        ),
         IndexModel([("expiresAt", ASCENDING)], partialFilterExpression={"expiresAt": {"$type": "date"}}),
     ]
 
@@ -178,8 +184,16 @@ def _ensure_balance(org_id: str) -> None:
 
     with db.unavailable_on_failure():
         try:
-            db.collection(BALANCES).insert_one({"_id": org_id, "creditsMilli": 0, "recent": [], "outbox": [],
-                                                "alerts": {}, "updatedAt": now()})
+            db.collection(BALANCES).insert_one(
+                {
+                    "_id": org_id,
+                    "creditsMilli": 0,
+                    "recent": [],
+                    "outbox": [],
+                    "alerts": {},
+                    "updatedAt": now(),
+                }
+            )
         except DuplicateKeyError:
             pass
     _balances_seen.add(org_id)
@@ -190,13 +204,24 @@ def _ensure_balance(org_id: str) -> None:
 _PROJECTION = {"creditsMilli": 1, "alerts": 1, "outbox": 1, "lowMarkMilli": 1}
 
 
-def _entry_doc(kind: str, event: UsageEvent, delta_milli: int, occurred: datetime,
-               after: int) -> dict[str, Any]:
+def _entry_doc(
+    kind: str, event: UsageEvent, delta_milli: int, occurred: datetime, after: int
+) -> dict[str, Any]:
     return {
-        "orgId": event.org_id, "entryId": event.entry_id, "service": event.service, "kind": kind,
-        "amountMilli": abs(delta_milli), "quantity": event.quantity, "unit": event.unit,
-        "roomId": event.room_id, "studentId": event.student_id, "meta": event.meta, "occurredAt": occurred,
-        "recordedAt": now(), "expiresAt": event.expires_at, "balanceAfterMilli": after,
+        "orgId": event.org_id,
+        "entryId": event.entry_id,
+        "service": event.service,
+        "kind": kind,
+        "amountMilli": abs(delta_milli),
+        "quantity": event.quantity,
+        "unit": event.unit,
+        "roomId": event.room_id,
+        "studentId": event.student_id,
+        "meta": event.meta,
+        "occurredAt": occurred,
+        "recordedAt": now(),
+        "expiresAt": event.expires_at,
+        "balanceAfterMilli": after,
     }
 
 
@@ -214,13 +239,16 @@ def _record(kind: str, event: UsageEvent, delta_milli: int, floor_milli: int | N
     query: dict[str, Any] = {"_id": event.org_id, "recent": {"$ne": event.entry_id}}
     if floor_milli is not None:
         query["creditsMilli"] = {"$gte": floor_milli - delta_milli}
-    update = {"$inc": {"creditsMilli": delta_milli},
-              "$push": {"recent": {"$each": [event.entry_id], "$slice": -ledger_settings().recent_window}},
-              "$set": {"updatedAt": now()}}
+    update = {
+        "$inc": {"creditsMilli": delta_milli},
+        "$push": {"recent": {"$each": [event.entry_id], "$slice": -ledger_settings().recent_window}},
+        "$set": {"updatedAt": now()},
+    }
     with db.unavailable_on_failure():
         for _ in range(5):
-            moved = balances.find_one_and_update(query, update, projection=_PROJECTION,
-                                                 return_document=ReturnDocument.AFTER)
+            moved = balances.find_one_and_update(
+                query, update, projection=_PROJECTION, return_document=ReturnDocument.AFTER
+            )
             if moved is not None:
                 break
             known = _not_moved(kind, event, delta_milli, occurred, floor_milli)
@@ -238,8 +266,9 @@ def _record(kind: str, event: UsageEvent, delta_milli: int, floor_milli: int | N
     return _entry(doc)
 
 
-def _not_moved(kind: str, event: UsageEvent, delta_milli: int, occurred: datetime,
-               floor_milli: int | None) -> LedgerEntry | None:
+def _not_moved(
+    kind: str, event: UsageEvent, delta_milli: int, occurred: datetime, floor_milli: int | None
+) -> LedgerEntry | None:
     """Step 1 refused: a duplicate (returned, healing a missing row), too few credits, or None: try again.
 
     The id may have left `recent` between the refusal and this look, so the ledger is asked too.
@@ -263,8 +292,9 @@ def _not_moved(kind: str, event: UsageEvent, delta_milli: int, occurred: datetim
             healed = _entry_doc(kind, event, delta_milli, occurred, after) | {"healed": True}
             try:
                 entries.insert_one(healed)
-                logger.warning("ledger.entry_healed",
-                               extra={"org_id": event.org_id, "entry_id": event.entry_id})
+                logger.warning(
+                    "ledger.entry_healed", extra={"org_id": event.org_id, "entry_id": event.entry_id}
+                )
                 return _entry(healed, duplicate=True)
             except DuplicateKeyError:
                 existing = entries.find_one({"orgId": event.org_id, "entryId": event.entry_id})
@@ -283,8 +313,9 @@ def _replayed_after_window(event: UsageEvent, delta_milli: int) -> LedgerEntry:
         return _entry(existing)
     # Only the writer whose step 1 moved the balance gets here, once: undo exactly that move (the id
     # may already have left `recent`, so the undo cannot be conditional on it).
-    balances.update_one({"_id": event.org_id},
-                        {"$inc": {"creditsMilli": -delta_milli}, "$pull": {"recent": event.entry_id}})
+    balances.update_one(
+        {"_id": event.org_id}, {"$inc": {"creditsMilli": -delta_milli}, "$pull": {"recent": event.entry_id}}
+    )
     current = balance_milli(event.org_id)
     return _entry(existing or {}, duplicate=True, balanceAfterMilli=current)
 
@@ -321,8 +352,14 @@ def balance_milli(org_id: str) -> int:
     return int(doc["creditsMilli"]) if doc else 0
 
 
-def require_credits(org_id: str, minimum: Decimal | int, message: str | None = None, *,
-                    room_id: str | None = None, student_id: str | None = None) -> int:
+def require_credits(
+    org_id: str,
+    minimum: Decimal | int,
+    message: str | None = None,
+    *,
+    room_id: str | None = None,
+    student_id: str | None = None,
+) -> int:
     """Raise InsufficientCredits (402) unless the org holds at least `minimum` credits (and caps allow)."""
     current = balance_milli(org_id)
     needed = to_milli(minimum)
@@ -333,6 +370,7 @@ def require_credits(org_id: str, minimum: Decimal | int, message: str | None = N
 
 
 # --- thresholds -----------------------------------------------------------------------------------
+
 
 def _low_mark(doc: dict[str, Any]) -> int:
     mark = doc.get("lowMarkMilli")
@@ -348,18 +386,23 @@ def _announce_crossings(org_id: str, doc: dict[str, Any]) -> None:
     for name, limit, threshold in (("low", low, low), ("exhausted", 1, 0)):
         below = balance < limit
         if below and not alerts.get(name):
-            event = {"id": f"evt_{uuid.uuid4().hex}", "name": f"credits.{name}",
-                     "data": {"remainingCredits": from_milli(balance), "threshold": from_milli(threshold)}}
+            event = {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "name": f"credits.{name}",
+                "data": {"remainingCredits": from_milli(balance), "threshold": from_milli(threshold)},
+            }
             with db.unavailable_on_failure():
                 result = db.collection(BALANCES).update_one(
                     {"_id": org_id, f"alerts.{name}": {"$ne": True}, "creditsMilli": {"$lt": limit}},
-                    {"$set": {f"alerts.{name}": True}, "$push": {"outbox": event}})
+                    {"$set": {f"alerts.{name}": True}, "$push": {"outbox": event}},
+                )
             queued = queued or result.modified_count == 1
         elif not below and alerts.get(name):
             with db.unavailable_on_failure():
                 db.collection(BALANCES).update_one(
                     {"_id": org_id, f"alerts.{name}": True, "creditsMilli": {"$gte": limit}},
-                    {"$set": {f"alerts.{name}": False}})
+                    {"$set": {f"alerts.{name}": False}},
+                )
     if queued:
         flush_outbox(org_id)
 
@@ -378,9 +421,12 @@ def flush_outbox(org_id: str) -> int:
         at = now()
         with db.unavailable_on_failure():
             claimed = db.collection(BALANCES).update_one(
-                {"_id": org_id,
-                 "outbox": {"$elemMatch": {"id": item["id"], "claimedUntil": {"$not": {"$gt": at}}}}},
-                {"$set": {"outbox.$.claimedUntil": at + timedelta(seconds=30)}})
+                {
+                    "_id": org_id,
+                    "outbox": {"$elemMatch": {"id": item["id"], "claimedUntil": {"$not": {"$gt": at}}}},
+                },
+                {"$set": {"outbox.$.claimedUntil": at + timedelta(seconds=30)}},
+            )
         if claimed.modified_count != 1:
             continue
         try:
@@ -389,8 +435,9 @@ def flush_outbox(org_id: str) -> int:
             # Kept in the outbox: a later write for this org tries again, with the same event id.
             logger.warning("ledger.event_deferred", extra={"org_id": org_id, "event": item["name"]})
             with db.unavailable_on_failure():
-                db.collection(BALANCES).update_one({"_id": org_id, "outbox.id": item["id"]},
-                                                   {"$unset": {"outbox.$.claimedUntil": ""}})
+                db.collection(BALANCES).update_one(
+                    {"_id": org_id, "outbox.id": item["id"]}, {"$unset": {"outbox.$.claimedUntil": ""}}
+                )
             break
         with db.unavailable_on_failure():
             db.collection(BALANCES).update_one({"_id": org_id}, {"$pull": {"outbox": {"id": item["id"]}}})
@@ -400,16 +447,20 @@ def flush_outbox(org_id: str) -> int:
 
 # --- settings per org: low mark and caps ----------------------------------------------------------
 
+
 def state(org_id: str) -> BalanceState:
     """The org's balance, low mark, caps and alert flags."""
     _ensure_balance(org_id)
     with db.unavailable_on_failure():
         doc = db.collection(BALANCES).find_one({"_id": org_id}, {"recent": 0, "outbox": 0}) or {}
     alerts = doc.get("alerts") or {}
-    return BalanceState(credits_milli=int(doc.get("creditsMilli", 0)), low_mark_milli=_low_mark(doc),
-                        caps=Caps.model_validate(doc.get("caps") or {}),
-                        low_announced=bool(alerts.get("low")),
-                        exhausted_announced=bool(alerts.get("exhausted")))
+    return BalanceState(
+        credits_milli=int(doc.get("creditsMilli", 0)),
+        low_mark_milli=_low_mark(doc),
+        caps=Caps.model_validate(doc.get("caps") or {}),
+        low_announced=bool(alerts.get("low")),
+        exhausted_announced=bool(alerts.get("exhausted")),
+    )
 
 
 def configure(org_id: str, *, caps: Caps | None = None, low_mark_milli: int | None = None) -> BalanceState:
@@ -432,8 +483,9 @@ def _month_start(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def spent_milli(org_id: str, *, since: datetime | None = None, room_id: str | None = None,
-                student_id: str | None = None) -> int:
+def spent_milli(
+    org_id: str, *, since: datetime | None = None, room_id: str | None = None, student_id: str | None = None
+) -> int:
     """Credits debited for usage (not expiries), optionally since a time, in a room or by a student."""
     match: dict[str, Any] = {"orgId": org_id, "kind": "debit"}
     if since is not None:
@@ -443,13 +495,17 @@ def spent_milli(org_id: str, *, since: datetime | None = None, room_id: str | No
     if student_id is not None:
         match["studentId"] = student_id
     with db.unavailable_on_failure():
-        rows = list(db.collection(LEDGER).aggregate([
-            {"$match": match}, {"$group": {"_id": None, "total": {"$sum": "$amountMilli"}}}]))
+        rows = list(
+            db.collection(LEDGER).aggregate(
+                [{"$match": match}, {"$group": {"_id": None, "total": {"$sum": "$amountMilli"}}}]
+            )
+        )
     return int(rows[0]["total"]) if rows else 0
 
 
-def check_caps(org_id: str, needed_milli: int, *, room_id: str | None = None,
-               student_id: str | None = None) -> None:
+def check_caps(
+    org_id: str, needed_milli: int, *, room_id: str | None = None, student_id: str | None = None
+) -> None:
     """Raise InsufficientCredits (402) if spending `needed_milli` more would pass one of the org's caps."""
     with db.unavailable_on_failure():
         doc = db.collection(BALANCES).find_one({"_id": org_id}, {"caps": 1}) or {}
@@ -457,10 +513,16 @@ def check_caps(org_id: str, needed_milli: int, *, room_id: str | None = None,
     month = _month_start(now())
     checks = [
         (caps.org_monthly_milli, lambda: spent_milli(org_id, since=month), "the organisation's monthly cap"),
-        (caps.room_milli if room_id else None, lambda: spent_milli(org_id, room_id=room_id),
-         "this room's cap"),
-        (caps.student_monthly_milli if student_id else None,
-         lambda: spent_milli(org_id, since=month, student_id=student_id), "this student's monthly cap"),
+        (
+            caps.room_milli if room_id else None,
+            lambda: spent_milli(org_id, room_id=room_id),
+            "this room's cap",
+        ),
+        (
+            caps.student_monthly_milli if student_id else None,
+            lambda: spent_milli(org_id, since=month, student_id=student_id),
+            "this student's monthly cap",
+        ),
     ]
     for cap, spent, what in checks:
         if cap is not None and spent() + needed_milli > cap:
@@ -468,6 +530,7 @@ def check_caps(org_id: str, needed_milli: int, *, room_id: str | None = None,
 
 
 # --- grant expiry ---------------------------------------------------------------------------------
+
 
 def expire_grants(org_id: str | None = None, *, at: datetime | None = None) -> list[LedgerEntry]:
     """Remove what is left of every grant that has expired by `at` (all orgs, or one); idempotent."""
@@ -485,23 +548,48 @@ def _expire_one(g: dict[str, Any]) -> LedgerEntry:
     with db.unavailable_on_failure():
         # Usage in the grant's lifetime, less what grants that expired before it already absorbed.
         used = spent_milli(org_id, since=g["occurredAt"]) - spent_milli(org_id, since=g["expiresAt"])
-        earlier = db.collection(LEDGER).find({
-            "orgId": org_id, "kind": "grant", "expiredAt": {"$ne": None}, "_id": {"$ne": g["_id"]},
-            "expiresAt": {"$gt": g["occurredAt"], "$lte": g["expiresAt"]}}, {"absorbedMilli": 1})
+        earlier = db.collection(LEDGER).find(
+            {
+                "orgId": org_id,
+                "kind": "grant",
+                "expiredAt": {"$ne": None},
+                "_id": {"$ne": g["_id"]},
+                "expiresAt": {"$gt": g["occurredAt"], "$lte": g["expiresAt"]},
+            },
+            {"absorbedMilli": 1},
+        )
         absorbed_before = sum(int(e.get("absorbedMilli", 0)) for e in earlier)
     absorbed = min(int(g["amountMilli"]), max(0, used - absorbed_before))
     left = max(0, min(int(g["amountMilli"]) - absorbed, balance_milli(org_id)))
-    event = UsageEvent(entry_id=f"expiry-{g['entryId']}", org_id=org_id, service="adjustment",
-                       credits=Decimal(left) / MILLI, meta={"grantId": g["entryId"]},
-                       occurred_at=g["expiresAt"])
-    entry = _record("expiry", event, -left, None) if left else LedgerEntry(
-        entryId=event.entry_id, orgId=org_id, service="adjustment", kind="expiry", amountMilli=0,
-        occurredAt=g["expiresAt"], balanceAfterMilli=balance_milli(org_id), meta=event.meta)
+    event = UsageEvent(
+        entry_id=f"expiry-{g['entryId']}",
+        org_id=org_id,
+        service="adjustment",
+        credits=Decimal(left) / MILLI,
+        meta={"grantId": g["entryId"]},
+        occurred_at=g["expiresAt"],
+    )
+    entry = (
+        _record("expiry", event, -left, None)
+        if left
+        else LedgerEntry(
+            entryId=event.entry_id,
+            orgId=org_id,
+            service="adjustment",
+            kind="expiry",
+            amountMilli=0,
+            occurredAt=g["expiresAt"],
+            balanceAfterMilli=balance_milli(org_id),
+            meta=event.meta,
+        )
+    )
     with db.unavailable_on_failure():
-        db.collection(LEDGER).update_one({"_id": g["_id"], "expiredAt": None},
-                                         {"$set": {"expiredAt": now(), "absorbedMilli": absorbed}})
-    logger.info("ledger.grant_expired",
-                extra={"org_id": org_id, "grant": g["entryId"], "removed_milli": left})
+        db.collection(LEDGER).update_one(
+            {"_id": g["_id"], "expiredAt": None}, {"$set": {"expiredAt": now(), "absorbedMilli": absorbed}}
+        )
+    logger.info(
+        "ledger.grant_expired", extra={"org_id": org_id, "grant": g["entryId"], "removed_milli": left}
+    )
     return entry
 
 
@@ -513,9 +601,14 @@ def in_days(days: float) -> datetime:
 def drift_milli(org_id: str) -> int:
     """The balance minus the sum of the org's entries: 0 unless a writer crashed (see the module doc)."""
     with db.unavailable_on_failure():
-        rows = list(db.collection(LEDGER).aggregate([
-            {"$match": {"orgId": org_id}},
-            {"$group": {"_id": "$kind", "total": {"$sum": "$amountMilli"}}}]))
+        rows = list(
+            db.collection(LEDGER).aggregate(
+                [
+                    {"$match": {"orgId": org_id}},
+                    {"$group": {"_id": "$kind", "total": {"$sum": "$amountMilli"}}},
+                ]
+            )
+        )
     totals = {r["_id"]: int(r["total"]) for r in rows}
     expected = totals.get("grant", 0) - totals.get("debit", 0) - totals.get("expiry", 0)
     return balance_milli(org_id) - expected

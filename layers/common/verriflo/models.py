@@ -15,5 +15,6 @@ class ApiModel(BaseModel):
 class StrictApiModel(ApiModel):
     """A request model that rejects unknown fields, so typos fail loudly instead of being ignored."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True,
-                              extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="forbid"
+    )

@@ -20,7 +20,7 @@ TITLE = "Verriflo API"
 DESCRIPTION = (
     "Education infrastructure: live classrooms, AI tutor, AI API, media and credits. Every external "
     "request carries `VF-ORG-ID` (the organisation's secret API key) or a dashboard bearer token. "
-    "Success: `{\"success\": true, \"data\": ...}`; error: `{\"success\": false, \"message\", \"error\"}`."
+    'Success: `{"success": true, "data": ...}`; error: `{"success": false, "message", "error"}`.'
 )
 
 
@@ -50,10 +50,17 @@ def build_document(root: Path) -> dict[str, Any]:
     )
 
     merger = OpenAPIMerge(
-        title=TITLE, version="1.0.0", description=DESCRIPTION, servers=[Server(url="/")],
+        title=TITLE,
+        version="1.0.0",
+        description=DESCRIPTION,
+        servers=[Server(url="/")],
         security_schemes={
-            "orgKey": APIKey(name="VF-ORG-ID", in_=APIKeyIn.header, description="The organisation's secret API key"),
-            "dashboardToken": HTTPBearer(bearerFormat="JWT", description="A dashboard user's token from /v1/auth/login"),
+            "orgKey": APIKey(
+                name="VF-ORG-ID", in_=APIKeyIn.header, description="The organisation's secret API key"
+            ),
+            "dashboardToken": HTTPBearer(
+                bearerFormat="JWT", description="A dashboard user's token from /v1/auth/login"
+            ),
         },
         security=[{"orgKey": []}, {"dashboardToken": []}],
         on_conflict="error",

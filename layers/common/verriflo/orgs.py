@@ -181,8 +181,14 @@ def create_user(org_id: str, email: str, password_hash: str, role: UserRole = "d
     from pymongo.errors import DuplicateKeyError
 
     get_org(org_id)
-    user = User(_id=new_id("usr"), orgId=org_id, email=email.lower(), role=role,
-                passwordHash=password_hash, createdAt=now())
+    user = User(
+        _id=new_id("usr"),
+        orgId=org_id,
+        email=email.lower(),
+        role=role,
+        passwordHash=password_hash,
+        createdAt=now(),
+    )
     try:
         with db.unavailable_on_failure():
             db.collection(USERS).insert_one(user.model_dump(by_alias=True))

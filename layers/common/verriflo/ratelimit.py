@@ -77,8 +77,13 @@ def hit(org: OrgContext, group: str, *, now: float | None = None) -> Decision:
     with unavailable_on_failure():
         count = int(_script()(keys=[key], args=[window * 1000 + 1000]))
     return Decision(
-        allowed=count <= limit, group=group, limit=limit, remaining=max(limit - count, 0),
-        window=window, reset_after=max(math.ceil(reset_at - now), 1), reset_at=reset_at,
+        allowed=count <= limit,
+        group=group,
+        limit=limit,
+        remaining=max(limit - count, 0),
+        window=window,
+        reset_after=max(math.ceil(reset_at - now), 1),
+        reset_at=reset_at,
     )
 
 
