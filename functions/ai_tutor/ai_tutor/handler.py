@@ -155,16 +155,8 @@ def summarize(body: models.TutorSummarizeRequest) -> Envelope[models.TutorSummar
     return ok(summary)
 
 
-_buffered = lambda_handler(app)
-_streamed = asgi.lambda_handler(streaming.app)
-STREAMED_PATHS = frozenset(path for _, path in streaming.app.paths)
-
-
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The Lambda entry point: streamed and classroom routes to the ASGI app, the rest to Powertools."""
-    if event.get("path") in STREAMED_PATHS:
-        return _streamed(event, context)
-    return _buffered(event, context)
+# Streamed (and, for the tutor, classroom) routes go to the ASGI app, the rest to Powertools.
+handler = asgi.split_handler(lambda_handler(app), streaming.app)
 
 
 def openapi_paths() -> dict[str, Any]:

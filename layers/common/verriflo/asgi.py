@@ -266,3 +266,19 @@ def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         return adapter(event, context)
 
     return handler
+
+
+def split_handler(
+    buffered: Callable[[dict[str, Any], Any], dict[str, Any]], streamed: App
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """One Lambda entry point for a function with both kinds of routes: the streamed app's paths go
+    to it (through Mangum), every other path to the buffered handler (a Powertools resolver's)."""
+    streamed_handler = lambda_handler(streamed)
+    paths = frozenset(path for _, path in streamed.paths)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if event.get("path") in paths:
+            return streamed_handler(event, context)
+        return buffered(event, context)
+
+    return handler
