@@ -15,7 +15,8 @@ PY313 := $(shell for c in "$$(command -v python3.13)" "$$(pyenv root 2>/dev/null
 endif
 # pip's index warnings about missing local mirrors are noise here
 PIP_QUIET := --quiet --disable-pip-version-check
-FILTER_PIP := grep -v -e "WARNING: Location" -e "BuildBackendWarning" -e "cannot be found" -e "_filter_existing_files" || true
+# (grep's "nothing left to print" is fine; a failed pip is not: pipefail passes its status on)
+FILTER_PIP := { grep -v -e "WARNING: Location" -e "BuildBackendWarning" -e "cannot be found" -e "_filter_existing_files" || [ $$? -eq 1 ]; }
 
 VENV := .venv
 VENV_LS := .venv-localstack
