@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 import uuid
 
 # As the template sets for the AI functions: one BLAS thread (read by numpy when first imported).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from support import ROOT, Report, Result, local_stores, percentile, time_calls  # noqa: E402
+from support import ROOT, Report, Result, first_chunk_overhead, local_stores, percentile, time_calls  # noqa: E402
 
 for extra in (ROOT / "layers" / "ai", ROOT / "functions" / "ai_agent"):
     if str(extra) not in sys.path:
@@ -47,69 +46,20 @@ def _org() -> tuple[str, dict[str, str]]:
 
 
 def first_line(report: Report) -> None:
-    import httpx
-    import uvicorn
     from ai_agent import logic, streaming
-    from ai_support import ScriptedProvider
-    from servers import free_port
 
     _org_id, headers = _org()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(streaming.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ttfl, ttft, overhead = [], [], []
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for i in range(STREAM_RUNS + 5):
-                model = ScriptedProvider(pieces=["first ", "second ", "third."], delay_s=FIRST_TOKEN_S)
-                called: list[float] = []
-                real_stream = model.stream
-
-                def stream(request, _real=real_stream, _called=called):
-                    _called.append(time.perf_counter())
-                    yield from _real(request)
-
-                model.stream = stream  # type: ignore[method-assign]
-                logic.provider = lambda model=model: model  # type: ignore[assignment]
-                start = time.perf_counter()
-                with client.stream(
-                    "POST",
-                    "/v1/ai-agent/chat/stream",
-                    headers=headers,
-                    json={"chatId": f"bench-{i % 5}", "message": "count to three"},
-                ) as response:
-                    lines = response.iter_lines()
-                    next(lines)
-                    first = time.perf_counter()
-                    for _ in lines:
-                        pass
-                if i < 5:
-                    continue  # warm-up
-                provider_ttft = model.first_token_at - called[0]
-                ttfl.append((first - start) * 1000)
-                ttft.append(provider_ttft * 1000)
-                overhead.append((first - start - provider_ttft) * 1000)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    p50 = percentile(overhead, 50)
-    report.add(
-        Result(
-            "time to first NDJSON line p50 (client, uvicorn)",
-            percentile(ttfl, 50),
-            "ms",
-            baseline=percentile(ttft, 50),
-            note="baseline: provider's own first token",
-        )
+    first_chunk_overhead(
+        report,
+        app=streaming.app,
+        logic_module=logic,
+        path="/v1/ai-agent/chat/stream",
+        headers=headers,
+        body_for=lambda i: {"chatId": f"bench-{i % 5}", "message": "count to three"},
+        label="time to first NDJSON line p50 (client, uvicorn)",
+        runs=STREAM_RUNS,
+        first_token_s=FIRST_TOKEN_S,
     )
-    report.add(
-        Result("overhead over the provider's first token p50", p50, "ms", target="<= 20 ms", ok=p50 <= 20)
-    )
-    report.add(Result("overhead over the provider's first token p95", percentile(overhead, 95), "ms"))
 
 
 def retrieval(report: Report, sizes: list[int]) -> None:

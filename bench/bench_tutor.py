@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 import uuid
 
 # As the template sets for the AI functions: one BLAS thread (read by numpy when first imported).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from support import ROOT, Report, Result, local_stores, percentile  # noqa: E402
+from support import ROOT, Report, Result, first_chunk_overhead, local_stores  # noqa: E402
 
 for extra in (ROOT / "layers" / "ai", ROOT / "functions" / "ai_tutor"):
     if str(extra) not in sys.path:
@@ -120,76 +119,28 @@ def _class(room_id: str, students: int = 40) -> tuple[str, dict[str, str]]:
 
 
 def first_event(report: Report) -> None:
-    import httpx
-    import uvicorn
-    from ai_support import ScriptedProvider
     from ai_tutor import logic, manage, streaming
     from ai_tutor.models import TutorAddMaterial
-    from servers import free_port
 
     org_id, headers = _class("bench-room")
     manage.add_material(
         org_id, "bench-room", TutorAddMaterial(title="Notes", content_type="text/markdown", content=NOTES)
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(streaming.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ttfe, ttft, overhead = [], [], []
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for i in range(STREAM_RUNS + 5):
-                model = ScriptedProvider(pieces=["first ", "second ", "third."], delay_s=FIRST_TOKEN_S)
-                called: list[float] = []
-                real_stream = model.stream
-
-                def stream(request, _real=real_stream, _called=called):
-                    _called.append(time.perf_counter())
-                    yield from _real(request)
-
-                model.stream = stream  # type: ignore[method-assign]
-                logic.provider = lambda model=model: model  # type: ignore[assignment]
-                body = {
-                    "roomId": "bench-room",
-                    "studentUid": f"s-{i % 40}",
-                    "text": FORMS[i % len(FORMS)].format(TOPICS[i % len(TOPICS)]),
-                }
-                start = time.perf_counter()
-                with client.stream(
-                    "POST", "/v1/ai-tutor/chat/stream", headers=headers, json=body
-                ) as response:
-                    assert response.status_code == 200, response.read()
-                    lines = (line for line in response.iter_lines() if line)
-                    next(lines)
-                    first = time.perf_counter()
-                    for _ in lines:
-                        pass
-                if i < 5:
-                    continue  # warm-up (model load, indexes, connections)
-                provider_ttft = model.first_token_at - called[0]
-                ttfe.append((first - start) * 1000)
-                ttft.append(provider_ttft * 1000)
-                overhead.append((first - start - provider_ttft) * 1000)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    p50 = percentile(overhead, 50)
-    report.add(
-        Result(
-            "SSE time to first event p50 (client, uvicorn)",
-            percentile(ttfe, 50),
-            "ms",
-            baseline=percentile(ttft, 50),
-            note="baseline: provider's own first token",
-        )
+    first_chunk_overhead(
+        report,
+        app=streaming.app,
+        logic_module=logic,
+        path="/v1/ai-tutor/chat/stream",
+        headers=headers,
+        body_for=lambda i: {
+            "roomId": "bench-room",
+            "studentUid": f"s-{i % 40}",
+            "text": FORMS[i % len(FORMS)].format(TOPICS[i % len(TOPICS)]),
+        },
+        label="SSE time to first event p50 (client, uvicorn)",
+        runs=STREAM_RUNS,
+        first_token_s=FIRST_TOKEN_S,
     )
-    report.add(
-        Result("overhead over the provider's first token p50", p50, "ms", target="<= 20 ms", ok=p50 <= 20)
-    )
-    report.add(Result("overhead over the provider's first token p95", percentile(overhead, 95), "ms"))
 
 
 def summaries(report: Report, sizes: list[int]) -> None:

@@ -116,3 +116,80 @@ def local_stores() -> Iterator[tuple[Server, Server]]:
         finally:
             mongo.stop()
             redis.stop()
+
+
+def first_chunk_overhead(
+    report: Report,
+    *,
+    app: object,
+    logic_module: object,
+    path: str,
+    headers: dict[str, str],
+    body_for: Callable[[int], dict],
+    label: str,
+    runs: int,
+    first_token_s: float,
+) -> None:
+    """Time to the first streamed line through a real uvicorn, beside the provider's own first token.
+
+    The function's provider is swapped for a scripted one that waits `first_token_s` before its
+    first piece and notes when it was called, so overhead = (first line at the client) - (provider's
+    first token), both measured in this process on the same clock.
+    """
+    import threading
+
+    import httpx
+    import uvicorn
+    from ai_support import ScriptedProvider
+    from servers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first_at, provider_at, overhead = [], [], []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for i in range(runs + 5):
+                model = ScriptedProvider(pieces=["first ", "second ", "third."], delay_s=first_token_s)
+                called: list[float] = []
+                real_stream = model.stream
+
+                def stream(request, _real=real_stream, _called=called):
+                    _called.append(time.perf_counter())
+                    yield from _real(request)
+
+                model.stream = stream  # type: ignore[method-assign]
+                logic_module.provider = lambda model=model: model  # type: ignore[attr-defined]
+                start = time.perf_counter()
+                with client.stream("POST", path, headers=headers, json=body_for(i)) as response:
+                    assert response.status_code == 200, response.read()
+                    lines = (line for line in response.iter_lines() if line)
+                    next(lines)
+                    first = time.perf_counter()
+                    for _ in lines:
+                        pass
+                if i < 5:
+                    continue  # warm-up (model load, indexes, connections)
+                provider_ttft = model.first_token_at - called[0]
+                first_at.append((first - start) * 1000)
+                provider_at.append(provider_ttft * 1000)
+                overhead.append((first - start - provider_ttft) * 1000)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    p50 = percentile(overhead, 50)
+    report.add(
+        Result(
+            label,
+            percentile(first_at, 50),
+            "ms",
+            baseline=percentile(provider_at, 50),
+            note="baseline: provider's own first token",
+        ),
+        Result("overhead over the provider's first token p50", p50, "ms", target="<= 20 ms", ok=p50 <= 20),
+        Result("overhead over the provider's first token p95", percentile(overhead, 95), "ms"),
+    )
