@@ -316,3 +316,87 @@ def test_history_is_bounded_and_expires(org, lambda_context, model, monkeypatch)
     assert len(read.data["messages"]) == 4 and 0 < read.data["expiresIn"] <= 600
     # The key names the org: another org's chat of the same id is another key.
     assert redis_client().exists(f"ai:chat:{org.id}:b1") == 1
+
+
+def list_chats(org, ctx, **query):
+    return call(
+        handler.handler,
+        api_event(
+            "ai_agent/list_chats.json", headers=org.headers, query={k: str(v) for k, v in query.items()}
+        ),
+        ctx,
+    )
+
+
+def test_chat_list_is_newest_first_paginated_and_per_org(org, other_org, lambda_context, model):
+    grant(org.id)
+    grant(other_org.id)
+    for chat_id in ("a1", "a2", "a3"):
+        assert (
+            chat(org, lambda_context, {"chatId": chat_id, "message": f"First question of {chat_id}?"}).status
+            == 200
+        )
+    assert chat(org, lambda_context, {"chatId": "a1", "message": "A follow-up?"}).status == 200
+    assert chat(other_org, lambda_context, {"chatId": "theirs", "message": "Secret plans?"}).status == 200
+
+    first = list_chats(org, lambda_context, limit=2)
+    assert first.status == 200, first.body
+    assert [c["chatId"] for c in first.data["items"]] == ["a1", "a3"]
+    top = first.data["items"][0]
+    assert top["title"] == "First question of a1?" and top["turns"] == 2
+    assert top["preview"] == "Energy is made in mitochondria."
+    assert top["updatedAt"] >= top["createdAt"]
+    second = list_chats(org, lambda_context, limit=2, cursor=first.data["nextCursor"])
+    assert [c["chatId"] for c in second.data["items"]] == ["a2"] and second.data["nextCursor"] is None
+
+    # Another org sees only its own chat, never this org's titles or previews.
+    theirs = list_chats(other_org, lambda_context)
+    assert [c["chatId"] for c in theirs.data["items"]] == ["theirs"]
+    assert "question of" not in theirs.body
+
+    # A deleted chat leaves the list.
+    deleted = call(
+        handler.handler,
+        api_event(
+            "ai_agent/delete_chat.json",
+            headers=org.headers,
+            path="/v1/ai-agent/chats/a3",
+            path_params={"chat_id": "a3"},
+        ),
+        lambda_context,
+    )
+    assert deleted.status == 200
+    assert [c["chatId"] for c in list_chats(org, lambda_context).data["items"]] == ["a1", "a2"]
+
+
+def test_chat_list_pages_through_chats_updated_in_the_same_millisecond(org, lambda_context, monkeypatch):
+    from ai_agent import history
+
+    monkeypatch.setattr(history.time, "time_ns", lambda: 1_795_878_000_000_000_000)
+    monkeypatch.setattr(history.time, "time", lambda: 1_795_878_000.0)
+    for chat_id in ("t1", "t2", "t3", "t4", "t5"):
+        history.append(
+            org.id,
+            chat_id,
+            [{"role": "user", "text": "q"}],
+            10,
+            600,
+            title="q",
+            preview="a",
+            stamp="2026-11-28T00:00:00+00:00",
+        )
+    seen, cursor = [], None
+    while True:
+        page = list_chats(org, lambda_context, limit=2, **({"cursor": cursor} if cursor else {}))
+        assert page.status == 200, page.body
+        seen += [c["chatId"] for c in page.data["items"]]
+        cursor = page.data["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == ["t5", "t4", "t3", "t2", "t1"]
+
+
+def test_chat_list_refuses_a_forged_cursor_and_a_bad_limit(org, lambda_context):
+    assert list_chats(org, lambda_context, cursor="not-a-cursor").status == 400
+    assert list_chats(org, lambda_context, limit=0).status == 400
+    assert list_chats(org, lambda_context, limit=500).status == 400

@@ -33,6 +33,23 @@ def chat(body: logic.ChatRequest, org: Org) -> Envelope[logic.ChatAnswer]:
 
 
 @api.get(
+    "/v1/ai-agent/chats",
+    summary="List chats",
+    tags=TAGS,
+    responses=responses(logic.ChatList, 400, 401, 429, 503),
+)
+def list_chats(
+    org: Org,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=120, description="nextCursor of the previous page")
+    ] = None,
+) -> Envelope[logic.ChatList]:
+    """The org's chats that have not expired, most recently updated first: title, preview, turns."""
+    return ok(logic.list_chats(org, limit, cursor))
+
+
+@api.get(
     "/v1/ai-agent/chats/<chat_id>",
     summary="Read a chat's history",
     tags=TAGS,

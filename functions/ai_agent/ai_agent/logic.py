@@ -159,6 +159,24 @@ class ChatHistory(ApiModel):
     expires_in: int = Field(description="seconds until the chat is forgotten")
 
 
+class ChatSummary(ApiModel):
+    """One chat of the list: what it is about and how far it went."""
+
+    chat_id: str
+    title: str = Field(description="the first question, shortened")
+    preview: str = Field(description="the start of the last answer")
+    turns: int = Field(description="questions answered in this chat (older ones may have been trimmed)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChatList(ApiModel):
+    """A page of the org's chats, most recently updated first."""
+
+    items: list[ChatSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end")
+
+
 class ChatDeleted(ApiModel):
     """The chat is gone."""
 
@@ -524,6 +542,9 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
             ],
             settings.history_turns,
             settings.history_ttl_s,
+            title=_shorten(prep.question, 80),
+            preview=_shorten(text, 160),
+            stamp=stamp,
         )
     credits = Decimal(0)
     try:
@@ -601,6 +622,39 @@ def collect(prep: Prepared, model: Provider | None = None) -> ChatAnswer:
 def _check_chat_id(chat_id: str) -> None:
     if not re.fullmatch(ID_PATTERN, chat_id):
         raise ValidationFailed("chatId may hold letters, digits, '-' and '_' (at most 100).")
+
+
+def _shorten(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+_CURSOR = re.compile(r"^(\d{1,16})\.([A-Za-z0-9_-]{1,100})$")
+
+
+def list_chats(org: OrgContext, limit: int, cursor: str | None) -> ChatList:
+    """The org's chats that have not expired, most recently updated first, a page at a time."""
+    after = None
+    if cursor is not None:
+        found = _CURSOR.match(cursor)
+        if not found:
+            raise ValidationFailed("cursor must be the nextCursor of an earlier page.")
+        after = (int(found.group(1)), found.group(2))
+    rows, following = history.page(org.org_id, limit, after, ai_settings().history_ttl_s)
+    return ChatList(
+        items=[
+            ChatSummary(
+                chat_id=r["chatId"],
+                title=r.get("title", ""),
+                preview=r.get("preview", ""),
+                turns=int(r.get("turns", 0)),
+                created_at=r.get("createdAt") or r["updatedAt"],
+                updated_at=r["updatedAt"],
+            )
+            for r in rows
+        ],
+        next_cursor=f"{following[0]}.{following[1]}" if following else None,
+    )
 
 
 def read_chat(org: OrgContext, chat_id: str) -> ChatHistory:
