@@ -1,7 +1,8 @@
 """Foundation benchmarks: cold start of every function, and the warm overhead of our HTTP layer.
 
-1. Cold start: a fresh interpreter imports a function's handler module (import + init), median of 5,
-   beside a bare interpreter start measured the same way. Target: at most 200 ms.
+1. Cold start: a fresh interpreter imports a function's handler module; import + init is timed inside
+   that process (median of 5), and the whole process, interpreter start included, is shown beside
+   it with a bare interpreter start measured the same way. Target: import + init at most 200 ms.
 2. Warm request: auth + middleware + rate limit + a route doing one MongoDB read, in-process through
    the Lambda handler, beside the bare pymongo read plus the same Redis rate-limit script call.
    Target: our own overhead at most 2 ms at p50.
@@ -21,7 +22,17 @@ COLD_RUNS = 5
 WARM_CALLS = 2000
 
 
-def _cold_start(module: str, path: str) -> float:
+_TIMED_IMPORT = """
+import time
+start = time.perf_counter()
+{statement}
+print((time.perf_counter() - start) * 1000)
+"""
+
+
+def _cold_start(module: str, path: str) -> tuple[float, float]:
+    """Median of COLD_RUNS fresh processes: (import + init of `module` timed inside the process,
+    the whole process from spawn to exit, interpreter start included)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(
         PYTHONPATH=f"{ROOT / 'layers' / 'common'}:{ROOT / 'layers' / 'ai'}:{path}",
@@ -29,29 +40,32 @@ def _cold_start(module: str, path: str) -> float:
         AWS_DEFAULT_REGION="us-east-1",
         PYTHONDONTWRITEBYTECODE="0",
     )
-    code = f"import {module}" if module else "pass"
-    samples = []
+    code = _TIMED_IMPORT.format(statement=f"import {module}" if module else "pass")
+    inside, whole = [], []
     for _ in range(COLD_RUNS + 1):  # the first run compiles bytecode; drop it
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples[1:])
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+        )
+        whole.append((time.perf_counter() - start) * 1000)
+        inside.append(float(out.stdout.strip()))
+    return statistics.median(inside[1:]), statistics.median(whole[1:])
 
 
 def cold_starts(report: Report) -> None:
-    bare = _cold_start("", "")
+    _, bare = _cold_start("", "")
     report.add(Result("interpreter start alone (python -c pass)", bare, "ms"))
     for handler in sorted((ROOT / "functions").glob("*/*/handler.py")):
         package = handler.parent.name
-        total = _cold_start(f"{package}.handler", str(handler.parent.parent))
+        init, whole = _cold_start(f"{package}.handler", str(handler.parent.parent))
         report.add(
             Result(
-                f"cold start {package} (process incl. interpreter)",
-                total,
+                f"cold start {package}: import + init",
+                init,
                 "ms",
-                baseline=bare,
                 target="<= 200 ms",
-                ok=total <= 200,
+                ok=init <= 200,
+                note=f"whole process {whole:.0f} ms (interpreter {bare:.0f} ms)",
             )
         )
 

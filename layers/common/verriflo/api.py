@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.request import Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from verriflo import ratelimit
 from verriflo.auth import OrgContext, authenticate
@@ -44,12 +44,16 @@ PUBLIC = {"x-verriflo-public": True}
 class Envelope(BaseModel, Generic[T]):  # noqa: UP046 - keeps the OpenAPI schema names stable
     """The success envelope of API.md."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use, not at import
+
     success: Literal[True] = True
     data: T
 
 
 class ErrorEnvelope(BaseModel):
     """The error envelope of API.md."""
+
+    model_config = ConfigDict(defer_build=True)
 
     success: Literal[False] = False
     message: str

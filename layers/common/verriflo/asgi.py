@@ -16,6 +16,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -249,21 +250,28 @@ async def _send(answer: Reply | Stream, send: Send) -> None:
 
 
 def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point for API Gateway proxy events: Mangum in front of the app (buffered)."""
-    from mangum import Mangum
-    from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+    """The Lambda entry point for API Gateway proxy events: Mangum in front of the app (buffered).
 
-    # NDJSON is text: without this Mangum would base64 the body and API Gateway pass it on as such.
-    adapter = Mangum(
-        app,
-        lifespan="off",
-        api_gateway_base_path="/",
-        text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/x-ndjson"],
-    )
+    Mangum is imported by the first streamed request, not at init: a function whose cold start
+    serves a buffered route never pays for it.
+    """
+
+    @cache
+    def adapter() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        from mangum import Mangum
+        from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+
+        # NDJSON is text: without this Mangum would base64 the body and API Gateway pass it on as such.
+        return Mangum(
+            app,
+            lifespan="off",
+            api_gateway_base_path="/",
+            text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/x-ndjson"],
+        )
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return adapter(event, context)
+        return adapter()(event, context)
 
     return handler
 

@@ -53,6 +53,8 @@ def new_id(kind: str) -> str:
 class RateLimit(BaseModel):
     """A request budget: `limit` requests per `window` seconds."""
 
+    model_config = ConfigDict(defer_build=True)
+
     limit: int = Field(ge=1, le=1_000_000)
     window: int = Field(default=60, ge=1, le=86_400)
 
@@ -60,7 +62,7 @@ class RateLimit(BaseModel):
 class Org(BaseModel):
     """An organisation: the tenant every document and object belongs to."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     id: str = Field(alias="_id")
     name: str
@@ -74,7 +76,7 @@ class Org(BaseModel):
 class ApiKey(BaseModel):
     """An API key as stored (the hash only) and listed (the prefix only)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     id: str = Field(alias="_id")
     org_id: str = Field(alias="orgId")
@@ -87,6 +89,8 @@ class ApiKey(BaseModel):
 class IssuedKey(BaseModel):
     """A newly issued key: the only moment the secret is visible."""
 
+    model_config = ConfigDict(defer_build=True)
+
     key: ApiKey
     secret: str
 
@@ -94,7 +98,7 @@ class IssuedKey(BaseModel):
 class User(BaseModel):
     """A dashboard user of one organisation."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     id: str = Field(alias="_id")
     org_id: str = Field(alias="orgId")

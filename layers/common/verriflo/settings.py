@@ -18,8 +18,12 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 def SettingsConfigDict(**config: Any) -> ConfigDict:  # noqa: N802 - mirrors pydantic-settings' name
-    """Model configuration for an EnvSettings class; `env_prefix` names its variables' prefix."""
-    return ConfigDict(**config)  # type: ignore[typeddict-item]
+    """Model configuration for an EnvSettings class; `env_prefix` names its variables' prefix.
+
+    Validators are built on first use (`defer_build`), not at import: a function only pays for the
+    settings it reads, which keeps cold starts short.
+    """
+    return ConfigDict(**{"defer_build": True, **config})  # type: ignore[typeddict-item]
 
 
 class EnvSettings(BaseModel):
