@@ -21,11 +21,9 @@ Photosynthesis happens in the chloroplasts, using light energy.
 """
 
 
-def test_knowledge_base_chat_streams_grounded_ndjson_and_keeps_history(
-    http: httpx.Client, api_url: str, demo_key: str
-) -> None:
-    headers = {KEY_HEADER: demo_key}
-    kb = http.post(f"{api_url}/v1/ai-agent/knowledge-bases", headers=headers, json={"name": "e2e biology"})
+def knowledge_base_with_notes(http: httpx.Client, api_url: str, headers: dict[str, str], name: str) -> str:
+    """A new knowledge base holding NOTES; its id."""
+    kb = http.post(f"{api_url}/v1/ai-agent/knowledge-bases", headers=headers, json={"name": name})
     assert kb.status_code == 201, kb.text
     kb_id = kb.json()["data"]["knowledgeBaseId"]
     doc = http.post(
@@ -34,6 +32,14 @@ def test_knowledge_base_chat_streams_grounded_ndjson_and_keeps_history(
         json={"title": "Notes", "contentType": "text/markdown", "content": NOTES},
     )
     assert doc.status_code == 201, doc.text
+    return kb_id
+
+
+def test_knowledge_base_chat_streams_grounded_ndjson_and_keeps_history(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    headers = {KEY_HEADER: demo_key}
+    kb_id = knowledge_base_with_notes(http, api_url, headers, "e2e biology")
 
     chat_id = f"e2e-{uuid.uuid4().hex[:8]}"
     stream = http.post(
@@ -73,3 +79,82 @@ def test_ai_routes_refuse_without_a_key_and_bad_input_before_any_model(
         f"{api_url}/v1/ai-agent/knowledge-bases/kb_{uuid.uuid4().hex}", headers={KEY_HEADER: demo_key}
     )
     assert missing.status_code == 404 and missing.json()["error"] == "NOT_FOUND"
+
+
+def test_voice_and_images_are_heard_and_read_by_the_deployed_media_functions(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    """Audio in (espeak-ng speech) and an image with text, through the API: the AI function hands them
+    to AiSpeechFunction and AiVisionFunction (their own layers) with Lambda `invoke`."""
+    from ai_support import b64, png_with_text, spoken_wav
+
+    headers = {KEY_HEADER: demo_key}
+    kb_id = knowledge_base_with_notes(http, api_url, headers, "e2e media")
+
+    chat_id = f"e2e-voice-{uuid.uuid4().hex[:8]}"
+    heard = http.post(
+        f"{api_url}/v1/ai-agent/chat",
+        headers=headers,
+        json={
+            "chatId": chat_id,
+            "audio": b64(spoken_wav("Tell me about light and plants.")),
+            "knowledgeBaseIds": [kb_id],
+        },
+    )
+    assert heard.status_code == 200, heard.text
+    assert "light and plants" in heard.json()["data"]["transcript"].lower()
+    assert "chloroplasts" in heard.json()["data"]["text"]
+
+    read = http.post(
+        f"{api_url}/v1/ai-agent/chat",
+        headers=headers,
+        json={
+            "image": b64(png_with_text("Where is ATP made?")),
+            "imageMimeType": "image/png",
+            "knowledgeBaseIds": [kb_id],
+        },
+    )
+    assert read.status_code == 200, read.text
+    assert "mitochondria" in read.json()["data"]["text"]
+
+    # Refusals made inside the speech function reach the client unchanged.
+    undecodable = http.post(
+        f"{api_url}/v1/ai-agent/chat",
+        headers=headers,
+        json={"audio": b64(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64)},
+    )
+    assert undecodable.status_code == 400 and "cannot be decoded" in undecodable.json()["message"]
+
+    chats = http.get(f"{api_url}/v1/ai-agent/chats", headers=headers, params={"limit": 100})
+    assert chats.status_code == 200, chats.text
+    listed = {c["chatId"]: c for c in chats.json()["data"]["items"]}
+    assert listed[chat_id]["turns"] == 1 and "light and plants" in listed[chat_id]["title"].lower()
+
+
+def test_the_charts_function_draws_a_png(aws_endpoint: str) -> None:
+    """AiChartsFunction (common + charts layers, under Lambda's 250 MB) as the AI function invokes it."""
+    import base64
+
+    import boto3
+
+    client = boto3.client(
+        "lambda",
+        endpoint_url=aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    names = [
+        f["FunctionName"]
+        for page in client.get_paginator("list_functions").paginate()
+        for f in page["Functions"]
+        if f["FunctionName"].endswith("-ai-media-charts")
+    ]
+    assert len(names) == 1, names
+    reply = client.invoke(
+        FunctionName=names[0],
+        Payload=json.dumps({"title": "Averages", "labels": ["Maths", "Science"], "values": [81, 74]}),
+    )
+    assert "FunctionError" not in reply, reply["Payload"].read()
+    png = base64.b64decode(json.loads(reply["Payload"].read())["image"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000

@@ -3,6 +3,8 @@ speech, chart detection, and media sniffing."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from verriflo.errors import UnsupportedMediaType, ValidationFailed
 from verriflo_ai import documents, images, providers, speech
@@ -92,12 +94,12 @@ def test_other_bytes_are_not_audio_or_not_the_declared_image():
 
 
 @pytest.mark.parametrize("missing", ["av", "faster_whisper", "rapidocr"])
-def test_missing_offline_libraries_are_a_clear_503(monkeypatch, missing):
+def test_missing_offline_libraries_are_a_clear_503_naming_the_setting(monkeypatch, missing):
     import sys
 
     from verriflo.errors import ServiceUnavailable
 
-    monkeypatch.setitem(sys.modules, missing, None)  # as in a deployment without layers/ai_media
+    monkeypatch.setitem(sys.modules, missing, None)  # as in a function without the media libraries
     speech._whisper.cache_clear()
     images._ocr.cache_clear()
     with pytest.raises(ServiceUnavailable) as refused:
@@ -107,6 +109,27 @@ def test_missing_offline_libraries_are_a_clear_503(monkeypatch, missing):
             speech._whisper()
         else:
             images._ocr()
-    assert "AWS provider" in refused.value.message
+    assert "AI_SPEECH_PROVIDER / AI_VISION_PROVIDER = lambda" in refused.value.message
     speech._whisper.cache_clear()
     images._ocr.cache_clear()
+
+
+def test_a_media_functions_reply_becomes_data_or_the_same_error():
+    from verriflo.errors import ServiceUnavailable, UpstreamError
+    from verriflo_ai import media
+
+    assert media.decode_reply(b'{"text": "hi"}', None, "Reading") == {"text": "hi"}
+    refusals = {400: ValidationFailed, 415: UnsupportedMediaType, 503: ServiceUnavailable, 500: UpstreamError}
+    for status, kind in refusals.items():
+        body = json.dumps({"error": {"status": status, "code": "X", "message": "said so"}}).encode()
+        with pytest.raises(kind, match="said so"):
+            media.decode_reply(body, None, "Reading")
+    for body, function_error in (
+        (b'{"errorMessage": "boom"}', "Unhandled"),
+        (b"not json", None),
+        (b"[1]", None),
+    ):
+        with pytest.raises(UpstreamError, match="Reading failed"):
+            media.decode_reply(body, function_error, "Reading")
+    with pytest.raises(ServiceUnavailable, match="not configured"):
+        media.invoke(None, {}, "Reading")

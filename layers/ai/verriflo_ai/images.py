@@ -51,8 +51,16 @@ def _ocr() -> Any:
 
 def read_image(data: bytes, mime: str) -> str:
     """The text the image shows (OCR offline; a Bedrock vision model describes it in AWS)."""
-    if ai_settings().vision_provider == "aws":
+    settings = ai_settings()
+    if settings.vision_provider == "aws":
         return _describe_with_bedrock(data, mime)
+    if settings.vision_provider == "lambda":
+        import base64
+
+        from verriflo_ai import media
+
+        payload = {"image": base64.b64encode(data).decode(), "mimeType": mime}
+        return str(media.invoke(settings.vision_function, payload, "Image reading").get("text", "")).strip()
     import numpy as np
 
     try:
@@ -141,7 +149,24 @@ def chart_spec(answer: str, question: str) -> ChartSpec | None:
 
 
 def render_chart(spec: ChartSpec) -> bytes | None:
-    """A PNG bar chart, or None where matplotlib is not installed (the AWS zip package, see README)."""
+    """A PNG bar chart (matplotlib here, or AiChartsFunction); None when it cannot be drawn (logged),
+    since the answer stands without its picture."""
+    settings = ai_settings()
+    if settings.chart_provider == "lambda":
+        import base64
+
+        from verriflo.errors import VerrifloError
+        from verriflo.observability import logger
+
+        from verriflo_ai import media
+
+        payload = {"title": spec.title, "labels": list(spec.labels), "values": list(spec.values)}
+        try:
+            drawn = media.invoke(settings.chart_function, payload, "Chart drawing")
+            return base64.b64decode(drawn["image"])
+        except (VerrifloError, KeyError, ValueError) as exc:
+            logger.warning("ai.chart_unavailable", extra={"reason": str(exc)})
+            return None
     try:
         import matplotlib
     except ImportError:

@@ -25,9 +25,14 @@ class AiSettings(EnvSettings):
     provider_timeout_s: float = Field(default=30.0, gt=0)
     max_output_tokens: int = Field(default=800, ge=16, le=8192)
 
-    speech_provider: Literal["local", "aws"] = "local"
+    # "lambda": the offline libraries in a function of their own (functions/ai_media), named below.
+    speech_provider: Literal["local", "aws", "lambda"] = "local"
     voice_provider: Literal["local", "aws"] = "local"
-    vision_provider: Literal["local", "aws"] = "local"
+    vision_provider: Literal["local", "aws", "lambda"] = "local"
+    chart_provider: Literal["local", "lambda"] = "local"
+    speech_function: str | None = Field(default=None, description="AiSpeechFunction (speech_provider=lambda)")
+    vision_function: str | None = Field(default=None, description="AiVisionFunction (vision_provider=lambda)")
+    chart_function: str | None = Field(default=None, description="AiChartsFunction (chart_provider=lambda)")
     default_voice: str = "en-us"
     polly_voice: str = "Joanna"
     transcribe_bucket: str | None = Field(default=None, description="bucket for Amazon Transcribe input")

@@ -66,11 +66,11 @@ _whisper_lock = threading.Lock()
 
 
 def _not_installed(what: str) -> ServiceUnavailable:
-    # The offline libraries (layers/ai_media) are too large for a Lambda layer: deployed functions use
-    # the AWS services instead, so say what to configure rather than fail obscurely.
+    # The offline libraries are too large to sit beside the AI layer: deployed functions reach them in
+    # functions/ai_media (provider `lambda`) or use the AWS services, so say what to configure.
     return ServiceUnavailable(
-        f"{what} is not installed in this deployment; use the AWS provider "
-        "(AI_SPEECH_PROVIDER / AI_VISION_PROVIDER=aws)."
+        f"{what} is not installed in this function; use AI_SPEECH_PROVIDER / AI_VISION_PROVIDER "
+        "= lambda (functions/ai_media) or aws."
     )
 
 
@@ -119,6 +119,17 @@ def transcribe(data: bytes) -> Transcript:
     """The words in the audio (settings pick faster-whisper or Amazon Transcribe)."""
     settings = ai_settings()
     kind = sniff_audio(data)
+    if settings.speech_provider == "lambda":  # the function decodes, checks the length and listens
+        import base64
+
+        from verriflo_ai import media
+
+        said = media.invoke(
+            settings.speech_function, {"audio": base64.b64encode(data).decode()}, "Speech recognition"
+        )
+        return Transcript(
+            text=str(said.get("text", "")), duration_s=float(said.get("durationS", 0.0)), language="en"
+        )
     samples = decode_audio(data)  # also where the length limit is checked, whichever service listens
     duration = len(samples) / 16000
     if duration > settings.max_audio_seconds:
