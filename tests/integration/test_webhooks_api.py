@@ -261,15 +261,53 @@ def test_another_orgs_delivery_is_404_even_through_ones_own_endpoint(
     )
 
 
-def test_deleting_an_endpoint_removes_its_log(org, lambda_context, public_only):
+def _log_of(endpoint_id: str) -> tuple[int, int]:
+    query = {"endpointId": endpoint_id}
+    return (
+        db.collection(webhook_store.DELIVERIES).count_documents(query),
+        db.collection(webhook_store.ATTEMPTS).count_documents(query),
+    )
+
+
+def _attempted(org_id: str, endpoint_id: str, event_id: str) -> str:
+    delivery_id = _failed_delivery(org_id, endpoint_id, event_id, timedelta(hours=1))
+    delivery = webhook_store.find_delivery(delivery_id)
+    attempt = webhook_store.Attempt(deliveryId=delivery_id, n=1, at=now(), durationMs=12, statusCode=500)
+    webhook_store.record_attempt(delivery, attempt, status="failed", next_at=None)
+    return delivery_id
+
+
+def test_deleting_an_endpoint_removes_its_log_and_leaves_other_endpoints_alone(
+    org, lambda_context, public_only
+):
+    # Decision (as GitHub and Stripe do): the delivery log belongs to the endpoint and goes with it;
+    # an integrator who wants to stop deliveries but keep the log disables the endpoint instead.
     endpoint_id = _create(org, lambda_context).data["endpoint"]["id"]
-    _failed_delivery(org.id, endpoint_id, "evt_1", timedelta(hours=1))
+    kept_id = _create(org, lambda_context, description="kept").data["endpoint"]["id"]
+    delivery_id = _attempted(org.id, endpoint_id, "evt_1")
+    _attempted(org.id, kept_id, "evt_1")
+    assert _log_of(endpoint_id) == (1, 1)
     assert call(handler, _ep("delete", org, endpoint_id), lambda_context).data == {
         "id": endpoint_id,
         "deleted": True,
     }
     assert call(handler, _ep("get", org, endpoint_id), lambda_context).status == 404
-    assert db.collection(webhook_store.DELIVERIES).count_documents({"endpointId": endpoint_id}) == 0
+    assert call(handler, _ep("deliveries", org, endpoint_id), lambda_context).status == 404
+    replay = _ep("replay_one", org, endpoint_id, extra_params={"delivery_id": delivery_id})
+    assert call(handler, replay, lambda_context).status == 404
+    assert _log_of(endpoint_id) == (0, 0)
+    assert _log_of(kept_id) == (1, 1)
+    kept_log = call(handler, _ep("deliveries", org, kept_id), lambda_context).data
+    assert [d["status"] for d in kept_log["items"]] == ["failed"]
+
+
+def test_disabling_an_endpoint_stops_deliveries_and_keeps_its_log(org, lambda_context, public_only):
+    endpoint_id = _create(org, lambda_context).data["endpoint"]["id"]
+    _attempted(org.id, endpoint_id, "evt_1")
+    off = call(handler, _ep("update", org, endpoint_id, body={"enabled": False}), lambda_context)
+    assert off.data["enabled"] is False
+    assert _log_of(endpoint_id) == (1, 1)
+    assert len(call(handler, _ep("deliveries", org, endpoint_id), lambda_context).data["items"]) == 1
 
 
 def test_no_key_is_401(lambda_context, public_only):
