@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from billing.handler import handler
 from support import api_event, call, make_org
-from verriflo import ledger, orgs
+from verriflo import ledger, orgs, pricing
+from verriflo.errors import InsufficientCredits
 
 
 def _grant(org_id: str, entry_id: str, credits: float, **kw) -> None:
@@ -37,6 +39,8 @@ def test_a_prepaid_balance_has_every_field_api_md_names(org, lambda_context):
         "billingCycle": None,
         "cycleStartedAt": None,
         "cycleUsageCredits": None,
+        "creditLimit": None,
+        "availableCredits": None,
     }
     assert "billing" in reply.headers["RateLimit-Policy"]
 
@@ -50,14 +54,78 @@ def test_live_usage_past_zero_shows_overconsumed(org, lambda_context):
     assert "overconsumed by 15.00" in data["message"]
 
 
-def test_a_postpaid_org_shows_its_cycle_usage_and_is_never_overconsumed(stores, lambda_context):
-    org = orgs.create_org("Postpaid Uni", plan="postpaid", billing_cycle="weekly")
-    key = orgs.issue_key(org.id).secret
-    _use(org.id, "ai-1", "ai_agent", 40)
-    data = call(handler, api_event("billing/balance.json", headers={"VF-ORG-ID": key}), lambda_context).data
+def _postpaid(limit: float, capsys) -> tuple[str, dict]:
+    """A postpaid org made by the operators' tool with this credit limit, and its key's headers."""
+    from verriflo import cli
+
+    argv = ["--json", "org", "create", "Postpaid Uni", "--plan", "postpaid", "--billing-cycle", "weekly"]
+    assert cli.main([*argv, "--credit-limit", str(limit)]) == 0
+    made = json.loads(capsys.readouterr().out)
+    return made["orgId"], {"VF-ORG-ID": made["apiKey"]}
+
+
+def test_a_postpaid_org_spends_into_its_credit_limit_and_shows_its_cycle(stores, lambda_context, capsys):
+    org_id, headers = _postpaid(500, capsys)
+    _use(org_id, "ai-1", "ai_agent", 40)
+    data = call(handler, api_event("billing/balance.json", headers=headers), lambda_context).data
     assert data["type"] == "POSTPAID" and data["status"] == "ACTIVE" and data["isOverconsumed"] is False
+    assert data["remainingCredits"] == -40 and data["creditLimit"] == 500 and data["availableCredits"] == 460
     assert data["billingCycle"] == "weekly" and data["cycleUsageCredits"] == 40
     assert datetime.fromisoformat(data["cycleStartedAt"]).weekday() == 0
+    limits = call(handler, api_event("billing/limits_get.json", headers=headers), lambda_context).data
+    assert limits["creditLimit"] == 500
+    # The same 402 rules as prepaid, against balance + limit: class start needs 100 of the 460 left.
+    assert ledger.require_credits(org_id, 100, pricing.CLASS_START_MESSAGE) == -40_000
+    with pytest.raises(InsufficientCredits, match="Minimum 100"):
+        ledger.require_credits(org_id, 461, pricing.CLASS_START_MESSAGE)
+
+
+def test_work_paid_up_front_stops_at_the_credit_limit_and_live_usage_past_it_is_overconsumed(
+    stores, lambda_context, capsys
+):
+    org_id, headers = _postpaid(30, capsys)
+    paid = ledger.UsageEvent(entry_id="ai-1", org_id=org_id, service="ai_agent", credits=25)
+    ledger.record_usage(paid, allow_negative=False)
+    with pytest.raises(InsufficientCredits):
+        ledger.record_usage(paid.model_copy(update={"entry_id": "ai-2", "credits": 6}), allow_negative=False)
+    assert ledger.balance_milli(org_id) == -25_000
+    _use(org_id, "live-1", "live", 10, room_id="r1")  # live minutes already happened: recorded
+    data = call(handler, api_event("billing/balance.json", headers=headers), lambda_context).data
+    assert data["status"] == "OVERCONSUMED" and data["isOverconsumed"] is True
+    assert data["availableCredits"] == -5 and "past the credit limit of 30.00" in data["message"]
+    with pytest.raises(InsufficientCredits):
+        ledger.require_credits(org_id, 1)
+
+
+def test_a_prepaid_org_has_no_credit_limit_and_integrators_cannot_set_one(org, lambda_context, capsys):
+    from verriflo import cli
+
+    with pytest.raises(SystemExit, match="postpaid"):
+        cli.main(["credits", "limits", org.id, "--credit-limit", "100"])
+    with pytest.raises(SystemExit, match="postpaid"):
+        cli.main(["org", "create", "Prepaid", "--credit-limit", "100"])
+    put = call(
+        handler,
+        api_event("billing/limits_put.json", headers=org.headers, body={"creditLimit": 1000}),
+        lambda_context,
+    )
+    assert put.status == 400 and ledger.state(org.id).credit_limit_milli == 0
+    data = call(handler, api_event("billing/balance.json", headers=org.headers), lambda_context).data
+    assert data["creditLimit"] is None and data["availableCredits"] is None
+    with pytest.raises(InsufficientCredits):
+        ledger.require_credits(org.id, 1)
+
+
+def test_operators_change_or_clear_a_credit_limit(stores, lambda_context, capsys):
+    from verriflo import cli
+
+    org_id, _ = _postpaid(100, capsys)
+    assert cli.main(["--json", "credits", "limits", org_id, "--credit-limit", "250"]) == 0
+    assert json.loads(capsys.readouterr().out)["creditLimitMilli"] == 250_000
+    assert cli.main(["--json", "credits", "limits", org_id, "--low", "20"]) == 0  # limit kept
+    assert json.loads(capsys.readouterr().out)["creditLimitMilli"] == 250_000
+    assert cli.main(["--json", "credits", "limits", org_id, "--credit-limit", "-1"]) == 0
+    assert json.loads(capsys.readouterr().out)["creditLimitMilli"] == 0
 
 
 def test_the_balance_read_removes_expired_grants_first(org, lambda_context, monkeypatch):
@@ -168,6 +236,7 @@ def test_limits_are_set_partially_and_enforced(org, lambda_context):
         "roomCredits": 20,
         "studentMonthlyCredits": None,
         "lowCredits": 200,
+        "creditLimit": 0,
     }
     again = call(
         handler,

@@ -24,10 +24,15 @@ def test_a_negative_prepaid_balance_is_overconsumed_and_shows_zero():
     assert b.display_credits == 0 and b.estimated_value == -0.61
 
 
-def test_postpaid_is_never_overconsumed():
+def test_postpaid_is_overconsumed_only_past_its_credit_limit():
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    b = logic.describe("postpaid", -50_000, cycle="monthly", cycle_from=start, cycle_used_milli=50_000)
-    assert (b.type, b.status, b.is_overconsumed, b.cycle_usage_credits) == ("POSTPAID", "ACTIVE", False, 50)
+    limit = {"credit_limit_milli": 80_000, "cycle_from": start}
+    within = logic.describe("postpaid", -50_000, cycle="monthly", cycle_used_milli=50_000, **limit)
+    assert (within.type, within.status, within.is_overconsumed) == ("POSTPAID", "ACTIVE", False)
+    assert (within.cycle_usage_credits, within.credit_limit, within.available_credits) == (50, 80, 30)
+    past = logic.describe("postpaid", -90_000, cycle="weekly", cycle_used_milli=90_000, **limit)
+    assert (past.status, past.is_overconsumed, past.available_credits) == ("OVERCONSUMED", True, -10)
+    assert "past the credit limit of 80.00" in past.message
 
 
 def test_cycles_start_on_monday_or_the_first():

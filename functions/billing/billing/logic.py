@@ -44,15 +44,26 @@ def describe(
     cycle: str | None = None,
     cycle_from: datetime | None = None,
     cycle_used_milli: int | None = None,
+    credit_limit_milli: int = 0,
 ) -> Balance:
-    """The balance document of API.md for a balance in milli-credits (pure: no I/O)."""
+    """The balance document of API.md for a balance in milli-credits (pure: no I/O).
+
+    A postpaid org is overconsumed once usage has taken it past its credit limit (the 402 rules then
+    refuse new work, as for a prepaid org below zero).
+    """
     remaining = Decimal(remaining_milli) / ledger.MILLI
     rate = pricing.prices().credit_value_bdt
     postpaid = plan == "postpaid"
-    over = remaining_milli < 0 and not postpaid
+    limit = credit_limit_milli if postpaid else 0
+    over = remaining_milli < -limit
     if postpaid:
         used = Decimal(cycle_used_milli or 0) / ledger.MILLI
-        message = f"Postpaid ({cycle or 'monthly'}): {used:,.2f} credits used this cycle, billed at its end."
+        message = f"Postpaid ({cycle or 'monthly'}): {used:,.2f} credits used this cycle, billed at its end"
+        if over:
+            cap = Decimal(limit) / ledger.MILLI
+            message += f"; past the credit limit of {cap:,.2f}: new work is refused."
+        else:
+            message += "."
     elif over:
         message = (
             f"Credits overconsumed by {-remaining:,.2f}; add credits to start new classes and AI requests."
@@ -74,23 +85,26 @@ def describe(
         billing_cycle=(cycle or "monthly") if postpaid else None,
         cycle_started_at=cycle_from if postpaid else None,
         cycle_usage_credits=float(Decimal(cycle_used_milli or 0) / ledger.MILLI) if postpaid else None,
+        credit_limit=ledger.from_milli(limit) if postpaid else None,
+        available_credits=ledger.from_milli(remaining_milli + limit) if postpaid else None,
     )
 
 
 def balance(org: OrgContext) -> Balance:
     """The org's balance now (expired grants removed first)."""
     ledger.expire_grants(org.org_id)
-    remaining = ledger.balance_milli(org.org_id)
     if org.plan != "postpaid":
-        return describe("prepaid", remaining)
+        return describe("prepaid", ledger.balance_milli(org.org_id))
+    state = ledger.state(org.org_id)
     cycle = orgs.get_org(org.org_id).billing_cycle
     start = cycle_start(cycle, orgs.now())
     return describe(
         "postpaid",
-        remaining,
+        state.credits_milli,
         cycle=cycle,
         cycle_from=start,
         cycle_used_milli=ledger.spent_milli(org.org_id, since=start),
+        credit_limit_milli=state.credit_limit_milli,
     )
 
 
@@ -152,6 +166,7 @@ def _limits(state: ledger.BalanceState) -> Limits:
         room_credits=credits(state.caps.room_milli),
         student_monthly_credits=credits(state.caps.student_monthly_milli),
         low_credits=ledger.from_milli(state.low_mark_milli),
+        credit_limit=ledger.from_milli(state.credit_limit_milli),
     )
 
 

@@ -24,6 +24,12 @@ class Balance(ApiModel):
     billing_cycle: Literal["weekly", "monthly"] | None = None
     cycle_started_at: datetime | None = None
     cycle_usage_credits: float | None = Field(default=None, description="Postpaid: credits used this cycle")
+    credit_limit: float | None = Field(
+        default=None, description="Postpaid: how far below zero the org may spend (set by operators)"
+    )
+    available_credits: float | None = Field(
+        default=None, description="Postpaid: remainingCredits plus creditLimit, what the 402 rules compare"
+    )
 
 
 GroupBy = Literal["service", "room", "day"]
@@ -95,6 +101,9 @@ class Limits(ApiModel):
     room_credits: float | None = None
     student_monthly_credits: float | None = None
     low_credits: float
+    credit_limit: float = Field(
+        default=0, description="How far below zero the org may spend (postpaid; set by operators)"
+    )
 
 
 class LimitsUpdate(StrictApiModel):

@@ -25,8 +25,12 @@ def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 def _org_create(args: argparse.Namespace) -> None:
+    if args.credit_limit and args.plan != "postpaid":
+        raise SystemExit("--credit-limit is for postpaid orgs")
     org = orgs.create_org(args.name, plan=args.plan, billing_cycle=args.billing_cycle)
     issued = orgs.issue_key(org.id, "default")
+    if args.credit_limit:
+        ledger.configure(org.id, credit_limit_milli=ledger.to_milli(args.credit_limit))
     if args.credits:
         ledger.grant(
             ledger.UsageEvent(
@@ -144,7 +148,9 @@ def _credits_expire(args: argparse.Namespace) -> None:
 
 
 def _credits_limits(args: argparse.Namespace) -> None:
-    orgs.get_org(args.org_id)
+    org = orgs.get_org(args.org_id)
+    if args.credit_limit is not None and org.plan != "postpaid":
+        raise SystemExit("a credit limit is for postpaid orgs (billed at the end of their cycle)")
     current = ledger.state(args.org_id).caps
 
     def milli(value: float | None, old: int | None) -> int | None:
@@ -158,8 +164,13 @@ def _credits_limits(args: argparse.Namespace) -> None:
         studentMonthlyMilli=milli(args.student_monthly, current.student_monthly_milli),
     )
     low = ledger.to_milli(args.low) if args.low is not None else None
-    state = ledger.configure(args.org_id, caps=caps, low_mark_milli=low)
-    data = {"caps": state.caps.model_dump(by_alias=True), "lowMarkMilli": state.low_mark_milli}
+    limit = ledger.to_milli(max(args.credit_limit, 0)) if args.credit_limit is not None else None
+    state = ledger.configure(args.org_id, caps=caps, low_mark_milli=low, credit_limit_milli=limit)
+    data = {
+        "caps": state.caps.model_dump(by_alias=True),
+        "lowMarkMilli": state.low_mark_milli,
+        "creditLimitMilli": state.credit_limit_milli,
+    }
     _print(args, {"orgId": args.org_id} | data, json.dumps(data))
 
 
@@ -246,6 +257,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--plan", choices=["prepaid", "postpaid"], default="prepaid")
     c.add_argument("--billing-cycle", choices=["weekly", "monthly"])
     c.add_argument("--credits", type=float, default=0, help="initial credit grant")
+    c.add_argument("--credit-limit", type=float, default=0, help="postpaid: how far below zero it may spend")
     c.set_defaults(func=_org_create)
     org.add_parser("list", help="list orgs with balances").set_defaults(func=_org_list)
     r = org.add_parser("set-rate-limit", help="set an org's budget for a route group (or 'default')")
@@ -289,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--room", type=float)
     g.add_argument("--student-monthly", type=float)
     g.add_argument("--low", type=float, help="credits.low fires below this balance")
+    g.add_argument("--credit-limit", type=float, help="postpaid: how far below zero it may spend (-1 clears)")
     g.set_defaults(func=_credits_limits)
 
     user = sub.add_parser("user", help="dashboard users").add_subparsers(required=True, metavar="action")

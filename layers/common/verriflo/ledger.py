@@ -30,6 +30,10 @@ Caps (optional, per org and month, per room, per student and month) are admissio
 checked, like the 402 rules, before work starts (`require_credits`, and `record_usage` with
 `allow_negative=False`); usage that already happened (live minutes) is always recorded.
 
+A credit limit (overdraft, for postpaid orgs billed at the end of their cycle; 0 unless an operator
+sets one) lets admission go that far below zero: the 402 rules compare the balance plus the limit
+with what the work needs, and work paid up front may take the balance down to minus the limit.
+
 Expiring grants are spent first. When one expires, what is left of it is removed by an `expiry`
 entry (idempotent by the grant's id): left = the grant minus the usage recorded between the grant
 and its expiry that earlier-expiring grants did not already absorb, never more than the balance.
@@ -162,6 +166,7 @@ class BalanceState(BaseModel):
 
     credits_milli: int = 0
     low_mark_milli: int
+    credit_limit_milli: int = 0
     caps: Caps = Field(default_factory=Caps)
     low_announced: bool = False
     exhausted_announced: bool = False
@@ -330,9 +335,11 @@ def record_usage(event: UsageEvent, *, allow_negative: bool = True) -> LedgerEnt
     milli = to_milli(event.credits)
     if milli < 0:
         raise ValidationFailed("Usage must not be negative.")
-    if not allow_negative:
-        check_caps(event.org_id, milli, room_id=event.room_id, student_id=event.student_id)
-    return _record("debit", event, -milli, None if allow_negative else 0)
+    if allow_negative:
+        return _record("debit", event, -milli, None)
+    doc = _admission(event.org_id)
+    _check_caps(event.org_id, doc, milli, room_id=event.room_id, student_id=event.student_id)
+    return _record("debit", event, -milli, -_credit_limit(doc))
 
 
 def grant(event: UsageEvent) -> LedgerEntry:
@@ -352,6 +359,19 @@ def balance_milli(org_id: str) -> int:
     return int(doc["creditsMilli"]) if doc else 0
 
 
+def _admission(org_id: str) -> dict[str, Any]:
+    """What the 402 rules read, in one round trip: balance, credit limit and caps."""
+    with db.unavailable_on_failure():
+        doc = db.collection(BALANCES).find_one(
+            {"_id": org_id}, {"creditsMilli": 1, "creditLimitMilli": 1, "caps": 1}
+        )
+    return doc or {}
+
+
+def _credit_limit(doc: dict[str, Any]) -> int:
+    return int(doc.get("creditLimitMilli") or 0)
+
+
 def require_credits(
     org_id: str,
     minimum: Decimal | int,
@@ -360,12 +380,14 @@ def require_credits(
     room_id: str | None = None,
     student_id: str | None = None,
 ) -> int:
-    """Raise InsufficientCredits (402) unless the org holds at least `minimum` credits (and caps allow)."""
-    current = balance_milli(org_id)
+    """Raise InsufficientCredits (402) unless the org can spend `minimum` credits (balance plus its
+    credit limit) and its caps allow; returns the balance."""
+    doc = _admission(org_id)
+    current = int(doc.get("creditsMilli", 0))
     needed = to_milli(minimum)
-    if current < needed:
+    if current + _credit_limit(doc) < needed:
         raise InsufficientCredits(message)
-    check_caps(org_id, needed, room_id=room_id, student_id=student_id)
+    _check_caps(org_id, doc, needed, room_id=room_id, student_id=student_id)
     return current
 
 
@@ -457,14 +479,21 @@ def state(org_id: str) -> BalanceState:
     return BalanceState(
         credits_milli=int(doc.get("creditsMilli", 0)),
         low_mark_milli=_low_mark(doc),
+        credit_limit_milli=_credit_limit(doc),
         caps=Caps.model_validate(doc.get("caps") or {}),
         low_announced=bool(alerts.get("low")),
         exhausted_announced=bool(alerts.get("exhausted")),
     )
 
 
-def configure(org_id: str, *, caps: Caps | None = None, low_mark_milli: int | None = None) -> BalanceState:
-    """Set the org's caps and/or low-credit mark."""
+def configure(
+    org_id: str,
+    *,
+    caps: Caps | None = None,
+    low_mark_milli: int | None = None,
+    credit_limit_milli: int | None = None,
+) -> BalanceState:
+    """Set the org's caps, low-credit mark and/or credit limit (how far below zero it may spend)."""
     _ensure_balance(org_id)
     update: dict[str, Any] = {}
     if caps is not None:
@@ -473,10 +502,17 @@ def configure(org_id: str, *, caps: Caps | None = None, low_mark_milli: int | No
         if low_mark_milli < 0:
             raise ValidationFailed("The low-credit mark must not be negative.")
         update["lowMarkMilli"] = low_mark_milli
+    if credit_limit_milli is not None:
+        if credit_limit_milli < 0:
+            raise ValidationFailed("The credit limit must not be negative.")
+        update["creditLimitMilli"] = credit_limit_milli
     if update:
         with db.unavailable_on_failure():
             db.collection(BALANCES).update_one({"_id": org_id}, {"$set": update})
     return state(org_id)
+
+
+_NO_CAPS = Caps()
 
 
 def _month_start(at: datetime) -> datetime:
@@ -509,7 +545,15 @@ def check_caps(
     """Raise InsufficientCredits (402) if spending `needed_milli` more would pass one of the org's caps."""
     with db.unavailable_on_failure():
         doc = db.collection(BALANCES).find_one({"_id": org_id}, {"caps": 1}) or {}
+    _check_caps(org_id, doc, needed_milli, room_id=room_id, student_id=student_id)
+
+
+def _check_caps(
+    org_id: str, doc: dict[str, Any], needed_milli: int, *, room_id: str | None, student_id: str | None
+) -> None:
     caps = Caps.model_validate(doc.get("caps") or {})
+    if caps == _NO_CAPS:
+        return
     month = _month_start(now())
     checks = [
         (caps.org_monthly_milli, lambda: spent_milli(org_id, since=month), "the organisation's monthly cap"),
