@@ -4,8 +4,11 @@ API.md calls, org isolation, and the signed stream proxy played by ffprobe/ffmpe
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -61,6 +64,14 @@ def get(org, ctx, case: str, video_id: str, suffix: str = ""):
 
 def uploaded_and_transcoded(org, ctx, tmp_path: Path, *, width=640, height=360, seconds=3) -> str:
     """Create a video through the API, PUT the file to its presigned URL, run the S3 trigger."""
+    video_id, event = uploaded(org, ctx, tmp_path, width=width, height=height, seconds=seconds)
+    assert transcode.handler(event, ctx)["results"][0]["outcome"] == "completed"
+    return video_id
+
+
+def uploaded(org, ctx, tmp_path: Path, *, width=640, height=360, seconds=3) -> tuple[str, dict]:
+    """Create a video through the API and PUT the file to its presigned URL: the video id and the
+    S3 event that starts its transcode."""
     path = make_video(tmp_path / "clip.mp4", width=width, height=height, seconds=seconds)
     created = create(org, ctx, sizeBytes=path.stat().st_size).data
     upload = created["upload"]
@@ -84,8 +95,7 @@ def uploaded_and_transcoded(org, ctx, tmp_path: Path, *, width=640, height=360, 
             }
         ]
     }
-    assert transcode.handler(event, ctx)["results"][0]["outcome"] == "completed"
-    return video_id
+    return video_id, event
 
 
 # --- creating and uploading ---------------------------------------------------------------------------
@@ -321,6 +331,94 @@ def test_signed_url_plays_in_ffprobe_and_ffmpeg_over_http(org, lambda_context, t
         assert segments and all(
             re.search(r"(Signature|X-Amz-Signature)=", s) and "Expires" in s for s in segments
         )
+
+
+class PausedEncoder:
+    """Records the transcoder's FFmpeg run and pauses it (SIGSTOP) the moment its first two segments
+    (1 s + 3 s) are out, so a test can play the video while it is, for certain, still being encoded."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.paused = threading.Event()
+        real = subprocess.Popen
+        outer = self
+
+        class Recording(real):
+            def __init__(self, args, *a, **k):
+                super().__init__(args, *a, **k)
+                if "-hls_segment_filename" in args:
+                    outer.proc = self
+                    folder = Path(args[args.index("-hls_segment_filename") + 1]).parent.parent
+                    threading.Thread(target=outer._pause_after_first_segment, args=(folder,)).start()
+
+        monkeypatch.setattr(subprocess, "Popen", Recording)
+
+    def _pause_after_first_segment(self, folder: Path) -> None:
+        while self.proc.poll() is None:
+            playlist = folder / "360p" / "index.m3u8"  # rewritten after each complete segment
+            if playlist.exists() and playlist.read_text().count("#EXTINF") >= 2:
+                os.kill(self.proc.pid, signal.SIGSTOP)
+                self.paused.set()
+                return
+            time.sleep(0.005)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
+
+def test_video_plays_over_http_while_it_is_still_transcoding(org, lambda_context, tmp_path, monkeypatch):
+    fund(org)
+    video_id, event = uploaded(org, lambda_context, tmp_path, width=960, height=540, seconds=40)
+    encoder = PausedEncoder(monkeypatch)
+    outcome: list[dict] = []
+    worker = threading.Thread(target=lambda: outcome.append(transcode.handler(event, lambda_context)))
+    worker.start()
+    try:
+        assert encoder.paused.wait(60), "the encoder never wrote a segment"
+        with serve(cdn.handler) as base:
+            for _ in range(100):  # the publisher ships four times a second
+                data = httpx.get(f"{base}/v1/cdn/videos/{video_id}/url", headers=org.headers).json()["data"]
+                if data["url"]:
+                    break
+                time.sleep(0.1)
+            # playable while processing: API.md's statuses unchanged, the URL already there
+            assert (data["type"], data["status"]) == ("hls", "processing")
+            status = httpx.get(f"{base}/v1/cdn/videos/{video_id}/status", headers=org.headers).json()["data"]
+            assert status["status"] == "processing" and status["progress"] < 100
+            token = data["url"].split("token=")[1]
+            master = httpx.get(data["url"]).text
+            assert "360p/index.m3u8" in master and "540p" not in master  # the lowest rung alone
+            growing = httpx.get(f"{base}/v1/cdn/stream/{video_id}/360p/index.m3u8", params={"token": token})
+            assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing.text and "#EXT-X-ENDLIST" not in growing.text
+            assert growing.headers["cache-control"] == "no-cache"
+
+            # a real player decodes the first seconds over HTTP while the encoder is still paused
+            decoded = subprocess.run(
+                ["ffmpeg", "-v", "error", "-live_start_index", "0", "-i", data["url"]]
+                + ["-map", "0:v:0", "-frames:v", "30", "-f", "framemd5", "-"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert decoded.returncode == 0, decoded.stderr
+            assert len([line for line in decoded.stdout.splitlines() if not line.startswith("#")]) == 30
+            assert encoder.proc.poll() is None and media.get_video(org.id, video_id).status == "processing"
+
+            encoder.resume()
+            worker.join(120)
+            assert outcome[0]["results"][0]["outcome"] == "completed"
+            done = httpx.get(f"{base}/v1/cdn/videos/{video_id}/url", headers=org.headers).json()["data"]
+            assert done["status"] == "completed" and done["posterUrl"]
+            assert "540p/index.m3u8" in httpx.get(done["url"]).text
+            ended = httpx.get(f"{base}/v1/cdn/stream/{video_id}/360p/index.m3u8", params={"token": token})
+            # the playlist players already hold only grew and ended (RFC 8216 6.2.1)
+            assert ended.text.rstrip().endswith("#EXT-X-ENDLIST") and len(ended.text) > len(growing.text)
+            vod = httpx.get(f"{base}/v1/cdn/stream/{video_id}/540p/index.m3u8", params={"token": token})
+            assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod.text
+    finally:
+        encoder.resume()
+        worker.join(120)
 
 
 def test_expired_tampered_missing_or_foreign_tokens_are_403(org, other_org, lambda_context, tmp_path):

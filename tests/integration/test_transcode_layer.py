@@ -44,12 +44,15 @@ def test_layer_binaries_run_the_pipeline(layer_bin, tmp_path, monkeypatch):
 
         src = pipeline.probe(source)
         rungs = pipeline.plan_ladder(src)
-        pipeline.encode_ladder(source, tmp_path / "out", rungs, src)
-        poster, thumbs = pipeline.snapshots(source, tmp_path / "out", src)
+        pipeline.encode(source, tmp_path / "out", rungs, src, stills_dir=tmp_path / "stills", event=True)
+        poster, thumbs = pipeline.stills(tmp_path / "stills")
+        # the chunked path's stills: one seeking run each
+        seeked, seeked_thumbs = pipeline.snapshots(source, tmp_path / "seeked", src)
 
         assert [r.name for r in rungs] == ["360p", "540p"]
         assert (tmp_path / "out" / "540p" / "index.m3u8").read_text().endswith("#EXT-X-ENDLIST\n")
         assert poster.stat().st_size > 0 and len(thumbs) == 4
+        assert seeked.stat().st_size > 0 and len(seeked_thumbs) == 4
         version = subprocess.run([pipeline.ffmpeg_bin(), "-version"], capture_output=True, text=True).stdout
         assert version.startswith("ffmpeg version 6.0")
     finally:

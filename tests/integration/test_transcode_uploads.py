@@ -230,19 +230,19 @@ def test_duplicate_event_while_processing_is_ignored_until_the_lease_runs_out(or
 
 def test_crash_mid_way_then_retry_starts_clean(org, tap, tmp_path, monkeypatch, lambda_context):
     video = upload(org.id, make_video(tmp_path / "a.mp4", width=960, height=540, seconds=3))
-    real = logic._upload_rungs
+    real = logic._publish_playlists
     calls = {"n": 0}
 
-    def crash_after_first(v, out, rungs, shipper):
+    def crash_after_first(v, out, rungs):
         calls["n"] += 1
-        if calls["n"] == 2:  # the first rendition is out; die while publishing the rest
+        if calls["n"] == 1:  # the first rendition is out; die while publishing the rest
             boto3.client("s3").put_object(
                 Bucket=MEDIA, Key=v.media_prefix + "540p/seg_99999.ts", Body=b"partial"
             )
             raise RuntimeError("Lambda ran out of memory")
-        return real(v, out, rungs, shipper)
+        return real(v, out, rungs)
 
-    monkeypatch.setattr(logic, "_upload_rungs", crash_after_first)
+    monkeypatch.setattr(logic, "_publish_playlists", crash_after_first)
     with pytest.raises(RuntimeError):
         run(s3_event(video.source_key), lambda_context)
     crashed = media.get_video(org.id, video.id)

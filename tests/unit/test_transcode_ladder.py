@@ -61,6 +61,28 @@ def test_one_ffmpeg_decode_feeds_every_rendition(tmp_path):
     assert "pipe:1" in cmd and cmd[cmd.index("-f", cmd.index("-c:a")) + 1] == "hls"
 
 
+def test_poster_and_thumbnails_come_from_the_same_run(tmp_path):
+    src = source(1280, 720)
+    cmd = pipeline.encode_command("in.mp4", tmp_path, pipeline.plan_ladder(src)[:2], src, stills_dir=tmp_path)
+
+    assert cmd.count("-i") == 1
+    graph = cmd[cmd.index("-filter_complex") + 1]
+    # two rungs plus the poster and thumbnail branches of one decode
+    assert graph.startswith("[0:v:0]split=4") and graph.count("select=") == 2
+    assert str(tmp_path / "poster.jpg") in cmd and str(tmp_path / "thumbs" / "thumb_%02d.jpg") in cmd
+    assert cmd[cmd.index("-hls_playlist_type") + 1] == "vod"
+
+
+def test_early_publication_writes_event_playlists_that_become_vod_once_ended(tmp_path):
+    src = source(640, 360)
+    cmd = pipeline.encode_command("in.mp4", tmp_path, pipeline.plan_ladder(src), src, event=True)
+    assert cmd[cmd.index("-hls_playlist_type") + 1] == "event"
+    ended = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:4.0,\nseg_00000.ts\n#EXT-X-ENDLIST\n"
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in pipeline.as_vod(ended) and "EVENT" not in pipeline.as_vod(ended)
+    with pytest.raises(pipeline.EncodeFailed):
+        pipeline.as_vod(ended.replace("#EXT-X-ENDLIST\n", ""))
+
+
 def test_silent_source_maps_no_audio(tmp_path):
     cmd = pipeline.encode_command(
         "in.mp4", tmp_path, pipeline.plan_ladder(source(640, 360, audio=False)), source(640, 360, audio=False)

@@ -17,6 +17,9 @@ from cdn import logic
 app = create_app()
 api = protected(app, "cdn")
 STREAM_HEADERS = {"Cache-Control": "private, max-age=10", "Access-Control-Allow-Origin": "*"}
+# A playlist still growing (the video is playable while it transcodes): players reload it every
+# segment, so no cache may hold it.
+GROWING_HEADERS = STREAM_HEADERS | {"Cache-Control": "no-cache"}
 
 
 def base_url() -> str:
@@ -150,9 +153,9 @@ def stream_rendition(
     video_id: str, rendition: str, token: Annotated[str | None, Query(max_length=1024)] = None
 ) -> Response[str]:
     """A rendition's playlist; every segment URL is signed and short-lived."""
-    return Response(
-        200, logic.PLAYLIST_TYPE, logic.media_playlist(video_id, rendition, token), headers=STREAM_HEADERS
-    )
+    text = logic.media_playlist(video_id, rendition, token)
+    headers = STREAM_HEADERS if "#EXT-X-ENDLIST" in text else GROWING_HEADERS
+    return Response(200, logic.PLAYLIST_TYPE, text, headers=headers)
 
 
 handler = lambda_handler(app)

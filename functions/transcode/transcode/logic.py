@@ -11,7 +11,6 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -195,22 +194,29 @@ def _failed(video: Video, message: str) -> Result:
     return Result("failed", video.id, message)
 
 
-class _SegmentShipper:
-    """Uploads finished segments while FFmpeg is still encoding the next ones.
+class _Publisher:
+    """Ships the encode's output to storage while FFmpeg is still writing it.
 
-    Only segments travel early; playlists (and the master) follow once their segments are all
-    stored, so nothing a player can find ever points at a missing file.
+    Four times a second: finished segments of every rung go up; with early publication, the lowest
+    rung's EVENT playlist follows (read before its segments are shipped, so it only names stored
+    segments), and the first time it names a segment, a master naming that rung alone goes up and
+    the video becomes playable: a player can start while the rest is encoded, and the playlist
+    grows as it plays. At the end the whole ladder replaces that master.
     """
 
-    def __init__(self, video: Video, out: Path, every_s: float = 0.5) -> None:
-        self.video, self.out, self.every_s = video, out, every_s
+    every_s = 0.25
+
+    def __init__(self, video: Video, out: Path, rungs: list[Rung], has_audio: bool, early: bool) -> None:
+        self.video, self.out, self.rungs, self.has_audio, self.early = video, out, rungs, has_audio, early
+        self.bucket = media.media_settings().media_bucket
         self.sent: set[Path] = set()
+        self.published = ""  # the lowest rung's playlist as last uploaded
         self.lock = threading.Lock()
         self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="segment-shipper", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name="publisher", daemon=True)
         self.error: BaseException | None = None
 
-    def __enter__(self) -> _SegmentShipper:
+    def __enter__(self) -> _Publisher:
         self.thread.start()
         return self
 
@@ -221,34 +227,69 @@ class _SegmentShipper:
     def _loop(self) -> None:
         while not self.stopped.wait(self.every_s):
             try:
-                self.ship()
-            except Exception as exc:  # noqa: BLE001 - kept and re-raised on the caller's thread
+                self.tick()
+            except BaseException as exc:  # noqa: BLE001 - kept and re-raised on the caller's thread
                 self.error = exc
                 return
 
-    def ship(self, rungs: list[Rung] | None = None) -> None:
-        """Upload every finished segment (of `rungs`, or all) not uploaded yet."""
-        folders = (
-            [self.out / r.name for r in rungs] if rungs else [p for p in self.out.iterdir() if p.is_dir()]
-        )
-        with self.lock:
-            ready = sorted(
-                f for folder in folders if folder.exists() for f in folder.glob("*.ts") if f not in self.sent
-            )
-            if ready:
-                objects.put_files(
-                    media.media_settings().media_bucket, self.video.media_prefix, ready, self.out
-                )
-                self.sent.update(ready)
+    def tick(self) -> None:
+        """Ship what is finished; publish the lowest rung early."""
         if self.error:
             raise self.error
+        lowest = self.out / self.rungs[0].name / "index.m3u8"
+        # FFmpeg renames a playlist into place after the segment it adds: read it first, and every
+        # segment it names is on disk by the time the segments are shipped below.
+        text = lowest.read_text() if self.early and lowest.exists() else ""
+        self.ship()
+        if text and text != self.published and pipeline.playlist_segments(text):
+            objects.put_text(self.bucket, f"{self.video.media_prefix}{self.rungs[0].name}/index.m3u8", text)
+            first, self.published = not self.published, text
+            if first:
+                _publish_master(self.video, self.out, self.rungs[:1], self.has_audio)
+                if not media.publish_renditions(
+                    self.video, _renditions(self.rungs[:1], self.has_audio), None, []
+                ):
+                    raise Superseded()
+                logger.info("transcode.first_rendition", extra={"rendition": self.rungs[0].name})
+
+    def ship(self) -> None:
+        """Upload every finished segment not uploaded yet."""
+        with self.lock:
+            ready = sorted(
+                f for r in self.rungs for f in (self.out / r.name).glob("*.ts") if f not in self.sent
+            )
+            if ready:
+                objects.put_files(self.bucket, self.video.media_prefix, ready, self.out)
+                self.sent.update(ready)
+
+    def finish(self, stills: Path) -> tuple[str, list[str]]:
+        """After FFmpeg: the last segments, the stills, every playlist, then the whole ladder's
+        master; returns the poster's and thumbnails' keys."""
+        self.tick()
+        poster, thumbs = pipeline.stills(stills)
+        poster_key, *thumb_keys = objects.put_files(
+            self.bucket, self.video.media_prefix, [poster, *thumbs], stills
+        )
+        for rung in self.rungs:
+            playlist = self.out / rung.name / "index.m3u8"
+            text = playlist.read_text()
+            # The early rung's playlist is already out as EVENT: it may only grow and end.
+            playlist.write_text(text if rung == self.rungs[0] and self.published else pipeline.as_vod(text))
+        _publish_playlists(
+            self.video, self.out, [r for r in self.rungs if r != self.rungs[0] or not self.published]
+        )
+        _publish_master(self.video, self.out, self.rungs, self.has_audio)
+        return poster_key, thumb_keys
 
 
-def _upload_rungs(video: Video, out: Path, rungs: list[Rung], shipper: _SegmentShipper) -> None:
-    bucket = media.media_settings().media_bucket
-    shipper.ship(rungs)
-    # Segments before their playlist: a playlist never points at a segment not yet stored.
-    objects.put_files(bucket, video.media_prefix, [out / r.name / "index.m3u8" for r in rungs], out)
+def _publish_playlists(video: Video, out: Path, rungs: list[Rung]) -> None:
+    # Only once their segments are all stored: a playlist never names a missing segment.
+    objects.put_files(
+        media.media_settings().media_bucket,
+        video.media_prefix,
+        [out / r.name / "index.m3u8" for r in rungs],
+        out,
+    )
 
 
 def _publish_master(video: Video, out: Path, rungs: list[Rung], has_audio: bool) -> None:
@@ -258,45 +299,17 @@ def _publish_master(video: Video, out: Path, rungs: list[Rung], has_audio: bool)
 
 
 def _transcode_whole(video: Video, source: Path, src: Probe, out: Path) -> None:
-    bucket = media.media_settings().media_bucket
+    """One FFmpeg run makes the whole ladder, the poster and the thumbnails; the lowest rung is
+    playable as soon as its first segment is stored."""
     rungs = pipeline.plan_ladder(src)
-
-    def stills() -> tuple[str, list[str]]:
-        poster, thumbs = pipeline.snapshots(source, out / "stills", src)
-        return (
-            objects.put_files(bucket, video.media_prefix, [poster], out / "stills")[0],
-            objects.put_files(bucket, video.media_prefix, thumbs, out / "stills"),
-        )
-
-    first_upload: list[Future] = []
-    pictures: list[Future] = []
-
-    def publish_first(group: list[Rung]) -> None:
-        def work() -> None:
-            _upload_rungs(video, out, group, shipper)
-            _publish_master(video, out, group, src.has_audio)
-            # Playable now; the poster and thumbnails follow with the complete ladder.
-            if not media.publish_renditions(video, _renditions(group, src.has_audio), None, []):
-                raise Superseded()
-            logger.info("transcode.first_rendition", extra={"rendition": group[0].name})
-
-        # Upload while the rest of the ladder encodes, so publishing costs no encoding time; the
-        # stills are taken then too, so they do not slow the first rendition down.
-        first_upload.append(pool.submit(work))
-        pictures.append(pool.submit(stills))
-
+    early = pipeline.ffmpeg_settings().early_rendition
+    stills = out / "stills"
     out.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=2) as pool, _SegmentShipper(video, out) as shipper:
-        if len(rungs) == 1 or not pipeline.ffmpeg_settings().early_rendition:
-            pictures.append(pool.submit(stills))  # one pass: the stills go beside it
-        pipeline.encode_ladder(
-            source, out, rungs, src, on_progress=_Progress(video, 5, 95), on_first=publish_first
+    with _Publisher(video, out, rungs, src.has_audio, early) as publisher:
+        pipeline.encode(
+            source, out, rungs, src, on_progress=_Progress(video, 5, 98), stills_dir=stills, event=early
         )
-        for future in first_upload:
-            future.result()
-        poster_key, thumb_keys = pictures[0].result()
-        _upload_rungs(video, out, rungs[1:] if first_upload else rungs, shipper)
-    _publish_master(video, out, rungs, src.has_audio)
+    poster_key, thumb_keys = publisher.finish(stills)
     _finish(video, src.duration_s, rungs, src.has_audio, poster_key, thumb_keys)
 
 

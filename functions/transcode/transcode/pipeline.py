@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +20,9 @@ from pydantic import Field
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 SEGMENT_S = 4  # HLS segment length; keyframes are forced on this grid so renditions and chunks align
+# Published while encoding, a video starts with a 1 s segment (then 3 s, then SEGMENT_S): a player
+# can start as soon as one second is encoded.
+FIRST_SEGMENT_S = 1
 LAYER_BIN = Path("/opt/bin")
 AUDIO_BPS = 128_000
 # (name, height, video bits/s): a ladder in the range the common streaming guides recommend.
@@ -29,8 +32,9 @@ LADDER = (
     ("720p", 720, 2_800_000),
     ("1080p", 1080, 5_000_000),
 )
-# Containers that ffprobe reports for still images; a "video" of one frame is not a video.
 DECODE_ERRORS = ("corrupt decoded frame", "error while decoding", "Invalid data found when processing input")
+POSTER, THUMBS = "poster.jpg", "thumbs/thumb_%02d.jpg"  # in the stills folder
+# Containers that ffprobe reports for still images; a "video" of one frame is not a video.
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe", "svg_pipe"}
 
 
@@ -43,7 +47,9 @@ class FfmpegSettings(EnvSettings):
     ffprobe_path: str | None = Field(default=None, description="default: the FFmpeg layer, then PATH")
     x264_preset: str = "veryfast"
     ffmpeg_threads: int = Field(default=0, ge=0, description="0 lets FFmpeg use every vCPU")
-    early_rendition: bool = Field(default=True, description="publish the lowest rung before the rest")
+    early_rendition: bool = Field(
+        default=True, description="publish the lowest rung progressively (HLS EVENT) while encoding"
+    )
     thumbnails: int = Field(default=4, ge=0, le=20)
     ladder_rungs: str = Field(default="360p,540p,720p,1080p", description="which rungs of LADDER to offer")
     tolerate_decode_errors: bool = Field(default=False, description="publish sources with corrupt frames")
@@ -115,16 +121,6 @@ class Rung:
     @property
     def pixels(self) -> int:
         return self.width * self.height
-
-
-@dataclass
-class EncodeResult:
-    """What an encode produced: rendition folders under `out_dir`, and how long it took."""
-
-    out_dir: Path
-    rungs: list[Rung]
-    encoded_s: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 # --- probe -----------------------------------------------------------------------------------------
@@ -230,8 +226,16 @@ def encode_command(
     start_s: float | None = None,
     length_s: float | None = None,
     segment_prefix: str = "seg_",
+    stills_dir: Path | None = None,
+    event: bool = False,
 ) -> list[str]:
-    """One FFmpeg run: one decode, split and scaled into every rung, each to its own HLS folder."""
+    """One FFmpeg run: one decode, split and scaled into every rung, each to its own HLS folder.
+
+    With `stills_dir`, the same run also writes the poster and thumbnails there (two more branches
+    of the split that pass only the chosen frames on, so they cost no extra decode). With `event`,
+    the media playlists are HLS EVENT playlists, rewritten after every segment, so the video can be
+    played while it is still being encoded.
+    """
     settings = ffmpeg_settings()
     cmd = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-v", "error", "-nostats", "-progress", "pipe:1"]
     if start_s:
@@ -239,11 +243,15 @@ def encode_command(
     if length_s:
         cmd += ["-t", f"{length_s:.3f}"]
     cmd += ["-i", str(source)]
+    thumbs = ffmpeg_settings().thumbnails if stills_dir else 0
     labels = [f"[v{i}]" for i in range(len(rungs))]
-    graph = f"[0:v:0]split={len(rungs)}{''.join(labels)};" if len(rungs) > 1 else "[0:v:0]null[v0];"
+    labels += (["[poster]"] if stills_dir else []) + (["[thumbs]"] if thumbs else [])
+    graph = f"[0:v:0]split={len(labels)}{''.join(labels)};" if len(labels) > 1 else "[0:v:0]null[v0];"
     graph += ";".join(
         f"[v{i}]scale={r.width}:{r.height}:flags=bicubic,format=yuv420p[o{i}]" for i, r in enumerate(rungs)
     )
+    if stills_dir:
+        graph += ";" + _stills_graph(src, thumbs)
     cmd += ["-filter_complex", graph]
     stream_map = []
     for i, rung in enumerate(rungs):
@@ -268,7 +276,11 @@ def encode_command(
         "-profile:v",
         "high",
         "-force_key_frames",
-        f"expr:gte(t,n_forced*{SEGMENT_S})",
+        (
+            f"expr:gte(t,if(lt(n_forced,2),n_forced*{FIRST_SEGMENT_S},{SEGMENT_S}*(n_forced-1)))"
+            if event
+            else f"expr:gte(t,n_forced*{SEGMENT_S})"
+        ),
         "-sc_threshold",
         "0",
         "-threads",
@@ -284,8 +296,9 @@ def encode_command(
         "hls",
         "-hls_time",
         str(SEGMENT_S),
+        *(["-hls_init_time", str(FIRST_SEGMENT_S)] if event else []),
         "-hls_playlist_type",
-        "vod",
+        "event" if event else "vod",
         # temp_file: a segment appears under its name only when complete, so it can be shipped
         # to storage while FFmpeg works on the next ones.
         "-hls_flags",
@@ -296,7 +309,39 @@ def encode_command(
         " ".join(stream_map),
         str(out_dir / "%v" / "index.m3u8"),
     ]
+    if stills_dir:
+        cmd += ["-map", "[poster_o]", "-frames:v", "1", "-q:v", "4", "-update", "1", str(stills_dir / POSTER)]
+    if thumbs:
+        cmd += ["-map", "[thumbs_o]", "-fps_mode", "passthrough", "-q:v", "4", str(stills_dir / THUMBS)]
     return cmd
+
+
+def still_times(src: Probe, count: int) -> tuple[float, list[float]]:
+    """When the poster and the `count` thumbnails are taken (seconds from the start)."""
+    # The poster a little way in: first frames are often black or a fade-in.
+    return min(src.duration_s * 0.1, 5.0), [src.duration_s * (i + 0.5) / count for i in range(count)]
+
+
+def _first_at_or_after(times: list[float]) -> str:
+    # A frame is picked when it is the first at or after one of the times: the last picked frame
+    # (none yet: -1) came before that time.
+    before = "if(isnan(prev_selected_t),-1,prev_selected_t)"
+    return "+".join(f"gte(t,{at:.3f})*lt({before},{at:.3f})" for at in times)
+
+
+def _stills_graph(src: Probe, count: int) -> str:
+    # PTS-STARTPTS: the times count from the first frame, whatever the source's start time.
+    poster_at, thumbs_at = still_times(src, count)
+    graph = (
+        f"[poster]setpts=PTS-STARTPTS,select='{_first_at_or_after([poster_at])}',"
+        f"scale={_even(min(1280, src.width))}:-2[poster_o]"
+    )
+    if count:
+        graph += (
+            f";[thumbs]setpts=PTS-STARTPTS,select='{_first_at_or_after(thumbs_at)}',"
+            f"scale={_even(min(320, src.width))}:-2[thumbs_o]"
+        )
+    return graph
 
 
 def run_ffmpeg(
@@ -340,18 +385,28 @@ def encode(
     start_s: float | None = None,
     length_s: float | None = None,
     segment_prefix: str = "seg_",
+    stills_dir: Path | None = None,
+    event: bool = False,
 ) -> float:
-    """Encode `rungs` in one FFmpeg run; InvalidMedia when the source ends well before its duration."""
+    """Encode `rungs` (and with `stills_dir` the poster and thumbnails) in one FFmpeg run;
+    InvalidMedia when the source ends well before its duration."""
     for rung in rungs:
         (out_dir / rung.name).mkdir(parents=True, exist_ok=True)
+    if stills_dir:
+        (stills_dir / THUMBS).parent.mkdir(parents=True, exist_ok=True)
     expected = length_s or max(0.0, src.duration_s - (start_s or 0))
-    encoded, said = run_ffmpeg(
-        encode_command(
-            source, out_dir, rungs, src, start_s=start_s, length_s=length_s, segment_prefix=segment_prefix
-        ),
-        expected,
-        on_progress,
+    cmd = encode_command(
+        source,
+        out_dir,
+        rungs,
+        src,
+        start_s=start_s,
+        length_s=length_s,
+        segment_prefix=segment_prefix,
+        stills_dir=stills_dir,
+        event=event,
     )
+    encoded, said = run_ffmpeg(cmd, expected, on_progress)
     # A file cut off mid-stream (an interrupted upload of a TS, say) probes as a shorter video and
     # decodes "successfully" with corrupt last frames; we refuse rather than publish garbage.
     if any(sign in said for sign in DECODE_ERRORS) and not ffmpeg_settings().tolerate_decode_errors:
@@ -360,56 +415,28 @@ def encode(
     # an early end; publishing that would be a video that stops in the middle.
     if expected > 2 and encoded < 0.9 * expected - 1:
         raise InvalidMedia("The video ends early: the file looks truncated.")
+    if stills_dir and not (stills_dir / POSTER).exists():
+        raise EncodeFailed("FFmpeg wrote no poster frame.")
     return encoded
 
 
-def encode_ladder(
-    source: str | Path,
-    out_dir: Path,
-    rungs: list[Rung],
-    src: Probe,
-    *,
-    on_progress: Callable[[float], None] | None = None,
-    on_first: Callable[[list[Rung]], None] | None = None,
-    early: bool | None = None,
-) -> EncodeResult:
-    """The whole ladder; with `early`, the lowest rung first on its own so it can be published
-    (and played) while the rest are encoded together from one more decode."""
-    import time
-
-    early = ffmpeg_settings().early_rendition if early is None else early
-    passes = [rungs[:1], rungs[1:]] if early and len(rungs) > 1 else [rungs]
-    total = sum(r.pixels for r in rungs)
-    done = 0.0
-    result = EncodeResult(out_dir=out_dir, rungs=rungs)
-    for index, group in enumerate(passes):
-        weight = sum(r.pixels for r in group) / total
-        base = done
-
-        def report(fraction: float, base: float = base, weight: float = weight) -> None:
-            if on_progress:
-                on_progress(base + weight * fraction)
-
-        started = time.perf_counter()
-        result.encoded_s = encode(source, out_dir, group, src, on_progress=report)
-        result.timings[f"pass{index + 1}"] = time.perf_counter() - started
-        done += weight
-        if on_first and index == 0 and len(passes) > 1:
-            on_first(group)
-    return result
+def stills(stills_dir: Path) -> tuple[Path, list[Path]]:
+    """The poster and thumbnails an encode with `stills_dir` wrote."""
+    return stills_dir / POSTER, sorted((stills_dir / THUMBS).parent.glob("thumb_*.jpg"))
 
 
 def snapshots(
     source: str | Path, out_dir: Path, src: Probe, count: int | None = None
 ) -> tuple[Path, list[Path]]:
-    """A poster and `count` thumbnails, one small FFmpeg run each (fast keyframe seeking)."""
+    """A poster and `count` thumbnails, one small FFmpeg run each (fast keyframe seeking): for the
+    chunked path, whose chunks each see only part of the source."""
     from concurrent.futures import ThreadPoolExecutor
 
     count = ffmpeg_settings().thumbnails if count is None else count
     (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
-    poster = out_dir / "poster.jpg"
-    # A frame a little way in: first frames are often black or a fade-in.
-    times = [min(src.duration_s * 0.1, 5.0)] + [src.duration_s * (i + 0.5) / count for i in range(count)]
+    poster = out_dir / POSTER
+    poster_at, thumbs_at = still_times(src, count)
+    times = [poster_at, *thumbs_at]
     targets = [poster] + [out_dir / "thumbs" / f"thumb_{i + 1:02d}.jpg" for i in range(count)]
     widths = [min(1280, src.width)] + [min(320, src.width)] * count
 
@@ -468,6 +495,14 @@ def master_playlist(rungs: list[Rung], has_audio: bool) -> str:
         )
         lines.append(f"{rung.name}/index.m3u8")
     return "\n".join(lines) + "\n"
+
+
+def as_vod(text: str) -> str:
+    """A finished EVENT media playlist as a VOD one (for playlists no player has seen yet: RFC 8216
+    lets a published EVENT playlist only grow and end, never change its type)."""
+    if "#EXT-X-ENDLIST" not in text:
+        raise EncodeFailed("The playlist is not finished.")
+    return text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD")
 
 
 def playlist_segments(text: str) -> list[tuple[str, str]]:

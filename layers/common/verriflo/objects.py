@@ -129,6 +129,13 @@ def put_file(bucket: str, key: str, path: Path) -> None:
         _s3().upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
 
 
+def put_text(bucket: str, key: str, text: str) -> None:
+    """Store a small text object (a playlist being rewritten while a video is encoded)."""
+    content_type = CONTENT_TYPES.get(Path(key).suffix, "text/plain")
+    with s3_errors():
+        _s3().put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
+
+
 def put_files(bucket: str, prefix: str, files: list[Path], root: Path, workers: int = 8) -> list[str]:
     """Upload files under `prefix` keeping their paths relative to `root`, in parallel."""
     keys = [prefix + f.relative_to(root).as_posix() for f in files]
