@@ -24,7 +24,7 @@ TAGS = ["ai-agent"]
     "/v1/ai-agent/chat",
     summary="Ask the AI (one JSON answer)",
     tags=TAGS,
-    responses=responses(logic.ChatAnswer, 400, 401, 402, 404, 413, 415, 429, 502, 503),
+    responses=responses(logic.ChatAnswer, 400, 401, 402, 404, 409, 413, 415, 429, 502, 503),
 )
 def chat(body: logic.ChatRequest, org: Org) -> Envelope[logic.ChatAnswer]:
     """Text, voice or an image in; the whole answer, with citations, speech and charts, out."""
@@ -135,7 +135,7 @@ def delete_knowledge_base(kb_id: str, org: Org) -> Envelope[logic.Deleted]:
     "/v1/ai-agent/knowledge-bases/<kb_id>/documents",
     summary="Add a document",
     tags=TAGS,
-    responses=responses(knowledge.Document, 400, 401, 404, 413, 415, 429, 503, status=201),
+    responses=responses(knowledge.Document, 400, 401, 404, 409, 413, 415, 429, 502, 503, status=201),
 )
 def add_document(kb_id: str, body: logic.AddDocument, org: Org) -> Envelope[knowledge.Document]:
     """Text, Markdown or PDF: chunked, embedded and searchable at once."""
@@ -169,7 +169,7 @@ def delete_document(kb_id: str, document_id: str, org: Org) -> Envelope[logic.De
     "/api/v1/generate",
     summary="Internal: generate an answer",
     tags=["internal"],
-    responses=responses(logic.ChatAnswer, 400, 402, 403, 404, 413, 502, 503),
+    responses=responses(logic.ChatAnswer, 400, 402, 403, 404, 409, 413, 502, 503),
 )
 def generate(body: logic.GenerateRequest) -> Envelope[logic.ChatAnswer]:
     """Generation for another service (X-Dispatch-Secret), metered to the org named."""

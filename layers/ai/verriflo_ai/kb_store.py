@@ -55,17 +55,25 @@ def get_base(org_id: str, kb_id: str) -> dict[str, Any]:
     return doc
 
 
-def versions(org_id: str, kb_ids: list[str]) -> dict[str, int]:
-    """The current version of each named base of the org; NotFound names the first missing one."""
+def bases(org_id: str, kb_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Version and embedding of each named base of the org; NotFound names the first missing one."""
     with db.unavailable_on_failure():
         found = {
-            d["_id"]: int(d.get("version", 0))
-            for d in db.collection(BASES).find({"_id": {"$in": kb_ids}, "orgId": org_id}, {"version": 1})
+            d["_id"]: d
+            for d in db.collection(BASES).find(
+                {"_id": {"$in": kb_ids}, "orgId": org_id},
+                {"version": 1, "embeddingModel": 1, "embeddingDimension": 1},
+            )
         }
     for kb_id in kb_ids:
         if kb_id not in found:
             raise NotFound(f"Knowledge base '{kb_id}' was not found.")
     return found
+
+
+def versions(org_id: str, kb_ids: list[str]) -> dict[str, int]:
+    """The current version of each named base of the org; NotFound names the first missing one."""
+    return {kb_id: int(doc.get("version", 0)) for kb_id, doc in bases(org_id, kb_ids).items()}
 
 
 def list_bases(org_id: str, limit: int) -> list[dict[str, Any]]:

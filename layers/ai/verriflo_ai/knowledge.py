@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
-from verriflo.errors import PayloadTooLarge, ValidationFailed
+from verriflo.errors import Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
 from verriflo.models import ApiModel
 
 from verriflo_ai import kb_store
 from verriflo_ai.documents import chunk_text, extract_text
-from verriflo_ai.embeddings import MODEL_ID, embedder
-from verriflo_ai.providers import Passage
+from verriflo_ai.embeddings import DIMENSION, MODEL_ID, embedder
+from verriflo_ai.providers import Passage, ProviderError
 from verriflo_ai.settings import ai_settings
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ class KnowledgeBase(ApiModel):
     description: str = ""
     document_count: int = 0
     chunk_count: int = 0
+    embedding_model: str = Field(default=MODEL_ID, description="the embedding model it was built with")
+    embedding_dimension: int = Field(default=DIMENSION, description="the length of its vectors")
     created_at: datetime
 
 
@@ -72,8 +74,44 @@ def _base(doc: dict[str, Any]) -> KnowledgeBase:
         description=doc.get("description", ""),
         document_count=doc.get("documentCount", 0),
         chunk_count=doc.get("chunkCount", 0),
+        embedding_model=_built_with(doc)[0],
+        embedding_dimension=_built_with(doc)[1],
         created_at=doc["createdAt"],
     )
+
+
+def _built_with(doc: dict[str, Any]) -> tuple[str, int]:
+    # Bases from before the choice existed were all built with the local model.
+    return str(doc.get("embeddingModel", MODEL_ID)), int(doc.get("embeddingDimension", DIMENSION))
+
+
+def _check_embedding(kb_id: str, doc: dict[str, Any]) -> None:
+    """Conflict when the base was built with another embedding than the one configured now: its
+    vectors and the new ones would not be comparable (different spaces, maybe different lengths)."""
+    model, dimension = _built_with(doc)
+    current = embedder()
+    if (model, dimension) != (current.model_id, current.dimension):
+        raise Conflict(
+            f"Knowledge base '{kb_id}' was built with the embedding model {model} ({dimension} dimensions); "
+            f"this deployment embeds with {current.model_id} ({current.dimension}). Create a new knowledge "
+            "base, or configure the embedding it was built with."
+        )
+
+
+def check_bases(org_id: str, kb_ids: list[str]) -> dict[str, int]:
+    """The named bases' versions: NotFound for any that is not the org's, Conflict for any built with
+    another embedding than the configured one (both before any model is called)."""
+    found = kb_store.bases(org_id, kb_ids)
+    for kb_id in kb_ids:
+        _check_embedding(kb_id, found[kb_id])
+    return {kb_id: int(doc.get("version", 0)) for kb_id, doc in found.items()}
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    try:
+        return embedder().embed(texts)
+    except ProviderError as exc:
+        raise UpstreamError(str(exc)) from exc
 
 
 def _document(doc: dict[str, Any]) -> Document:
@@ -98,6 +136,8 @@ def create_base(org_id: str, name: str, description: str = "") -> KnowledgeBase:
         "version": 0,
         "documentCount": 0,
         "chunkCount": 0,
+        "embeddingModel": embedder().model_id,
+        "embeddingDimension": embedder().dimension,
         "createdAt": kb_store.now(),
     }
     kb_store.insert_base(doc)
@@ -125,13 +165,14 @@ def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_ty
     settings = ai_settings()
     if len(content) > settings.max_document_bytes:
         raise PayloadTooLarge(f"Documents are limited to {settings.max_document_bytes} bytes.")
-    kb_store.get_base(org_id, kb_id)  # 404 before any work on another org's base
+    # 404 before any work on another org's base, 409 before embedding with another model than its own
+    _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))
     text = extract_text(content, content_type)
     chunks = chunk_text(text, settings.chunk_words, settings.chunk_overlap_words)
     if not chunks:
         raise ValidationFailed("The document contains no text.")
     # The section title travels with the passage into the embedding, so headings help retrieval.
-    vectors = embedder().embed([f"{c.section}\n{c.text}" if c.section else c.text for c in chunks])
+    vectors = _embed([f"{c.section}\n{c.text}" if c.section else c.text for c in chunks])
     doc_id = f"doc_{uuid.uuid4().hex}"
     created = kb_store.now()
     from bson import Binary
@@ -146,7 +187,7 @@ def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_ty
             "text": c.text,
             "title": f"{title} > {c.section}" if c.section else title,
             "vector": Binary(vectors[i].tobytes()),
-            "model": MODEL_ID,
+            "model": embedder().model_id,
         }
         for i, c in enumerate(chunks)
     ]
@@ -234,7 +275,7 @@ def _load(org_id: str, kb_id: str, version: int) -> _Index:
     matrix = (
         np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         if blobs
-        else np.zeros((0, 384), dtype=np.float32)
+        else np.zeros((0, DIMENSION), dtype=np.float32)
     )
     return _Index(version=version, matrix=matrix, meta=meta)
 
@@ -259,8 +300,8 @@ def search(
     kb_ids = list(dict.fromkeys(kb_ids))
     if not kb_ids or not query.strip():
         return []
-    current = kb_store.versions(org_id, kb_ids)
-    vector = embedder().embed([query])[0] if query_vector is None else query_vector
+    current = check_bases(org_id, kb_ids)
+    vector = _embed([query])[0] if query_vector is None else query_vector
     found: list[Passage] = []
     for kb_id in kb_ids:
         index = _index_cache.get(org_id, kb_id, current[kb_id])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 
@@ -56,10 +56,22 @@ class AiSettings(EnvSettings):
     )
     chunk_words: int = Field(default=120, ge=20)
     chunk_overlap_words: int = Field(default=25, ge=0)
+    # "local": all-MiniLM-L6-v2 in the function (384 dimensions); "bedrock": Titan Text Embeddings.
+    # A knowledge base keeps the embedding it was built with; another one is refused (409).
+    embedding_provider: Literal["local", "bedrock"] = "local"
+    bedrock_embedding_model_id: str = "amazon.titan-embed-text-v2:0"
+    bedrock_embedding_dimensions: int = Field(default=1024, description="Titan v2: 256, 512 or 1024")
     embedding_threads: int = Field(default=1, ge=1, le=16)
     index_cache_entries: int = Field(
         default=64, ge=1, description="knowledge bases kept as in-memory matrices"
     )
+
+    @field_validator("bedrock_embedding_dimensions")
+    @classmethod
+    def _titan_lengths(cls, value: int) -> int:
+        if value not in (256, 512, 1024):
+            raise ValueError("Titan Text Embeddings v2 makes vectors of 256, 512 or 1024 dimensions")
+        return value
 
 
 @cache
