@@ -117,7 +117,7 @@ test-e2e: deps
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml functions/ai_media/template.yaml
 
 bench: $(VENV)/.stamp .local/.apt-installed
 	$(VENV)/bin/python bench/run.py

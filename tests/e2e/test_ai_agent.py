@@ -97,12 +97,12 @@ def test_voice_and_images_are_heard_and_read_by_the_deployed_media_functions(
         headers=headers,
         json={
             "chatId": chat_id,
-            "audio": b64(spoken_wav("Tell me about light and plants.")),
+            "audio": b64(spoken_wav("Tell me about sunlight and plants.")),
             "knowledgeBaseIds": [kb_id],
         },
     )
     assert heard.status_code == 200, heard.text
-    assert "light and plants" in heard.json()["data"]["transcript"].lower()
+    assert "sunlight and plants" in heard.json()["data"]["transcript"].lower()
     assert "chloroplasts" in heard.json()["data"]["text"]
 
     read = http.post(
@@ -128,7 +128,7 @@ def test_voice_and_images_are_heard_and_read_by_the_deployed_media_functions(
     chats = http.get(f"{api_url}/v1/ai-agent/chats", headers=headers, params={"limit": 100})
     assert chats.status_code == 200, chats.text
     listed = {c["chatId"]: c for c in chats.json()["data"]["items"]}
-    assert listed[chat_id]["turns"] == 1 and "light and plants" in listed[chat_id]["title"].lower()
+    assert listed[chat_id]["turns"] == 1 and "sunlight and plants" in listed[chat_id]["title"].lower()
 
 
 def test_the_charts_function_draws_a_png(aws_endpoint: str) -> None:
