@@ -389,52 +389,13 @@ def deploy(stack: Stack, ports: dict[str, int], build_key: str | None = None) ->
     Stacks with the same `build_key` share one build folder (and its cache), one build at a time
     (a file lock); each stack deploys from its own snapshot of it (.local/<stack>/hot)."""
     samlocal = require(VENV_SAM / "bin" / "samlocal", "run `make sam-venv`")
-    py = python313()
+    env = sam_env(aws_env(stack, ports))
     build_root = REPO / ".aws-sam" / (build_key or stack.name)
-    build_dir = build_root / "build"
-    cache_dir = build_root / "cache"
     build_root.mkdir(parents=True, exist_ok=True)
     lock = open(build_root / ".lock", "w")  # noqa: SIM115 - held until the snapshot exists
     fcntl.flock(lock, fcntl.LOCK_EX)
-    env = aws_env(stack, ports)
-    env.update(
-        {
-            # sam build finds the function runtime's interpreter on PATH
-            "PATH": f"{Path(py).parent}:{VENV_SAM / 'bin'}:{env.get('PATH', '')}",
-            "SAM_CLI_TELEMETRY": "0",
-            "SAM_CLI_POLL_DELAY": "0.5",  # CloudFormation on LocalStack takes seconds, not minutes
-            "DISABLE_DEPRECATION_NOTICE": "1",
-        }
-    )
-    started = time.monotonic()
-    _run(
-        [
-            str(samlocal),
-            "build",
-            "--cached",
-            "--parallel",
-            "--build-dir",
-            str(build_dir),
-            "--cache-dir",
-            str(cache_dir),
-            "--config-file",
-            str(REPO / "samconfig.toml"),
-            "--config-env",
-            "localstack",
-            "--template-file",
-            str(REPO / "template.yaml"),
-            "--base-dir",
-            str(REPO),
-        ],
-        env,
-        stack,
-        "sam-build",
-        # SAM keeps a dependency cache in ./.aws-sam/deps: one per stack, so parallel builds (make
-        # up while make test runs) do not delete each other's folders
-        cwd=build_dir.parent,
-    )
-    log(f"sam build: {time.monotonic() - started:.1f}s")
     try:
+        build_dir = sam_build(stack, build_root, env)
         template = _local_template(build_dir, stack, env)
     finally:
         lock.close()  # releases the lock
@@ -474,6 +435,55 @@ def deploy(stack: Stack, ports: dict[str, int], build_key: str | None = None) ->
         _sam_deploy(samlocal, template, bucket, overrides, env, stack)
     log(f"sam deploy: {time.monotonic() - started:.1f}s")
     return stack_outputs(env)
+
+
+def sam_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` with what SAM CLI needs here."""
+    return env | {
+        # sam build finds the function runtime's interpreter on PATH
+        "PATH": f"{Path(python313()).parent}:{VENV_SAM / 'bin'}:{env.get('PATH', '')}",
+        "SAM_CLI_TELEMETRY": "0",
+        "SAM_CLI_POLL_DELAY": "0.5",  # CloudFormation on LocalStack takes seconds, not minutes
+        "DISABLE_DEPRECATION_NOTICE": "1",
+    }
+
+
+def sam_build(stack: Stack, build_root: Path, env: dict[str, str]) -> Path:
+    """`samlocal build` of template.yaml into build_root/build (cached), `env` from sam_env();
+    returns that folder: each function and layer as it is zipped for Lambda (functions/Makefile,
+    layers/*/Makefile)."""
+    samlocal = require(VENV_SAM / "bin" / "samlocal", "run `make sam-venv`")
+    build_dir = build_root / "build"
+    cache_dir = build_root / "cache"
+    started = time.monotonic()
+    _run(
+        [
+            str(samlocal),
+            "build",
+            "--cached",
+            "--parallel",
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(cache_dir),
+            "--config-file",
+            str(REPO / "samconfig.toml"),
+            "--config-env",
+            "localstack",
+            "--template-file",
+            str(REPO / "template.yaml"),
+            "--base-dir",
+            str(REPO),
+        ],
+        env,
+        stack,
+        "sam-build",
+        # SAM keeps a dependency cache in ./.aws-sam/deps: one per stack, so parallel builds (make
+        # up while make test runs) do not delete each other's folders
+        cwd=build_dir.parent,
+    )
+    log(f"sam build: {time.monotonic() - started:.1f}s")
+    return build_dir
 
 
 def _local_template(build_dir: Path, stack: Stack, env: dict[str, str]) -> Path:
