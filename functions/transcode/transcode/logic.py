@@ -26,7 +26,7 @@ from transcode import pipeline
 from transcode.pipeline import EncodeFailed, InvalidMedia, Probe, Rung
 
 Outcome = Literal["completed", "failed", "refused", "duplicate", "chunked"]
-PROGRESS_EVERY_S = 1.0
+PROGRESS_EVERY_S = 2.0
 
 
 class Superseded(Exception):
@@ -76,7 +76,7 @@ class ChunkJob(BaseModel):
 
 
 class _Progress:
-    """Writes progress to MongoDB at most once a second, and notices a lost claim."""
+    """Writes progress to MongoDB at most every PROGRESS_EVERY_S, and notices a lost claim."""
 
     def __init__(self, video: Video, start: int, end: int) -> None:
         self.video, self.start, self.end = video, start, end
@@ -150,8 +150,10 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
     logger.append_keys(org_id=org_id, video_id=video_id)
     settings = media.media_settings()
     try:
-        # Start clean: a retry after a crash must not mix its files with the dead attempt's.
-        objects.delete_prefix(settings.media_bucket, video.media_prefix)
+        # Start clean: a retry after a crash must not mix its files with the dead attempt's (the
+        # first attempt has nothing before it: ids are never reused).
+        if video.attempt > 1:
+            objects.delete_prefix(settings.media_bucket, video.media_prefix)
         actual = int(objects.head(bucket, key)["ContentLength"]) if size is None else size
         if actual == 0:
             raise InvalidMedia("The uploaded file is empty.")

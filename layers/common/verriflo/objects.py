@@ -120,13 +120,22 @@ def download(bucket: str, key: str, path: Path) -> None:
         _s3().download_file(bucket, key, str(path))
 
 
+SINGLE_PUT_BYTES = 8 * 1024**2  # below this one PutObject; above, the transfer manager's parallel parts
+
+
 def put_file(bucket: str, key: str, path: Path) -> None:
     """Upload one file with the content type players expect."""
     content_type = (
         CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     )
     with s3_errors():
-        _s3().upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        if path.stat().st_size < SINGLE_PUT_BYTES:
+            # Segments, playlists and stills: one request each, without a transfer manager (and its
+            # thread pool) per file.
+            with path.open("rb") as body:
+                _s3().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        else:
+            _s3().upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
 
 
 def put_text(bucket: str, key: str, text: str) -> None:
