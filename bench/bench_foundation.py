@@ -45,6 +45,7 @@ class Artifact:
     name: str
     module: str
     paths: list[Path]
+    environment: dict[str, str]
 
 
 def _template_loader() -> type[yaml.SafeLoader]:
@@ -74,7 +75,11 @@ def built_functions() -> list[Artifact]:
     build_root = ROOT / ".aws-sam" / "bench"
     build_dir = stack.sam_build(bench_stack, build_root, stack.sam_env(stack.base_env()))
     template = yaml.load((build_dir / "template.yaml").read_text(), Loader=_template_loader())  # noqa: S506
-    shared = (template.get("Globals") or {}).get("Function", {}).get("Layers") or []
+    globals_ = (template.get("Globals") or {}).get("Function", {})
+    shared = globals_.get("Layers") or []
+    # the template's literal settings (e.g. PYDANTIC_DISABLE_PLUGINS); references need a deployed stack
+    variables = (globals_.get("Environment") or {}).get("Variables") or {}
+    environment = {k: v for k, v in variables.items() if isinstance(v, str)}
     runtime = sorted((ROOT / ".venv-lambda-python3.13" / "lib").glob("python3.13/site-packages"))
     found = []
     for name, resource in sorted(template["Resources"].items()):
@@ -86,15 +91,19 @@ def built_functions() -> list[Artifact]:
         module = props["Handler"].rsplit(".", 1)[0]
         if not (build_dir / name / (module.replace(".", "/") + ".py")).is_file():
             continue  # not a Python handler (the Lambda Web Adapter's run.sh starts uvicorn)
-        found.append(Artifact(name, module, [build_dir / name, *[p for p in layers if p.is_dir()], *runtime]))
+        paths = [build_dir / name, *[p for p in layers if p.is_dir()], *runtime]
+        found.append(Artifact(name, module, paths, environment))
     return found
 
 
-def _cold_start(statement: str, paths: list[Path], *, bytecode: bool = True) -> tuple[float, float]:
+def _cold_start(
+    statement: str, paths: list[Path], environment: dict[str, str] | None = None, *, bytecode: bool = True
+) -> tuple[float, float]:
     """Median of COLD_RUNS fresh processes: (import + init timed inside the process, the whole
     process from spawn to exit). As on Lambda, nothing is written back (its /opt and /var/task are
     read-only): only the bytecode shipped in the artifact counts; `bytecode=False` ignores even that."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(environment or {})
     env.update(
         PYTHONPATH=":".join(str(p) for p in paths),
         PYTHONDONTWRITEBYTECODE="1",
@@ -120,8 +129,8 @@ def cold_starts(report: Report) -> None:
     _, bare = _cold_start("pass", [])
     report.add(Result("interpreter start alone (python -c pass)", bare, "ms"))
     for fn in built_functions():
-        init, whole = _cold_start(f"import {fn.module}", fn.paths)
-        uncompiled, _ = _cold_start(f"import {fn.module}", fn.paths, bytecode=False)
+        init, whole = _cold_start(f"import {fn.module}", fn.paths, fn.environment)
+        uncompiled, _ = _cold_start(f"import {fn.module}", fn.paths, fn.environment, bytecode=False)
         report.add(
             Result(
                 f"cold start {fn.name}: import + init",
