@@ -158,6 +158,67 @@ def test_upload_over_the_size_limit_is_refused_before_upload(org, lambda_context
     assert len(media.list_videos(org.id)) == 1
 
 
+def limits_cli(*argv: str) -> dict:
+    """`verriflo video limits ...` as an operator runs it; its JSON answer."""
+    import contextlib
+    import io
+    import json
+
+    from verriflo import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["video", "limits", *argv]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_an_orgs_own_size_limits_refuse_uploads_before_upload_and_leave_other_orgs_alone(
+    org, other_org, lambda_context, monkeypatch
+):
+    fund(org)
+    fund(other_org)
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", str(10 * 1024**2))
+    monkeypatch.setenv("ORG_STORAGE_BYTES", str(30 * 1024**2))
+    media.media_settings.cache_clear()
+    assert limits_cli(org.id) == {
+        "org_id": org.id,
+        "max_upload_bytes": 10 * 1024**2,
+        "storage_bytes": 30 * 1024**2,
+        "own": [],
+    }
+
+    set_to = limits_cli(org.id, "--max-upload", "1M", "--storage", "1.5MiB")
+
+    assert set_to["max_upload_bytes"] == 1024**2 and set_to["storage_bytes"] == 1536 * 1024
+    assert set_to["own"] == ["maxUploadBytes", "storageBytes"]
+    too_big = create(org, lambda_context, sizeBytes=1024**2 + 1)
+    assert too_big.status == 413 and too_big.body["error"] == "PAYLOAD_TOO_LARGE"
+    assert f"{1024**2} bytes" in too_big.body["message"]
+    assert create(org, lambda_context, sizeBytes=1024**2).status == 201
+    over_quota = create(org, lambda_context, sizeBytes=600 * 1024)
+    assert over_quota.status == 413 and "storage limit" in over_quota.body["message"]
+    # refused before any upload: no second record, no upload URL, nothing in the bucket
+    assert len(media.list_videos(org.id)) == 1 and "upload" not in (over_quota.body.get("data") or {})
+    assert keys(UPLOADS, f"{org.id}/") == set()
+    # another org keeps the deployment's limits
+    assert create(other_org, lambda_context, sizeBytes=5 * 1024**2).status == 201
+    assert limits_cli(other_org.id)["own"] == []
+
+    # -1 clears the org's own limit: the deployment's applies again
+    assert limits_cli(org.id, "--max-upload", "-1")["max_upload_bytes"] == 10 * 1024**2
+    assert create(org, lambda_context, sizeBytes=400 * 1024).status == 201
+
+
+def test_limits_of_an_unknown_org_or_a_bad_size_are_refused_and_nothing_is_written(capsys):
+    from verriflo import cli, db
+
+    assert cli.main(["video", "limits", "org_0123456789abcdef01234567", "--max-upload", "1G"]) == 1
+    assert db.collection(media.LIMITS).count_documents({}) == 0
+    with pytest.raises(SystemExit):
+        cli.main(["video", "limits", "org_0123456789abcdef01234567", "--max-upload", "lots"])
+    assert "not a size" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "body",
     [{"sizeBytes": 0}, {"sizeBytes": -5}, {"title": ""}, {"contentType": "text/html"}, {"colour": "red"}],

@@ -151,14 +151,16 @@ def info(video: Video) -> VideoInfo:
 
 
 def _check_limits(org: OrgContext, size: int) -> None:
-    settings = media.media_settings()
-    if size > settings.max_upload_bytes:
+    limits = media.upload_limits(org.org_id)
+    if size > limits.max_upload_bytes:
         raise PayloadTooLarge(
-            f"The file is larger than the {settings.max_upload_bytes} bytes one upload may be."
+            f"The file is larger than the {limits.max_upload_bytes} bytes one upload may be "
+            "for this organisation."
         )
-    if media.storage_used(org.org_id) + size > settings.org_storage_bytes:
+    if media.storage_used(org.org_id) + size > limits.storage_bytes:
         raise PayloadTooLarge(
-            "This upload would take the organisation over its storage limit; delete videos first."
+            f"This upload would take the organisation over its storage limit of {limits.storage_bytes} "
+            "bytes; delete videos first."
         )
 
 

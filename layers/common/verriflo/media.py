@@ -22,6 +22,7 @@ from verriflo.orgs import new_id, now
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 VIDEOS = "videos"
+LIMITS = "media_limits"  # one document per org that has its own limits (`_id` is the org id)
 
 Status = Literal["pending", "processing", "completed", "failed"]
 Kind = Literal["video", "recording"]
@@ -47,9 +48,11 @@ class MediaSettings(EnvSettings):
     media_bucket: str = "verriflo-media"
     recordings_bucket: str = "verriflo-recordings"
     playback_secret_name: str = "verriflo/playback-signing-key"  # noqa: S105 - a name, not a secret
-    max_upload_bytes: int = Field(default=20 * 1024**3, ge=1, description="largest single upload")
+    max_upload_bytes: int = Field(
+        default=20 * 1024**3, ge=1, description="largest single upload (orgs without their own limit)"
+    )
     org_storage_bytes: int = Field(
-        default=200 * 1024**3, ge=1, description="all of an org's sources together"
+        default=200 * 1024**3, ge=1, description="all of an org's sources together (orgs without their own)"
     )
     multipart_threshold_bytes: int = Field(default=100 * 1024**2, ge=5 * 1024**2)
     multipart_part_bytes: int = Field(default=64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
@@ -171,6 +174,49 @@ def check_video_id(video_id: str) -> str:
 
 def _doc(video: dict[str, Any] | None) -> Video | None:
     return Video.model_validate(video) if video else None
+
+
+# --- limits per org ---------------------------------------------------------------------------------
+
+
+class UploadLimits(BaseModel):
+    """An org's effective upload limits: its own where the operators set them, else the deployment's."""
+
+    org_id: str
+    max_upload_bytes: int
+    storage_bytes: int
+    own: list[str] = Field(default_factory=list, description="which limits are the org's own")
+
+
+def upload_limits(org_id: str) -> UploadLimits:
+    """The limits an upload by `org_id` is checked against."""
+    settings = media_settings()
+    with db.unavailable_on_failure():
+        doc = db.collection(LIMITS).find_one({"_id": org_id}) or {}
+    own = [name for name in ("maxUploadBytes", "storageBytes") if doc.get(name) is not None]
+    return UploadLimits(
+        org_id=org_id,
+        max_upload_bytes=doc.get("maxUploadBytes") or settings.max_upload_bytes,
+        storage_bytes=doc.get("storageBytes") or settings.org_storage_bytes,
+        own=own,
+    )
+
+
+def set_upload_limits(
+    org_id: str, *, max_upload_bytes: int | None = None, storage_bytes: int | None = None
+) -> UploadLimits:
+    """Set an org's own limits (bytes; 0 or less clears one, so the deployment's applies again;
+    None leaves it as it is)."""
+    changes = {"maxUploadBytes": max_upload_bytes, "storageBytes": storage_bytes}
+    update: dict[str, Any] = {"$set": {"updatedAt": now()}}
+    for name, value in changes.items():
+        if value is not None and value > 0:
+            update["$set"][name] = int(value)
+        elif value is not None:
+            update.setdefault("$unset", {})[name] = ""
+    with db.unavailable_on_failure():
+        db.collection(LIMITS).update_one({"_id": org_id}, update, upsert=True)
+    return upload_limits(org_id)
 
 
 # --- records ---------------------------------------------------------------------------------------

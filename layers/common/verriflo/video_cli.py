@@ -188,8 +188,40 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {exc}") from exc
 
 
+UNITS = {"": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2}
+UNITS |= {"g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4, "tib": 1024**4}
+
+
+def size(text: str) -> int:
+    """Bytes from `500M`, `2GiB`, `1048576` (binary units); `-1` clears the org's own limit."""
+    number, unit = text.strip().lower(), ""
+    for suffix in sorted(UNITS, key=len, reverse=True):
+        if suffix and number.endswith(suffix):
+            number, unit = number[: -len(suffix)].strip(), suffix
+            break
+    try:
+        value = float(number)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 2GiB, -1 to clear)") from exc
+    return -1 if value < 0 else int(value * UNITS[unit])
+
+
+def limits(args: argparse.Namespace) -> None:
+    """The `verriflo video limits` command: show or set an org's upload limits (in MongoDB)."""
+    from verriflo import media, orgs
+
+    orgs.get_org(args.org_id)  # NotFound for an unknown org: nothing is written
+    if args.max_upload is not None or args.storage is not None:
+        found = media.set_upload_limits(
+            args.org_id, max_upload_bytes=args.max_upload, storage_bytes=args.storage
+        )
+    else:
+        found = media.upload_limits(args.org_id)
+    print(json.dumps(found.model_dump(by_alias=False)))
+
+
 def add_parser(sub: Any) -> None:
-    """Register `video upload` on the CLI's subcommands."""
+    """Register `video upload` and `video limits` on the CLI's subcommands."""
     video = sub.add_parser("video", help="videos (through the public API)").add_subparsers(
         required=True, metavar="action"
     )
@@ -203,3 +235,10 @@ def add_parser(sub: Any) -> None:
     u.add_argument("--no-wait", action="store_true", help="stop after the upload")
     u.add_argument("--timeout", type=float, default=3600, help="seconds to wait for transcoding")
     u.set_defaults(func=run)
+    lim = video.add_parser(
+        "limits", help="show or set an org's upload limits (default: the deployment's settings)"
+    )
+    lim.add_argument("org_id")
+    lim.add_argument("--max-upload", type=size, help="largest single upload, e.g. 2GiB (-1: default)")
+    lim.add_argument("--storage", type=size, help="all of the org's sources together (-1: default)")
+    lim.set_defaults(func=limits)
