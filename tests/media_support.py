@@ -166,3 +166,30 @@ def state_machine_definition(step_arn: str) -> str:
         Path(__file__).resolve().parents[1] / "functions/transcode/statemachine/chunked.asl.json"
     ).read_text()
     return text.replace("${TranscodeStepFunctionArn}", step_arn)
+
+
+def verify_cloudfront_url(public_key: Any, url: str, key_pair_id: str) -> int:
+    """Check a CloudFront signed URL as CloudFront does for a canned policy (raises
+    cryptography's InvalidSignature when it does not verify); returns its expiry (epoch s)."""
+    import base64
+    from urllib.parse import parse_qs, urlsplit
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert set(query) == {"Expires", "Signature", "Key-Pair-Id"}
+    assert query["Key-Pair-Id"] == [key_pair_id]
+    resource = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    expires = int(query["Expires"][0])
+    # The canned policy exactly as CloudFront's documentation spells it (no whitespace).
+    policy = (
+        f'{{"Statement":[{{"Resource":"{resource}",'
+        f'"Condition":{{"DateLessThan":{{"AWS:EpochTime":{expires}}}}}}}]}}'
+    )
+    json.loads(policy)
+    # CloudFront's URL-safe base64: '+' -> '-', '=' -> '_', '/' -> '~'
+    signature = base64.b64decode(query["Signature"][0].replace("-", "+").replace("_", "=").replace("~", "/"))
+    public_key.verify(signature, policy.encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+    return expires

@@ -482,6 +482,40 @@ def test_video_plays_over_http_while_it_is_still_transcoding(org, lambda_context
         worker.join(120)
 
 
+def test_with_cloudfront_the_proxy_hands_out_cloudfront_signed_segments(
+    org, lambda_context, tmp_path, monkeypatch
+):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from media_support import verify_cloudfront_url
+
+    fund(org)
+    video_id = uploaded_and_transcoded(org, lambda_context, tmp_path, width=320, height=180, seconds=5)
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    boto3.client("secretsmanager").create_secret(Name="verriflo/media-cdn-key", SecretString=pem)
+    monkeypatch.setenv("CLOUDFRONT_DOMAIN", "media.example.cloudfront.net")
+    monkeypatch.setenv("CLOUDFRONT_KEY_PAIR_ID", "KTESTKEYPAIR")
+    monkeypatch.setenv("CLOUDFRONT_PRIVATE_KEY_SECRET_NAME", "verriflo/media-cdn-key")
+    media.media_settings.cache_clear()
+    playback._cloudfront_signer.cache_clear()
+    try:
+        with serve(cdn.handler) as base:
+            data = httpx.get(f"{base}/v1/cdn/videos/{video_id}/url", headers=org.headers).json()["data"]
+            token = data["url"].split("token=")[1]
+            variant = httpx.get(f"{base}/v1/cdn/stream/{video_id}/180p/index.m3u8", params={"token": token})
+    finally:
+        playback._cloudfront_signer.cache_clear()
+    segments = [line for line in variant.text.splitlines() if line and not line.startswith("#")]
+    assert len(segments) >= 2
+    for url in [*segments, data["posterUrl"]]:
+        assert url.startswith(f"https://media.example.cloudfront.net/{org.id}/{video_id}/")
+        expires = verify_cloudfront_url(private.public_key(), url, "KTESTKEYPAIR")
+        assert expires > time.time()
+
+
 def test_expired_tampered_missing_or_foreign_tokens_are_403(org, other_org, lambda_context, tmp_path):
     fund(org)
     fund(other_org)
