@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,7 @@ class Artifact:
     """One function as `sam build` leaves it: its code folder, its layers' folders, its handler."""
 
     name: str
-    module: str
+    init: str  # the statement that imports and initialises its handler
     paths: list[Path]
     environment: dict[str, str]
 
@@ -63,6 +64,16 @@ def _ref(value: object) -> str | None:
     if isinstance(value, dict):
         value = value.get("Ref")
     return value if isinstance(value, str) else None
+
+
+def _init_statement(code: Path, handler: str) -> str:
+    """What Lambda runs before the first event: the handler module's import, or, for a streamed
+    function behind the Lambda Web Adapter (`run.sh` starting uvicorn), uvicorn loading the ASGI app
+    and its protocol classes before it listens."""
+    if handler == "run.sh":
+        app = re.search(r"(\S+:\w+)\s*$", (code / "run.sh").read_text()).group(1)
+        return f"import uvicorn.main, uvicorn.config as c; c.Config({app!r}, lifespan='on').load()"
+    return f"import {handler.rsplit('.', 1)[0]}"
 
 
 def built_functions() -> list[Artifact]:
@@ -88,11 +99,8 @@ def built_functions() -> list[Artifact]:
             continue
         names = [_ref(layer) for layer in [*shared, *(props.get("Layers") or [])]]
         layers = [build_dir / name / "python" for name in names if name]
-        module = props["Handler"].rsplit(".", 1)[0]
-        if not (build_dir / name / (module.replace(".", "/") + ".py")).is_file():
-            continue  # not a Python handler (the Lambda Web Adapter's run.sh starts uvicorn)
         paths = [build_dir / name, *[p for p in layers if p.is_dir()], *runtime]
-        found.append(Artifact(name, module, paths, environment))
+        found.append(Artifact(name, _init_statement(build_dir / name, props["Handler"]), paths, environment))
     return found
 
 
@@ -129,8 +137,8 @@ def cold_starts(report: Report) -> None:
     _, bare = _cold_start("pass", [])
     report.add(Result("interpreter start alone (python -c pass)", bare, "ms"))
     for fn in built_functions():
-        init, whole = _cold_start(f"import {fn.module}", fn.paths, fn.environment)
-        uncompiled, _ = _cold_start(f"import {fn.module}", fn.paths, fn.environment, bytecode=False)
+        init, whole = _cold_start(fn.init, fn.paths, fn.environment)
+        uncompiled, _ = _cold_start(fn.init, fn.paths, fn.environment, bytecode=False)
         report.add(
             Result(
                 f"cold start {fn.name}: import + init",
