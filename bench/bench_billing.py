@@ -6,6 +6,12 @@
    multi-document transaction per entry) is measured too, for the record.
 2. Webhook signing cost per delivery (Standard Webhooks HMAC-SHA256), beside a bare hashlib HMAC.
 3. Dispatcher deliveries per second to a local HTTP receiver, beside bare httpx POSTs to it.
+
+With BENCH_LEDGER_PROBE=1 it also prints what the alternatives to the ledger's two writes would cost
+on this server, each beside the same bare update: a ledger row alone (insert_one, the ledger's
+indexes), a row inserted in batches of 32 (insert_many), and the conditional update itself when the
+balance document also carries a buffer of N encoded entries (the "one write, flush in batches"
+design). See the README's billing section for what these figures decided.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from support import Report, Result, local_stores
 
@@ -110,6 +117,84 @@ def ledger_throughput(report: Report) -> None:
         )
         if not exact or entries != 2 * half:
             raise SystemExit("ledger balance is not exact")
+
+
+def design_probe(report: Report) -> None:
+    """Per-operation throughput of the building blocks of a one-write ledger, beside a bare update."""
+    with local_stores():
+        import bson
+        from bson import ObjectId
+        from pymongo import ReturnDocument
+        from verriflo import db, ledger, settings
+
+        settings.reset_settings()
+        db.reset_client()  # an earlier benchmark's server is gone; this is a fresh one
+        bare = db.collection("probe_bare")
+        bare.insert_one({"_id": "one", "creditsMilli": 10**12})
+
+        def bare_debit(_: int) -> None:
+            bare.find_one_and_update(
+                {"_id": "one", "creditsMilli": {"$gte": 1000}},
+                {"$inc": {"creditsMilli": -1000}},
+                return_document=ReturnDocument.AFTER,
+            )
+
+        rows = db.collection("probe_ledger")
+        rows.create_indexes(ledger._ledger_indexes())
+
+        def row(i: int) -> dict:
+            return {
+                "_id": ObjectId(),
+                "orgId": "org_probe",
+                "entryId": f"u-{uuid.uuid4().hex}",
+                "service": "ai_tutor",
+                "kind": "debit",
+                "amountMilli": 1000,
+                "quantity": 0,
+                "unit": "credit",
+                "roomId": None,
+                "studentId": None,
+                "meta": {},
+                "occurredAt": datetime.now(UTC),
+                "recordedAt": datetime.now(UTC),
+                "expiresAt": None,
+                "balanceAfterMilli": i,
+            }
+
+        blob = bson.encode(row(0))
+
+        def buffered(n: int):
+            coll = db.collection(f"probe_buffer_{n}")
+            coll.insert_one({"_id": "o", "creditsMilli": 0, "recent": [], "pending": [blob] * n})
+
+            def debit(i: int) -> None:
+                coll.find_one_and_update(
+                    {"_id": "o", "recent": {"$ne": f"u-{i}"}},
+                    {
+                        "$inc": {"creditsMilli": -1000},
+                        "$push": {
+                            "recent": {"$each": [f"u-{i}"], "$slice": -32},
+                            "pending": {"$each": [blob], "$slice": -n - 1},
+                        },
+                    },
+                    projection={"creditsMilli": 1},
+                    return_document=ReturnDocument.AFTER,
+                )
+
+            return debit
+
+        _rate(bare_debit, 300)
+        b = _rate(bare_debit, 600)
+        one = _rate(lambda i: rows.insert_one(row(i)), 600)
+        many = 32 * _rate(lambda i: rows.insert_many([row(i) for _ in range(32)], ordered=False), 30)
+        report.add(
+            Result("probe: bare conditional update", b, "/s"),
+            Result("probe: ledger row, insert_one", one, "/s", baseline=b),
+            Result("probe: ledger rows, insert_many of 32 (per row)", many, "/s", baseline=b),
+        )
+        for n in (0, 32, 128, 256):
+            rate = _rate(buffered(n), 600)
+            report.add(Result(f"probe: update carrying a buffer of {n} entries", rate, "/s", baseline=b))
 
 
 def signing_cost(report: Report) -> None:
@@ -226,6 +311,8 @@ def dispatch_throughput(report: Report) -> None:
 def main() -> None:
     report = Report("billing and webhooks")
     ledger_throughput(report)
+    if os.environ.get("BENCH_LEDGER_PROBE") == "1":
+        design_probe(report)
     signing_cost(report)
     dispatch_throughput(report)
     report.print()

@@ -5,7 +5,9 @@ id...), and is counted exactly once. Amounts are integer milli-credits so sums a
 
 How one entry is recorded (two writes, no multi-document transaction: a transaction on the one hot
 balance document cost ten times a bare conditional update under 50 concurrent writers, see
-bench/bench_billing.py):
+bench/bench_billing.py; a one-write design that buffers entries in the balance document and moves
+them in batches was measured slower still on the MongoDB-wire server, see the README's billing
+section and `BENCH_LEDGER_PROBE=1`):
 1. One conditional update of the org's balance document moves the balance and appends the entry id
    to `recent` (the last RECENT_WINDOW ids), guarded by `recent != id` (and, for work paid up front,
    by the floor). It is atomic, so a concurrent replay of the same id cannot move the balance twice,
