@@ -11,6 +11,9 @@
    same chunks.
 4. Speech to text (faster-whisper tiny.en) as a multiple of realtime, beside bare model inference on
    the decoded samples.
+5. The media functions' hop: transcribing a clip and reading an image through Lambda's Invoke API
+   (botocore to a warm function process, tests/ai_media_lambda.py, as AI_*_PROVIDER=lambda does),
+   beside the same work in-process. Lambda's own invoke overhead and cold starts are not in it.
 
 Run: .venv/bin/python bench/bench_ai.py [--sizes 1000,10000,100000]
 """
@@ -229,13 +232,60 @@ def speech_to_text(report: Report) -> None:
     )
 
 
+def media_hop(report: Report) -> None:
+    import subprocess
+
+    from ai_support import png_with_text, spoken_wav
+    from verriflo_ai import images, speech
+    from verriflo_ai import settings as ai_settings_module
+
+    paths = [ROOT / p for p in ("layers/common", "layers/ai", "functions/ai_media")]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(map(str, paths)), "POWERTOOLS_SERVICE_NAME": "bench"}
+    proc = subprocess.Popen(  # noqa: S603 - our own script
+        [sys.executable, str(ROOT / "tests" / "ai_media_lambda.py")], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        port = proc.stdout.readline().decode().strip()
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = f"http://127.0.0.1:{port}"
+        os.environ.update(
+            AI_SPEECH_FUNCTION="bench-ai-media-speech", AI_VISION_FUNCTION="bench-ai-media-vision"
+        )
+        wav = spoken_wav("The mitochondria is the powerhouse of the cell. Plants also have chloroplasts.")
+        png = png_with_text("Where is ATP made?")
+        work = {
+            "speech": (lambda: speech.transcribe(wav), "AI_SPEECH_PROVIDER"),
+            "image reading": (lambda: images.read_image(png, "image/png"), "AI_VISION_PROVIDER"),
+        }
+        for name, (call, setting) in work.items():
+            # One side after the other: two whisper instances on two cores interleaved would slow each
+            # other down (their worker threads keep spinning between calls), which no deployment sees.
+            timings: dict[str, list[float]] = {}
+            for provider in ("local", "lambda"):
+                os.environ[setting] = provider
+                ai_settings_module.reset_settings()
+                timings[provider] = time_calls(call, 7, warmup=2)
+            p50 = {k: percentile(v, 50) for k, v in timings.items()}
+            report.add(
+                Result(
+                    f"{name} through the media function p50",
+                    p50["lambda"],
+                    "ms",
+                    baseline=p50["local"],
+                    note=f"hop {p50['lambda'] - p50['local']:+.1f} ms; baseline: in-process",
+                )
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument(
         "--parts",
-        default="stream,retrieval,ingestion,speech",
-        help="comma-separated subset of: stream, retrieval, ingestion, speech",
+        default="stream,retrieval,ingestion,speech,media",
+        help="comma-separated subset of: stream, retrieval, ingestion, speech, media",
     )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -257,6 +307,8 @@ def main() -> None:
             ingestion(report)
     if "speech" in parts:
         speech_to_text(report)
+    if "media" in parts:
+        media_hop(report)
     report.print()
 
 

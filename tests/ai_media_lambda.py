@@ -70,5 +70,7 @@ class Invoke(BaseHTTPRequestHandler):
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", 0), Invoke)
     print(server.server_address[1], flush=True)
-    sys.stdout.close()
+    # From here on the functions' logs go to stderr, as Lambda's go to its log stream: the caller
+    # reads only the port from stdout, and a pipe nobody reads would fill up and block.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     server.serve_forever()
