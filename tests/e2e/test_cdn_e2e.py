@@ -89,3 +89,91 @@ def test_upload_transcode_and_play_over_the_deployed_stack(api_url, demo_key, ht
     assert http.get(f"{api_url}/v1/cdn/videos/{video_id}/status").status_code == 401
     assert http.delete(f"{api_url}/v1/cdn/videos/{video_id}", headers=headers).status_code == 200
     assert http.get(f"{api_url}/v1/cdn/videos/{video_id}", headers=headers).status_code == 404
+
+
+def test_long_video_takes_the_chunked_path_on_the_stack_and_plays(
+    api_url, demo_key, aws_endpoint, http, tmp_path
+):
+    """A 10.5-minute source (over CHUNK_THRESHOLD_S, 600 s by default) at 160x90: the S3 trigger
+    hands it to the Step Functions state machine, whose Map transcodes 6 chunks of 120 s in
+    parallel on the Lambda step function, joins them into one ladder, and the result plays end to
+    end through the signed URL."""
+    import boto3
+
+    seconds, rate = 630, 10
+    clip = tmp_path / "long.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=160x90:rate={rate}:duration={seconds}",
+        ]
+        + ["-f", "lavfi", "-i", f"sine=duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast"]
+        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", str(clip)],
+        check=True,
+        timeout=300,
+    )
+    headers = {"VF-ORG-ID": demo_key}
+    created = http.post(
+        f"{api_url}/v1/cdn/videos",
+        headers=headers,
+        json={"title": "e2e long", "sizeBytes": clip.stat().st_size},
+    )
+    assert created.status_code == 201, created.text
+    video_id = created.json()["data"]["video"]["videoId"]
+    upload = created.json()["data"]["upload"]
+    assert upload["type"] == "put"
+    put = http.put(upload["url"], content=clip.read_bytes(), headers=upload["headers"])
+    assert put.status_code == 200, put.text
+
+    deadline, status, seen = time.monotonic() + 900, {}, set()
+    while time.monotonic() < deadline:
+        status = http.get(f"{api_url}/v1/cdn/videos/{video_id}/status", headers=headers).json()["data"]
+        seen.add(status["progress"])
+        if status["status"] in ("completed", "failed"):
+            break
+        time.sleep(2)
+    assert status.get("status") == "completed", status
+
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 - LocalStack's dummy credentials
+    )
+    [machine] = [
+        m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-chunked-transcode")
+    ]
+    runs = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    [run] = [e for e in runs if e["name"] == f"{video_id}-1"]
+    assert run["status"] == "SUCCEEDED"
+    history = sfn.get_execution_history(executionArn=run["executionArn"], maxResults=1000)["events"]
+    iterations = [e["type"] for e in history if e["type"].startswith("MapIteration")]
+    assert iterations.count("MapIterationSucceeded") == 6, iterations
+
+    url = http.get(f"{api_url}/v1/cdn/videos/{video_id}/url", headers=headers).json()["data"]
+    assert url["type"] == "hls" and url["posterUrl"]
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", url["url"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0 and abs(float(probe.stdout) - seconds) < 1, probe.stderr
+    # Decoded end to end across the five chunk joins: every frame is there.
+    decoded = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", url["url"], "-map", "0:v:0", "-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert decoded.returncode == 0, decoded.stderr[-2000:]
+    frames = [line for line in decoded.stdout.splitlines() if line and not line.startswith("#")]
+    assert abs(len(frames) - seconds * rate) <= rate, len(frames)
+    assert http.delete(f"{api_url}/v1/cdn/videos/{video_id}", headers=headers).status_code == 200
