@@ -131,19 +131,18 @@ def test_the_functions_refusal_reaches_the_client_as_the_same_error(org, lambda_
     assert reply.status == 400 and "cannot be decoded" in reply.body["message"]
 
 
-def test_audio_over_the_length_limit_is_refused_by_the_speech_function(
+def test_the_callers_length_limit_is_applied_by_the_speech_function(
     org, lambda_context, media_functions, monkeypatch
 ):
     grant(org.id)
-    # The function checks the length with its own settings: call it as the Invoke API would.
+    # The caller's limit travels with the audio; the function (another process) applies it.
     monkeypatch.setenv("AI_MAX_AUDIO_SECONDS", "1")
-    monkeypatch.setenv("AI_SPEECH_PROVIDER", "local")
     ai_settings_module.reset_settings()
-    refused = media_handler.transcribe(
-        {"audio": b64(spoken_wav("This sentence lasts longer than a second."))}
-    )
-    assert refused["error"]["status"] == 400 and "seconds" in refused["error"]["message"]
-    with pytest.raises(ValidationFailed, match="seconds"):
+    reply = ask(org, lambda_context, {"audio": b64(spoken_wav("This sentence lasts longer than a second."))})
+    assert reply.status == 400 and "limited to 1 seconds" in reply.body["message"]
+    refused = media_handler.transcribe({"audio": b64(spoken_wav("Hello.")), "maxSeconds": "long"})
+    assert refused["error"]["status"] == 400
+    with pytest.raises(ValidationFailed, match="maxSeconds"):
         media.decode_reply(json.dumps(refused).encode(), None, "Speech recognition")
 
 

@@ -39,10 +39,13 @@ def _answer(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def transcribe(event: dict[str, Any], _context: Any = None) -> dict[str, Any]:
-    """{"audio": base64} -> {"text", "durationS", "language"}."""
+    """{"audio": base64, "maxSeconds"?: the caller's length limit} -> {"text", "durationS", "language"}."""
 
     def work() -> dict[str, Any]:
-        said = speech.transcribe(_payload(event, "audio"))
+        limit = event.get("maxSeconds")
+        if limit is not None and (not isinstance(limit, int | float) or limit <= 0):
+            raise ValidationFailed("'maxSeconds' must be a positive number.")
+        said = speech.transcribe(_payload(event, "audio"), max_seconds=limit)
         logger.info("ai_media.transcribed", extra={"duration_s": round(said.duration_s, 2)})
         return {"text": said.text, "durationS": said.duration_s, "language": said.language}
 

@@ -115,25 +115,28 @@ def decode_audio(data: bytes) -> Any:
     return np.concatenate(pieces, axis=1).reshape(-1).astype(np.float32) / 32768.0
 
 
-def transcribe(data: bytes) -> Transcript:
-    """The words in the audio (settings pick faster-whisper or Amazon Transcribe)."""
+def transcribe(data: bytes, max_seconds: float | None = None) -> Transcript:
+    """The words in the audio (settings pick faster-whisper, the speech function or Amazon Transcribe).
+
+    `max_seconds`: the caller's length limit when it is not this process's (the speech function
+    applies the calling function's limit)."""
     settings = ai_settings()
+    limit = min(settings.max_audio_seconds, max_seconds or settings.max_audio_seconds)
     kind = sniff_audio(data)
     if settings.speech_provider == "lambda":  # the function decodes, checks the length and listens
         import base64
 
         from verriflo_ai import media
 
-        said = media.invoke(
-            settings.speech_function, {"audio": base64.b64encode(data).decode()}, "Speech recognition"
-        )
+        payload = {"audio": base64.b64encode(data).decode(), "maxSeconds": limit}
+        said = media.invoke(settings.speech_function, payload, "Speech recognition")
         return Transcript(
             text=str(said.get("text", "")), duration_s=float(said.get("durationS", 0.0)), language="en"
         )
     samples = decode_audio(data)  # also where the length limit is checked, whichever service listens
     duration = len(samples) / 16000
-    if duration > settings.max_audio_seconds:
-        raise ValidationFailed(f"Audio is limited to {settings.max_audio_seconds:.0f} seconds.")
+    if duration > limit:
+        raise ValidationFailed(f"Audio is limited to {limit:.0f} seconds.")
     if duration < 0.1:
         raise ValidationFailed("The audio is empty.")
     if settings.speech_provider == "aws":
