@@ -193,3 +193,17 @@ def verify_cloudfront_url(public_key: Any, url: str, key_pair_id: str) -> int:
     signature = base64.b64decode(query["Signature"][0].replace("-", "+").replace("_", "=").replace("~", "/"))
     public_key.verify(signature, policy.encode(), padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
     return expires
+
+
+def decode_first_frames(url: str, frames: int) -> int:
+    """Play a (possibly still growing) HLS URL from its start with FFmpeg over HTTP, decoding the
+    first `frames` video frames; returns how many it decoded."""
+    decoded = subprocess.run(
+        [ffmpeg(), "-v", "error", "-live_start_index", "0", "-i", url]
+        + ["-map", "0:v:0", "-frames:v", str(frames), "-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert decoded.returncode == 0, decoded.stderr
+    return len([line for line in decoded.stdout.splitlines() if line and not line.startswith("#")])

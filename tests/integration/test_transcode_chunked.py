@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -16,6 +17,7 @@ from cdn import handler as cdn
 from media_support import (
     MEDIA,
     UPLOADS,
+    decode_first_frames,
     keys,
     make_video,
     s3_over_http,
@@ -91,10 +93,28 @@ def test_long_source_is_chunked_transcoded_in_parallel_and_joined_into_one_ladde
     )
     assert [c["start"] for c in job["chunks"]] == [0, 40, 80] and job["rungs"][0]["name"] == "360p"
 
-    # What the Map state does: one step invocation per chunk, in parallel, then the join.
+    # What the Map state does: one step invocation per chunk, in parallel, then the join. Here the
+    # last chunk finishes first (nothing playable from the start yet), then the first one (playable
+    # early: its segments alone), then the middle one.
     steps = [{"step": "chunk", "job": job, "chunk": chunk} for chunk in job["chunks"]]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        outputs = list(pool.map(lambda e: handler.step(e, lambda_context), steps))
+    outputs = [handler.step(steps[2], lambda_context)]
+    assert not media.get_video(org.id, video.id).playable
+    outputs.append(handler.step(steps[0], lambda_context))
+    early = media.get_video(org.id, video.id)
+    assert (early.status, early.playable, [r.name for r in early.renditions]) == (
+        "processing",
+        True,
+        ["360p"],
+    )
+    token, _ = playback.sign(org.id, video.id, 600)
+    with serve(cdn.handler) as base:
+        url = f"{base}/v1/cdn/stream/{video.id}/master.m3u8?token={token}"
+        growing = httpx.get(f"{base}/v1/cdn/stream/{video.id}/360p/index.m3u8", params={"token": token}).text
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing and "#EXT-X-ENDLIST" not in growing
+        assert growing.count("#EXTINF") == 10  # the first 40 s chunk's 4 s segments
+        assert decode_first_frames(url, 100) == 100  # 20 s of the first chunk, played while the rest encodes
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        outputs += list(pool.map(lambda e: handler.step(e, lambda_context), steps[1:2]))
     assert sorted(o["index"] for o in outputs) == [0, 1, 2]
     assert max(o["progress"] for o in outputs) == 99
     assert handler.step({"step": "join", "job": job}, lambda_context) == {
@@ -106,11 +126,14 @@ def test_long_source_is_chunked_transcoded_in_parallel_and_joined_into_one_ladde
     assert (done.status, done.progress) == ("completed", 100)
     assert video.media_prefix + "360p/index.m3u8" in keys(MEDIA, video.media_prefix)
     assert [e["type"] for e in tap.drain()] == ["video.ready"]
-    token, _ = playback.sign(org.id, video.id, 600)
     with serve(cdn.handler) as base:
         url = f"{base}/v1/cdn/stream/{video.id}/master.m3u8?token={token}"
         playlist = httpx.get(f"{base}/v1/cdn/stream/{video.id}/360p/index.m3u8", params={"token": token}).text
         assert playlist.count("#EXTINF") == 30 and "#EXT-X-DISCONTINUITY" not in playlist
+        # the playlist published early only grew and ended (segment URLs are signed per fetch)
+        unsigned = [line.split("?")[0] for line in playlist.splitlines()]
+        assert unsigned[: len(growing.splitlines())] == [line.split("?")[0] for line in growing.splitlines()]
+        assert unsigned[-1] == "#EXT-X-ENDLIST"
         probe = subprocess.run(
             ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", url],
             capture_output=True,
@@ -145,3 +168,61 @@ def test_failed_chunk_cleans_up_and_fails_the_video(org, machine, tmp_path, lamb
     assert media.get_video(org.id, video.id).status == "failed"
     assert keys(MEDIA, video.media_prefix) == set()
     assert [e["type"] for e in tap.drain()] == ["video.failed"]
+
+
+def test_early_playlist_only_grows_when_chunk_publishers_race(org, machine, monkeypatch):
+    import threading
+
+    from verriflo import db, objects
+
+    video = media.insert_video(org.id, title="Race", size_bytes=10, content_type="video/mp4")
+    claimed = media.claim(org.id, video.id, "worker")
+    src = logic.pipeline.Probe(
+        duration_s=160, width=640, height=360, fps=5, has_audio=True, format_name="", video_codec="h264"
+    )
+    job = logic.chunk_job(claimed, src)
+    assert len(job.chunks) == 4
+    media.set_chunks(claimed, 4)
+    s3 = boto3.client("s3")
+    for i in range(4):
+        body = "".join(f"#EXTINF:4.000000,\nc{i:04d}_{n:05d}.ts\n" for n in range(2))
+        s3.put_object(
+            Bucket=MEDIA,
+            Key=f"{video.media_prefix}360p/c{i:04d}.m3u8",
+            Body=f"#EXTM3U\n{body}#EXT-X-ENDLIST\n",
+        )
+    # The first publisher's upload (one chunk) is slow and lands after the second's (three chunks).
+    longer_out = threading.Event()
+    real = objects.put_text
+
+    def slow_put(bucket, key, text):
+        if text.count("#EXTINF") == 2:
+            assert longer_out.wait(30)
+        real(bucket, key, text)
+        if text.count("#EXTINF") == 6:
+            longer_out.set()
+
+    monkeypatch.setattr(objects, "put_text", slow_put)
+
+    def finished(*indexes: int) -> None:
+        db.collection(media.VIDEOS).update_one({"_id": video.id}, {"$set": {"chunksDone": list(indexes)}})
+
+    finished(0)
+    first = threading.Thread(target=logic._publish_leading_chunks, args=(job, claimed))
+    first.start()
+    while media.early_chunks(claimed) < 1:
+        time.sleep(0.01)
+    finished(0, 2, 1)
+    logic._publish_leading_chunks(job, claimed)
+    first.join(30)
+
+    text = s3.get_object(Bucket=MEDIA, Key=f"{video.media_prefix}360p/index.m3u8")["Body"].read().decode()
+    assert text.count("#EXTINF") == 6 and "#EXT-X-PLAYLIST-TYPE:EVENT" in text and "ENDLIST" not in text
+    now = media.get_video(org.id, video.id)
+    assert (now.playable, [r.name for r in now.renditions], media.early_chunks(claimed)) == (
+        True,
+        ["360p"],
+        3,
+    )
+    master = s3.get_object(Bucket=MEDIA, Key=f"{video.media_prefix}master.m3u8")["Body"].read().decode()
+    assert "360p/index.m3u8" in master

@@ -136,6 +136,12 @@ def test_chunk_playlists_join_into_one_vod_playlist():
     assert "#EXT-X-TARGETDURATION:4" in joined and joined.endswith("#EXT-X-ENDLIST\n")
     assert joined.count("#EXT-X-ENDLIST") == 1 and "#EXT-X-PLAYLIST-TYPE:VOD" in joined
 
+    # published early: an EVENT playlist of the leading chunks, which later only grows and ends
+    growing = pipeline.join_playlists([a], event=True, ended=False)
+    final = pipeline.join_playlists([a, b], event=True)
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing and "#EXT-X-ENDLIST" not in growing
+    assert final.startswith(growing) and final.endswith("#EXT-X-ENDLIST\n")
+
 
 @pytest.mark.parametrize(
     "key",

@@ -428,24 +428,65 @@ def transcode_chunk(job: ChunkJob, index: int, source: str | Path) -> dict[str, 
             bucket, video.media_prefix, [f for r in rungs for f in pipeline.files_under(out / r.name)], out
         )
     progress = media.chunk_done(video, index)
+    if pipeline.ffmpeg_settings().early_rendition:
+        _publish_leading_chunks(job, video)
     return {"index": index, "progress": progress}
+
+
+def _chunk_playlists(job: ChunkJob, video: Video, rung: Rung, count: int) -> list[str]:
+    bucket = media.media_settings().media_bucket
+    indexes = sorted(int(c["index"]) for c in job.chunks)[:count]
+    return [objects.read_text(bucket, f"{video.media_prefix}{rung.name}/c{i:04d}.m3u8") for i in indexes]
+
+
+def _publish_leading_chunks(job: ChunkJob, video: Video) -> None:
+    """Make the video playable from the chunks finished so far: the lowest rung's EVENT playlist of
+    the leading run of finished chunks (0, 1, ... with no gap), growing as more finish.
+
+    Chunks finish in any order and in parallel Lambdas: MongoDB decides who publishes how many
+    (`raise_early_chunks` only ever raises the count), and whoever uploaded a shorter playlist than
+    the count now recorded uploads again, so the last upload is always the longest.
+    """
+    done, count = set(media.chunks_done(video)), 0
+    while count in done:
+        count += 1
+    if count == 0 or count == len(job.chunks):
+        return  # nothing playable from the start yet, or the join is next anyway
+    before = media.raise_early_chunks(video, count)
+    if before is None:
+        return
+    lowest = job.ladder()[0]
+    bucket = media.media_settings().media_bucket
+    while True:
+        text = pipeline.join_playlists(_chunk_playlists(job, video, lowest, count), event=True, ended=False)
+        objects.put_text(bucket, f"{video.media_prefix}{lowest.name}/index.m3u8", text)
+        if before == 0:
+            with tempfile.TemporaryDirectory(prefix="early-") as tmp:
+                _publish_master(video, Path(tmp), [lowest], job.has_audio)
+            if not media.publish_renditions(video, _renditions([lowest], job.has_audio), None, []):
+                raise Superseded()
+            before = count
+            logger.info("transcode.first_rendition", extra={"rendition": lowest.name, "chunks": count})
+        latest = media.early_chunks(video)
+        if latest <= count:
+            return
+        count = latest
 
 
 def join_chunks(job: ChunkJob) -> dict[str, Any]:
     """Join the chunk playlists of every rung into one ladder and publish it."""
     video = _claimed(job)
-    bucket = media.media_settings().media_bucket
     rungs = job.ladder()
+    # A playlist already out as EVENT (published early) may only grow and end (RFC 8216 6.2.1).
+    early = media.early_chunks(video) > 0
     with tempfile.TemporaryDirectory(prefix="join-") as tmp:
         out = Path(tmp)
         for rung in rungs:
-            texts = [
-                objects.read_text(bucket, f"{video.media_prefix}{rung.name}/c{int(c['index']):04d}.m3u8")
-                for c in sorted(job.chunks, key=lambda c: c["index"])
-            ]
+            texts = _chunk_playlists(job, video, rung, len(job.chunks))
             (out / rung.name).mkdir()
-            (out / rung.name / "index.m3u8").write_text(pipeline.join_playlists(texts))
-            objects.put_files(bucket, video.media_prefix, [out / rung.name / "index.m3u8"], out)
+            joined = pipeline.join_playlists(texts, event=early and rung == rungs[0])
+            (out / rung.name / "index.m3u8").write_text(joined)
+        _publish_playlists(video, out, rungs)
         _publish_master(video, out, rungs, job.has_audio)
     thumbs = [
         f"{video.media_prefix}thumbs/thumb_{i + 1:02d}.jpg"

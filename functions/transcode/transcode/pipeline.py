@@ -518,8 +518,9 @@ def playlist_segments(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def join_playlists(chunk_playlists: list[str]) -> str:
-    """One VOD media playlist from chunk playlists whose segments sit in the same folder."""
+def join_playlists(chunk_playlists: list[str], *, event: bool = False, ended: bool = True) -> str:
+    """One media playlist from chunk playlists whose segments sit in the same folder: VOD, or with
+    `event` an EVENT playlist (still growing unless `ended`)."""
     segments = [pair for text in chunk_playlists for pair in playlist_segments(text)]
     if not segments:
         raise EncodeFailed("No segments to join.")
@@ -529,12 +530,13 @@ def join_playlists(chunk_playlists: list[str]) -> str:
         "#EXT-X-VERSION:3",
         f"#EXT-X-TARGETDURATION:{int(longest + 0.999)}",
         "#EXT-X-MEDIA-SEQUENCE:0",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
+        f"#EXT-X-PLAYLIST-TYPE:{'EVENT' if event else 'VOD'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
     for extinf, uri in segments:
         lines += [extinf, uri]
-    lines.append("#EXT-X-ENDLIST")
+    if ended or not event:
+        lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
 

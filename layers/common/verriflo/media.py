@@ -436,7 +436,41 @@ def publish_renditions(
 
 def set_chunks(video: Video, total: int) -> bool:
     """Record how many chunks the chunked path will transcode."""
-    return _fenced(video, {"$set": {"chunksTotal": total, "chunksDone": []}})
+    return _fenced(video, {"$set": {"chunksTotal": total, "chunksDone": [], "earlyChunks": 0}})
+
+
+def chunks_done(video: Video) -> list[int]:
+    """The chunks finished so far (of the current claim; [] when it was lost)."""
+    query = {"_id": video.id, "orgId": video.org_id, "claimedBy": video.claimed_by, "status": "processing"}
+    with db.unavailable_on_failure():
+        doc = db.collection(VIDEOS).find_one(query, {"chunksDone": 1})
+    return list((doc or {}).get("chunksDone") or [])
+
+
+def raise_early_chunks(video: Video, count: int) -> int | None:
+    """Claim publishing the first `count` chunks early: the count published before, or None when
+    as many or more are already out (or the claim was lost)."""
+    from pymongo import ReturnDocument
+
+    query = {
+        "_id": video.id,
+        "orgId": video.org_id,
+        "claimedBy": video.claimed_by,
+        "status": "processing",
+        "earlyChunks": {"$lt": count},
+    }
+    with db.unavailable_on_failure():
+        before = db.collection(VIDEOS).find_one_and_update(
+            query, {"$set": {"earlyChunks": count}}, return_document=ReturnDocument.BEFORE
+        )
+    return None if before is None else int(before.get("earlyChunks") or 0)
+
+
+def early_chunks(video: Video) -> int:
+    """How many leading chunks are published early (0: none)."""
+    with db.unavailable_on_failure():
+        doc = db.collection(VIDEOS).find_one({"_id": video.id, "orgId": video.org_id}, {"earlyChunks": 1})
+    return int((doc or {}).get("earlyChunks") or 0)
 
 
 def chunk_done(video: Video, index: int) -> int:
