@@ -159,6 +159,9 @@ def test_one_slow_endpoint_does_not_hold_up_the_others(
     # every fast delivery has arrived. Delivered side by side, they arrive while it waits and release
     # it; delivered one after another, they would queue behind it until its stall ran out.
     monkeypatch.setenv("WEBHOOK_TIMEOUT_S", "20")
+    # The fixture's 1 s connect timeout is for the timeout tests; on a loaded machine a loopback
+    # connect can take longer, and a fast delivery would then fail for a reason this test is not about.
+    monkeypatch.setenv("WEBHOOK_CONNECT_TIMEOUT_S", "10")
     webhooks.webhook_settings.cache_clear()
     receivers.stall_s = 15.0
     receivers.release = threading.Event()
