@@ -29,6 +29,7 @@ COLD_RUNS = 5
 # a bare python3.13 as in Lambda's runtime, not the dev venv with every package installed
 INTERPRETER = str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}")
 WARM_CALLS = 2000
+LAMBDA_LIMIT = 262_144_000  # bytes: Lambda's 250 MB for a function's code and layers, unzipped
 
 
 _TIMED_IMPORT = """
@@ -47,6 +48,8 @@ class Artifact:
     init: str  # the statement that imports and initialises its handler
     paths: list[Path]
     environment: dict[str, str]
+    size: int  # unzipped bytes of its code and layers, as Lambda counts them
+    local_only: bool  # deployed only on LocalStack (Condition: IsLocal), where no size limit applies
 
 
 def _template_loader() -> type[yaml.SafeLoader]:
@@ -64,6 +67,10 @@ def _ref(value: object) -> str | None:
     if isinstance(value, dict):
         value = value.get("Ref")
     return value if isinstance(value, str) else None
+
+
+def _bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
 
 
 def _init_statement(code: Path, handler: str) -> str:
@@ -99,8 +106,11 @@ def built_functions() -> list[Artifact]:
             continue
         names = [_ref(layer) for layer in [*shared, *(props.get("Layers") or [])]]
         layers = [build_dir / name / "python" for name in names if name]
+        shipped = [build_dir / name, *[build_dir / n for n in names if n and (build_dir / n).is_dir()]]
         paths = [build_dir / name, *[p for p in layers if p.is_dir()], *runtime]
-        found.append(Artifact(name, _init_statement(build_dir / name, props["Handler"]), paths, environment))
+        init = _init_statement(build_dir / name, props["Handler"])
+        local_only = resource.get("Condition") == "IsLocal"
+        found.append(Artifact(name, init, paths, environment, sum(map(_bytes, shipped)), local_only))
     return found
 
 
@@ -148,6 +158,16 @@ def cold_starts(report: Report) -> None:
                 target="<= 200 ms",
                 ok=init <= 200,
                 note=f"baseline: the same artifact without bytecode; whole process {whole:.0f} ms",
+            )
+        )
+        report.add(
+            Result(
+                f"size {fn.name}: code + layers, unzipped",
+                fn.size / 1e6,
+                "MB",
+                target=f"<= {LAMBDA_LIMIT / 1e6:.0f} MB",
+                ok=None if fn.local_only else fn.size <= LAMBDA_LIMIT,
+                note="LocalStack only: AWS runs this from a container image" if fn.local_only else "",
             )
         )
 
