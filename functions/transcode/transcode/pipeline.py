@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -61,12 +62,33 @@ def ffmpeg_settings() -> FfmpegSettings:
     return FfmpegSettings()
 
 
+UNPACKED_BIN = Path(tempfile.gettempdir()) / "verriflo-bin"
+
+
+def _unpacked(packed: Path) -> str:
+    """A binary the layer ships gzipped (to stay inside Lambda's 250 MB), unpacked into /tmp once
+    per execution environment (about half a second for ffprobe)."""
+    import gzip
+
+    target = UNPACKED_BIN / packed.stem
+    if not target.exists():
+        UNPACKED_BIN.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+        with gzip.open(packed) as source, partial.open("wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        partial.chmod(0o755)
+        partial.replace(target)  # atomic: a concurrent caller sees the whole file or none
+    return str(target)
+
+
 def _binary(name: str, configured: str | None) -> str:
     if configured:
         return configured
     in_layer = LAYER_BIN / name
     if in_layer.exists():
         return str(in_layer)
+    if (LAYER_BIN / f"{name}.gz").exists():
+        return _unpacked(LAYER_BIN / f"{name}.gz")
     found = shutil.which(name)
     if not found:
         raise RuntimeError(f"{name} not found: set {name.upper()}_PATH or attach the FFmpeg layer")
