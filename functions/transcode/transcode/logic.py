@@ -1,9 +1,10 @@
 """Transcoding as domain logic: from an S3 upload to a published HLS ladder (or a clear failure).
 
 `process_upload` is what one S3 ObjectCreated record starts: refuse keys we did not issue, claim
-the video (idempotency), download, probe, encode (lowest rung published first), upload, record
-usage, publish `video.ready`/`recording.ready` or `video.failed`. Long sources go to the chunked
-path instead (`start_chunked` -> `transcode_chunk` per chunk in a Step Functions Map -> `join_chunks`).
+the video (idempotency), download, probe, encode in one FFmpeg run while shipping its output (the
+lowest rung playable from its first segment), record usage, publish `video.ready`/`recording.ready`
+or `video.failed`. Long sources go to the chunked path instead (`start_chunked` -> `transcode_chunk`
+per chunk in a Step Functions Map, the leading finished chunks published early -> `join_chunks`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The media pipeline as plain Python over local files: probe a source, plan an HLS ladder that
-suits it, encode the ladder with one decode feeding every rendition, grab a poster and thumbnails,
-write the master playlist, and join chunk playlists. No S3 and no database here: the caller moves
+suits it, encode the ladder, poster and thumbnails in one FFmpeg run with one decode feeding them
+all (EVENT playlists when the video is published while encoding), write the master playlist, and
+join chunk playlists. No S3 and no database here: the caller moves
 files and records state, which keeps this testable with nothing but FFmpeg.
 """
 
