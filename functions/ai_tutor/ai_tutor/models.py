@@ -221,7 +221,7 @@ class TutorChatReply(BaseModel):
     """`POST /v1/ai-tutor/chat`: API.md lists the answer's fields beside `success`, and the house
     envelope puts them in `data`; both are present, with the same values, so either kind of client works."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
 
     success: Literal[True] = True
     data: TutorChatAnswer

@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from verriflo import events, ledger, media, objects, orgs, pricing
 from verriflo.errors import BadRequest, NotFound
 from verriflo.media import Rendition, Video
@@ -45,6 +45,8 @@ class Result:
 
 class ChunkJob(BaseModel):
     """The chunked path's input, passed through the state machine."""
+
+    model_config = ConfigDict(defer_build=True)
 
     org_id: str
     video_id: str

@@ -120,6 +120,8 @@ def from_milli(milli: int) -> float:
 class UsageEvent(BaseModel):
     """Something that costs (or, for grants, adds) credits."""
 
+    model_config = ConfigDict(defer_build=True)
+
     entry_id: str = Field(min_length=1, max_length=200)
     org_id: str
     service: Service
@@ -136,7 +138,7 @@ class UsageEvent(BaseModel):
 class LedgerEntry(BaseModel):
     """What the ledger recorded, and the balance right after it (for a duplicate: the balance now)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
 
     entry_id: str = Field(alias="entryId")
     org_id: str = Field(alias="orgId")
@@ -157,7 +159,7 @@ class LedgerEntry(BaseModel):
 class Caps(BaseModel):
     """Optional spending caps in milli-credits (None: no cap)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
 
     org_monthly_milli: int | None = Field(default=None, ge=0, alias="orgMonthlyMilli")
     room_milli: int | None = Field(default=None, ge=0, alias="roomMilli")
@@ -166,6 +168,8 @@ class Caps(BaseModel):
 
 class BalanceState(BaseModel):
     """The balance document as the billing API reads it."""
+
+    model_config = ConfigDict(defer_build=True)
 
     credits_milli: int = 0
     low_mark_milli: int

@@ -99,6 +99,8 @@ db.register_indexes(VIDEOS, _indexes)
 class Rendition(BaseModel):
     """One published rung of the HLS ladder."""
 
+    model_config = ConfigDict(defer_build=True)
+
     name: str
     width: int
     height: int
@@ -109,7 +111,7 @@ class Rendition(BaseModel):
 class Video(BaseModel):
     """A video or recording as stored."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
 
     id: str = Field(alias="_id")
     org_id: str = Field(alias="orgId")
@@ -181,6 +183,8 @@ def _doc(video: dict[str, Any] | None) -> Video | None:
 
 class UploadLimits(BaseModel):
     """An org's effective upload limits: its own where the operators set them, else the deployment's."""
+
+    model_config = ConfigDict(defer_build=True)
 
     org_id: str
     max_upload_bytes: int

@@ -52,7 +52,7 @@ db.register_indexes(ATTEMPTS, _indexes_attempts)
 class Endpoint(BaseModel):
     """A receiver URL of one org (as stored, secrets sealed)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
 
     id: str = Field(alias="_id")
     org_id: str = Field(alias="orgId")
@@ -82,7 +82,7 @@ class Endpoint(BaseModel):
 class Delivery(BaseModel):
     """One event on its way to one endpoint."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
 
     id: str = Field(alias="_id")
     org_id: str = Field(alias="orgId")
@@ -103,7 +103,7 @@ class Delivery(BaseModel):
 class Attempt(BaseModel):
     """One HTTP attempt of a delivery."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
 
     delivery_id: str = Field(alias="deliveryId")
     n: int
