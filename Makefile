@@ -25,8 +25,9 @@ VENV_LAMBDA := .venv-lambda-python3.13
 
 # pinned so a fresh machine builds the same tools
 SAM_CLI := aws-sam-cli==1.170.0 aws-sam-cli-local==1.71.0
-# the Lambda runtime's own packages: AWS's python3.13 runtime ships boto3 and nothing else
-LAMBDA_RUNTIME_PKGS := boto3==1.44.8
+# the Lambda runtime's own packages: AWS's python3.13 runtime ships boto3 and the runtime interface
+# client that loads the handler (awslambdaric; the cold-start benchmark starts from it), nothing else
+LAMBDA_RUNTIME_PKGS := boto3==1.44.8 awslambdaric==4.2.2
 
 .PHONY: help venv live-page deps up down status test test-unit test-integration test-e2e lint bench clean distclean check-python
 
