@@ -31,35 +31,6 @@ from pathlib import Path
 from support import LambdaContext, Report, Result, local_stores
 
 
-def _make_source(path: Path, seconds: int) -> None:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=1280x720:rate=30:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            str(path),
-        ],
-        check=True,
-    )
-
-
 def _peak_rss_kb(proc: subprocess.Popen) -> int:
     """Poll a child's VmHWM (its own high-water mark since exec) until it exits."""
     peak = 0
@@ -127,7 +98,9 @@ def main() -> None:
         boto3.client("events").create_event_bus(Name="bench-events")
         work = Path(tmp)
         source = work / "source.mp4"
-        _make_source(source, args.seconds)
+        from media_support import make_video  # tests/ is on the path once `support` is imported
+
+        make_video(source, width=1280, height=720, seconds=args.seconds, rate=30)
         src = pipeline.probe(source)
         rungs = pipeline.plan_ladder(src)
         assert [r.name for r in rungs] == ["360p", "720p"], rungs

@@ -6,48 +6,17 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from media_support import make_video
 
 # The first test to use the stack pays for bringing it up (build, and uploading the FFmpeg layer).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
-def _clip(path: Path) -> Path:
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=15:duration=3",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=duration=3",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path
-
-
 def test_upload_transcode_and_play_over_the_deployed_stack(api_url, demo_key, http, tmp_path):
     headers = {"VF-ORG-ID": demo_key}
-    clip = _clip(tmp_path / "lesson.mp4")
+    clip = make_video(tmp_path / "lesson.mp4")
     created = http.post(
         f"{api_url}/v1/cdn/videos",
         headers=headers,
