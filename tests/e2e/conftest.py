@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,39 @@ def verriflo_cli(cli_env: dict[str, str]):
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     return run
+
+
+@pytest.fixture(scope="session")
+def livekit_admin(e2e_stack: dict[str, str]):
+    """Call the LiveKit stand-in's admin routes (`method`, `path`, JSON body) with a token signed by
+    the stack's LiveKit secret; returns the parsed JSON answer."""
+    from livekit.api import AccessToken, VideoGrants
+
+    sm = boto3.client(
+        "secretsmanager",
+        endpoint_url=e2e_stack["AWS_ENDPOINT_URL"],
+        region_name=e2e_stack["AWS_DEFAULT_REGION"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )  # noqa: S106 - LocalStack's fixed test credentials
+    secret = json.loads(
+        sm.get_secret_value(SecretId=e2e_stack["STACK_OUTPUT_LiveKitSecretName"])["SecretString"]
+    )
+    token = (
+        AccessToken(secret["apiKey"], secret["apiSecret"]).with_grants(VideoGrants(room_admin=True)).to_jwt()
+    )
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(  # noqa: S310 - the local stand-in
+            e2e_stack["LIVEKIT_URL"] + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - the local stand-in
+            return json.loads(reply.read() or b"{}")
+
+    return call
 
 
 @pytest.fixture

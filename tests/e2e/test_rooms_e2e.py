@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,34 +28,6 @@ def _create(http: httpx.Client, api_url: str, key: str, **changes) -> httpx.Resp
         "customization": {"showLobby": True, "theme": "dark", "needChat": True},
     } | changes
     return http.post(f"{api_url}/v1/room/create", headers={KEY: key}, json=body)
-
-
-def _livekit_admin(e2e_stack: dict[str, str], method: str, path: str, body: dict | None = None) -> dict:
-    """Call the stand-in's admin routes with a token signed by the stack's LiveKit secret."""
-    import boto3
-    from livekit.api import AccessToken, VideoGrants
-
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=e2e_stack["AWS_ENDPOINT_URL"],
-        region_name=e2e_stack["AWS_DEFAULT_REGION"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )  # noqa: S106 - LocalStack's fixed test credentials
-    secret = json.loads(
-        sm.get_secret_value(SecretId=e2e_stack["STACK_OUTPUT_LiveKitSecretName"])["SecretString"]
-    )
-    token = (
-        AccessToken(secret["apiKey"], secret["apiSecret"]).with_grants(VideoGrants(room_admin=True)).to_jwt()
-    )
-    request = urllib.request.Request(  # noqa: S310 - the local stand-in
-        e2e_stack["LIVEKIT_URL"] + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - the local stand-in
-        return json.loads(reply.read() or b"{}")
 
 
 def test_create_gives_an_iframe_url_the_bucket_serves(
@@ -102,14 +73,12 @@ def test_classroom_page_from_the_stack_in_chromium(http: httpx.Client, api_url: 
 
 
 def test_stand_in_webhooks_reach_the_deployed_function(
-    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, e2e_stack: dict[str, str]
+    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, livekit_admin
 ) -> None:
     reply = _create(http, api_url, demo_key)
     room_id = reply.json()["data"]["room"]  # {"roomId", "sid"}
     token = reply.json()["data"]["token"]
-    _livekit_admin(
-        e2e_stack, "POST", f"/admin/rooms/{demo_org_id}.{room_id['roomId']}/participants", {"token": token}
-    )
+    livekit_admin("POST", f"/admin/rooms/{demo_org_id}.{room_id['roomId']}/participants", {"token": token})
     deadline = time.monotonic() + 30
     status = {}
     while time.monotonic() < deadline:  # bounded polling: the webhook travels stand-in -> API -> function

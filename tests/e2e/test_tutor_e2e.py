@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 
 import httpx
@@ -24,34 +23,6 @@ Inertia is the tendency of a body to keep its state of rest or of uniform motion
 """
 
 
-def _livekit_join(e2e_stack: dict[str, str], room_name: str, token: str) -> None:
-    """A participant connects to the stand-in (which then sends LiveKit's signed webhooks to the API)."""
-    import boto3
-    from livekit.api import AccessToken, VideoGrants
-
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=e2e_stack["AWS_ENDPOINT_URL"],
-        region_name=e2e_stack["AWS_DEFAULT_REGION"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )  # noqa: S106 - LocalStack's fixed test credentials
-    secret = json.loads(
-        sm.get_secret_value(SecretId=e2e_stack["STACK_OUTPUT_LiveKitSecretName"])["SecretString"]
-    )
-    admin = (
-        AccessToken(secret["apiKey"], secret["apiSecret"]).with_grants(VideoGrants(room_admin=True)).to_jwt()
-    )
-    request = urllib.request.Request(  # noqa: S310 - the local stand-in
-        f"{e2e_stack['LIVEKIT_URL']}/admin/rooms/{room_name}/participants",
-        method="POST",
-        data=json.dumps({"token": token}).encode(),
-        headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the local stand-in
-        pass
-
-
 def _events(body: str) -> list:
     blocks = body.split("\n\n")
     assert blocks[-1] == "" and all(b.startswith("data: ") for b in blocks[:-1])
@@ -59,7 +30,7 @@ def _events(body: str) -> list:
 
 
 def test_a_class_with_the_tutor_from_question_to_summary(
-    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, e2e_stack: dict[str, str]
+    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, livekit_admin
 ) -> None:
     headers = {KEY: demo_key}
     room_id = f"e2e-tutor-{uuid.uuid4().hex[:8]}"
@@ -79,7 +50,8 @@ def test_a_class_with_the_tutor_from_question_to_summary(
         json={"participant": {"uid": "s-1", "name": "Sam", "role": "STUDENT"}},
     )
     student_token = joined.json()["data"]["token"]
-    _livekit_join(e2e_stack, f"{demo_org_id}.{room_id}", student_token)
+    # the student connects to the stand-in, which then sends LiveKit's signed webhooks to the API
+    livekit_admin("POST", f"/admin/rooms/{demo_org_id}.{room_id}/participants", {"token": student_token})
     material = http.post(
         f"{api_url}/v1/ai-tutor/rooms/{room_id}/material",
         headers=headers,
