@@ -136,23 +136,13 @@ def first_chunk_overhead(
     first piece and notes when it was called, so overhead = (first line at the client) - (provider's
     first token), both measured in this process on the same clock.
     """
-    import threading
-
     import httpx
-    import uvicorn
     from ai_support import ScriptedProvider
-    from servers import free_port
+    from servers import asgi_server
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     first_at, provider_at, overhead = [], [], []
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with asgi_server(app) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
             for i in range(runs + 5):
                 model = ScriptedProvider(pieces=["first ", "second ", "third."], delay_s=first_token_s)
                 called: list[float] = []
@@ -178,9 +168,6 @@ def first_chunk_overhead(
                 first_at.append((first - start) * 1000)
                 provider_at.append(provider_ttft * 1000)
                 overhead.append((first - start - provider_ttft) * 1000)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     p50 = percentile(overhead, 50)
     report.add(
         Result(

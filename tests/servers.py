@@ -7,7 +7,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,26 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+@contextmanager
+def asgi_server(app: object, **config: object) -> Iterator[str]:
+    """An ASGI app under a real uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert instance.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
 
 
 @dataclass

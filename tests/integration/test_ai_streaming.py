@@ -4,7 +4,6 @@ answer is complete; errors before the stream are ordinary envelopes."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -12,25 +11,13 @@ import httpx
 import pytest
 from ai_agent import logic, streaming
 from ai_support import ScriptedProvider, grant
-from servers import free_port
+from servers import asgi_server
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(streaming.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert instance.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with asgi_server(streaming.app, lifespan="on") as url:
+        yield url
 
 
 def test_the_first_line_arrives_before_the_answer_is_complete(server, org, monkeypatch):

@@ -4,7 +4,6 @@ students ask and read their own; CORS for the page's origin. Streaming for real 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ import pytest
 from ai_support import ScriptedProvider
 from ai_tutor import logic, streaming
 from ai_tutor.handler import handler
-from servers import free_port
+from servers import asgi_server
 from support import api_event, call
 from tutor_support import Classroom, add_notes, end_class, open_class, sse_events
 
@@ -134,19 +133,8 @@ def test_the_browser_preflight_is_answered_for_the_page_routes(lambda_context):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    instance = uvicorn.Server(uvicorn.Config(streaming.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert instance.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with asgi_server(streaming.app) as url:
+        yield url
 
 
 def test_events_leave_as_they_are_produced_over_real_http(classroom: Classroom, server, monkeypatch):

@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from ai_support import ScriptedProvider
 from ai_tutor import logic, streaming
 from livekit_support import LIVE_UI, LiveKit
-from servers import free_port
+from servers import asgi_server
 from support import ROOT
 from tutor_support import Classroom, add_notes
 
@@ -51,19 +50,8 @@ def built_page() -> Path:
 @pytest.fixture
 def tutor_api():
     """The tutor's streamed/classroom routes under a real uvicorn (as behind the Lambda Web Adapter)."""
-    import uvicorn
-
-    port = free_port()
-    instance = uvicorn.Server(uvicorn.Config(streaming.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert instance.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with asgi_server(streaming.app) as url:
+        yield url
 
 
 class _Static(SimpleHTTPRequestHandler):
