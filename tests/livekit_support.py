@@ -45,6 +45,13 @@ class LiveKit:
     stand_in: Any
     inbox: queue.Queue[Delivery] = field(default_factory=queue.Queue)
 
+    def signed(self, event: Any) -> Delivery:
+        """A delivery of `event` (a livekit.protocol WebhookEvent), signed as the stand-in signs its own."""
+        from google.protobuf import json_format
+
+        body = json_format.MessageToJson(event, indent=None)
+        return Delivery(body, {"Authorization": self.stand_in.sign(body)})
+
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         """Call an admin route of the stand-in (simulated participants and egress)."""
         from livekit.api import AccessToken, VideoGrants
@@ -259,3 +266,18 @@ def serve_page(built: Path, config: dict[str, Any], tmp: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_page_script(script: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Run one of live/test's Chromium drivers with its options; the JSON it printed last."""
+    import subprocess
+
+    reply = subprocess.run(
+        ["node", str(LIVE / "test" / script), json.dumps(options)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert reply.returncode == 0, reply.stderr[-2000:]
+    return json.loads(reply.stdout.strip().splitlines()[-1])

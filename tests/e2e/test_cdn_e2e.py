@@ -70,23 +70,7 @@ def test_long_video_takes_the_chunked_path_on_the_stack_and_plays(
     import boto3
 
     seconds, rate = 630, 10
-    clip = tmp_path / "long.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size=160x90:rate={rate}:duration={seconds}",
-        ]
-        + ["-f", "lavfi", "-i", f"sine=duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast"]
-        + ["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", str(clip)],
-        check=True,
-        timeout=300,
-    )
+    clip = make_video(tmp_path / "long.mp4", width=160, height=90, seconds=seconds, rate=rate)
     headers = {"VF-ORG-ID": demo_key}
     created = http.post(
         f"{api_url}/v1/cdn/videos",

@@ -5,12 +5,10 @@ connect (the stand-in speaks no WebRTC), and post its messages to the parent win
 
 from __future__ import annotations
 
-import json
-import subprocess
 from urllib.parse import urlsplit
 
 import pytest
-from livekit_support import LIVE, LIVE_UI, LiveKit, fund, rooms_event, serve_page
+from livekit_support import LIVE_UI, LiveKit, fund, rooms_event, run_page_script, serve_page
 from rooms.handler import handler
 from support import ROOT, api_event, call
 
@@ -27,15 +25,7 @@ def page_server(built_page, livekit: LiveKit, tmp_path):
 
 def drive(url: str, **options) -> dict:
     """Run the page in Chromium; what it showed and posted."""
-    reply = subprocess.run(
-        ["node", str(LIVE / "test" / "drive.mjs"), json.dumps({"url": url, **options})],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert reply.returncode == 0, reply.stderr[-2000:]
-    return json.loads(reply.stdout.strip().splitlines()[-1])
+    return run_page_script("drive.mjs", {"url": url, **options})
 
 
 def local(iframe_url: str, base: str) -> str:

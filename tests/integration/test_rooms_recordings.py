@@ -227,7 +227,6 @@ def test_class_end_starts_the_media_records_retention_clock(
 def test_egress_reported_before_the_start_call_stored_it_is_kept(
     org, teacher_in_room, livekit: LiveKit, lambda_context
 ):
-    from google.protobuf import json_format
     from livekit.protocol import egress, webhook
     from livekit_support import deliver
 
@@ -240,12 +239,7 @@ def test_egress_reported_before_the_start_call_stored_it_is_kept(
     )
     for name in ("egress_started", "egress_updated"):
         event = webhook.WebhookEvent(event=name, id=f"EV_early_{name}", egress_info=info)
-        body = json_format.MessageToJson(event, indent=None)
-        reply = deliver(
-            handler,
-            lambda_context,
-            type("D", (), {"body": body, "headers": {"Authorization": livekit.stand_in.sign(body)}})(),
-        )
+        reply = deliver(handler, lambda_context, livekit.signed(event))
         assert reply.status == 200
     listed = call(handler, rooms_event("recording_list", org.headers, room_id="bio-1"), lambda_context).data
     assert [(r["egressId"], r["status"]) for r in listed["recordings"]] == [

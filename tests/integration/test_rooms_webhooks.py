@@ -103,16 +103,10 @@ def test_room_finished_closes_sessions_meters_them_and_publishes_once(
 
 
 def test_webhook_for_a_room_we_do_not_know_is_acknowledged_and_ignored(livekit: LiveKit, lambda_context):
-    from google.protobuf import json_format
     from livekit.protocol import models, webhook
 
     event = webhook.WebhookEvent(event="room_started", id="EV_foreign", room=models.Room(name="someone-else"))
-    body = json_format.MessageToJson(event, indent=None)
-    reply = deliver(
-        handler,
-        lambda_context,
-        type("D", (), {"body": body, "headers": {"Authorization": livekit.stand_in.sign(body)}})(),
-    )
+    reply = deliver(handler, lambda_context, livekit.signed(event))
     assert reply.status == 200 and reply.data["eventId"] == "EV_foreign"
 
 
@@ -142,7 +136,6 @@ def test_failed_handling_releases_the_event_id_so_the_retry_counts(
 def test_a_webhook_that_beats_our_own_write_is_refused_for_a_retry(org, livekit: LiveKit, lambda_context):
     import time
 
-    from google.protobuf import json_format
     from livekit.protocol import models, webhook
 
     def signed(event_id: str, created_at: int):
@@ -152,8 +145,7 @@ def test_a_webhook_that_beats_our_own_write_is_refused_for_a_retry(org, livekit:
             created_at=created_at,
             room=models.Room(name=f"{org.id}.not-yet", sid="RM_early"),
         )
-        body = json_format.MessageToJson(event, indent=None)
-        return type("D", (), {"body": body, "headers": {"Authorization": livekit.stand_in.sign(body)}})()
+        return livekit.signed(event)
 
     fresh = deliver(handler, lambda_context, signed("EV_fresh", int(time.time())))
     assert fresh.status == 503  # LiveKit will deliver it again
@@ -169,7 +161,6 @@ def test_a_webhook_that_beats_our_own_write_is_refused_for_a_retry(org, livekit:
 def test_recorder_and_agent_participants_are_neither_counted_nor_billed(
     org, room, livekit: LiveKit, lambda_context
 ):
-    from google.protobuf import json_format
     from livekit.protocol import models, webhook
     from verriflo import db
 
@@ -181,12 +172,7 @@ def test_recorder_and_agent_participants_are_neither_counted_nor_billed(
         event = webhook.WebhookEvent(
             event=name, id=f"EV_rec_{name}", room=models.Room(name=room["name"]), participant=recorder
         )
-        body = json_format.MessageToJson(event, indent=None)
-        reply = deliver(
-            handler,
-            lambda_context,
-            type("D", (), {"body": body, "headers": {"Authorization": livekit.stand_in.sign(body)}})(),
-        )
+        reply = deliver(handler, lambda_context, livekit.signed(event))
         assert reply.status == 200
     assert db.collection("room_sessions").count_documents({}) == 0
     assert db.collection("ledger").count_documents({"service": "live"}) == 0

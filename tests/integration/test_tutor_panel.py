@@ -6,25 +6,18 @@ switches the tutor off. Screenshots are kept under tests/artifacts/."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from ai_support import ScriptedProvider
 from ai_tutor import logic, streaming
-from livekit_support import LIVE_UI, LiveKit
+from livekit_support import LIVE_UI, LiveKit, run_page_script, serve_page
 from servers import asgi_server
 from support import ROOT
 from tutor_support import Classroom, add_notes
 
 pytest_plugins = ("livekit_support", "tutor_support")
-LIVE = ROOT / "live"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PIECES = [
     "Newton's second law ",
@@ -36,17 +29,6 @@ PIECES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def built_page() -> Path:
-    """live/dist, built now from the sources (npm ci first if node_modules is missing)."""
-    if not shutil.which("node") or not Path("/usr/bin/chromium").exists():
-        pytest.fail("the page tests need node and Debian chromium (make deps installs them)")
-    if not (LIVE / "node_modules" / "livekit-client").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LIVE, check=True, timeout=300)
-    subprocess.run(["node", "build.mjs"], cwd=LIVE, check=True, timeout=120, capture_output=True)
-    return LIVE / "dist"
-
-
 @pytest.fixture
 def tutor_api():
     """The tutor's streamed/classroom routes under a real uvicorn (as behind the Lambda Web Adapter)."""
@@ -54,40 +36,16 @@ def tutor_api():
         yield url
 
 
-class _Static(SimpleHTTPRequestHandler):
-    def guess_type(self, path):  # noqa: ANN001 - http.server's signature
-        return "text/html; charset=utf-8" if str(path).endswith("/iframe/live") else super().guess_type(path)
-
-    def log_message(self, *args):  # noqa: ANN002
-        pass
-
-
 @pytest.fixture
 def page_server(built_page: Path, livekit: LiveKit, tutor_api: str, tmp_path: Path):
     """The built page with config.json naming LiveKit (the stand-in) and the tutor API."""
-    root = tmp_path / "site"
-    prefix = root / urlsplit(LIVE_UI).path.strip("/")
-    shutil.copytree(built_page, prefix)
-    (prefix / "iframe" / "config.json").write_text(
-        json.dumps({"livekitUrl": livekit.url.replace("http", "ws"), "apiUrl": tutor_api})
-    )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Static, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}{urlsplit(LIVE_UI).path}"
-    server.shutdown()
-    server.server_close()
+    config = {"livekitUrl": livekit.url.replace("http", "ws"), "apiUrl": tutor_api}
+    with serve_page(built_page, config, tmp_path) as origin:
+        yield f"{origin}{urlsplit(LIVE_UI).path}"
 
 
 def drive(**options) -> dict:
-    reply = subprocess.run(
-        ["node", str(LIVE / "test" / "tutor.mjs"), json.dumps(options)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert reply.returncode == 0, reply.stderr[-2000:]
-    return json.loads(reply.stdout.strip().splitlines()[-1])
+    return run_page_script("tutor.mjs", options)
 
 
 def test_a_student_asks_and_watches_the_answer_stream_in_then_the_teacher_switches_the_tutor_off(
