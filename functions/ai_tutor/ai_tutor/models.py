@@ -1,9 +1,10 @@
 """Request and response models of the AI tutor, with the fields and enums of API.md."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from verriflo.models import ApiModel, StrictApiModel
@@ -28,7 +29,7 @@ class TutorChatRequest(StrictApiModel):
     response_modality: Modality = "text"
 
     @model_validator(mode="after")
-    def _something_to_answer(self) -> TutorChatRequest:
+    def _something_to_answer(self) -> Self:
         if not ((self.text and self.text.strip()) or self.audio):
             raise ValueError("give a non-empty text or audio")
         return self
@@ -42,7 +43,7 @@ class TutorClassroomChat(StrictApiModel):
     response_modality: Modality = "text"
 
     @model_validator(mode="after")
-    def _something_to_answer(self) -> TutorClassroomChat:
+    def _something_to_answer(self) -> Self:
         if not ((self.text and self.text.strip()) or self.audio):
             raise ValueError("give a non-empty text or audio")
         return self
@@ -113,7 +114,7 @@ class TutorAddMaterial(StrictApiModel):
     content_base64: str | None = None
 
     @model_validator(mode="after")
-    def _one_content(self) -> TutorAddMaterial:
+    def _one_content(self) -> Self:
         if (self.content is None) == (self.content_base64 is None):
             raise ValueError("give exactly one of content or contentBase64")
         return self
@@ -232,7 +233,7 @@ class TutorChatReply(BaseModel):
     response_modality: Modality = Field(alias="responseModality")
 
     @classmethod
-    def of(cls, answer: TutorChatAnswer) -> TutorChatReply:
+    def of(cls, answer: TutorChatAnswer) -> Self:
         """The reply around one answer."""
         return cls(
             data=answer,

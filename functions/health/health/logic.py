@@ -1,6 +1,7 @@
 """Liveness and readiness checks, run concurrently so readiness costs the slowest check, not the sum."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 import time
 from collections.abc import Callable

@@ -1,6 +1,7 @@
 """Identity logic: dashboard login (rate limited per source), whoami, and key management."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 from datetime import datetime
 
