@@ -10,8 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from verriflo import events, ledger, pricing
-from verriflo import media as media_records
+from verriflo import events
 from verriflo.auth import OrgContext
 from verriflo.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from verriflo.orgs import now
@@ -46,6 +45,9 @@ from rooms.models import (
 )
 from rooms.policy import RECORDING_ROLES, Grants, effective_customization, grants_for, with_changes
 
+# verriflo.ledger and verriflo.media (the media records) are imported in the functions that use them:
+# their models and settings are needed by a few routes only, and every cold start would pay for them.
+
 
 def livekit_name(org_id: str, room_id: str) -> str:
     """The room's name in LiveKit: one LiveKit project serves every org, so names carry the org.
@@ -56,11 +58,15 @@ def livekit_name(org_id: str, room_id: str) -> str:
 def retention() -> timedelta:
     """How long recordings stay after class (API.md: 6 hours): the media records' setting, since the
     transcoder's retention sweep is what deletes the files."""
+    from verriflo import media as media_records
+
     return timedelta(hours=media_records.media_settings().recording_retention_hours)
 
 
 def class_ended(org_id: str, room_id: str, ended_at: datetime) -> None:
     """Start the recordings' retention clock: ours (download links) and the media records'."""
+    from verriflo import media as media_records
+
     store.schedule_recording_deletion(org_id, room_id, ended_at + retention())
     media_records.class_ended(org_id, room_id, ended_at)
 
@@ -120,11 +126,18 @@ def _join(
     )
 
 
+def _require_class_credits(org: OrgContext, room_id: str) -> None:
+    """A class may start (or be joined) only while the org holds the minimum credits."""
+    from verriflo import ledger, pricing
+
+    ledger.require_credits(
+        org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=room_id
+    )
+
+
 def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
     """Create the LiveKit room, then remember it; the creator gets a join token."""
-    ledger.require_credits(
-        org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=body.room_id
-    )
+    _require_class_credits(org, body.room_id)
     if store.find_room(org.org_id, body.room_id) is not None:
         raise _reused(body.room_id)
     name = livekit_name(org.org_id, body.room_id)
@@ -162,9 +175,7 @@ def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
 def join_room(org: OrgContext, room_id: str, body: JoinRoom) -> JoinInfo:
     """A join token for a participant of a live room."""
     room = _live_room(org, room_id)
-    ledger.require_credits(
-        org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=room_id
-    )
+    _require_class_credits(org, room_id)
     return _join(room, body.participant, body.customization.given(), "STUDENT")
 
 
@@ -215,6 +226,8 @@ def destroy_room(org: OrgContext, room_id: str) -> RoomDestroyed:
 
 def room_summary(org: OrgContext, room_id: str) -> RoomSummary:
     """Credits, participants and average stay of a class, live or finished."""
+    from verriflo.ledger import from_milli
+
     room = _known_room(org, room_id)
     sessions = store.sessions_of(org.org_id, room_id)
     current = now()
@@ -225,7 +238,7 @@ def room_summary(org: OrgContext, room_id: str) -> RoomSummary:
     return RoomSummary(
         room_id=room_id,
         room_name=room["title"],
-        total_credits=ledger.from_milli(store.room_credits_milli(org.org_id, room_id)),
+        total_credits=from_milli(store.room_credits_milli(org.org_id, room_id)),
         total_participants=len({s["uid"] for s in sessions}),
         avg_stay=round(sum(stays) / len(stays), 1) if stays else 0.0,
         timestamps=Timestamps(started_at=room.get("startedAt"), ended_at=room.get("endedAt")),
@@ -251,7 +264,9 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
         raise Conflict("A recording is already running in this room.")
     # The key shape the transcoder recognises (verriflo.media.RECORDING_KEY).
     key = f"recordings/{org.org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
-    bucket = media_records.media_settings().recordings_bucket
+    from verriflo.media import media_settings
+
+    bucket = media_settings().recordings_bucket
     egress_id = lk.start_recording(
         room["lkName"],
         layout=body.options.layout,

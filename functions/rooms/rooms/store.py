@@ -8,7 +8,6 @@ from typing import Any
 
 from verriflo import db
 from verriflo.errors import Conflict
-from verriflo.ledger import LEDGER
 
 ROOMS, SESSIONS, RECORDINGS, HOOKS = "rooms", "room_sessions", "recordings", "livekit_events"
 TEACHING = ["TEACHER", "MODERATOR", "ADMIN"]
@@ -197,6 +196,8 @@ def sessions_of(org_id: str, room_id: str) -> list[dict[str, Any]]:
 
 def room_credits_milli(org_id: str, room_id: str) -> int:
     """Milli-credits the ledger holds for this room's live usage."""
+    from verriflo.ledger import LEDGER  # here: importing the ledger costs every cold start (rooms.logic)
+
     with db.unavailable_on_failure():
         rows = list(
             db.collection(LEDGER).aggregate(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from verriflo import events, ledger, pricing
+from verriflo import events
 from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
@@ -142,6 +142,9 @@ def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str
     session = store.close_session(session_id, left_at) or store.get_session(session_id)
     if session is None or session.get("leftAt") is None:
         return None
+    # Imported here, not at the top: only this webhook step needs the ledger (see rooms.logic).
+    from verriflo import ledger, pricing
+
     minutes = Decimal(str(session["seconds"])) / Decimal(60)
     ledger.record_usage(
         ledger.UsageEvent(
