@@ -9,13 +9,20 @@ join token) instead of the org key, and answer the browser's CORS preflight.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from verriflo import asgi, ratelimit
 from verriflo.errors import VerrifloError
 
-from ai_tutor import credentials, logic, manage
+from ai_tutor import credentials
 from ai_tutor.config import tutor_settings
-from ai_tutor.models import TutorChatRequest, TutorClassroomChat, TutorUpdateRoomSettings
+
+if TYPE_CHECKING:
+    from ai_tutor import logic
+
+# The answering logic (models, retrieval, providers, speech, metering and the ledger) is imported by
+# the routes that answer, not with the app: uvicorn loads the app before it serves anything, and the
+# page's preflight and state routes never need it.
 
 SSE = "text/event-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
@@ -26,12 +33,17 @@ app = asgi.App(max_body_bytes=8_000_000)
 
 
 def _stream(prepared: logic.Prepared) -> asgi.Stream:
+    from ai_tutor import logic
+
     return asgi.Stream(logic.sse(logic.answer(prepared)), SSE, headers=dict(SSE_HEADERS))
 
 
 @app.route("POST", "/v1/ai-tutor/chat/stream", group=GROUP)
 def chat_stream(request: asgi.Request) -> asgi.Stream:
     """A student's question answered as SSE: `data: {"text", "usage": null}` ..., usage, `[DONE]`."""
+    from ai_tutor import logic
+    from ai_tutor.models import TutorChatRequest
+
     body = request.parse(TutorChatRequest)
     assert request.org is not None  # the group authenticates
     return _stream(logic.prepare_chat(request.org.org_id, body, request.request_id))
@@ -78,6 +90,9 @@ def _preflight(_request: asgi.Request) -> asgi.Reply:
 @_page
 def classroom_chat(request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Stream:
     """A question from the classroom page's tutor panel, answered as SSE."""
+    from ai_tutor import logic
+    from ai_tutor.models import TutorClassroomChat
+
     body = request.parse(TutorClassroomChat)
     asker = logic.Asker(credential.org_id, credential.room_id, credential.uid)
     prepared = logic.prepare(
@@ -89,12 +104,17 @@ def classroom_chat(request: asgi.Request, credential: credentials.RoomCredential
 @_page
 def classroom_state(_request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Reply:
     """The panel's view: switch, mode, and the exchanges this participant may read."""
+    from ai_tutor import manage
+
     return asgi.Reply({"success": True, "data": manage.classroom_state(credential).model_dump(mode="json")})
 
 
 @_page
 def classroom_settings(request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Reply:
     """The teacher's tutor switch and mode."""
+    from ai_tutor import manage
+    from ai_tutor.models import TutorUpdateRoomSettings
+
     body = request.parse(TutorUpdateRoomSettings)
     return asgi.Reply(
         {"success": True, "data": manage.classroom_settings(credential, body).model_dump(mode="json")}
@@ -110,7 +130,13 @@ for _path in (f"{CLASSROOM}/chat/stream", f"{CLASSROOM}/state", f"{CLASSROOM}/se
 
 def openapi_document() -> dict:
     """The routes of this app as OpenAPI paths and component schemas (merged into the API's document)."""
-    from ai_tutor.models import TutorClassroomState, TutorRoomSettings
+    from ai_tutor.models import (
+        TutorChatRequest,
+        TutorClassroomChat,
+        TutorClassroomState,
+        TutorRoomSettings,
+        TutorUpdateRoomSettings,
+    )
 
     schemas: dict = {}
 
