@@ -8,6 +8,7 @@ import json
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
 
 import boto3
 import httpx
@@ -226,3 +227,66 @@ def test_early_playlist_only_grows_when_chunk_publishers_race(org, machine, monk
     )
     master = s3.get_object(Bucket=MEDIA, Key=f"{video.media_prefix}master.m3u8")["Body"].read().decode()
     assert "360p/index.m3u8" in master
+
+
+class _CutOnce(BaseHTTPRequestHandler):
+    """Serves one file with byte ranges, as S3 does for a presigned GET, and cuts the connection off
+    mid-body once: on request number `cut_at`, after `cut_after` bytes."""
+
+    data: bytes = b""
+    cut_at, cut_after = 3, 100_000
+    ranges: list[tuple[int, int]]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        import re
+        import socket
+
+        asked = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        start = int(asked.group(1)) if asked else 0
+        end = int(asked.group(2)) if asked and asked.group(2) else len(self.data) - 1
+        self.ranges.append((start, end))
+        body = self.data[start : end + 1]
+        self.send_response(206 if asked else 200)
+        self.send_header("Accept-Ranges", "bytes")
+        if asked:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(self.data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if len(self.ranges) == self.cut_at:
+            self.wfile.write(body[: self.cut_after])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+def test_a_chunk_whose_ranged_read_is_cut_off_resumes_where_it_stopped(tmp_path):
+    """FFmpeg reads a chunk's source over HTTP; a GET cut off mid-body (S3 and LocalStack both do it
+    now and then) used to end the chunk early and fail the video as truncated."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from transcode import pipeline
+
+    clip = make_video(tmp_path / "source.mp4", width=160, height=90, seconds=20, rate=10)
+    handler_class = type("CutOnce", (_CutOnce,), {"data": clip.read_bytes(), "ranges": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/source.mp4?X-Amz-Signature=x"
+    try:
+        src = pipeline.probe(url)
+        handler_class.ranges.clear()  # cut the encode's reads, not the probe's
+        rungs = pipeline.plan_ladder(src)
+        encoded = pipeline.encode(url, tmp_path / "out", rungs, src, start_s=5, length_s=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert abs(encoded - 10) < 0.5
+    cut_start = handler_class.ranges[_CutOnce.cut_at - 1][0]
+    # the read after the cut asked for the rest, from the byte where the cut left off
+    assert handler_class.ranges[_CutOnce.cut_at][0] == cut_start + _CutOnce.cut_after

@@ -157,12 +157,33 @@ def _fps(rate: str | None) -> float:
         return 0.0
 
 
+def _input_options(source: str | Path) -> list[str]:
+    """For a source read over HTTP (a presigned S3 URL): a ranged read can be cut off mid-body, and
+    FFmpeg would then read a short file and report damaged frames; reconnect and resume instead."""
+    if not str(source).startswith(("http://", "https://")):
+        return []
+    reconnect = (
+        "-reconnect 1 -reconnect_on_network_error 1 -reconnect_on_http_error 5xx -reconnect_delay_max 10"
+    )
+    return reconnect.split()
+
+
 def probe(source: str | Path) -> Probe:
     """Read a source's streams; InvalidMedia for anything that is not a playable video."""
     if isinstance(source, Path) and (not source.exists() or source.stat().st_size == 0):
         raise InvalidMedia("The uploaded file is empty.")
     proc = subprocess.run(
-        [ffprobe_bin(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(source)],
+        [
+            ffprobe_bin(),
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            *_input_options(source),
+            str(source),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -265,7 +286,7 @@ def encode_command(
         cmd += ["-ss", f"{start_s:.3f}"]
     if length_s:
         cmd += ["-t", f"{length_s:.3f}"]
-    cmd += ["-i", str(source)]
+    cmd += [*_input_options(source), "-i", str(source)]
     thumbs = ffmpeg_settings().thumbnails if stills_dir else 0
     labels = [f"[v{i}]" for i in range(len(rungs))]
     labels += (["[poster]"] if stills_dir else []) + (["[thumbs]"] if thumbs else [])
