@@ -21,6 +21,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import boto3
@@ -98,9 +99,21 @@ def demo_org_id(e2e_stack: dict[str, str]) -> str:
     return e2e_stack["DEMO_ORG_ID"]
 
 
+def local_client(endpoint: str, service: str):
+    """A boto3 client of `service` on a LocalStack at `endpoint`."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 - LocalStack's fixed test credentials
+    )
+
+
 @pytest.fixture(scope="session")
-def aws_endpoint(e2e_stack: dict[str, str]) -> str:
-    return e2e_stack["AWS_ENDPOINT_URL"]
+def stack_aws(e2e_stack: dict[str, str]):
+    """boto3 clients for the deployed stack's LocalStack: stack_aws('stepfunctions'), ..."""
+    return partial(local_client, e2e_stack["AWS_ENDPOINT_URL"])
 
 
 @pytest.fixture(scope="session")
@@ -152,18 +165,12 @@ def verriflo_cli(cli_env: dict[str, str]):
 
 
 @pytest.fixture(scope="session")
-def livekit_admin(e2e_stack: dict[str, str]):
+def livekit_admin(e2e_stack: dict[str, str], stack_aws):
     """Call the LiveKit stand-in's admin routes (`method`, `path`, JSON body) with a token signed by
     the stack's LiveKit secret; returns the parsed JSON answer."""
     from livekit.api import AccessToken, VideoGrants
 
-    sm = boto3.client(
-        "secretsmanager",
-        endpoint_url=e2e_stack["AWS_ENDPOINT_URL"],
-        region_name=e2e_stack["AWS_DEFAULT_REGION"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )  # noqa: S106 - LocalStack's fixed test credentials
+    sm = stack_aws("secretsmanager")
     secret = json.loads(
         sm.get_secret_value(SecretId=e2e_stack["STACK_OUTPUT_LiveKitSecretName"])["SecretString"]
     )
@@ -209,14 +216,4 @@ def bare_localstack() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def aws(bare_localstack: str):
     """boto3 clients for the bare LocalStack: aws('lambda'), aws('logs'), ..."""
-
-    def client(service: str):
-        return boto3.client(
-            service,
-            endpoint_url=bare_localstack,
-            region_name=REGION,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",  # LocalStack's dummy credentials
-        )
-
-    return client
+    return partial(local_client, bare_localstack)

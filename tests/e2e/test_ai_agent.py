@@ -131,19 +131,11 @@ def test_voice_and_images_are_heard_and_read_by_the_deployed_media_functions(
     assert listed[chat_id]["turns"] == 1 and "sunlight and plants" in listed[chat_id]["title"].lower()
 
 
-def test_the_charts_function_draws_a_png(aws_endpoint: str) -> None:
+def test_the_charts_function_draws_a_png(stack_aws) -> None:
     """AiChartsFunction (common + charts layers, under Lambda's 250 MB) as the AI function invokes it."""
     import base64
 
-    import boto3
-
-    client = boto3.client(
-        "lambda",
-        endpoint_url=aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    client = stack_aws("lambda")
     names = [
         f["FunctionName"]
         for page in client.get_paginator("list_functions").paginate()

@@ -36,10 +36,14 @@ def test_the_balance_has_api_md_fields_over_http(http: httpx.Client, api_url: st
 
 
 def test_events_reach_a_webhook_receiver_signed_through_the_deployed_pipeline(
-    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, e2e_stack: dict[str, str], receivers
+    http: httpx.Client,
+    api_url: str,
+    demo_key: str,
+    demo_org_id: str,
+    e2e_stack: dict[str, str],
+    stack_aws,
+    receivers,
 ):
-    import boto3
-
     created = http.post(
         f"{api_url}/v1/webhooks",
         headers={KEY: demo_key},
@@ -59,13 +63,7 @@ def test_events_reach_a_webhook_receiver_signed_through_the_deployed_pipeline(
             "createdAt": "2026-11-28T15:00:00+00:00",
             "data": {"roomId": "e2e-room"},
         }
-        bridge = boto3.client(
-            "events",
-            endpoint_url=e2e_stack["AWS_ENDPOINT_URL"],
-            region_name=e2e_stack["AWS_DEFAULT_REGION"],
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )  # noqa: S106 - LocalStack's fixed test credentials
+        bridge = stack_aws("events")
         for _ in range(2):  # published twice: still one delivery
             bridge.put_events(
                 Entries=[

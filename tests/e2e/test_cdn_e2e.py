@@ -61,14 +61,12 @@ def test_upload_transcode_and_play_over_the_deployed_stack(api_url, demo_key, ht
 
 
 def test_long_video_takes_the_chunked_path_on_the_stack_and_plays(
-    api_url, demo_key, aws_endpoint, http, tmp_path
+    api_url, demo_key, stack_aws, http, tmp_path
 ):
     """A 10.5-minute source (over CHUNK_THRESHOLD_S, 600 s by default) at 160x90: the S3 trigger
     hands it to the Step Functions state machine, whose Map transcodes 6 chunks of 120 s in
     parallel on the Lambda step function, joins them into one ladder, and the result plays end to
     end through the signed URL."""
-    import boto3
-
     seconds, rate = 630, 10
     clip = make_video(tmp_path / "long.mp4", width=160, height=90, seconds=seconds, rate=rate)
     headers = {"VF-ORG-ID": demo_key}
@@ -93,13 +91,7 @@ def test_long_video_takes_the_chunked_path_on_the_stack_and_plays(
         time.sleep(2)
     assert status.get("status") == "completed", status
 
-    sfn = boto3.client(
-        "stepfunctions",
-        endpoint_url=aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - LocalStack's dummy credentials
-    )
+    sfn = stack_aws("stepfunctions")
     [machine] = [
         m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-chunked-transcode")
     ]
