@@ -14,26 +14,34 @@ from media_support import make_video
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
-def test_upload_transcode_and_play_over_the_deployed_stack(api_url, demo_key, http, tmp_path):
-    headers = {"VF-ORG-ID": demo_key}
-    clip = make_video(tmp_path / "lesson.mp4")
+def _upload(http, api_url: str, headers: dict[str, str], clip, title: str) -> str:
+    """Create the video and PUT the file to its presigned URL; the video id."""
     created = http.post(
-        f"{api_url}/v1/cdn/videos",
-        headers=headers,
-        json={"title": "e2e lesson", "sizeBytes": clip.stat().st_size},
+        f"{api_url}/v1/cdn/videos", headers=headers, json={"title": title, "sizeBytes": clip.stat().st_size}
     )
     assert created.status_code == 201, created.text
-    video_id = created.json()["data"]["video"]["videoId"]
     upload = created.json()["data"]["upload"]
+    assert upload["type"] == "put"
     put = http.put(upload["url"], content=clip.read_bytes(), headers=upload["headers"])
     assert put.status_code == 200, put.text
+    return created.json()["data"]["video"]["videoId"]
 
-    deadline, status = time.monotonic() + 180, {}
+
+def _finished(http, api_url: str, headers: dict[str, str], video_id: str, within_s: float) -> dict:
+    """Poll the video's status until it completes or fails; its last status."""
+    deadline, status = time.monotonic() + within_s, {}
     while time.monotonic() < deadline:
         status = http.get(f"{api_url}/v1/cdn/videos/{video_id}/status", headers=headers).json()["data"]
         if status["status"] in ("completed", "failed"):
             break
         time.sleep(1)
+    return status
+
+
+def test_upload_transcode_and_play_over_the_deployed_stack(api_url, demo_key, http, tmp_path):
+    headers = {"VF-ORG-ID": demo_key}
+    video_id = _upload(http, api_url, headers, make_video(tmp_path / "lesson.mp4"), "e2e lesson")
+    status = _finished(http, api_url, headers, video_id, within_s=180)
     assert status.get("status") == "completed", status
 
     url = http.get(f"{api_url}/v1/cdn/videos/{video_id}/url", headers=headers).json()["data"]
@@ -70,25 +78,8 @@ def test_long_video_takes_the_chunked_path_on_the_stack_and_plays(
     seconds, rate = 630, 10
     clip = make_video(tmp_path / "long.mp4", width=160, height=90, seconds=seconds, rate=rate)
     headers = {"VF-ORG-ID": demo_key}
-    created = http.post(
-        f"{api_url}/v1/cdn/videos",
-        headers=headers,
-        json={"title": "e2e long", "sizeBytes": clip.stat().st_size},
-    )
-    assert created.status_code == 201, created.text
-    video_id = created.json()["data"]["video"]["videoId"]
-    upload = created.json()["data"]["upload"]
-    assert upload["type"] == "put"
-    put = http.put(upload["url"], content=clip.read_bytes(), headers=upload["headers"])
-    assert put.status_code == 200, put.text
-
-    deadline, status, seen = time.monotonic() + 900, {}, set()
-    while time.monotonic() < deadline:
-        status = http.get(f"{api_url}/v1/cdn/videos/{video_id}/status", headers=headers).json()["data"]
-        seen.add(status["progress"])
-        if status["status"] in ("completed", "failed"):
-            break
-        time.sleep(2)
+    video_id = _upload(http, api_url, headers, clip, "e2e long")
+    status = _finished(http, api_url, headers, video_id, within_s=900)
     assert status.get("status") == "completed", status
 
     sfn = stack_aws("stepfunctions")
