@@ -143,3 +143,17 @@ class ScriptedProvider:
             yield TextDelta(piece)
         self.finished_at = time.perf_counter()
         yield Usage(input_tokens=11, output_tokens=len(self.pieces), model=self.name)
+
+
+def chat_route(org: Any, ctx: Any, action: str, chat_id: str) -> Any:
+    """`read` (GET) or `delete` (DELETE) /v1/ai-agent/chats/{chat_id} through the AI function's handler."""
+    from ai_agent import handler
+    from support import api_event, call
+
+    event = api_event(
+        f"ai_agent/{action}_chat.json",
+        headers=org.headers,
+        path=f"/v1/ai-agent/chats/{chat_id}",
+        path_params={"chat_id": chat_id},
+    )
+    return call(handler.handler, event, ctx)

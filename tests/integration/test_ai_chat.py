@@ -9,6 +9,7 @@ from ai_support import (
     ScriptedProvider,
     ai_env,  # noqa: F401 - an autouse fixture
     b64,
+    chat_route,
     grant,
     lines,
     png_with_text,
@@ -45,16 +46,7 @@ def test_chat_answers_in_the_envelope_and_keeps_the_history(org, lambda_context,
         "Where is energy made?",
         "Energy is made in mitochondria.",
     ]
-    read = call(
-        handler.handler,
-        api_event(
-            "ai_agent/read_chat.json",
-            headers=org.headers,
-            path="/v1/ai-agent/chats/c1",
-            path_params={"chat_id": "c1"},
-        ),
-        lambda_context,
-    )
+    read = chat_route(org, lambda_context, "read", "c1")
     assert read.status == 200
     assert [m["role"] for m in read.data["messages"]] == ["user", "assistant", "user", "assistant"]
     assert 0 < read.data["expiresIn"] <= 7 * 86400
@@ -93,27 +85,9 @@ def test_another_orgs_chat_is_not_found_and_stays_intact(org, other_org, lambda_
     grant(other_org.id)
     assert chat(other_org, lambda_context, {"chatId": "private", "message": "hello"}).status == 200
     assert model.calls[-1].history == ()
-    mine = call(
-        handler.handler,
-        api_event(
-            "ai_agent/read_chat.json",
-            headers=org.headers,
-            path="/v1/ai-agent/chats/private",
-            path_params={"chat_id": "private"},
-        ),
-        lambda_context,
-    )
+    mine = chat_route(org, lambda_context, "read", "private")
     assert [m["text"] for m in mine.data["messages"]][0] == "secret plans"
-    deleted = call(
-        handler.handler,
-        api_event(
-            "ai_agent/delete_chat.json",
-            headers=org.headers,
-            path="/v1/ai-agent/chats/private",
-            path_params={"chat_id": "private"},
-        ),
-        lambda_context,
-    )
+    deleted = chat_route(org, lambda_context, "delete", "private")
     assert deleted.status == 200 and deleted.data == {"chatId": "private", "deleted": True}
 
 
@@ -197,16 +171,7 @@ def test_a_provider_failing_mid_stream_sends_error_then_done_and_keeps_no_turn(
     assert events[-2]["error"] == "UPSTREAM_ERROR" and events[-2]["message"]
     assert [e["type"] for e in events].count("text") == fail_after
     assert "usage" not in [e["type"] for e in events]
-    read = call(
-        handler.handler,
-        api_event(
-            "ai_agent/read_chat.json",
-            headers=org.headers,
-            path="/v1/ai-agent/chats/f1",
-            path_params={"chat_id": "f1"},
-        ),
-        lambda_context,
-    )
+    read = chat_route(org, lambda_context, "read", "f1")
     assert [m["text"] for m in read.data["messages"]] == ["first", "First answer."]
     whole = chat(org, lambda_context, {"chatId": "f1", "message": "third"})
     assert whole.status == 502 and whole.body["error"] == "UPSTREAM_ERROR"
@@ -278,19 +243,7 @@ def test_an_unexpected_crash_mid_stream_still_ends_with_error_then_done(org, lam
     events = lines(reply.body)
     assert [e["type"] for e in events] == ["text", "error", "done"]
     assert events[1]["error"] == "INTERNAL_ERROR" and "internal details" not in events[1]["message"]
-    assert (
-        call(
-            handler.handler,
-            api_event(
-                "ai_agent/read_chat.json",
-                headers=org.headers,
-                path="/v1/ai-agent/chats/x1",
-                path_params={"chat_id": "x1"},
-            ),
-            lambda_context,
-        ).status
-        == 404
-    )
+    assert chat_route(org, lambda_context, "read", "x1").status == 404
 
 
 def test_history_is_bounded_and_expires(org, lambda_context, model, monkeypatch):
@@ -302,16 +255,7 @@ def test_history_is_bounded_and_expires(org, lambda_context, model, monkeypatch)
     grant(org.id)
     for message in ("one", "two", "three"):
         assert chat(org, lambda_context, {"chatId": "b1", "message": message}).status == 200
-    read = call(
-        handler.handler,
-        api_event(
-            "ai_agent/read_chat.json",
-            headers=org.headers,
-            path="/v1/ai-agent/chats/b1",
-            path_params={"chat_id": "b1"},
-        ),
-        lambda_context,
-    )
+    read = chat_route(org, lambda_context, "read", "b1")
     assert [m["text"] for m in read.data["messages"] if m["role"] == "user"] == ["two", "three"]
     assert len(read.data["messages"]) == 4 and 0 < read.data["expiresIn"] <= 600
     # The key names the org: another org's chat of the same id is another key.
@@ -355,16 +299,7 @@ def test_chat_list_is_newest_first_paginated_and_per_org(org, other_org, lambda_
     assert "question of" not in theirs.body
 
     # A deleted chat leaves the list.
-    deleted = call(
-        handler.handler,
-        api_event(
-            "ai_agent/delete_chat.json",
-            headers=org.headers,
-            path="/v1/ai-agent/chats/a3",
-            path_params={"chat_id": "a3"},
-        ),
-        lambda_context,
-    )
+    deleted = chat_route(org, lambda_context, "delete", "a3")
     assert deleted.status == 200
     assert [c["chatId"] for c in list_chats(org, lambda_context).data["items"]] == ["a1", "a2"]
 

@@ -296,7 +296,7 @@ def test_a_provider_timing_out_mid_answer_ends_the_stream_with_error_then_done(
     stand_in, org, lambda_context, monkeypatch
 ):
     from ai_agent import handler
-    from ai_support import grant, lines
+    from ai_support import chat_route, grant, lines
     from support import api_event, call
     from verriflo_ai import settings as ai_settings_module
 
@@ -316,16 +316,7 @@ def test_a_provider_timing_out_mid_answer_ends_the_stream_with_error_then_done(
             ),
             lambda_context,
         )
-        history = call(
-            handler.handler,
-            api_event(
-                "ai_agent/read_chat.json",
-                headers=org.headers,
-                path="/v1/ai-agent/chats/t1",
-                path_params={"chat_id": "t1"},
-            ),
-            lambda_context,
-        )
+        history = chat_route(org, lambda_context, "read", "t1")
     finally:
         ai_settings_module.reset_settings()
     events = lines(reply.body)
