@@ -29,10 +29,10 @@ SAM_CLI := aws-sam-cli==1.170.0 aws-sam-cli-local==1.71.0
 # client that loads the handler (awslambdaric; the cold-start benchmark starts from it), nothing else
 LAMBDA_RUNTIME_PKGS := boto3==1.44.8 awslambdaric==4.2.2
 
-.PHONY: help venv live-page deps up down status test test-unit test-integration test-e2e lint bench clean distclean check-python
+.PHONY: help venv live-page deps up down status test test-unit test-integration test-calendar test-e2e lint bench clean distclean check-python
 
 help:
-	@echo "make up | down | test | lint | bench | venv | deps | clean | distclean"
+	@echo "make up | down | test | test-calendar | lint | bench | venv | deps | clean | distclean"
 
 check-python:
 	@test -x "$(PY313)" || { echo "python3.13 not found (PATH or pyenv); install it first" >&2; exit 1; }
@@ -65,9 +65,10 @@ $(VENV_LAMBDA)/.stamp: | check-python
 
 # Debian packages the stack and the tests use: command -> package. apt-get update runs once, and
 # only when something is missing.
-# (node/npm build the classroom page; chromium drives it in the e2e tests)
-APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg node:nodejs npm:npm chromium:chromium espeak-ng:espeak-ng
-.local/.apt-installed:
+# (node/npm build the classroom page; chromium drives it in the e2e tests; faketime moves the clock
+# of test-calendar)
+APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg node:nodejs npm:npm chromium:chromium espeak-ng:espeak-ng faketime:faketime
+.local/.apt-installed: Makefile
 	mkdir -p .local
 	missing=""; for pair in $(APT_NEEDS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -103,6 +104,7 @@ endef
 test: deps
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration
+	$(MAKE) --no-print-directory test-calendar
 	$(MAKE) --no-print-directory test-e2e
 
 test-unit: $(VENV)/.stamp
@@ -110,6 +112,16 @@ test-unit: $(VENV)/.stamp
 
 test-integration: $(VENV)/.stamp .local/.apt-installed
 	$(call run_pytest,tests/integration)
+
+# The unit and integration suites again, each test started in the last seconds of a month (the next
+# month for each test; every twelfth a year): no test may depend on the calendar or the time of day.
+# libfaketime fakes the clock of pytest and of every server it starts (tests/calendar_edge.py).
+CALENDAR_CLOCK := .local/calendar-clock
+test-calendar: $(VENV)/.stamp .local/.apt-installed
+	mkdir -p .local && echo "@2026-12-01 00:00:00" > $(CALENDAR_CLOCK)
+	export LD_PRELOAD="$$(dpkg -L libfaketime | grep '/libfaketime.so.1$$')" \
+	  FAKETIME_TIMESTAMP_FILE="$(CURDIR)/$(CALENDAR_CLOCK)" FAKETIME_NO_CACHE=1; \
+	  $(call run_pytest,tests/unit tests/integration -p calendar_edge -p no:cacheprovider)
 
 # the e2e suite brings up its own isolated stack (.local/e2e, own ports) and tears it down
 test-e2e: deps

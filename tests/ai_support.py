@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,18 @@ def ai_env() -> Iterator[None]:
     yield
     ai_settings_module.reset_settings()
     knowledge.clear_index_cache()
+
+
+def usage_period() -> dict[str, str]:
+    """A usage-summary query around the current day (from yesterday to tomorrow): whatever the
+    calendar says when the test runs, and if midnight passes between a write and the read, what the
+    test just recorded is inside it. (The sample event's fixed dates are an example for
+    `sam local invoke`, not a period that contains today.)"""
+    today = datetime.now(UTC).date()
+    return {
+        "startDate": (today - timedelta(days=1)).isoformat(),
+        "endDate": (today + timedelta(days=1)).isoformat(),
+    }
 
 
 def grant(org_id: str, credits: int = 1000) -> None:

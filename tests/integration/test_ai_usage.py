@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from ai_agent import handler, logic
-from ai_support import ScriptedProvider, grant
+from ai_support import ScriptedProvider, grant, usage_period
 from support import api_event, call
 from verriflo import db, ledger
 
@@ -21,7 +21,9 @@ def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedProvider:
 
 def summary(org, ctx, query=None):
     return call(
-        handler.handler, api_event("ai_agent/usage_summary.json", headers=org.headers, query=query), ctx
+        handler.handler,
+        api_event("ai_agent/usage_summary.json", headers=org.headers, query=query or usage_period()),
+        ctx,
     )
 
 

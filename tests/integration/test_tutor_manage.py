@@ -191,11 +191,13 @@ def test_usage_per_room_counts_interactions_students_tokens_and_cost(
 
 def test_the_ai_api_usage_summary_counts_the_tutor(classroom: Classroom, lambda_context):
     from ai_agent.handler import handler as agent
+    from ai_support import usage_period
     from support import api_event
 
     ask_stream(classroom, lambda_context, question(classroom, "What is inertia?"))
     summary = call(
-        agent, api_event("ai_agent/usage_summary.json", headers=classroom.headers), lambda_context
+        agent, api_event("ai_agent/usage_summary.json", headers=classroom.headers, query=usage_period()),
+        lambda_context,
     ).data
     tutor = summary["breakdown"]["aiTutor"]
     assert tutor["interactions"] == 1 and tutor["students"] == 1 and tutor["inputTokens"] > 0
