@@ -196,7 +196,8 @@ def test_the_ai_api_usage_summary_counts_the_tutor(classroom: Classroom, lambda_
 
     ask_stream(classroom, lambda_context, question(classroom, "What is inertia?"))
     summary = call(
-        agent, api_event("ai_agent/usage_summary.json", headers=classroom.headers, query=usage_period()),
+        agent,
+        api_event("ai_agent/usage_summary.json", headers=classroom.headers, query=usage_period()),
         lambda_context,
     ).data
     tutor = summary["breakdown"]["aiTutor"]
