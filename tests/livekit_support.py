@@ -99,6 +99,14 @@ class LiveKit:
         return [deliver(handler, ctx, d) for d in self.wait_for(*names, timeout=timeout)]
 
 
+def only_room_scoped_grants(claims: Any) -> bool:
+    """A join token's claims carry no grant LiveKit checks project-wide (roomRecord, roomCreate,
+    roomList, ingressAdmin) and no right to rewrite the holder's own metadata."""
+    video = claims.video
+    wide = (video.room_record, video.room_create, video.room_list, video.ingress_admin)
+    return not any(wide) and not video.can_update_own_metadata and bool(video.room)
+
+
 def rooms_event(name: str, headers: dict[str, str], body: Any = None, **params: str) -> dict[str, Any]:
     """A rooms sample event with its path parameters (and so its path) replaced."""
     from support import load_event
