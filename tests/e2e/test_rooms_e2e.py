@@ -78,7 +78,8 @@ def test_stand_in_webhooks_reach_the_deployed_function(
     reply = _create(http, api_url, demo_key)
     room_id = reply.json()["data"]["room"]  # {"roomId", "sid"}
     token = reply.json()["data"]["token"]
-    livekit_admin("POST", f"/admin/rooms/{demo_org_id}.{room_id['roomId']}/participants", {"token": token})
+    path = f"/admin/rooms/{demo_org_id}.{room_id['roomId']}/participants"
+    livekit_admin("POST", path, {"token": token}, token=token)  # the browser joins with its token
     deadline = time.monotonic() + 30
     status = {}
     while time.monotonic() < deadline:  # bounded polling: the webhook travels stand-in -> API -> function
