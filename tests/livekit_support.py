@@ -8,6 +8,7 @@ import queue
 import secrets
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -112,6 +113,21 @@ def stand_in_call(url: str, method: str, path: str, body: Any, token: str) -> An
     )
     with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
         return json.loads(reply.read() or b"{}")
+
+
+def twirp(url: str, method: str, body: dict, token: str, service: str = "RoomService") -> tuple[int, dict]:
+    """One JSON Twirp call to LiveKit (the stand-in) as `token`: the status and the answer."""
+    request = urllib.request.Request(  # noqa: S310 - the local stand-in
+        f"{url}/twirp/livekit.{service}/{method}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 def only_room_scoped_grants(claims: Any) -> bool:

@@ -11,24 +11,10 @@ import urllib.request
 
 import pytest
 from livekit.api import AccessToken, TokenVerifier, VideoGrants, WebhookReceiver
-from livekit_support import LiveKit
+from livekit_support import LiveKit, twirp
 
 pytestmark = pytest.mark.timeout(60)
 pytest_plugins = ("livekit_support",)
-
-
-def twirp(url: str, method: str, body: dict, token: str, service: str = "RoomService") -> tuple[int, dict]:
-    request = urllib.request.Request(  # noqa: S310 - the local stand-in
-        f"{url}/twirp/livekit.{service}/{method}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def token(lk: LiveKit, grants: VideoGrants, secret: str | None = None) -> str:

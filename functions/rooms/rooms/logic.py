@@ -357,6 +357,11 @@ def download_recording(org: OrgContext, room_id: str, egress_id: str) -> Recordi
         raise Gone("Recordings are kept for 6 hours after class; this one was deleted.")
     if doc["status"] != "EGRESS_COMPLETE":
         raise Conflict(f"The recording is not ready yet (status {doc['status']}).")
+    from verriflo import media as media_records
+
+    if not media_records.recording_location(org.org_id, room_id, doc.get("bucket"), doc.get("key")):
+        # Only ever a record from before recordings were fenced: never presign somewhere else.
+        raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
     ttl = live_settings().download_url_ttl_s
     if until is not None:
         ttl = max(60, min(ttl, int((until - current).total_seconds())))

@@ -200,32 +200,32 @@ def _room_finished(event: Any, event_id: str) -> None:
 
 
 def _egress(event: Any, event_id: str) -> None:
+    """What LiveKit reports of a recording, taken only for a recording our API started: its record
+    (made by rooms.logic.start_recording) names the bucket and key; the report never does. Anyone
+    holding the LiveKit project's roomRecord can start an egress of any room to anywhere."""
     from livekit.protocol.egress import EgressStatus
 
     if not event.HasField("egress_info"):
         return
     info = event.egress_info
+    recording = store.get_recording(info.egress_id)
+    if recording is None:
+        _unknown_egress(event, info)
+        return
     status = EgressStatus.Name(info.status)
     changes: dict[str, Any] = {"status": status}
+    if not _where_we_asked(info, recording):
+        logger.warning("livekit.egress_elsewhere", extra={"event": event.event, "egress_id": info.egress_id})
+        status = "EGRESS_FAILED"
+        changes = {"status": status, "error": "The recording was not written where it was asked to be."}
     if event.event == "egress_ended":
         changes["endedAt"] = _at(info.ended_at / 1e9 if info.ended_at else None)
-        if info.file_results:
+        if info.file_results and status == "EGRESS_COMPLETE":
             result = info.file_results[0]
-            changes |= {
-                "size": int(result.size),
-                "duration": round(result.duration / 1e9, 3),
-                "location": result.location,
-            }
+            changes |= {"size": int(result.size), "duration": round(result.duration / 1e9, 3)}
         if info.error:
             changes["error"] = info.error[:500]
     recording = store.update_recording(info.egress_id, changes)
-    if recording is None:
-        # LiveKit can report a recording before our start call stored it: keep it if the room is ours.
-        room = store.room_by_livekit_name(info.room_name) if info.room_name else None
-        if room is None:
-            logger.info("livekit.webhook_unknown_egress", extra={"event": event.event})
-            return
-        recording = store.update_recording(info.egress_id, changes, on_insert=_recording_from(info, room))
     org_id, room_id = recording["orgId"], recording["roomId"]
     if event.event == "egress_started":
         events.publish(
@@ -247,28 +247,26 @@ def _egress(event: Any, event_id: str) -> None:
             )
 
 
-def _recording_from(info: Any, room: dict[str, Any]) -> dict[str, Any]:
-    """A recording document built from LiveKit's report alone."""
-    from livekit.protocol.egress import EncodingOptionsPreset
+def _where_we_asked(info: Any, recording: dict[str, Any]) -> bool:
+    """The egress writes to our record's location, and that is a recordings location of its room."""
+    from verriflo import media as media_records
 
+    key, bucket = recording.get("key"), recording.get("bucket")
+    if not media_records.recording_location(recording["orgId"], recording["roomId"], bucket, key):
+        return False
     request = info.room_composite
-    output = request.file_outputs[0] if request.file_outputs else None
-    return {
-        "orgId": room["orgId"],
-        "roomId": room["roomId"],
-        "status": "EGRESS_STARTING",
-        "layout": request.layout or "grid",
-        "preset": EncodingOptionsPreset.Name(request.preset),
-        "showLogo": False,
-        "bucket": output.s3.bucket if output else None,
-        "key": output.filepath if output else None,
-        "requestedBy": None,
-        "startedAt": _at(info.started_at / 1e9 if info.started_at else None),
-        "endedAt": None,
-        "size": None,
-        "duration": None,
-        "deleteAt": None,
-    }
+    outputs = list(request.file_outputs) or ([request.file] if request.HasField("file") else [])
+    return all(o.filepath == key and o.s3.bucket == bucket for o in outputs)
+
+
+def _unknown_egress(event: Any, info: Any) -> None:
+    """An egress we have no record of: not one of ours, unless our start call has not stored it yet."""
+    room = store.room_by_livekit_name(info.room_name) if info.room_name else None
+    if room is not None and now().timestamp() - (event.created_at or 0) < UNKNOWN_GRACE_S:
+        # LiveKit can report a recording before the start call that asked for it has stored it:
+        # answer 503 so LiveKit delivers it again, instead of taking LiveKit's word for what it is.
+        raise ServiceUnavailable("This recording is not known yet; retry shortly.")
+    logger.info("livekit.webhook_unknown_egress", extra={"event": event.event, "egress_id": info.egress_id})
 
 
 HANDLERS = {
