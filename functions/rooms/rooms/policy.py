@@ -20,6 +20,7 @@ from typing import Any
 
 CAMERA_MIC = ("camera", "microphone")
 SCREEN = ("screen_share", "screen_share_audio")
+ROLES = frozenset({"TEACHER", "MODERATOR", "STUDENT", "ADMIN"})
 RECORDING_ROLES = frozenset({"TEACHER", "ADMIN"})
 TEACHING_ROLES = frozenset({"TEACHER", "MODERATOR", "ADMIN"})
 

@@ -133,6 +133,18 @@ def connected(
         return db.collection(SESSIONS).count_documents(query, **options)
 
 
+def open_sessions(org_id: str, room_id: str, uid: str | None = None) -> dict[str, dict[str, Any]]:
+    """The open session of each connected participant (or of `uid`), by uid: the role and
+    customization our join token gave them (or a role change since), never what a client wrote."""
+    query: dict[str, Any] = {"orgId": org_id, "roomId": room_id, "leftAt": None}
+    if uid is not None:
+        query["uid"] = uid
+    fields = {"uid": 1, "role": 1, "customization": 1, "joinedAt": 1}
+    with db.unavailable_on_failure():
+        found = db.collection(SESSIONS).find(query, fields).sort("joinedAt", 1)
+        return {doc["uid"]: doc for doc in found}  # the latest session of a uid wins
+
+
 def set_session_role(org_id: str, room_id: str, uid: str, role: str) -> None:
     """Follow a role change of a connected participant."""
     with db.unavailable_on_failure():

@@ -22,6 +22,7 @@ from verriflo.orgs import now
 from rooms import lk, logic, store
 from rooms.config import live_settings
 from rooms.models import WebhookAck
+from rooms.policy import ROLES
 
 # LiveKit names our rooms `<orgId>.<roomId>` (logic.livekit_name).
 OUR_NAME = re.compile(r"^org_[0-9a-f]{8,40}\.[A-Za-z0-9_-]{1,100}$")
@@ -32,12 +33,21 @@ def _at(seconds: int | float | None) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) if seconds else now()
 
 
-def _role(metadata: str) -> str:
+def _granted(metadata: str) -> tuple[str, dict[str, Any]]:
+    """The role and customization a participant joined with. At join LiveKit's participant metadata
+    is the join token's, which we wrote (and nobody may rewrite their own: rooms.policy); anything
+    unexpected still falls back to the least rights."""
     try:
         value = json.loads(metadata or "{}")
     except ValueError:
-        return "STUDENT"
-    return str(value.get("role") or "STUDENT") if isinstance(value, dict) else "STUDENT"
+        value = {}
+    value = value if isinstance(value, dict) else {}
+    role = value.get("role")
+    customization = value.get("customization")
+    return (
+        role if role in ROLES else "STUDENT",
+        customization if isinstance(customization, dict) else {},
+    )
 
 
 def ingest(body: str, authorization: str | None) -> WebhookAck:
@@ -106,7 +116,7 @@ def _participant_joined(event: Any, event_id: str) -> None:
         return
     p = event.participant
     joined = _at(p.joined_at or event.created_at)
-    role = _role(p.metadata)
+    role, customization = _granted(p.metadata)
     store.open_session(
         {
             "_id": _session_id(room, p),
@@ -116,6 +126,7 @@ def _participant_joined(event: Any, event_id: str) -> None:
             "uid": p.identity,
             "name": p.name,
             "role": role,
+            "customization": customization,
             "joinedAt": joined,
             "leftAt": None,
             "seconds": None,
