@@ -713,10 +713,15 @@ def _handler_for(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                         raise TwirpError("permission_denied", "permissions denied: room_admin required")
                     info = stand_in.join(parts[2], request)
                     self._json(200, json_format.MessageToDict(info))
-                elif parts[:2] == ["admin", "rooms"] and len(parts) == 6 and parts[3:6:2] == [
-                    "participants",
-                    "metadata",
-                ]:
+                elif (
+                    parts[:2] == ["admin", "rooms"]
+                    and len(parts) == 6
+                    and parts[3:6:2]
+                    == [
+                        "participants",
+                        "metadata",
+                    ]
+                ):
                     info = stand_in.update_own(parts[2], parts[4], json.loads(body or b"{}"), claims)
                     self._json(200, json_format.MessageToDict(info))
                 elif parts[:2] == ["admin", "egress"] and len(parts) == 4 and parts[3] == "complete":
