@@ -45,7 +45,7 @@ def _granted(metadata: str) -> tuple[str, dict[str, Any]]:
     role = value.get("role")
     customization = value.get("customization")
     return (
-        role if role in ROLES else "STUDENT",
+        role if isinstance(role, str) and role in ROLES else "STUDENT",
         customization if isinstance(customization, dict) else {},
     )
 
