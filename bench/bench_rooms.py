@@ -124,7 +124,6 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
         can_subscribe=True,
         can_publish_data=True,
         can_publish_sources=[],
-        can_update_own_metadata=True,
     )
 
     def bare_mint() -> None:

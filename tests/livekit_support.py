@@ -8,6 +8,7 @@ import queue
 import secrets
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,29 +53,31 @@ class LiveKit:
         body = json_format.MessageToJson(event, indent=None)
         return Delivery(body, {"Authorization": self.stand_in.sign(body)})
 
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        """Call an admin route of the stand-in (simulated participants and egress)."""
-        from livekit.api import AccessToken, VideoGrants
+    def server_token(self, grants: Any) -> str:
+        """A token our server side would mint with the project's key (never a browser's)."""
+        from livekit.api import AccessToken
 
-        token = AccessToken(self.api_key, self.api_secret).with_grants(VideoGrants(room_admin=True)).to_jwt()
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 - http URLs we were given
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
-            return json.loads(reply.read() or b"{}")
+        return AccessToken(self.api_key, self.api_secret).with_grants(grants).to_jwt()
+
+    def admin(self, method: str, path: str, body: Any = None, *, token: str) -> Any:
+        """Call an admin route of the stand-in (simulated participants and egress) as `token`."""
+        return stand_in_call(self.url, method, path, body, token)
 
     def join(self, room_name: str, token: str, tracks: list[dict[str, str]] | None = None) -> dict[str, Any]:
-        """A browser connects with a join token."""
+        """A browser connects with its join token."""
         return self.admin(
-            "POST", f"/admin/rooms/{room_name}/participants", {"token": token, "tracks": tracks or []}
+            "POST",
+            f"/admin/rooms/{room_name}/participants",
+            {"token": token, "tracks": tracks or []},
+            token=token,
         )
 
     def leave(self, room_name: str, identity: str) -> None:
-        self.admin("DELETE", f"/admin/rooms/{room_name}/participants/{identity}")
+        """A participant disconnects (as the room's admin says so)."""
+        from livekit.api import VideoGrants
+
+        token = self.server_token(VideoGrants(room_admin=True, room=room_name))
+        self.admin("DELETE", f"/admin/rooms/{room_name}/participants/{identity}", token=token)
 
     def wait_for(self, *names: str, timeout: float = 20.0) -> list[Delivery]:
         """Collect deliveries until each of `names` was seen (bounded polling), in arrival order."""
@@ -97,6 +100,42 @@ class LiveKit:
     def pump(self, handler: Callable[..., Any], ctx: Any, *names: str, timeout: float = 20.0) -> list[Any]:
         """Feed the webhooks up to `names` into the rooms handler, as API Gateway would; the replies."""
         return [deliver(handler, ctx, d) for d in self.wait_for(*names, timeout=timeout)]
+
+
+def stand_in_call(url: str, method: str, path: str, body: Any, token: str) -> Any:
+    """One admin or Twirp (JSON) call to a LiveKit stand-in at `url`; HTTPError on refusal."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - http URLs we were given
+        url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+        return json.loads(reply.read() or b"{}")
+
+
+def twirp(url: str, method: str, body: dict, token: str, service: str = "RoomService") -> tuple[int, dict]:
+    """One JSON Twirp call to LiveKit (the stand-in) as `token`: the status and the answer."""
+    request = urllib.request.Request(  # noqa: S310 - the local stand-in
+        f"{url}/twirp/livekit.{service}/{method}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def only_room_scoped_grants(claims: Any) -> bool:
+    """A join token's claims carry no grant LiveKit checks project-wide (roomRecord, roomCreate,
+    roomList, ingressAdmin) and no right to rewrite the holder's own metadata."""
+    video = claims.video
+    wide = (video.room_record, video.room_create, video.room_list, video.ingress_admin)
+    return not any(wide) and not video.can_update_own_metadata and bool(video.room)
 
 
 def rooms_event(name: str, headers: dict[str, str], body: Any = None, **params: str) -> dict[str, Any]:

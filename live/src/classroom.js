@@ -1,6 +1,7 @@
 // The classroom page: lobby, title, participants, chat, hand raise and controls as the join token
 // and its customization allow, on livekit-client; tells the parent window what happens.
 import { ConnectionErrorReason, DisconnectReason, Room, RoomEvent, Track } from 'livekit-client';
+import { plain, renderRoster } from './roster.js';
 import { session } from './session.js';
 import { startTutor } from './tutor.js';
 
@@ -11,6 +12,7 @@ const decoder = new TextDecoder();
 let room = null;
 let current = null;
 let handRaised = false;
+const raisedHands = new Set();  // identities whose last 'hand' message said raised
 
 function tellParent(message) {
   // The host app decides what to do; the page never learns the host's origin, so '*' is the target.
@@ -102,31 +104,31 @@ function moderationButtons(p) {
   return tools;
 }
 
-function participantRow(p) {
-  const li = document.createElement('li');
-  li.dataset.identity = p.identity;
-  let meta = {};
-  try { meta = JSON.parse(p.metadata || '{}'); } catch { meta = {}; }
-  const name = current.flags.showParticipantName ? (p.name || p.identity) : 'Participant';
-  const label = document.createElement('span');
-  label.textContent = `${name}${meta.role ? ` · ${meta.role.toLowerCase()}` : ''}`;
-  li.append(label);
-  const marks = document.createElement('span');
-  if (p.attributes && p.attributes.handRaised === 'true' && current.flags.allowHandRaise) marks.textContent += '✋';
-  if (current.flags.showMicIndicator) {
-    const mic = p.getTrackPublication(Track.Source.Microphone);
-    marks.textContent += mic && !mic.isMuted ? ' 🎤' : ' 🔇';
-  }
-  li.append(marks);
-  if (current.can.manage && room && p !== room.localParticipant) li.append(moderationButtons(p));
-  return li;
-}
-
 function renderParticipants() {
   if (!room) return;
   const everyone = [room.localParticipant, ...room.remoteParticipants.values()];
-  $('participants').replaceChildren(...everyone.map(participantRow));
-  $('count').textContent = String(everyone.length);
+  const count = renderRoster($('participants'), everyone, {
+    showNames: current.flags.showParticipantName,
+    showMic: current.flags.showMicIndicator,
+    raised: current.flags.allowHandRaise ? raisedHands : new Set(),
+    tools: current.can.manage ? (p) => (p === room.localParticipant ? null : moderationButtons(p)) : null,
+  });
+  $('count').textContent = String(count);
+}
+
+// Hand raises are data messages (topic 'hand', "1" or "0"): LiveKit sets their sender, and no one
+// needs the right to rewrite their own metadata or attributes for them.
+function announceHand(to) {
+  const options = { reliable: true, topic: 'hand' };
+  if (to) options.destinationIdentities = [to];
+  return room.localParticipant.publishData(encoder.encode(handRaised ? '1' : '0'), options);
+}
+
+function onHand(participant, payload) {
+  if (!participant) return;
+  if (decoder.decode(payload) === '1') raisedHands.add(participant.identity);
+  else raisedHands.delete(participant.identity);
+  renderParticipants();
 }
 
 function addMessage(from, text) {
@@ -161,9 +163,14 @@ async function connect() {
     const url = await liveKitUrl();
     room = new Room({ adaptiveStream: true, dynacast: true });
     room
-      .on(RoomEvent.ParticipantConnected, renderParticipants)
-      .on(RoomEvent.ParticipantDisconnected, renderParticipants)
-      .on(RoomEvent.ParticipantAttributesChanged, renderParticipants)
+      .on(RoomEvent.ParticipantConnected, (p) => {
+        if (handRaised) announceHand(p.identity).catch(() => {});
+        renderParticipants();
+      })
+      .on(RoomEvent.ParticipantDisconnected, (p) => {
+        raisedHands.delete(p.identity);
+        renderParticipants();
+      })
       .on(RoomEvent.TrackMuted, renderParticipants)
       .on(RoomEvent.TrackUnmuted, renderParticipants)
       .on(RoomEvent.TrackSubscribed, (track) => {
@@ -173,7 +180,9 @@ async function connect() {
       .on(RoomEvent.TrackUnsubscribed, (track) => track.detach().forEach((el) => el.remove()))
       .on(RoomEvent.RecordingStatusChanged, (on) => show('recording', on))
       .on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
-        if (topic === 'chat' && current.can.chat) addMessage(participant ? participant.name || participant.identity : 'Class', decoder.decode(payload));
+        if (topic === 'hand') onHand(participant, payload);
+        const from = participant ? plain(participant.name) || plain(participant.identity) : 'Class';
+        if (topic === 'chat' && current.can.chat) addMessage(from || 'Participant', decoder.decode(payload));
       })
       .on(RoomEvent.Disconnected, onDisconnected);
     const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), CONNECT_TIMEOUT_MS));
@@ -225,7 +234,9 @@ function wireControls() {
   toggle('screen', () => room.localParticipant.isScreenShareEnabled, (on) => room.localParticipant.setScreenShareEnabled(on));
   $('hand').onclick = async () => {
     handRaised = !handRaised;
-    await room.localParticipant.setAttributes({ handRaised: String(handRaised) });
+    await announceHand();
+    if (handRaised) raisedHands.add(room.localParticipant.identity);
+    else raisedHands.delete(room.localParticipant.identity);
     $('hand').textContent = handRaised ? 'Lower hand' : 'Raise hand';
     $('hand').setAttribute('aria-pressed', String(handRaised));
     renderParticipants();

@@ -1,6 +1,7 @@
 // What the page knows before connecting: the join token's claims (read, never verified here: the
 // LiveKit server verifies it) and the customization flags with their defaults.
 
+const ROLES = ['TEACHER', 'MODERATOR', 'STUDENT', 'ADMIN'];
 const SHOWN_BY_DEFAULT = [
   'showLobby', 'showClassTitle', 'showLogo', 'showHeader', 'showParticipantName', 'showMicIndicator',
   'needChat', 'needControlbar', 'allowScreenShare', 'allowHandRaise', 'allowRecording',
@@ -13,6 +14,7 @@ export function decodeToken(token) {
   const claims = JSON.parse(decodeURIComponent(escape(json)));
   let meta = {};
   try { meta = JSON.parse(claims.metadata || '{}'); } catch { meta = {}; }
+  if (!meta || typeof meta !== 'object') meta = {};
   return { claims, meta };
 }
 
@@ -34,7 +36,7 @@ export function session(search, nowSeconds) {
   const { claims, meta } = decoded;
   if (claims.exp && claims.exp < nowSeconds) return { error: 'expired' };
   const video = claims.video || {};
-  const role = meta.role || 'STUDENT';
+  const role = ROLES.includes(meta.role) ? meta.role : 'STUDENT';
   const flags = flagsFrom(meta.customization);
   const sources = video.canPublishSources || [];
   return {
@@ -48,9 +50,9 @@ export function session(search, nowSeconds) {
       publish: video.canPublish === true,
       screenShare: video.canPublish === true && flags.allowScreenShare && sources.includes('screen_share'),
       data: video.canPublishData === true,
-      handRaise: flags.allowHandRaise && role === 'STUDENT' && video.canUpdateOwnMetadata === true,
+      // Hand raises are data messages (classroom.js), so they need the data channel only.
+      handRaise: flags.allowHandRaise && role === 'STUDENT' && video.canPublishData === true,
       chat: flags.needChat,
-      record: video.roomRecord === true && flags.allowRecording,
       // Teachers, moderators and admins may mute and remove others (LiveKit checks roomAdmin too).
       manage: video.roomAdmin === true,
     },

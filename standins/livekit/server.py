@@ -3,12 +3,20 @@
 Speaks, over HTTP on one port:
 - Twirp `POST /twirp/livekit.RoomService/<Method>` and `/twirp/livekit.Egress/<Method>` with
   protobuf (`application/protobuf`) or JSON bodies, authorised by a bearer JWT checked as LiveKit
-  checks it (signed by the API secret, issued by the API key, with the grant the method needs);
-  errors are Twirp JSON `{"code", "msg"}` with LiveKit's status codes.
-- Admin routes to simulate what browsers and egress workers would do (same bearer JWT):
+  checks it (signed by the API secret, issued by the API key, with the grant each method needs:
+  `roomCreate` to create and delete rooms, `roomList` to list them, `roomAdmin` for the room the
+  token names and no other to manage participants and room metadata, `roomRecord` for every Egress
+  method, which LiveKit does not scope to a room); errors are Twirp JSON `{"code", "msg"}` with
+  LiveKit's status codes.
+- Admin routes to simulate what browsers and egress workers would do, scoped as LiveKit scopes the
+  same acts (a browser acts only in its own room, as itself):
   `POST /admin/rooms/<room>/participants` (join; body `{"token": <join token>}` or
-  `{"identity", "name", "metadata", "tracks": [...]}`), `DELETE /admin/rooms/<room>/participants/<identity>`
-  (leave), `POST /admin/egress/<egressId>/complete` (finish a recording), `GET /admin/state`.
+  `{"identity", "name", "metadata", "tracks": [...]}`; bearer: a token of that room),
+  `DELETE /admin/rooms/<room>/participants/<identity>` (leave; bearer: that participant's own join
+  token or `roomAdmin` of the room), `POST /admin/rooms/<room>/participants/<identity>/metadata`
+  (the client SDK's own metadata/name/attributes update; bearer: that participant's join token, and
+  its `canUpdateOwnMetadata`), `POST /admin/egress/<egressId>/complete` (an egress worker finishes;
+  `roomRecord`), `GET /admin/state` (every room; `roomList`).
 - Webhooks to every `--webhook-url`, signed exactly as LiveKit signs them (a JWT in
   `Authorization` carrying the base64 sha256 of the body), delivered in order with retries.
 Recordings are real: when an egress finishes, FFmpeg renders a short MP4 which is uploaded to the
@@ -149,12 +157,26 @@ class StandIn:
             raise TwirpError("unauthenticated", f"invalid token: {exc}") from exc
 
     @staticmethod
-    def _need(claims: api.access_token.Claims, grant: str, room: str | None = None) -> None:
+    def need_grant(claims: api.access_token.Claims, grant: str, room: str | None = None) -> None:
+        """LiveKit's check: the grant, and for `room_admin` exactly the request's room (a token
+        naming no room, or another, administers nothing: LiveKit's EnsureAdminPermission)."""
         video = claims.video or api.VideoGrants()
         if not getattr(video, grant, False):
             raise TwirpError("permission_denied", f"permissions denied: {grant} required")
-        if room is not None and grant == "room_admin" and video.room and video.room != room:
+        if grant == "room_admin" and video.room != (room or ""):
             raise TwirpError("permission_denied", "permissions denied: token is for another room")
+
+    @staticmethod
+    def need_room(claims: api.access_token.Claims, room: str, identity: str | None = None) -> None:
+        """A simulated client act in `room`: allowed to the room's admin, or to a participant's own
+        join token (as itself, when `identity` is given); never across rooms."""
+        video = claims.video or api.VideoGrants()
+        if video.room != room:
+            raise TwirpError("permission_denied", "permissions denied: token is for another room")
+        if video.room_admin:
+            return
+        if not video.room_join or (identity is not None and claims.identity != identity):
+            raise TwirpError("permission_denied", "permissions denied: not this participant's token")
 
     # --- RoomService -------------------------------------------------------------------------------
 
@@ -195,7 +217,7 @@ class StandIn:
             raise TwirpError("bad_route", f"no handler for RoomService/{method}")
         request_type, grant, run = handlers[method]
         request = _parse(request_type, body, json_body)
-        self._need(claims, grant, getattr(request, "room", None))
+        self.need_grant(claims, grant, getattr(request, "room", None))
         with self._lock:
             return run(request)
 
@@ -290,7 +312,7 @@ class StandIn:
 
     def egress_service(self, method: str, body: bytes, json_body: bool, claims: Any) -> Message:
         """Handle one Egress method."""
-        self._need(claims, "room_record")
+        self.need_grant(claims, "room_record")
         with self._lock:
             if method == "StartRoomCompositeEgress":
                 return self._start_egress(_parse(proto_egress.RoomCompositeEgressRequest, body, json_body))
@@ -453,6 +475,27 @@ class StandIn:
         with self._lock:
             participant = self._participant(room_name, identity)
             self._leave(room_name, participant, proto_models.DisconnectReason.CLIENT_INITIATED)
+
+    def update_own(
+        self, room_name: str, identity: str, body: dict[str, Any], claims: api.access_token.Claims
+    ) -> proto_models.ParticipantInfo:
+        """A client changes its own metadata, name or attributes (the SDK's setMetadata, setName,
+        setAttributes): LiveKit allows it only with `canUpdateOwnMetadata`."""
+        self.need_room(claims, room_name, identity)
+        with self._lock:
+            participant = self._participant(room_name, identity)
+            if not participant.permission.can_update_metadata:
+                raise TwirpError("permission_denied", "permissions denied: canUpdateOwnMetadata required")
+            if "metadata" in body:
+                participant.metadata = str(body["metadata"])
+            if body.get("name"):
+                participant.name = str(body["name"])
+            for key, value in (body.get("attributes") or {}).items():
+                participant.attributes[str(key)] = str(value)
+            participant.version += 1
+            room = self._room(room_name)
+            self._emit("participant_metadata_changed", room=room.info, participant=participant)
+            return participant
 
     def _leave(self, room_name: str, participant: proto_models.ParticipantInfo, reason: int) -> None:
         room = self._room(room_name)
@@ -664,9 +707,25 @@ def _handler_for(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                     else:
                         self._send(200, reply.SerializeToString(), "application/protobuf")
                 elif parts[:2] == ["admin", "rooms"] and len(parts) == 4 and parts[3] == "participants":
-                    info = stand_in.join(parts[2], json.loads(body or b"{}"))
+                    stand_in.need_room(claims, parts[2])
+                    request = json.loads(body or b"{}")
+                    if not request.get("token") and not (claims.video and claims.video.room_admin):
+                        raise TwirpError("permission_denied", "permissions denied: room_admin required")
+                    info = stand_in.join(parts[2], request)
+                    self._json(200, json_format.MessageToDict(info))
+                elif (
+                    parts[:2] == ["admin", "rooms"]
+                    and len(parts) == 6
+                    and parts[3:6:2]
+                    == [
+                        "participants",
+                        "metadata",
+                    ]
+                ):
+                    info = stand_in.update_own(parts[2], parts[4], json.loads(body or b"{}"), claims)
                     self._json(200, json_format.MessageToDict(info))
                 elif parts[:2] == ["admin", "egress"] and len(parts) == 4 and parts[3] == "complete":
+                    stand_in.need_grant(claims, "room_record")
                     self._json(200, json_format.MessageToDict(stand_in.complete_egress(parts[2])))
                 else:
                     raise TwirpError("bad_route", "no such route")
@@ -678,8 +737,9 @@ def _handler_for(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:  # noqa: N802
             parts = self.path.split("?")[0].strip("/").split("/")
             try:
-                stand_in.authorize(self.headers.get("Authorization"))
+                claims = stand_in.authorize(self.headers.get("Authorization"))
                 if parts[:2] == ["admin", "rooms"] and len(parts) == 5 and parts[3] == "participants":
+                    stand_in.need_room(claims, parts[2], parts[4])
                     stand_in.leave(parts[2], parts[4])
                     self._json(200, {})
                 else:
@@ -704,8 +764,9 @@ def _handler_for(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"success", "text/plain")
                 return
             try:
-                stand_in.authorize(self.headers.get("Authorization"))
+                claims = stand_in.authorize(self.headers.get("Authorization"))
                 if path == "/admin/state":
+                    stand_in.need_grant(claims, "room_list")  # every room of the project: never a browser's
                     self._json(200, stand_in.state())
                 else:
                     raise TwirpError("bad_route", "no such route")

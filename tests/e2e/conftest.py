@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -166,27 +165,23 @@ def verriflo_cli(cli_env: dict[str, str]):
 
 @pytest.fixture(scope="session")
 def livekit_admin(e2e_stack: dict[str, str], stack_aws):
-    """Call the LiveKit stand-in's admin routes (`method`, `path`, JSON body) with a token signed by
-    the stack's LiveKit secret; returns the parsed JSON answer."""
+    """Call the LiveKit stand-in's admin routes (`method`, `path`, JSON body, `token`: a join token,
+    or by default a server token with `grants`, signed by the stack's LiveKit secret); the JSON answer."""
     from livekit.api import AccessToken, VideoGrants
+    from livekit_support import stand_in_call
 
     sm = stack_aws("secretsmanager")
     secret = json.loads(
         sm.get_secret_value(SecretId=e2e_stack["STACK_OUTPUT_LiveKitSecretName"])["SecretString"]
     )
-    token = (
-        AccessToken(secret["apiKey"], secret["apiSecret"]).with_grants(VideoGrants(room_admin=True)).to_jwt()
-    )
 
-    def call(method: str, path: str, body: dict | None = None) -> dict:
-        request = urllib.request.Request(  # noqa: S310 - the local stand-in
-            e2e_stack["LIVEKIT_URL"] + path,
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - the local stand-in
-            return json.loads(reply.read() or b"{}")
+    def call(
+        method: str, path: str, body: dict | None = None, *, token: str | None = None, grants=None
+    ) -> dict:
+        if token is None:
+            signer = AccessToken(secret["apiKey"], secret["apiSecret"])
+            token = signer.with_grants(grants or VideoGrants()).to_jwt()
+        return stand_in_call(e2e_stack["LIVEKIT_URL"], method, path, body, token)
 
     return call
 

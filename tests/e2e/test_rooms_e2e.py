@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from livekit_support import stand_in_call
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +79,8 @@ def test_stand_in_webhooks_reach_the_deployed_function(
     reply = _create(http, api_url, demo_key)
     room_id = reply.json()["data"]["room"]  # {"roomId", "sid"}
     token = reply.json()["data"]["token"]
-    livekit_admin("POST", f"/admin/rooms/{demo_org_id}.{room_id['roomId']}/participants", {"token": token})
+    path = f"/admin/rooms/{demo_org_id}.{room_id['roomId']}/participants"
+    livekit_admin("POST", path, {"token": token}, token=token)  # the browser joins with its token
     deadline = time.monotonic() + 30
     status = {}
     while time.monotonic() < deadline:  # bounded polling: the webhook travels stand-in -> API -> function
@@ -92,6 +94,114 @@ def test_stand_in_webhooks_reach_the_deployed_function(
     ended = http.delete(f"{api_url}/v1/room/{room_id['roomId']}", headers={KEY: demo_key})
     assert ended.status_code == 200 and ended.json()["data"]["participantsDisconnected"] == 1
     assert http.delete(f"{api_url}/v1/room/{room_id['roomId']}", headers={KEY: demo_key}).status_code == 410
+
+
+def _until(fetch, done, timeout: float = 60):
+    """Bounded polling: `fetch()` until `done(value)`; the last value."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = fetch()
+    return value
+
+
+def _refused(url: str, method: str, path: str, body: dict | None, token: str) -> int:
+    import urllib.error
+
+    try:
+        stand_in_call(url, method, path, body, token)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    return 200
+
+
+def test_another_orgs_join_tokens_cannot_reach_a_recording_that_completes(
+    http: httpx.Client,
+    api_url: str,
+    demo_key: str,
+    demo_org_id: str,
+    e2e_stack: dict[str, str],
+    livekit_admin,
+    verriflo_cli,
+) -> None:
+    """Issue 12, through the deployed stack: the demo org records a class through the API; another org,
+    holding the creator's and an ADMIN's join tokens of its own room, can neither list, stop nor start
+    egress, nor list every room; the recording completes, lands where our API asked, and is served."""
+    headers = {KEY: demo_key}
+    victim = _create(http, api_url, demo_key).json()["data"]
+    room_id = victim["room"]["roomId"]
+    name = f"{demo_org_id}.{room_id}"
+    livekit_admin(
+        "POST", f"/admin/rooms/{name}/participants", {"token": victim["token"]}, token=victim["token"]
+    )
+    status = _until(
+        lambda: http.get(f"{api_url}/v1/room/{room_id}/status", headers=headers).json()["data"],
+        lambda s: s["hasTeacher"],
+    )
+    assert status["hasTeacher"]
+    started = http.post(f"{api_url}/v1/room/{room_id}/recording/start", headers=headers, json={})
+    assert started.status_code == 200, started.text
+    egress_id = started.json()["data"]["egressId"]
+
+    attacker = verriflo_cli("org", "create", f"e2e-attacker-{uuid.uuid4().hex[:8]}", "--credits", "1000")
+    evil = _create(http, api_url, attacker["apiKey"]).json()["data"]
+    admin_body = {"participant": {"uid": "a-1", "name": "Root", "role": "ADMIN"}}
+    admin = http.post(
+        f"{api_url}/v1/room/{evil['room']['roomId']}/join", headers={KEY: attacker["apiKey"]}, json=admin_body
+    ).json()["data"]
+    stolen = {"filepath": "stolen/class.mp4", "s3": {"bucket": "attacker-bucket"}}
+    attacks = [
+        ("ListEgress", {}),
+        ("StopEgress", {"egressId": egress_id}),
+        ("StartRoomCompositeEgress", {"roomName": name, "fileOutputs": [stolen]}),
+    ]
+    livekit = e2e_stack["LIVEKIT_URL"]
+    for token in (evil["token"], admin["token"]):
+        for method, body in attacks:
+            assert _refused(livekit, "POST", f"/twirp/livekit.Egress/{method}", body, token) == 403, method
+        assert _refused(livekit, "GET", "/admin/state", None, token) == 403
+        assert (
+            _refused(livekit, "POST", "/twirp/livekit.RoomService/ListParticipants", {"room": name}, token)
+            == 403
+        )
+
+    assert http.get(f"{api_url}/v1/room/{room_id}/status", headers=headers).json()["data"]["isRecording"]
+    stopped = http.post(f"{api_url}/v1/room/{room_id}/recording/stop", headers=headers, json={})
+    assert stopped.status_code == 200, stopped.text
+    listed = _until(
+        lambda: http.get(f"{api_url}/v1/room/{room_id}/recording/list", headers=headers).json()["data"],
+        lambda d: d["recordings"] and d["recordings"][0]["status"] != "EGRESS_ENDING",
+        timeout=90,
+    )
+    (recording,) = listed["recordings"]
+    assert recording["egressId"] == egress_id and recording["status"] == "EGRESS_COMPLETE"
+    link = http.get(f"{api_url}/v1/room/{room_id}/recording/{egress_id}/download", headers=headers)
+    assert link.status_code == 200 and f"recordings/{demo_org_id}/{room_id}/" in link.json()["data"]["url"]
+
+
+def test_a_student_cannot_rewrite_their_role(
+    http: httpx.Client,
+    api_url: str,
+    demo_key: str,
+    demo_org_id: str,
+    e2e_stack: dict[str, str],
+    livekit_admin,
+) -> None:
+    headers = {KEY: demo_key}
+    room_id = _create(http, api_url, demo_key).json()["data"]["room"]["roomId"]
+    body = {"participant": {"uid": "s-e2e", "name": "Sly", "role": "STUDENT"}}
+    token = http.post(f"{api_url}/v1/room/{room_id}/join", headers=headers, json=body).json()["data"]["token"]
+    name = f"{demo_org_id}.{room_id}"
+    livekit_admin("POST", f"/admin/rooms/{name}/participants", {"token": token}, token=token)
+    claim = {"metadata": json.dumps({"role": "TEACHER"}), "name": "Head Teacher"}
+    path = f"/admin/rooms/{name}/participants/s-e2e/metadata"  # the client SDK's setMetadata
+    assert _refused(e2e_stack["LIVEKIT_URL"], "POST", path, claim, token) == 403
+    people = _until(  # the role comes from our session record, made by LiveKit's webhook
+        lambda: http.get(f"{api_url}/v1/room/{room_id}/participants", headers=headers).json()["data"],
+        lambda d: d["participants"] and d["participants"][0]["role"],
+    )
+    assert [(p["uid"], p["role"]) for p in people["participants"]] == [("s-e2e", "STUDENT")]
 
 
 def test_unsigned_webhook_and_keyless_room_calls_are_refused(http: httpx.Client, api_url: str) -> None:

@@ -51,7 +51,8 @@ def test_a_class_with_the_tutor_from_question_to_summary(
     )
     student_token = joined.json()["data"]["token"]
     # the student connects to the stand-in, which then sends LiveKit's signed webhooks to the API
-    livekit_admin("POST", f"/admin/rooms/{demo_org_id}.{room_id}/participants", {"token": student_token})
+    path = f"/admin/rooms/{demo_org_id}.{room_id}/participants"
+    livekit_admin("POST", path, {"token": student_token}, token=student_token)
     material = http.post(
         f"{api_url}/v1/ai-tutor/rooms/{room_id}/material",
         headers=headers,

@@ -176,3 +176,35 @@ def test_a_link_the_server_refuses_says_so(org, livekit: LiveKit, page_server, l
     result = drive(f"{page_server}{urlsplit(LIVE_UI).path}/iframe/live?token={forged}", join=True)
     assert result["after"]["text"]["noticeTitle"] == "This classroom link was not accepted"
     assert not result["after"]["visible"]["retry"]
+
+
+def test_a_hostile_participant_renders_as_text_and_the_list_survives(built_page):
+    """Names, identities and metadata reach the page from other people's clients: a non-string or
+    unknown role, HTML in a name or an identity, metadata that is not JSON, an attribute claiming a
+    raised hand. Each row shows plain text, only our own roles are named, and no row breaks the list."""
+    hostile = [
+        {
+            "identity": "s-1",
+            "name": '<img src=x onerror="window.__pwned=1">',
+            "metadata": '{"role": ["TEACHER"]}',
+        },
+        {"identity": "s-2", "name": "Eve", "metadata": '{"role": {"toLowerCase": 1}}'},
+        {"identity": "s-3", "name": "Mal", "metadata": "<script>window.__pwned=2</script>"},
+        {"identity": "s-4", "name": "Nul", "metadata": "null", "attributes": {"handRaised": "true"}},
+        {"identity": "<b>s-5</b>", "name": 42, "metadata": '{"role": "teacher<script>"}'},
+        {"identity": "s-6", "name": "Sam", "metadata": '{"role": "STUDENT"}'},
+        {"identity": "t-1", "name": "Ada", "metadata": '{"role": "TEACHER"}', "mic": True},
+    ]
+    result = run_page_script("roster.mjs", {"participants": hostile, "raised": ["s-6"]})
+    assert result["errors"] == [] and result["count"] == len(hostile)
+    assert result["rows"] == [
+        '<img src=x onerror="window.__pwned=1"> 🔇',
+        "Eve 🔇",
+        "Mal 🔇",
+        "Nul 🔇",  # attributes are not hand raises: only the data messages the page collected are
+        "<b>s-5</b> 🔇",
+        "Sam · student✋ 🔇",
+        "Ada · teacher 🎤",
+    ]
+    assert set(result["elements"]) == {"li", "span"}  # the HTML stayed text
+    assert result["pwned"] is None and result["identities"][4] == "<b>s-5</b>"

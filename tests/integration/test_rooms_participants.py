@@ -4,9 +4,11 @@ each applied in LiveKit (the stand-in) and refused for another org's rooms."""
 from __future__ import annotations
 
 import json
+import urllib.error
 
 import pytest
-from livekit_support import LiveKit, fund, rooms_event
+from livekit.api import VideoGrants
+from livekit_support import LiveKit, fund, rooms_event, twirp
 from rooms.handler import handler
 from support import api_event, call
 
@@ -140,3 +142,54 @@ def test_participants_of_an_ended_class_are_410(org, classroom, lambda_context):
     call(handler, rooms_event("destroy", org.headers, room_id="math-1"), lambda_context)
     reply = call(handler, rooms_event("participants_list", org.headers, room_id="math-1"), lambda_context)
     assert reply.status == 410
+
+
+def test_a_student_cannot_rewrite_their_own_metadata(org, classroom, livekit: LiveKit, lambda_context):
+    join = {"participant": {"uid": "s-2", "name": "Sly", "role": "STUDENT"}}
+    token = call(handler, rooms_event("join", org.headers, join, room_id="math-1"), lambda_context).data[
+        "token"
+    ]
+    livekit.join(classroom["name"], token)
+    claim = {"metadata": json.dumps({"role": "TEACHER"}), "name": "Head Teacher"}
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the client SDK's setMetadata / setName
+        livekit.admin(
+            "POST", f"/admin/rooms/{classroom['name']}/participants/s-2/metadata", claim, token=token
+        )
+    assert refused.value.code == 403
+    assert json.loads(in_standin(livekit, "s-2")["metadata"])["role"] == "STUDENT"
+
+
+@pytest.mark.parametrize(
+    "written", [{"role": "TEACHER"}, {"role": ["TEACHER"]}, {"role": {"x": 1}}, "null", "]["]
+)
+def test_roles_come_from_our_sessions_not_from_livekit_metadata(
+    org, classroom, livekit: LiveKit, lambda_context, written
+):
+    """Whatever a participant's LiveKit metadata says (a room admin's token may rewrite it), the API's
+    role is the one our join token granted: listed, kept by PATCH without a role, and written back."""
+    metadata = (
+        written
+        if isinstance(written, str)
+        else json.dumps(written | {"customization": {"allowScreenShare": True}})
+    )
+    admin = livekit.server_token(VideoGrants(room_admin=True, room=classroom["name"]))
+    status, _ = twirp(
+        livekit.url,
+        "UpdateParticipant",
+        {"room": classroom["name"], "identity": "s-1", "metadata": metadata},
+        admin,
+    )
+    assert status == 200
+    listed = call(handler, rooms_event("participants_list", org.headers, room_id="math-1"), lambda_context)
+    assert listed.status == 200
+    assert {p["uid"]: p["role"] for p in listed.data["participants"]} == {"t-1": "TEACHER", "s-1": "STUDENT"}
+    body = {"permissions": {"canSubscribe": True}}
+    reply = call(
+        handler,
+        rooms_event("participant_update", org.headers, body, room_id="math-1", uid="s-1"),
+        lambda_context,
+    )
+    assert reply.status == 200 and reply.data["role"] == "STUDENT"
+    assert not reply.data["permissions"]["canPublish"] and not reply.data["permissions"]["canScreenShare"]
+    live = in_standin(livekit, "s-1")
+    assert json.loads(live["metadata"])["role"] == "STUDENT" and not live["permission"].get("canPublish")

@@ -7,7 +7,7 @@ import subprocess
 from datetime import datetime, timedelta
 
 import pytest
-from livekit_support import RECORDINGS_BUCKET, EventTap, LiveKit, fund, rooms_event
+from livekit_support import RECORDINGS_BUCKET, EventTap, LiveKit, deliver, fund, rooms_event, twirp
 from rooms.handler import handler
 from support import api_event, call
 
@@ -224,24 +224,127 @@ def test_class_end_starts_the_media_records_retention_clock(
     assert abs(until - stored["expiresAt"]) < timedelta(seconds=2)
 
 
-def test_egress_reported_before_the_start_call_stored_it_is_kept(
-    org, teacher_in_room, livekit: LiveKit, lambda_context
+# --- recordings belong to whoever our API recorded for, and no one else ----------------------------
+
+
+def _egress_attacks(org_id: str, victim_egress: str) -> list[tuple[str, dict]]:
+    """What a token with the LiveKit project's roomRecord could do to another org's class."""
+    stolen = {"filepath": "stolen/class.mp4", "s3": {"bucket": "attacker-bucket"}}
+    return [
+        ("ListEgress", {}),  # every org's room names and file keys
+        ("StopEgress", {"egressId": victim_egress}),  # end another org's recording
+        ("StartRoomCompositeEgress", {"roomName": f"{org_id}.bio-1", "fileOutputs": [stolen]}),
+    ]
+
+
+def test_join_tokens_of_another_org_cannot_list_stop_or_start_recordings(
+    org, other_org, teacher_in_room, livekit: LiveKit, lambda_context
+):
+    egress_id = start(org, lambda_context).data["egressId"]
+    fund(other_org.id)
+    created = make_room(other_org, lambda_context, room_id="evil")  # the creator's TEACHER token
+    body = {"participant": {"uid": "a-1", "name": "Root", "role": "ADMIN"}}
+    admin = call(handler, rooms_event("join", other_org.headers, body, room_id="evil"), lambda_context).data
+    for token in (created["token"], admin["token"]):
+        for method, request in _egress_attacks(org.id, egress_id):
+            status, answer = twirp(livekit.url, method, request, token, service="Egress")
+            assert (status, answer["code"]) == (403, "permission_denied"), (method, answer)
+    (egress,) = livekit.stand_in.state()["egress"]
+    assert egress["egressId"] == egress_id and egress["status"] == "EGRESS_ACTIVE"
+    # Nor through RoomService: their token is room admin of their own room only.
+    victim = {"room": f"{org.id}.bio-1", "identity": "t-1"}
+    status, _ = twirp(livekit.url, "RemoveParticipant", victim, created["token"])
+    assert status == 403
+
+
+def _aged(livekit: LiveKit, delivery, seconds: int):
+    """The same webhook as LiveKit would deliver it again `seconds` later (signed anew)."""
+    from google.protobuf import json_format
+    from livekit.protocol import webhook
+
+    event = json_format.Parse(delivery.body, webhook.WebhookEvent(), ignore_unknown_fields=True)
+    event.created_at -= seconds
+    event.id += "-later"
+    return livekit.signed(event)
+
+
+def test_an_egress_our_api_did_not_start_never_becomes_a_recording(
+    org, teacher_in_room, livekit: LiveKit, lambda_context, event_tap: EventTap
+):
+    """Whoever holds the project's roomRecord records our class into our bucket, under our prefix: the
+    webhook takes none of it (no record, no download link, no recording events)."""
+    import boto3
+    from livekit.api import VideoGrants
+
+    key = f"recordings/{org.id}/bio-1/{'a' * 32}.mp4"
+    output = {"filepath": key, "s3": {"bucket": RECORDINGS_BUCKET}}
+    roomrecord = livekit.server_token(VideoGrants(room_record=True))
+    status, info = twirp(
+        livekit.url,
+        "StartRoomCompositeEgress",
+        {"roomName": f"{org.id}.bio-1", "fileOutputs": [output]},
+        roomrecord,
+        service="Egress",
+    )
+    assert status == 200
+    (started,) = [d for d in livekit.wait_for("egress_started") if d.event == "egress_started"]
+    assert deliver(handler, lambda_context, started).status == 503  # not known (yet): delivered again
+    twirp(livekit.url, "StopEgress", {"egressId": info["egressId"]}, roomrecord, service="Egress")
+    (ended,) = [d for d in livekit.wait_for("egress_ended", timeout=60) if d.event == "egress_ended"]
+    assert deliver(handler, lambda_context, ended).status == 503
+    for late in (_aged(livekit, started, 120), _aged(livekit, ended, 120)):
+        assert deliver(handler, lambda_context, late).status == 200  # past the grace: ignored
+    boto3.client("s3").head_object(Bucket=RECORDINGS_BUCKET, Key=key)  # the file is there ...
+    listed = call(handler, rooms_event("recording_list", org.headers, room_id="bio-1"), lambda_context).data
+    assert listed["recordings"] == []  # ... and is no recording of ours
+    download = call(
+        handler,
+        rooms_event("recording_download", org.headers, room_id="bio-1", egress_id=info["egressId"]),
+        lambda_context,
+    )
+    assert download.status == 404
+    assert not [e for e in event_tap.drain() if e["type"].startswith("recording.")]
+
+
+def test_our_egress_reported_with_another_destination_is_failed_not_ready(
+    org, teacher_in_room, livekit: LiveKit, lambda_context, event_tap: EventTap
 ):
     from livekit.protocol import egress, webhook
-    from livekit_support import deliver
 
-    info = egress.EgressInfo(
-        egress_id="EG_early0000001",
-        room_name=f"{org.id}.bio-1",
-        status=egress.EGRESS_ACTIVE,
-        started_at=1,
-        room_composite=egress.RoomCompositeEgressRequest(layout="grid"),
+    egress_id = start(org, lambda_context).data["egressId"]
+    livekit.pump(handler, lambda_context, "egress_started")
+    elsewhere = egress.EncodedFileOutput(
+        filepath="elsewhere.mp4", s3=egress.S3Upload(bucket="attacker-bucket")
     )
-    for name in ("egress_started", "egress_updated"):
-        event = webhook.WebhookEvent(event=name, id=f"EV_early_{name}", egress_info=info)
-        reply = deliver(handler, lambda_context, livekit.signed(event))
-        assert reply.status == 200
+    info = egress.EgressInfo(
+        egress_id=egress_id,
+        room_name=f"{org.id}.bio-1",
+        status=egress.EGRESS_COMPLETE,
+        room_composite=egress.RoomCompositeEgressRequest(file_outputs=[elsewhere]),
+        file_results=[egress.FileInfo(filename="elsewhere.mp4", size=10, location="s3://attacker-bucket/x")],
+    )
+    event = webhook.WebhookEvent(event="egress_ended", id="EV_elsewhere", egress_info=info)
+    assert deliver(handler, lambda_context, livekit.signed(event)).status == 200
     listed = call(handler, rooms_event("recording_list", org.headers, room_id="bio-1"), lambda_context).data
-    assert [(r["egressId"], r["status"]) for r in listed["recordings"]] == [
-        ("EG_early0000001", "EGRESS_ACTIVE")
-    ]
+    (rec,) = listed["recordings"]
+    assert rec["status"] == "EGRESS_FAILED" and not rec["downloadable"] and rec["size"] is None
+    assert "recording.ready" not in [e["type"] for e in event_tap.drain()]
+
+
+def test_a_record_naming_another_location_is_never_presigned(
+    org, teacher_in_room, livekit: LiveKit, lambda_context
+):
+    """Records written before recordings were fenced may name any bucket: no link to those."""
+    from verriflo import db
+
+    egress_id = start(org, lambda_context).data["egressId"]
+    db.collection("recordings").update_one(
+        {"_id": egress_id},
+        {"$set": {"status": "EGRESS_COMPLETE", "bucket": "attacker-bucket", "key": "stolen/class.mp4"}},
+    )
+    download = call(
+        handler,
+        rooms_event("recording_download", org.headers, room_id="bio-1", egress_id=egress_id),
+        lambda_context,
+    )
+    assert download.status == 404 and "attacker-bucket" not in str(download.body)

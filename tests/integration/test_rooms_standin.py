@@ -11,24 +11,10 @@ import urllib.request
 
 import pytest
 from livekit.api import AccessToken, TokenVerifier, VideoGrants, WebhookReceiver
-from livekit_support import LiveKit
+from livekit_support import LiveKit, twirp
 
 pytestmark = pytest.mark.timeout(60)
 pytest_plugins = ("livekit_support",)
-
-
-def twirp(url: str, method: str, body: dict, token: str, service: str = "RoomService") -> tuple[int, dict]:
-    request = urllib.request.Request(  # noqa: S310 - the local stand-in
-        f"{url}/twirp/livekit.{service}/{method}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def token(lk: LiveKit, grants: VideoGrants, secret: str | None = None) -> str:
@@ -78,9 +64,114 @@ def test_tokens_are_checked_as_livekit_checks_them(livekit: LiveKit):
     )
     assert status == 403  # egress needs roomRecord
     status, body = twirp(
-        livekit.url, "ListParticipants", {"room": "nope"}, token(livekit, VideoGrants(room_admin=True))
+        livekit.url,
+        "ListParticipants",
+        {"room": "nope"},
+        token(livekit, VideoGrants(room_admin=True, room="nope")),
     )
     assert status == 404 and body["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("ListParticipants", {"room": "b"}),
+        ("GetParticipant", {"room": "b", "identity": "u"}),
+        ("RemoveParticipant", {"room": "b", "identity": "u"}),
+        ("MutePublishedTrack", {"room": "b", "identity": "u", "trackSid": "TR_x", "muted": True}),
+        ("UpdateParticipant", {"room": "b", "identity": "u", "metadata": "{}"}),
+        ("UpdateRoomMetadata", {"room": "b", "metadata": "{}"}),
+    ],
+)
+def test_room_admin_acts_only_in_the_room_its_token_names(livekit: LiveKit, method: str, body: dict):
+    twirp(livekit.url, "CreateRoom", {"name": "b"}, token(livekit, VideoGrants(room_create=True)))
+    for grants in (
+        VideoGrants(room_admin=True),
+        VideoGrants(room_admin=True, room="a"),
+        VideoGrants(room="b"),
+    ):
+        status, answer = twirp(livekit.url, method, body, token(livekit, grants))
+        assert (status, answer["code"]) == (403, "permission_denied"), (grants, answer)
+    status, answer = twirp(livekit.url, method, body, token(livekit, VideoGrants(room_admin=True, room="b")))
+    assert status in (200, 404), answer  # allowed: the participant or track may not exist
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("ListEgress", {}),
+        ("StopEgress", {"egressId": "EG_x"}),
+        ("StartRoomCompositeEgress", {"roomName": "b"}),
+    ],
+)
+def test_every_egress_method_needs_room_record(livekit: LiveKit, method: str, body: dict):
+    twirp(livekit.url, "CreateRoom", {"name": "b"}, token(livekit, VideoGrants(room_create=True)))
+    join_token = (
+        AccessToken(livekit.api_key, livekit.api_secret)
+        .with_identity("t")
+        .with_grants(VideoGrants(room_join=True, room="b", room_admin=True, can_publish=True))
+        .to_jwt()
+    )
+    status, answer = twirp(livekit.url, method, body, join_token, service="Egress")
+    assert (status, answer["code"]) == (403, "permission_denied")
+    status, _ = twirp(
+        livekit.url, method, body, token(livekit, VideoGrants(room_record=True)), service="Egress"
+    )
+    assert status != 403
+
+
+def _joined(livekit: LiveKit, room: str, identity: str, **grants) -> str:
+    twirp(livekit.url, "CreateRoom", {"name": room}, token(livekit, VideoGrants(room_create=True)))
+    joined = (
+        AccessToken(livekit.api_key, livekit.api_secret)
+        .with_identity(identity)
+        .with_grants(VideoGrants(room_join=True, room=room, **grants))
+        .to_jwt()
+    )
+    livekit.join(room, joined)
+    return joined
+
+
+def _admin_status(livekit: LiveKit, method: str, path: str, body: dict | None, bearer: str) -> int:
+    try:
+        livekit.admin(method, path, body, token=bearer)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    return 200
+
+
+def test_admin_routes_are_scoped_like_the_acts_they_simulate(livekit: LiveKit):
+    student_a = _joined(livekit, "a", "s-a")
+    teacher_a = _joined(livekit, "a", "t-a", room_admin=True)
+    _joined(livekit, "b", "s-b")
+    # A join token of room a cannot make anyone leave room b, nor another participant leave room a.
+    assert _admin_status(livekit, "DELETE", "/admin/rooms/b/participants/s-b", None, student_a) == 403
+    assert _admin_status(livekit, "DELETE", "/admin/rooms/a/participants/t-a", None, student_a) == 403
+    assert _admin_status(livekit, "DELETE", "/admin/rooms/b/participants/s-b", None, teacher_a) == 403
+    # ... nor join anyone to room b, nor list every room, nor finish a recording.
+    assert _admin_status(livekit, "POST", "/admin/rooms/b/participants", {"identity": "x"}, teacher_a) == 403
+    assert _admin_status(livekit, "POST", "/admin/rooms/a/participants", {"identity": "x"}, student_a) == 403
+    assert _admin_status(livekit, "GET", "/admin/state", None, teacher_a) == 403
+    assert _admin_status(livekit, "POST", "/admin/egress/EG_x/complete", None, teacher_a) == 403
+    rooms = {r["name"]: {p["identity"] for p in r["participants"]} for r in livekit.stand_in.state()["rooms"]}
+    assert rooms == {"a": {"s-a", "t-a"}, "b": {"s-b"}}
+    # What each may do: leave as itself, remove in its own room as admin, list with roomList.
+    assert _admin_status(livekit, "DELETE", "/admin/rooms/a/participants/s-a", None, student_a) == 200
+    assert _admin_status(livekit, "DELETE", "/admin/rooms/a/participants/t-a", None, teacher_a) == 200
+    everything = token(livekit, VideoGrants(room_list=True))
+    assert {r["name"] for r in livekit.admin("GET", "/admin/state", token=everything)["rooms"]} == {"a", "b"}
+
+
+def test_a_client_rewrites_its_own_metadata_only_with_can_update_own_metadata(livekit: LiveKit):
+    allowed = _joined(livekit, "c", "u-1", can_update_own_metadata=True)
+    refused = _joined(livekit, "c", "u-2")
+    change = {"metadata": json.dumps({"role": "TEACHER"}), "name": "<b>Head</b>"}
+    path = "/admin/rooms/c/participants/{}/metadata"
+    assert _admin_status(livekit, "POST", path.format("u-2"), change, refused) == 403
+    assert _admin_status(livekit, "POST", path.format("u-2"), change, allowed) == 403  # not its own
+    assert _admin_status(livekit, "POST", path.format("u-1"), change, allowed) == 200
+    people = {p["identity"]: p for p in livekit.stand_in.state()["rooms"][0]["participants"]}
+    assert people["u-1"]["name"] == "<b>Head</b>" and "metadata" not in people["u-2"]
 
 
 def test_webhooks_verify_with_livekit_api_and_empty_rooms_close(livekit: LiveKit):

@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from livekit.api import AccessToken
+from livekit.api import AccessToken, VideoGrants
 from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event
 from rooms.handler import handler
 from support import api_event, call
@@ -176,3 +176,26 @@ def test_recorder_and_agent_participants_are_neither_counted_nor_billed(
         assert reply.status == 200
     assert db.collection("room_sessions").count_documents({}) == 0
     assert db.collection("ledger").count_documents({"service": "live"}) == 0
+
+
+@pytest.mark.parametrize("metadata", ['{"role": ["TEACHER"]}', '{"role": "OWNER"}', "null", "not json"])
+def test_a_participant_with_odd_metadata_joins_as_a_student(
+    org, room, livekit: LiveKit, lambda_context, metadata
+):
+    """Join metadata is our token's, but should anything else arrive, it grants the least: the
+    session (where roles come from) says STUDENT and the class has no teacher."""
+    from verriflo import db
+
+    livekit.pump(handler, lambda_context, "room_started")
+    livekit.admin(
+        "POST",
+        f"/admin/rooms/{room['name']}/participants",
+        {"identity": "x-1", "name": "X", "metadata": metadata},
+        token=livekit.server_token(VideoGrants(room_admin=True, room=room["name"])),
+    )
+    (reply,) = livekit.pump(handler, lambda_context, "participant_joined")
+    assert reply.status == 200
+    session = db.collection("room_sessions").find_one({"uid": "x-1"})
+    assert session["role"] == "STUDENT" and session["customization"] == {}
+    status = call(handler, rooms_event("status", org.headers, room_id="chem-1"), lambda_context).data
+    assert status["participantCount"] == 1 and status["hasTeacher"] is False

@@ -20,9 +20,15 @@ def media_env(stores, monkeypatch):
     use_media_env(monkeypatch)
 
 
-def egress_file(org_id: str, room_id: str, tmp_path) -> str:
-    """Put a recording where functions/rooms tells Egress to write it; returns its key."""
+def egress_file(org_id: str, room_id: str, tmp_path, *, ours: bool = True) -> str:
+    """Put a recording where functions/rooms tells Egress to write it; returns its key. `ours`: the
+    rooms API started that recording (its record names this bucket and key), as it does for its own."""
+    from rooms import store
+
     key = f"recordings/{org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
+    if ours:
+        record = {"_id": "EG_" + uuid.uuid4().hex[:12], "orgId": org_id, "roomId": room_id}
+        store.insert_recording(record | {"bucket": RECORDINGS, "key": key, "status": "EGRESS_ACTIVE"})
     path = make_video(tmp_path / "rec.mp4", width=320, height=180, seconds=2)
     boto3.client("s3").upload_file(str(path), RECORDINGS, key)
     return key
@@ -60,6 +66,25 @@ def test_recordings_are_scoped_to_their_org(org, other_org, tmp_path, lambda_con
     with pytest.raises(NotFound):
         media.get_recording(other_org.id, result["videoId"])
     assert media.get_recording(org.id, result["videoId"]).room_id == "math-101"
+
+
+def test_a_recording_our_api_did_not_start_is_refused(org, other_org, tmp_path, lambda_context):
+    """An egress told (by whoever holds LiveKit's project-wide roomRecord) to write under an org's
+    prefix is not that org's recording; nor is our own file under another room's or org's prefix."""
+    stray = egress_file(org.id, "math-101", tmp_path, ours=False)
+    assert arrive(stray, lambda_context)["outcome"] == "refused"
+    ours = egress_file(org.id, "math-101", tmp_path)
+    for org_id, room_id in ((other_org.id, "math-101"), (org.id, "math-102")):
+        moved = f"recordings/{org_id}/{room_id}/{ours.rsplit('/', 1)[1]}"
+        boto3.client("s3").copy_object(
+            Bucket=RECORDINGS, Key=moved, CopySource={"Bucket": RECORDINGS, "Key": ours}
+        )
+        assert arrive(moved, lambda_context)["outcome"] == "refused"
+    assert (
+        media.list_recordings(org.id, "math-101") == []
+        and media.list_recordings(other_org.id, "math-101") == []
+    )
+    assert arrive(ours, lambda_context)["outcome"] == "completed"
 
 
 def test_recording_key_of_an_unknown_org_is_refused(tmp_path, lambda_context):

@@ -124,6 +124,8 @@ def mint_token(
     from livekit.api import AccessToken, VideoGrants
 
     key, secret = credentials()
+    # Grants LiveKit checks project-wide (roomRecord, roomCreate, roomList, ingressAdmin) and
+    # canUpdateOwnMetadata are never set: this token reaches a browser (rooms.policy).
     video = VideoGrants(
         room_join=True,
         room=room,
@@ -131,9 +133,8 @@ def mint_token(
         can_subscribe=grants.can_subscribe,
         can_publish_data=grants.can_publish_data,
         can_publish_sources=list(grants.sources),
-        can_update_own_metadata=grants.can_update_metadata,
+        can_update_own_metadata=False,
         room_admin=grants.room_admin,
-        room_record=grants.room_record,
         hidden=grants.hidden,
     )
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl_s)
@@ -314,7 +315,7 @@ def update_participant(
         can_publish=grants.can_publish,
         can_publish_data=grants.can_publish_data,
         hidden=grants.hidden,
-        can_update_metadata=grants.can_update_metadata,
+        can_update_metadata=False,
         can_publish_sources=[TrackSource.Value(s.upper()) for s in grants.sources],
     )
     request = UpdateParticipantRequest(

@@ -357,6 +357,11 @@ def download_recording(org: OrgContext, room_id: str, egress_id: str) -> Recordi
         raise Gone("Recordings are kept for 6 hours after class; this one was deleted.")
     if doc["status"] != "EGRESS_COMPLETE":
         raise Conflict(f"The recording is not ready yet (status {doc['status']}).")
+    from verriflo import media as media_records
+
+    if not media_records.recording_location(org.org_id, room_id, doc.get("bucket"), doc.get("key")):
+        # Only ever a record from before recordings were fenced: never presign somewhere else.
+        raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
     ttl = live_settings().download_url_ttl_s
     if until is not None:
         ttl = max(60, min(ttl, int((until - current).total_seconds())))
@@ -367,12 +372,14 @@ def download_recording(org: OrgContext, room_id: str, egress_id: str) -> Recordi
 # --- participants ---------------------------------------------------------------------------------
 
 
-def _view(person: lk.Person) -> ParticipantView:
+def _view(person: lk.Person, session: dict[str, Any] | None) -> ParticipantView:
+    """A participant as LiveKit sees them, with the role from our session records (LiveKit's
+    metadata is shown to, and could be written by, clients: never taken as a role)."""
     perm = person.permission
     return ParticipantView(
         uid=person.identity,
         name=person.name,
-        role=person.metadata.get("role"),
+        role=session.get("role") if session else None,
         state=person.state,
         joined_at=person.joined_at,
         tracks=[Track(sid=t.sid, source=t.source, type=t.type, muted=t.muted) for t in person.tracks],
@@ -395,11 +402,16 @@ def _present(room: dict[str, Any], uid: str) -> lk.Person:
     raise NotFound(f"No participant '{uid}' is connected to room '{room['roomId']}'.")
 
 
+def _session(org: OrgContext, room_id: str, uid: str) -> dict[str, Any] | None:
+    return store.open_sessions(org.org_id, room_id, uid).get(uid)
+
+
 def list_participants(org: OrgContext, room_id: str) -> ParticipantList:
     """Who is in the class now, as LiveKit sees it."""
     room = _live_room(org, room_id)
-    people = [_view(p) for p in lk.list_participants(room["lkName"]) if p.is_standard]
-    return ParticipantList(room_id=room_id, participants=people)
+    people = [p for p in lk.list_participants(room["lkName"]) if p.is_standard]
+    sessions = store.open_sessions(org.org_id, room_id) if people else {}
+    return ParticipantList(room_id=room_id, participants=[_view(p, sessions.get(p.identity)) for p in people])
 
 
 def remove_participant(org: OrgContext, room_id: str, uid: str) -> ParticipantRemoved:
@@ -417,21 +429,27 @@ def mute_track(org: OrgContext, room_id: str, uid: str, body: MuteTrack) -> Part
     if body.track_sid not in {t.sid for t in info.tracks}:
         raise NotFound(f"Participant '{uid}' publishes no track '{body.track_sid}'.")
     lk.mute_track(room["lkName"], uid, body.track_sid, body.muted)
-    return _view(_present(room, uid))
+    return _view(_present(room, uid), _session(org, room_id, uid))
 
 
 def update_participant(org: OrgContext, room_id: str, uid: str, body: UpdateParticipant) -> ParticipantView:
-    """Change a connected participant's role (and with it their grants) or single permissions."""
+    """Change a connected participant's role (and with it their grants) or single permissions.
+
+    The role kept, when none is given, and the customization come from our session records (what our
+    join token granted, or a role change since), and the participant's metadata is written afresh
+    from them: nothing the participant's client could have written is read."""
     room = _live_room(org, room_id)
-    info = _present(room, uid)
-    meta = dict(info.metadata)
-    role = body.role or meta.get("role") or "STUDENT"
-    customization = meta.get("customization") or effective_customization(room.get("customization") or {}, {})
+    _present(room, uid)
+    session = _session(org, room_id, uid) or {}
+    role = body.role or session.get("role") or "STUDENT"
+    customization = effective_customization(
+        room.get("customization") or {}, session.get("customization") or {}
+    )
     grants: Grants = grants_for(role, customization)
     if body.permissions is not None:
         grants = with_changes(grants, body.permissions.model_dump(by_alias=False))
-    meta |= {"role": role, "customization": customization}
+    meta = {"role": role, "roomId": room_id, "title": room["title"], "customization": customization}
     updated = lk.update_participant(room["lkName"], uid, grants=grants, metadata=meta, name=body.name)
     if body.role:
         store.set_session_role(org.org_id, room_id, uid, role)
-    return _view(updated)
+    return _view(updated, {"role": role})

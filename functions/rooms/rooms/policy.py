@@ -4,6 +4,13 @@ API.md: TEACHER publishes, shares screen, records, manages participants and ends
 MODERATOR is a teacher who cannot end the class or start a recording; STUDENT watches, raises a
 hand, chats and answers polls; ADMIN may do everything. `customization` can only take rights away
 (screen share, hand raise, chat, recording), never add them.
+
+Only grants LiveKit scopes to the token's own room go into a join token (it reaches a browser):
+LiveKit checks `roomRecord` (Egress), `roomCreate`, `roomList` and `ingressAdmin` project-wide, and
+one LiveKit project serves every org, so a join token carrying one could list, stop or start any
+org's recordings. Recording is a right our API checks (`RECORDING_ROLES`) and exercises with its own
+server credentials. Nobody may rewrite their own metadata or attributes (`canUpdateOwnMetadata`):
+hand raises travel as data messages, whose sender LiveKit sets.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any
 
 CAMERA_MIC = ("camera", "microphone")
 SCREEN = ("screen_share", "screen_share_audio")
+ROLES = frozenset({"TEACHER", "MODERATOR", "STUDENT", "ADMIN"})
 RECORDING_ROLES = frozenset({"TEACHER", "ADMIN"})
 TEACHING_ROLES = frozenset({"TEACHER", "MODERATOR", "ADMIN"})
 
@@ -25,9 +33,7 @@ class Grants:
     can_subscribe: bool
     can_publish_data: bool
     sources: tuple[str, ...]
-    can_update_metadata: bool
     room_admin: bool
-    room_record: bool
     hidden: bool = False
 
     @property
@@ -44,14 +50,13 @@ def grants_for(role: str, customization: dict[str, Any]) -> Grants:
     """The grants of `role` in a room with this (camelCase) customization."""
     chat = _allowed(customization, "needChat")
     hand = _allowed(customization, "allowHandRaise")
-    record = _allowed(customization, "allowRecording")
     screen = SCREEN if _allowed(customization, "allowScreenShare") else ()
     if role == "ADMIN":
-        return Grants(True, True, True, CAMERA_MIC + SCREEN, True, True, record)
+        return Grants(True, True, True, CAMERA_MIC + SCREEN, True)
     if role in ("TEACHER", "MODERATOR"):
-        return Grants(True, True, True, CAMERA_MIC + screen, True, True, role == "TEACHER" and record)
+        return Grants(True, True, True, CAMERA_MIC + screen, True)
     # Students publish no media; the data channel carries chat, hand raises and poll answers.
-    return Grants(False, True, chat or hand, (), hand, False, False)
+    return Grants(False, True, chat or hand, (), False)
 
 
 def with_changes(grants: Grants, changes: dict[str, Any]) -> Grants:

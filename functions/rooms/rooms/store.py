@@ -133,6 +133,18 @@ def connected(
         return db.collection(SESSIONS).count_documents(query, **options)
 
 
+def open_sessions(org_id: str, room_id: str, uid: str | None = None) -> dict[str, dict[str, Any]]:
+    """The open session of each connected participant (or of `uid`), by uid: the role and
+    customization our join token gave them (or a role change since), never what a client wrote."""
+    query: dict[str, Any] = {"orgId": org_id, "roomId": room_id, "leftAt": None}
+    if uid is not None:
+        query["uid"] = uid
+    fields = {"uid": 1, "role": 1, "customization": 1, "joinedAt": 1}
+    with db.unavailable_on_failure():
+        found = db.collection(SESSIONS).find(query, fields).sort("joinedAt", 1)
+        return {doc["uid"]: doc for doc in found}  # the latest session of a uid wins
+
+
 def set_session_role(org_id: str, room_id: str, uid: str, role: str) -> None:
     """Follow a role change of a connected participant."""
     with db.unavailable_on_failure():
@@ -214,48 +226,30 @@ def room_credits_milli(org_id: str, room_id: str) -> int:
 
 
 def insert_recording(doc: dict[str, Any]) -> None:
-    """Store a recording just started (LiveKit's first webhook may have created it already)."""
-    from pymongo.errors import DuplicateKeyError
-
-    reported = ("status", "endedAt", "size", "duration", "deleteAt")
-    update = {
-        "$set": {k: v for k, v in doc.items() if k != "_id" and k not in reported},
-        "$setOnInsert": {k: doc[k] for k in reported if k in doc},
-    }
+    """Store a recording our API just started (the only way a recording record comes to be)."""
     with db.unavailable_on_failure():
-        try:
-            db.collection(RECORDINGS).update_one({"_id": doc["_id"]}, update, upsert=True)
-        except DuplicateKeyError:  # lost an upsert race with the webhook: the document exists now
-            db.collection(RECORDINGS).update_one({"_id": doc["_id"]}, {"$set": update["$set"]})
+        db.collection(RECORDINGS).insert_one(doc)
 
 
-def update_recording(
-    egress_id: str, changes: dict[str, Any], on_insert: dict[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """Apply what LiveKit reported about a recording; returns it as it is now.
-
-    With `on_insert`, a recording we have not stored yet is created from it (LiveKit reported it
-    before the start call that asked for it had finished)."""
+def update_recording(egress_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """Apply what LiveKit reported about one of our recordings; returns it as it is now (None if we
+    never started it)."""
     from pymongo import ReturnDocument
-    from pymongo.errors import DuplicateKeyError
 
-    update: dict[str, Any] = {"$set": changes}
-    if on_insert:
-        update["$setOnInsert"] = {k: v for k, v in on_insert.items() if k not in changes}
     query: dict[str, Any] = {"_id": egress_id}
     if changes.get("status") not in FINAL:
         # Reports can arrive late or twice: a finished recording never goes back to "active".
         query["status"] = {"$nin": FINAL}
-    after = ReturnDocument.AFTER
     with db.unavailable_on_failure():
         coll = db.collection(RECORDINGS)
-        try:
-            found = coll.find_one_and_update(
-                query, update, upsert=on_insert is not None, return_document=after
-            )
-        except DuplicateKeyError:  # it exists (created concurrently, or already final)
-            found = coll.find_one_and_update(query, {"$set": changes}, return_document=after)
+        found = coll.find_one_and_update(query, {"$set": changes}, return_document=ReturnDocument.AFTER)
         return found or coll.find_one({"_id": egress_id})
+
+
+def get_recording(egress_id: str) -> dict[str, Any] | None:
+    """The recording our API started as egress `egress_id` (LiveKit's webhooks name only the egress)."""
+    with db.unavailable_on_failure():
+        return db.collection(RECORDINGS).find_one({"_id": egress_id})
 
 
 def recordings_of(org_id: str, room_id: str) -> list[dict[str, Any]]:

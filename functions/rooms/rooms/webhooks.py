@@ -22,6 +22,7 @@ from verriflo.orgs import now
 from rooms import lk, logic, store
 from rooms.config import live_settings
 from rooms.models import WebhookAck
+from rooms.policy import ROLES
 
 # LiveKit names our rooms `<orgId>.<roomId>` (logic.livekit_name).
 OUR_NAME = re.compile(r"^org_[0-9a-f]{8,40}\.[A-Za-z0-9_-]{1,100}$")
@@ -32,12 +33,21 @@ def _at(seconds: int | float | None) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) if seconds else now()
 
 
-def _role(metadata: str) -> str:
+def _granted(metadata: str) -> tuple[str, dict[str, Any]]:
+    """The role and customization a participant joined with. At join LiveKit's participant metadata
+    is the join token's, which we wrote (and nobody may rewrite their own: rooms.policy); anything
+    unexpected still falls back to the least rights."""
     try:
         value = json.loads(metadata or "{}")
     except ValueError:
-        return "STUDENT"
-    return str(value.get("role") or "STUDENT") if isinstance(value, dict) else "STUDENT"
+        value = {}
+    value = value if isinstance(value, dict) else {}
+    role = value.get("role")
+    customization = value.get("customization")
+    return (
+        role if isinstance(role, str) and role in ROLES else "STUDENT",
+        customization if isinstance(customization, dict) else {},
+    )
 
 
 def ingest(body: str, authorization: str | None) -> WebhookAck:
@@ -106,7 +116,7 @@ def _participant_joined(event: Any, event_id: str) -> None:
         return
     p = event.participant
     joined = _at(p.joined_at or event.created_at)
-    role = _role(p.metadata)
+    role, customization = _granted(p.metadata)
     store.open_session(
         {
             "_id": _session_id(room, p),
@@ -116,6 +126,7 @@ def _participant_joined(event: Any, event_id: str) -> None:
             "uid": p.identity,
             "name": p.name,
             "role": role,
+            "customization": customization,
             "joinedAt": joined,
             "leftAt": None,
             "seconds": None,
@@ -200,32 +211,32 @@ def _room_finished(event: Any, event_id: str) -> None:
 
 
 def _egress(event: Any, event_id: str) -> None:
+    """What LiveKit reports of a recording, taken only for a recording our API started: its record
+    (made by rooms.logic.start_recording) names the bucket and key; the report never does. Anyone
+    holding the LiveKit project's roomRecord can start an egress of any room to anywhere."""
     from livekit.protocol.egress import EgressStatus
 
     if not event.HasField("egress_info"):
         return
     info = event.egress_info
+    recording = store.get_recording(info.egress_id)
+    if recording is None:
+        _unknown_egress(event, info)
+        return
     status = EgressStatus.Name(info.status)
     changes: dict[str, Any] = {"status": status}
+    if not _where_we_asked(info, recording):
+        logger.warning("livekit.egress_elsewhere", extra={"event": event.event, "egress_id": info.egress_id})
+        status = "EGRESS_FAILED"
+        changes = {"status": status, "error": "The recording was not written where it was asked to be."}
     if event.event == "egress_ended":
         changes["endedAt"] = _at(info.ended_at / 1e9 if info.ended_at else None)
-        if info.file_results:
+        if info.file_results and status == "EGRESS_COMPLETE":
             result = info.file_results[0]
-            changes |= {
-                "size": int(result.size),
-                "duration": round(result.duration / 1e9, 3),
-                "location": result.location,
-            }
+            changes |= {"size": int(result.size), "duration": round(result.duration / 1e9, 3)}
         if info.error:
             changes["error"] = info.error[:500]
     recording = store.update_recording(info.egress_id, changes)
-    if recording is None:
-        # LiveKit can report a recording before our start call stored it: keep it if the room is ours.
-        room = store.room_by_livekit_name(info.room_name) if info.room_name else None
-        if room is None:
-            logger.info("livekit.webhook_unknown_egress", extra={"event": event.event})
-            return
-        recording = store.update_recording(info.egress_id, changes, on_insert=_recording_from(info, room))
     org_id, room_id = recording["orgId"], recording["roomId"]
     if event.event == "egress_started":
         events.publish(
@@ -247,28 +258,26 @@ def _egress(event: Any, event_id: str) -> None:
             )
 
 
-def _recording_from(info: Any, room: dict[str, Any]) -> dict[str, Any]:
-    """A recording document built from LiveKit's report alone."""
-    from livekit.protocol.egress import EncodingOptionsPreset
+def _where_we_asked(info: Any, recording: dict[str, Any]) -> bool:
+    """The egress writes to our record's location, and that is a recordings location of its room."""
+    from verriflo import media as media_records
 
+    key, bucket = recording.get("key"), recording.get("bucket")
+    if not media_records.recording_location(recording["orgId"], recording["roomId"], bucket, key):
+        return False
     request = info.room_composite
-    output = request.file_outputs[0] if request.file_outputs else None
-    return {
-        "orgId": room["orgId"],
-        "roomId": room["roomId"],
-        "status": "EGRESS_STARTING",
-        "layout": request.layout or "grid",
-        "preset": EncodingOptionsPreset.Name(request.preset),
-        "showLogo": False,
-        "bucket": output.s3.bucket if output else None,
-        "key": output.filepath if output else None,
-        "requestedBy": None,
-        "startedAt": _at(info.started_at / 1e9 if info.started_at else None),
-        "endedAt": None,
-        "size": None,
-        "duration": None,
-        "deleteAt": None,
-    }
+    outputs = list(request.file_outputs) or ([request.file] if request.HasField("file") else [])
+    return all(o.filepath == key and o.s3.bucket == bucket for o in outputs)
+
+
+def _unknown_egress(event: Any, info: Any) -> None:
+    """An egress we have no record of: not one of ours, unless our start call has not stored it yet."""
+    room = store.room_by_livekit_name(info.room_name) if info.room_name else None
+    if room is not None and now().timestamp() - (event.created_at or 0) < UNKNOWN_GRACE_S:
+        # LiveKit can report a recording before the start call that asked for it has stored it:
+        # answer 503 so LiveKit delivers it again, instead of taking LiveKit's word for what it is.
+        raise ServiceUnavailable("This recording is not known yet; retry shortly.")
+    logger.info("livekit.webhook_unknown_egress", extra={"event": event.event, "egress_id": info.egress_id})
 
 
 HANDLERS = {

@@ -119,12 +119,18 @@ def refuse_reason(bucket: str, key: str) -> tuple[str, str] | str:
     settings = media.media_settings()
     recording = media.RECORDING_KEY.fullmatch(key) if bucket == settings.recordings_bucket else None
     if recording:
-        # An Egress file (functions/rooms names it); its record is made on arrival.
+        # An Egress file; its record is made on arrival, only for a recording functions/rooms started
+        # to write exactly here (anyone holding LiveKit's project-wide roomRecord could have an egress
+        # write under any org's prefix).
+        org_id, room_id = recording["org"], recording["room"]
         try:
-            orgs.get_org(recording["org"])
+            orgs.get_org(org_id)
         except NotFound:
             return "No organisation has this key."
-        video = media.ensure_recording(recording["org"], recording["room"], recording["file"], bucket, key)
+        egress_id = media.started_recording(org_id, room_id, bucket, key)
+        if egress_id is None:
+            return "No recording of ours was started to write this key."
+        video = media.ensure_recording(org_id, room_id, recording["file"], bucket, key, egress_id)
         return video.org_id, video.id
     try:
         org_id, video_id = media.parse_source_key(key)

@@ -23,6 +23,9 @@ from verriflo.orgs import new_id, now
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 VIDEOS = "videos"
+# The records functions/rooms keeps of each Egress it started itself (rooms.store.RECORDINGS): the
+# only recordings the transcoder accepts (`started_recording`).
+STARTED_RECORDINGS = "recordings"
 LIMITS = "media_limits"  # one document per org that has its own limits (`_id` is the org id)
 
 Status = Literal["pending", "processing", "completed", "failed"]
@@ -584,7 +587,34 @@ def register_recording(
     return video
 
 
-def ensure_recording(org_id: str, room_id: str, file_id: str, bucket: str, key: str) -> Video:
+def recording_location(org_id: str, room_id: str, bucket: str | None, key: str | None) -> bool:
+    """Whether `bucket`/`key` is where our API records a class of this org's room: the recordings
+    bucket, under `recordings/<orgId>/<roomId>/`, in the key shape it names (RECORDING_KEY)."""
+    found = RECORDING_KEY.fullmatch(key or "")
+    return (
+        found is not None
+        and bucket == media_settings().recordings_bucket
+        and found["org"] == org_id
+        and found["room"] == room_id
+    )
+
+
+def started_recording(org_id: str, room_id: str, bucket: str, key: str) -> str | None:
+    """The egress id of the recording our API started to write exactly this object, or None: an
+    object under `recordings/<org>/...` is a recording of that org only if the rooms API asked for it
+    (LiveKit's Egress can be told to write anywhere by whoever holds the project's `roomRecord`)."""
+    if not recording_location(org_id, room_id, bucket, key):
+        return None
+    with db.unavailable_on_failure():
+        found = db.collection(STARTED_RECORDINGS).find_one(
+            {"orgId": org_id, "roomId": room_id, "bucket": bucket, "key": key}, {"_id": 1}
+        )
+    return found["_id"] if found else None
+
+
+def ensure_recording(
+    org_id: str, room_id: str, file_id: str, bucket: str, key: str, egress_id: str | None = None
+) -> Video:
     """The recording record of an Egress file (created on its arrival, once: get-or-create)."""
     from pymongo.errors import DuplicateKeyError
 
@@ -602,6 +632,7 @@ def ensure_recording(org_id: str, room_id: str, file_id: str, bucket: str, key: 
         "contentType": "video/mp4",
         "sourceBucket": bucket,
         "sourceKey": key,
+        "egressId": egress_id,
         "createdAt": at,
         "updatedAt": at,
         "attempt": 0,
