@@ -10,7 +10,7 @@ import re
 
 import pytest
 from access_support import DASHBOARD_ROLES, document_operations, handler_modules, registered_routes
-from support import api_event, call
+from support import api_event, call, load_event
 from verriflo import access, auth, orgs
 from verriflo.access import Action
 
@@ -89,3 +89,21 @@ def _print(matrix: dict[tuple[str, str], dict[str, int]]) -> None:
         act = access.action(method, path)
         cells = " ".join(f"{row[c]:>9}" for c in CALLERS)
         print(f"{method + ' ' + path:70} {act.value if act else '?':8} {cells}")
+
+
+def test_the_role_travels_through_the_authorizer_context(credentials, lambda_context):
+    """Behind API Gateway the function sees only what the authorizer passed on: a viewer stays one."""
+    from authorizer.handler import handler as authorizer
+    from webhooks.handler import handler as webhooks
+
+    request = load_event("authorizer/request.json") | {"headers": credentials["viewer"]}
+    context = authorizer(request, lambda_context)["context"]
+    assert context["role"] == "viewer"
+
+    def through_gateway(method: str, path: str) -> int:
+        event = _event(method, path, {})  # no credentials: only the authorizer's context
+        event["requestContext"]["authorizer"] = dict(context)
+        return call(webhooks, event, lambda_context).status
+
+    assert through_gateway("GET", "/v1/webhooks") == 200
+    assert through_gateway("POST", "/v1/webhooks") == 403
