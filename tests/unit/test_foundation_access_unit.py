@@ -109,3 +109,15 @@ def test_the_readme_table_is_the_code():
         assert set(row) == set(access.ROLE_ACTIONS), row
         for role, allowed in row.items():
             assert allowed == access.allows(role, Action(act)), (act, role)
+
+
+def test_the_document_names_the_roles_of_each_org_route_and_its_403():
+    for method, path, operation in document_operations():
+        act = access.action(method, path)
+        if act not in ORG_ACTIONS:
+            assert "x-verriflo-roles" not in operation, (method, path)
+            continue
+        roles = [r for r in access.ROLE_ACTIONS if access.allows(r, act)]
+        assert operation["x-verriflo-roles"] == roles, (method, path)
+        if len(roles) < len(access.ROLE_ACTIONS):
+            assert "403" in operation["responses"], (method, path)
