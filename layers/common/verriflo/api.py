@@ -175,7 +175,7 @@ class Routes:
 
 
 def protected(app: APIGatewayRestResolver, group: str) -> Routes:
-    """Routes that need an authenticated org and count against its `group` budget."""
+    """Org routes (who may call each: `verriflo.access`), counted against the org's `group` budget."""
     return Routes(app, rate_limited(group))
 
 
