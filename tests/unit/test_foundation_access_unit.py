@@ -121,3 +121,10 @@ def test_the_document_names_the_roles_of_each_org_route_and_its_403():
         assert operation["x-verriflo-roles"] == roles, (method, path)
         if len(roles) < len(access.ROLE_ACTIONS):
             assert "403" in operation["responses"], (method, path)
+
+
+def test_a_refusal_names_the_caller_and_who_may():
+    key = OrgContext("org_1", "Acme", "prepaid", "api_key", "key_1").to_authorizer_context()
+    refusal = "^The API key cannot manage API keys; that needs the owner or admin role"
+    with pytest.raises(Forbidden, match=refusal):
+        access.admit("POST", "/v1/keys", {}, key)

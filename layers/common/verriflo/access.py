@@ -193,4 +193,6 @@ def _name(role: str) -> str:
 
 
 def _holders(act: Action) -> str:
-    return " or ".join(_name(role) for role, acts in ROLE_ACTIONS.items() if act in acts)
+    roles = [role for role, acts in ROLE_ACTIONS.items() if act in acts and role != "api"]
+    named = f"the {', '.join(roles[:-1])} or {roles[-1]} role" if len(roles) > 1 else f"the {roles[0]} role"
+    return f"{named}, or an API key" if allows("api", act) else named
