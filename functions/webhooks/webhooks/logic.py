@@ -8,17 +8,12 @@ from datetime import datetime, timedelta
 from verriflo import events, netguard, webhooks
 from verriflo import webhook_store as store
 from verriflo.auth import OrgContext
-from verriflo.errors import Conflict, Forbidden, ValidationFailed
+from verriflo.errors import Conflict, ValidationFailed
 from verriflo.orgs import now
 
 from webhooks import models
 
 MAX_REPLAY_AGE = timedelta(days=30)
-
-
-def _require_writer(org: OrgContext) -> None:
-    if org.via == "jwt" and org.role == "viewer":
-        raise Forbidden("Viewers cannot change webhooks.")
 
 
 def _checked_url(url: str) -> str:
@@ -59,7 +54,6 @@ def _delivery(d: store.Delivery) -> models.DeliveryInfo:
 
 def create(org: OrgContext, body: models.CreateEndpoint) -> models.NewSecret:
     """A new endpoint and its signing secret (shown this once)."""
-    _require_writer(org)
     types = store.validate_event_types(body.event_types)
     endpoint, secret = store.create_endpoint(org.org_id, _checked_url(body.url), body.description, types)
     return models.NewSecret(endpoint=_info(endpoint), secret=secret)
@@ -79,7 +73,6 @@ def get(org: OrgContext, endpoint_id: str) -> models.EndpointInfo:
 
 def update(org: OrgContext, endpoint_id: str, body: models.UpdateEndpoint) -> models.EndpointInfo:
     """Change URL, filter, description or enabled; only the fields given."""
-    _require_writer(org)
     store.get_endpoint(org.org_id, endpoint_id)
     changes: dict[str, object] = {}
     given = body.model_fields_set
@@ -99,21 +92,18 @@ def update(org: OrgContext, endpoint_id: str, body: models.UpdateEndpoint) -> mo
 
 def rotate(org: OrgContext, endpoint_id: str) -> models.NewSecret:
     """A new secret; the previous one keeps signing (a second signature) for the grace period."""
-    _require_writer(org)
     endpoint, secret = store.rotate_secret(org.org_id, endpoint_id)
     return models.NewSecret(endpoint=_info(endpoint), secret=secret)
 
 
 def delete(org: OrgContext, endpoint_id: str) -> models.Deleted:
     """Delete an endpoint and its delivery log."""
-    _require_writer(org)
     store.delete_endpoint(org.org_id, endpoint_id)
     return models.Deleted(id=endpoint_id)
 
 
 def send_test(org: OrgContext, endpoint_id: str) -> models.TestSent:
     """Queue a `webhook.test` event for this endpoint only."""
-    _require_writer(org)
     endpoint = store.get_endpoint(org.org_id, endpoint_id)
     if not endpoint.enabled:
         raise Conflict("The endpoint is disabled; enable it first.")
@@ -166,7 +156,6 @@ def delivery(org: OrgContext, endpoint_id: str, delivery_id: str) -> models.Deli
 def _replay(
     org: OrgContext, endpoint_id: str, ids: list[str] | None, since: datetime | None
 ) -> models.Replayed:
-    _require_writer(org)
     endpoint = store.get_endpoint(org.org_id, endpoint_id)
     if not endpoint.enabled:
         raise Conflict("The endpoint is disabled; enable it first.")

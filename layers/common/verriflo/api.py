@@ -1,9 +1,10 @@
 """The HTTP layer every function shares: a Powertools REST resolver with our envelope, errors,
 request ids, body limits, authentication and rate limits, plus the Lambda handler wrapper.
 
-Routes declare `org: Org` to receive the caller's OrgContext, and protected routers add
-`rate_limited(group)`; everything else (error mapping, 404/405, 413, validation messages) happens
-here once, so each function only wires routes to logic.
+Routes declare `org: Org` to receive the caller's OrgContext (admitted by `verriflo.access`: who
+may call which route), and protected routers add `rate_limited(group)`; everything else (error
+mapping, 404/405, 413, validation messages) happens here once, so each function only wires routes
+to logic.
 """
 
 # No `from __future__ import annotations` here: Powertools resolves the annotations of middlewares
@@ -20,17 +21,17 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.request import Request
 from pydantic import BaseModel, ConfigDict
 
-from verriflo import ratelimit
-from verriflo.auth import OrgContext, authenticate
+from verriflo import access, ratelimit
+from verriflo.auth import OrgContext
 from verriflo.errors import (
     ERROR_CLASSES,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    Unauthorized,
     ValidationFailed,
     VerrifloError,
 )
-from verriflo.internal import check_dispatch_secret
 from verriflo.observability import logger, metrics, tracer, tracing_enabled
 from verriflo.settings import api_settings
 
@@ -93,24 +94,42 @@ def responses(
 # --- authentication and limits --------------------------------------------------------------------
 
 
+_ORG = "verriflo_org"  # where admission leaves the caller in the resolver's per-request context
+
+
 def current_org(request: Request) -> OrgContext:
-    """The caller's org: from the authorizer's context when the platform ran one, else checked here."""
-    event = request.resolved_event.raw_event
-    given = (event.get("requestContext") or {}).get("authorizer") or {}
-    org = (
-        OrgContext.from_authorizer_context(given)
-        if given.get("orgId")
-        else authenticate(event.get("headers"))
-    )
-    logger.append_keys(org_id=org.org_id)
+    """The caller's org, as admitted for this route (`_admit_first`)."""
+    org = request.context.get(_ORG)
+    if org is None:  # the access table marks this route public or internal: it has no org caller
+        raise Unauthorized()
     return org
+
+
+def _admit_first(validate: Callable[..., Response]) -> Callable[..., Response]:
+    """Run `access.admit` (credentials and role, from the access table) before Powertools' request
+    validation, the first middleware of every route: a caller who may not call a route learns
+    nothing about its input. (`_static_routes`/`_dynamic_routes` as in `_not_found`: the version is
+    pinned; the route Powertools makes up for an unknown path is left to the 404/405 answer.)"""
+
+    def admitted(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+        route = app.context.get("_route")
+        if route is not None and any(route is r for r in app._static_routes + app._dynamic_routes):  # noqa: SLF001
+            event = app.current_event.raw_event
+            authorizer = (event.get("requestContext") or {}).get("authorizer")
+            org = access.admit(route.method, route.openapi_path, event.get("headers"), authorizer)
+            if org is not None:
+                logger.append_keys(org_id=org.org_id)
+                app.append_context(**{_ORG: org})
+        return validate(app, next_middleware)
+
+    return admitted
 
 
 Org = Annotated[OrgContext, Depends(current_org)]
 
 
 def rate_limited(group: str) -> Callable[..., Response]:
-    """A middleware that authenticates the caller and counts the request against its budget."""
+    """A middleware that counts the admitted caller's request against its budget."""
 
     def middleware(app: APIGatewayRestResolver, next_middleware: NextMiddleware, org: Org) -> Response:
         decision = ratelimit.enforce(org, group)
@@ -156,19 +175,13 @@ class Routes:
 
 
 def protected(app: APIGatewayRestResolver, group: str) -> Routes:
-    """Routes that need an authenticated org and count against its `group` budget."""
+    """Org routes (who may call each: `verriflo.access`), counted against the org's `group` budget."""
     return Routes(app, rate_limited(group))
 
 
 def internal(app: APIGatewayRestResolver) -> Routes:
-    """Service-to-service routes guarded by X-Dispatch-Secret."""
-    return Routes(app, internal_only)
-
-
-def internal_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    """A middleware for service-to-service routes guarded by X-Dispatch-Secret."""
-    check_dispatch_secret(app.current_event.headers)
-    return next_middleware(app)
+    """Service-to-service routes: the access table marks them internal (X-Dispatch-Secret only)."""
+    return Routes(app)
 
 
 # --- the app --------------------------------------------------------------------------------------
@@ -228,6 +241,7 @@ def create_app(*, max_body_bytes: int | None = None, cors: bool = False) -> APIG
         return next_middleware(app_)
 
     app.use(middlewares=[size_limit])
+    app._request_validation_middleware = _admit_first(app._request_validation_middleware)  # noqa: SLF001
 
     @app.exception_handler(VerrifloError)
     def _domain_error(exc: VerrifloError) -> Response:

@@ -22,10 +22,9 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 
-from verriflo import ratelimit
-from verriflo.auth import OrgContext, authenticate
+from verriflo import access, ratelimit
+from verriflo.auth import OrgContext
 from verriflo.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed, VerrifloError
-from verriflo.internal import check_dispatch_secret
 from verriflo.observability import logger
 from verriflo.settings import api_settings
 
@@ -110,7 +109,8 @@ class App:
     def route(
         self, method: str, path: str, *, group: str | None = None, internal: bool = False
     ) -> Callable[[Route], Route]:
-        """Register a route: `group` makes it authenticated and rate limited, `internal` dispatch-only."""
+        """Register a route: `group` is an org route's rate-limit budget, `internal` marks a service
+        route. Who may call it is `verriflo.access`'s table (a test checks that both agree)."""
 
         def register(fn: Route) -> Route:
             self._routes[(method.upper(), path)] = _Entry(fn, group, internal)
@@ -192,16 +192,10 @@ class App:
     def _run(self, entry: _Entry, request: Request) -> Reply | Stream:
         logger.append_keys(request_id=request.request_id)
         limits: dict[str, str] = {}
-        if entry.internal:
-            check_dispatch_secret(request.headers)
-        if entry.group:
-            given = request.authorizer
-            request.org = (
-                OrgContext.from_authorizer_context(given)
-                if given.get("orgId")
-                else authenticate(request.headers)
-            )
+        request.org = access.admit(request.method, request.path, request.headers, request.authorizer)
+        if request.org is not None:
             logger.append_keys(org_id=request.org.org_id)
+        if entry.group and request.org is not None:
             limits = ratelimit.enforce(request.org, entry.group).headers()
         answer = entry.route(request)
         answer.headers.update(limits)

@@ -58,7 +58,7 @@ class OrgContext:
             plan=str(ctx.get("plan", "")),
             via=str(ctx.get("via", "api_key")),
             principal=str(ctx.get("principal", "")),
-            role=str(ctx.get("role", "api")),
+            role=str(ctx.get("role", "")),  # none given: no rights (fail closed)
             rate_limits=json.loads(limits) if isinstance(limits, str) else dict(limits),
         )
 

@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from verriflo import access
+
 DOCUMENT = Path(__file__).with_name("openapi.json")
 TITLE = "Verriflo API"
 DESCRIPTION = (
@@ -102,11 +104,12 @@ def _merge_extra(document: dict[str, Any], extra: dict[str, Any]) -> None:
 def _normalise(document: dict[str, Any]) -> dict[str, Any]:
     """Describe errors as the API really returns them: 400 (not 422) and 500 in the envelope."""
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
             if operation.pop("x-verriflo-public", False):
                 operation["security"] = []
             answers = operation.get("responses", {})
+            _describe_access(operation, answers, access.action(method, path), error)
             answers.pop("422", None)
             answers.setdefault("400", {"description": "The request is not valid.", **error})
             answers["500"] = {"description": "Something went wrong on our side.", **error}
@@ -114,6 +117,19 @@ def _normalise(document: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(name, None)
     return document
+
+
+def _describe_access(
+    operation: dict[str, Any], answers: dict[str, Any], act: access.Action | None, error: dict[str, Any]
+) -> None:
+    """Say which roles may call an org route (`x-verriflo-roles`), and its 403 when some may not."""
+    if act is None or act in (access.Action.PUBLIC, access.Action.INTERNAL):
+        return
+    roles = [role for role in access.ROLE_ACTIONS if access.allows(role, act)]
+    operation["x-verriflo-roles"] = roles
+    if len(roles) < len(access.ROLE_ACTIONS):
+        refused = f"Not for the caller's role (allowed: {', '.join(roles)})."
+        answers.setdefault("403", {"description": refused, **error})
 
 
 def render(document: dict[str, Any]) -> str:
