@@ -65,9 +65,8 @@ $(VENV_LAMBDA)/.stamp: | check-python
 
 # Debian packages the stack and the tests use: command -> package. apt-get update runs once, and
 # only when something is missing.
-# (node/npm build the classroom page; chromium drives it in the e2e tests; faketime moves the clock
-# of test-calendar)
-APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg node:nodejs npm:npm chromium:chromium espeak-ng:espeak-ng faketime:faketime
+# (node/npm build the classroom page; chromium drives it in the e2e tests)
+APT_NEEDS := redis-server:redis-server ffmpeg:ffmpeg ffprobe:ffmpeg node:nodejs npm:npm chromium:chromium espeak-ng:espeak-ng
 .local/.apt-installed: Makefile
 	mkdir -p .local
 	missing=""; for pair in $(APT_NEEDS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
@@ -114,14 +113,10 @@ test-integration: $(VENV)/.stamp .local/.apt-installed
 	$(call run_pytest,tests/integration)
 
 # The unit and integration suites again, each test started in the last seconds of a month (the next
-# month for each test; every twelfth a year): no test may depend on the calendar or the time of day.
-# libfaketime fakes the clock of pytest and of every server it starts (tests/calendar_edge.py).
-CALENDAR_CLOCK := .local/calendar-clock
+# month for each test; every twelfth a year): no test may depend on the calendar or the time of day
+# (tests/calendar_edge.py moves the tests' clock with time-machine).
 test-calendar: $(VENV)/.stamp .local/.apt-installed
-	mkdir -p .local && echo "@2026-12-01 00:00:00" > $(CALENDAR_CLOCK)
-	export LD_PRELOAD="$$(dpkg -L libfaketime | grep '/libfaketime.so.1$$')" \
-	  FAKETIME_TIMESTAMP_FILE="$(CURDIR)/$(CALENDAR_CLOCK)" FAKETIME_NO_CACHE=1; \
-	  $(call run_pytest,tests/unit tests/integration -p calendar_edge -p no:cacheprovider)
+	$(call run_pytest,tests/unit tests/integration -p calendar_edge -p no:cacheprovider)
 
 # the e2e suite brings up its own isolated stack (.local/e2e, own ports) and tears it down
 test-e2e: deps

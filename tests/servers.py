@@ -132,9 +132,6 @@ def start_redis(data_dir: Path) -> Server:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        # Redis keeps the real clock under `make test-calendar`: with libfaketime preloaded its
-        # allocator's clock calls recurse and it never starts. (ElastiCache's clock is its own too.)
-        env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"},
     )
     wait_for_port(port, proc)
     return Server("redis", port, proc, f"redis://127.0.0.1:{port}/0")
