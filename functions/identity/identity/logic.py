@@ -121,5 +121,5 @@ def revoke_key(org: OrgContext, key_id: str) -> KeyInfo:
     """Revoke one of the org's keys."""
     _require_key_admin(org)
     revoked = _info(orgs.revoke_key(org.org_id, key_id))
-    auth.clear_cache()
+    auth.forget_key(key_id)
     return revoked
