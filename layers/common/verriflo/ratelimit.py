@@ -110,7 +110,7 @@ def enforce(org: OrgContext, group: str) -> Decision:
 def member_budget(org: OrgContext, group: str, default: tuple[int, int]) -> tuple[int, int]:
     """(limit, window) of one member's own budget in `group` (the org's `<group>-participant`
     budget, else `default`), never more than half of the org's `group` budget over the same
-    window, so that no single member can use up what the org's other members share."""
+    window (but at least 1), so that no single member can use up what the org's other members share."""
     configured = org.rate_limits.get(f"{group}-participant")
     limit, window = (int(configured["limit"]), int(configured.get("window", 60))) if configured else default
     org_limit, org_window = budget(org, group)
