@@ -106,3 +106,22 @@ def test_org_over_its_budget_gets_429_with_rate_limit_headers(
     assert last.headers["X-RateLimit-Limit"] == "3"
     assert last.headers["X-RateLimit-Remaining"] == "0"
     assert int(last.headers["X-RateLimit-Reset"]) > 0
+
+
+def test_a_revoked_key_is_refused_at_once_by_every_warm_function(
+    http: httpx.Client, api_url: str, e2e_stack: dict[str, str]
+) -> None:
+    login = {"email": e2e_stack["DEMO_OWNER_EMAIL"], "password": e2e_stack["DEMO_OWNER_PASSWORD"]}
+    token = http.post(f"{api_url}/v1/auth/login", json=login).json()["data"]["token"]
+    owner = {"Authorization": f"Bearer {token}"}
+    issued = http.post(f"{api_url}/v1/keys", headers=owner, json={"name": "e2e-revoke"}).json()["data"]
+    headers = {KEY_HEADER: issued["secret"]}
+    # The authorizer and two functions (separate processes) now hold the key in their caches.
+    assert http.get(f"{api_url}/v1/auth/whoami", headers=headers).status_code == 200
+    assert http.get(f"{api_url}/v1/billing/balance", headers=headers).status_code == 200
+
+    revoked = http.delete(f"{api_url}/v1/keys/{issued['key']['id']}", headers=owner)
+    assert revoked.status_code == 200, revoked.text
+
+    assert_error_envelope(http.get(f"{api_url}/v1/billing/balance", headers=headers), 401, "UNAUTHORIZED")
+    assert_error_envelope(http.get(f"{api_url}/v1/auth/whoami", headers=headers), 401, "UNAUTHORIZED")

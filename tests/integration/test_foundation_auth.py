@@ -90,7 +90,7 @@ def test_a_wrong_password_and_an_unknown_email_look_the_same(identity, org, lamb
     assert wrong.body == unknown.body
 
 
-def test_login_attempts_are_throttled_per_account(identity, org, lambda_context):
+def test_login_attempts_from_one_source_are_throttled(identity, org, lambda_context):
     statuses = [_login(identity, org, lambda_context, password="guess").status for _ in range(11)]
     assert statuses[:10] == [401] * 10
     assert statuses[10] == 429

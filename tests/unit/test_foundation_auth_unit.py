@@ -81,3 +81,12 @@ def test_bad_tokens_are_rejected(aws_env, mutate):
         token = ".".join([head, body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1], sig])
     with pytest.raises(Unauthorized):
         auth.authenticate({"Authorization": f"Bearer {token}"})
+
+
+def test_ipv6_sources_are_throttled_per_64_block():
+    from identity.throttle import source_of
+
+    assert source_of("2001:db8:1:2:aaaa::1") == source_of("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert source_of("2001:db8:1:3::1") != source_of("2001:db8:1:2::1")
+    assert source_of("::ffff:203.0.113.10") == "203.0.113.10"
+    assert source_of("not an address") == "unknown"

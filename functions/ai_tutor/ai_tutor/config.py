@@ -22,6 +22,13 @@ class TutorSettings(EnvSettings):
     page_origin: str = Field(
         default="*", description="Access-Control-Allow-Origin for the classroom page's calls"
     )
+    participant_rate_limit: int = Field(
+        default=30,
+        ge=1,
+        description="requests per window of one classroom participant (org rate limit "
+        "'ai-tutor-participant' overrides; never more than half the org's 'ai-tutor' budget)",
+    )
+    participant_rate_window_s: int = Field(default=60, ge=1, le=86_400)
     max_text_chars: int = Field(default=2000, ge=1, le=20_000, description="longest question accepted")
     history_turns: int = Field(
         default=6, ge=0, le=50, description="the student's earlier exchanges sent to a model"

@@ -152,7 +152,8 @@ def prepare(asker: Asker, asked: Question, request_id: str) -> Prepared:
     settings = context.room_settings(asker.org_id, asker.room_id)
     if not settings.enabled:
         raise Forbidden("The teacher has switched the tutor off for this room.")
-    metering.require_credits(asker.org_id)
+    # The room's and the student's caps (GET/PUT /v1/billing/limits) bound what a class can spend.
+    metering.require_credits(asker.org_id, room_id=asker.room_id, student_id=asker.student_uid)
     transcript = None
     if audio is not None:
         transcript = speech.transcribe(audio).text.strip()
@@ -302,6 +303,7 @@ def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: f
             usage,
             {"studentUid": prep.asker.student_uid},
             room_id=prep.asker.room_id,
+            student_id=prep.asker.student_uid,
         )
     except VerrifloError:
         # The answer was delivered; say so loudly so an operator can reconcile the ledger.

@@ -63,6 +63,17 @@ def _cors() -> dict[str, str]:
     }
 
 
+def _count(credential: credentials.RoomCredential) -> dict[str, str]:
+    """The participant's own budget (org + room + uid from the verified token), then the org's."""
+    settings = tutor_settings()
+    return ratelimit.enforce_member(
+        credentials.org_context(credential),
+        GROUP,
+        f"{credential.room_id}\n{credential.uid}",
+        (settings.participant_rate_limit, settings.participant_rate_window_s),
+    )
+
+
 def _page(
     route: Callable[[asgi.Request, credentials.RoomCredential], asgi.Reply | asgi.Stream],
 ) -> Callable[[asgi.Request], asgi.Reply | asgi.Stream]:
@@ -72,7 +83,7 @@ def _page(
     def run(request: asgi.Request) -> asgi.Reply | asgi.Stream:
         try:
             credential = credentials.verify(request.headers)
-            limits = ratelimit.enforce(credentials.org_context(credential), GROUP).headers()
+            limits = _count(credential)
             answer = route(request, credential)
         except VerrifloError as exc:
             return asgi.Reply(exc.envelope(), exc.status, dict(exc.headers) | _cors())

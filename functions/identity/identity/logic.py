@@ -1,4 +1,4 @@
-"""Identity logic: dashboard login (rate limited per source), whoami, and key management."""
+"""Identity logic: dashboard login (throttled per account and source), whoami, and key management."""
 
 # No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
 # creates every model class below, a cost every cold start pays.
@@ -6,13 +6,12 @@
 from datetime import datetime
 
 from pydantic import Field
-from verriflo import auth, orgs, ratelimit
+from verriflo import auth, orgs
 from verriflo.auth import OrgContext
 from verriflo.errors import RateLimited
 from verriflo.models import ApiModel, StrictApiModel
 
-# Generous for people, hopeless for password guessing: per source address and per account.
-LOGIN_BUDGET = {"default": {"limit": 10, "window": 300}}
+from identity import throttle
 
 
 class LoginRequest(StrictApiModel):
@@ -64,20 +63,16 @@ class NewKey(ApiModel):
     secret: str = Field(description="The API key itself: shown once, store it now")
 
 
-def _throttle(subject: str) -> None:
-    probe = OrgContext(
-        org_id=subject, org_name="", plan="", via="login", principal="", rate_limits=LOGIN_BUDGET
-    )
-    decision = ratelimit.hit(probe, "login")
-    if not decision.allowed:
-        raise RateLimited("Too many sign-in attempts; retry later.", headers=decision.headers())
-
-
 def login(body: LoginRequest, source_ip: str) -> LoginResult:
-    """Check the password (throttled per address and per email) and issue a token."""
-    _throttle(f"ip:{source_ip}")
-    _throttle(f"email:{body.email.lower()}")
+    """Check the password (throttled per account and source address, see `throttle`) and issue a token."""
+    wait = throttle.attempt(body.email, source_ip)
+    if wait:
+        raise RateLimited(
+            "Too many sign-in attempts from this address; retry later.", headers={"Retry-After": str(wait)}
+        )
+    # A wrong password raises Unauthorized here and the attempt stays counted.
     token, expires_in, user = auth.login(body.email, body.password)
+    throttle.succeeded(body.email, source_ip)
     return LoginResult(
         token=token,
         expires_in=expires_in,
@@ -117,5 +112,5 @@ def issue_key(org: OrgContext, body: NewKeyRequest) -> NewKey:
 def revoke_key(org: OrgContext, key_id: str) -> KeyInfo:
     """Revoke one of the org's keys."""
     revoked = _info(orgs.revoke_key(org.org_id, key_id))
-    auth.clear_cache()
+    auth.forget_key(key_id)
     return revoked

@@ -13,9 +13,12 @@ from verriflo_ai.providers import Usage
 NO_CREDITS = "Insufficient credits for AI requests; add credits to continue."
 
 
-def require_credits(org_id: str, minimum: Decimal | int = 1) -> None:
-    """402 before any model call when the org cannot pay for it."""
-    ledger.require_credits(org_id, minimum, NO_CREDITS)
+def require_credits(
+    org_id: str, minimum: Decimal | int = 1, *, room_id: str | None = None, student_id: str | None = None
+) -> None:
+    """402 before any model call when the org cannot pay for it, or when it would pass the org's
+    caps (monthly; and, when named, the room's and the student's)."""
+    ledger.require_credits(org_id, minimum, NO_CREDITS, room_id=room_id, student_id=student_id)
 
 
 def meter(
@@ -25,6 +28,7 @@ def meter(
     usage: Usage,
     meta: dict[str, Any] | None = None,
     room_id: str | None = None,
+    student_id: str | None = None,
 ) -> Decimal:
     """Debit the tokens of one request, exactly once per entry id; returns the credits charged."""
     credits = pricing.ai_tokens(usage.input_tokens, usage.output_tokens)
@@ -37,6 +41,7 @@ def meter(
             quantity=usage.input_tokens + usage.output_tokens,
             unit="token",
             room_id=room_id,
+            student_id=student_id,
             meta={
                 "inputTokens": usage.input_tokens,
                 "outputTokens": usage.output_tokens,

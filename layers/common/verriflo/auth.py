@@ -64,7 +64,8 @@ class OrgContext:
 
 
 class _TtlCache:
-    """A small bounded in-process cache: warm invocations skip the database for known keys."""
+    """A small bounded in-process cache: warm invocations skip the database for known keys (a hit
+    is still checked against the revocation markers in Redis, see `authenticate_key`)."""
 
     def __init__(self, size: int = 1024) -> None:
         self._data: OrderedDict[str, tuple[float, OrgContext]] = OrderedDict()
@@ -89,6 +90,15 @@ class _TtlCache:
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
 
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def drop_principal(self, principal: str) -> None:
+        with self._lock:
+            for key in [k for k, (_, ctx) in self._data.items() if ctx.principal == principal]:
+                del self._data[key]
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
@@ -98,8 +108,13 @@ _cache = _TtlCache()
 
 
 def clear_cache() -> None:
-    """Forget cached credentials (tests; revocation otherwise takes effect within the TTL)."""
+    """Forget every cached credential (tests, and after an org's budgets change)."""
     _cache.clear()
+
+
+def forget_key(key_id: str) -> None:
+    """Forget a revoked key in this process at once (other processes see the revocation marker)."""
+    _cache.drop_principal(key_id)
 
 
 def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -126,7 +141,11 @@ def authenticate_key(secret: str) -> OrgContext:
     digest = orgs.hash_key(secret)
     cached = _cache.get(digest)
     if cached is not None:
-        return cached
+        # One Redis read keeps the cache honest: a key revoked by any process is refused on its
+        # very next request everywhere. When Redis cannot say, the database decides.
+        if orgs.revocation_announced(cached.principal) is False:
+            return cached
+        _cache.drop(digest)
     if not secret.startswith(orgs.KEY_SCHEME) or len(secret) > 200:
         raise Unauthorized("The VF-ORG-ID key is not valid.")
     key = orgs.find_active_key(secret)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from verriflo import db
 from verriflo.errors import Conflict, NotFound
+from verriflo.settings import api_settings
 
 ORGS, KEYS, USERS = "orgs", "api_keys", "users"
 KEY_SCHEME = "vfk_"
@@ -163,7 +164,18 @@ def list_keys(org_id: str) -> list[ApiKey]:
 
 
 def revoke_key(org_id: str, key_id: str) -> ApiKey:
-    """Revoke one of the org's keys (idempotent); another org's key id is NotFound."""
+    """Revoke one of the org's keys (idempotent); another org's key id is NotFound.
+
+    The revocation is first announced in Redis, for longer than any process may cache a key
+    (`auth_cache_ttl_s`, twice, plus a minute), so every process that still caches the key sees it
+    on its next request (`revocation_announced`). The announcement comes before the database write:
+    if Redis is down nothing is revoked (503), and an announcement whose database write then failed
+    only costs the key's holders one database read.
+    """
+    with db.unavailable_on_failure():
+        if db.collection(KEYS).count_documents({"_id": key_id, "orgId": org_id}, limit=1) == 0:
+            raise NotFound("API key not found.")
+    _announce_revocation(key_id, 2 * api_settings().auth_cache_ttl_s + 60)
     with db.unavailable_on_failure():
         db.collection(KEYS).update_one(
             {"_id": key_id, "orgId": org_id, "revokedAt": None}, {"$set": {"revokedAt": now()}}
@@ -172,6 +184,29 @@ def revoke_key(org_id: str, key_id: str) -> ApiKey:
     if doc is None:
         raise NotFound("API key not found.")
     return ApiKey.model_validate(doc)
+
+
+def _revocation_marker(key_id: str) -> str:
+    return f"revoked-key:{key_id}"
+
+
+def _announce_revocation(key_id: str, seconds: float) -> None:
+    from verriflo.cache import redis_client, unavailable_on_failure
+
+    with unavailable_on_failure():
+        redis_client().set(_revocation_marker(key_id), "1", px=max(int(seconds * 1000), 1))
+
+
+def revocation_announced(key_id: str) -> bool | None:
+    """Whether a revocation of `key_id` was announced recently; None when Redis cannot say."""
+    from redis.exceptions import RedisError
+
+    from verriflo.cache import redis_client
+
+    try:
+        return bool(redis_client().exists(_revocation_marker(key_id)))
+    except RedisError:
+        return None
 
 
 def find_active_key(secret: str) -> ApiKey | None:
