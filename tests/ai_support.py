@@ -81,6 +81,75 @@ def png_with_text(text: str) -> bytes:
     return out.getvalue()
 
 
+def long_opus(minutes: int, container: str = "ogg") -> bytes:
+    """`minutes` of 6 kbps Opus: one minute encoded by ffmpeg, then looped by stream copy (fast).
+
+    Ogg declares its length (the last page's granule position); WebM written to a pipe declares
+    none, as a browser's MediaRecorder does."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / "one.ogg"
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=300:sample_rate=16000:duration=60",
+                "-ac",
+                "1",
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "6k",
+                "-application",
+                "voip",
+                str(one),
+            ],
+            check=True,
+            timeout=60,
+        )
+        return subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-stream_loop",
+                str(minutes - 1),
+                "-i",
+                str(one),
+                "-c",
+                "copy",
+                "-f",
+                container,
+                "pipe:1",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+
+def png_bomb(side: int = 30_000) -> bytes:
+    """A valid 1-bit PNG of side x side white pixels: a few hundred KB that decode to side² pixels
+    (30000² as RGB is 2.7 GB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * ((side + 7) // 8)  # filter byte, then the row's bits
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
 def pdf_with_text(paragraphs: list[str]) -> bytes:
     """A minimal valid PDF (one page, Helvetica) whose text pypdf can extract."""
     ops = ["BT", "/F1 11 Tf", "14 TL", "50 780 Td"]

@@ -45,6 +45,8 @@ class AiSettings(EnvSettings):
     max_audio_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_audio_seconds: float = Field(default=120.0, gt=0)
     max_image_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Width x height, read from the header before decoding (40 MP is 120 MB as RGB).
+    max_image_pixels: int = Field(default=40_000_000, ge=1024)
     max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
     history_turns: int = Field(default=20, ge=1, le=200, description="messages kept per chat")
