@@ -226,3 +226,80 @@ def chat_route(org: Any, ctx: Any, action: str, chat_id: str) -> Any:
         path_params={"chat_id": chat_id},
     )
     return call(handler.handler, event, ctx)
+
+
+@pytest.fixture
+def ingest_queue(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The ingestion queue and document bucket (moto), with a small inline limit so a document of a
+    few dozen passages already goes through the queue. Returns the queue URL."""
+    import boto3
+    from verriflo_ai import settings as ai_settings_module
+
+    boto3.client("s3").create_bucket(Bucket="verriflo-test-uploads")
+    queue = boto3.client("sqs").create_queue(QueueName="verriflo-test-ingest")["QueueUrl"]
+    for name, value in {
+        "AI_DOCUMENT_BUCKET": "verriflo-test-uploads",
+        "AI_INGEST_QUEUE_URL": queue,
+        "AI_INLINE_DOCUMENT_CHUNKS": "4",
+        "AI_INGEST_BATCH_CHUNKS": "8",
+    }.items():
+        monkeypatch.setenv(name, value)
+    ai_settings_module.reset_settings()
+    return queue
+
+
+@dataclass
+class Delivery:
+    """One SQS message as the queue hands it to the worker, and how often it has been received."""
+
+    message_id: str
+    body: str
+    receives: int = 1
+
+    def event(self) -> dict[str, Any]:
+        """The Lambda event of an SQS event source mapping with this one record."""
+        return {
+            "Records": [
+                {
+                    "messageId": self.message_id,
+                    "receiptHandle": f"rh-{self.message_id}-{self.receives}",
+                    "body": self.body,
+                    "attributes": {
+                        "ApproximateReceiveCount": str(self.receives),
+                        "SentTimestamp": "0",
+                        "SenderId": "test",
+                        "ApproximateFirstReceiveTimestamp": "0",
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:verriflo-test-ingest",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+
+
+def queued() -> list[Delivery]:
+    """Take every message off the ingestion queue (as the event source mapping would)."""
+    import boto3
+    from verriflo_ai.settings import ai_settings
+
+    sqs, queue_url = boto3.client("sqs"), ai_settings().ingest_queue_url
+    taken: list[Delivery] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        if not messages:
+            return taken
+        for m in messages:
+            taken.append(Delivery(m["MessageId"], m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def work(delivery: Delivery, ctx: Any) -> bool:
+    """Run the ingestion worker in-process on one delivery; True when it succeeded (no item failure)."""
+    from ai_ingest import handler
+
+    answer = handler.handler(delivery.event(), ctx)
+    return not answer["batchItemFailures"]
