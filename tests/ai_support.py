@@ -299,7 +299,18 @@ def queued() -> list[Delivery]:
 
 def work(delivery: Delivery, ctx: Any) -> bool:
     """Run the ingestion worker in-process on one delivery; True when it succeeded (no item failure)."""
-    from ai_ingest import handler
+    import os
 
-    answer = handler.handler(delivery.event(), ctx)
+    from ai_ingest import handler
+    from verriflo_ai import settings as ai_settings_module
+
+    # As deployed: the worker is given the bucket, not the queue (it never enqueues).
+    queue = os.environ.pop("AI_INGEST_QUEUE_URL", None)
+    ai_settings_module.reset_settings()
+    try:
+        answer = handler.handler(delivery.event(), ctx)
+    finally:
+        if queue is not None:
+            os.environ["AI_INGEST_QUEUE_URL"] = queue
+        ai_settings_module.reset_settings()
     return not answer["batchItemFailures"]

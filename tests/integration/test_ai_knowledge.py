@@ -410,14 +410,33 @@ def test_a_large_pdf_that_cannot_be_read_fails_with_a_reason_and_nothing_stored(
 
 
 @pytest.mark.usefixtures("ingest_queue")
-def test_a_document_deleted_while_queued_leaves_nothing_behind(org, lambda_context):
+@pytest.mark.parametrize("when", ["before the worker", "while the worker writes it"])
+def test_a_document_deleted_while_queued_leaves_nothing_behind(org, lambda_context, monkeypatch, when):
     import boto3
+    from verriflo_ai import embeddings
 
     grant(org.id)
     kb = make_kb(org, lambda_context)
     doc = add_doc(org, lambda_context, kb, long_notes()).data
-    gone = kb_call(org, lambda_context, "ai_agent/delete_document.json", kb_id=kb, doc_id=doc["documentId"])
-    assert gone.status == 200
+
+    def delete():
+        gone = kb_call(
+            org, lambda_context, "ai_agent/delete_document.json", kb_id=kb, doc_id=doc["documentId"]
+        )
+        assert gone.status == 200
+
+    if when == "before the worker":
+        delete()
+    else:  # deleted after the worker's second batch, and the worker goes on writing
+        real, calls = embeddings.embedder().__class__.embed, []
+
+        def deleting(self, texts):
+            calls.append(1)
+            if len(calls) == 2:
+                delete()
+            return real(self, texts)
+
+        monkeypatch.setattr(embeddings.embedder().__class__, "embed", deleting)
     [delivery] = queued()
     assert work(delivery, lambda_context)
     assert chunk_rows(doc["documentId"]) == []

@@ -18,26 +18,37 @@ def source_key(org_id: str, kb_id: str, doc_id: str) -> str:
     return f"documents/{org_id}/{kb_id}/{doc_id}"
 
 
-def _where() -> tuple[str, str]:
-    settings = ai_settings()
-    if not settings.document_bucket or not settings.ingest_queue_url:
-        raise ServiceUnavailable(
-            "Large documents are ingested through a queue this deployment does not have "
-            "(AI_DOCUMENT_BUCKET, AI_INGEST_QUEUE_URL)."
-        )
-    return settings.document_bucket, settings.ingest_queue_url
+def _unconfigured(setting: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"Large documents are ingested through a queue this deployment does not have ({setting})."
+    )
+
+
+def _bucket() -> str:
+    bucket = ai_settings().document_bucket
+    if not bucket:
+        raise _unconfigured("AI_DOCUMENT_BUCKET")
+    return bucket
+
+
+def _queue() -> str:
+    # Only the routes that enqueue need it; the worker, which only reads and deletes, is not given it.
+    queue = ai_settings().ingest_queue_url
+    if not queue:
+        raise _unconfigured("AI_INGEST_QUEUE_URL")
+    return queue
 
 
 def put_source(key: str, content: bytes, content_type: str) -> None:
     """Store a document's bytes for the worker."""
-    bucket, _ = _where()
+    bucket = _bucket()
     with s3_errors():
         aws.client("s3").put_object(Bucket=bucket, Key=key, Body=content, ContentType=content_type)
 
 
 def read_source(key: str) -> bytes | None:
     """A queued document's bytes, or None when they are gone."""
-    bucket, _ = _where()
+    bucket = _bucket()
     try:
         with s3_errors():
             return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -47,7 +58,7 @@ def read_source(key: str) -> bytes | None:
 
 def delete_source(key: str) -> None:
     """Drop a document's bytes once it is ingested, failed or deleted (deleting twice is fine)."""
-    bucket, _ = _where()
+    bucket = _bucket()
     with s3_errors():
         aws.client("s3").delete_object(Bucket=bucket, Key=key)
 
@@ -56,7 +67,7 @@ def enqueue(org_id: str, kb_id: str, doc_id: str) -> None:
     """Ask the ingestion worker to read, chunk and embed one document."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    _, queue = _where()
+    queue = _queue()
     body = json.dumps({"orgId": org_id, "kbId": kb_id, "docId": doc_id}, separators=(",", ":"))
     try:
         aws.client("sqs").send_message(QueueUrl=queue, MessageBody=body)

@@ -210,11 +210,12 @@ def finish_document(org_id: str, kb_id: str, doc_id: str, chunk_count: int) -> s
 def fail_document(org_id: str, doc_id: str, reason: str) -> None:
     """Mark a processing document failed, with the reason, and drop the chunks written so far."""
     with db.unavailable_on_failure():
-        db.collection(DOCUMENTS).update_one(
+        marked = db.collection(DOCUMENTS).update_one(
             {"_id": doc_id, "orgId": org_id, "status": "processing"},
             {"$set": {"status": "failed", "error": reason}, "$unset": {"sourceKey": ""}},
         )
-        db.collection(CHUNKS).delete_many({"orgId": org_id, "docId": doc_id})
+        if marked.matched_count:  # a duplicate delivery may have finished it meanwhile: keep those
+            db.collection(CHUNKS).delete_many({"orgId": org_id, "docId": doc_id})
 
 
 def discard_document(org_id: str, doc_id: str) -> None:

@@ -323,7 +323,11 @@ def _ingest(doc: dict[str, Any], key: str) -> str:
         batch = todo[start : start + step]
         kb_store.upsert_chunks(_rows(doc, batch, _embed_chunks(batch), pending=True))
         kb_store.set_progress(org_id, doc_id, len(chunks) - len(todo) + start + len(batch), len(chunks))
-    return kb_store.finish_document(org_id, kb_id, doc_id, len(chunks))
+    outcome = kb_store.finish_document(org_id, kb_id, doc_id, len(chunks))
+    if outcome == "done" and kb_store.find_document(org_id, kb_id, doc_id) is None:
+        kb_store.discard_document(org_id, doc_id)  # deleted while this attempt was writing its chunks
+        return "gone"
+    return outcome
 
 
 def queued_response(model: Any, poll: str) -> dict[int, dict[str, Any]]:
