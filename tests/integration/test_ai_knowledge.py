@@ -5,6 +5,7 @@ instructions, and never reach another org's bases or documents."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 from ai_agent import handler
@@ -18,7 +19,7 @@ from ai_support import (
     queued,
     work,
 )
-from support import api_event, call
+from support import LambdaContext, api_event, call
 from verriflo_ai import providers
 from verriflo_ai import settings as ai_settings_module
 
@@ -368,6 +369,41 @@ def test_a_retry_after_a_failure_mid_way_completes_the_work_once(org, lambda_con
         assert sum(calls) == doc["chunkCount"] + 8 + 1  # + the failed batch, + the question asked between
     base = kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data
     assert (base["documentCount"], base["chunkCount"]) == (1, doc["chunkCount"])
+
+
+@dataclass
+class RunningOut(LambdaContext):
+    """A Lambda context whose remaining time drops by `per_call` seconds each time it is read."""
+
+    left_s: float = 60.0
+    per_call: float = 15.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        left, self.left_s = self.left_s, self.left_s - self.per_call
+        return int(left * 1000)
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_a_run_that_nears_its_timeout_stops_between_batches_and_the_next_resumes(org, lambda_context):
+    grant(org.id)
+    kb = make_kb(org, lambda_context)
+    doc = add_doc(org, lambda_context, kb, long_notes()).data
+    [delivery] = queued()
+    # 60 s, 45 s, 30 s left before the first three batches, then 15 s (under the 20 s reserve): stop.
+    assert not work(delivery, RunningOut())
+    assert len(chunk_rows(doc["documentId"])) == 3 * 8
+    assert get_doc(org, lambda_context, kb, doc["documentId"]).data["embeddedChunks"] == 3 * 8
+    delivery.receives = 2
+    assert work(delivery, lambda_context)
+    rows = chunk_rows(doc["documentId"])
+    assert len(rows) == doc["chunkCount"] and not any(r.get("pending") for r in rows)
+    # Out of time on the last receive too: the document is failed, not left processing.
+    other = add_doc(org, lambda_context, kb, long_notes(), title="Second log").data
+    [last] = queued()
+    last.receives = 3
+    assert work(last, RunningOut(left_s=10.0))
+    failed = get_doc(org, lambda_context, kb, other["documentId"]).data
+    assert failed["status"] == "failed" and "not finished within this run" in failed["error"]
 
 
 @pytest.mark.usefixtures("ingest_queue")

@@ -32,7 +32,7 @@ class IngestMessage(ApiModel):
     doc_id: str = Field(min_length=1, max_length=100)
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: Any) -> None:
     """Ingest one document; raise to have the queue deliver the message again."""
     try:
         message = IngestMessage.model_validate_json(record.body)
@@ -44,7 +44,13 @@ def record_handler(record: SQSRecord) -> None:
     receives = int(record.attributes.approximate_receive_count or 1)
     last = receives >= ai_settings().ingest_max_receives
     try:
-        outcome = knowledge.ingest_queued(message.org_id, message.kb_id, message.doc_id, last_attempt=last)
+        outcome = knowledge.ingest_queued(
+            message.org_id,
+            message.kb_id,
+            message.doc_id,
+            last_attempt=last,
+            time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+        )
     except Exception:
         if not last:
             raise

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +28,7 @@ from verriflo.errors import (
     Conflict,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     UpstreamError,
     ValidationFailed,
     VerrifloError,
@@ -272,13 +274,21 @@ def _queue(doc: dict[str, Any], content: bytes, planned: int) -> Document:
     return _document(doc)
 
 
-def ingest_queued(org_id: str, kb_id: str, doc_id: str, *, last_attempt: bool = False) -> str:
+def ingest_queued(
+    org_id: str,
+    kb_id: str,
+    doc_id: str,
+    *,
+    last_attempt: bool = False,
+    time_left: Callable[[], float] | None = None,
+) -> str:
     """The worker's step for one queued document; safe to run again for the same message.
 
     Returns what became of it: `ready`, `failed` (bad content or base, or the last attempt failed),
     `gone` (the document or its base was deleted meanwhile) or `done` (an earlier delivery finished it).
     A transient failure (database, storage, embedding service) raises, so the queue retries, unless it
-    is the last attempt."""
+    is the last attempt. `time_left` (seconds, the Lambda context's) stops it between batches before
+    the function's timeout would: what is written stays, and the next delivery resumes from there."""
     key = ingest_store.source_key(org_id, kb_id, doc_id)
     doc = kb_store.find_document(org_id, kb_id, doc_id)
     if doc is None:
@@ -289,7 +299,7 @@ def ingest_queued(org_id: str, kb_id: str, doc_id: str, *, last_attempt: bool = 
         ingest_store.delete_source(key)
         return "done"
     try:
-        outcome = _ingest(doc, key)
+        outcome = _ingest(doc, key, time_left)
     except NotFound:
         kb_store.discard_document(org_id, doc_id)
         outcome = "gone"
@@ -309,7 +319,7 @@ def give_up(org_id: str, kb_id: str, doc_id: str, reason: str) -> None:
     ingest_store.delete_source(ingest_store.source_key(org_id, kb_id, doc_id))
 
 
-def _ingest(doc: dict[str, Any], key: str) -> str:
+def _ingest(doc: dict[str, Any], key: str, time_left: Callable[[], float] | None) -> str:
     org_id, kb_id, doc_id = doc["orgId"], doc["kbId"], doc["_id"]
     _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))
     content = ingest_store.read_source(key)
@@ -318,8 +328,11 @@ def _ingest(doc: dict[str, Any], key: str) -> str:
     chunks = _chunks(content, doc["contentType"])
     done = kb_store.chunk_ordinals(org_id, kb_id, doc_id)  # what an earlier attempt already wrote
     todo = [c for c in chunks if c.ordinal not in done]
-    step = ai_settings().ingest_batch_chunks
+    settings = ai_settings()
+    step = settings.ingest_batch_chunks
     for start in range(0, len(todo), step):
+        if time_left is not None and time_left() < settings.ingest_reserve_s:
+            raise ServiceUnavailable("The document is not finished within this run; the next one resumes it.")
         batch = todo[start : start + step]
         kb_store.upsert_chunks(_rows(doc, batch, _embed_chunks(batch), pending=True))
         kb_store.set_progress(org_id, doc_id, len(chunks) - len(todo) + start + len(batch), len(chunks))

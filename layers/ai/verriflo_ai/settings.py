@@ -57,6 +57,9 @@ class AiSettings(EnvSettings):
     document_bucket: str | None = Field(default=None, description="where queued documents wait")
     ingest_queue_url: str | None = Field(default=None, description="the ingestion worker's SQS queue")
     ingest_batch_chunks: int = Field(default=32, ge=1, description="chunks embedded and written at once")
+    ingest_reserve_s: float = Field(
+        default=20.0, ge=0, description="a worker run stops between batches with this much time left"
+    )
     ingest_max_receives: int = Field(
         default=3, ge=1, description="the queue's maxReceiveCount: the last attempt marks a failure"
     )
