@@ -269,6 +269,16 @@ def get_doc(org, ctx, kb, doc_id):
     )
 
 
+def queued_doc(org, ctx):
+    """A base with one long document added (202), and the message the route queued for it."""
+    grant(org.id)
+    kb = make_kb(org, ctx)
+    added = add_doc(org, ctx, kb, long_notes())
+    assert added.status == 202, added.body
+    [delivery] = queued()
+    return kb, added.data, delivery
+
+
 def chunk_rows(doc_id):
     from verriflo import db
 
@@ -308,10 +318,7 @@ def test_a_large_document_is_queued_then_polled_to_ready_and_searchable(org, oth
 
 @pytest.mark.usefixtures("ingest_queue")
 def test_a_redelivered_message_does_not_double_chunks_or_counts(org, lambda_context):
-    grant(org.id)
-    kb = make_kb(org, lambda_context)
-    doc = add_doc(org, lambda_context, kb, long_notes()).data
-    [delivery] = queued()
+    kb, doc, delivery = queued_doc(org, lambda_context)
     assert work(delivery, lambda_context)
     rows = chunk_rows(doc["documentId"])
     delivery.receives = 2  # SQS delivers at least once: the same message again
@@ -327,10 +334,7 @@ def test_a_retry_after_a_failure_mid_way_completes_the_work_once(org, lambda_con
     from verriflo.errors import ServiceUnavailable
     from verriflo_ai import embeddings, kb_store
 
-    grant(org.id)
-    kb = make_kb(org, lambda_context)
-    doc = add_doc(org, lambda_context, kb, long_notes()).data
-    [delivery] = queued()
+    kb, doc, delivery = queued_doc(org, lambda_context)
     calls = []
     if step == "embedding":  # the embedding service fails on the third batch
         real = embeddings.embedder().__class__.embed
@@ -385,10 +389,7 @@ class RunningOut(LambdaContext):
 
 @pytest.mark.usefixtures("ingest_queue")
 def test_a_run_that_nears_its_timeout_stops_between_batches_and_the_next_resumes(org, lambda_context):
-    grant(org.id)
-    kb = make_kb(org, lambda_context)
-    doc = add_doc(org, lambda_context, kb, long_notes()).data
-    [delivery] = queued()
+    kb, doc, delivery = queued_doc(org, lambda_context)
     # 60 s, 45 s, 30 s left before the first three batches, then 15 s (under the 20 s reserve): stop.
     assert not work(delivery, RunningOut())
     assert len(chunk_rows(doc["documentId"])) == 3 * 8
@@ -410,10 +411,7 @@ def test_a_run_that_nears_its_timeout_stops_between_batches_and_the_next_resumes
 def test_the_last_attempt_marks_the_document_failed_with_its_reason(org, lambda_context, monkeypatch):
     from verriflo_ai import embeddings
 
-    grant(org.id)
-    kb = make_kb(org, lambda_context)
-    doc = add_doc(org, lambda_context, kb, long_notes()).data
-    [delivery] = queued()
+    kb, doc, delivery = queued_doc(org, lambda_context)
 
     def broken(self, texts):
         raise providers.ProviderError("The embedding service failed.")
