@@ -94,6 +94,75 @@ def png_with_text(text: str) -> bytes:
     return out.getvalue()
 
 
+def long_opus(minutes: int, container: str = "ogg") -> bytes:
+    """`minutes` of 6 kbps Opus: one minute encoded by ffmpeg, then looped by stream copy (fast).
+
+    Ogg declares its length (the last page's granule position); WebM written to a pipe declares
+    none, as a browser's MediaRecorder does."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / "one.ogg"
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=300:sample_rate=16000:duration=60",
+                "-ac",
+                "1",
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "6k",
+                "-application",
+                "voip",
+                str(one),
+            ],
+            check=True,
+            timeout=60,
+        )
+        return subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-stream_loop",
+                str(minutes - 1),
+                "-i",
+                str(one),
+                "-c",
+                "copy",
+                "-f",
+                container,
+                "pipe:1",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+
+def png_bomb(side: int = 30_000) -> bytes:
+    """A valid 1-bit PNG of side x side white pixels: a few hundred KB that decode to side² pixels
+    (30000² as RGB is 2.7 GB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * ((side + 7) // 8)  # filter byte, then the row's bits
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
 def pdf_with_text(paragraphs: list[str]) -> bytes:
     """A minimal valid PDF (one page, Helvetica) whose text pypdf can extract."""
     ops = ["BT", "/F1 11 Tf", "14 TL", "50 780 Td"]
@@ -170,3 +239,91 @@ def chat_route(org: Any, ctx: Any, action: str, chat_id: str) -> Any:
         path_params={"chat_id": chat_id},
     )
     return call(handler.handler, event, ctx)
+
+
+@pytest.fixture
+def ingest_queue(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The ingestion queue and document bucket (moto), with a small inline limit so a document of a
+    few dozen passages already goes through the queue. Returns the queue URL."""
+    import boto3
+    from verriflo_ai import settings as ai_settings_module
+
+    boto3.client("s3").create_bucket(Bucket="verriflo-test-uploads")
+    queue = boto3.client("sqs").create_queue(QueueName="verriflo-test-ingest")["QueueUrl"]
+    for name, value in {
+        "AI_DOCUMENT_BUCKET": "verriflo-test-uploads",
+        "AI_INGEST_QUEUE_URL": queue,
+        "AI_INLINE_DOCUMENT_CHUNKS": "4",
+        "AI_INGEST_BATCH_CHUNKS": "8",
+    }.items():
+        monkeypatch.setenv(name, value)
+    ai_settings_module.reset_settings()
+    return queue
+
+
+@dataclass
+class Delivery:
+    """One SQS message as the queue hands it to the worker, and how often it has been received."""
+
+    message_id: str
+    body: str
+    receives: int = 1
+
+    def event(self) -> dict[str, Any]:
+        """The Lambda event of an SQS event source mapping with this one record."""
+        return {
+            "Records": [
+                {
+                    "messageId": self.message_id,
+                    "receiptHandle": f"rh-{self.message_id}-{self.receives}",
+                    "body": self.body,
+                    "attributes": {
+                        "ApproximateReceiveCount": str(self.receives),
+                        "SentTimestamp": "0",
+                        "SenderId": "test",
+                        "ApproximateFirstReceiveTimestamp": "0",
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:verriflo-test-ingest",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+
+
+def queued() -> list[Delivery]:
+    """Take every message off the ingestion queue (as the event source mapping would)."""
+    import boto3
+    from verriflo_ai.settings import ai_settings
+
+    sqs, queue_url = boto3.client("sqs"), ai_settings().ingest_queue_url
+    taken: list[Delivery] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        if not messages:
+            return taken
+        for m in messages:
+            taken.append(Delivery(m["MessageId"], m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def work(delivery: Delivery, ctx: Any) -> bool:
+    """Run the ingestion worker in-process on one delivery; True when it succeeded (no item failure)."""
+    import os
+
+    from ai_ingest import handler
+    from verriflo_ai import settings as ai_settings_module
+
+    # As deployed: the worker is given the bucket, not the queue (it never enqueues).
+    queue = os.environ.pop("AI_INGEST_QUEUE_URL", None)
+    ai_settings_module.reset_settings()
+    try:
+        answer = handler.handler(delivery.event(), ctx)
+    finally:
+        if queue is not None:
+            os.environ["AI_INGEST_QUEUE_URL"] = queue
+        ai_settings_module.reset_settings()
+    return not answer["batchItemFailures"]

@@ -150,3 +150,64 @@ def test_the_charts_function_draws_a_png(stack_aws) -> None:
     assert "FunctionError" not in reply, reply["Payload"].read()
     png = base64.b64decode(json.loads(reply["Payload"].read())["image"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+def test_a_large_document_is_ingested_by_the_deployed_worker_and_polled_to_ready(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    """Too long to embed in the request: 202, then AiIngestQueue -> AiIngestFunction (SQS event source
+    mapping on LocalStack) embeds it, and polling the document shows it `ready` and searchable."""
+    import time
+
+    headers = {KEY_HEADER: demo_key}
+    kb = http.post(f"{api_url}/v1/ai-agent/knowledge-bases", headers=headers, json={"name": "e2e long"})
+    kb_id = kb.json()["data"]["knowledgeBaseId"]
+    fact = "The lighthouse keeper of Port Ellery recorded every storm in a blue ledger."
+    text = (
+        "\n\n".join(
+            f"# Chapter {n}\n"
+            + " ".join(f"Chapter {n} line {i} tells of tides and harbour traffic." for i in range(60))
+            for n in range(10)
+        )
+        + f"\n\n# Records\n{fact}\n"
+    )
+    added = http.post(
+        f"{api_url}/v1/ai-agent/knowledge-bases/{kb_id}/documents",
+        headers=headers,
+        json={"title": "Harbour log", "contentType": "text/markdown", "content": text},
+    )
+    assert added.status_code == 202, added.text
+    doc = added.json()["data"]
+    assert doc["status"] == "processing" and doc["chunkCount"] > 48
+    url = f"{api_url}/v1/ai-agent/knowledge-bases/{kb_id}/documents/{doc['documentId']}"
+    deadline = time.monotonic() + 300  # a cold worker loads the embedding model first
+    while (polled := http.get(url, headers=headers).json()["data"])["status"] == "processing":
+        assert time.monotonic() < deadline, polled
+        time.sleep(2)
+    assert (
+        polled["status"] == "ready" and polled["embeddedChunks"] == polled["chunkCount"] == doc["chunkCount"]
+    )
+    base = http.get(f"{api_url}/v1/ai-agent/knowledge-bases/{kb_id}", headers=headers).json()["data"]
+    assert (base["documentCount"], base["chunkCount"]) == (1, doc["chunkCount"])
+    answer = http.post(
+        f"{api_url}/v1/ai-agent/chat",
+        headers=headers,
+        json={"message": "Who recorded every storm in a ledger?", "knowledgeBaseIds": [kb_id]},
+    )
+    assert answer.status_code == 200 and fact in answer.json()["data"]["text"], answer.text
+
+
+def test_long_audio_and_huge_images_are_refused_by_the_deployed_media_functions(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    from ai_support import b64, long_opus, png_bomb
+
+    headers = {KEY_HEADER: demo_key}
+    long = http.post(f"{api_url}/v1/ai-agent/chat", headers=headers, json={"audio": b64(long_opus(90))})
+    assert long.status_code == 400 and "limited to 120 seconds" in long.json()["message"], long.text
+    bomb = http.post(
+        f"{api_url}/v1/ai-agent/chat",
+        headers=headers,
+        json={"image": b64(png_bomb()), "imageMimeType": "image/png"},
+    )
+    assert bomb.status_code == 413 and bomb.json()["error"] == "PAYLOAD_TOO_LARGE", bomb.text

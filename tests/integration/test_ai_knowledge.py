@@ -4,16 +4,22 @@ instructions, and never reach another org's bases or documents."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import pytest
 from ai_agent import handler
 from ai_support import (
     ai_env,  # noqa: F401 - an autouse fixture
     b64,
     grant,
+    ingest_queue,  # noqa: F401 - a fixture (usefixtures)
     lines,
     pdf_with_text,
+    queued,
+    work,
 )
-from support import api_event, call
+from support import LambdaContext, api_event, call
 from verriflo_ai import providers
 from verriflo_ai import settings as ai_settings_module
 
@@ -226,3 +232,284 @@ def test_bad_documents_are_refused_and_nothing_is_stored(
     reply = kb_call(org, lambda_context, "ai_agent/add_document.json", kb_id=kb, body=body)
     assert (reply.status, reply.body["error"]) == (status, code), reply.body
     assert kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data["chunkCount"] == 0
+
+
+# --- large documents: the ingestion queue and its worker ---------------------------------------------
+
+FACT = "The lighthouse keeper of Port Ellery recorded every storm in a blue ledger."
+
+
+def long_notes(sections: int = 6) -> str:
+    """Markdown of `sections` sections of about 600 words each (about 30 passages), the fact last."""
+    parts = []
+    for n in range(sections):
+        sentences = [
+            f"Section {n} sentence {i} describes tides, winds and harbour traffic in turn." for i in range(55)
+        ]
+        parts.append(f"# Chapter {n}\n" + " ".join(sentences))
+    return "\n\n".join(parts) + f"\n\n# Records\n{FACT}\n"
+
+
+def add_doc(org, ctx, kb, content, title="Harbour log", content_type="text/markdown"):
+    body = {"title": title, "contentType": content_type}
+    body |= {"contentBase64": b64(content)} if isinstance(content, bytes) else {"content": content}
+    return kb_call(org, ctx, "ai_agent/add_document.json", kb_id=kb, body=body)
+
+
+def get_doc(org, ctx, kb, doc_id):
+    return call(
+        handler.handler,
+        api_event(
+            "ai_agent/get_document.json",
+            headers=org.headers,
+            path=f"/v1/ai-agent/knowledge-bases/{kb}/documents/{doc_id}",
+            path_params={"kb_id": kb, "document_id": doc_id},
+        ),
+        ctx,
+    )
+
+
+def queued_doc(org, ctx):
+    """A base with one long document added (202), and the message the route queued for it."""
+    grant(org.id)
+    kb = make_kb(org, ctx)
+    added = add_doc(org, ctx, kb, long_notes())
+    assert added.status == 202, added.body
+    [delivery] = queued()
+    return kb, added.data, delivery
+
+
+def chunk_rows(doc_id):
+    from verriflo import db
+
+    return list(db.collection("kb_chunks").find({"docId": doc_id}, {"_id": 1, "pending": 1}))
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_a_large_document_is_queued_then_polled_to_ready_and_searchable(org, other_org, lambda_context):
+    import boto3
+
+    grant(org.id)
+    kb = make_kb(org, lambda_context)
+    added = add_doc(org, lambda_context, kb, long_notes())
+    assert added.status == 202, added.body
+    doc = added.data
+    assert doc["status"] == "processing" and doc["embeddedChunks"] == 0 and doc["chunkCount"] > 20
+    polled = get_doc(org, lambda_context, kb, doc["documentId"])
+    assert polled.status == 200 and polled.data["status"] == "processing"
+    # Not searchable, not counted, until the worker is done.
+    assert ask(org, lambda_context, [kb], "Who recorded every storm?", stream=False).data["citations"] == []
+    assert kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data["documentCount"] == 0
+    [delivery] = queued()
+    assert json.loads(delivery.body) == {"orgId": org.id, "kbId": kb, "docId": doc["documentId"]}
+
+    assert work(delivery, lambda_context)
+    ready = get_doc(org, lambda_context, kb, doc["documentId"]).data
+    assert ready["status"] == "ready" and ready["embeddedChunks"] == ready["chunkCount"] == doc["chunkCount"]
+    base = kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data
+    assert (base["documentCount"], base["chunkCount"]) == (1, doc["chunkCount"])
+    answer = ask(org, lambda_context, [kb], "Who recorded every storm in a ledger?", stream=False).data
+    assert FACT in answer["text"] and answer["citations"][0]["documentId"] == doc["documentId"]
+    # The raw document was only kept until the worker was done with it.
+    assert boto3.client("s3").list_objects_v2(Bucket="verriflo-test-uploads").get("KeyCount") == 0
+    # Another org cannot poll it.
+    assert get_doc(other_org, lambda_context, kb, doc["documentId"]).status == 404
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_a_redelivered_message_does_not_double_chunks_or_counts(org, lambda_context):
+    kb, doc, delivery = queued_doc(org, lambda_context)
+    assert work(delivery, lambda_context)
+    rows = chunk_rows(doc["documentId"])
+    delivery.receives = 2  # SQS delivers at least once: the same message again
+    assert work(delivery, lambda_context)
+    assert chunk_rows(doc["documentId"]) == rows and len(rows) == doc["chunkCount"]
+    base = kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data
+    assert (base["documentCount"], base["chunkCount"]) == (1, doc["chunkCount"])
+
+
+@pytest.mark.usefixtures("ingest_queue")
+@pytest.mark.parametrize("step", ["embedding", "finishing"])
+def test_a_retry_after_a_failure_mid_way_completes_the_work_once(org, lambda_context, monkeypatch, step):
+    from verriflo.errors import ServiceUnavailable
+    from verriflo_ai import embeddings, kb_store
+
+    kb, doc, delivery = queued_doc(org, lambda_context)
+    calls = []
+    if step == "embedding":  # the embedding service fails on the third batch
+        real = embeddings.embedder().__class__.embed
+
+        def flaky(self, texts):
+            calls.append(len(texts))
+            if len(calls) == 3:
+                raise providers.ProviderError("The embedding service failed.")
+            return real(self, texts)
+
+        monkeypatch.setattr(embeddings.embedder().__class__, "embed", flaky)
+    else:  # every chunk is written, then the database goes away before the document is marked ready
+        real_finish = kb_store.finish_document
+
+        def flaky_finish(*args):
+            calls.append(1)
+            if len(calls) == 1:
+                raise ServiceUnavailable("The database is unavailable; retry shortly.")
+            return real_finish(*args)
+
+        monkeypatch.setattr(kb_store, "finish_document", flaky_finish)
+
+    assert not work(delivery, lambda_context)  # back to the queue
+    half = get_doc(org, lambda_context, kb, doc["documentId"]).data
+    assert half["status"] == "processing"
+    written = chunk_rows(doc["documentId"])
+    assert written and all(r["pending"] for r in written)  # written, never searchable half-done
+    assert ask(org, lambda_context, [kb], "Who recorded every storm?", stream=False).data["citations"] == []
+
+    delivery.receives = 2
+    assert work(delivery, lambda_context)
+    rows = chunk_rows(doc["documentId"])
+    assert len(rows) == len({r["_id"] for r in rows}) == doc["chunkCount"]
+    assert not any(r.get("pending") for r in rows)
+    if step == "embedding":  # the retry embedded only what the first attempt had not written
+        assert sum(calls) == doc["chunkCount"] + 8 + 1  # + the failed batch, + the question asked between
+    base = kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data
+    assert (base["documentCount"], base["chunkCount"]) == (1, doc["chunkCount"])
+
+
+@dataclass
+class RunningOut(LambdaContext):
+    """A Lambda context whose remaining time drops by `per_call` seconds each time it is read."""
+
+    left_s: float = 60.0
+    per_call: float = 15.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        left, self.left_s = self.left_s, self.left_s - self.per_call
+        return int(left * 1000)
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_a_run_that_nears_its_timeout_stops_between_batches_and_the_next_resumes(org, lambda_context):
+    kb, doc, delivery = queued_doc(org, lambda_context)
+    # 60 s, 45 s, 30 s left before the first three batches, then 15 s (under the 20 s reserve): stop.
+    assert not work(delivery, RunningOut())
+    assert len(chunk_rows(doc["documentId"])) == 3 * 8
+    assert get_doc(org, lambda_context, kb, doc["documentId"]).data["embeddedChunks"] == 3 * 8
+    delivery.receives = 2
+    assert work(delivery, lambda_context)
+    rows = chunk_rows(doc["documentId"])
+    assert len(rows) == doc["chunkCount"] and not any(r.get("pending") for r in rows)
+    # Out of time on the last receive too: the document is failed, not left processing.
+    other = add_doc(org, lambda_context, kb, long_notes(), title="Second log").data
+    [last] = queued()
+    last.receives = 3
+    assert work(last, RunningOut(left_s=10.0))
+    failed = get_doc(org, lambda_context, kb, other["documentId"]).data
+    assert failed["status"] == "failed" and "not finished within this run" in failed["error"]
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_the_last_attempt_marks_the_document_failed_with_its_reason(org, lambda_context, monkeypatch):
+    from verriflo_ai import embeddings
+
+    kb, doc, delivery = queued_doc(org, lambda_context)
+
+    def broken(self, texts):
+        raise providers.ProviderError("The embedding service failed.")
+
+    monkeypatch.setattr(embeddings.embedder().__class__, "embed", broken)
+    assert not work(delivery, lambda_context)
+    delivery.receives = 3  # the queue's maxReceiveCount: no delivery after this one
+    assert work(delivery, lambda_context)
+    failed = get_doc(org, lambda_context, kb, doc["documentId"]).data
+    assert failed["status"] == "failed" and "could not be embedded" in failed["error"]
+    assert chunk_rows(doc["documentId"]) == []
+    assert kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data["documentCount"] == 0
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_a_large_pdf_that_cannot_be_read_fails_with_a_reason_and_nothing_stored(
+    org, lambda_context, monkeypatch
+):
+    monkeypatch.setenv("AI_INLINE_PDF_BYTES", "1024")
+    ai_settings_module.reset_settings()
+    grant(org.id)
+    kb = make_kb(org, lambda_context)
+    added = add_doc(org, lambda_context, kb, b"%PDF-1.4 broken" + b" " * 4096, content_type="application/pdf")
+    assert added.status == 202 and added.data["chunkCount"] == 0  # a large PDF is read by the worker
+    [delivery] = queued()
+    assert work(delivery, lambda_context)  # nothing a retry could change: the message is done
+    failed = get_doc(org, lambda_context, kb, added.data["documentId"]).data
+    assert (failed["status"], failed["error"]) == ("failed", "The PDF cannot be read.")
+    assert chunk_rows(added.data["documentId"]) == []
+
+
+@pytest.mark.usefixtures("ingest_queue")
+@pytest.mark.parametrize("when", ["before the worker", "while the worker writes it"])
+def test_a_document_deleted_while_queued_leaves_nothing_behind(org, lambda_context, monkeypatch, when):
+    import boto3
+    from verriflo_ai import embeddings
+
+    grant(org.id)
+    kb = make_kb(org, lambda_context)
+    doc = add_doc(org, lambda_context, kb, long_notes()).data
+
+    def delete():
+        gone = kb_call(
+            org, lambda_context, "ai_agent/delete_document.json", kb_id=kb, doc_id=doc["documentId"]
+        )
+        assert gone.status == 200
+
+    if when == "before the worker":
+        delete()
+    else:  # deleted after the worker's second batch, and the worker goes on writing
+        real, calls = embeddings.embedder().__class__.embed, []
+
+        def deleting(self, texts):
+            calls.append(1)
+            if len(calls) == 2:
+                delete()
+            return real(self, texts)
+
+        monkeypatch.setattr(embeddings.embedder().__class__, "embed", deleting)
+    [delivery] = queued()
+    assert work(delivery, lambda_context)
+    assert chunk_rows(doc["documentId"]) == []
+    assert boto3.client("s3").list_objects_v2(Bucket="verriflo-test-uploads").get("KeyCount") == 0
+    base = kb_call(org, lambda_context, "ai_agent/get_kb.json", kb_id=kb).data
+    assert (base["documentCount"], base["chunkCount"]) == (0, 0)
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_a_megabyte_document_is_answered_at_once_without_embedding_in_the_request(
+    org, lambda_context, monkeypatch
+):
+    from verriflo_ai import embeddings
+
+    monkeypatch.delenv("AI_INLINE_DOCUMENT_CHUNKS")
+    ai_settings_module.reset_settings()
+    grant(org.id)
+    kb = make_kb(org, lambda_context)
+    monkeypatch.setattr(
+        embeddings.embedder().__class__, "embed", lambda self, texts: pytest.fail("embedded in the request")
+    )
+    text = long_notes(sections=330)
+    assert len(text.encode()) > 1_000_000
+    added = add_doc(org, lambda_context, kb, text)
+    assert added.status == 202 and added.data["status"] == "processing"
+    assert added.data["chunkCount"] > 1500  # about a minute of embedding at 28 chunks/s: the worker's job
+    assert len(queued()) == 1
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_a_queue_that_cannot_be_reached_is_503_and_nothing_is_half_written(org, lambda_context, monkeypatch):
+    import boto3
+    from verriflo import db
+
+    monkeypatch.setenv("AI_INGEST_QUEUE_URL", ai_settings_module.ai_settings().ingest_queue_url + "-missing")
+    ai_settings_module.reset_settings()
+    grant(org.id)
+    kb = make_kb(org, lambda_context)
+    refused = add_doc(org, lambda_context, kb, long_notes())
+    assert refused.status == 503 and refused.body["error"] == "SERVICE_UNAVAILABLE"
+    assert db.collection("kb_documents").count_documents({}) == 0
+    assert boto3.client("s3").list_objects_v2(Bucket="verriflo-test-uploads").get("KeyCount") == 0

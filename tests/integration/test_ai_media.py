@@ -14,6 +14,8 @@ from ai_support import (
     b64,
     grant,
     lines,
+    long_opus,
+    png_bomb,
     png_with_text,
     spoken_wav,
     to_webm,
@@ -134,3 +136,83 @@ def test_audio_longer_than_the_limit_is_refused_before_transcription(org, lambda
     )
     assert reply.status == 400 and "seconds" in reply.body["message"]
     assert calls == []
+
+
+class _Resampled:
+    """Counts the samples PyAV's resampler hands out (every decoded frame goes through it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import av
+
+        self.samples = 0
+        real = av.AudioResampler
+        counter = self
+
+        class Counting:
+            def __init__(self, *args, **kwargs):
+                self._real = real(*args, **kwargs)
+
+            def resample(self, frame):
+                out = self._real.resample(frame)
+                counter.samples += sum(f.samples for f in out)
+                return out
+
+        monkeypatch.setattr(av, "AudioResampler", Counting)
+
+
+def test_ninety_minutes_of_low_bitrate_opus_is_refused_from_its_header_before_any_decoding(
+    org, lambda_context, monkeypatch
+):
+    grant(org.id)
+    audio = long_opus(90)
+    assert len(audio) < 4 * 1024 * 1024  # within the byte limit: only its length gives it away
+    resampled = _Resampled(monkeypatch)
+    reply = call(
+        handler.handler,
+        api_event("ai_agent/chat.json", headers=org.headers, body={"audio": b64(audio)}),
+        lambda_context,
+    )
+    assert reply.status == 400 and "limited to 120 seconds" in reply.body["message"]
+    assert resampled.samples == 0
+
+
+def test_audio_that_declares_no_length_is_decoded_only_up_to_the_limit(org, lambda_context, monkeypatch):
+    grant(org.id)
+    monkeypatch.setenv("AI_MAX_AUDIO_SECONDS", "5")
+    ai_settings_module.reset_settings()
+    audio = long_opus(10, container="webm")  # ten minutes, no Duration element (a pipe, as browsers record)
+    resampled = _Resampled(monkeypatch)
+    calls = []
+    monkeypatch.setattr(speech, "_whisper", lambda: calls.append(1))
+    reply = stream(org, lambda_context, {"audio": b64(audio)})
+    assert reply.status == 400 and "limited to 5 seconds" in reply.body["message"]
+    # Decoding stopped at the limit (plus one frame), not after ten minutes of samples.
+    assert 5 * 16000 <= resampled.samples <= 6 * 16000
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("side", "cap"),
+    [(30_000, None), (1_200, 1_000_000)],  # far past the cap (Pillow's own guard), just past it (ours)
+)
+def test_an_image_declaring_a_huge_size_is_refused_from_its_header(
+    org, lambda_context, monkeypatch, side, cap
+):
+    from PIL import ImageFile
+
+    grant(org.id)
+    if cap:
+        monkeypatch.setenv("AI_MAX_IMAGE_PIXELS", str(cap))
+        ai_settings_module.reset_settings()
+    bomb = png_bomb(side)
+    assert len(bomb) < 1024 * 1024
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("the pixels were decoded"))
+    reply = call(
+        handler.handler,
+        api_event(
+            "ai_agent/chat.json", headers=org.headers, body={"image": b64(bomb), "imageMimeType": "image/png"}
+        ),
+        lambda_context,
+    )
+    assert reply.status == 413 and reply.body["error"] == "PAYLOAD_TOO_LARGE"
+    assert f"limited to {cap or 40_000_000} pixels" in reply.body["message"]

@@ -7,7 +7,12 @@ from __future__ import annotations
 import base64
 
 import pytest
-from ai_support import pdf_with_text
+from ai_support import (
+    ingest_queue,  # noqa: F401 - a fixture (usefixtures)
+    pdf_with_text,
+    queued,
+    work,
+)
 from ai_tutor.handler import handler
 from support import call
 from tutor_support import ROOM_ID, Classroom, add_notes, ask_stream, question, tutor_event
@@ -64,6 +69,32 @@ def test_slides_as_pdf_become_material_the_tutor_answers_from(classroom: Classro
     # The slides are gone from the material; the earlier exchange about them is still part of the class.
     assert not [s for s in sources if s["kind"] == "material" and s["title"].startswith("Biology")]
     assert [s["kind"] for s in sources] == ["earlier"]
+
+
+@pytest.mark.usefixtures("ingest_queue")
+def test_long_material_is_queued_polled_to_ready_and_then_used(classroom: Classroom, lambda_context):
+    notes = "\n\n".join(
+        f"# Lecture part {n}\n"
+        + " ".join(f"Part {n} point {i} recalls forces and motion." for i in range(60))
+        for n in range(4)
+    )
+    notes += "\n\n# Momentum\nMomentum is mass times velocity, and it is conserved in collisions.\n"
+    body = {"title": "Long notes", "kind": "notes", "contentType": "text/markdown", "content": notes}
+    added = send("material_add", classroom.headers, lambda_context, body, room_id=ROOM_ID)
+    assert added.status == 202, added.body
+    material_id = added.data["materialId"]
+    assert added.data["status"] == "processing" and added.data["kind"] == "notes"
+    polled = send("material_get", classroom.headers, lambda_context, room_id=ROOM_ID, material_id=material_id)
+    assert polled.status == 200 and polled.data["status"] == "processing"
+
+    [delivery] = queued()
+    assert work(delivery, lambda_context)
+    ready = send(
+        "material_get", classroom.headers, lambda_context, room_id=ROOM_ID, material_id=material_id
+    ).data
+    assert ready["status"] == "ready" and ready["embeddedChunks"] == ready["chunkCount"] > 4
+    _, events = ask_stream(classroom, lambda_context, question(classroom, "What is momentum?"))
+    assert any(s["kind"] == "material" and s["title"].startswith("Long notes") for s in events[-2]["sources"])
 
 
 @pytest.mark.parametrize(
@@ -211,6 +242,7 @@ def test_the_ai_api_usage_summary_counts_the_tutor(classroom: Classroom, lambda_
         ("settings_put", {"enabled": False}, {}),
         ("material_add", {"title": "Theirs", "content": "Secret notes of the other org."}, {}),
         ("material_list", None, {}),
+        ("material_get", None, {"material_id": "MATERIAL"}),
         ("material_delete", None, {"material_id": "MATERIAL"}),
         ("interactions", None, {}),
         ("usage", None, {}),

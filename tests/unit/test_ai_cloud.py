@@ -53,7 +53,7 @@ def test_transcribe_job_result_is_read_and_the_clip_removed(cloud, monkeypatch):
     aws.client("transcribe").meta.events.register(
         "before-call.transcribe.StartTranscriptionJob", service_writes_its_output
     )
-    monkeypatch.setattr(speech, "decode_audio", lambda data: [0.0] * 32000)  # 2 s of audio
+    monkeypatch.setattr(speech, "decode_audio", lambda data, limit=None: [0.0] * 32000)  # 2 s of audio
     transcript = speech.transcribe(WAV)
     assert transcript.text == "where is atp made" and transcript.duration_s == 2
     keys = [

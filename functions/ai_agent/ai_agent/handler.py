@@ -135,11 +135,25 @@ def delete_knowledge_base(kb_id: str, org: Org) -> Envelope[logic.Deleted]:
     "/v1/ai-agent/knowledge-bases/<kb_id>/documents",
     summary="Add a document",
     tags=TAGS,
-    responses=responses(knowledge.Document, 400, 401, 404, 409, 413, 415, 429, 502, 503, status=201),
+    responses=responses(knowledge.Document, 400, 401, 404, 409, 413, 415, 429, 502, 503, status=201)
+    | knowledge.queued_response(knowledge.Document, "GET …/documents/{documentId}"),
 )
 def add_document(kb_id: str, body: logic.AddDocument, org: Org) -> Envelope[knowledge.Document]:
-    """Text, Markdown or PDF: chunked, embedded and searchable at once."""
-    return ok(logic.add_document(org, kb_id, body), status=201)
+    """Text, Markdown or PDF, chunked and embedded: a small one in the request (201, searchable at
+    once), a larger one through the ingestion queue (202, `processing`)."""
+    doc = logic.add_document(org, kb_id, body)
+    return ok(doc, status=201 if doc.status == "ready" else 202)
+
+
+@api.get(
+    "/v1/ai-agent/knowledge-bases/<kb_id>/documents/<document_id>",
+    summary="Read a document (poll a queued one)",
+    tags=TAGS,
+    responses=responses(knowledge.Document, 401, 404, 429, 503),
+)
+def get_document(kb_id: str, document_id: str, org: Org) -> Envelope[knowledge.Document]:
+    """One document with its `status` (`processing`, `ready`, `failed`) and progress."""
+    return ok(knowledge.get_document(org.org_id, kb_id, document_id))
 
 
 @api.get(

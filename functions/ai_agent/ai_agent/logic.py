@@ -25,7 +25,6 @@ from pydantic import Field, model_validator
 from verriflo.auth import OrgContext
 from verriflo.errors import (
     PayloadTooLarge,
-    UnsupportedMediaType,
     UpstreamError,
     ValidationFailed,
     VerrifloError,
@@ -35,6 +34,7 @@ from verriflo.models import ApiModel, StrictApiModel
 from verriflo.observability import logger
 from verriflo.pricing import ai_tokens
 from verriflo_ai import images, knowledge, metering, speech
+from verriflo_ai.documents import document_bytes
 from verriflo_ai.providers import (
     GenerationRequest,
     Message,
@@ -741,14 +741,8 @@ def usage_summary(org: OrgContext, start_date: str | None, end_date: str | None)
 
 
 def add_document(org: OrgContext, kb_id: str, body: AddDocument) -> knowledge.Document:
-    """Ingest a document into one of the org's knowledge bases."""
-    limit = ai_settings().max_document_bytes
-    if body.content_base64 is not None:
-        content = _decode_base64(body.content_base64, "contentBase64", limit)
-    else:
-        content = (body.content or "").encode()
-        if len(content) > limit:
-            raise PayloadTooLarge(f"Documents are limited to {limit} bytes.")
-    if body.content_type == "application/pdf" and not content.startswith(b"%PDF"):
-        raise UnsupportedMediaType("The content is not a PDF.")
+    """Ingest a document into one of the org's knowledge bases (in the request, or queued)."""
+    content = document_bytes(
+        body.content, body.content_base64, body.content_type, ai_settings().max_document_bytes
+    )
     return knowledge.add_document(org.org_id, kb_id, body.title, content, body.content_type)

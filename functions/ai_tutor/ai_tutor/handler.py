@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from verriflo import asgi
 from verriflo.api import JSON, Envelope, Org, create_app, internal, lambda_handler, ok, protected, responses
+from verriflo_ai import knowledge
 
 from ai_tutor import logic, manage, models, streaming, workflow
 
@@ -95,11 +96,25 @@ def put_settings(
     f"{ROOM}/material",
     summary="Add class material (notes or slides)",
     tags=TAGS,
-    responses=responses(models.TutorMaterial, 400, 401, 404, 413, 415, 429, 503, status=201),
+    responses=responses(models.TutorMaterial, 400, 401, 404, 409, 413, 415, 429, 502, 503, status=201)
+    | knowledge.queued_response(models.TutorMaterial, "GET …/material/{materialId}"),
 )
 def add_material(room_id: str, body: models.TutorAddMaterial, org: Org) -> Envelope[models.TutorMaterial]:
-    """Text, Markdown or PDF: chunked, embedded and used by the tutor at once."""
-    return ok(manage.add_material(org.org_id, room_id, body), status=201)
+    """Text, Markdown or PDF, chunked and embedded: small material in the request (201, used at
+    once), larger material through the ingestion queue (202, `processing`)."""
+    material = manage.add_material(org.org_id, room_id, body)
+    return ok(material, status=201 if material.status == "ready" else 202)
+
+
+@api.get(
+    f"{ROOM}/material/<material_id>",
+    summary="Read class material (poll queued material)",
+    tags=TAGS,
+    responses=responses(models.TutorMaterial, 401, 404, 429, 503),
+)
+def get_material(room_id: str, material_id: str, org: Org) -> Envelope[models.TutorMaterial]:
+    """One document of the room's material with its `status` (`processing`, `ready`, `failed`)."""
+    return ok(manage.get_material(org.org_id, room_id, material_id))
 
 
 @api.get(

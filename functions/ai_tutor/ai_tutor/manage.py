@@ -4,16 +4,15 @@ is NotFound, never its data."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Any
 
-from verriflo.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, UpstreamError, ValidationFailed
+from verriflo.errors import Forbidden, UpstreamError, ValidationFailed
 from verriflo.ledger import from_milli
 from verriflo.orgs import now
 from verriflo_ai import knowledge
+from verriflo_ai.documents import document_bytes
 from verriflo_ai.settings import ai_settings
 
 from ai_tutor import context, store
@@ -57,26 +56,6 @@ def update_settings(org_id: str, room_id: str, body: TutorUpdateRoomSettings) ->
 # --- material ---------------------------------------------------------------------------------------
 
 
-def _content(body: TutorAddMaterial) -> bytes:
-    limit = ai_settings().max_document_bytes
-    if body.content_base64 is None:
-        content = (body.content or "").encode()
-    else:
-        if len(body.content_base64) * 3 // 4 > limit + 3:
-            raise PayloadTooLarge(f"Material is limited to {limit} bytes.")
-        try:
-            content = base64.b64decode(body.content_base64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValidationFailed("contentBase64 is not valid base64.") from exc
-    if len(content) > limit:
-        raise PayloadTooLarge(f"Material is limited to {limit} bytes.")
-    if not content.strip():
-        raise ValidationFailed("The material is empty.")
-    if body.content_type == "application/pdf" and not content.startswith(b"%PDF"):
-        raise UnsupportedMediaType("The content is not a PDF.")
-    return content
-
-
 def _room_base(org_id: str, room_id: str, title: str) -> str:
     """The room's knowledge base, created on first use (a concurrent first use keeps one of the two)."""
     existing = store.room_settings(org_id, room_id).get("kbId")
@@ -100,6 +79,9 @@ def _material(room_id: str, doc: knowledge.Document, kinds: dict[str, str]) -> T
         content_type=doc.content_type,  # type: ignore[arg-type]
         size_bytes=doc.size_bytes,
         chunk_count=doc.chunk_count,
+        status=doc.status,
+        embedded_chunks=doc.embedded_chunks,
+        error=doc.error,
         created_at=doc.created_at,
     )
 
@@ -107,7 +89,10 @@ def _material(room_id: str, doc: knowledge.Document, kinds: dict[str, str]) -> T
 def add_material(org_id: str, room_id: str, body: TutorAddMaterial) -> TutorMaterial:
     """Extract, chunk and embed notes or slides (text or PDF) into the room's material."""
     room = store.require_room(org_id, room_id)
-    content = _content(body)  # every rejection before any base is created or model is run
+    # every rejection before any base is created or model is run
+    content = document_bytes(
+        body.content, body.content_base64, body.content_type, ai_settings().max_document_bytes
+    )
     kb_id = _room_base(org_id, room_id, room.get("title") or room_id)
     doc = knowledge.add_document(org_id, kb_id, body.title, content, body.content_type)
     store.set_material_kind(org_id, room_id, doc.document_id, body.kind)
@@ -123,6 +108,18 @@ def list_material(org_id: str, room_id: str) -> TutorMaterialList:
     docs = knowledge.list_documents(org_id, settings["kbId"]).documents
     kinds = settings.get("materialKinds") or {}
     return TutorMaterialList(room_id=room_id, material=[_material(room_id, d, kinds) for d in docs])
+
+
+def get_material(org_id: str, room_id: str, material_id: str) -> TutorMaterial:
+    """One document of the room's material, with its status (poll material that was queued)."""
+    from verriflo.errors import NotFound
+
+    store.require_room(org_id, room_id)
+    settings = store.room_settings(org_id, room_id)
+    if not settings.get("kbId"):
+        raise NotFound(f"Material '{material_id}' was not found.")
+    doc = knowledge.get_document(org_id, settings["kbId"], material_id)
+    return _material(room_id, doc, settings.get("materialKinds") or {})
 
 
 def delete_material(org_id: str, room_id: str, material_id: str) -> None:

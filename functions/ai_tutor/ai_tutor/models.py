@@ -130,6 +130,11 @@ class TutorMaterial(ApiModel):
     content_type: str
     size_bytes: int
     chunk_count: int
+    status: Literal["processing", "ready", "failed"] = Field(
+        default="ready", description="`processing` while the queue embeds it; used once `ready`"
+    )
+    embedded_chunks: int = 0
+    error: str | None = Field(default=None, description="why it `failed`")
     created_at: datetime
 
 

@@ -8,11 +8,12 @@ import io
 import json
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from verriflo.errors import UnsupportedMediaType, ValidationFailed
+from verriflo.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 from verriflo_ai.settings import ai_settings
 
@@ -70,13 +71,29 @@ def read_image(data: bytes, mime: str) -> str:
 
         raise _not_installed("Offline image reading") from exc
 
+    cap = settings.max_image_pixels
+    # Pillow's own guard as a backstop: it refuses (DecompressionBombError) past twice this.
+    Image.MAX_IMAGE_PIXELS = cap
     try:
-        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below
+            with Image.open(io.BytesIO(data)) as opened:  # reads the header only: no pixels yet
+                width, height = opened.size
+                if width * height > cap:
+                    raise _too_many_pixels(width, height, cap)
+                image = np.asarray(opened.convert("RGB"))
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"Images are limited to {cap} pixels.") from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ValidationFailed("The image cannot be decoded.") from exc
     with _ocr_lock:
         result = _ocr()(image)
     return " ".join(result.txts or ()).strip()
+
+
+def _too_many_pixels(width: int, height: int, cap: int) -> PayloadTooLarge:
+    # A few KB of PNG can declare 50000 x 50000 pixels (7.5 GB decoded): refused from the header.
+    return PayloadTooLarge(f"The image is {width} x {height} pixels; images are limited to {cap} pixels.")
 
 
 def _describe_with_bedrock(data: bytes, mime: str) -> str:

@@ -3,6 +3,11 @@
 Every query filters by `orgId`, so another org's ids are simply not found. Each base carries a
 `version` that every document change increments: in-memory search indexes compare it to know
 when to reload. Vectors are stored as float32 bytes (BSON binary), 1.5 KB per chunk.
+
+A document ingested by the queue (`status: processing`) gets its chunks in batches, each marked
+`pending` (never searched) and written by id (`<docId>:<ordinal>`), so a retry rewrites the same rows
+instead of adding more; `finish_document` then makes them searchable and counts the document in its
+base, once, in one transaction.
 """
 
 from __future__ import annotations
@@ -115,6 +120,111 @@ def insert_document(doc: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
             raise NotFound(f"Knowledge base '{doc['kbId']}' was not found.")
 
 
+def insert_pending_document(doc: dict[str, Any]) -> None:
+    """Store the record of a document the queue will ingest (`status: processing`, no chunks yet)."""
+    with db.unavailable_on_failure():
+        db.collection(DOCUMENTS).insert_one(doc)
+
+
+def find_document(org_id: str, kb_id: str, doc_id: str) -> dict[str, Any] | None:
+    """One document of the org's base, or None."""
+    with db.unavailable_on_failure():
+        return db.collection(DOCUMENTS).find_one({"_id": doc_id, "orgId": org_id, "kbId": kb_id})
+
+
+def get_document(org_id: str, kb_id: str, doc_id: str) -> dict[str, Any]:
+    """One document of the org's base, or NotFound."""
+    doc = find_document(org_id, kb_id, doc_id)
+    if doc is None:
+        raise NotFound(f"Document '{doc_id}' was not found.")
+    return doc
+
+
+def chunk_ordinals(org_id: str, kb_id: str, doc_id: str) -> set[int]:
+    """The ordinals of the chunks a document already has (what an earlier attempt embedded)."""
+    with db.unavailable_on_failure():
+        rows = db.collection(CHUNKS).find({"orgId": org_id, "kbId": kb_id, "docId": doc_id}, {"ordinal": 1})
+        return {int(r["ordinal"]) for r in rows}
+
+
+def upsert_chunks(rows: list[dict[str, Any]]) -> None:
+    """Write chunks by id: the same chunk written twice (a redelivered message) is one row."""
+    from pymongo import ReplaceOne
+
+    if not rows:
+        return
+    with db.unavailable_on_failure():
+        db.collection(CHUNKS).bulk_write(
+            [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in rows], ordered=False
+        )
+
+
+def set_progress(org_id: str, doc_id: str, embedded: int, total: int) -> None:
+    """How many of a processing document's chunks are embedded so far."""
+    with db.unavailable_on_failure():
+        db.collection(DOCUMENTS).update_one(
+            {"_id": doc_id, "orgId": org_id, "status": "processing"},
+            {"$set": {"embeddedChunks": embedded, "chunkCount": total}},
+        )
+
+
+class _BaseGone(Exception):
+    """The base was deleted while its document was being ingested (the transaction is undone)."""
+
+
+def finish_document(org_id: str, kb_id: str, doc_id: str, chunk_count: int) -> str:
+    """Make a processing document's chunks searchable and count it in its base, once: `ready` when
+    this call did it, `done` when an earlier one had (or the document is gone), `gone` when the base
+    is (the document and its chunks are then removed)."""
+
+    def work(session: Any) -> str:
+        ready = db.collection(DOCUMENTS).find_one_and_update(
+            {"_id": doc_id, "orgId": org_id, "kbId": kb_id, "status": "processing"},
+            {
+                "$set": {"status": "ready", "chunkCount": chunk_count, "embeddedChunks": chunk_count},
+                "$unset": {"sourceKey": ""},
+            },
+            session=session,
+        )
+        if ready is None:
+            return "done"
+        db.collection(CHUNKS).update_many(
+            {"orgId": org_id, "kbId": kb_id, "docId": doc_id}, {"$unset": {"pending": ""}}, session=session
+        )
+        bumped = db.collection(BASES).update_one(
+            {"_id": kb_id, "orgId": org_id},
+            {"$inc": {"version": 1, "documentCount": 1, "chunkCount": chunk_count}},
+            session=session,
+        )
+        if not bumped.matched_count:
+            raise _BaseGone
+        return "ready"
+
+    try:
+        return db.in_transaction(work)
+    except _BaseGone:
+        discard_document(org_id, doc_id)
+        return "gone"
+
+
+def fail_document(org_id: str, doc_id: str, reason: str) -> None:
+    """Mark a processing document failed, with the reason, and drop the chunks written so far."""
+    with db.unavailable_on_failure():
+        marked = db.collection(DOCUMENTS).update_one(
+            {"_id": doc_id, "orgId": org_id, "status": "processing"},
+            {"$set": {"status": "failed", "error": reason}, "$unset": {"sourceKey": ""}},
+        )
+        if marked.matched_count:  # a duplicate delivery may have finished it meanwhile: keep those
+            db.collection(CHUNKS).delete_many({"orgId": org_id, "docId": doc_id})
+
+
+def discard_document(org_id: str, doc_id: str) -> None:
+    """Remove a document that was never counted in its base, and any chunks it has."""
+    with db.unavailable_on_failure():
+        db.collection(CHUNKS).delete_many({"orgId": org_id, "docId": doc_id})
+        db.collection(DOCUMENTS).delete_one({"_id": doc_id, "orgId": org_id, "status": {"$ne": "ready"}})
+
+
 def list_documents(org_id: str, kb_id: str, limit: int) -> list[dict[str, Any]]:
     """A base's documents, newest first."""
     with db.unavailable_on_failure():
@@ -130,18 +240,26 @@ def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
         if doc is None:
             raise NotFound(f"Document '{doc_id}' was not found.")
         db.collection(CHUNKS).delete_many({"orgId": org_id, "docId": doc_id})
+        # Only a ready document was counted in its base; one still processing or failed was not.
+        counted = doc.get("status", "ready") == "ready"
         db.collection(BASES).update_one(
             {"_id": kb_id, "orgId": org_id},
-            {"$inc": {"version": 1, "documentCount": -1, "chunkCount": -int(doc.get("chunkCount", 0))}},
+            {
+                "$inc": {
+                    "version": 1,
+                    "documentCount": -1 if counted else 0,
+                    "chunkCount": -int(doc.get("chunkCount", 0)) if counted else 0,
+                }
+            },
         )
 
 
 def iter_chunks(org_id: str, kb_id: str) -> Iterator[dict[str, Any]]:
-    """Every chunk of a base with its vector (to build the in-memory index)."""
+    """Every chunk of a base with its vector (to build the in-memory index; skip `pending` ones)."""
     with db.unavailable_on_failure():
         yield from db.collection(CHUNKS).find(
             {"orgId": org_id, "kbId": kb_id},
-            {"_id": 0, "docId": 1, "ordinal": 1, "text": 1, "title": 1, "vector": 1},
+            {"_id": 0, "docId": 1, "ordinal": 1, "text": 1, "title": 1, "vector": 1, "pending": 1},
             batch_size=2000,
         )
 

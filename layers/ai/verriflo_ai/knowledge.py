@@ -1,5 +1,11 @@
 """Knowledge bases: ingest documents (extract, chunk, embed, store) and search them.
 
+Ingestion is bounded per request: a document of up to `inline_document_chunks` passages is embedded
+in the request (201, `ready`); a larger one (or a PDF over `inline_pdf_bytes`) is stored in S3 with a
+`processing` record and a message on the ingestion queue (202), and `ingest_queued` (the worker)
+embeds it in batches, resuming where an earlier attempt stopped, then marks it `ready` or `failed`
+with the reason. Callers poll the document.
+
 Search keeps, per knowledge base, an in-memory float32 matrix of its chunk vectors, loaded from
 MongoDB once and reloaded only when the base's version changes (one small query per search checks
 it). A query is then one matrix-vector product: about a millisecond at 10k chunks. The local
@@ -12,16 +18,25 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
-from verriflo.errors import Conflict, PayloadTooLarge, UpstreamError, ValidationFailed
+from verriflo.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UpstreamError,
+    ValidationFailed,
+    VerrifloError,
+)
 from verriflo.models import ApiModel
 
-from verriflo_ai import kb_store
-from verriflo_ai.documents import chunk_text, extract_text
+from verriflo_ai import ingest_store, kb_store
+from verriflo_ai.documents import PDF, Chunk, chunk_text, extract_text
 from verriflo_ai.embeddings import DIMENSION, MODEL_ID, embedder
 from verriflo_ai.providers import Passage, ProviderError
 from verriflo_ai.settings import ai_settings
@@ -51,7 +66,14 @@ class Document(ApiModel):
     title: str
     content_type: str
     size_bytes: int
-    chunk_count: int
+    chunk_count: int = Field(
+        description="its passages (while processing: those planned, 0 until a PDF is read)"
+    )
+    status: Literal["processing", "ready", "failed"] = Field(
+        default="ready", description="`processing` while the queue embeds it; searchable once `ready`"
+    )
+    embedded_chunks: int = Field(default=0, description="passages embedded so far")
+    error: str | None = Field(default=None, description="why it `failed`")
     created_at: datetime
 
 
@@ -115,6 +137,7 @@ def _embed(texts: list[str]) -> np.ndarray:
 
 
 def _document(doc: dict[str, Any]) -> Document:
+    status = doc.get("status", "ready")
     return Document(
         document_id=doc["_id"],
         knowledge_base_id=doc["kbId"],
@@ -122,6 +145,9 @@ def _document(doc: dict[str, Any]) -> Document:
         content_type=doc["contentType"],
         size_bytes=doc["sizeBytes"],
         chunk_count=doc["chunkCount"],
+        status=status,
+        embedded_chunks=doc["chunkCount"] if status == "ready" else doc.get("embeddedChunks", 0),
+        error=doc.get("error"),
         created_at=doc["createdAt"],
     )
 
@@ -160,29 +186,32 @@ def delete_base(org_id: str, kb_id: str) -> None:
     _index_cache.forget(org_id, kb_id)
 
 
-def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_type: str) -> Document:
-    """Extract, chunk, embed and store one document."""
+def _chunks(content: bytes, content_type: str) -> list[Chunk]:
+    """The document's passages; 400/415 for content that has none, 413 for too many."""
     settings = ai_settings()
-    if len(content) > settings.max_document_bytes:
-        raise PayloadTooLarge(f"Documents are limited to {settings.max_document_bytes} bytes.")
-    # 404 before any work on another org's base, 409 before embedding with another model than its own
-    _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))
-    text = extract_text(content, content_type)
-    chunks = chunk_text(text, settings.chunk_words, settings.chunk_overlap_words)
+    chunks = chunk_text(
+        extract_text(content, content_type), settings.chunk_words, settings.chunk_overlap_words
+    )
     if not chunks:
         raise ValidationFailed("The document contains no text.")
-    # The section title travels with the passage into the embedding, so headings help retrieval.
-    vectors = _embed([f"{c.section}\n{c.text}" if c.section else c.text for c in chunks])
-    doc_id = f"doc_{uuid.uuid4().hex}"
-    created = kb_store.now()
+    if len(chunks) > settings.max_document_chunks:
+        raise PayloadTooLarge(f"Documents are limited to {settings.max_document_chunks} passages.")
+    return chunks
+
+
+def _rows(
+    doc: dict[str, Any], chunks: list[Chunk], vectors: np.ndarray, *, pending: bool
+) -> list[dict[str, Any]]:
     from bson import Binary
 
+    title = doc["title"]
     rows = [
         {
-            "_id": f"{doc_id}:{c.ordinal}",
-            "orgId": org_id,
-            "kbId": kb_id,
-            "docId": doc_id,
+            # The id follows from the document and the passage, so writing it again is one row.
+            "_id": f"{doc['_id']}:{c.ordinal}",
+            "orgId": doc["orgId"],
+            "kbId": doc["kbId"],
+            "docId": doc["_id"],
             "ordinal": c.ordinal,
             "text": c.text,
             "title": f"{title} > {c.section}" if c.section else title,
@@ -191,18 +220,146 @@ def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_ty
         }
         for i, c in enumerate(chunks)
     ]
+    if pending:
+        for row in rows:
+            row["pending"] = True
+    return rows
+
+
+def _embed_chunks(chunks: list[Chunk]) -> np.ndarray:
+    # The section title travels with the passage into the embedding, so headings help retrieval.
+    return _embed([f"{c.section}\n{c.text}" if c.section else c.text for c in chunks])
+
+
+def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_type: str) -> Document:
+    """Extract, chunk, embed and store one document: in the request when it is small (`ready`),
+    else through the ingestion queue (`processing`; poll it with `get_document`)."""
+    settings = ai_settings()
+    if len(content) > settings.max_document_bytes:
+        raise PayloadTooLarge(f"Documents are limited to {settings.max_document_bytes} bytes.")
+    # 404 before any work on another org's base, 409 before embedding with another model than its own
+    _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))
     doc = {
-        "_id": doc_id,
+        "_id": f"doc_{uuid.uuid4().hex}",
         "orgId": org_id,
         "kbId": kb_id,
         "title": title,
         "contentType": content_type,
         "sizeBytes": len(content),
-        "chunkCount": len(rows),
-        "createdAt": created,
+        "createdAt": kb_store.now(),
     }
-    kb_store.insert_document(doc, rows)
+    if content_type == PDF and len(content) > settings.inline_pdf_bytes:
+        return _queue(doc, content, planned=0)  # reading a large PDF is the worker's job too
+    chunks = _chunks(content, content_type)
+    if len(chunks) > settings.inline_document_chunks:
+        return _queue(doc, content, planned=len(chunks))
+    vectors = _embed_chunks(chunks)
+    doc |= {"status": "ready", "chunkCount": len(chunks)}
+    kb_store.insert_document(doc, _rows(doc, chunks, vectors, pending=False))
     return _document(doc)
+
+
+def _queue(doc: dict[str, Any], content: bytes, planned: int) -> Document:
+    """Store the bytes and a `processing` record, then enqueue; on failure nothing is left behind."""
+    key = ingest_store.source_key(doc["orgId"], doc["kbId"], doc["_id"])
+    doc |= {"status": "processing", "chunkCount": planned, "embeddedChunks": 0, "sourceKey": key}
+    ingest_store.put_source(key, content, doc["contentType"])
+    try:
+        kb_store.insert_pending_document(doc)
+        ingest_store.enqueue(doc["orgId"], doc["kbId"], doc["_id"])
+    except VerrifloError:
+        kb_store.discard_document(doc["orgId"], doc["_id"])
+        ingest_store.delete_source(key)
+        raise
+    return _document(doc)
+
+
+def ingest_queued(
+    org_id: str,
+    kb_id: str,
+    doc_id: str,
+    *,
+    last_attempt: bool = False,
+    time_left: Callable[[], float] | None = None,
+) -> str:
+    """The worker's step for one queued document; safe to run again for the same message.
+
+    Returns what became of it: `ready`, `failed` (bad content or base, or the last attempt failed),
+    `gone` (the document or its base was deleted meanwhile) or `done` (an earlier delivery finished it).
+    A transient failure (database, storage, embedding service) raises, so the queue retries, unless it
+    is the last attempt. `time_left` (seconds, the Lambda context's) stops it between batches before
+    the function's timeout would: what is written stays, and the next delivery resumes from there."""
+    key = ingest_store.source_key(org_id, kb_id, doc_id)
+    doc = kb_store.find_document(org_id, kb_id, doc_id)
+    if doc is None:
+        kb_store.discard_document(org_id, doc_id)  # chunks a deleted document's attempt wrote
+        ingest_store.delete_source(key)
+        return "gone"
+    if doc.get("status") != "processing":
+        ingest_store.delete_source(key)
+        return "done"
+    try:
+        outcome = _ingest(doc, key, time_left)
+    except NotFound:
+        kb_store.discard_document(org_id, doc_id)
+        outcome = "gone"
+    except VerrifloError as exc:
+        if exc.status >= 500 and not last_attempt:
+            raise  # transient: the queue delivers the message again
+        reason = exc.message if exc.status < 500 else f"The document could not be embedded: {exc.message}"
+        kb_store.fail_document(org_id, doc_id, reason)
+        outcome = "failed"
+    ingest_store.delete_source(key)
+    return outcome
+
+
+def give_up(org_id: str, kb_id: str, doc_id: str, reason: str) -> None:
+    """Mark a queued document failed after its last attempt broke unexpectedly."""
+    kb_store.fail_document(org_id, doc_id, reason)
+    ingest_store.delete_source(ingest_store.source_key(org_id, kb_id, doc_id))
+
+
+def _ingest(doc: dict[str, Any], key: str, time_left: Callable[[], float] | None) -> str:
+    org_id, kb_id, doc_id = doc["orgId"], doc["kbId"], doc["_id"]
+    _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))
+    content = ingest_store.read_source(key)
+    if content is None:
+        raise ValidationFailed("The document's content is no longer stored; add it again.")
+    chunks = _chunks(content, doc["contentType"])
+    done = kb_store.chunk_ordinals(org_id, kb_id, doc_id)  # what an earlier attempt already wrote
+    todo = [c for c in chunks if c.ordinal not in done]
+    settings = ai_settings()
+    step = settings.ingest_batch_chunks
+    for start in range(0, len(todo), step):
+        if time_left is not None and time_left() < settings.ingest_reserve_s:
+            raise ServiceUnavailable("The document is not finished within this run; the next one resumes it.")
+        batch = todo[start : start + step]
+        kb_store.upsert_chunks(_rows(doc, batch, _embed_chunks(batch), pending=True))
+        kb_store.set_progress(org_id, doc_id, len(chunks) - len(todo) + start + len(batch), len(chunks))
+    outcome = kb_store.finish_document(org_id, kb_id, doc_id, len(chunks))
+    if outcome == "done" and kb_store.find_document(org_id, kb_id, doc_id) is None:
+        kb_store.discard_document(org_id, doc_id)  # deleted while this attempt was writing its chunks
+        return "gone"
+    return outcome
+
+
+def queued_response(model: Any, poll: str) -> dict[int, dict[str, Any]]:
+    """OpenAPI of the 202 a route answers when it queued the document (`model` in the envelope)."""
+    from verriflo.api import JSON, Envelope
+
+    return {
+        202: {
+            "description": "Queued: `status` is `processing` until it is `ready` (or `failed`, with "
+            f"`error`); poll {poll}",
+            "content": {JSON: {"model": Envelope[model]}},
+        }
+    }
+
+
+def get_document(org_id: str, kb_id: str, doc_id: str) -> Document:
+    """One document of one of the org's bases, with its status (NotFound for any other)."""
+    kb_store.get_base(org_id, kb_id)
+    return _document(kb_store.get_document(org_id, kb_id, doc_id))
 
 
 def list_documents(org_id: str, kb_id: str, limit: int = 200) -> DocumentList:
@@ -270,6 +427,8 @@ def _load(org_id: str, kb_id: str, version: int) -> _Index:
 
     meta, blobs = [], []
     for row in kb_store.iter_chunks(org_id, kb_id):
+        if row.get("pending"):
+            continue  # a document still being ingested is not searchable yet
         meta.append((row["docId"], row["ordinal"], row["title"], row["text"]))
         blobs.append(bytes(row["vector"]))
     matrix = (

@@ -45,7 +45,24 @@ class AiSettings(EnvSettings):
     max_audio_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_audio_seconds: float = Field(default=120.0, gt=0)
     max_image_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Width x height, read from the header before decoding (40 MP is 120 MB as RGB).
+    max_image_pixels: int = Field(default=40_000_000, ge=1024)
+    # The one size limit of every route that ingests a document (AI API documents, tutor material).
     max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_document_chunks: int = Field(default=12_000, ge=1, description="passages one document may make")
+    # Small documents are embedded in the request (about 30 chunks/s: 48 take under 2 s) and answer
+    # 201 `ready`; larger ones, and PDFs over inline_pdf_bytes, go to the ingestion queue (202).
+    inline_document_chunks: int = Field(default=48, ge=0)
+    inline_pdf_bytes: int = Field(default=256 * 1024, ge=0)
+    document_bucket: str | None = Field(default=None, description="where queued documents wait")
+    ingest_queue_url: str | None = Field(default=None, description="the ingestion worker's SQS queue")
+    ingest_batch_chunks: int = Field(default=32, ge=1, description="chunks embedded and written at once")
+    ingest_reserve_s: float = Field(
+        default=20.0, ge=0, description="a worker run stops between batches with this much time left"
+    )
+    ingest_max_receives: int = Field(
+        default=3, ge=1, description="the queue's maxReceiveCount: the last attempt marks a failure"
+    )
 
     history_turns: int = Field(default=20, ge=1, le=200, description="messages kept per chat")
     history_ttl_s: int = Field(default=7 * 86_400, ge=60)

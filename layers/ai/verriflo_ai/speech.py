@@ -92,8 +92,28 @@ def _whisper() -> Any:
     return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=settings.whisper_threads)
 
 
-def decode_audio(data: bytes) -> Any:
-    """16 kHz mono float32 samples (PyAV); ValidationFailed when the bytes are not decodable audio."""
+def too_long(limit: float) -> ValidationFailed:
+    """The refusal of audio longer than `limit` seconds."""
+    return ValidationFailed(f"Audio is limited to {limit:.0f} seconds.")
+
+
+def _declared_seconds(container: Any, stream: Any) -> float | None:
+    """The length the container's header declares (WAV, Ogg, MP3, WebM with a Duration), if any."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
+def decode_audio(data: bytes, max_seconds: float | None = None) -> Any:
+    """16 kHz mono float32 samples (PyAV); ValidationFailed when the bytes are not decodable audio or
+    are longer than `max_seconds` (default: the AI_MAX_AUDIO_SECONDS setting).
+
+    The length is bounded twice, so a small file cannot make this decode hours of samples (4 MiB of
+    6 kbps Opus is 90 minutes): the length the header declares is checked before any frame is
+    decoded, and decoding stops as soon as the samples pass the limit (a browser's WebM declares none).
+    """
     # faster-whisper's own decode_audio passes an option PyAV 15+ removed, so resample here.
     try:
         import av
@@ -101,12 +121,22 @@ def decode_audio(data: bytes) -> Any:
         raise _not_installed("Offline speech recognition") from exc
     import numpy as np
 
-    pieces = []
+    limit = ai_settings().max_audio_seconds if max_seconds is None else max_seconds
+    budget = int((limit + 0.5) * 16000)  # half a second of slack for encoder padding
+    pieces, samples = [], 0
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.audio[0]
+            declared = _declared_seconds(container, stream)
+            if declared is not None and declared > limit + 0.5:
+                raise too_long(limit)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
-            for frame in container.decode(audio=0):
-                pieces.extend(f.to_ndarray() for f in resampler.resample(frame))
+            for frame in container.decode(stream):
+                for piece in resampler.resample(frame):
+                    pieces.append(piece.to_ndarray())
+                    samples += piece.samples
+                if samples > budget:
+                    raise too_long(limit)
             pieces.extend(f.to_ndarray() for f in resampler.resample(None))
     except (av.FFmpegError, ValueError, IndexError) as exc:
         raise ValidationFailed("The audio cannot be decoded.") from exc
@@ -133,10 +163,10 @@ def transcribe(data: bytes, max_seconds: float | None = None) -> Transcript:
         return Transcript(
             text=str(said.get("text", "")), duration_s=float(said.get("durationS", 0.0)), language="en"
         )
-    samples = decode_audio(data)  # also where the length limit is checked, whichever service listens
+    samples = decode_audio(data, limit)  # also where the length limit is checked, whichever service listens
     duration = len(samples) / 16000
     if duration > limit:
-        raise ValidationFailed(f"Audio is limited to {limit:.0f} seconds.")
+        raise too_long(limit)
     if duration < 0.1:
         raise ValidationFailed("The audio is empty.")
     if settings.speech_provider == "aws":
