@@ -186,13 +186,46 @@ def test_bad_upload_fails_with_a_clear_message_and_nothing_published(
     assert published[0]["data"]["message"] == failed.message
 
 
-def test_upload_larger_than_declared_fails(org, tmp_path, lambda_context):
+def source_exists(key: str, bucket: str = UPLOADS) -> bool:
+    return boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) > 0
+
+
+def test_upload_larger_than_declared_fails_and_the_source_is_deleted(org, tmp_path, lambda_context):
     path = make_video(tmp_path / "a.mp4", width=320, height=180, seconds=2)
     video = upload(org.id, path, declared=100)
 
     [result] = run(s3_event(video.source_key), lambda_context)
 
     assert result["outcome"] == "failed" and "larger than the size given" in result["message"]
+    assert not source_exists(video.source_key)
+    assert media.storage_used(org.id) == 0  # neither the declared 100 bytes nor the real size
+    # S3's retry of the same event finds it gone and fails it the same way, never transcoding it
+    [again] = run(s3_event(video.source_key), lambda_context)
+    assert again["outcome"] == "duplicate" and media.get_video(org.id, video.id).status == "failed"
+
+
+def test_storage_used_is_measured_from_the_objects_not_the_declared_sizes(org, tmp_path, lambda_context):
+    path = make_video(tmp_path / "a.mp4", width=320, height=180, seconds=2)
+    declared = path.stat().st_size * 50
+    video = upload(org.id, path, declared=declared)
+    assert media.storage_used(org.id) == declared  # reserved while the upload is awaited
+
+    [result] = run(s3_event(video.source_key), lambda_context)
+
+    assert result["outcome"] == "completed"
+    s3 = boto3.client("s3")
+    outputs = sum(o["Size"] for o in s3.list_objects_v2(Bucket=MEDIA, Prefix=video.media_prefix)["Contents"])
+    assert outputs > 0
+    assert media.storage_used(org.id) == path.stat().st_size + outputs
+
+
+def test_upload_under_a_key_no_video_owns_is_refused_and_deleted(org, tmp_path, lambda_context):
+    video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=2))
+    media.delete_video(org.id, video.id)  # e.g. deleted before its upload arrived
+
+    [result] = run(s3_event(video.source_key), lambda_context)
+
+    assert result["outcome"] == "refused" and not source_exists(video.source_key)
 
 
 def test_same_event_twice_transcodes_once(org, tap, tmp_path, lambda_context):

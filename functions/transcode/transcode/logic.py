@@ -150,6 +150,10 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
     found = refuse_reason(bucket, key)
     if isinstance(found, str):
         logger.warning("transcode.refused", extra={"bucket": bucket, "reason": found})
+        if bucket == media.media_settings().uploads_bucket:
+            # No video of ours has this upload key (deleted, or written under a prefix that is not
+            # its own): nobody will ever transcode or count it, so it is not kept.
+            objects.delete(bucket, key)
         return Result("refused", message=found)
     org_id, video_id = found
     video = media.claim(org_id, video_id, claimant)
@@ -163,11 +167,15 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
         # first attempt has nothing before it: ids are never reused).
         if video.attempt > 1:
             objects.delete_prefix(settings.media_bucket, video.media_prefix)
-        actual = int(objects.head(bucket, key)["ContentLength"]) if size is None else size
-        if actual == 0:
-            raise InvalidMedia("The uploaded file is empty.")
-        if video.size_bytes and actual > video.size_bytes:
-            raise InvalidMedia("The uploaded file is larger than the size given when the video was created.")
+        actual = _source_size(video) if size is None else size
+        refused = _refused_size(video, actual)
+        if refused:
+            # Never kept: an oversized source would count against no limit, an empty one is junk.
+            # Deleted before the video is failed, so a retry finds it gone and fails it the same way.
+            objects.delete(bucket, key)
+            media.record_stored_bytes(video, 0)
+            raise InvalidMedia(refused)
+        media.record_stored_bytes(video, actual)
         with tempfile.TemporaryDirectory(prefix="transcode-") as tmp:
             work = Path(tmp)
             source = work / "source"
@@ -179,6 +187,7 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
                 start_chunked(video, src)
                 return Result("chunked", video_id)
             _transcode_whole(video, source, src, work / "out")
+        _record_storage(video)
     except InvalidMedia as exc:
         return _failed(video, str(exc))
     except EncodeFailed as exc:
@@ -190,6 +199,30 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
             objects.delete_prefix(settings.media_bucket, video.media_prefix)
         return Result("duplicate", video_id)
     return Result("completed", video_id)
+
+
+def _source_size(video: Video) -> int:
+    """The stored source's real size (what S3 holds, whatever was declared)."""
+    try:
+        return int(objects.head(video.source_bucket, video.source_key)["ContentLength"])
+    except NotFound:
+        raise InvalidMedia("The uploaded file is gone; please upload it again.") from None
+
+
+def _refused_size(video: Video, actual: int) -> str | None:
+    if actual == 0:
+        return "The uploaded file is empty."
+    if video.size_bytes and actual > video.size_bytes:
+        return "The uploaded file is larger than the size given when the video was created."
+    return None
+
+
+def _record_storage(video: Video) -> None:
+    """What the finished video really takes: its source plus every output (recomputed, so a retry
+    writes the same figure)."""
+    settings = media.media_settings()
+    outputs = objects.prefix_bytes(settings.media_bucket, video.media_prefix)
+    media.record_stored_bytes(video, _source_size(video) + outputs)
 
 
 def _failed(video: Video, message: str) -> Result:
@@ -502,6 +535,7 @@ def join_chunks(job: ChunkJob) -> dict[str, Any]:
         for i in range(pipeline.ffmpeg_settings().thumbnails)
     ]
     _finish(video, job.duration_s, rungs, job.has_audio, f"{video.media_prefix}poster.jpg", thumbs)
+    _record_storage(video)
     return {"videoId": video.id, "status": "completed"}
 
 

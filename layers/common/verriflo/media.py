@@ -322,14 +322,25 @@ def list_videos(
 
 
 def storage_used(org_id: str) -> int:
-    """Bytes of sources the org has uploaded or reserved (sum of declared sizes)."""
+    """Bytes the org's videos take: what S3 really holds for each (`storedBytes`: the source as the
+    transcoder found it, plus the outputs once finished), or the declared size while the upload is
+    only reserved."""
+    total = {"$sum": {"$ifNull": ["$storedBytes", "$sizeBytes"]}}
     with db.unavailable_on_failure():
         rows = list(
             db.collection(VIDEOS).aggregate(
-                [{"$match": {"orgId": org_id}}, {"$group": {"_id": None, "total": {"$sum": "$sizeBytes"}}}]
+                [{"$match": {"orgId": org_id}}, {"$group": {"_id": None, "total": total}}]
             )
         )
     return int(rows[0]["total"]) if rows else 0
+
+
+def record_stored_bytes(video: Video, stored: int) -> None:
+    """Remember what the video really takes in S3 (a measured figure: writing it again is harmless)."""
+    with db.unavailable_on_failure():
+        db.collection(VIDEOS).update_one(
+            {"_id": video.id, "orgId": video.org_id}, {"$set": {"storedBytes": int(stored)}}
+        )
 
 
 def purge(video: Video) -> None:

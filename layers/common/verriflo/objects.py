@@ -177,6 +177,15 @@ def delete_prefix(bucket: str, prefix: str) -> int:
     return deleted
 
 
+def prefix_bytes(bucket: str, prefix: str) -> int:
+    """The total size of the objects under `prefix` (one video's outputs)."""
+    total = 0
+    with s3_errors():
+        for page in _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            total += sum(int(o["Size"]) for o in page.get("Contents", []))
+    return total
+
+
 def delete(bucket: str, key: str) -> None:
     """Delete one object (missing is fine)."""
     with s3_errors():
