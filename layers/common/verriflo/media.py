@@ -81,6 +81,17 @@ class MediaSettings(EnvSettings):
     chunk_threshold_s: float = Field(default=600, ge=30, description="longer sources go to the chunked path")
     chunk_length_s: float = Field(default=120, ge=8, description="a multiple of the HLS segment length")
     transcode_state_machine_arn: str | None = None
+    transcode_function_name: str | None = Field(
+        default=None, description="the S3-triggered transcoder, invoked again for a lost trigger"
+    )
+    transcode_failed_queue_url: str | None = Field(
+        default=None,
+        description="the transcoder's on-failure destination (invocations that spent every retry)",
+    )
+    reconcile_after_s: int = Field(
+        default=900, ge=60, description="a pending video this old is checked against its upload"
+    )
+    max_redispatches: int = Field(default=3, ge=0, description="transcodes started again before giving up")
     min_upload_credits: float = Field(default=1, ge=0, description="credits an org must hold to upload")
 
 
@@ -708,6 +719,47 @@ def list_recordings(org_id: str, room_id: str) -> list[Video]:
 def get_recording(org_id: str, recording_id: str) -> Video:
     """One of the org's recordings; NotFound for other orgs' ids."""
     return get_video(org_id, recording_id, kind="recording")
+
+
+def pending_since(before: datetime, limit: int = 200) -> list[Video]:
+    """Videos and recordings still `pending` that were created before `before`, oldest first."""
+    with db.unavailable_on_failure():
+        found = (
+            db.collection(VIDEOS)
+            .find({"status": "pending", "createdAt": {"$lt": before}})
+            .sort([("createdAt", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        return [Video.model_validate(d) for d in found]
+
+
+def take_redispatch(video: Video, *, most: int, quiet_since: datetime, at: datetime) -> bool:
+    """Claim one more start (at `at`) of a pending video's transcode: False once `most` were taken,
+    or when one was taken after `quiet_since` (it may still be on its way)."""
+    query = {
+        "_id": video.id,
+        "orgId": video.org_id,
+        "status": "pending",
+        "$and": [
+            {"$or": [{"redispatches": {"$exists": False}}, {"redispatches": {"$lt": most}}]},
+            {"$or": [{"redispatchedAt": {"$exists": False}}, {"redispatchedAt": {"$lt": quiet_since}}]},
+        ],
+    }
+    update = {"$inc": {"redispatches": 1}, "$set": {"redispatchedAt": at, "updatedAt": now()}}
+    with db.unavailable_on_failure():
+        return db.collection(VIDEOS).update_one(query, update).matched_count == 1
+
+
+def redispatches_spent(video: Video, most: int, *, quiet_since: datetime) -> bool:
+    """Whether every start of a pending video's transcode allowed was taken, the last one before
+    `quiet_since` (it had its time)."""
+    with db.unavailable_on_failure():
+        doc = db.collection(VIDEOS).find_one(
+            {"_id": video.id, "orgId": video.org_id}, {"redispatches": 1, "redispatchedAt": 1}
+        )
+    doc = doc or {}
+    last = doc.get("redispatchedAt")
+    return int(doc.get("redispatches") or 0) >= most and (last is None or last < quiet_since)
 
 
 def stalled(grace_s: float = 300, limit: int = 100) -> list[Video]:
