@@ -4,11 +4,13 @@ and play the signed URL with ffprobe/ffmpeg; a tampered token is refused."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 import pytest
 from media_support import make_video
+from support import load_event
 
 # The first test to use the stack pays for bringing it up (build, and uploading the FFmpeg layer).
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -113,3 +115,41 @@ def test_long_video_takes_the_chunked_path_on_the_stack_and_plays(
     frames = [line for line in decoded.stdout.splitlines() if line and not line.startswith("#")]
     assert abs(len(frames) - seconds * rate) <= rate, len(frames)
     assert http.delete(f"{api_url}/v1/cdn/videos/{video_id}", headers=headers).status_code == 200
+
+
+def test_the_retention_sweep_reconciles_on_the_stack_and_failed_transcodes_have_a_destination(
+    api_url, demo_key, stack_aws, http
+):
+    """The deployed sweep reaches the transcoder's on-failure queue and the uploads bucket (its
+    policies and settings are wired), and the S3-triggered transcoder sends invocations that spent
+    every retry to that queue."""
+    client = stack_aws("lambda")
+    functions = [
+        f["FunctionName"]
+        for page in client.get_paginator("list_functions").paginate()
+        for f in page["Functions"]
+    ]
+    [sweep] = [f for f in functions if "RecordingRetention" in f]
+    [transcoder] = [f for f in functions if "TranscodeFunction" in f]
+    config = client.get_function_event_invoke_config(FunctionName=transcoder)
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(
+        client.get_function_configuration(FunctionName=sweep)["Environment"]["Variables"][
+            "TRANSCODE_FAILED_QUEUE_URL"
+        ].rsplit("/", 1)[1]
+    )
+    # a video whose upload never came: still within its URL's lifetime, so the sweep leaves it pending
+    created = http.post(
+        f"{api_url}/v1/cdn/videos",
+        headers={"VF-ORG-ID": demo_key},
+        json={"title": "never sent", "sizeBytes": 10},
+    )
+    assert created.status_code == 201, created.text
+
+    reply = client.invoke(
+        FunctionName=sweep, Payload=json.dumps(load_event("transcode/retention_schedule.json"))
+    )
+
+    assert "FunctionError" not in reply, reply["Payload"].read()
+    out = json.loads(reply["Payload"].read())
+    assert out["failedInvocations"] == 0 and out["pending"]["failed"] == 0

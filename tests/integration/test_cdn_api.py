@@ -11,12 +11,14 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import httpx
 import pytest
 from apigw_server import serve
 from cdn import handler as cdn
+from cdn import logic as cdn_logic
 from media_support import MEDIA, UPLOADS, decode_first_frames, keys, make_video, use_media_env
 from media_support import s3_over_http as s3_http
 from support import api_event, call
@@ -75,6 +77,8 @@ def uploaded(org, ctx, tmp_path: Path, *, width=640, height=360, seconds=3) -> t
     path = make_video(tmp_path / "clip.mp4", width=width, height=height, seconds=seconds)
     created = create(org, ctx, sizeBytes=path.stat().st_size).data
     upload = created["upload"]
+    signed = parse_qs(urlparse(upload["url"]).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert "content-length" in signed  # S3 refuses a body of any other size
     put = httpx.put(upload["url"], content=path.read_bytes(), headers=upload["headers"])
     assert put.status_code == 200, put.text
     video_id = created["video"]["videoId"]
@@ -268,6 +272,28 @@ def test_large_file_gets_a_multipart_upload_with_part_size_and_expiry(org, lambd
     assert done.status == 200
     head = boto3.client("s3").head_object(Bucket=UPLOADS, Key=f"{org.id}/{video_id}/source")
     assert head["ContentLength"] == size
+
+
+def test_each_multipart_part_url_is_signed_for_its_declared_size_and_refuses_a_bigger_part(
+    org, lambda_context, monkeypatch
+):
+    fund(org)
+    monkeypatch.setenv("MULTIPART_THRESHOLD_BYTES", str(5 * 1024**2))
+    monkeypatch.setenv("MULTIPART_PART_BYTES", str(5 * 1024**2))
+    media.media_settings.cache_clear()
+    size = 11 * 1024**2
+
+    upload = create(org, lambda_context, sizeBytes=size).data["upload"]
+
+    # The length is part of each URL's SigV4 signature (moto does not check signatures, S3 does: a
+    # part of any other length gets 403 SignatureDoesNotMatch); the last part's is what is left.
+    for part in upload["parts"]:
+        query = parse_qs(urlparse(part["url"]).query)
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        assert "content-length" in query["X-Amz-SignedHeaders"][0].split(";")
+    assert cdn_logic.part_sizes(size, 5 * 1024**2) == [(1, 5 * 1024**2), (2, 5 * 1024**2), (3, 1024**2)]
+    exact = httpx.put(upload["parts"][-1]["url"], content=b"x" * 1024**2)
+    assert exact.status_code == 200, exact.text
 
 
 # --- listing, deleting, other orgs -------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_retention_deletes_recordings_after_class_and_keeps_newer_ones(org, tmp_
 
     out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
 
-    assert out == {"deleted": 1, "stalled": 0}
+    assert (out["deleted"], out["stalled"]) == (1, 0)
     with pytest.raises(NotFound):
         media.get_recording(org.id, old)
     assert keys(MEDIA, old_recording.media_prefix) == set()
@@ -118,3 +118,113 @@ def test_retention_is_configurable(org, monkeypatch):
     recording = media.register_recording(org.id, "math-101")
 
     assert timedelta(minutes=59) < recording.expires_at - recording.created_at <= timedelta(hours=1)
+
+
+def open_room(org_id: str, room_id: str) -> None:
+    """The room record functions/rooms keeps for a class that is running."""
+    from rooms import store
+
+    store.insert_room(
+        {
+            "orgId": org_id,
+            "roomId": room_id,
+            "lkName": f"{org_id}.{room_id}",
+            "status": "open",
+            "endedAt": None,
+        }
+    )
+
+
+def end_class(org_id: str, room_id: str, ended_at) -> None:
+    """What functions/rooms does when a class ends (rooms.logic.class_ended after store.end_room)."""
+    from rooms import logic, store
+
+    assert store.end_room(org_id, room_id, ended_at) is not None
+    logic.class_ended(org_id, room_id, ended_at)
+
+
+def ms_now():
+    """Now, to MongoDB's (millisecond) precision: times read back compare equal."""
+    at = media.now()
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def sweep_at(monkeypatch, moment, lambda_context) -> dict:
+    monkeypatch.setattr(media, "now", lambda: moment)
+    try:
+        return handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+    finally:
+        monkeypatch.undo()
+
+
+def test_recording_of_a_running_class_is_kept_until_retention_after_the_class_ends(
+    org, tmp_path, lambda_context, monkeypatch
+):
+    open_room(org.id, "all-day")
+    arrived = ms_now()
+    rec = arrive(egress_file(org.id, "all-day", tmp_path), lambda_context)["videoId"]
+    assert media.get_recording(org.id, rec).expires_at is None  # no clock runs while the class does
+
+    # a whole day later the class is still running: nothing is deleted
+    assert sweep_at(monkeypatch, arrived + timedelta(hours=30), lambda_context)["deleted"] == 0
+    assert media.get_recording(org.id, rec).status == "completed"
+
+    ended = arrived + timedelta(hours=30)
+    end_class(org.id, "all-day", ended)
+    assert media.get_recording(org.id, rec).expires_at == ended + timedelta(hours=6)
+    assert sweep_at(monkeypatch, ended + timedelta(hours=5, minutes=59), lambda_context)["deleted"] == 0
+    assert sweep_at(monkeypatch, ended + timedelta(hours=6), lambda_context)["deleted"] == 1
+    with pytest.raises(NotFound):
+        media.get_recording(org.id, rec)
+
+
+def test_recording_arriving_after_the_class_ended_expires_from_the_end_of_class(
+    org, tmp_path, lambda_context
+):
+    open_room(org.id, "math-101")
+    ended = ms_now() - timedelta(hours=2)
+    end_class(org.id, "math-101", ended)
+
+    rec = arrive(egress_file(org.id, "math-101", tmp_path), lambda_context)["videoId"]
+
+    assert media.get_recording(org.id, rec).expires_at == ended + timedelta(hours=6)
+
+
+def test_an_expiry_set_while_the_room_is_open_never_deletes_the_recording(
+    org, tmp_path, lambda_context, monkeypatch
+):
+    """A record from when retention counted from the file's arrival: the sweep keeps it while its
+    class runs and drops the stale expiry; the end of class sets the real one."""
+    open_room(org.id, "math-101")
+    rec = arrive(egress_file(org.id, "math-101", tmp_path), lambda_context)["videoId"]
+    stale = media.now() - timedelta(hours=1)
+    media.db.collection(media.VIDEOS).update_one({"_id": rec}, {"$set": {"expiresAt": stale}})
+
+    assert sweep_at(monkeypatch, media.now(), lambda_context)["deleted"] == 0
+
+    assert media.get_recording(org.id, rec).expires_at is None
+    ended = ms_now()
+    end_class(org.id, "math-101", ended)
+    assert media.get_recording(org.id, rec).expires_at == ended + timedelta(hours=6)
+
+
+def test_class_ending_between_the_room_look_up_and_the_insert_still_starts_the_clock(
+    org, tmp_path, lambda_context, monkeypatch
+):
+    open_room(org.id, "math-101")
+    ended = ms_now()
+    real = media._room_retention_end
+    calls = []
+
+    def class_ends_after_first_look(org_id, room_id, fallback):
+        found = real(org_id, room_id, fallback)
+        if not calls:
+            end_class(org.id, "math-101", ended)  # its update finds no recording record yet
+        calls.append(found)
+        return found
+
+    monkeypatch.setattr(media, "_room_retention_end", class_ends_after_first_look)
+    rec = arrive(egress_file(org.id, "math-101", tmp_path), lambda_context)["videoId"]
+
+    assert calls[0] is None
+    assert media.get_recording(org.id, rec).expires_at == ended + timedelta(hours=6)

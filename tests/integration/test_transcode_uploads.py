@@ -186,13 +186,46 @@ def test_bad_upload_fails_with_a_clear_message_and_nothing_published(
     assert published[0]["data"]["message"] == failed.message
 
 
-def test_upload_larger_than_declared_fails(org, tmp_path, lambda_context):
+def source_exists(key: str, bucket: str = UPLOADS) -> bool:
+    return boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) > 0
+
+
+def test_upload_larger_than_declared_fails_and_the_source_is_deleted(org, tmp_path, lambda_context):
     path = make_video(tmp_path / "a.mp4", width=320, height=180, seconds=2)
     video = upload(org.id, path, declared=100)
 
     [result] = run(s3_event(video.source_key), lambda_context)
 
     assert result["outcome"] == "failed" and "larger than the size given" in result["message"]
+    assert not source_exists(video.source_key)
+    assert media.storage_used(org.id) == 0  # neither the declared 100 bytes nor the real size
+    # S3's retry of the same event finds it gone and fails it the same way, never transcoding it
+    [again] = run(s3_event(video.source_key), lambda_context)
+    assert again["outcome"] == "duplicate" and media.get_video(org.id, video.id).status == "failed"
+
+
+def test_storage_used_is_measured_from_the_objects_not_the_declared_sizes(org, tmp_path, lambda_context):
+    path = make_video(tmp_path / "a.mp4", width=320, height=180, seconds=2)
+    declared = path.stat().st_size * 50
+    video = upload(org.id, path, declared=declared)
+    assert media.storage_used(org.id) == declared  # reserved while the upload is awaited
+
+    [result] = run(s3_event(video.source_key), lambda_context)
+
+    assert result["outcome"] == "completed"
+    s3 = boto3.client("s3")
+    outputs = sum(o["Size"] for o in s3.list_objects_v2(Bucket=MEDIA, Prefix=video.media_prefix)["Contents"])
+    assert outputs > 0
+    assert media.storage_used(org.id) == path.stat().st_size + outputs
+
+
+def test_upload_under_a_key_no_video_owns_is_refused_and_deleted(org, tmp_path, lambda_context):
+    video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=2))
+    media.delete_video(org.id, video.id)  # e.g. deleted before its upload arrived
+
+    [result] = run(s3_event(video.source_key), lambda_context)
+
+    assert result["outcome"] == "refused" and not source_exists(video.source_key)
 
 
 def test_same_event_twice_transcodes_once(org, tap, tmp_path, lambda_context):
@@ -305,7 +338,7 @@ def test_transcode_that_died_for_good_is_failed_by_the_sweep(org, tap, tmp_path,
 
     out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
 
-    assert out == {"deleted": 0, "stalled": 1}
+    assert (out["deleted"], out["stalled"]) == (0, 1)
     failed = media.get_video(org.id, video.id)
     assert failed.status == "failed" and "upload the file again" in failed.message
     assert keys(MEDIA, video.media_prefix) == set()
@@ -322,3 +355,127 @@ def test_s3_test_event_without_records_is_ignored(lambda_context):
         "HostId": "y",
     }
     assert handler.handler(event, lambda_context) == {"results": []}
+
+
+# --- reconciliation: S3 triggers that were lost or spent every retry ----------------------------------
+
+
+def in_process(lambda_context, started: list[str]):
+    """A dispatch that runs the transcoder here on the event the sweep would send it."""
+    from transcode import redispatch
+
+    def dispatch(bucket: str, key: str) -> None:
+        started.append(key)
+        handler.handler(redispatch.s3_event(bucket, key), lambda_context)
+
+    return dispatch
+
+
+def test_pending_video_whose_trigger_never_ran_is_transcoded_by_the_sweep(org, tap, tmp_path, lambda_context):
+    video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=1))
+    started: list[str] = []
+    dispatch = in_process(lambda_context, started)
+
+    # not before the trigger had its time (it may still be retrying)
+    early = logic.reconcile_pending(dispatch, at=video.created_at + timedelta(minutes=14))
+    assert early == {"dispatched": 0, "failed": 0, "waiting": 0} and started == []
+
+    later = logic.reconcile_pending(dispatch, at=video.created_at + timedelta(minutes=16))
+
+    assert later == {"dispatched": 1, "failed": 0, "waiting": 0} and started == [video.source_key]
+    assert media.get_video(org.id, video.id).status == "completed"
+    assert tap.types() == ["video.ready"]
+
+
+def test_upload_that_never_came_is_failed_once_its_upload_url_expired(org, tap, lambda_context):
+    created = media.insert_video(org.id, title="never sent", size_bytes=1000, content_type="video/mp4")
+    video = media.get_video(org.id, created.id)  # its times as stored (milliseconds)
+    ttl = timedelta(seconds=media.media_settings().upload_url_ttl_s)
+    grace = timedelta(seconds=media.media_settings().reconcile_after_s)
+    started: list[str] = []
+
+    within = logic.reconcile_pending(in_process(lambda_context, started), at=video.created_at + ttl + grace)
+    assert within["waiting"] == 1 and media.get_video(org.id, video.id).status == "pending"
+
+    after = logic.reconcile_pending(
+        in_process(lambda_context, started), at=video.created_at + ttl + grace + timedelta(seconds=1)
+    )
+
+    assert after["failed"] == 1 and started == []
+    failed = media.get_video(org.id, video.id)
+    assert failed.status == "failed" and "never arrived" in failed.message
+    assert tap.types() == ["video.failed"]
+    # a second sweep finds nothing left to settle and publishes nothing
+    assert logic.reconcile_pending(in_process(lambda_context, started), at=video.created_at + 2 * ttl) == {
+        "dispatched": 0,
+        "failed": 0,
+        "waiting": 0,
+    }
+    assert tap.types() == []
+
+
+def test_a_source_the_transcoder_never_takes_is_started_a_few_times_then_failed(org, tap, tmp_path):
+    video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=1))
+    starts: list[str] = []
+
+    def lost(bucket: str, key: str) -> None:  # every start dies before the transcoder claims it
+        starts.append(key)
+
+    outcomes = [
+        logic.reconcile_pending(lost, at=video.created_at + timedelta(minutes=16 * i)) for i in range(1, 7)
+    ]
+
+    most = media.media_settings().max_redispatches
+    assert len(starts) == most
+    assert [o["dispatched"] for o in outcomes[:most]] == [1] * most and outcomes[most]["failed"] == 1
+    failed = media.get_video(org.id, video.id)
+    assert failed.status == "failed" and "upload it again" in failed.message
+    assert tap.types() == ["video.failed"]
+
+
+def test_a_repeated_sweep_does_not_start_the_same_video_twice(org, tmp_path):
+    video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=1))
+    starts: list[str] = []
+    at = video.created_at + timedelta(minutes=16)
+
+    for _ in range(3):
+        logic.reconcile_pending(lambda bucket, key: starts.append(key), at=at)
+
+    assert starts == [video.source_key]
+
+
+def test_failed_invocations_from_the_on_failure_queue_are_transcoded_and_removed(
+    org, tap, tmp_path, lambda_context, monkeypatch
+):
+    """A Lambda on-failure destination record (every retry spent) names the upload: the sweep starts
+    the transcode again at once and deletes the message."""
+    import json
+
+    from transcode import redispatch
+
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="transcode-failed")["QueueUrl"]
+    monkeypatch.setenv("TRANSCODE_FAILED_QUEUE_URL", url)
+    media.media_settings.cache_clear()
+    video = upload(org.id, make_video(tmp_path / "a.mp4", width=320, height=180, seconds=1))
+    record = {
+        "version": "1.0",
+        "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": s3_event(video.source_key),
+        "responsePayload": {"errorMessage": "Task timed out after 900.00 seconds"},
+    }
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    started: list[str] = []
+    monkeypatch.setattr(redispatch, "invoke_transcode", in_process(lambda_context, started))
+
+    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+
+    assert out["failedInvocations"] == 2 and started == [video.source_key]
+    assert media.get_video(org.id, video.id).status == "completed"
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (
+        int(attributes["ApproximateNumberOfMessages"])
+        + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        == 0
+    )

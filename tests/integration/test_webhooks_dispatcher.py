@@ -280,3 +280,32 @@ def test_the_sample_batch_event_is_processed(lambda_context, webhook_env):
     assert dispatcher.handler(load_event("webhook_dispatcher/sqs_batch.json"), lambda_context) == {
         "batchItemFailures": []
     }
+
+
+def test_dead_lettered_messages_are_redriven_by_the_operators_command_and_delivered_once(
+    org, lambda_context, webhook_env, receivers, capsys
+):
+    """Messages the dispatcher failed five times sit in the dead-letter queue until an operator runs
+    `verriflo webhooks redrive`; sending one twice (an interrupted run) is still one delivery."""
+    import json
+
+    from verriflo import cli
+
+    sqs = boto3.client("sqs")
+    dlq = sqs.create_queue(QueueName="webhooks-test-dlq")["QueueUrl"]
+    _endpoint(org.id, receivers.url("ok"))
+    message = bridge_event(_event(org.id))
+    for _ in range(2):  # the same event dead-lettered twice
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(message))
+
+    assert cli.main(["--json", "webhooks", "redrive", "--dead-letter-queue-url", dlq]) == 0
+
+    assert json.loads(capsys.readouterr().out) == {"moved": 2}
+    assert sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []
+    bodies = queued(webhook_env["queue"])
+    assert bodies == [message] * 2
+    assert _deliver(lambda_context, *bodies) == {"batchItemFailures": []}
+    assert len(receivers.to("ok")) == 1
+    # nothing left: a second run moves nothing
+    assert cli.main(["webhooks", "redrive", "--dead-letter-queue-url", dlq]) == 0
+    assert "moved 0" in capsys.readouterr().out

@@ -166,6 +166,14 @@ def _check_limits(org: OrgContext, size: int) -> None:
         )
 
 
+def part_sizes(total: int, part_size: int) -> list[tuple[int, int]]:
+    """(part number, exact size) of each part of a `total`-byte multipart upload: every part is
+    `part_size` but the last, which holds the rest."""
+    return [
+        (n, min(part_size, total - (n - 1) * part_size)) for n in range(1, math.ceil(total / part_size) + 1)
+    ]
+
+
 def create_video(org: OrgContext, body: CreateVideo) -> VideoCreated:
     """A pending video and a direct upload for its file (refused before any byte is sent if it
     cannot be paid for or stored)."""
@@ -205,10 +213,15 @@ def create_video(org: OrgContext, body: CreateVideo) -> VideoCreated:
             UploadPart(
                 part_number=n,
                 url=objects.presign_part(
-                    video.source_bucket, video.source_key, upload_id, n, settings.upload_url_ttl_s
+                    video.source_bucket,
+                    video.source_key,
+                    upload_id,
+                    n,
+                    size=size,
+                    expires_s=settings.upload_url_ttl_s,
                 ),
             )
-            for n in range(1, math.ceil(body.size_bytes / part_size) + 1)
+            for n, size in part_sizes(body.size_bytes, part_size)
         ]
         upload = Upload(
             type="multipart",

@@ -46,6 +46,16 @@ def step(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 def retention(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Scheduled: delete recordings whose retention after class ran out, and fail transcodes that
-    died for good (so no video stays `processing` forever)."""
-    return {"deleted": logic.expire_recordings(), "stalled": logic.fail_stalled()}
+    """Scheduled: delete recordings whose retention after class ran out, fail transcodes that died
+    for good (so no video stays `processing` forever), and settle pending videos whose S3 trigger
+    was lost or spent every retry (so none stays `pending` forever)."""
+    from transcode import redispatch
+
+    return {
+        "deleted": logic.expire_recordings(),
+        "stalled": logic.fail_stalled(),
+        "failedInvocations": logic.failed_invocations(
+            redispatch.failed_invocations(), redispatch.done, redispatch.invoke_transcode
+        ),
+        "pending": logic.reconcile_pending(redispatch.invoke_transcode),
+    }

@@ -12,10 +12,14 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict
 from verriflo import events, ledger, media, objects, orgs, pricing
@@ -150,6 +154,10 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
     found = refuse_reason(bucket, key)
     if isinstance(found, str):
         logger.warning("transcode.refused", extra={"bucket": bucket, "reason": found})
+        if bucket == media.media_settings().uploads_bucket:
+            # No video of ours has this upload key (deleted, or written under a prefix that is not
+            # its own): nobody will ever transcode or count it, so it is not kept.
+            objects.delete(bucket, key)
         return Result("refused", message=found)
     org_id, video_id = found
     video = media.claim(org_id, video_id, claimant)
@@ -163,11 +171,15 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
         # first attempt has nothing before it: ids are never reused).
         if video.attempt > 1:
             objects.delete_prefix(settings.media_bucket, video.media_prefix)
-        actual = int(objects.head(bucket, key)["ContentLength"]) if size is None else size
-        if actual == 0:
-            raise InvalidMedia("The uploaded file is empty.")
-        if video.size_bytes and actual > video.size_bytes:
-            raise InvalidMedia("The uploaded file is larger than the size given when the video was created.")
+        actual = _source_size(video) if size is None else size
+        refused = _refused_size(video, actual)
+        if refused:
+            # Never kept: an oversized source would count against no limit, an empty one is junk.
+            # Deleted before the video is failed, so a retry finds it gone and fails it the same way.
+            objects.delete(bucket, key)
+            media.record_stored_bytes(video, 0)
+            raise InvalidMedia(refused)
+        media.record_stored_bytes(video, actual)
         with tempfile.TemporaryDirectory(prefix="transcode-") as tmp:
             work = Path(tmp)
             source = work / "source"
@@ -179,6 +191,7 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
                 start_chunked(video, src)
                 return Result("chunked", video_id)
             _transcode_whole(video, source, src, work / "out")
+        _record_storage(video)
     except InvalidMedia as exc:
         return _failed(video, str(exc))
     except EncodeFailed as exc:
@@ -190,6 +203,30 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
             objects.delete_prefix(settings.media_bucket, video.media_prefix)
         return Result("duplicate", video_id)
     return Result("completed", video_id)
+
+
+def _source_size(video: Video) -> int:
+    """The stored source's real size (what S3 holds, whatever was declared)."""
+    try:
+        return int(objects.head(video.source_bucket, video.source_key)["ContentLength"])
+    except NotFound:
+        raise InvalidMedia("The uploaded file is gone; please upload it again.") from None
+
+
+def _refused_size(video: Video, actual: int) -> str | None:
+    if actual == 0:
+        return "The uploaded file is empty."
+    if video.size_bytes and actual > video.size_bytes:
+        return "The uploaded file is larger than the size given when the video was created."
+    return None
+
+
+def _record_storage(video: Video) -> None:
+    """What the finished video really takes: its source plus every output (recomputed, so a retry
+    writes the same figure)."""
+    settings = media.media_settings()
+    outputs = objects.prefix_bytes(settings.media_bucket, video.media_prefix)
+    media.record_stored_bytes(video, _source_size(video) + outputs)
 
 
 def _failed(video: Video, message: str) -> Result:
@@ -502,6 +539,7 @@ def join_chunks(job: ChunkJob) -> dict[str, Any]:
         for i in range(pipeline.ffmpeg_settings().thumbnails)
     ]
     _finish(video, job.duration_s, rungs, job.has_audio, f"{video.media_prefix}poster.jpg", thumbs)
+    _record_storage(video)
     return {"videoId": video.id, "status": "completed"}
 
 
@@ -539,3 +577,83 @@ def fail_stalled() -> int:
     for video in stalled:
         _failed(video, "Transcoding stopped before it finished; please upload the file again.")
     return len(stalled)
+
+
+# --- reconciliation: S3 triggers that were lost or spent every retry ------------------------------
+
+Dispatch = Callable[[str, str], None]  # (bucket, key): start the transcoder for a stored object
+GAVE_UP = "We could not start transcoding this video; please upload it again."
+NEVER_ARRIVED = "The upload never arrived before its upload URL expired; create the video again to upload it."
+
+
+def _fail_unclaimed(video: Video, message: str) -> str:
+    if media.fail_unclaimed(video.org_id, video.id, message):
+        events.publish(
+            "video.failed",
+            video.org_id,
+            _event_data(video, status="failed", message=message),
+            event_id=f"evt_video_failed_{video.id}_{video.attempt}",
+        )
+        logger.warning("transcode.reconcile_failed", extra={"video_id": video.id, "reason": message})
+    return "failed"
+
+
+def reconcile(video: Video, dispatch: Dispatch, *, at: datetime, immediate: bool = False) -> str:
+    """Settle one pending video against its bucket: a stored source is transcoded (started again,
+    at most `max_redispatches` times, then failed); an upload that never came is failed once its
+    URL has expired. Returns `dispatched`, `failed` or `waiting`; safe to run again at any time (the
+    transcoder's claim makes a second start of the same object a no-op)."""
+    settings = media.media_settings()
+    quiet = at - timedelta(seconds=settings.reconcile_after_s)
+    try:
+        objects.head(video.source_bucket, video.source_key)
+    except NotFound:
+        expired = at - timedelta(seconds=settings.upload_url_ttl_s + settings.reconcile_after_s)
+        if video.kind == "video" and video.created_at < expired:
+            if video.upload_id:
+                objects.abort_multipart(video.source_bucket, video.source_key, video.upload_id)
+            return _fail_unclaimed(video, NEVER_ARRIVED)
+        return "waiting"
+    # A failed invocation is known dead: start again now. Otherwise give the last start its time.
+    if media.take_redispatch(
+        video, most=settings.max_redispatches, quiet_since=at if immediate else quiet, at=at
+    ):
+        dispatch(video.source_bucket, video.source_key)
+        logger.info("transcode.redispatched", extra={"video_id": video.id, "org_id": video.org_id})
+        return "dispatched"
+    if media.redispatches_spent(video, settings.max_redispatches, quiet_since=quiet):
+        return _fail_unclaimed(video, GAVE_UP)
+    return "waiting"
+
+
+def reconcile_pending(dispatch: Dispatch, at: datetime | None = None) -> dict[str, int]:
+    """Scheduled: every video pending for longer than `reconcile_after_s`, settled (`reconcile`)."""
+    at = at or orgs.now()
+    before = at - timedelta(seconds=media.media_settings().reconcile_after_s)
+    outcomes = Counter(reconcile(video, dispatch, at=at) for video in media.pending_since(before))
+    return {name: outcomes.get(name, 0) for name in ("dispatched", "failed", "waiting")}
+
+
+def failed_invocations(
+    messages: Iterable[tuple[dict[str, Any], str]],
+    done: Callable[[str], None],
+    dispatch: Dispatch,
+    at: datetime | None = None,
+) -> int:
+    """Consume the transcoder's on-failure destination: each invocation that spent every retry
+    names objects whose videos are settled at once; a message is deleted only once handled (a
+    crash leaves it to come back). Returns how many messages were handled."""
+    at = at or orgs.now()
+    handled = 0
+    for payload, receipt in messages:
+        for record in payload.get("Records") or []:
+            s3 = record.get("s3") or {} if isinstance(record, dict) else {}
+            bucket = str((s3.get("bucket") or {}).get("name") or "")
+            key = unquote_plus(str((s3.get("object") or {}).get("key") or ""))
+            found = refuse_reason(bucket, key)
+            video = media.find_video(found[1]) if isinstance(found, tuple) else None
+            if video is not None and video.status == "pending":
+                reconcile(video, dispatch, at=at, immediate=True)
+        done(receipt)
+        handled += 1
+    return handled

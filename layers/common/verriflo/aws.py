@@ -22,9 +22,14 @@ def client(service: str) -> Any:
     """A cached boto3 client for `service`."""
     from botocore.config import Config
 
+    # S3 presigns with SigV4: SigV2 query signatures (botocore's default for some regions) cover no
+    # Content-Length, so an upload URL would accept any size.
+    extra = {"signature_version": "s3v4"} if service == "s3" else {}
     return _session().client(
         service,
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10),
+        config=Config(
+            retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10, **extra
+        ),
     )
 
 

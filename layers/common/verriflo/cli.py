@@ -230,6 +230,21 @@ def _db_init(args: argparse.Namespace) -> None:
     _print(args, {"collections": names}, "indexes ensured: " + ", ".join(names))
 
 
+def _webhooks_redrive(args: argparse.Namespace) -> None:
+    from verriflo import webhook_store, webhooks
+
+    settings = webhooks.webhook_settings()
+    dlq = args.dead_letter_queue_url or settings.dead_letter_queue_url
+    queue = args.queue_url or settings.queue_url
+    if not dlq or not queue:
+        raise SystemExit(
+            "give --dead-letter-queue-url and --queue-url (the stack's WebhookDeadLetterQueueUrl and "
+            "WebhookQueueUrl outputs), or set WEBHOOK_DEAD_LETTER_QUEUE_URL and WEBHOOK_QUEUE_URL"
+        )
+    moved = webhook_store.redrive(dead_letter_queue_url=dlq, queue_url=queue, limit=args.max)
+    _print(args, {"moved": moved}, f"moved {moved} message(s) back to the webhook queue")
+
+
 def _openapi(args: argparse.Namespace) -> None:
     from verriflo.openapi import DOCUMENT, build_document, render
 
@@ -316,6 +331,14 @@ def parser() -> argparse.ArgumentParser:
         func=_seed_demo
     )
     sub.add_parser("db-init", help="create every index").set_defaults(func=_db_init)
+    hooks = sub.add_parser("webhooks", help="webhook delivery").add_subparsers(
+        required=True, metavar="action"
+    )
+    w = hooks.add_parser("redrive", help="move dead-lettered webhook messages back to the dispatcher's queue")
+    w.add_argument("--dead-letter-queue-url", help="default: WEBHOOK_DEAD_LETTER_QUEUE_URL")
+    w.add_argument("--queue-url", help="default: WEBHOOK_QUEUE_URL")
+    w.add_argument("--max", type=int, default=1000, help="move at most this many (default 1000)")
+    w.set_defaults(func=_webhooks_redrive)
     o = sub.add_parser("openapi", help="build the merged OpenAPI document")
     o.add_argument("--functions", default="functions")
     o.add_argument("--write", action="store_true")

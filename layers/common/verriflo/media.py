@@ -26,6 +26,9 @@ VIDEOS = "videos"
 # The records functions/rooms keeps of each Egress it started itself (rooms.store.RECORDINGS): the
 # only recordings the transcoder accepts (`started_recording`).
 STARTED_RECORDINGS = "recordings"
+# functions/rooms' rooms (rooms.store.ROOMS): a recording's retention starts when its class ends
+# (`endedAt`), and no recording is deleted while its room is open.
+ROOMS = "rooms"
 LIMITS = "media_limits"  # one document per org that has its own limits (`_id` is the org id)
 
 Status = Literal["pending", "processing", "completed", "failed"]
@@ -78,6 +81,17 @@ class MediaSettings(EnvSettings):
     chunk_threshold_s: float = Field(default=600, ge=30, description="longer sources go to the chunked path")
     chunk_length_s: float = Field(default=120, ge=8, description="a multiple of the HLS segment length")
     transcode_state_machine_arn: str | None = None
+    transcode_function_name: str | None = Field(
+        default=None, description="the S3-triggered transcoder, invoked again for a lost trigger"
+    )
+    transcode_failed_queue_url: str | None = Field(
+        default=None,
+        description="the transcoder's on-failure destination (invocations that spent every retry)",
+    )
+    reconcile_after_s: int = Field(
+        default=900, ge=60, description="a pending video this old is checked against its upload"
+    )
+    max_redispatches: int = Field(default=3, ge=0, description="transcodes started again before giving up")
     min_upload_credits: float = Field(default=1, ge=0, description="credits an org must hold to upload")
 
 
@@ -322,14 +336,25 @@ def list_videos(
 
 
 def storage_used(org_id: str) -> int:
-    """Bytes of sources the org has uploaded or reserved (sum of declared sizes)."""
+    """Bytes the org's videos take: what S3 really holds for each (`storedBytes`: the source as the
+    transcoder found it, plus the outputs once finished), or the declared size while the upload is
+    only reserved."""
+    total = {"$sum": {"$ifNull": ["$storedBytes", "$sizeBytes"]}}
     with db.unavailable_on_failure():
         rows = list(
             db.collection(VIDEOS).aggregate(
-                [{"$match": {"orgId": org_id}}, {"$group": {"_id": None, "total": {"$sum": "$sizeBytes"}}}]
+                [{"$match": {"orgId": org_id}}, {"$group": {"_id": None, "total": total}}]
             )
         )
     return int(rows[0]["total"]) if rows else 0
+
+
+def record_stored_bytes(video: Video, stored: int) -> None:
+    """Remember what the video really takes in S3 (a measured figure: writing it again is harmless)."""
+    with db.unavailable_on_failure():
+        db.collection(VIDEOS).update_one(
+            {"_id": video.id, "orgId": video.org_id}, {"$set": {"storedBytes": int(stored)}}
+        )
 
 
 def purge(video: Video) -> None:
@@ -571,7 +596,6 @@ def register_recording(
     The file's arrival in the recordings bucket starts the same transcode as an upload; the record
     (and its media) is deleted `recording_retention_hours` after the class ended.
     """
-    hours = media_settings().recording_retention_hours
     video = insert_video(
         org_id,
         title=title or f"Recording of {room_id}",
@@ -579,12 +603,28 @@ def register_recording(
         content_type="video/mp4",
         kind="recording",
         room_id=room_id,
-        expires_at=(ended_at or now()) + timedelta(hours=hours),
+        expires_at=_retention_end(ended_at) if ended_at else _room_retention_end(org_id, room_id, now()),
     )
     if egress_id:
         with db.unavailable_on_failure():
             db.collection(VIDEOS).update_one({"_id": video.id}, {"$set": {"egressId": egress_id}})
     return video
+
+
+def _retention_end(ended_at: datetime) -> datetime:
+    return ended_at + timedelta(hours=media_settings().recording_retention_hours)
+
+
+def _room_retention_end(org_id: str, room_id: str, fallback: datetime) -> datetime | None:
+    """When a room's recordings expire: the retention after its class ended; None while the class
+    is open (`class_ended` sets it when the class ends); from `fallback` for a room with no record."""
+    with db.unavailable_on_failure():
+        room = db.collection(ROOMS).find_one(
+            {"orgId": org_id, "roomId": room_id}, {"status": 1, "endedAt": 1}
+        )
+    if room is not None and room.get("status") != "ended":
+        return None
+    return _retention_end((room or {}).get("endedAt") or fallback)
 
 
 def recording_location(org_id: str, room_id: str, bucket: str | None, key: str | None) -> bool:
@@ -636,19 +676,31 @@ def ensure_recording(
         "createdAt": at,
         "updatedAt": at,
         "attempt": 0,
-        "expiresAt": at + timedelta(hours=media_settings().recording_retention_hours),
+        # Egress writes the file while the class runs: counting retention from its arrival would
+        # delete a long class's recording before the class is over.
+        "expiresAt": _room_retention_end(org_id, room_id, at),
     }
     with db.unavailable_on_failure():
         try:
             db.collection(VIDEOS).insert_one(doc)
         except DuplicateKeyError:
             pass
+    if doc["expiresAt"] is None:
+        # The class may have ended between the look-up above and the insert, its `class_ended`
+        # update missing this record: look again (a no-op once the expiry is set).
+        expires = _room_retention_end(org_id, room_id, at)
+        if expires is not None:
+            with db.unavailable_on_failure():
+                db.collection(VIDEOS).update_one(
+                    {"_id": doc["_id"], "orgId": org_id, "expiresAt": None}, {"$set": {"expiresAt": expires}}
+                )
+    with db.unavailable_on_failure():
         return Video.model_validate(db.collection(VIDEOS).find_one({"_id": doc["_id"], "orgId": org_id}))
 
 
 def class_ended(org_id: str, room_id: str, ended_at: datetime | None = None) -> int:
     """Start the retention clock of a room's recordings at the end of class; returns how many."""
-    expires = (ended_at or now()) + timedelta(hours=media_settings().recording_retention_hours)
+    expires = _retention_end(ended_at or now())
     with db.unavailable_on_failure():
         return (
             db.collection(VIDEOS)
@@ -669,6 +721,47 @@ def get_recording(org_id: str, recording_id: str) -> Video:
     return get_video(org_id, recording_id, kind="recording")
 
 
+def pending_since(before: datetime, limit: int = 200) -> list[Video]:
+    """Videos and recordings still `pending` that were created before `before`, oldest first."""
+    with db.unavailable_on_failure():
+        found = (
+            db.collection(VIDEOS)
+            .find({"status": "pending", "createdAt": {"$lt": before}})
+            .sort([("createdAt", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        return [Video.model_validate(d) for d in found]
+
+
+def take_redispatch(video: Video, *, most: int, quiet_since: datetime, at: datetime) -> bool:
+    """Claim one more start (at `at`) of a pending video's transcode: False once `most` were taken,
+    or when one was taken after `quiet_since` (it may still be on its way)."""
+    query = {
+        "_id": video.id,
+        "orgId": video.org_id,
+        "status": "pending",
+        "$and": [
+            {"$or": [{"redispatches": {"$exists": False}}, {"redispatches": {"$lt": most}}]},
+            {"$or": [{"redispatchedAt": {"$exists": False}}, {"redispatchedAt": {"$lt": quiet_since}}]},
+        ],
+    }
+    update = {"$inc": {"redispatches": 1}, "$set": {"redispatchedAt": at, "updatedAt": now()}}
+    with db.unavailable_on_failure():
+        return db.collection(VIDEOS).update_one(query, update).matched_count == 1
+
+
+def redispatches_spent(video: Video, most: int, *, quiet_since: datetime) -> bool:
+    """Whether every start of a pending video's transcode allowed was taken, the last one before
+    `quiet_since` (it had its time)."""
+    with db.unavailable_on_failure():
+        doc = db.collection(VIDEOS).find_one(
+            {"_id": video.id, "orgId": video.org_id}, {"redispatches": 1, "redispatchedAt": 1}
+        )
+    doc = doc or {}
+    last = doc.get("redispatchedAt")
+    return int(doc.get("redispatches") or 0) >= most and (last is None or last < quiet_since)
+
+
 def stalled(grace_s: float = 300, limit: int = 100) -> list[Video]:
     """Videos still `processing` well after their claim's lease ran out: every retry is spent."""
     cutoff = now() - timedelta(seconds=grace_s)
@@ -680,11 +773,32 @@ def stalled(grace_s: float = 300, limit: int = 100) -> list[Video]:
 
 
 def expired_recordings(at: datetime | None = None, limit: int = 200) -> list[Video]:
-    """Recordings whose retention ran out."""
+    """Recordings whose retention ran out. A recording whose room is still open is never one: its
+    expiry (from before retention counted from the end of class) is cleared, and the end of the
+    class sets it again."""
     with db.unavailable_on_failure():
-        return [
+        found = [
             Video.model_validate(d)
             for d in db.collection(VIDEOS)
             .find({"kind": "recording", "expiresAt": {"$lte": at or now()}})
             .limit(limit)
         ]
+        rooms = {(v.org_id, v.room_id) for v in found}
+        open_rooms = {
+            (r["orgId"], r["roomId"])
+            for r in db.collection(ROOMS).find(
+                {
+                    "$or": [{"orgId": o, "roomId": r} for o, r in rooms] or [{"_id": None}],
+                    "status": {"$ne": "ended"},
+                },
+                {"orgId": 1, "roomId": 1},
+            )
+        }
+        held = [v for v in found if (v.org_id, v.room_id) in open_rooms]
+        for video in held:
+            # Only the expiry we read: one the end of class wrote meanwhile stays.
+            db.collection(VIDEOS).update_one(
+                {"_id": video.id, "kind": "recording", "expiresAt": video.expires_at},
+                {"$set": {"expiresAt": None}},
+            )
+    return [v for v in found if v not in held]

@@ -62,12 +62,21 @@ def start_multipart(bucket: str, key: str, content_type: str) -> str:
         return _s3().create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)["UploadId"]
 
 
-def presign_part(bucket: str, key: str, upload_id: str, part_number: int, expires_s: int) -> str:
-    """A URL for one part of a multipart upload."""
+def presign_part(
+    bucket: str, key: str, upload_id: str, part_number: int, *, size: int, expires_s: int
+) -> str:
+    """A URL for one part of a multipart upload that accepts exactly `size` bytes (the length is
+    part of the signature, so S3 refuses a bigger part)."""
     with s3_errors():
         return _s3().generate_presigned_url(
             "upload_part",
-            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+                "ContentLength": size,
+            },
             ExpiresIn=expires_s,
         )
 
@@ -166,6 +175,15 @@ def delete_prefix(bucket: str, prefix: str) -> int:
                 _s3().delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                 deleted += len(keys)
     return deleted
+
+
+def prefix_bytes(bucket: str, prefix: str) -> int:
+    """The total size of the objects under `prefix` (one video's outputs)."""
+    total = 0
+    with s3_errors():
+        for page in _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            total += sum(int(o["Size"]) for o in page.get("Contents", []))
+    return total
 
 
 def delete(bucket: str, key: str) -> None:

@@ -436,6 +436,40 @@ def wake(deliveries: list[Delivery], *, at: datetime | None = None) -> None:
                 )
 
 
+def redrive(*, dead_letter_queue_url: str, queue_url: str, limit: int = 1000) -> int:
+    """Move up to `limit` messages from the dead-letter queue back to the dispatcher's queue;
+    returns how many moved. Each is deleted from the dead-letter queue only once sent, so an
+    interrupted run sends some again: the dispatcher takes an event or a wake-up twice as once."""
+    client = aws.client("sqs")
+    moved = 0
+    while moved < limit:
+        try:
+            batch = client.receive_message(
+                QueueUrl=dead_letter_queue_url,
+                MaxNumberOfMessages=min(10, limit - moved),
+                WaitTimeSeconds=0,
+                VisibilityTimeout=60,
+            ).get("Messages", [])
+            if not batch:
+                return moved
+            sent = client.send_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(batch)],
+            )
+            ok = {int(e["Id"]) for e in sent.get("Successful", [])}
+            if ok:
+                client.delete_message_batch(
+                    QueueUrl=dead_letter_queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": batch[i]["ReceiptHandle"]} for i in sorted(ok)],
+                )
+        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+            raise ServiceUnavailable("The webhook queues are unavailable; retry shortly.") from exc
+        if len(ok) < len(batch):
+            raise ServiceUnavailable("Some dead-lettered messages could not be sent back; run again.")
+        moved += len(ok)
+    return moved
+
+
 def validate_event_types(types: list[str]) -> list[str]:
     """Known event names only, each once."""
     unknown = sorted(set(types) - set(webhooks.EVENT_TYPES))

@@ -62,6 +62,10 @@ class WebhookSettings(EnvSettings):
         description="Secrets Manager secret whose value encrypts endpoint secrets",
     )
     queue_url: str | None = Field(default=None, description="the dispatcher's SQS queue")
+    dead_letter_queue_url: str | None = Field(
+        default=None,
+        description="where the queue puts messages after 5 failed receives (redriven by operators)",
+    )
     connect_timeout_s: float = Field(default=3.0, gt=0, le=30)
     timeout_s: float = Field(default=10.0, gt=0, le=60, description="per delivery, whole request")
     max_response_bytes: int = Field(default=2048, ge=0, le=65_536, description="kept per attempt")
