@@ -41,8 +41,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+
+# isort: off
+from support import ROOT, Report, Result  # first: it puts tests/ (proc_support) on the path
 from proc_support import ProcFigures, stack_figures
-from support import ROOT, Report, Result
+# isort: on
 
 KEY = "VF-ORG-ID"
 STACK_SCRIPT = ROOT / "scripts" / "stack.py"
