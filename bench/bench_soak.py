@@ -224,7 +224,7 @@ def _raise_rate_limit(env: dict[str, str]) -> None:
     cli = Path(sys.executable).with_name("verriflo")
     stores = {k: env[k] for k in ("MONGODB_URI", "REDIS_URL", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
     proc = subprocess.run(  # noqa: S603 - fixed command
-        [str(cli), "--json", "org", "set-rate-limit", env["DEMO_ORG_ID"], "default", "10000000"],
+        [str(cli), "--json", "org", "set-rate-limit", env["DEMO_ORG_ID"], "default", "1000000"],
         env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "REDIS_"))}
         | stores
         | {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
