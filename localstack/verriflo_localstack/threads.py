@@ -24,32 +24,36 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import sys
 import threading
 
 from localstack.utils import threads as ls_threads
 
+LOG = logging.getLogger(__name__)
 _installed = threading.Lock()
 
 
-def _is_spent(thread: threading.Thread) -> bool:
-    """Ended, and nothing for `cleanup_threads_and_processes` to do with it."""
+def _is_spent(entry: object) -> bool:
+    """A thread that ended, with nothing for `cleanup_threads_and_processes` to do. The list also
+    holds thread pools and servers (anything with `shutdown`/`kill`); those always stay."""
     return (
-        thread.ident is not None
-        and not thread.is_alive()
-        and not hasattr(thread, "shutdown")
-        and not hasattr(thread, "kill")
-        and getattr(thread, "on_stop", None) is None
+        isinstance(entry, threading.Thread)
+        and entry.ident is not None
+        and not entry.is_alive()
+        and not hasattr(entry, "shutdown")
+        and not hasattr(entry, "kill")
+        and getattr(entry, "on_stop", None) is None
     )
 
 
 def prune_spent_threads() -> int:
     """Remove ended threads from LocalStack's shutdown list; returns how many were removed."""
     removed = 0
-    for thread in list(ls_threads.TMP_THREADS):  # a snapshot: other threads append meanwhile
-        if _is_spent(thread):
+    for entry in list(ls_threads.TMP_THREADS):  # a snapshot: other threads append meanwhile
+        if _is_spent(entry):
             with contextlib.suppress(ValueError):  # a concurrent prune took it first
-                ls_threads.TMP_THREADS.remove(thread)
+                ls_threads.TMP_THREADS.remove(entry)
                 removed += 1
     return removed
 
@@ -63,7 +67,10 @@ def install() -> None:
 
         @functools.wraps(original)
         def start_thread(*args, **kwargs):
-            prune_spent_threads()
+            try:
+                prune_spent_threads()
+            except Exception:  # noqa: BLE001 - a failed prune must never stop LocalStack starting a thread
+                LOG.exception("Could not prune LocalStack's finished threads")
             return original(*args, **kwargs)
 
         start_thread.__verriflo_pruning__ = True
