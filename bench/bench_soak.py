@@ -198,17 +198,28 @@ def _person(prefix: str, role: str) -> dict[str, str]:
     return {"uid": uid, "name": f"Soak {role.title()}", "role": role}
 
 
-def _livekit_admin_token(env: dict[str, str]) -> str:
+def _aws(env: dict[str, str], service: str):
     import boto3
-    from livekit.api import AccessToken, VideoGrants
 
-    sm = boto3.client(
-        "secretsmanager",
+    return boto3.client(
+        service,
         endpoint_url=env["AWS_ENDPOINT_URL"],
         region_name=env["AWS_DEFAULT_REGION"],
         aws_access_key_id="test",
         aws_secret_access_key="test",  # noqa: S106 - LocalStack's fixed test credentials
     )
+
+
+def _stored_log_bytes(env: dict[str, str]) -> int:
+    """What LocalStack holds of the functions' CloudWatch Logs (kept, as in AWS, and in its memory)."""
+    pages = _aws(env, "logs").get_paginator("describe_log_groups").paginate()
+    return sum(group.get("storedBytes", 0) for page in pages for group in page["logGroups"])
+
+
+def _livekit_admin_token(env: dict[str, str]) -> str:
+    from livekit.api import AccessToken, VideoGrants
+
+    sm = _aws(env, "secretsmanager")
     secret = json.loads(sm.get_secret_value(SecretId=env["STACK_OUTPUT_LiveKitSecretName"])["SecretString"])
     token = AccessToken(secret["apiKey"], secret["apiSecret"]).with_grants(VideoGrants(room_admin=True))
     return token.with_ttl(timedelta(hours=24)).to_jwt()
@@ -327,6 +338,7 @@ def main(argv: list[str]) -> int:
         tally.answered.clear()
         tally.failed.clear()
         start = stack_figures(args.stack)
+        logs_start = _stored_log_bytes(env)
         ticks: list[tuple[int, float, ProcFigures]] = []
         step = max(args.requests // 10, 1)
         lock = threading.Lock()
@@ -348,6 +360,7 @@ def main(argv: list[str]) -> int:
         elapsed = time.monotonic() - begun
         time.sleep(5)  # let the last webhooks and transcodes finish before the end figures
         end = stack_figures(args.stack)
+        logs_end = _stored_log_bytes(env)
         livekit_log = (ROOT / ".local" / args.stack / "logs" / "livekit.log").read_text(errors="replace")
         hook_failures = livekit_log.count("webhook delivery failed")
     finally:
@@ -382,6 +395,15 @@ def main(argv: list[str]) -> int:
     )
     for name in start:
         report.add(*_process_results(name, start[name], end.get(name)))
+    report.add(
+        Result(
+            "localstack: CloudWatch Logs stored",
+            logs_end / 2**20,
+            "MB",
+            baseline=logs_start / 2**20,
+            note="the functions' logs, kept in LocalStack's memory as AWS keeps them",
+        )
+    )
     report.print()
     print("\nLocalStack every tenth of the way (requests, seconds, maps, threads, RSS MB):")
     for sent, at, ls in ticks:
