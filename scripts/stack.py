@@ -341,6 +341,9 @@ def localstack_env(stack: Stack, port: int) -> dict[str, str]:
             # test load; LocalStack's default of 20 s then fails the environment's start
             "LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT": "60",
             "VERRIFLO_LAMBDA_RUNTIMES": json.dumps({LAMBDA_RUNTIME: str(VENV_LAMBDA / "bin" / "python")}),
+            # this checkout's plugins (executor, API Gateway extension), ahead of the venv's editable
+            # install, which points at whichever checkout ran `make deps`
+            "PYTHONPATH": str(REPO / "localstack"),
         }
     )
     return env

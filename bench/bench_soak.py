@@ -1,0 +1,418 @@
+"""Soak: many requests through the deployed API on LocalStack, and what every server holds after.
+
+Brings up a stack of its own (scripts/stack.py, stack `soak-<pid>`, torn down at the end) and
+sends `--requests` (default 30,000) requests through the API Gateway stage, from `--workers`
+threads, within `--max-minutes`:
+
+* mostly cheap authenticated reads (`/v1/auth/whoami`, `/v1/billing/balance`, `/v1/cdn/videos`)
+  and every tenth one `/v1/health` (no authorizer);
+* every `--upload-every`-th: an upload (`POST /v1/cdn/videos`, then the file PUT to its presigned
+  S3 URL; S3's notification runs the transcoder);
+* every `--room-every`-th: a room lifecycle (create, join, both participants joined at the LiveKit
+  stand-in, whose webhooks reach the rooms function; status until it counts them; end), so the
+  stand-in delivers about six webhooks per lifecycle.
+
+It reports, for LocalStack, the MongoDB-wire server, Redis, the LiveKit stand-in and LocalStack's
+Lambda processes (summed): memory maps, RSS and threads at the start (after a warm-up that starts
+every function used) and at the end, with their ratio, plus every tenth of the way for LocalStack;
+and requests answered (any status below 500) and failed (5xx, no answer). A process that keeps
+something per request grows with the count; the issue this guards against (LocalStack keeping a
+thread stack per Lambda invocation) added ~4 maps per request and killed LocalStack at ~15,000.
+
+Run: `flock /tmp/verriflo-e2e.lock .venv/bin/python bench/bench_soak.py [--requests N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+# isort: off
+from support import ROOT, Report, Result  # first: it puts tests/ (proc_support) on the path
+from proc_support import ProcFigures, stack_figures
+# isort: on
+
+KEY = "VF-ORG-ID"
+STACK_SCRIPT = ROOT / "scripts" / "stack.py"
+READS = ("/v1/auth/whoami", "/v1/billing/balance", "/v1/cdn/videos")
+# before the start figures, with the same workers: cold starts and the environments concurrency
+# adds (up to one per worker and function) are not a leak
+WARMUP_REQUESTS = 400
+STATUS_WAIT_S = 30
+
+
+def _stack(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(  # noqa: S603 - fixed command
+        [sys.executable, str(STACK_SCRIPT), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Tally:
+    """Requests made and their outcome, per kind; thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.answered: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.uncounted_joins = 0  # rooms whose joins the function never counted (webhooks lost)
+
+    def record(self, kind: str, status: int | None, detail: str = "") -> bool:
+        ok = status is not None and status < 500
+        with self.lock:
+            self.sent += 1
+            (self.answered if ok else self.failed)[kind] += 1
+            if not ok and len(self.failures) < 20:
+                self.failures.append(f"{kind}: {status} {detail[:200]}")
+        return ok
+
+
+class Soak:
+    """The workload against one deployed stack."""
+
+    def __init__(self, env: dict[str, str], clip: bytes, tally: Tally) -> None:
+        self.api = env["API_URL"]
+        self.key = env["DEMO_API_KEY"]
+        self.org = env["DEMO_ORG_ID"]
+        self.livekit = env["LIVEKIT_URL"]
+        self.clip = clip
+        self.tally = tally
+        self.admin_token = _livekit_admin_token(env)
+
+    def call(self, http: httpx.Client, kind: str, method: str, url: str, **kwargs) -> httpx.Response | None:
+        try:
+            reply = http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            self.tally.record(kind, None, repr(exc))
+            return None
+        self.tally.record(kind, reply.status_code, reply.text)
+        return reply
+
+    def read(self, http: httpx.Client, i: int) -> None:
+        if i % 10 == 0:
+            self.call(http, "health", "GET", f"{self.api}/v1/health")
+        else:
+            self.call(http, "read", "GET", self.api + READS[i % len(READS)], headers={KEY: self.key})
+
+    def upload(self, http: httpx.Client) -> None:
+        created = self.call(
+            http,
+            "upload",
+            "POST",
+            f"{self.api}/v1/cdn/videos",
+            headers={KEY: self.key},
+            json={"title": "soak", "sizeBytes": len(self.clip)},
+        )
+        if created is None or created.status_code != 201:
+            return
+        upload = created.json()["data"]["upload"]
+        self.call(http, "upload", "PUT", upload["url"], content=self.clip, headers=upload["headers"])
+
+    def room(self, http: httpx.Client) -> None:
+        """Create, join, two participants in at the stand-in (webhooks), status, end."""
+        room_id = f"soak-{uuid.uuid4().hex[:10]}"
+        headers = {KEY: self.key}
+        created = self.call(
+            http,
+            "room",
+            "POST",
+            f"{self.api}/v1/room/create",
+            headers=headers,
+            json={"roomId": room_id, "title": "Soak", "participant": _person("t", "TEACHER")},
+        )
+        if created is None or created.status_code != 200:
+            return
+        joined = self.call(
+            http,
+            "room",
+            "POST",
+            f"{self.api}/v1/room/{room_id}/join",
+            headers=headers,
+            json={"participant": _person("s", "STUDENT")},
+        )
+        tokens = [created.json()["data"]["token"]]
+        if joined is not None and joined.status_code == 200:
+            tokens.append(joined.json()["data"]["token"])
+        for token in tokens:  # what a browser joining does; the stand-in posts the webhooks
+            self.admin(f"/admin/rooms/{self.org}.{room_id}/participants", {"token": token})
+        deadline = time.monotonic() + STATUS_WAIT_S
+        while time.monotonic() < deadline:  # bounded: the webhooks travel stand-in -> API -> function
+            status = self.call(http, "room", "GET", f"{self.api}/v1/room/{room_id}/status", headers=headers)
+            if status is None or status.status_code != 200:
+                break
+            if status.json()["data"]["participantCount"] == len(tokens):
+                break
+            time.sleep(0.3)
+        else:
+            with self.tally.lock:
+                self.tally.uncounted_joins += 1
+        self.call(http, "room", "DELETE", f"{self.api}/v1/room/{room_id}", headers=headers)
+
+    def admin(self, path: str, body: dict) -> None:
+        request = urllib.request.Request(  # noqa: S310 - the local stand-in
+            self.livekit + path,
+            method="POST",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
+                self.tally.record("livekit", reply.status)
+        except urllib.error.HTTPError as exc:
+            self.tally.record("livekit", exc.code, exc.read().decode(errors="replace"))
+        except OSError as exc:
+            self.tally.record("livekit", None, repr(exc))
+
+    def slot(self, http: httpx.Client, i: int, upload_every: int, room_every: int) -> None:
+        if upload_every and i % upload_every == upload_every - 1:
+            self.upload(http)
+        elif room_every and i % room_every == room_every // 2:
+            self.room(http)
+        else:
+            self.read(http, i)
+
+
+def _person(prefix: str, role: str) -> dict[str, str]:
+    uid = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    return {"uid": uid, "name": f"Soak {role.title()}", "role": role}
+
+
+def _aws(env: dict[str, str], service: str):
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 - LocalStack's fixed test credentials
+    )
+
+
+def _stored_log_bytes(env: dict[str, str]) -> int:
+    """What LocalStack holds of the functions' CloudWatch Logs (kept, as in AWS, and in its memory)."""
+    pages = _aws(env, "logs").get_paginator("describe_log_groups").paginate()
+    return sum(group.get("storedBytes", 0) for page in pages for group in page["logGroups"])
+
+
+def _livekit_admin_token(env: dict[str, str]) -> str:
+    from livekit.api import AccessToken, VideoGrants
+
+    sm = _aws(env, "secretsmanager")
+    secret = json.loads(sm.get_secret_value(SecretId=env["STACK_OUTPUT_LiveKitSecretName"])["SecretString"])
+    token = AccessToken(secret["apiKey"], secret["apiSecret"]).with_grants(VideoGrants(room_admin=True))
+    return token.with_ttl(timedelta(hours=24)).to_jwt()
+
+
+def _clip() -> bytes:
+    from media_support import make_video
+
+    with tempfile.TemporaryDirectory(prefix="verriflo-soak-") as tmp:
+        return make_video(Path(tmp) / "soak.mp4", width=160, height=90, seconds=1, rate=10).read_bytes()
+
+
+def _raise_rate_limit(env: dict[str, str]) -> None:
+    """The soak is one org at ~50 requests/s; its default budget is 600 per minute and group."""
+    cli = Path(sys.executable).with_name("verriflo")
+    stores = {k: env[k] for k in ("MONGODB_URI", "REDIS_URL", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
+    proc = subprocess.run(  # noqa: S603 - fixed command
+        [str(cli), "--json", "org", "set-rate-limit", env["DEMO_ORG_ID"], "default", "1000000"],
+        env={k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MONGODB_", "REDIS_"))}
+        | stores
+        | {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"verriflo org set-rate-limit failed: {proc.stderr[-2000:]}")
+
+
+def run(soak: Soak, requests: int, workers: int, deadline: float, args, on_tick) -> None:
+    """Slots from `workers` threads until `requests` more requests were sent, or the deadline."""
+    slots = itertools.count()
+    target = soak.tally.sent + requests
+
+    def worker() -> None:
+        with httpx.Client(timeout=60, trust_env=False) as http:
+            while True:
+                with soak.tally.lock:
+                    if soak.tally.sent >= target or time.monotonic() > deadline:
+                        return
+                    i = next(slots)
+                soak.slot(http, i, args.upload_every, args.room_every)
+                on_tick()
+
+    threads = [threading.Thread(target=worker, name=f"soak-{n}") for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _process_results(name: str, start: ProcFigures, end: ProcFigures | None) -> list[Result]:
+    """End figures against the start ones; flat for a server, informative for the Lambda processes
+    (environments start and stop)."""
+    if end is None:
+        return [Result(f"{name}: gone at the end", 0, "", ok=False)]
+    server = name != "lambda processes"
+    return [
+        Result(
+            f"{name}: memory maps",
+            end.maps,
+            "",
+            baseline=start.maps,
+            target="<= start +5%" if server else "",
+            ok=end.maps <= start.maps * 1.05 + 10 if server else None,
+            note="" if server else f"{start.processes} -> {end.processes} processes",
+        ),
+        Result(f"{name}: RSS", end.rss_kb / 1024, "MB", baseline=start.rss_kb / 1024),
+        Result(
+            f"{name}: threads",
+            end.threads,
+            "",
+            baseline=start.threads,
+            target="<= start +10" if server else "",
+            ok=end.threads <= start.threads + 10 if server else None,
+        ),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=int(os.environ.get("SOAK_REQUESTS", "30000")))
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--upload-every", type=int, default=200, help="one upload per N slots (0: none)")
+    parser.add_argument(
+        "--room-every", type=int, default=100, help="one room lifecycle per N slots (0: none)"
+    )
+    parser.add_argument("--max-minutes", type=float, default=150)
+    parser.add_argument("--stack", default=f"soak-{os.getpid()}")
+    args = parser.parse_args(argv)
+
+    report = Report(f"soak: {args.requests} requests through the API on LocalStack")
+    print(f"bringing up stack {args.stack} ...", flush=True)
+    started = time.monotonic()
+    _stack("down", "--stack", args.stack, timeout=120)
+    try:
+        up = _stack("up", "--stack", args.stack, "--build-key", "e2e", "--json")
+        if up.returncode != 0:
+            print(up.stderr[-4000:])
+            return 1
+        env = json.loads(up.stdout.strip().splitlines()[-1])
+        print(f"stack up in {time.monotonic() - started:.0f}s", flush=True)
+        _raise_rate_limit(env)
+        tally = Tally()
+        soak = Soak(env, _clip(), tally)
+        deadline = time.monotonic() + args.max_minutes * 60
+
+        run(soak, WARMUP_REQUESTS, args.workers, deadline, args, lambda: None)
+        warm_sent = tally.sent
+        warm_failed = sum(tally.failed.values())
+        tally.sent = 0
+        tally.answered.clear()
+        tally.failed.clear()
+        start = stack_figures(args.stack)
+        logs_start = _stored_log_bytes(env)
+        ticks: list[tuple[int, float, ProcFigures]] = []
+        step = max(args.requests // 10, 1)
+        lock = threading.Lock()
+
+        def on_tick() -> None:
+            with lock:
+                if tally.sent >= (len(ticks) + 1) * step and len(ticks) < 10:
+                    ls = stack_figures(args.stack).get("localstack")
+                    if ls:
+                        ticks.append((tally.sent, time.monotonic() - begun, ls))
+                        print(
+                            f"  {tally.sent:>6} requests {ticks[-1][1]:>6.0f}s  localstack maps {ls.maps} "
+                            f"threads {ls.threads} rss {ls.rss_kb // 1024} MB",
+                            flush=True,
+                        )
+
+        begun = time.monotonic()
+        run(soak, args.requests, args.workers, deadline, args, on_tick)
+        elapsed = time.monotonic() - begun
+        time.sleep(5)  # let the last webhooks and transcodes finish before the end figures
+        end = stack_figures(args.stack)
+        logs_end = _stored_log_bytes(env)
+        livekit_log = (ROOT / ".local" / args.stack / "logs" / "livekit.log").read_text(errors="replace")
+        hook_failures = livekit_log.count("webhook delivery failed")
+    finally:
+        _stack("down", "--stack", args.stack, timeout=120)
+
+    answered, failed = sum(tally.answered.values()), sum(tally.failed.values())
+    report.add(
+        Result(
+            "requests sent (after warm-up)",
+            tally.sent,
+            "",
+            note=f"warm-up {warm_sent} ({warm_failed} failed)",
+        ),
+        Result("requests answered (status < 500)", answered, "", target="all", ok=failed == 0),
+        Result("requests failed (5xx or no answer)", failed, "", target="0", ok=failed == 0),
+        Result(
+            "requests per second", tally.sent / elapsed, "/s", note=f"{args.workers} workers, {elapsed:.0f}s"
+        ),
+        Result(
+            "webhook deliveries retried (stand-in log)",
+            hook_failures,
+            "",
+            note="the function answers 503 to an event for a room it has not stored yet",
+        ),
+        Result(
+            "rooms whose joins were never counted",
+            tally.uncounted_joins,
+            "",
+            target="0",
+            ok=tally.uncounted_joins == 0,
+        ),
+    )
+    for name in start:
+        report.add(*_process_results(name, start[name], end.get(name)))
+    report.add(
+        Result(
+            "localstack: CloudWatch Logs stored",
+            logs_end / 2**20,
+            "MB",
+            baseline=logs_start / 2**20,
+            note="the functions' logs, kept in LocalStack's memory as AWS keeps them",
+        )
+    )
+    report.print()
+    print("\nLocalStack every tenth of the way (requests, seconds, maps, threads, RSS MB):")
+    for sent, at, ls in ticks:
+        print(f"  {sent:>6} {at:>7.0f}s {ls.maps:>7} {ls.threads:>5} {ls.rss_kb // 1024:>6}")
+    print(f"answered by kind: {dict(tally.answered)}; failed by kind: {dict(tally.failed)}")
+    for line in tally.failures:
+        print(f"  failure: {line}")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
