@@ -1,4 +1,7 @@
-"""Run every benchmark script in bench/ (bench_*.py), each in its own process, and print their reports."""
+"""Run every benchmark script in bench/ (bench_*.py), each in its own process, and print their reports.
+
+`python bench/run.py NAME ...` runs only those (e.g. `ai billing`); the soak (about 45 minutes on
+two cores) runs only when named: `python bench/run.py soak`."""
 
 from __future__ import annotations
 
@@ -7,13 +10,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ONLY_WHEN_NAMED = {"soak"}
 
 
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     failed = []
     for script in sorted(HERE.glob("bench_*.py")):
-        if wanted and script.stem.removeprefix("bench_") not in wanted:
+        name = script.stem.removeprefix("bench_")
+        if (wanted and name not in wanted) or (not wanted and name in ONLY_WHEN_NAMED):
             continue
         print(f"\n### {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode != 0:
