@@ -281,6 +281,8 @@ def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
 
 
 def _playable(token: str | None, video_id: str) -> Video:
+    # The token first: without a valid one every id, well-formed or not, existing or not, gets the
+    # same 403, so the public stream routes reveal nothing about which videos exist.
     grant = playback.verify(token, video_id)
     video = media.get_video(grant.org_id, video_id)
     if not video.playable:
@@ -290,7 +292,6 @@ def _playable(token: str | None, video_id: str) -> Video:
 
 def master_playlist(video_id: str, token: str | None) -> str:
     """The master playlist with every variant URL carrying the caller's token."""
-    media.check_video_id(video_id)
     video = _playable(token, video_id)
     text = objects.read_text(
         media.media_settings().media_bucket, video.media_prefix + "master.m3u8", "This video is not playable."
@@ -308,7 +309,6 @@ def master_playlist(video_id: str, token: str | None) -> str:
 
 def media_playlist(video_id: str, rendition: str, token: str | None) -> str:
     """A rendition's playlist with each segment URL signed for a short while."""
-    media.check_video_id(video_id)
     video = _playable(token, video_id)
     if rendition not in {r.name for r in video.renditions}:
         raise NotFound("No such rendition.")
