@@ -100,7 +100,10 @@ class CompleteUpload(StrictApiModel):
     parts: list[CompletedPart] = Field(min_length=1, max_length=MAX_PARTS)
 
 
-class Deleted(ApiModel):
+class VideoDeleted(ApiModel):
+    """`DELETE /v1/cdn/videos/{videoId}`: the video that is gone (named apart from the other
+    functions' `Deleted`, whose field is `id`: one merged document has one schema per name)."""
+
     video_id: str
     deleted: bool = True
 
@@ -249,10 +252,10 @@ def get_video(org: OrgContext, video_id: str) -> VideoInfo:
     return info(media.get_video(org.org_id, video_id))
 
 
-def delete_video(org: OrgContext, video_id: str) -> Deleted:
+def delete_video(org: OrgContext, video_id: str) -> VideoDeleted:
     """Delete a video's media (ladder, poster, source) and its record."""
     media.purge(media.get_video(org.org_id, video_id))
-    return Deleted(video_id=video_id)
+    return VideoDeleted(video_id=video_id)
 
 
 def status(org: OrgContext, video_id: str) -> VideoStatus:
