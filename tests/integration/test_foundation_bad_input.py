@@ -123,6 +123,17 @@ def test_no_credentials_or_unknown_ids_are_4xx_with_the_request_id(op, handlers,
         check_answer(unknown.status, unknown.headers, unknown.body, event["requestContext"]["requestId"])
 
 
+@pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
+def test_lone_surrogates_in_the_path_or_query_are_never_a_5xx(op, handlers, credentials, lambda_context):
+    # Lone surrogates (what a platform may make of bytes that are not UTF-8) in the query and path.
+    body, content_type = (b"{}", "application/json") if op.has_body else (None, None)
+    for query, value in (({"x": "\udcff"}, "missing1"), ({"\ud800": "1"}, "missing1"), (None, "a\udcffb")):
+        reply, event = _send(
+            handlers, op, lambda_context, _headers(op, credentials), body, content_type, query, value
+        )
+        check_answer(reply.status, reply.headers, reply.body, event["requestContext"]["requestId"])
+
+
 STREAMS = [op for op in OPERATIONS if op.path.startswith("/v1/cdn/stream/")]
 
 

@@ -267,9 +267,37 @@ def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not _utf8(event):
+            return _refusal(event)
         return adapter()(event, context)
 
     return handler
+
+
+def _utf8(event: dict[str, Any]) -> bool:
+    """Whether the event's path and query can be UTF-8 encoded (Mangum encodes them and raises,
+    which would be a Lambda error instead of an answer, for text holding lone surrogates)."""
+    texts = [event.get("path") or ""]
+    for key in ("queryStringParameters", "multiValueQueryStringParameters"):
+        for name, value in (event.get(key) or {}).items():
+            texts += [name, *(value if isinstance(value, list) else [value or ""])]
+    try:
+        "".join(texts).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refusal(event: dict[str, Any]) -> dict[str, Any]:
+    """The 400 envelope as a proxy result, for an event Mangum cannot turn into a request."""
+    failure = ValidationFailed("The request path or query string is not valid UTF-8.")
+    request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
+    return {
+        "statusCode": failure.status,
+        "headers": {"Content-Type": "application/json", "X-Request-Id": request_id},
+        "body": json.dumps(failure.envelope()),
+        "isBase64Encoded": False,
+    }
 
 
 def split_handler(
