@@ -43,12 +43,16 @@ def handlers() -> dict[str, Any]:
 
 @pytest.fixture
 def credentials(org, monkeypatch) -> dict[str, dict[str, str]]:
+    from verriflo import auth
     from verriflo.secrets import get_secret
     from verriflo.settings import secret_settings
 
     use_media_env(monkeypatch)  # the stream routes' signing key
+    # The owner's token: every org route admits it (the org key may not manage keys, and callers are
+    # admitted before their input is read).
+    token, _, _ = auth.login(org.owner_email, org.owner_password)
     return {
-        "org": org.headers,
+        "org": {"Authorization": f"Bearer {token}"},
         "internal": {"X-Dispatch-Secret": get_secret(secret_settings().dispatch_secret_name)},
         "public": {},
     }
