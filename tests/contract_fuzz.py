@@ -30,12 +30,10 @@ def fuzz(
     *,
     examples: int = 6,
     timeout_s: float = 30,
-    skip: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Counts (operations, cases, failures per check, seconds, operations skipped by label such
-    as "POST /v1/auth/login") and the failures found."""
+    """Counts (operations, cases, failures per check, seconds) and the failures found."""
     schema = schemathesis.openapi.from_url(document_url)
-    counts: dict[str, Any] = {"operations": 0, "cases": 0} | dict.fromkeys(CHECKS, 0) | {"skipped": []}
+    counts: dict[str, Any] = {"operations": 0, "cases": 0} | dict.fromkeys(CHECKS, 0)
     failures: list[dict[str, Any]] = []
     started = time.monotonic()
 
@@ -66,9 +64,6 @@ def fuzz(
 
     for result in schema.get_all_operations():
         operation = result.ok()
-        if operation.label in skip:
-            counts["skipped"].append(operation.label)
-            continue
         counts["operations"] += 1
         cases = st.one_of(operation.as_strategy(generation_mode=mode) for mode in GenerationMode)
         given(case=cases)(
