@@ -24,7 +24,10 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes) -> 
     """The API Gateway proxy event API Gateway would send for this request."""
     parts = urlsplit(target)
     query = parse_qs(parts.query, keep_blank_values=True)
-    text = body.decode() if body else None
+    try:
+        text, encoded = (body.decode() if body else None), False
+    except UnicodeDecodeError:  # as API Gateway does: a body that is not UTF-8 arrives as base64
+        text, encoded = base64.b64encode(body).decode(), True
     return {
         "resource": parts.path,
         "path": parts.path,
@@ -46,7 +49,7 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes) -> 
             "apiId": API_ID,
         },
         "body": text,
-        "isBase64Encoded": False,
+        "isBase64Encoded": encoded,
     }
 
 
@@ -74,7 +77,7 @@ def serve(handler: Callable[[dict[str, Any], Any], dict[str, Any]]) -> Iterator[
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = do_PUT = _answer  # noqa: N815 - http.server's naming
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _answer  # noqa: N815 - http.server's naming
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -116,6 +116,13 @@ def stack_aws(e2e_stack: dict[str, str]):
 
 
 @pytest.fixture(scope="session")
+def dispatch_secret(e2e_stack: dict[str, str], stack_aws) -> str:
+    """The deployed stack's X-Dispatch-Secret (for the internal /api/* routes; never printed)."""
+    name = e2e_stack["STACK_OUTPUT_DispatchSecretName"]
+    return stack_aws("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+
+
+@pytest.fixture(scope="session")
 def mongodb_uri(e2e_stack: dict[str, str]) -> str:
     return e2e_stack["MONGODB_URI"]
 

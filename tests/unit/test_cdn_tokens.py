@@ -43,7 +43,10 @@ def test_expired_token_is_403_with_a_message_saying_so():
         playback.verify(token, VIDEO, now=1_000_060)
 
 
-@pytest.mark.parametrize("tamper", ["payload", "signature", "video", "missing", "garbage", "dots"])
+@pytest.mark.parametrize(
+    "tamper",
+    ["payload", "signature", "video", "missing", "garbage", "dots", "non-ascii", "non-ascii-signature"],
+)
 def test_tampered_or_foreign_tokens_are_403(tamper):
     token, _ = playback.sign("org_a", VIDEO, 3600)
     payload, signature = token.split(".")
@@ -59,6 +62,10 @@ def test_tampered_or_foreign_tokens_are_403(tamper):
         token = "not-a-token"
     elif tamper == "dots":
         token = token + ".x"
+    elif tamper == "non-ascii":
+        token = "a.\u00e9"  # `?token=a.%C3%A9`: hmac.compare_digest raised TypeError on it
+    elif tamper == "non-ascii-signature":
+        token = payload + "." + signature[:-1] + "\u00e9"
     video = "vid_ffffffffffffffffffffffff" if tamper == "video" else VIDEO
     with pytest.raises(Forbidden):
         playback.verify(token, video)

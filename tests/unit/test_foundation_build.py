@@ -75,3 +75,12 @@ def test_a_function_build_ships_bytecode_that_python_uses(tmp_path: Path):
         # unchecked-hash bytecode: valid whatever timestamps the zip gives the sources
         flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
         assert flags == 0b01, f"{compiled} is not unchecked-hash bytecode (flags {flags})"
+
+
+def test_every_gateway_response_carries_the_request_id():
+    # API Gateway's own answers (authorizer 401, unknown routes, throttling, 5xx) carry the id every
+    # function answer carries; the LocalStack extension renders the same mapping.
+    responses = _template()["Resources"]["Api"]["Properties"]["GatewayResponses"]
+    assert {"UNAUTHORIZED", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    for name, response in responses.items():
+        assert response["ResponseParameters"]["Headers"]["X-Request-Id"] == "context.requestId", name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from verriflo.openapi import DOCUMENT, build_document, render
 
@@ -62,3 +63,55 @@ def test_public_routes_need_no_credentials_and_others_need_a_key_or_token():
     assert "security" not in document["paths"]["/v1/auth/whoami"]["get"]
     assert {"orgKey": []} in document["security"]
     assert document["components"]["securitySchemes"]["orgKey"]["name"] == "VF-ORG-ID"
+
+
+def test_internal_routes_declare_the_dispatch_secret_and_nothing_else():
+    document = build_document(ROOT / "functions")
+    scheme = document["components"]["securitySchemes"]["dispatchSecret"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-Dispatch-Secret")
+    internal = [
+        op for path, ops in document["paths"].items() if path.startswith("/api/") for op in ops.values()
+    ]
+    assert len(internal) >= 3
+    assert all(op["security"] == [{"dispatchSecret": []}] for op in internal)
+    assert all(
+        {"dispatchSecret": []} not in op.get("security", [])
+        for path, ops in document["paths"].items()
+        if not path.startswith("/api/")
+        for op in ops.values()
+    )
+
+
+def _answer_schema(document: dict, path: str, method: str) -> dict:
+    ref = document["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    envelope = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    return document["components"]["schemas"][envelope["properties"]["data"]["$ref"].rsplit("/", 1)[-1]]
+
+
+def test_each_delete_answer_is_described_by_its_own_model():
+    document = build_document(ROOT / "functions")
+    video = _answer_schema(document, "/v1/cdn/videos/{video_id}", "delete")
+    assert video["required"] == ["videoId"]
+    assert _answer_schema(document, "/v1/webhooks/{endpoint_id}", "delete")["required"] == ["id"]
+
+
+def test_two_functions_models_of_one_name_with_different_fields_are_an_error():
+    from verriflo.openapi import _check_schema_names
+
+    def component(**properties):
+        return {
+            "components": {"schemas": {"Deleted": {"properties": properties, "required": list(properties)}}}
+        }
+
+    shapes: dict = {}
+    _check_schema_names("webhooks", component(id={"type": "string"}), shapes)
+    _check_schema_names("ai_agent", component(id={"type": "string", "title": "Id"}), shapes)  # same fields
+    with pytest.raises(ValueError, match="schema 'Deleted' of cdn differs from webhooks'"):
+        _check_schema_names("cdn", component(videoId={"type": "string"}), shapes)
+
+
+def test_routes_with_a_body_document_415():
+    document = build_document(ROOT / "functions")
+    with_body = [op for ops in document["paths"].values() for op in ops.values() if "requestBody" in op]
+    assert len(with_body) >= 25
+    assert all(op["responses"]["415"]["content"]["application/json"] for op in with_body)

@@ -97,9 +97,9 @@ def get_video(video_id: str, org: Org) -> Envelope[logic.VideoInfo]:
     "/v1/cdn/videos/<video_id>",
     summary="Delete a video and its media",
     tags=["cdn"],
-    responses=responses(logic.Deleted, 401, 404, 429, 503),
+    responses=responses(logic.VideoDeleted, 401, 404, 429, 503),
 )
-def delete_video(video_id: str, org: Org) -> Envelope[logic.Deleted]:
+def delete_video(video_id: str, org: Org) -> Envelope[logic.VideoDeleted]:
     """Removes the HLS ladder, poster, source file and record."""
     return ok(logic.delete_video(org, video_id))
 

@@ -100,7 +100,10 @@ class CompleteUpload(StrictApiModel):
     parts: list[CompletedPart] = Field(min_length=1, max_length=MAX_PARTS)
 
 
-class Deleted(ApiModel):
+class VideoDeleted(ApiModel):
+    """`DELETE /v1/cdn/videos/{videoId}`: the video that is gone (named apart from the other
+    functions' `Deleted`, whose field is `id`: one merged document has one schema per name)."""
+
     video_id: str
     deleted: bool = True
 
@@ -262,10 +265,10 @@ def get_video(org: OrgContext, video_id: str) -> VideoInfo:
     return info(media.get_video(org.org_id, video_id))
 
 
-def delete_video(org: OrgContext, video_id: str) -> Deleted:
+def delete_video(org: OrgContext, video_id: str) -> VideoDeleted:
     """Delete a video's media (ladder, poster, source) and its record."""
     media.purge(media.get_video(org.org_id, video_id))
-    return Deleted(video_id=video_id)
+    return VideoDeleted(video_id=video_id)
 
 
 def status(org: OrgContext, video_id: str) -> VideoStatus:
@@ -294,6 +297,8 @@ def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
 
 
 def _playable(token: str | None, video_id: str) -> Video:
+    # The token first: without a valid one every id, well-formed or not, existing or not, gets the
+    # same 403, so the public stream routes reveal nothing about which videos exist.
     grant = playback.verify(token, video_id)
     video = media.get_video(grant.org_id, video_id)
     if not video.playable:
@@ -303,7 +308,6 @@ def _playable(token: str | None, video_id: str) -> Video:
 
 def master_playlist(video_id: str, token: str | None) -> str:
     """The master playlist with every variant URL carrying the caller's token."""
-    media.check_video_id(video_id)
     video = _playable(token, video_id)
     text = objects.read_text(
         media.media_settings().media_bucket, video.media_prefix + "master.m3u8", "This video is not playable."
@@ -321,7 +325,6 @@ def master_playlist(video_id: str, token: str | None) -> str:
 
 def media_playlist(video_id: str, rendition: str, token: str | None) -> str:
     """A rendition's playlist with each segment URL signed for a short while."""
-    media.check_video_id(video_id)
     video = _playable(token, video_id)
     if rendition not in {r.name for r in video.renditions}:
         raise NotFound("No such rendition.")

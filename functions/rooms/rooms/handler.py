@@ -5,7 +5,17 @@
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
+from verriflo.api import (
+    PUBLIC,
+    Envelope,
+    Org,
+    body_text,
+    create_app,
+    lambda_handler,
+    ok,
+    protected,
+    responses,
+)
 
 from rooms import logic, models, webhooks
 
@@ -167,13 +177,13 @@ def update_participant(
     "/v1/livekit/webhook",
     summary="LiveKit webhook receiver",
     tags=["livekit"],
-    responses=responses(models.WebhookAck, 401, 503),
+    responses=responses(models.WebhookAck, 400, 401, 503),
     openapi_extensions=PUBLIC,
 )
 def livekit_webhook() -> Envelope[models.WebhookAck]:
     """Signed by LiveKit (JWT in Authorization over the body's sha256); each event id handled once."""
     event = app.current_event
-    return ok(webhooks.ingest(event.decoded_body or "", event.headers.get("Authorization")))
+    return ok(webhooks.ingest(body_text(event.raw_event), event.headers.get("Authorization")))
 
 
 handler = lambda_handler(app)

@@ -9,17 +9,23 @@ to logic.
 
 # No `from __future__ import annotations` here: Powertools resolves the annotations of middlewares
 # and dependencies on every request, and string annotations would be re-evaluated each time.
-import json
+import base64
+import binascii
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.request import Request
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import from_json
 
 from verriflo import access, ratelimit
 from verriflo.auth import OrgContext
@@ -29,6 +35,7 @@ from verriflo.errors import (
     NotFound,
     PayloadTooLarge,
     Unauthorized,
+    UnsupportedMediaType,
     ValidationFailed,
     VerrifloError,
 )
@@ -40,6 +47,9 @@ JSON = "application/json"
 # Marks a route that needs no credentials (OpenAPI `openapi_extensions`); the merged document turns
 # it into `security: []` for that operation.
 PUBLIC = {"x-verriflo-public": True}
+# The rate-limit headers of the request being answered, once it was counted: every answer after
+# that carries them, errors raised by the route included (see `lambda_handler`).
+_COUNTED: ContextVar[dict[str, str]] = ContextVar("verriflo_counted", default={})  # noqa: B039 - never mutated
 
 
 class Envelope(BaseModel, Generic[T]):  # noqa: UP046 - keeps the OpenAPI schema names stable
@@ -132,10 +142,8 @@ def rate_limited(group: str) -> Callable[..., Response]:
     """A middleware that counts the admitted caller's request against its budget."""
 
     def middleware(app: APIGatewayRestResolver, next_middleware: NextMiddleware, org: Org) -> Response:
-        decision = ratelimit.enforce(org, group)
-        response = next_middleware(app)
-        response.headers.update(decision.headers())
-        return response
+        _COUNTED.set(ratelimit.enforce(org, group).headers())
+        return next_middleware(app)
 
     middleware.__name__ = f"rate_limited_{group}"
     return middleware
@@ -187,6 +195,61 @@ def internal(app: APIGatewayRestResolver) -> Routes:
 # --- the app --------------------------------------------------------------------------------------
 
 
+def json_media_type(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON (`application/json`, any `+json`); no header counts as JSON."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return not media or media == JSON or (media.startswith("application/") and media.endswith("+json"))
+
+
+def check_json_media_type(content_type: str | None) -> None:
+    """UnsupportedMediaType (415) unless the body is declared as JSON (or not declared at all)."""
+    if not json_media_type(content_type):
+        raise UnsupportedMediaType(f"The request body must be {JSON}, not {content_type}.")
+
+
+def body_text(event: dict[str, Any]) -> str:
+    """The request body as text; ValidationFailed (400) when it is not UTF-8 (or not base64 when
+    the platform says it is), instead of the UnicodeDecodeError Powertools' `decoded_body` raises."""
+    body = event.get("body") or ""
+    try:
+        raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
+        return raw.decode()
+    except (binascii.Error, UnicodeError) as exc:
+        raise ValidationFailed(
+            "The request body is not valid UTF-8.",
+            details={"fields": [{"field": "body", "message": "not valid UTF-8", "type": "utf8_invalid"}]},
+        ) from exc
+
+
+def parse_json_text(text: str | bytes) -> Any:
+    """Parse a JSON body: ValidationFailed (400) for anything that is not JSON, including lone UTF-16
+    surrogates (`"\\ud800"`, which no store can encode) and nesting deeper than 200 levels."""
+    try:
+        return from_json(text, allow_inf_nan=False)
+    except ValueError as exc:
+        raise ValidationFailed(
+            "The request body is not valid JSON.",
+            details={"fields": [{"field": "body", "message": str(exc), "type": "json_invalid"}]},
+        ) from exc
+
+
+class _BodyParser(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation with our body rules: JSON only (415 for any other declared
+    type, where Powertools would parse forms and fail with a 500 on the rest), UTF-8 only, and
+    parsed by `parse_json_text`."""
+
+    def __init__(self, parse: Callable[[str], Any]) -> None:
+        super().__init__()
+        self._parse = parse
+
+    def _get_body(self, app: APIGatewayRestResolver) -> Any:  # Powertools' hook, pinned version
+        event = app.current_event
+        check_json_media_type(event.headers.get("content-type"))
+        if not event.raw_event.get("body"):
+            return None
+        return self._parse(body_text(event.raw_event))
+
+
 def _body_size(event: dict[str, Any]) -> int:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -222,7 +285,7 @@ def create_app(*, max_body_bytes: int | None = None, cors: bool = False) -> APIG
         # Request validation parses the body before any middleware runs, so the limit lives here too.
         if len(text) > body_limit():
             raise too_large()
-        return json.loads(text)
+        return parse_json_text(text)
 
     app = APIGatewayRestResolver(
         json_body_deserializer=parse_json,
@@ -234,6 +297,7 @@ def create_app(*, max_body_bytes: int | None = None, cors: bool = False) -> APIG
         if cors
         else None,
     )
+    app._request_validation_middleware = _BodyParser(parse_json)  # noqa: SLF001 - see _BodyParser
 
     def size_limit(app_: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
         if _body_size(app_.current_event.raw_event) > body_limit():
@@ -288,8 +352,15 @@ def lambda_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any
         # Every response, errors included, carries the request id that its log lines carry.
         request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
         logger.append_keys(request_id=request_id)
-        result = resolve(event, context)
-        result.setdefault("headers", {})["X-Request-Id"] = request_id
+        counted = _COUNTED.set({})
+        try:
+            result = resolve(event, context)
+            headers = result.setdefault("headers", {})
+            for name, value in _COUNTED.get().items():
+                headers.setdefault(name, value)  # also on errors the route raised after counting
+        finally:
+            _COUNTED.reset(counted)
+        headers["X-Request-Id"] = request_id
         metrics.add_metric(name="Requests", unit="Count", value=1)
         if result.get("statusCode", 500) >= 500:
             metrics.add_metric(name="ServerErrors", unit="Count", value=1)

@@ -48,9 +48,11 @@ class Request:
     authorizer: dict[str, Any] = field(default_factory=dict)
 
     def parse(self, model: type[M]) -> M:
-        """The JSON body as `model`; ValidationFailed (400) in the API's message format otherwise."""
-        from verriflo.api import _field_message
+        """The JSON body as `model`; UnsupportedMediaType (415) when declared as anything but JSON,
+        ValidationFailed (400) in the API's message format when it is not JSON or not the model."""
+        from verriflo.api import _field_message, check_json_media_type
 
+        check_json_media_type(self.headers.get("content-type"))
         try:
             return model.model_validate_json(self.body or b"{}")
         except ValidationError as exc:
@@ -141,8 +143,9 @@ class App:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         request_id = _request_id(scope, headers)
+        limits: dict[str, str] = {}  # filled once the request is counted against its budget
         try:
-            answer = await self._answer(scope, receive, headers, request_id)
+            answer = await self._answer(scope, receive, headers, request_id, limits)
         except VerrifloError as exc:
             if exc.status >= 500:
                 logger.warning(
@@ -153,11 +156,13 @@ class App:
             logger.exception("request.crashed", extra={"error_type": type(exc).__name__})
             failure = VerrifloError()
             answer = Reply(failure.envelope(), failure.status)
+        for name, value in limits.items():
+            answer.headers.setdefault(name, value)  # errors the route raised after counting too
         answer.headers["X-Request-Id"] = request_id
         await _send(answer, send)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str
+        self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str, limits: dict[str, str]
     ) -> Reply | Stream:
         method, path = scope["method"].upper(), scope["path"]
         entry = self._routes.get((method, path))
@@ -187,19 +192,16 @@ class App:
             request_id=request_id,
             authorizer=(event.get("requestContext") or {}).get("authorizer") or {},
         )
-        return await asyncio.to_thread(self._run, entry, request)
+        return await asyncio.to_thread(self._run, entry, request, limits)
 
-    def _run(self, entry: _Entry, request: Request) -> Reply | Stream:
+    def _run(self, entry: _Entry, request: Request, limits: dict[str, str]) -> Reply | Stream:
         logger.append_keys(request_id=request.request_id)
-        limits: dict[str, str] = {}
         request.org = access.admit(request.method, request.path, request.headers, request.authorizer)
         if request.org is not None:
             logger.append_keys(org_id=request.org.org_id)
         if entry.group and request.org is not None:
-            limits = ratelimit.enforce(request.org, entry.group).headers()
-        answer = entry.route(request)
-        answer.headers.update(limits)
-        return answer
+            limits.update(ratelimit.enforce(request.org, entry.group).headers())
+        return entry.route(request)
 
 
 _END = object()
@@ -265,9 +267,37 @@ def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not _utf8(event):
+            return _refusal(event)
         return adapter()(event, context)
 
     return handler
+
+
+def _utf8(event: dict[str, Any]) -> bool:
+    """Whether the event's path and query can be UTF-8 encoded (Mangum encodes them and raises,
+    which would be a Lambda error instead of an answer, for text holding lone surrogates)."""
+    texts = [event.get("path") or ""]
+    for key in ("queryStringParameters", "multiValueQueryStringParameters"):
+        for name, value in (event.get(key) or {}).items():
+            texts += [name, *(value if isinstance(value, list) else [value or ""])]
+    try:
+        "".join(texts).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refusal(event: dict[str, Any]) -> dict[str, Any]:
+    """The 400 envelope as a proxy result, for an event Mangum cannot turn into a request."""
+    failure = ValidationFailed("The request path or query string is not valid UTF-8.")
+    request_id = (event.get("requestContext") or {}).get("requestId") or uuid.uuid4().hex
+    return {
+        "statusCode": failure.status,
+        "headers": {"Content-Type": "application/json", "X-Request-Id": request_id},
+        "body": json.dumps(failure.envelope()),
+        "isBase64Encoded": False,
+    }
 
 
 def split_handler(

@@ -18,6 +18,9 @@ from typing import Any
 from verriflo import access
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
+# Service-to-service routes (the access table's INTERNAL) take the dispatch secret, not an org's
+# credentials.
+DISPATCH_SCHEME = "dispatchSecret"
 TITLE = "Verriflo API"
 DESCRIPTION = (
     "Education infrastructure: live classrooms, AI tutor, AI API, media and credits. Every external "
@@ -63,6 +66,11 @@ def build_document(root: Path) -> dict[str, Any]:
             "dashboardToken": HTTPBearer(
                 bearerFormat="JWT", description="A dashboard user's token from /v1/auth/login"
             ),
+            DISPATCH_SCHEME: APIKey(
+                name="X-Dispatch-Secret",
+                in_=APIKeyIn.header,
+                description="The internal dispatch secret (service-to-service `/api/*` routes only)",
+            ),
         },
         security=[{"orgKey": []}, {"dashboardToken": []}],
         on_conflict="error",
@@ -72,13 +80,16 @@ def build_document(root: Path) -> dict[str, Any]:
         if layer.is_dir() and str(layer) not in sys.path:
             sys.path.append(str(layer))
     extras = []
+    shapes: dict[str, tuple[str, Any]] = {}
     for name in function_packages(root):
         # Tooling, not a test: make each function package importable the way Lambda does.
         path = str(root / name)
         if path not in sys.path:
             sys.path.insert(0, path)
         module = importlib.import_module(f"{name}.handler")
-        merger.add_schema(module.app.get_openapi_schema())
+        schema = module.app.get_openapi_schema()
+        _check_schema_names(name, schema.model_dump(mode="json", by_alias=True), shapes)
+        merger.add_schema(schema)
         # Routes served outside the Powertools resolver (e.g. streamed ones) describe themselves.
         if callable(getattr(module, "openapi_paths", None)):
             extras.append(module.openapi_paths())
@@ -86,6 +97,16 @@ def build_document(root: Path) -> dict[str, Any]:
     for extra in extras:
         _merge_extra(document, extra)
     return _normalise(document)
+
+
+def _check_schema_names(function: str, schema: dict[str, Any], shapes: dict[str, tuple[str, Any]]) -> None:
+    """The merge keeps one schema per name, silently: two functions' models of one name must have
+    the same fields, or the document describes one function's answers with the other's model."""
+    for model, body in ((schema.get("components") or {}).get("schemas") or {}).items():
+        shape = (sorted(body.get("properties") or {}), sorted(body.get("required") or []))
+        owner, known = shapes.setdefault(model, (function, shape))
+        if known != shape:
+            raise ValueError(f"schema {model!r} of {function} differs from {owner}'s: rename one model")
 
 
 def _merge_extra(document: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -102,16 +123,23 @@ def _merge_extra(document: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 def _normalise(document: dict[str, Any]) -> dict[str, Any]:
-    """Describe errors as the API really returns them: 400 (not 422) and 500 in the envelope."""
+    """Describe errors as the API really returns them: 400 (not 422), 415 for a body that is not
+    JSON and 500 in the envelope; public routes need no credentials, internal ones the dispatch secret."""
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
+            act = access.action(method, path)
             if operation.pop("x-verriflo-public", False):
                 operation["security"] = []
+            elif act is access.Action.INTERNAL:
+                operation["security"] = [{DISPATCH_SCHEME: []}]
             answers = operation.get("responses", {})
-            _describe_access(operation, answers, access.action(method, path), error)
+            _describe_access(operation, answers, act, error)
             answers.pop("422", None)
             answers.setdefault("400", {"description": "The request is not valid.", **error})
+            if "requestBody" in operation:
+                media = "The request body must be application/json."
+                answers.setdefault("415", {"description": media, **error})
             answers["500"] = {"description": "Something went wrong on our side.", **error}
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):

@@ -56,7 +56,9 @@ def sign(org_id: str, video_id: str, ttl_s: int, *, now: float | None = None) ->
 
 def verify(token: str | None, video_id: str, *, now: float | None = None) -> Grant:
     """The grant of a token for `video_id`; Forbidden (403) if missing, tampered, foreign or expired."""
-    if not token or token.count(".") != 1 or len(token) > 1024:
+    # Tokens are base64url: anything else is refused before hmac.compare_digest, which raises
+    # TypeError on non-ASCII text.
+    if not token or not token.isascii() or token.count(".") != 1 or len(token) > 1024:
         raise Forbidden(INVALID)
     payload, signature = token.split(".")
     expected = _b64(hmac.new(_key(), payload.encode(), hashlib.sha256).digest())
