@@ -46,6 +46,11 @@ def step(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 def retention(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Scheduled: delete recordings whose retention after class ran out, and fail transcodes that
-    died for good (so no video stays `processing` forever)."""
-    return {"deleted": logic.expire_recordings(), "stalled": logic.fail_stalled()}
+    """Scheduled: delete recordings whose retention after class ran out, fail transcodes that died
+    for good (so no video stays `processing` forever), and complete the charges and events of
+    finished videos whose own attempt was interrupted."""
+    return {
+        "deleted": logic.expire_recordings(),
+        "stalled": logic.fail_stalled(),
+        "effects": logic.complete_effects(),
+    }

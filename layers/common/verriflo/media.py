@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from verriflo import db
+from verriflo import db, outbox
 from verriflo.errors import BadRequest, NotFound
 from verriflo.orgs import new_id, now
 from verriflo.settings import EnvSettings, SettingsConfigDict
@@ -98,6 +98,7 @@ def _indexes():
 
 
 db.register_indexes(VIDEOS, _indexes)
+db.register_indexes(VIDEOS, outbox.indexes)
 
 
 class Rendition(BaseModel):
@@ -501,43 +502,53 @@ def chunk_done(video: Video, index: int) -> int:
 
 
 def complete(
-    video: Video, renditions: list[Rendition], poster_key: str | None, thumbnail_keys: list[str]
+    video: Video,
+    renditions: list[Rendition],
+    poster_key: str | None,
+    thumbnail_keys: list[str],
+    effects: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """The whole ladder is published."""
+    """The whole ladder is published; `effects` (verriflo.outbox) are recorded in the same update."""
     at = now()
     return _fenced(
         video,
-        {
-            "$set": {
-                "status": "completed",
-                "progress": 100,
-                "playable": True,
-                "renditions": [r.model_dump() for r in renditions],
-                "posterKey": poster_key,
-                "thumbnailKeys": thumbnail_keys,
-                "message": "Ready to play.",
-                "completedAt": at,
-                "leaseUntil": None,
-            }
-        },
+        outbox.with_effects(
+            {
+                "$set": {
+                    "status": "completed",
+                    "progress": 100,
+                    "playable": True,
+                    "renditions": [r.model_dump() for r in renditions],
+                    "posterKey": poster_key,
+                    "thumbnailKeys": thumbnail_keys,
+                    "message": "Ready to play.",
+                    "completedAt": at,
+                    "leaseUntil": None,
+                }
+            },
+            effects or [],
+        ),
     )
 
 
-def fail(video: Video, message: str) -> bool:
-    """Give up on the video with a message its owner can act on."""
+def fail(video: Video, message: str, effects: list[dict[str, Any]] | None = None) -> bool:
+    """Give up on the video with a message its owner can act on (`effects` as for `complete`)."""
     return _fenced(
         video,
-        {
-            "$set": {
-                "status": "failed",
-                "playable": False,
-                "renditions": [],
-                "posterKey": None,
-                "thumbnailKeys": [],
-                "message": message,
-                "leaseUntil": None,
-            }
-        },
+        outbox.with_effects(
+            {
+                "$set": {
+                    "status": "failed",
+                    "playable": False,
+                    "renditions": [],
+                    "posterKey": None,
+                    "thumbnailKeys": [],
+                    "message": message,
+                    "leaseUntil": None,
+                }
+            },
+            effects or [],
+        ),
     )
 
 
