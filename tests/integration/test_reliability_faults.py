@@ -245,16 +245,22 @@ def test_ending_a_class_through_the_api_survives_one_fault_at_any_step(
         rooms_sweep.handler({}, lambda_context)
 
     paths = {"retry": retry, "livekit_room_finished": webhook, "sweep": sweep}
+    seen: list[dict[str, Any]] = []
     if first == "retry":
         ok = call(rooms_handler, destroy, lambda_context)
         assert ok.status == 200 and ok.data["roomId"] == ROOM  # the retry finishes the job and says so
     else:
         paths[first]()
+    if not (first == "sweep" and step in ("livekit.delete_room", "mongo.end_room")):
+        # the first path alone completed the end (a sweep has nothing to complete if nothing ended)
+        early = class_counts(org, event_tap, seen, key)
+        assert (early["room.finished"][0], early["retention clock"], early["room ended"]) == (1, 1, 1), early
     for name, path in paths.items():
         if name != first:
             path()
     assert call(rooms_handler, destroy, lambda_context).status == 410
-    record(faults, "DELETE /v1/room/:roomId", step, first, str(reply), class_counts(org, event_tap, [], key))
+    counts = class_counts(org, event_tap, seen, key)
+    record(faults, "DELETE /v1/room/:roomId", step, first, str(reply), counts)
 
 
 def test_a_finished_room_reports_what_it_implies_in_one_update(org, classroom, lambda_context):
@@ -291,10 +297,23 @@ def test_livekit_closing_a_room_survives_one_fault_at_any_step(
     faults.inject(step, table, "room.finished")
     # room_finished first (webhooks arrive in any order): it meters the teacher's open session too
     reply = redeliver_until_done(finished, lambda_context)
+    seen: list[dict[str, Any]] = []
+    early = class_counts(org, event_tap, seen, classroom["doc"]["_id"])  # LiveKit's redelivery alone
+    assert (
+        early["room.finished"][0],
+        early["retention clock"],
+        early["live charge"],
+        early["room ended"],
+    ) == (
+        1,
+        1,
+        1,
+        1,
+    ), early
     assert deliver(rooms_handler, lambda_context, left).status == 200
     age_outbox(store.ROOMS, classroom["doc"]["_id"])
     rooms_sweep.handler({}, lambda_context)
-    counts = class_counts(org, event_tap, [], classroom["doc"]["_id"])
+    counts = class_counts(org, event_tap, seen, classroom["doc"]["_id"])
     record(faults, "LiveKit room_finished", step, "redelivery, sweep", reply, counts)
 
 
@@ -425,9 +444,11 @@ def upload(org_id: str, path: Path) -> media.Video:
     return video
 
 
-def video_counts(org, tap: EventTap, video: media.Video, status: str, *names: str) -> dict[str, Any]:
+def video_counts(
+    org, tap: EventTap, seen: list[dict[str, Any]], video: media.Video, status: str, *names: str
+) -> dict[str, Any]:
     done = media.get_video(org.id, video.id)
-    counts = events_of(tap, [], *names)
+    counts = events_of(tap, seen, *names)
     if status == "completed":
         counts["transcode charge"] = db.collection("ledger").count_documents(
             {"entryId": f"transcode:{video.id}"}
@@ -468,11 +489,16 @@ def test_a_transcode_survives_one_fault_at_any_step_after_encoding(
 
     paths = {"lambda_retry": lambda_retry, "sweep": lambda: sweep_videos(lambda_context)}
     paths[first]()
+    seen: list[dict[str, Any]] = []
+    if not (first == "sweep" and step == "mongo.complete"):
+        # the first path alone completed it (a sweep has nothing to complete if nothing was recorded)
+        early = video_counts(org, event_tap, seen, video, "completed", "video.ready")
+        assert not [v for v in early.values() if (v[0] if isinstance(v, tuple) else v) != 1], early
     for name, path in paths.items():
         if name != first:
             path()
     duplicate()
-    counts = video_counts(org, event_tap, video, "completed", "video.ready")
+    counts = video_counts(org, event_tap, seen, video, "completed", "video.ready")
     record(faults, "S3 -> transcode", step, f"{first}, then the rest + a duplicate S3 event", "error", counts)
 
 
@@ -498,8 +524,11 @@ def test_a_failed_transcode_announces_its_failure_once_whatever_fails(
         transcode.handler(event, lambda_context)
     [result] = transcode.handler(copy.deepcopy(event), lambda_context)["results"]
     assert result["outcome"] in ("failed", "duplicate")
+    seen: list[dict[str, Any]] = []
+    early = video_counts(org, event_tap, seen, video, "failed", "video.failed")  # Lambda's retry alone
+    assert (early["video.failed"][0], early["video failed"]) == (1, 1), early
     sweep_videos(lambda_context)
-    counts = video_counts(org, event_tap, video, "failed", "video.failed")
+    counts = video_counts(org, event_tap, seen, video, "failed", "video.failed")
     record(faults, "S3 -> transcode (video.failed)", step, "lambda_retry, sweep", "error", counts)
 
 
@@ -550,6 +579,38 @@ def test_the_chunked_join_survives_one_fault_at_any_step(
         )
         assert out["status"] == "superseded"
         recovery = "CleanUp (Catch), sweep"
+    seen: list[dict[str, Any]] = []
+    early = video_counts(org, event_tap, seen, video, "completed", "video.ready")  # without the sweep
+    assert not [v for v in early.values() if (v[0] if isinstance(v, tuple) else v) != 1], early
     sweep_videos(lambda_context)
-    counts = video_counts(org, event_tap, video, "completed", "video.ready")
+    counts = video_counts(org, event_tap, seen, video, "completed", "video.ready")
     record(faults, "chunked join", step, recovery, "error", counts)
+
+
+def test_minutes_of_a_session_closed_by_an_attempt_that_died_are_charged_by_the_sweep(
+    org, classroom, livekit: LiveKit, lambda_context, monkeypatch
+):
+    livekit.leave(classroom["name"], "t-1")
+    (left,) = livekit.wait_for("participant_left")
+    _kill_without_release(monkeypatch)
+    faults = Faults(monkeypatch)
+    faults.once(store, "close_session", Killed, after=True)
+    with pytest.raises(Killed):
+        deliver(rooms_handler, lambda_context, left)
+    # LiveKit gave up on its retries: only the sweep, minutes later, is left
+    sessions = db.collection("room_sessions")
+    sessions.update_many({"chargePending": True}, {"$set": {"leftAt": media.now() - timedelta(minutes=5)}})
+    assert rooms_sweep.handler({}, lambda_context)["charges"] == 1
+    assert rooms_sweep.handler({}, lambda_context)["charges"] == 0
+    counts = {
+        "live charge": db.collection("ledger").count_documents({"orgId": org.id, "service": "live"}),
+        "session closed": sessions.count_documents({"uid": "t-1", "leftAt": {"$ne": None}}),
+    }
+    record(
+        faults,
+        "LiveKit participant_left",
+        "lambda.killed_after_close",
+        "sweep (no redelivery)",
+        "killed",
+        counts,
+    )

@@ -31,6 +31,7 @@ def _session_indexes():
     return [
         IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("leftAt", ASCENDING)]),
         IndexModel([("lkRoom", ASCENDING), ("leftAt", ASCENDING)]),
+        IndexModel([("chargePending", ASCENDING)], sparse=True),
     ]
 
 
@@ -182,7 +183,9 @@ def open_session(doc: dict[str, Any]) -> bool:
 
 
 def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
-    """Close an open session; returns it (with its duration) or None if it was closed already."""
+    """Close an open session; returns it (with its duration) or None if it was closed already.
+    The close marks its charge pending in the same update (`charged` clears it): a charge that
+    failed after the close is found again by `unsettled_session_ids` and `pending_charges`."""
     from pymongo import ReturnDocument
 
     with db.unavailable_on_failure():
@@ -193,17 +196,32 @@ def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
         seconds = max(0.0, (left_at - doc["joinedAt"]).total_seconds())
         return sessions.find_one_and_update(
             {"_id": session_id, "leftAt": None},
-            {"$set": {"leftAt": left_at, "seconds": seconds}},
+            {"$set": {"leftAt": left_at, "seconds": seconds, "chargePending": True}},
             return_document=ReturnDocument.AFTER,
         )
 
 
-def open_session_ids(lk_room: str) -> list[str]:
-    """Sessions of a LiveKit room still open (closed when the room finishes)."""
+def unsettled_session_ids(lk_room: str) -> list[str]:
+    """Sessions of a LiveKit room still open, or closed with their charge not yet recorded."""
     with db.unavailable_on_failure():
-        return [
-            d["_id"] for d in db.collection(SESSIONS).find({"lkRoom": lk_room, "leftAt": None}, {"_id": 1})
-        ]
+        found = db.collection(SESSIONS).find(
+            {"lkRoom": lk_room, "$or": [{"leftAt": None}, {"chargePending": True}]}, {"_id": 1}
+        )
+        return [d["_id"] for d in found]
+
+
+def charged(session_id: str) -> None:
+    """The session's minutes are in the ledger."""
+    with db.unavailable_on_failure():
+        db.collection(SESSIONS).update_one({"_id": session_id}, {"$unset": {"chargePending": ""}})
+
+
+def pending_charges(before: datetime, limit: int = 200) -> list[dict[str, Any]]:
+    """Sessions closed before `before` whose charge was never recorded (the attempt died)."""
+    with db.unavailable_on_failure():
+        return list(
+            db.collection(SESSIONS).find({"chargePending": True, "leftAt": {"$lte": before}}).limit(limit)
+        )
 
 
 def sessions_of(org_id: str, room_id: str) -> list[dict[str, Any]]:

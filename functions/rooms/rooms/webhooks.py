@@ -158,7 +158,8 @@ def _participant_joined(event: Any, event_id: str) -> None:
 
 
 def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str, Any] | None:
-    """Close the session (if open) and charge its minutes, once per session whatever the retries."""
+    """Close the session (if open) and charge its minutes, once per session whatever the retries
+    (`room` needs only orgId and roomId)."""
     session = store.close_session(session_id, left_at) or store.get_session(session_id)
     if session is None or session.get("leftAt") is None:
         return None
@@ -181,7 +182,17 @@ def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str
             occurred_at=session["leftAt"],
         )
     )
+    store.charged(session_id)
     return session
+
+
+def settle_charges(older_than_s: float = 60) -> int:
+    """Record the charges of sessions closed more than `older_than_s` ago whose attempt died before
+    charging (the rooms sweep); returns how many."""
+    sessions = store.pending_charges(now() - timedelta(seconds=older_than_s))
+    for session in sessions:
+        _meter(session, session["_id"], session["leftAt"])
+    return len(sessions)
 
 
 def _participant_left(event: Any, event_id: str) -> None:
@@ -205,7 +216,7 @@ def _room_finished(event: Any, event_id: str) -> None:
     if room is None:
         return
     ended = _at(event.created_at)
-    for session_id in store.open_session_ids(room["lkName"]):
+    for session_id in store.unsettled_session_ids(room["lkName"]):
         _meter(room, session_id, ended)
     store.end_room(
         room["orgId"], room["roomId"], ended, logic.end_effects(room, ended, "livekit"), {"by": "livekit"}

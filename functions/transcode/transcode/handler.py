@@ -49,8 +49,6 @@ def retention(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Scheduled: delete recordings whose retention after class ran out, fail transcodes that died
     for good (so no video stays `processing` forever), and complete the charges and events of
     finished videos whose own attempt was interrupted."""
-    return {
-        "deleted": logic.expire_recordings(),
-        "stalled": logic.fail_stalled(),
-        "effects": logic.complete_effects(),
-    }
+    result = {"deleted": logic.expire_recordings(), "stalled": logic.fail_stalled()}
+    logger.info("transcode.sweep_done", extra=result | {"effects": logic.complete_effects()})
+    return result
