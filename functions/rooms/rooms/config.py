@@ -35,6 +35,12 @@ class LiveSettings(EnvSettings):
     webhook_event_ttl_s: int = Field(
         default=7 * 86_400, ge=3600, description="how long event ids are remembered"
     )
+    webhook_lease_s: int = Field(
+        default=90,
+        ge=10,
+        le=900,
+        description="how long a delivery being handled holds its event id (beyond the function's timeout)",
+    )
 
 
 @cache

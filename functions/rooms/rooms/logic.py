@@ -2,6 +2,12 @@
 
 Plain Python over two collaborators, `store` (MongoDB) and `lk` (LiveKit). Create talks to LiveKit
 before writing anything, so an unreachable LiveKit leaves no half-created room behind.
+
+Ending a class (the API's destroy, or LiveKit's `room_finished` webhook) records, in the same update
+that marks the room ended, what the end implies: the recordings' retention clock and the
+`room.finished` event (which also starts the class summary). `end_effects` lists them; they are then
+carried out through `verriflo.outbox`, and whatever an interrupted attempt left undone is carried out
+by the retry of the same request, by the other path's later call, or by the rooms sweep.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from verriflo import events
+from verriflo import outbox
 from verriflo.auth import OrgContext
 from verriflo.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from verriflo.orgs import now
@@ -69,6 +75,22 @@ def class_ended(org_id: str, room_id: str, ended_at: datetime) -> None:
 
     store.schedule_recording_deletion(org_id, room_id, ended_at + retention())
     media_records.class_ended(org_id, room_id, ended_at)
+
+
+outbox.register("rooms.class_ended", class_ended)
+
+
+def end_effects(room: dict[str, Any], ended_at: datetime, reason: str) -> list[dict[str, Any]]:
+    """What ending this room implies, recorded with the end (ids are the room's: a redo is the same)."""
+    return [
+        outbox.call("rooms.class_ended", org_id=room["orgId"], room_id=room["roomId"], ended_at=ended_at),
+        outbox.event(
+            "room.finished",
+            room["orgId"],
+            {"roomId": room["roomId"], "sid": room["sid"], "endedAt": ended_at.isoformat(), "reason": reason},
+            event_id=f"room.finished.{room['sid']}",
+        ),
+    ]
 
 
 def _reused(room_id: str) -> ValidationFailed:
@@ -201,25 +223,36 @@ def room_status(org: OrgContext, room_id: str) -> RoomStatus:
 
 
 def destroy_room(org: OrgContext, room_id: str) -> RoomDestroyed:
-    """End the class: close the LiveKit room (disconnecting everyone) and keep the room as a tombstone."""
-    room = _live_room(org, room_id)
+    """End the class: close the LiveKit room (disconnecting everyone) and keep the room as a tombstone.
+
+    A retry of a destroy that ended the room but failed before its effects were all carried out
+    completes them and answers as the first attempt would have; once they are done it is 410."""
+    room = _known_room(org, room_id)
+    if room.get("status") == "ended":
+        if room.get(outbox.FIELD) and (room.get("ended") or {}).get("by") == "api":
+            outbox.drain(store.ROOMS, room["_id"])
+            return _destroyed(room_id, room["ended"], room["endedAt"])
+        raise Gone(f"The class in room '{room_id}' has ended.")
     present = [p for p in lk.list_participants(room["lkName"]) if p.is_standard]
     lk.delete_room(room["lkName"])
     ended_at = now()
-    before = store.end_room(org.org_id, room_id, ended_at)
+    ended = {
+        "by": "api",
+        "participantsDisconnected": len(present),
+        "wasRecording": room.get("activeEgressId") is not None,
+    }
+    before = store.end_room(org.org_id, room_id, ended_at, end_effects(room, ended_at, "api"), ended)
     if before is None:
         raise Gone(f"The class in room '{room_id}' has ended.")
-    class_ended(org.org_id, room_id, ended_at)
-    events.publish(
-        "room.finished",
-        org.org_id,
-        {"roomId": room_id, "sid": room["sid"], "endedAt": ended_at.isoformat(), "reason": "api"},
-        event_id=f"room.finished.{room['sid']}",
-    )
+    outbox.drain(store.ROOMS, before["_id"])
+    return _destroyed(room_id, ended, ended_at)
+
+
+def _destroyed(room_id: str, ended: dict[str, Any], ended_at: datetime) -> RoomDestroyed:
     return RoomDestroyed(
         room_id=room_id,
-        participants_disconnected=len(present),
-        was_recording=before.get("activeEgressId") is not None,
+        participants_disconnected=ended["participantsDisconnected"],
+        was_recording=ended["wasRecording"],
         ended_at=ended_at,
     )
 

@@ -1,12 +1,13 @@
-"""MongoDB access for classrooms: rooms (tombstones kept forever), participant sessions,
-recordings and the LiveKit webhook ids already handled. Every query names the org."""
+"""MongoDB access for classrooms: rooms (tombstones kept forever, with the outbox of their end),
+participant sessions, recordings and the LiveKit webhook ids being or already handled. Every query
+names the org."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from verriflo import db
+from verriflo import db, outbox
 from verriflo.errors import Conflict
 
 ROOMS, SESSIONS, RECORDINGS, HOOKS = "rooms", "room_sessions", "recordings", "livekit_events"
@@ -30,6 +31,7 @@ def _session_indexes():
     return [
         IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("leftAt", ASCENDING)]),
         IndexModel([("lkRoom", ASCENDING), ("leftAt", ASCENDING)]),
+        IndexModel([("chargePending", ASCENDING)], sparse=True),
     ]
 
 
@@ -49,6 +51,7 @@ def _hook_indexes():
 
 
 db.register_indexes(ROOMS, _room_indexes)
+db.register_indexes(ROOMS, outbox.indexes)
 db.register_indexes(SESSIONS, _session_indexes)
 db.register_indexes(RECORDINGS, _recording_indexes)
 db.register_indexes(HOOKS, _hook_indexes)
@@ -80,12 +83,20 @@ def insert_room(doc: dict[str, Any]) -> None:
             raise Conflict("This roomId was already used.") from exc
 
 
-def end_room(org_id: str, room_id: str, ended_at: datetime) -> dict[str, Any] | None:
-    """Mark the room ended if it was not; returns the room as it was, or None if already ended."""
+def end_room(
+    org_id: str,
+    room_id: str,
+    ended_at: datetime,
+    effects: list[dict[str, Any]] | None = None,
+    ended: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Mark the room ended if it was not, recording in the same update the side effects the end
+    implies (verriflo.outbox) and how it ended; returns the room as it was, or None if already ended."""
+    update = {"$set": {"status": "ended", "endedAt": ended_at, "activeEgressId": None, "ended": ended or {}}}
     with db.unavailable_on_failure():
         return db.collection(ROOMS).find_one_and_update(
             {"orgId": org_id, "roomId": room_id, "status": {"$ne": "ended"}},
-            {"$set": {"status": "ended", "endedAt": ended_at, "activeEgressId": None}},
+            outbox.with_effects(update, effects or []),
         )
 
 
@@ -172,7 +183,9 @@ def open_session(doc: dict[str, Any]) -> bool:
 
 
 def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
-    """Close an open session; returns it (with its duration) or None if it was closed already."""
+    """Close an open session; returns it (with its duration) or None if it was closed already.
+    The close marks its charge pending in the same update (`charged` clears it): a charge that
+    failed after the close is found again by `unsettled_session_ids` and `pending_charges`."""
     from pymongo import ReturnDocument
 
     with db.unavailable_on_failure():
@@ -183,17 +196,32 @@ def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
         seconds = max(0.0, (left_at - doc["joinedAt"]).total_seconds())
         return sessions.find_one_and_update(
             {"_id": session_id, "leftAt": None},
-            {"$set": {"leftAt": left_at, "seconds": seconds}},
+            {"$set": {"leftAt": left_at, "seconds": seconds, "chargePending": True}},
             return_document=ReturnDocument.AFTER,
         )
 
 
-def open_session_ids(lk_room: str) -> list[str]:
-    """Sessions of a LiveKit room still open (closed when the room finishes)."""
+def unsettled_session_ids(lk_room: str) -> list[str]:
+    """Sessions of a LiveKit room still open, or closed with their charge not yet recorded."""
     with db.unavailable_on_failure():
-        return [
-            d["_id"] for d in db.collection(SESSIONS).find({"lkRoom": lk_room, "leftAt": None}, {"_id": 1})
-        ]
+        found = db.collection(SESSIONS).find(
+            {"lkRoom": lk_room, "$or": [{"leftAt": None}, {"chargePending": True}]}, {"_id": 1}
+        )
+        return [d["_id"] for d in found]
+
+
+def charged(session_id: str) -> None:
+    """The session's minutes are in the ledger."""
+    with db.unavailable_on_failure():
+        db.collection(SESSIONS).update_one({"_id": session_id}, {"$unset": {"chargePending": ""}})
+
+
+def pending_charges(before: datetime, limit: int = 200) -> list[dict[str, Any]]:
+    """Sessions closed before `before` whose charge was never recorded (the attempt died)."""
+    with db.unavailable_on_failure():
+        return list(
+            db.collection(SESSIONS).find({"chargePending": True, "leftAt": {"$lte": before}}).limit(limit)
+        )
 
 
 def sessions_of(org_id: str, room_id: str) -> list[dict[str, Any]]:
@@ -279,16 +307,45 @@ def schedule_recording_deletion(org_id: str, room_id: str, at: datetime) -> None
 # --- webhook ids ----------------------------------------------------------------------------------
 
 
-def claim_event(event_id: str, now: datetime, ttl: timedelta) -> bool:
-    """True if this webhook id was never handled (or an earlier attempt failed and was released)."""
+def claim_event(event_id: str, now: datetime, ttl: timedelta, lease: timedelta) -> str:
+    """Take a webhook id for handling, for `lease`: "claimed" (never handled, released, or its lease
+    ran out: the attempt holding it died), "done" (handled), or "busy" (an attempt holds it now)."""
     from pymongo.errors import DuplicateKeyError
 
     with db.unavailable_on_failure():
+        hooks = db.collection(HOOKS)
         try:
-            db.collection(HOOKS).insert_one({"_id": event_id, "at": now, "expireAt": now + ttl})
+            hooks.insert_one(
+                {
+                    "_id": event_id,
+                    "at": now,
+                    "state": "handling",
+                    "leaseUntil": now + lease,
+                    "expireAt": now + ttl,
+                }
+            )
+            return "claimed"
         except DuplicateKeyError:
-            return False
-    return True
+            pass
+        taken = hooks.find_one_and_update(
+            {"_id": event_id, "state": "handling", "leaseUntil": {"$lt": now}},
+            {"$set": {"at": now, "leaseUntil": now + lease}},
+        )
+        if taken is not None:
+            return "claimed"
+        found = hooks.find_one({"_id": event_id}, {"state": 1})
+    if found is None:  # released between our two looks: the next delivery takes it
+        return "busy"
+    # ids remembered before leases existed carry no state: they were handled
+    return "busy" if found.get("state") == "handling" else "done"
+
+
+def event_done(event_id: str) -> None:
+    """Remember a webhook id as handled (for the TTL)."""
+    with db.unavailable_on_failure():
+        db.collection(HOOKS).update_one(
+            {"_id": event_id}, {"$set": {"state": "done"}, "$unset": {"leaseUntil": ""}}
+        )
 
 
 def release_event(event_id: str) -> None:

@@ -1,9 +1,13 @@
-"""LiveKit webhooks: verify, handle each event id once, keep room and participant state, meter
+"""LiveKit webhooks: verify, handle each event, keep room and participant state, meter
 participant-minutes into the ledger and publish the domain events.
 
 Each step is idempotent on its own (sessions keyed by LiveKit's participant sid, ledger entries by
-session, domain events by LiveKit's event id), so a retry after a failure part-way through repeats
-nothing; the event-id claim makes plain replays cheap.
+session, domain events by LiveKit's event id, a room's end and its effects by `verriflo.outbox`), so
+a retry after a failure part-way through repeats nothing and completes what is left. The event id is
+claimed with a short lease, not for good, and marked done only after its handling: a delivery that
+died without a Python exception (timeout, out of memory) leaves a lease that runs out within
+minutes, and LiveKit's next retry handles the event. A delivery that finds the id leased by a live
+attempt answers 503 (LiveKit delivers it again), so a 2xx always means the work is done.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from verriflo import events
+from verriflo import events, outbox
 from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
@@ -58,14 +62,19 @@ def ingest(body: str, authorization: str | None) -> WebhookAck:
         import hashlib
 
         event_id = "body-" + hashlib.sha256(body.encode()).hexdigest()
-    ttl = timedelta(seconds=live_settings().webhook_event_ttl_s)
-    if not store.claim_event(event_id, now(), ttl):
+    settings = live_settings()
+    ttl, lease = timedelta(seconds=settings.webhook_event_ttl_s), timedelta(seconds=settings.webhook_lease_s)
+    claim = store.claim_event(event_id, now(), ttl, lease)
+    if claim == "done":
         return WebhookAck(event_id=event_id, event=event.event, duplicate=True)
+    if claim == "busy":
+        raise ServiceUnavailable("This webhook is being handled; retry shortly.")
     try:
         HANDLERS.get(event.event, _ignored)(event, event_id)
     except BaseException:
         store.release_event(event_id)  # let LiveKit's retry handle it again
         raise
+    store.event_done(event_id)
     return WebhookAck(event_id=event_id, event=event.event)
 
 
@@ -149,7 +158,8 @@ def _participant_joined(event: Any, event_id: str) -> None:
 
 
 def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str, Any] | None:
-    """Close the session (if open) and charge its minutes, once per session whatever the retries."""
+    """Close the session (if open) and charge its minutes, once per session whatever the retries
+    (`room` needs only orgId and roomId)."""
     session = store.close_session(session_id, left_at) or store.get_session(session_id)
     if session is None or session.get("leftAt") is None:
         return None
@@ -172,7 +182,17 @@ def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str
             occurred_at=session["leftAt"],
         )
     )
+    store.charged(session_id)
     return session
+
+
+def settle_charges(older_than_s: float = 60) -> int:
+    """Record the charges of sessions closed more than `older_than_s` ago whose attempt died before
+    charging (the rooms sweep); returns how many."""
+    sessions = store.pending_charges(now() - timedelta(seconds=older_than_s))
+    for session in sessions:
+        _meter(session, session["_id"], session["leftAt"])
+    return len(sessions)
 
 
 def _participant_left(event: Any, event_id: str) -> None:
@@ -196,18 +216,14 @@ def _room_finished(event: Any, event_id: str) -> None:
     if room is None:
         return
     ended = _at(event.created_at)
-    for session_id in store.open_session_ids(room["lkName"]):
+    for session_id in store.unsettled_session_ids(room["lkName"]):
         _meter(room, session_id, ended)
-    before = store.end_room(room["orgId"], room["roomId"], ended)
-    if before is None:
-        return  # ended through the API, which already published room.finished
-    logic.class_ended(room["orgId"], room["roomId"], ended)
-    events.publish(
-        "room.finished",
-        room["orgId"],
-        {"roomId": room["roomId"], "sid": room["sid"], "endedAt": ended.isoformat(), "reason": "livekit"},
-        event_id=f"room.finished.{room['sid']}",
+    store.end_room(
+        room["orgId"], room["roomId"], ended, logic.end_effects(room, ended, "livekit"), {"by": "livekit"}
     )
+    # Whoever ended the room (this webhook now, an earlier delivery of it, or the API), what the end
+    # implies and is not done yet is done here.
+    outbox.drain(store.ROOMS, room["_id"])
 
 
 def _egress(event: Any, event_id: str) -> None:

@@ -47,15 +47,19 @@ def step(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def retention(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Scheduled: delete recordings whose retention after class ran out, fail transcodes that died
-    for good (so no video stays `processing` forever), and settle pending videos whose S3 trigger
-    was lost or spent every retry (so none stays `pending` forever)."""
+    for good (so no video stays `processing` forever), settle pending videos whose S3 trigger was
+    lost or spent every retry (so none stays `pending` forever), and complete the charges and events
+    of finished videos whose own attempt was interrupted."""
     from transcode import redispatch
 
-    return {
+    result = {
         "deleted": logic.expire_recordings(),
         "stalled": logic.fail_stalled(),
         "failedInvocations": logic.failed_invocations(
             redispatch.failed_invocations(), redispatch.done, redispatch.invoke_transcode
         ),
         "pending": logic.reconcile_pending(redispatch.invoke_transcode),
+        "effects": logic.complete_effects(),
     }
+    logger.info("transcode.sweep_done", extra=result)
+    return result

@@ -5,6 +5,11 @@ the video (idempotency), download, probe, encode in one FFmpeg run while shippin
 lowest rung playable from its first segment), record usage, publish `video.ready`/`recording.ready`
 or `video.failed`. Long sources go to the chunked path instead (`start_chunked` -> `transcode_chunk`
 per chunk in a Step Functions Map, the leading finished chunks published early -> `join_chunks`).
+
+The charge and the events a finished video implies are recorded in the same update that marks it
+`completed` or `failed` (verriflo.outbox) and carried out right after; what an interrupted attempt
+left undone is carried out by the retry (the S3 retry of a finished video, the join's retry, the
+state machine's Catch) or by the scheduled sweep (`retention`), once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict
-from verriflo import events, ledger, media, objects, orgs, pricing
+from verriflo import ledger, media, objects, orgs, outbox, pricing
 from verriflo.errors import BadRequest, NotFound
 from verriflo.media import Rendition, Video
 from verriflo.observability import logger
@@ -162,7 +167,9 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
     org_id, video_id = found
     video = media.claim(org_id, video_id, claimant)
     if video is None:
-        logger.info("transcode.duplicate", extra={"video_id": video_id})
+        # Done or being done: a retry after our own finish failed part-way completes its effects.
+        done = outbox.drain(media.VIDEOS, video_id)
+        logger.info("transcode.duplicate", extra={"video_id": video_id, "effects_completed": done})
         return Result("duplicate", video_id)
     logger.append_keys(org_id=org_id, video_id=video_id)
     settings = media.media_settings()
@@ -231,13 +238,14 @@ def _record_storage(video: Video) -> None:
 
 def _failed(video: Video, message: str) -> Result:
     objects.delete_prefix(media.media_settings().media_bucket, video.media_prefix)
-    if media.fail(video, message):
-        events.publish(
-            "video.failed",
-            video.org_id,
-            _event_data(video, status="failed", message=message),
-            event_id=f"evt_video_failed_{video.id}_{video.attempt}",
-        )
+    failed = outbox.event(
+        "video.failed",
+        video.org_id,
+        _event_data(video, status="failed", message=message),
+        event_id=f"evt_video_failed_{video.id}_{video.attempt}",
+    )
+    if media.fail(video, message, [failed]):
+        outbox.drain(media.VIDEOS, video.id)
     logger.warning("transcode.failed", extra={"reason": message})
     return Result("failed", video.id, message)
 
@@ -369,28 +377,32 @@ def _finish(
     poster_key: str | None,
     thumb_keys: list[str],
 ) -> None:
-    renditions = _renditions(rungs, has_audio)
-    if not media.complete(video, renditions, poster_key, thumb_keys):
-        raise Superseded()
     minutes = Decimal(str(round(duration_s / 60, 4)))
-    ledger.record_usage(
-        ledger.UsageEvent(
-            entry_id=f"transcode:{video.id}",
-            org_id=video.org_id,
-            service="transcode",
-            credits=pricing.transcode_minutes(minutes),
-            quantity=float(minutes),
-            unit="minute",
-            room_id=video.room_id,
-            meta={"videoId": video.id, "renditions": [r.name for r in rungs]},
-        )
-    )
     data = _event_data(
         video, status="completed", durationS=round(duration_s, 3), renditions=[r.name for r in rungs]
     )
-    events.publish("video.ready", video.org_id, data, event_id=f"evt_video_ready_{video.id}")
+    effects = [
+        outbox.charge(
+            ledger.UsageEvent(
+                entry_id=f"transcode:{video.id}",
+                org_id=video.org_id,
+                service="transcode",
+                credits=pricing.transcode_minutes(minutes),
+                quantity=float(minutes),
+                unit="minute",
+                room_id=video.room_id,
+                meta={"videoId": video.id, "renditions": [r.name for r in rungs]},
+            )
+        ),
+        outbox.event("video.ready", video.org_id, data, event_id=f"evt_video_ready_{video.id}"),
+    ]
     if video.kind == "recording":
-        events.publish("recording.ready", video.org_id, data, event_id=f"evt_recording_ready_{video.id}")
+        effects.append(
+            outbox.event("recording.ready", video.org_id, data, event_id=f"evt_recording_ready_{video.id}")
+        )
+    if not media.complete(video, _renditions(rungs, has_audio), poster_key, thumb_keys, effects):
+        raise Superseded()
+    outbox.drain(media.VIDEOS, video.id)
     logger.info("transcode.completed", extra={"duration_s": duration_s, "renditions": len(rungs)})
 
 
@@ -521,6 +533,16 @@ def _publish_leading_chunks(job: ChunkJob, video: Video) -> None:
 
 def join_chunks(job: ChunkJob) -> dict[str, Any]:
     """Join the chunk playlists of every rung into one ladder and publish it."""
+    finished = media.find_video(job.video_id)
+    if (
+        finished is not None
+        and finished.org_id == job.org_id
+        and finished.claimed_by == job.claimant
+        and finished.status == "completed"
+    ):
+        # The retry of a join that completed the video but failed part-way through its effects.
+        outbox.drain(media.VIDEOS, finished.id)
+        return {"videoId": finished.id, "status": "completed"}
     video = _claimed(job)
     rungs = job.ladder()
     # A playlist already out as EVENT (published early) may only grow and end (RFC 8216 6.2.1).
@@ -548,6 +570,8 @@ def fail_chunked(job: ChunkJob, error: dict[str, Any] | None) -> dict[str, Any]:
     try:
         video = _claimed(job)
     except Superseded:
+        # Finished by an attempt that failed after: what it left undone is done here.
+        outbox.drain(media.VIDEOS, job.video_id)
         return {"videoId": job.video_id, "status": "superseded"}
     cause = str((error or {}).get("Error", "error"))
     logger.error("transcode.chunked_failed", extra={"error": cause})
@@ -571,6 +595,11 @@ def expire_recordings() -> int:
     return len(expired)
 
 
+def complete_effects() -> int:
+    """Carry out what finished videos imply and their own attempt left undone; returns how many."""
+    return outbox.sweep(media.VIDEOS)
+
+
 def fail_stalled() -> int:
     """Fail videos whose transcode died for good (retries spent, lease long gone); returns how many."""
     stalled = media.stalled()
@@ -587,13 +616,14 @@ NEVER_ARRIVED = "The upload never arrived before its upload URL expired; create 
 
 
 def _fail_unclaimed(video: Video, message: str) -> str:
-    if media.fail_unclaimed(video.org_id, video.id, message):
-        events.publish(
-            "video.failed",
-            video.org_id,
-            _event_data(video, status="failed", message=message),
-            event_id=f"evt_video_failed_{video.id}_{video.attempt}",
-        )
+    failed = outbox.event(
+        "video.failed",
+        video.org_id,
+        _event_data(video, status="failed", message=message),
+        event_id=f"evt_video_failed_{video.id}_{video.attempt}",
+    )
+    if media.fail_unclaimed(video.org_id, video.id, message, [failed]):
+        outbox.drain(media.VIDEOS, video.id)
         logger.warning("transcode.reconcile_failed", extra={"video_id": video.id, "reason": message})
     return "failed"
 

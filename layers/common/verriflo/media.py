@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from verriflo import db
+from verriflo import db, outbox
 from verriflo.errors import BadRequest, NotFound
 from verriflo.orgs import new_id, now
 from verriflo.settings import EnvSettings, SettingsConfigDict
@@ -112,6 +112,7 @@ def _indexes():
 
 
 db.register_indexes(VIDEOS, _indexes)
+db.register_indexes(VIDEOS, outbox.indexes)
 
 
 class Rendition(BaseModel):
@@ -526,54 +527,69 @@ def chunk_done(video: Video, index: int) -> int:
 
 
 def complete(
-    video: Video, renditions: list[Rendition], poster_key: str | None, thumbnail_keys: list[str]
+    video: Video,
+    renditions: list[Rendition],
+    poster_key: str | None,
+    thumbnail_keys: list[str],
+    effects: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """The whole ladder is published."""
+    """The whole ladder is published; `effects` (verriflo.outbox) are recorded in the same update."""
     at = now()
     return _fenced(
         video,
-        {
-            "$set": {
-                "status": "completed",
-                "progress": 100,
-                "playable": True,
-                "renditions": [r.model_dump() for r in renditions],
-                "posterKey": poster_key,
-                "thumbnailKeys": thumbnail_keys,
-                "message": "Ready to play.",
-                "completedAt": at,
-                "leaseUntil": None,
-            }
-        },
+        outbox.with_effects(
+            {
+                "$set": {
+                    "status": "completed",
+                    "progress": 100,
+                    "playable": True,
+                    "renditions": [r.model_dump() for r in renditions],
+                    "posterKey": poster_key,
+                    "thumbnailKeys": thumbnail_keys,
+                    "message": "Ready to play.",
+                    "completedAt": at,
+                    "leaseUntil": None,
+                }
+            },
+            effects or [],
+        ),
     )
 
 
-def fail(video: Video, message: str) -> bool:
-    """Give up on the video with a message its owner can act on."""
+def fail(video: Video, message: str, effects: list[dict[str, Any]] | None = None) -> bool:
+    """Give up on the video with a message its owner can act on (`effects` as for `complete`)."""
     return _fenced(
         video,
-        {
-            "$set": {
-                "status": "failed",
-                "playable": False,
-                "renditions": [],
-                "posterKey": None,
-                "thumbnailKeys": [],
-                "message": message,
-                "leaseUntil": None,
-            }
-        },
+        outbox.with_effects(
+            {
+                "$set": {
+                    "status": "failed",
+                    "playable": False,
+                    "renditions": [],
+                    "posterKey": None,
+                    "thumbnailKeys": [],
+                    "message": message,
+                    "leaseUntil": None,
+                }
+            },
+            effects or [],
+        ),
     )
 
 
-def fail_unclaimed(org_id: str, video_id: str, message: str) -> bool:
-    """Fail a pending video before any claim (e.g. an upload larger than declared)."""
+def fail_unclaimed(
+    org_id: str, video_id: str, message: str, effects: list[dict[str, Any]] | None = None
+) -> bool:
+    """Fail a pending video before any claim (e.g. an upload that never came), recording `effects`
+    (as for `complete`) in the same update."""
     with db.unavailable_on_failure():
         return (
             db.collection(VIDEOS)
             .update_one(
                 {"_id": video_id, "orgId": org_id, "status": "pending"},
-                {"$set": {"status": "failed", "message": message, "updatedAt": now()}},
+                outbox.with_effects(
+                    {"$set": {"status": "failed", "message": message, "updatedAt": now()}}, effects or []
+                ),
             )
             .matched_count
             == 1
