@@ -281,8 +281,12 @@ def _as_missing(reply) -> tuple[int, Any]:
     """The answer with the room id the caller named taken out (it only echoes the request)."""
     data = dict(reply.data)
     data.pop("roomId", None)
-    assert data["exists"] is False, reply.body
     return reply.status, data
+
+
+def _error(reply) -> str:
+    """The envelope's error code ("" for a success, or a body that is no envelope: a playlist)."""
+    return reply.body.get("error", "") if isinstance(reply.body, dict) else ""
 
 
 def _id_operations() -> list[tuple[str, str]]:
@@ -327,8 +331,8 @@ def test_another_orgs_ids_are_404_on_every_operation_and_change_nothing(
                 _send(method, path, headers, {"room_id": "never-made"}, ctx)
             )
         else:
-            ok = reply.status == 404 and (reply.body or {}).get("error") == "NOT_FOUND" and not named
-        matrix.append((method, path, reply.status, (reply.body or {}).get("error", "")))
+            ok = reply.status == 404 and _error(reply) == "NOT_FOUND" and not named
+        matrix.append((method, path, reply.status, _error(reply)))
         if not ok:
             leaks.append((method, path, reply.status, reply.body))
 
@@ -355,8 +359,9 @@ def test_another_orgs_ids_are_404_on_every_operation_and_change_nothing(
         assert own.status == 200, (method, path, own.status, own.body)  # the id is real and playable
         reply = _send(method, path, {}, params_of[(method, path)], ctx, query={"token": b_token})
         calls += 1
-        matrix.append((method, path, reply.status, (reply.body or {}).get("error", "")))
-        if reply.status != 403 or MARK in json.dumps(reply.body):
+        matrix.append((method, path, reply.status, _error(reply)))
+        refused = reply.status == 403 and _error(reply) == "FORBIDDEN"
+        if not refused or MARK in json.dumps(reply.body):
             leaks.append((method, path, reply.status, reply.body))
 
     after = _snapshot(org.id, livekit)
@@ -367,7 +372,7 @@ def test_another_orgs_ids_are_404_on_every_operation_and_change_nothing(
         print(f"{method + ' ' + path:72} {status:>6} {error}")
     print(f"tenant matrix: {len(operations)} operations, {calls} calls, {len(leaks)} leaks")
 
-    assert len(operations) == 46 and calls == len(operations)
+    assert calls == len(operations) > 0
     assert leaks == [], "\n".join(map(str, leaks))
     assert after == before, "org B's calls changed org A's data"
     assert after_reads == before_reads
