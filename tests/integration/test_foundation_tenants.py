@@ -23,12 +23,13 @@ from ai_support import (
 from livekit_support import LiveKit, fund
 from media_support import UPLOADS, make_video, use_media_env
 from support import EVENTS, api_event, call
-from tutor_support import add_notes, open_class
+from tutor_support import add_notes, join, open_class
 from verriflo import auth, db, media, playback
 
 pytest_plugins = ["webhook_fixtures", "livekit_support"]
 
 MARK = "Zebrafish"  # in every name A gives its resources; B's bodies never contain it
+MIC = [{"type": "AUDIO", "source": "MICROPHONE"}]
 A_NAMES = {
     "room": f"{MARK} physics",
     "material": f"{MARK} lecture notes",
@@ -96,8 +97,10 @@ def _send(method: str, path: str, headers, params, ctx, body: Any = None, query=
     return call(_handler_of(method, path), _request(method, path, headers, params, body, query), ctx)
 
 
-def _body_for(method: str, path: str) -> Any:
+def _body_for(method: str, path: str, ids: dict[str, str]) -> Any:
     """A body that passes validation, so only the lookup of the id can refuse it (None: the sample's)."""
+    if path.endswith("/mute"):
+        return {"trackSid": ids["track_sid"], "muted": True}
     if path.endswith("/{endpoint_id}/replay"):
         return {"since": (datetime.now(UTC) - timedelta(days=1)).isoformat()}
     return None
@@ -168,6 +171,9 @@ def org_a(org, livekit: LiveKit, webhook_env, media_env, model, lambda_context, 
     """Org A's real resources, made through the API; the ids of each path parameter."""
     ctx, h = lambda_context, org.headers
     room = open_class(org, livekit, ctx, room_id="tenant-a-room", title=A_NAMES["room"])
+    # a second teacher who publishes a microphone: B's mute request names A's real track
+    speaker = livekit.join(f"{org.id}.{room.room_id}", join(org, ctx, room.room_id, "t-2", "TEACHER"), MIC)
+    livekit.pump(_handler_of("POST", "/v1/room/create"), ctx, "participant_joined")
     recording = _created(
         _send("POST", "/v1/room/{room_id}/recording/start", h, {"room_id": room.room_id}, ctx)
     )
@@ -241,7 +247,8 @@ def org_a(org, livekit: LiveKit, webhook_env, media_env, model, lambda_context, 
     )["key"]
     return {
         "room_id": room.room_id,
-        "uid": "s-1",
+        "uid": "t-2",
+        "track_sid": speaker["tracks"][0]["sid"],
         "egress_id": recording["egressId"],
         "material_id": material.get("materialId") or material["id"],
         "video_id": video.id,
@@ -322,7 +329,9 @@ def test_another_orgs_ids_are_404_on_every_operation_and_change_nothing(
         if _is_stream(path):
             continue
         headers = b_headers["owner"] if path.startswith("/v1/keys/") else b_headers["api"]
-        reply = _send(method, path, headers, params_of[(method, path)], ctx, body=_body_for(method, path))
+        reply = _send(
+            method, path, headers, params_of[(method, path)], ctx, body=_body_for(method, path, org_a)
+        )
         calls += 1
         text = json.dumps(reply.body)
         named = [n for n in A_NAMES.values() if n in text] + ([MARK] if MARK in text else [])
