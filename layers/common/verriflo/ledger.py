@@ -546,15 +546,6 @@ def spent_milli(
     return int(rows[0]["total"]) if rows else 0
 
 
-def check_caps(
-    org_id: str, needed_milli: int, *, room_id: str | None = None, student_id: str | None = None
-) -> None:
-    """Raise InsufficientCredits (402) if spending `needed_milli` more would pass one of the org's caps."""
-    with db.unavailable_on_failure():
-        doc = db.collection(BALANCES).find_one({"_id": org_id}, {"caps": 1}) or {}
-    _check_caps(org_id, doc, needed_milli, room_id=room_id, student_id=student_id)
-
-
 def _check_caps(
     org_id: str, doc: dict[str, Any], needed_milli: int, *, room_id: str | None, student_id: str | None
 ) -> None:
@@ -642,11 +633,6 @@ def _expire_one(g: dict[str, Any]) -> LedgerEntry:
         "ledger.grant_expired", extra={"org_id": org_id, "grant": g["entryId"], "removed_milli": left}
     )
     return entry
-
-
-def in_days(days: float) -> datetime:
-    """A time `days` from now (grant expiries)."""
-    return now() + timedelta(days=days)
 
 
 def drift_milli(org_id: str) -> int:
