@@ -27,8 +27,18 @@ def egress_file(org_id: str, room_id: str, tmp_path, *, ours: bool = True) -> st
 
     key = f"recordings/{org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
     if ours:
-        record = {"_id": "EG_" + uuid.uuid4().hex[:12], "orgId": org_id, "roomId": room_id}
-        store.insert_recording(record | {"bucket": RECORDINGS, "key": key, "status": "EGRESS_ACTIVE"})
+        record = store.EgressRecording(
+            id="EG_" + uuid.uuid4().hex[:12],
+            org_id=org_id,
+            room_id=room_id,
+            status="EGRESS_ACTIVE",
+            layout="grid",
+            preset="H264_1080P_30",
+            bucket=RECORDINGS,
+            key=key,
+            started_at=media.now(),
+        )
+        store.insert_recording(record)
     path = make_video(tmp_path / "rec.mp4", width=320, height=180, seconds=2)
     boto3.client("s3").upload_file(str(path), RECORDINGS, key)
     return key
@@ -125,13 +135,14 @@ def open_room(org_id: str, room_id: str) -> None:
     from rooms import store
 
     store.insert_room(
-        {
-            "orgId": org_id,
-            "roomId": room_id,
-            "lkName": f"{org_id}.{room_id}",
-            "status": "open",
-            "endedAt": None,
-        }
+        store.Room(
+            org_id=org_id,
+            room_id=room_id,
+            title=room_id,
+            lk_name=f"{org_id}.{room_id}",
+            sid="RM_" + uuid.uuid4().hex[:12],
+            created_at=media.now(),
+        )
     )
 
 

@@ -21,7 +21,7 @@ from verriflo.auth import OrgContext
 from verriflo.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from verriflo.orgs import now
 
-from rooms import lk, media, store
+from rooms import lk, recording_links, store
 from rooms.config import live_settings
 from rooms.models import (
     CreateRoom,
@@ -80,15 +80,15 @@ def class_ended(org_id: str, room_id: str, ended_at: datetime) -> None:
 outbox.register("rooms.class_ended", class_ended)
 
 
-def end_effects(room: dict[str, Any], ended_at: datetime, reason: str) -> list[dict[str, Any]]:
+def end_effects(room: store.Room, ended_at: datetime, reason: str) -> list[dict[str, Any]]:
     """What ending this room implies, recorded with the end (ids are the room's: a redo is the same)."""
     return [
-        outbox.call("rooms.class_ended", org_id=room["orgId"], room_id=room["roomId"], ended_at=ended_at),
+        outbox.call("rooms.class_ended", org_id=room.org_id, room_id=room.room_id, ended_at=ended_at),
         outbox.event(
             "room.finished",
-            room["orgId"],
-            {"roomId": room["roomId"], "sid": room["sid"], "endedAt": ended_at.isoformat(), "reason": reason},
-            event_id=f"room.finished.{room['sid']}",
+            room.org_id,
+            {"roomId": room.room_id, "sid": room.sid, "endedAt": ended_at.isoformat(), "reason": reason},
+            event_id=f"room.finished.{room.sid}",
         ),
     ]
 
@@ -104,39 +104,37 @@ def _reused(room_id: str) -> ValidationFailed:
     )
 
 
-def _live_room(org: OrgContext, room_id: str) -> dict[str, Any]:
+def _live_room(org: OrgContext, room_id: str) -> store.Room:
     room = store.find_room(org.org_id, room_id)
     if room is None:
         raise NotFound(f"No room '{room_id}' in this organisation.")
-    if room.get("status") == "ended":
+    if room.is_ended:
         raise Gone(f"The class in room '{room_id}' has ended.")
     return room
 
 
-def _known_room(org: OrgContext, room_id: str) -> dict[str, Any]:
+def _known_room(org: OrgContext, room_id: str) -> store.Room:
     room = store.find_room(org.org_id, room_id)
     if room is None:
         raise NotFound(f"No room '{room_id}' in this organisation.")
     return room
 
 
-def _join(
-    room: dict[str, Any], participant: Participant, given: dict[str, Any], default_role: str
-) -> JoinInfo:
+def _join(room: store.Room, participant: Participant, given: dict[str, Any], default_role: str) -> JoinInfo:
     role = participant.role or default_role
-    customization = effective_customization(room.get("customization") or {}, given)
+    customization = effective_customization(room.customization, given)
     grants = grants_for(role, customization)
     metadata = {
         "role": role,
-        "roomId": room["roomId"],
-        "title": room["title"],
+        "roomId": room.room_id,
+        "title": room.title,
         "customization": customization,
     }
     settings = live_settings()
     token, expires = lk.mint_token(
         identity=participant.uid,
         name=participant.name,
-        room=room["lkName"],
+        room=room.lk_name,
         grants=grants,
         metadata=metadata,
         ttl_s=settings.join_token_ttl_s,
@@ -170,23 +168,19 @@ def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
         max_participants=body.settings.max_participants,
         metadata={"orgId": org.org_id, "roomId": body.room_id, "title": body.title},
     )
-    room = {
-        "orgId": org.org_id,
-        "roomId": body.room_id,
-        "title": body.title,
-        "lkName": name,
-        "sid": sid,
-        "status": "open",
-        "customization": customization,
-        "settings": body.settings.model_dump(by_alias=True),
-        "createdBy": body.participant.uid,
-        "createdAt": now(),
-        "startedAt": None,
-        "endedAt": None,
-        "activeEgressId": None,
-    }
+    room = store.Room(
+        org_id=org.org_id,
+        room_id=body.room_id,
+        title=body.title,
+        lk_name=name,
+        sid=sid,
+        customization=customization,
+        settings=body.settings.model_dump(by_alias=True),
+        created_by=body.participant.uid,
+        created_at=now(),
+    )
     try:
-        store.insert_room(room)
+        room = store.insert_room(room)
     except Conflict as exc:
         # Lost a race with a concurrent create of the same roomId; the winner owns the LiveKit room.
         raise _reused(body.room_id) from exc
@@ -206,19 +200,19 @@ def room_status(org: OrgContext, room_id: str) -> RoomStatus:
     room = store.find_room(org.org_id, room_id)
     if room is None:
         return RoomStatus(exists=False, room_id=room_id)
-    active = room.get("status") != "ended"
+    active = not room.is_ended
     count = store.connected(org.org_id, room_id) if active else 0
     teacher = count > 0 and store.connected(org.org_id, room_id, roles=["TEACHER", "ADMIN"], limit=1) > 0
     return RoomStatus(
         exists=True,
         is_active=active,
         room_id=room_id,
-        title=room["title"],
+        title=room.title,
         participant_count=count,
         has_teacher=teacher,
-        is_recording=active and room.get("activeEgressId") is not None,
-        created_at=room["createdAt"],
-        started_at=room.get("startedAt"),
+        is_recording=active and room.active_egress_id is not None,
+        created_at=room.created_at,
+        started_at=room.started_at,
     )
 
 
@@ -228,31 +222,29 @@ def destroy_room(org: OrgContext, room_id: str) -> RoomDestroyed:
     A retry of a destroy that ended the room but failed before its effects were all carried out
     completes them and answers as the first attempt would have; once they are done it is 410."""
     room = _known_room(org, room_id)
-    if room.get("status") == "ended":
-        if room.get(outbox.FIELD) and (room.get("ended") or {}).get("by") == "api":
-            outbox.drain(store.ROOMS, room["_id"])
-            return _destroyed(room_id, room["ended"], room["endedAt"])
+    if room.is_ended:
+        if room.pending_effects and room.ended is not None and room.ended.by == "api" and room.ended_at:
+            store.carry_out_effects(room)
+            return _destroyed(room_id, room.ended, room.ended_at)
         raise Gone(f"The class in room '{room_id}' has ended.")
-    present = [p for p in lk.list_participants(room["lkName"]) if p.is_standard]
-    lk.delete_room(room["lkName"])
+    present = [p for p in lk.list_participants(room.lk_name) if p.is_standard]
+    lk.delete_room(room.lk_name)
     ended_at = now()
-    ended = {
-        "by": "api",
-        "participantsDisconnected": len(present),
-        "wasRecording": room.get("activeEgressId") is not None,
-    }
+    ended = store.Ending(
+        by="api", participants_disconnected=len(present), was_recording=room.active_egress_id is not None
+    )
     before = store.end_room(org.org_id, room_id, ended_at, end_effects(room, ended_at, "api"), ended)
     if before is None:
         raise Gone(f"The class in room '{room_id}' has ended.")
-    outbox.drain(store.ROOMS, before["_id"])
+    store.carry_out_effects(before)
     return _destroyed(room_id, ended, ended_at)
 
 
-def _destroyed(room_id: str, ended: dict[str, Any], ended_at: datetime) -> RoomDestroyed:
+def _destroyed(room_id: str, ended: store.Ending, ended_at: datetime) -> RoomDestroyed:
     return RoomDestroyed(
         room_id=room_id,
-        participants_disconnected=ended["participantsDisconnected"],
-        was_recording=ended["wasRecording"],
+        participants_disconnected=ended.participants_disconnected,
+        was_recording=ended.was_recording,
         ended_at=ended_at,
     )
 
@@ -264,18 +256,15 @@ def room_summary(org: OrgContext, room_id: str) -> RoomSummary:
     room = _known_room(org, room_id)
     sessions = store.sessions_of(org.org_id, room_id)
     current = now()
-    stays = [
-        s.get("seconds") if s.get("leftAt") else (current - s["joinedAt"]).total_seconds() for s in sessions
-    ]
-    finished = room.get("status") == "ended"
+    stays = [s.seconds if s.left_at else (current - s.joined_at).total_seconds() for s in sessions]
     return RoomSummary(
         room_id=room_id,
-        room_name=room["title"],
+        room_name=room.title,
         total_credits=from_milli(store.room_credits_milli(org.org_id, room_id)),
-        total_participants=len({s["uid"] for s in sessions}),
+        total_participants=len({s.uid for s in sessions}),
         avg_stay=round(sum(stays) / len(stays), 1) if stays else 0.0,
-        timestamps=Timestamps(started_at=room.get("startedAt"), ended_at=room.get("endedAt")),
-        status="finished" if finished else "live",
+        timestamps=Timestamps(started_at=room.started_at, ended_at=room.ended_at),
+        status="finished" if room.is_ended else "live",
     )
 
 
@@ -285,7 +274,7 @@ def room_summary(org: OrgContext, room_id: str) -> RoomSummary:
 def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> RecordingStarted:
     """Start a room-composite recording, if the room allows it and a teacher's right is present."""
     room = _live_room(org, room_id)
-    if (room.get("customization") or {}).get("allowRecording") is False:
+    if room.customization.get("allowRecording") is False:
         raise Forbidden("Recording is turned off for this room (customization.allowRecording is false).")
     roles = sorted(RECORDING_ROLES)
     if body.requested_by is not None:
@@ -293,7 +282,7 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
             raise Forbidden("Only a connected TEACHER or ADMIN of this room may start a recording.")
     elif not store.connected(org.org_id, room_id, roles=roles, limit=1):
         raise Forbidden("A recording needs a TEACHER or ADMIN in the room.")
-    if room.get("activeEgressId"):
+    if room.active_egress_id:
         raise Conflict("A recording is already running in this room.")
     # The key shape the transcoder recognises (verriflo.media.RECORDING_KEY).
     key = f"recordings/{org.org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
@@ -301,7 +290,7 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
 
     bucket = media_settings().recordings_bucket
     egress_id = lk.start_recording(
-        room["lkName"],
+        room.lk_name,
         layout=body.options.layout,
         preset=body.options.preset,
         bucket=bucket,
@@ -312,23 +301,19 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
         raise Conflict("A recording is already running in this room.")
     started = now()
     store.insert_recording(
-        {
-            "_id": egress_id,
-            "orgId": org.org_id,
-            "roomId": room_id,
-            "status": "EGRESS_STARTING",
-            "layout": body.options.layout,
-            "preset": body.options.preset,
-            "showLogo": body.options.show_logo,
-            "bucket": bucket,
-            "key": key,
-            "requestedBy": body.requested_by,
-            "startedAt": started,
-            "endedAt": None,
-            "size": None,
-            "duration": None,
-            "deleteAt": None,
-        }
+        store.EgressRecording(
+            id=egress_id,
+            org_id=org.org_id,
+            room_id=room_id,
+            status="EGRESS_STARTING",
+            layout=body.options.layout,
+            preset=body.options.preset,
+            show_logo=body.options.show_logo,
+            bucket=bucket,
+            key=key,
+            requested_by=body.requested_by,
+            started_at=started,
+        )
     )
     return RecordingStarted(egress_id=egress_id, room_id=room_id, started_at=started)
 
@@ -336,34 +321,33 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
 def stop_recording(org: OrgContext, room_id: str, body: StopRecording) -> RecordingStopped:
     """Stop the room's recording; the file is reported ready by LiveKit's egress_ended webhook."""
     room = _live_room(org, room_id)
-    egress_id = body.egress_id or room.get("activeEgressId")
+    egress_id = body.egress_id or room.active_egress_id
     if egress_id is None:
         raise Conflict("No recording is running in this room.")
     if store.find_recording(org.org_id, room_id, egress_id) is None:
         raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
     status = lk.stop_recording(egress_id)
     store.release_recording_slot(org.org_id, room_id, egress_id)
-    store.update_recording(egress_id, {"status": status})
+    store.update_recording(egress_id, store.RecordingReport(status=status))
     return RecordingStopped(egress_id=egress_id, room_id=room_id, status=status, stopped_at=now())
 
 
-def _available_until(room: dict[str, Any]) -> datetime | None:
-    ended = room.get("endedAt")
-    return ended + retention() if ended else None
+def _available_until(room: store.Room) -> datetime | None:
+    return room.ended_at + retention() if room.ended_at else None
 
 
-def _recording(doc: dict[str, Any], until: datetime | None) -> Recording:
-    ready = doc["status"] == "EGRESS_COMPLETE" and (until is None or until > now())
+def _recording(found: store.EgressRecording, until: datetime | None) -> Recording:
+    ready = found.status == "EGRESS_COMPLETE" and (until is None or until > now())
     return Recording(
-        egress_id=doc["_id"],
-        status=doc["status"],
-        layout=doc["layout"],
-        preset=doc["preset"],
-        show_logo=doc.get("showLogo", False),
-        started_at=doc["startedAt"],
-        ended_at=doc.get("endedAt"),
-        duration=doc.get("duration"),
-        size=doc.get("size"),
+        egress_id=found.id,
+        status=found.status,
+        layout=found.layout,
+        preset=found.preset,
+        show_logo=found.show_logo,
+        started_at=found.started_at,
+        ended_at=found.ended_at,
+        duration=found.duration,
+        size=found.size,
         available_until=until,
         downloadable=ready,
     )
@@ -381,38 +365,38 @@ def list_recordings(org: OrgContext, room_id: str) -> RecordingList:
 def download_recording(org: OrgContext, room_id: str, egress_id: str) -> RecordingDownload:
     """A short-lived link to the MP4, while it is kept (6 hours after class)."""
     room = _known_room(org, room_id)
-    doc = store.find_recording(org.org_id, room_id, egress_id)
-    if doc is None:
+    found = store.find_recording(org.org_id, room_id, egress_id)
+    if found is None:
         raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
     until = _available_until(room)
     current = now()
     if until is not None and until <= current:
         raise Gone("Recordings are kept for 6 hours after class; this one was deleted.")
-    if doc["status"] != "EGRESS_COMPLETE":
-        raise Conflict(f"The recording is not ready yet (status {doc['status']}).")
+    if found.status != "EGRESS_COMPLETE":
+        raise Conflict(f"The recording is not ready yet (status {found.status}).")
     from verriflo import media as media_records
 
-    if not media_records.recording_location(org.org_id, room_id, doc.get("bucket"), doc.get("key")):
+    if not media_records.recording_location(org.org_id, room_id, found.bucket, found.key):
         # Only ever a record from before recordings were fenced: never presign somewhere else.
         raise NotFound(f"No recording '{egress_id}' in room '{room_id}'.")
     ttl = live_settings().download_url_ttl_s
     if until is not None:
         ttl = max(60, min(ttl, int((until - current).total_seconds())))
-    url = media.download_url(doc["bucket"], doc["key"], ttl, f"{room_id}-{egress_id}.mp4")
+    url = recording_links.download_url(found.bucket, found.key, ttl, f"{room_id}-{egress_id}.mp4")
     return RecordingDownload(egress_id=egress_id, url=url, expires_at=current + timedelta(seconds=ttl))
 
 
 # --- participants ---------------------------------------------------------------------------------
 
 
-def _view(person: lk.Person, session: dict[str, Any] | None) -> ParticipantView:
+def _view(person: lk.Person, role: str | None) -> ParticipantView:
     """A participant as LiveKit sees them, with the role from our session records (LiveKit's
     metadata is shown to, and could be written by, clients: never taken as a role)."""
     perm = person.permission
     return ParticipantView(
         uid=person.identity,
         name=person.name,
-        role=session.get("role") if session else None,
+        role=role,
         state=person.state,
         joined_at=person.joined_at,
         tracks=[Track(sid=t.sid, source=t.source, type=t.type, muted=t.muted) for t in person.tracks],
@@ -428,30 +412,36 @@ def _view(person: lk.Person, session: dict[str, Any] | None) -> ParticipantView:
     )
 
 
-def _present(room: dict[str, Any], uid: str) -> lk.Person:
-    for info in lk.list_participants(room["lkName"]):
+def _present(room: store.Room, uid: str) -> lk.Person:
+    for info in lk.list_participants(room.lk_name):
         if info.identity == uid:
             return info
-    raise NotFound(f"No participant '{uid}' is connected to room '{room['roomId']}'.")
+    raise NotFound(f"No participant '{uid}' is connected to room '{room.room_id}'.")
 
 
-def _session(org: OrgContext, room_id: str, uid: str) -> dict[str, Any] | None:
+def _session(org: OrgContext, room_id: str, uid: str) -> store.Session | None:
     return store.open_sessions(org.org_id, room_id, uid).get(uid)
+
+
+def _role(session: store.Session | None) -> str | None:
+    return session.role if session else None
 
 
 def list_participants(org: OrgContext, room_id: str) -> ParticipantList:
     """Who is in the class now, as LiveKit sees it."""
     room = _live_room(org, room_id)
-    people = [p for p in lk.list_participants(room["lkName"]) if p.is_standard]
+    people = [p for p in lk.list_participants(room.lk_name) if p.is_standard]
     sessions = store.open_sessions(org.org_id, room_id) if people else {}
-    return ParticipantList(room_id=room_id, participants=[_view(p, sessions.get(p.identity)) for p in people])
+    return ParticipantList(
+        room_id=room_id, participants=[_view(p, _role(sessions.get(p.identity))) for p in people]
+    )
 
 
 def remove_participant(org: OrgContext, room_id: str, uid: str) -> ParticipantRemoved:
     """Disconnect a participant (their page posts `participant_removed`)."""
     room = _live_room(org, room_id)
     _present(room, uid)
-    lk.remove_participant(room["lkName"], uid)
+    lk.remove_participant(room.lk_name, uid)
     return ParticipantRemoved(room_id=room_id, uid=uid)
 
 
@@ -461,8 +451,8 @@ def mute_track(org: OrgContext, room_id: str, uid: str, body: MuteTrack) -> Part
     info = _present(room, uid)
     if body.track_sid not in {t.sid for t in info.tracks}:
         raise NotFound(f"Participant '{uid}' publishes no track '{body.track_sid}'.")
-    lk.mute_track(room["lkName"], uid, body.track_sid, body.muted)
-    return _view(_present(room, uid), _session(org, room_id, uid))
+    lk.mute_track(room.lk_name, uid, body.track_sid, body.muted)
+    return _view(_present(room, uid), _role(_session(org, room_id, uid)))
 
 
 def update_participant(org: OrgContext, room_id: str, uid: str, body: UpdateParticipant) -> ParticipantView:
@@ -473,16 +463,14 @@ def update_participant(org: OrgContext, room_id: str, uid: str, body: UpdatePart
     from them: nothing the participant's client could have written is read."""
     room = _live_room(org, room_id)
     _present(room, uid)
-    session = _session(org, room_id, uid) or {}
-    role = body.role or session.get("role") or "STUDENT"
-    customization = effective_customization(
-        room.get("customization") or {}, session.get("customization") or {}
-    )
+    session = _session(org, room_id, uid)
+    role = body.role or _role(session) or "STUDENT"
+    customization = effective_customization(room.customization, session.customization if session else {})
     grants: Grants = grants_for(role, customization)
     if body.permissions is not None:
         grants = with_changes(grants, body.permissions.model_dump(by_alias=False))
-    meta = {"role": role, "roomId": room_id, "title": room["title"], "customization": customization}
-    updated = lk.update_participant(room["lkName"], uid, grants=grants, metadata=meta, name=body.name)
+    meta = {"role": role, "roomId": room_id, "title": room.title, "customization": customization}
+    updated = lk.update_participant(room.lk_name, uid, grants=grants, metadata=meta, name=body.name)
     if body.role:
         store.set_session_role(org.org_id, room_id, uid, role)
-    return _view(updated, {"role": role})
+    return _view(updated, role)

@@ -1,17 +1,23 @@
 """MongoDB access for classrooms: rooms (tombstones kept forever, with the outbox of their end),
 participant sessions, recordings and the LiveKit webhook ids being or already handled. Every query
-names the org."""
+names the org.
 
-from __future__ import annotations
+What this module returns and takes are the typed records below (`Room`, `Session`,
+`EgressRecording`): no pymongo or bson type leaves it. Their attributes are snake_case; the aliases
+are the stored (camelCase) field names.
+"""
+
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every record class below, a cost every cold start pays.
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from verriflo import db, outbox
 from verriflo.errors import Conflict
 
 ROOMS, SESSIONS, RECORDINGS, HOOKS = "rooms", "room_sessions", "recordings", "livekit_events"
-TEACHING = ["TEACHER", "MODERATOR", "ADMIN"]
 FINAL = ["EGRESS_COMPLETE", "EGRESS_FAILED", "EGRESS_ABORTED", "EGRESS_LIMIT_REACHED", "DELETED"]
 
 
@@ -57,30 +63,146 @@ db.register_indexes(RECORDINGS, _recording_indexes)
 db.register_indexes(HOOKS, _hook_indexes)
 
 
+# --- records -------------------------------------------------------------------------------------
+
+_RECORD = ConfigDict(defer_build=True, populate_by_name=True)
+
+
+def _text(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+# A room's MongoDB `_id` (an ObjectId) as text: only this module turns it back (`_object_id`).
+Key = Annotated[str | None, BeforeValidator(_text)]
+
+
+class Ending(BaseModel):
+    """How a class ended: by the API's destroy (with what it found) or by LiveKit closing the room."""
+
+    model_config = _RECORD
+
+    by: Literal["api", "livekit"] | None = None
+    participants_disconnected: int = Field(default=0, alias="participantsDisconnected")
+    was_recording: bool = Field(default=False, alias="wasRecording")
+
+
+class Room(BaseModel):
+    """A classroom as stored: open, or ended and kept as a tombstone (its roomId is never reused)."""
+
+    model_config = _RECORD
+
+    key: Key = Field(default=None, alias="_id")
+    org_id: str = Field(alias="orgId")
+    room_id: str = Field(alias="roomId")
+    title: str
+    lk_name: str = Field(alias="lkName")
+    sid: str
+    status: Literal["open", "ended"] = "open"
+    customization: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    created_by: str | None = Field(default=None, alias="createdBy")
+    created_at: datetime = Field(alias="createdAt")
+    started_at: datetime | None = Field(default=None, alias="startedAt")
+    ended_at: datetime | None = Field(default=None, alias="endedAt")
+    active_egress_id: str | None = Field(default=None, alias="activeEgressId")
+    ended: Ending | None = None
+    # what its end implies and is not carried out yet (verriflo.outbox writes it; never written here)
+    pending_effects: list[dict[str, Any]] = Field(default_factory=list, alias=outbox.FIELD, exclude=True)
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status == "ended"
+
+
+class Session(BaseModel):
+    """One participant's stay in a room, keyed by LiveKit's room and participant sids."""
+
+    model_config = _RECORD
+
+    id: str = Field(alias="_id")
+    org_id: str = Field(alias="orgId")
+    room_id: str = Field(alias="roomId")
+    lk_room: str = Field(alias="lkRoom")
+    uid: str
+    name: str = ""
+    role: str
+    customization: dict[str, Any] = Field(default_factory=dict)
+    joined_at: datetime = Field(alias="joinedAt")
+    left_at: datetime | None = Field(default=None, alias="leftAt")
+    seconds: float | None = None
+
+
+class EgressRecording(BaseModel):
+    """A recording our API started (LiveKit Egress `id`), and what LiveKit reported of it since."""
+
+    model_config = _RECORD
+
+    id: str = Field(alias="_id")
+    org_id: str = Field(alias="orgId")
+    room_id: str = Field(alias="roomId")
+    status: str
+    layout: str
+    preset: str
+    show_logo: bool = Field(default=False, alias="showLogo")
+    bucket: str | None = None
+    key: str | None = None
+    requested_by: str | None = Field(default=None, alias="requestedBy")
+    started_at: datetime = Field(alias="startedAt")
+    ended_at: datetime | None = Field(default=None, alias="endedAt")
+    size: int | None = None
+    duration: float | None = None
+    error: str | None = None
+    delete_at: datetime | None = Field(default=None, alias="deleteAt")
+
+
+class RecordingReport(BaseModel):
+    """What one LiveKit report changes in a recording (fields left None are not reported)."""
+
+    model_config = _RECORD
+
+    status: str
+    ended_at: datetime | None = Field(default=None, alias="endedAt")
+    size: int | None = None
+    duration: float | None = None
+    error: str | None = None
+
+
+def _object_id(key: str) -> Any:
+    from bson import ObjectId
+
+    return ObjectId(key) if ObjectId.is_valid(key) else key
+
+
+def _room(doc: dict[str, Any] | None) -> Room | None:
+    return Room.model_validate(doc) if doc else None
+
+
 # --- rooms ----------------------------------------------------------------------------------------
 
 
-def find_room(org_id: str, room_id: str) -> dict[str, Any] | None:
+def find_room(org_id: str, room_id: str) -> Room | None:
     """The org's room `room_id` (live or ended), or None."""
     with db.unavailable_on_failure():
-        return db.collection(ROOMS).find_one({"orgId": org_id, "roomId": room_id})
+        return _room(db.collection(ROOMS).find_one({"orgId": org_id, "roomId": room_id}))
 
 
-def room_by_livekit_name(name: str) -> dict[str, Any] | None:
+def room_by_livekit_name(name: str) -> Room | None:
     """The room LiveKit knows as `name` (webhooks name rooms this way)."""
     with db.unavailable_on_failure():
-        return db.collection(ROOMS).find_one({"lkName": name})
+        return _room(db.collection(ROOMS).find_one({"lkName": name}))
 
 
-def insert_room(doc: dict[str, Any]) -> None:
-    """Store a new room; Conflict if the org ever used its roomId."""
+def insert_room(room: Room) -> Room:
+    """Store a new room and return it with its key; Conflict if the org ever used its roomId."""
     from pymongo.errors import DuplicateKeyError
 
+    doc = room.model_dump(by_alias=True, exclude={"key"})
     with db.unavailable_on_failure():
         try:
             db.collection(ROOMS).insert_one(doc)
         except DuplicateKeyError as exc:
             raise Conflict("This roomId was already used.") from exc
+    return room.model_copy(update={"key": str(doc["_id"])})
 
 
 def end_room(
@@ -88,23 +210,37 @@ def end_room(
     room_id: str,
     ended_at: datetime,
     effects: list[dict[str, Any]] | None = None,
-    ended: dict[str, Any] | None = None,
-) -> dict[str, Any] | None:
+    ended: Ending | None = None,
+) -> Room | None:
     """Mark the room ended if it was not, recording in the same update the side effects the end
     implies (verriflo.outbox) and how it ended; returns the room as it was, or None if already ended."""
-    update = {"$set": {"status": "ended", "endedAt": ended_at, "activeEgressId": None, "ended": ended or {}}}
+    how = ended.model_dump(by_alias=True, exclude_unset=True) if ended else {}
+    update = {"$set": {"status": "ended", "endedAt": ended_at, "activeEgressId": None, "ended": how}}
     with db.unavailable_on_failure():
-        return db.collection(ROOMS).find_one_and_update(
-            {"orgId": org_id, "roomId": room_id, "status": {"$ne": "ended"}},
-            outbox.with_effects(update, effects or []),
+        return _room(
+            db.collection(ROOMS).find_one_and_update(
+                {"orgId": org_id, "roomId": room_id, "status": {"$ne": "ended"}},
+                outbox.with_effects(update, effects or []),
+            )
         )
 
 
-def mark_started(room_key: Any, started_at: datetime) -> None:
+def carry_out_effects(room: Room) -> int:
+    """Carry out what the room's end implies and is not done yet (verriflo.outbox.drain)."""
+    return outbox.drain(ROOMS, _object_id(room.key)) if room.key else 0
+
+
+def sweep_effects() -> int:
+    """Carry out the end effects every interrupted attempt left behind (verriflo.outbox.sweep)."""
+    return outbox.sweep(ROOMS)
+
+
+def mark_started(room: Room, started_at: datetime) -> None:
     """Record when the class really started (first webhook), once."""
     with db.unavailable_on_failure():
         db.collection(ROOMS).update_one(
-            {"_id": room_key, "startedAt": None}, {"$set": {"startedAt": started_at}}
+            {"orgId": room.org_id, "roomId": room.room_id, "startedAt": None},
+            {"$set": {"startedAt": started_at}},
         )
 
 
@@ -144,16 +280,15 @@ def connected(
         return db.collection(SESSIONS).count_documents(query, **options)
 
 
-def open_sessions(org_id: str, room_id: str, uid: str | None = None) -> dict[str, dict[str, Any]]:
+def open_sessions(org_id: str, room_id: str, uid: str | None = None) -> dict[str, Session]:
     """The open session of each connected participant (or of `uid`), by uid: the role and
     customization our join token gave them (or a role change since), never what a client wrote."""
     query: dict[str, Any] = {"orgId": org_id, "roomId": room_id, "leftAt": None}
     if uid is not None:
         query["uid"] = uid
-    fields = {"uid": 1, "role": 1, "customization": 1, "joinedAt": 1}
     with db.unavailable_on_failure():
-        found = db.collection(SESSIONS).find(query, fields).sort("joinedAt", 1)
-        return {doc["uid"]: doc for doc in found}  # the latest session of a uid wins
+        found = db.collection(SESSIONS).find(query).sort("joinedAt", 1)
+        return {doc["uid"]: Session.model_validate(doc) for doc in found}  # the latest session of a uid wins
 
 
 def set_session_role(org_id: str, room_id: str, uid: str, role: str) -> None:
@@ -164,25 +299,26 @@ def set_session_role(org_id: str, room_id: str, uid: str, role: str) -> None:
         )
 
 
-def get_session(session_id: str) -> dict[str, Any] | None:
+def get_session(session_id: str) -> Session | None:
     """One participant session."""
     with db.unavailable_on_failure():
-        return db.collection(SESSIONS).find_one({"_id": session_id})
+        doc = db.collection(SESSIONS).find_one({"_id": session_id})
+    return Session.model_validate(doc) if doc else None
 
 
-def open_session(doc: dict[str, Any]) -> bool:
+def open_session(session: Session) -> bool:
     """Record a participant joining; False if this session was already recorded."""
     from pymongo.errors import DuplicateKeyError
 
     with db.unavailable_on_failure():
         try:
-            db.collection(SESSIONS).insert_one(doc)
+            db.collection(SESSIONS).insert_one(session.model_dump(by_alias=True))
         except DuplicateKeyError:
             return False
     return True
 
 
-def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
+def close_session(session_id: str, left_at: datetime) -> Session | None:
     """Close an open session; returns it (with its duration) or None if it was closed already.
     The close marks its charge pending in the same update (`charged` clears it): a charge that
     failed after the close is found again by `unsettled_session_ids` and `pending_charges`."""
@@ -194,11 +330,12 @@ def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
         if doc is None:
             return None
         seconds = max(0.0, (left_at - doc["joinedAt"]).total_seconds())
-        return sessions.find_one_and_update(
+        closed = sessions.find_one_and_update(
             {"_id": session_id, "leftAt": None},
             {"$set": {"leftAt": left_at, "seconds": seconds, "chargePending": True}},
             return_document=ReturnDocument.AFTER,
         )
+    return Session.model_validate(closed) if closed else None
 
 
 def unsettled_session_ids(lk_room: str) -> list[str]:
@@ -216,22 +353,18 @@ def charged(session_id: str) -> None:
         db.collection(SESSIONS).update_one({"_id": session_id}, {"$unset": {"chargePending": ""}})
 
 
-def pending_charges(before: datetime, limit: int = 200) -> list[dict[str, Any]]:
+def pending_charges(before: datetime, limit: int = 200) -> list[Session]:
     """Sessions closed before `before` whose charge was never recorded (the attempt died)."""
     with db.unavailable_on_failure():
-        return list(
-            db.collection(SESSIONS).find({"chargePending": True, "leftAt": {"$lte": before}}).limit(limit)
-        )
+        found = db.collection(SESSIONS).find({"chargePending": True, "leftAt": {"$lte": before}}).limit(limit)
+        return [Session.model_validate(d) for d in found]
 
 
-def sessions_of(org_id: str, room_id: str) -> list[dict[str, Any]]:
+def sessions_of(org_id: str, room_id: str) -> list[Session]:
     """Every session of the room (a class has at most a few thousand)."""
     with db.unavailable_on_failure():
-        return list(
-            db.collection(SESSIONS).find(
-                {"orgId": org_id, "roomId": room_id}, {"uid": 1, "joinedAt": 1, "leftAt": 1, "seconds": 1}
-            )
-        )
+        found = db.collection(SESSIONS).find({"orgId": org_id, "roomId": room_id})
+        return [Session.model_validate(d) for d in found]
 
 
 def room_credits_milli(org_id: str, room_id: str) -> int:
@@ -253,45 +386,51 @@ def room_credits_milli(org_id: str, room_id: str) -> int:
 # --- recordings -----------------------------------------------------------------------------------
 
 
-def insert_recording(doc: dict[str, Any]) -> None:
+def _recording(doc: dict[str, Any] | None) -> EgressRecording | None:
+    return EgressRecording.model_validate(doc) if doc else None
+
+
+def insert_recording(recording: EgressRecording) -> None:
     """Store a recording our API just started (the only way a recording record comes to be)."""
     with db.unavailable_on_failure():
-        db.collection(RECORDINGS).insert_one(doc)
+        db.collection(RECORDINGS).insert_one(recording.model_dump(by_alias=True))
 
 
-def update_recording(egress_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+def update_recording(egress_id: str, report: RecordingReport) -> EgressRecording | None:
     """Apply what LiveKit reported about one of our recordings; returns it as it is now (None if we
     never started it)."""
     from pymongo import ReturnDocument
 
     query: dict[str, Any] = {"_id": egress_id}
-    if changes.get("status") not in FINAL:
+    if report.status not in FINAL:
         # Reports can arrive late or twice: a finished recording never goes back to "active".
         query["status"] = {"$nin": FINAL}
+    changes = report.model_dump(by_alias=True, exclude_unset=True)
     with db.unavailable_on_failure():
         coll = db.collection(RECORDINGS)
         found = coll.find_one_and_update(query, {"$set": changes}, return_document=ReturnDocument.AFTER)
-        return found or coll.find_one({"_id": egress_id})
+        return _recording(found or coll.find_one({"_id": egress_id}))
 
 
-def get_recording(egress_id: str) -> dict[str, Any] | None:
+def get_recording(egress_id: str) -> EgressRecording | None:
     """The recording our API started as egress `egress_id` (LiveKit's webhooks name only the egress)."""
     with db.unavailable_on_failure():
-        return db.collection(RECORDINGS).find_one({"_id": egress_id})
+        return _recording(db.collection(RECORDINGS).find_one({"_id": egress_id}))
 
 
-def recordings_of(org_id: str, room_id: str) -> list[dict[str, Any]]:
+def recordings_of(org_id: str, room_id: str) -> list[EgressRecording]:
     """The room's recordings, newest first."""
     with db.unavailable_on_failure():
-        return list(
-            db.collection(RECORDINGS).find({"orgId": org_id, "roomId": room_id}).sort("startedAt", -1)
-        )
+        found = db.collection(RECORDINGS).find({"orgId": org_id, "roomId": room_id}).sort("startedAt", -1)
+        return [EgressRecording.model_validate(d) for d in found]
 
 
-def find_recording(org_id: str, room_id: str, egress_id: str) -> dict[str, Any] | None:
+def find_recording(org_id: str, room_id: str, egress_id: str) -> EgressRecording | None:
     """One recording of the org's room, or None."""
     with db.unavailable_on_failure():
-        return db.collection(RECORDINGS).find_one({"_id": egress_id, "orgId": org_id, "roomId": room_id})
+        return _recording(
+            db.collection(RECORDINGS).find_one({"_id": egress_id, "orgId": org_id, "roomId": room_id})
+        )
 
 
 def schedule_recording_deletion(org_id: str, room_id: str, at: datetime) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from verriflo import outbox
 from verriflo.observability import logger
 
 from rooms import logic, store, webhooks  # noqa: F401 - logic registers the outbox calls of a room's end
@@ -16,6 +15,6 @@ from rooms import logic, store, webhooks  # noqa: F401 - logic registers the out
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Drain rooms whose end effects, and charge sessions whose minutes, have waited more than a
     minute (idempotent: see verriflo.outbox; the ledger records a session's entry id once)."""
-    done = {"effects": outbox.sweep(store.ROOMS), "charges": webhooks.settle_charges()}
+    done = {"effects": store.sweep_effects(), "charges": webhooks.settle_charges()}
     logger.info("rooms.sweep_done", extra=done)
     return done

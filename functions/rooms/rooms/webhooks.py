@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from verriflo import events, outbox
+from verriflo import events
 from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
@@ -82,7 +82,7 @@ def _ignored(event: Any, event_id: str) -> None:
     logger.info("livekit.webhook_ignored", extra={"event": event.event, "event_id": event_id})
 
 
-def _room(event: Any) -> dict[str, Any] | None:
+def _room(event: Any) -> store.Room | None:
     name = event.room.name if event.HasField("room") else ""
     room = store.room_by_livekit_name(name) if name else None
     if room is None:
@@ -99,11 +99,11 @@ def _room_started(event: Any, event_id: str) -> None:
     if room is None:
         return
     started = _at(event.room.creation_time or event.created_at)
-    store.mark_started(room["_id"], started)
+    store.mark_started(room, started)
     events.publish(
         "room.started",
-        room["orgId"],
-        {"roomId": room["roomId"], "sid": room["sid"], "startedAt": started.isoformat()},
+        room.org_id,
+        {"roomId": room.room_id, "sid": room.sid, "startedAt": started.isoformat()},
         event_id=event_id,
     )
 
@@ -115,8 +115,8 @@ def _person(event: Any) -> bool:
     return event.HasField("participant") and event.participant.kind == ParticipantInfo.Kind.STANDARD
 
 
-def _session_id(room: dict[str, Any], participant: Any) -> str:
-    return f"{room['sid']}:{participant.sid}"
+def _session_id(room: store.Room, participant: Any) -> str:
+    return f"{room.sid}:{participant.sid}"
 
 
 def _participant_joined(event: Any, event_id: str) -> None:
@@ -127,27 +127,25 @@ def _participant_joined(event: Any, event_id: str) -> None:
     joined = _at(p.joined_at or event.created_at)
     role, customization = _granted(p.metadata)
     store.open_session(
-        {
-            "_id": _session_id(room, p),
-            "orgId": room["orgId"],
-            "roomId": room["roomId"],
-            "lkRoom": room["lkName"],
-            "uid": p.identity,
-            "name": p.name,
-            "role": role,
-            "customization": customization,
-            "joinedAt": joined,
-            "leftAt": None,
-            "seconds": None,
-        }
+        store.Session(
+            id=_session_id(room, p),
+            org_id=room.org_id,
+            room_id=room.room_id,
+            lk_room=room.lk_name,
+            uid=p.identity,
+            name=p.name,
+            role=role,
+            customization=customization,
+            joined_at=joined,
+        )
     )
-    if room.get("startedAt") is None:
-        store.mark_started(room["_id"], joined)
+    if room.started_at is None:
+        store.mark_started(room, joined)
     events.publish(
         "participant.joined",
-        room["orgId"],
+        room.org_id,
         {
-            "roomId": room["roomId"],
+            "roomId": room.room_id,
             "uid": p.identity,
             "name": p.name,
             "role": role,
@@ -157,29 +155,29 @@ def _participant_joined(event: Any, event_id: str) -> None:
     )
 
 
-def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str, Any] | None:
+def _meter(room: store.Room | store.Session, session_id: str, left_at: datetime) -> store.Session | None:
     """Close the session (if open) and charge its minutes, once per session whatever the retries
-    (`room` needs only orgId and roomId)."""
+    (`room` needs only org_id and room_id)."""
     session = store.close_session(session_id, left_at) or store.get_session(session_id)
-    if session is None or session.get("leftAt") is None:
+    if session is None or session.left_at is None:
         return None
     # Imported here, not at the top: only this webhook step needs the ledger (see rooms.logic).
     from verriflo import ledger, pricing
 
-    minutes = Decimal(str(session["seconds"])) / Decimal(60)
+    minutes = Decimal(str(session.seconds)) / Decimal(60)
     ledger.record_usage(
         ledger.UsageEvent(
             entry_id=f"live:{session_id}",
-            org_id=room["orgId"],
+            org_id=room.org_id,
             service="live",
             credits=pricing.live_minutes(minutes),
             quantity=float(round(minutes, 4)),
             unit="participant-minute",
-            room_id=room["roomId"],
+            room_id=room.room_id,
             # billing reports usage per student; teachers are the org's own
-            student_id=session["uid"] if session.get("role") == "STUDENT" else None,
-            meta={"uid": session["uid"], "seconds": session["seconds"]},
-            occurred_at=session["leftAt"],
+            student_id=session.uid if session.role == "STUDENT" else None,
+            meta={"uid": session.uid, "seconds": session.seconds},
+            occurred_at=session.left_at,
         )
     )
     store.charged(session_id)
@@ -191,7 +189,7 @@ def settle_charges(older_than_s: float = 60) -> int:
     charging (the rooms sweep); returns how many."""
     sessions = store.pending_charges(now() - timedelta(seconds=older_than_s))
     for session in sessions:
-        _meter(session, session["_id"], session["leftAt"])
+        _meter(session, session.id, session.left_at)
     return len(sessions)
 
 
@@ -205,8 +203,8 @@ def _participant_left(event: Any, event_id: str) -> None:
         return
     events.publish(
         "participant.left",
-        room["orgId"],
-        {"roomId": room["roomId"], "uid": p.identity, "seconds": session["seconds"]},
+        room.org_id,
+        {"roomId": room.room_id, "uid": p.identity, "seconds": session.seconds},
         event_id=event_id,
     )
 
@@ -216,14 +214,18 @@ def _room_finished(event: Any, event_id: str) -> None:
     if room is None:
         return
     ended = _at(event.created_at)
-    for session_id in store.unsettled_session_ids(room["lkName"]):
+    for session_id in store.unsettled_session_ids(room.lk_name):
         _meter(room, session_id, ended)
     store.end_room(
-        room["orgId"], room["roomId"], ended, logic.end_effects(room, ended, "livekit"), {"by": "livekit"}
+        room.org_id,
+        room.room_id,
+        ended,
+        logic.end_effects(room, ended, "livekit"),
+        store.Ending(by="livekit"),
     )
     # Whoever ended the room (this webhook now, an earlier delivery of it, or the API), what the end
     # implies and is not done yet is done here.
-    outbox.drain(store.ROOMS, room["_id"])
+    store.carry_out_effects(room)
 
 
 def _egress(event: Any, event_id: str) -> None:
@@ -246,14 +248,15 @@ def _egress(event: Any, event_id: str) -> None:
         status = "EGRESS_FAILED"
         changes = {"status": status, "error": "The recording was not written where it was asked to be."}
     if event.event == "egress_ended":
-        changes["endedAt"] = _at(info.ended_at / 1e9 if info.ended_at else None)
+        changes["ended_at"] = _at(info.ended_at / 1e9 if info.ended_at else None)
         if info.file_results and status == "EGRESS_COMPLETE":
             result = info.file_results[0]
             changes |= {"size": int(result.size), "duration": round(result.duration / 1e9, 3)}
         if info.error:
             changes["error"] = info.error[:500]
-    recording = store.update_recording(info.egress_id, changes)
-    org_id, room_id = recording["orgId"], recording["roomId"]
+    report = store.RecordingReport(**changes)
+    recording = store.update_recording(info.egress_id, report) or recording
+    org_id, room_id = recording.org_id, recording.room_id
     if event.event == "egress_started":
         events.publish(
             "recording.started", org_id, {"roomId": room_id, "egressId": info.egress_id}, event_id=event_id
@@ -267,19 +270,19 @@ def _egress(event: Any, event_id: str) -> None:
                 {
                     "roomId": room_id,
                     "egressId": info.egress_id,
-                    "size": changes.get("size"),
-                    "duration": changes.get("duration"),
+                    "size": report.size,
+                    "duration": report.duration,
                 },
                 event_id=event_id,
             )
 
 
-def _where_we_asked(info: Any, recording: dict[str, Any]) -> bool:
+def _where_we_asked(info: Any, recording: store.EgressRecording) -> bool:
     """The egress writes to our record's location, and that is a recordings location of its room."""
     from verriflo import media as media_records
 
-    key, bucket = recording.get("key"), recording.get("bucket")
-    if not media_records.recording_location(recording["orgId"], recording["roomId"], bucket, key):
+    key, bucket = recording.key, recording.bucket
+    if not media_records.recording_location(recording.org_id, recording.room_id, bucket, key):
         return False
     request = info.room_composite
     outputs = list(request.file_outputs) or ([request.file] if request.HasField("file") else [])
