@@ -119,15 +119,15 @@ def usage_report(org: OrgContext, group_by: str, start: datetime | None, end: da
     rows = store.usage(org.org_id, query.group_by, query.start, query.end)
     items = [
         UsageRow(
-            key=r["_id"],
-            credits=ledger.from_milli(r["milli"]),
-            quantity=r["quantity"],
-            unit=r.get("unit") if query.group_by == "service" else None,
-            entries=r["entries"],
+            key=r.key,
+            credits=ledger.from_milli(r.milli),
+            quantity=r.quantity,
+            unit=r.unit if query.group_by == "service" else None,
+            entries=r.entries,
         )
         for r in rows
     ]
-    total = ledger.from_milli(sum(int(r["milli"]) for r in rows))
+    total = ledger.from_milli(sum(r.milli for r in rows))
     return UsageReport(
         group_by=query.group_by, start=query.start, end=query.end, total_credits=total, rows=items
     )
@@ -135,36 +135,37 @@ def usage_report(org: OrgContext, group_by: str, start: datetime | None, end: da
 
 def ledger_page(org: OrgContext, *, limit: int, cursor: str | None, kind: str | None) -> LedgerPage:
     """A page of the org's grants, debits and expiries, newest first."""
-    docs = store.entries(org.org_id, limit=limit + 1, cursor=cursor, kind=kind)
+    found = store.entries(org.org_id, limit=limit + 1, cursor=cursor, kind=kind)
     items = [
         LedgerItem(
-            id=d["entryId"],
-            kind=d["kind"],
-            service=d["service"],
-            credits=ledger.from_milli(d["amountMilli"] if d["kind"] == "grant" else -d["amountMilli"]),
-            quantity=d.get("quantity", 0),
-            unit=d.get("unit", "credit"),
-            room_id=d.get("roomId"),
-            student_id=d.get("studentId"),
-            occurred_at=d["occurredAt"],
-            expires_at=d.get("expiresAt"),
-            balance_after=ledger.from_milli(d["balanceAfterMilli"])
-            if d.get("balanceAfterMilli") is not None
+            id=e.entry_id,
+            kind=e.kind,
+            service=e.service,
+            credits=ledger.from_milli(e.amount_milli if e.kind == "grant" else -e.amount_milli),
+            quantity=e.quantity,
+            unit=e.unit,
+            room_id=e.room_id,
+            student_id=e.student_id,
+            occurred_at=e.occurred_at,
+            expires_at=e.expires_at,
+            balance_after=ledger.from_milli(e.balance_after_milli)
+            if e.balance_after_milli is not None
             else None,
         )
-        for d in docs[:limit]
+        for e in found[:limit]
     ]
-    return LedgerPage(items=items, next_cursor=str(docs[limit - 1]["_id"]) if len(docs) > limit else None)
+    return LedgerPage(items=items, next_cursor=found[limit - 1].cursor if len(found) > limit else None)
+
+
+def _credits(milli: int | None) -> float | None:
+    return None if milli is None else ledger.from_milli(milli)
 
 
 def _limits(state: ledger.BalanceState) -> Limits:
-    def credits(milli: int | None) -> float | None:
-        return None if milli is None else ledger.from_milli(milli)
-
     return Limits(
-        org_monthly_credits=credits(state.caps.org_monthly_milli),
-        room_credits=credits(state.caps.room_milli),
-        student_monthly_credits=credits(state.caps.student_monthly_milli),
+        org_monthly_credits=_credits(state.caps.org_monthly_milli),
+        room_credits=_credits(state.caps.room_milli),
+        student_monthly_credits=_credits(state.caps.student_monthly_milli),
         low_credits=ledger.from_milli(state.low_mark_milli),
         credit_limit=ledger.from_milli(state.credit_limit_milli),
     )

@@ -1,12 +1,51 @@
-"""Reads of the usage ledger for reports and listings (aggregations over the `ledger` collection)."""
+"""Reads of the usage ledger for reports and listings (aggregations over the `ledger` collection).
 
-from __future__ import annotations
+They return typed records (`UsageGroup`, `PostedEntry`); no pymongo or bson type leaves this module.
+"""
+
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every record class below, a cost every cold start pays.
 
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from verriflo import db, ledger
 from verriflo.errors import ValidationFailed
+
+_RECORD = ConfigDict(defer_build=True, populate_by_name=True)
+
+
+class UsageGroup(BaseModel):
+    """The debits of one service, room or day in a period, summed."""
+
+    model_config = _RECORD
+
+    key: str | None = Field(alias="_id", description="the service, room id (None: no room) or day")
+    milli: int
+    quantity: float
+    unit: str | None = None
+    entries: int
+
+
+class PostedEntry(BaseModel):
+    """One ledger entry as listed, with the cursor that pages past it."""
+
+    model_config = _RECORD
+
+    cursor: str
+    entry_id: str = Field(alias="entryId")
+    kind: ledger.Kind
+    service: str
+    amount_milli: int = Field(alias="amountMilli")
+    quantity: float = 0
+    unit: str = "credit"
+    room_id: str | None = Field(default=None, alias="roomId")
+    student_id: str | None = Field(default=None, alias="studentId")
+    occurred_at: datetime = Field(alias="occurredAt")
+    expires_at: datetime | None = Field(default=None, alias="expiresAt")
+    balance_after_milli: int | None = Field(default=None, alias="balanceAfterMilli")
+
 
 _GROUP_KEYS = {
     "service": "$service",
@@ -20,7 +59,7 @@ _GROUP_KEYS = {
 }
 
 
-def usage(org_id: str, group_by: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def usage(org_id: str, group_by: str, start: datetime, end: datetime) -> list[UsageGroup]:
     """Debits of the org in [start, end), summed per group, largest first (days in order)."""
     pipeline = [
         {"$match": {"orgId": org_id, "kind": "debit", "occurredAt": {"$gte": start, "$lt": end}}},
@@ -36,10 +75,10 @@ def usage(org_id: str, group_by: str, start: datetime, end: datetime) -> list[di
         {"$sort": {"_id": 1} if group_by == "day" else {"milli": -1, "_id": 1}},
     ]
     with db.unavailable_on_failure():
-        return list(db.collection(ledger.LEDGER).aggregate(pipeline))
+        return [UsageGroup.model_validate(r) for r in db.collection(ledger.LEDGER).aggregate(pipeline)]
 
 
-def entries(org_id: str, *, limit: int, cursor: str | None, kind: str | None) -> list[dict[str, Any]]:
+def entries(org_id: str, *, limit: int, cursor: str | None, kind: str | None) -> list[PostedEntry]:
     """The org's entries, newest recorded first, after `cursor` (an entry's internal id)."""
     from bson import ObjectId
     from bson.errors import InvalidId
@@ -53,4 +92,5 @@ def entries(org_id: str, *, limit: int, cursor: str | None, kind: str | None) ->
         except (InvalidId, TypeError) as exc:
             raise ValidationFailed("The cursor is not valid.") from exc
     with db.unavailable_on_failure():
-        return list(db.collection(ledger.LEDGER).find(query).sort("_id", -1).limit(limit))
+        found = db.collection(ledger.LEDGER).find(query).sort("_id", -1).limit(limit)
+        return [PostedEntry.model_validate(d | {"cursor": str(d["_id"])}) for d in found]
