@@ -28,22 +28,11 @@ class UsageGroup(BaseModel):
     entries: int
 
 
-class PostedEntry(BaseModel):
-    """One ledger entry as listed, with the cursor that pages past it."""
-
-    model_config = _RECORD
+class PostedEntry(ledger.LedgerEntry):
+    """One ledger entry as listed, with the cursor that pages past it (entries from before the
+    ledger kept the balance after each one have none)."""
 
     cursor: str
-    entry_id: str = Field(alias="entryId")
-    kind: ledger.Kind
-    service: str
-    amount_milli: int = Field(alias="amountMilli")
-    quantity: float = 0
-    unit: str = "credit"
-    room_id: str | None = Field(default=None, alias="roomId")
-    student_id: str | None = Field(default=None, alias="studentId")
-    occurred_at: datetime = Field(alias="occurredAt")
-    expires_at: datetime | None = Field(default=None, alias="expiresAt")
     balance_after_milli: int | None = Field(default=None, alias="balanceAfterMilli")
 
 
