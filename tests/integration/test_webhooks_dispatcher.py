@@ -123,7 +123,7 @@ def test_a_receiver_answering_410_disables_the_endpoint_and_the_event_is_kept(
     # Later events are not sent to a disabled endpoint; the kept one is replayed once it is back.
     _deliver(lambda_context, bridge_event(_event(org.id)))
     assert len(receivers.to("gone")) == 1
-    webhook_store.update_endpoint(org.id, gone.id, {"url": receivers.url("ok"), "enabled": True})
+    webhook_store.update_endpoint(org.id, gone.id, url=receivers.url("ok"), enabled=True)
     webhook_store.reopen(org.id, gone.id, [delivery.id])
     _deliver(lambda_context, {"deliveryId": delivery.id, "forAttempt": 1})
     assert _delivery(gone.id, event["id"]).status == "succeeded"
@@ -146,7 +146,7 @@ def test_a_delivery_that_runs_out_of_retries_is_dead_lettered_and_replayable(
     assert len(webhook_store.attempts_of(org.id, dead.id)) == 10 == len(receivers.to("fail"))
     total = sum(webhooks.RETRY_SCHEDULE_S)
     assert timedelta(days=2.5) < timedelta(seconds=total) < timedelta(days=3.5)
-    webhook_store.update_endpoint(org.id, endpoint.id, {"url": receivers.url("ok")})
+    webhook_store.update_endpoint(org.id, endpoint.id, url=receivers.url("ok"))
     [reopened] = webhook_store.reopen(org.id, endpoint.id, since=now() - timedelta(hours=1))
     _deliver(lambda_context, {"deliveryId": reopened.id, "forAttempt": reopened.attempts})
     assert _delivery(endpoint.id, event["id"]).status == "succeeded"

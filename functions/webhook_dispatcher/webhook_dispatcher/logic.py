@@ -92,11 +92,11 @@ def attempt(delivery: store.Delivery) -> str | None:
     outcome = sender.send(endpoint.url, headers, claimed.body)
     n = claimed.attempts + 1
     record = store.Attempt(
-        deliveryId=claimed.id,
+        delivery_id=claimed.id,
         n=n,
         at=at,
-        durationMs=outcome.duration_ms,
-        statusCode=outcome.status_code,
+        duration_ms=outcome.duration_ms,
+        status_code=outcome.status_code,
         error=outcome.error,
         response=outcome.response,
     )

@@ -74,20 +74,19 @@ def get(org: OrgContext, endpoint_id: str) -> models.EndpointInfo:
 def update(org: OrgContext, endpoint_id: str, body: models.UpdateEndpoint) -> models.EndpointInfo:
     """Change URL, filter, description or enabled; only the fields given."""
     store.get_endpoint(org.org_id, endpoint_id)
-    changes: dict[str, object] = {}
     given = body.model_fields_set
     for field in given:
         if getattr(body, field) is None:
             raise ValidationFailed(f"'{field}' cannot be null.")
-    if "url" in given:
-        changes["url"] = _checked_url(body.url or "")
-    if "event_types" in given:
-        changes["eventTypes"] = store.validate_event_types(body.event_types or [])
-    if "description" in given:
-        changes["description"] = body.description
-    if "enabled" in given:
-        changes["enabled"] = body.enabled
-    return _info(store.update_endpoint(org.org_id, endpoint_id, changes))
+    changed = store.update_endpoint(
+        org.org_id,
+        endpoint_id,
+        url=_checked_url(body.url or "") if "url" in given else None,
+        event_types=store.validate_event_types(body.event_types or []) if "event_types" in given else None,
+        description=body.description,
+        enabled=body.enabled,
+    )
+    return _info(changed)
 
 
 def rotate(org: OrgContext, endpoint_id: str) -> models.NewSecret:

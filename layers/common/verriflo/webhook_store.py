@@ -167,10 +167,19 @@ def endpoints_for(org_id: str, event_type: str) -> list[Endpoint]:
         return [e for e in (Endpoint.model_validate(d) for d in docs) if e.wants(event_type)]
 
 
-def update_endpoint(org_id: str, endpoint_id: str, changes: dict[str, Any]) -> Endpoint:
-    """Apply changes (camelCase field names) to one of the org's endpoints."""
-    fields = dict(changes) | {"updatedAt": now()}
-    if fields.get("enabled") is True:
+def update_endpoint(
+    org_id: str,
+    endpoint_id: str,
+    *,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> Endpoint:
+    """Change the given fields (None: unchanged) of one of the org's endpoints."""
+    given = {"url": url, "eventTypes": event_types, "description": description, "enabled": enabled}
+    fields = {name: value for name, value in given.items() if value is not None} | {"updatedAt": now()}
+    if enabled is True:
         fields["disabledReason"] = None
     with db.unavailable_on_failure():
         result = db.collection(ENDPOINTS).update_one({"_id": endpoint_id, "orgId": org_id}, {"$set": fields})
@@ -406,6 +415,8 @@ def due_within(at: datetime, horizon: timedelta, limit: int = 500) -> list[Deliv
 
 def wake(deliveries: list[Delivery], *, at: datetime | None = None) -> None:
     """Send one SQS message per delivery, delayed until it is due (at most SQS's 15 minutes)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     queue = webhooks.webhook_settings().queue_url
     if not queue:
         raise ServiceUnavailable("The webhook queue is not configured.")
@@ -425,7 +436,7 @@ def wake(deliveries: list[Delivery], *, at: datetime | None = None) -> None:
             )
         try:
             result = client.send_message_batch(QueueUrl=queue, Entries=entries)
-        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+        except (BotoCoreError, ClientError) as exc:
             raise ServiceUnavailable("The webhook queue is unavailable; retry shortly.") from exc
         if result.get("Failed"):
             raise ServiceUnavailable("Some deliveries could not be queued; retry shortly.")
@@ -440,6 +451,8 @@ def redrive(*, dead_letter_queue_url: str, queue_url: str, limit: int = 1000) ->
     """Move up to `limit` messages from the dead-letter queue back to the dispatcher's queue;
     returns how many moved. Each is deleted from the dead-letter queue only once sent, so an
     interrupted run sends some again: the dispatcher takes an event or a wake-up twice as once."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     client = aws.client("sqs")
     moved = 0
     while moved < limit:
@@ -462,7 +475,7 @@ def redrive(*, dead_letter_queue_url: str, queue_url: str, limit: int = 1000) ->
                     QueueUrl=dead_letter_queue_url,
                     Entries=[{"Id": str(i), "ReceiptHandle": batch[i]["ReceiptHandle"]} for i in sorted(ok)],
                 )
-        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+        except (BotoCoreError, ClientError) as exc:
             raise ServiceUnavailable("The webhook queues are unavailable; retry shortly.") from exc
         if len(ok) < len(batch):
             raise ServiceUnavailable("Some dead-lettered messages could not be sent back; run again.")
