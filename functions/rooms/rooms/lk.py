@@ -27,7 +27,6 @@ from rooms.policy import Grants
 
 if TYPE_CHECKING:
     from livekit.api import LiveKitAPI
-    from livekit.protocol.webhook import WebhookEvent
 
 _lock = threading.Lock()
 
@@ -65,6 +64,68 @@ class Person:
     is_standard: bool  # a person, not an egress/ingress/agent worker
     tracks: tuple[Track, ...]
     permission: Permission | None
+
+
+@dataclass(frozen=True, slots=True)
+class EgressReport:
+    """What LiveKit reports of one egress (a recording), in plain Python."""
+
+    egress_id: str
+    room_name: str
+    status: str  # LiveKit's EgressStatus name, e.g. EGRESS_COMPLETE
+    ended_at: float | None  # seconds since the epoch
+    error: str
+    outputs: tuple[tuple[str, str], ...]  # (bucket, key) of each file the egress was asked to write
+    size: int | None  # of its first file, when it has one
+    duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One signed LiveKit webhook, in plain Python: the event, and the room, participant or egress
+    it is about (times in seconds since the epoch, 0 when LiveKit left them out)."""
+
+    id: str
+    event: str
+    created_at: int
+    room_name: str = ""
+    room_created_at: int = 0
+    participant_sid: str = ""
+    participant: Person | None = None
+    egress: EgressReport | None = None
+
+
+def _egress_report(info: Any) -> EgressReport:
+    from livekit.protocol.egress import EgressStatus
+
+    request = info.room_composite
+    outputs = list(request.file_outputs) or ([request.file] if request.HasField("file") else [])
+    first = info.file_results[0] if info.file_results else None
+    return EgressReport(
+        egress_id=info.egress_id,
+        room_name=info.room_name,
+        status=EgressStatus.Name(info.status),
+        ended_at=info.ended_at / 1e9 if info.ended_at else None,
+        error=info.error,
+        outputs=tuple((o.s3.bucket, o.filepath) for o in outputs),
+        size=int(first.size) if first else None,
+        duration_s=round(first.duration / 1e9, 3) if first else None,
+    )
+
+
+def _notice(event: Any) -> Notice:
+    room = event.room if event.HasField("room") else None
+    participant = event.participant if event.HasField("participant") else None
+    return Notice(
+        id=event.id,
+        event=event.event,
+        created_at=event.created_at,
+        room_name=room.name if room else "",
+        room_created_at=room.creation_time if room else 0,
+        participant_sid=participant.sid if participant else "",
+        participant=_person(participant) if participant else None,
+        egress=_egress_report(event.egress_info) if event.HasField("egress_info") else None,
+    )
 
 
 def _person(info: Any) -> Person:
@@ -150,15 +211,16 @@ def mint_token(
     return token, expires
 
 
-def receive_webhook(body: str, authorization: str | None) -> WebhookEvent:
+def receive_webhook(body: str, authorization: str | None) -> Notice:
     """The webhook event if LiveKit signed exactly this body; Unauthorized otherwise."""
     if not authorization:
         raise Unauthorized("The webhook is not signed.")
     token = authorization.removeprefix("Bearer ").strip()
     try:
-        return _receiver(*credentials()).receive(body, token)
+        event = _receiver(*credentials()).receive(body, token)
     except Exception as exc:  # noqa: BLE001 - the receiver raises bare Exception and PyJWT errors
         raise Unauthorized("The webhook signature is not valid.") from exc
+    return _notice(event)
 
 
 @lru_cache(maxsize=4)

@@ -12,7 +12,6 @@ attempt answers 503 (LiveKit delivers it again), so a 2xx always means the work 
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,17 +36,12 @@ def _at(seconds: int | float | None) -> datetime:
     return datetime.fromtimestamp(seconds, UTC) if seconds else now()
 
 
-def _granted(metadata: str) -> tuple[str, dict[str, Any]]:
+def _granted(metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The role and customization a participant joined with. At join LiveKit's participant metadata
     is the join token's, which we wrote (and nobody may rewrite their own: rooms.policy); anything
     unexpected still falls back to the least rights."""
-    try:
-        value = json.loads(metadata or "{}")
-    except ValueError:
-        value = {}
-    value = value if isinstance(value, dict) else {}
-    role = value.get("role")
-    customization = value.get("customization")
+    role = metadata.get("role")
+    customization = metadata.get("customization")
     return (
         role if isinstance(role, str) and role in ROLES else "STUDENT",
         customization if isinstance(customization, dict) else {},
@@ -78,12 +72,12 @@ def ingest(body: str, authorization: str | None) -> WebhookAck:
     return WebhookAck(event_id=event_id, event=event.event)
 
 
-def _ignored(event: Any, event_id: str) -> None:
+def _ignored(event: lk.Notice, event_id: str) -> None:
     logger.info("livekit.webhook_ignored", extra={"event": event.event, "event_id": event_id})
 
 
-def _room(event: Any) -> store.Room | None:
-    name = event.room.name if event.HasField("room") else ""
+def _room(event: lk.Notice) -> store.Room | None:
+    name = event.room_name
     room = store.room_by_livekit_name(name) if name else None
     if room is None:
         if OUR_NAME.match(name) and now().timestamp() - (event.created_at or 0) < UNKNOWN_GRACE_S:
@@ -94,11 +88,11 @@ def _room(event: Any) -> store.Room | None:
     return room
 
 
-def _room_started(event: Any, event_id: str) -> None:
+def _room_started(event: lk.Notice, event_id: str) -> None:
     room = _room(event)
     if room is None:
         return
-    started = _at(event.room.creation_time or event.created_at)
+    started = _at(event.room_created_at or event.created_at)
     store.mark_started(room, started)
     events.publish(
         "room.started",
@@ -108,27 +102,27 @@ def _room_started(event: Any, event_id: str) -> None:
     )
 
 
-def _person(event: Any) -> bool:
-    """A person joined or left (not a recorder, ingress or agent, which are neither billed nor counted)."""
-    from livekit.protocol.models import ParticipantInfo
-
-    return event.HasField("participant") and event.participant.kind == ParticipantInfo.Kind.STANDARD
-
-
-def _session_id(room: store.Room, participant: Any) -> str:
-    return f"{room.sid}:{participant.sid}"
-
-
-def _participant_joined(event: Any, event_id: str) -> None:
-    room = _room(event)
-    if room is None or not _person(event):
-        return
+def _person(event: lk.Notice) -> lk.Person | None:
+    """The person who joined or left (not a recorder, ingress or agent, which are neither billed nor
+    counted), or None."""
     p = event.participant
-    joined = _at(p.joined_at or event.created_at)
+    return p if p is not None and p.is_standard else None
+
+
+def _session_id(room: store.Room, event: lk.Notice) -> str:
+    return f"{room.sid}:{event.participant_sid}"
+
+
+def _participant_joined(event: lk.Notice, event_id: str) -> None:
+    room = _room(event)
+    p = _person(event)
+    if room is None or p is None:
+        return
+    joined = p.joined_at or _at(event.created_at)
     role, customization = _granted(p.metadata)
     store.open_session(
         store.Session(
-            id=_session_id(room, p),
+            id=_session_id(room, event),
             org_id=room.org_id,
             room_id=room.room_id,
             lk_room=room.lk_name,
@@ -193,12 +187,12 @@ def settle_charges(older_than_s: float = 60) -> int:
     return len(sessions)
 
 
-def _participant_left(event: Any, event_id: str) -> None:
+def _participant_left(event: lk.Notice, event_id: str) -> None:
     room = _room(event)
-    if room is None or not _person(event):
+    p = _person(event)
+    if room is None or p is None:
         return
-    p = event.participant
-    session = _meter(room, _session_id(room, p), _at(event.created_at))
+    session = _meter(room, _session_id(room, event), _at(event.created_at))
     if session is None:
         return
     events.publish(
@@ -209,7 +203,7 @@ def _participant_left(event: Any, event_id: str) -> None:
     )
 
 
-def _room_finished(event: Any, event_id: str) -> None:
+def _room_finished(event: lk.Notice, event_id: str) -> None:
     room = _room(event)
     if room is None:
         return
@@ -228,30 +222,27 @@ def _room_finished(event: Any, event_id: str) -> None:
     store.carry_out_effects(room)
 
 
-def _egress(event: Any, event_id: str) -> None:
+def _egress(event: lk.Notice, event_id: str) -> None:
     """What LiveKit reports of a recording, taken only for a recording our API started: its record
     (made by rooms.logic.start_recording) names the bucket and key; the report never does. Anyone
     holding the LiveKit project's roomRecord can start an egress of any room to anywhere."""
-    from livekit.protocol.egress import EgressStatus
-
-    if not event.HasField("egress_info"):
+    info = event.egress
+    if info is None:
         return
-    info = event.egress_info
     recording = store.get_recording(info.egress_id)
     if recording is None:
         _unknown_egress(event, info)
         return
-    status = EgressStatus.Name(info.status)
+    status = info.status
     changes: dict[str, Any] = {"status": status}
     if not _where_we_asked(info, recording):
         logger.warning("livekit.egress_elsewhere", extra={"event": event.event, "egress_id": info.egress_id})
         status = "EGRESS_FAILED"
         changes = {"status": status, "error": "The recording was not written where it was asked to be."}
     if event.event == "egress_ended":
-        changes["ended_at"] = _at(info.ended_at / 1e9 if info.ended_at else None)
-        if info.file_results and status == "EGRESS_COMPLETE":
-            result = info.file_results[0]
-            changes |= {"size": int(result.size), "duration": round(result.duration / 1e9, 3)}
+        changes["ended_at"] = _at(info.ended_at)
+        if info.size is not None and status == "EGRESS_COMPLETE":
+            changes |= {"size": info.size, "duration": info.duration_s}
         if info.error:
             changes["error"] = info.error[:500]
     report = store.RecordingReport(**changes)
@@ -277,19 +268,17 @@ def _egress(event: Any, event_id: str) -> None:
             )
 
 
-def _where_we_asked(info: Any, recording: store.EgressRecording) -> bool:
+def _where_we_asked(info: lk.EgressReport, recording: store.EgressRecording) -> bool:
     """The egress writes to our record's location, and that is a recordings location of its room."""
     from verriflo import media as media_records
 
     key, bucket = recording.key, recording.bucket
     if not media_records.recording_location(recording.org_id, recording.room_id, bucket, key):
         return False
-    request = info.room_composite
-    outputs = list(request.file_outputs) or ([request.file] if request.HasField("file") else [])
-    return all(o.filepath == key and o.s3.bucket == bucket for o in outputs)
+    return all(o_key == key and o_bucket == bucket for o_bucket, o_key in info.outputs)
 
 
-def _unknown_egress(event: Any, info: Any) -> None:
+def _unknown_egress(event: lk.Notice, info: lk.EgressReport) -> None:
     """An egress we have no record of: not one of ours, unless our start call has not stored it yet."""
     room = store.room_by_livekit_name(info.room_name) if info.room_name else None
     if room is not None and now().timestamp() - (event.created_at or 0) < UNKNOWN_GRACE_S:
