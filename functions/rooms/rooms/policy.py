@@ -22,7 +22,6 @@ CAMERA_MIC = ("camera", "microphone")
 SCREEN = ("screen_share", "screen_share_audio")
 ROLES = frozenset({"TEACHER", "MODERATOR", "STUDENT", "ADMIN"})
 RECORDING_ROLES = frozenset({"TEACHER", "ADMIN"})
-TEACHING_ROLES = frozenset({"TEACHER", "MODERATOR", "ADMIN"})
 
 
 @dataclass(frozen=True, slots=True)
