@@ -55,10 +55,10 @@ define locked_venv
 endef
 EDITABLE := --no-deps --build-constraint $(BUILD_PINS) -e
 
-.PHONY: help venv lock live-page deps up down status test test-unit test-integration test-calendar test-e2e lint bench clean distclean check-python
+.PHONY: help venv lock sam-env live-page deps up down status test test-unit test-integration test-calendar test-e2e lint bench clean distclean check-python
 
 help:
-	@echo "make up | down | test | test-calendar | lint | bench | venv | deps | lock | clean | distclean"
+	@echo "make up | down | test | test-calendar | lint | bench | venv | deps | lock | sam-env | clean | distclean"
 
 # the Debian step first: on a stock Debian it installs python3.13 and python3.13-venv
 check-python: .local/.apt-installed
@@ -146,6 +146,11 @@ deps: $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp 
 
 up: deps
 	$(PY313) scripts/stack.py up --stack $(STACK)
+
+# env.local.json for `sam local start-api --env-vars` / `sam local invoke`: every function's variables
+# as the running stack (make up) deployed them, its addresses as a container sees them
+sam-env: $(VENV)/.stamp
+	set -a; . .local/$(STACK)/env; set +a; $(VENV)/bin/python scripts/sam_env.py -o env.local.json
 
 down:
 	@$(PY313) scripts/stack.py down --stack $(STACK)
