@@ -150,7 +150,8 @@ up: deps
 # env.local.json for `sam local start-api --env-vars` / `sam local invoke`: every function's variables
 # as the running stack (make up) deployed them, its addresses as a container sees them
 sam-env: $(VENV)/.stamp
-	set -a; . .local/$(STACK)/env; set +a; $(VENV)/bin/python scripts/sam_env.py -o env.local.json
+	set -a; . .local/$(STACK)/env; set +a; AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-test} \
+		AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-test} $(VENV)/bin/python scripts/sam_env.py -o env.local.json
 
 down:
 	@$(PY313) scripts/stack.py down --stack $(STACK)
