@@ -125,7 +125,7 @@ SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 	mkdir -p .local
 	missing=""; for pair in $(APT_NEEDS); do command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair##*:}"; done; \
 	py="$(PY313)"; if [ -z "$$py" ] || ! "$$py" -c "import ensurepip, venv" 2>/dev/null; then \
-	  missing="python3.13 python3.13-venv$$missing"; fi; \
+	  missing=" python3.13 python3.13-venv$$missing"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
 	    echo "not root and no sudo: install as root: apt-get install$$missing" >&2; exit 1; fi; \
