@@ -1,6 +1,6 @@
 # Verriflo: one machine, offline. `make up` starts MongoDB-wire server + Redis + LocalStack (on the
 # host, no Docker), deploys template.yaml with samlocal and seeds a demo org; `make test` runs
-# unit -> integration -> e2e and installs whatever is missing first (CI runs exactly this).
+# lint -> unit -> integration -> e2e and installs whatever is missing first (CI runs exactly this).
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -166,6 +166,7 @@ define run_pytest
 endef
 
 test: deps
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-integration
 	$(MAKE) --no-print-directory test-calendar
@@ -188,9 +189,15 @@ test-e2e: deps
 	# the first test brings the whole stack up (a fresh machine builds every layer): allow it
 	$(call run_pytest,tests/e2e -m e2e --timeout 1200)
 
-lint: $(VENV)/.stamp
+# Code and template checks, the first step of make test: ruff; cfn-lint for each stage (the
+# parameters a deploy passes); SAM's own validation of the transform, with cfn-lint on its output.
+LINT_PARAMETERS := MongoDbUri=mongodb://lint RedisUrl=redis://lint
+lint: $(VENV)/.stamp $(VENV_SAM)/.stamp
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/cfn-lint template.yaml functions/ai_media/template.yaml
+	for stage in local aws; do \
+		$(VENV)/bin/cfn-lint template.yaml --parameters Stage=$$stage $(LINT_PARAMETERS); done
+	$(VENV)/bin/cfn-lint functions/ai_media/template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV_SAM)/bin/sam validate --lint --template template.yaml --region us-east-1
 
 bench: $(VENV)/.stamp .local/.apt-installed
 	$(VENV)/bin/python bench/run.py
