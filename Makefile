@@ -38,7 +38,8 @@ VENV_LAMBDA := .venv-lambda-python3.13
 #   AI layer, media       layers/ai/requirements.txt, layers/ai/media/X.txt  requirements.lock, media/X.lock
 #   FFmpeg layer          layers/ffmpeg/requirements.txt                   layers/ffmpeg/requirements.lock
 #   webhook dispatcher    functions/webhook_dispatcher/requirements.txt    .../requirements.lock
-# A venv is made anew whenever its lock changes (so a package dropped from a lock leaves it too).
+# Whenever its lock changes, a venv is brought to it in place: packages at their locked versions are
+# left alone, others installed at theirs, and what the lock no longer lists removed (scripts/locks.py).
 DEV_LOCK := requirements/dev.lock
 LS_LOCK := localstack/requirements.lock
 SAM_LOCK := requirements/sam.lock
@@ -46,12 +47,12 @@ LAMBDA_LOCK := requirements/lambda-runtime.lock
 PIP_LOCK := requirements/pip.lock
 # the build backend of the two editable installs (pyproject.toml, localstack/pyproject.toml)
 BUILD_PINS := requirements/build-constraints.txt
-# a fresh venv with the locked pip, then the lock: $(call locked_venv,<venv>,<lock>)
+# the venv (made if missing) with the locked pip, then exactly the lock: $(call locked_venv,<venv>,<lock>)
 define locked_venv
-	rm -rf $(1)
-	$(PY313) -m venv $(1)
+	test -x $(1)/bin/python || $(PY313) -m venv $(1)
 	$(1)/bin/python -m pip install $(PIP_QUIET) --require-hashes --no-deps -r $(PIP_LOCK) 2>&1 | $(FILTER_PIP)
 	$(1)/bin/python -m pip install $(PIP_QUIET) --require-hashes --no-deps -r $(2) 2>&1 | $(FILTER_PIP)
+	$(1)/bin/python scripts/locks.py sync $(2)
 endef
 EDITABLE := --no-deps --build-constraint $(BUILD_PINS) -e
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from scripts import locks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,25 +56,10 @@ INPUTS = {
 }
 # locked without dependency trees (the layer builds install exactly these: layers/ai/Makefile)
 NO_DEPS = {path for path in INPUTS if path.startswith(("layers/ai/", "layers/ffmpeg/"))}
-# pip is each venv's installer, pinned in requirements/pip.lock (a venv's own pip predates it)
-NOT_IN_LOCKS = {"pip"}
-
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)")
 
 
 def _entries(path: str) -> dict[str, tuple[str, list[str]]]:
-    """name -> (version, hashes) of a `uv pip compile --generate-hashes` lock."""
-    text = (ROOT / path).read_text().replace("\\\n", " ")
-    entries: dict[str, tuple[str, list[str]]] = {}
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _PIN.match(line)
-        assert match, f"{path}: not an exact pin: {line.strip()[:80]}"
-        name = canonicalize_name(match.group(1))
-        assert name not in entries, f"{path}: {name} locked twice"
-        entries[name] = (match.group(3), re.findall(r"--hash=sha256:([0-9a-f]{64})", line))
-    return entries
+    return locks.entries(ROOT / path)
 
 
 def _pins(path: str) -> dict[str, str]:
@@ -150,26 +136,12 @@ def test_the_common_layer_is_what_pyproject_declares():
 
 def _compare(venv: str, installed: dict[str, str]):
     locked = _pins(VENV_LOCKS[venv])
-    missing = {name: v for name, v in locked.items() if installed.get(name) != v and name not in NOT_IN_LOCKS}
-    extra = {name: v for name, v in installed.items() if name not in locked and name not in NOT_IN_LOCKS}
+    missing = {n: v for n, v in locked.items() if installed.get(n) != v and n not in locks.NOT_LOCKED}
+    extra = locks.unlocked(installed, locked)
     assert not missing and not extra, (
-        f"{venv} is not {VENV_LOCKS[venv]} (make deps rebuilds it): "
+        f"{venv} is not {VENV_LOCKS[venv]} (make deps brings it there): "
         f"locked but not installed at that version {missing}, installed but not locked {extra}"
     )
-
-
-# The venv's distributions less its editable installs (the project, localstack/: no lock's business;
-# an editable install's source folder may hold its egg-info too, hence by name).
-_LIST_SCRIPT = """
-import json
-from importlib import metadata
-dists = list(metadata.distributions())
-def editable(dist):
-    direct = dist.read_text("direct_url.json")
-    return bool(direct and json.loads(direct).get("dir_info", {}).get("editable"))
-skip = {dist.metadata["Name"] for dist in dists if editable(dist)}
-print(json.dumps({d.metadata["Name"]: d.version for d in dists if d.metadata["Name"] not in skip}))
-"""
 
 
 @pytest.mark.parametrize("venv", sorted(VENV_LOCKS))
@@ -178,6 +150,14 @@ def test_each_installed_venv_is_its_lock(venv: str):
     assert python.exists(), f"{venv} missing: make deps builds it"
     # the venv's own interpreter, isolated (-I): its site-packages only, as the stack runs it
     listed = subprocess.run(
-        [str(python), "-I", "-c", _LIST_SCRIPT], capture_output=True, text=True, check=True
+        [str(python), "-I", str(ROOT / "scripts" / "locks.py"), "installed"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    _compare(venv, {canonicalize_name(name): version for name, version in json.loads(listed).items()})
+    _compare(venv, json.loads(listed))
+
+
+def test_a_venv_sync_removes_only_what_the_lock_does_not_name():
+    present = {"pip": "26.3", "numpy": "2.5.5", "leftover": "1.0", "six": "1.16.0"}
+    assert locks.unlocked(present, {"numpy": ("2.5.5", []), "six": ("1.17.0", [])}) == ["leftover"]
