@@ -173,7 +173,9 @@ test: deps
 	$(MAKE) --no-print-directory test-calendar
 	$(MAKE) --no-print-directory test-e2e
 
-test-unit: $(VENV)/.stamp
+# (the unit tests check every venv against its lock and transform the template with the SAM venv)
+VENVS := $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp
+test-unit: $(VENVS)
 	$(call run_pytest,tests/unit)
 
 test-integration: $(VENV)/.stamp .local/.apt-installed
@@ -182,7 +184,7 @@ test-integration: $(VENV)/.stamp .local/.apt-installed
 # The unit and integration suites again, each test started in the last seconds of a month (the next
 # month for each test; every twelfth a year): no test may depend on the calendar or the time of day
 # (tests/calendar_edge.py moves the tests' clock with time-machine).
-test-calendar: $(VENV)/.stamp .local/.apt-installed
+test-calendar: $(VENVS) .local/.apt-installed
 	$(call run_pytest,tests/unit tests/integration -p calendar_edge -p no:cacheprovider)
 
 # the e2e suite brings up its own isolated stack (.local/e2e, own ports) and tears it down
