@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ai_agent import handler, logic
+from ai_agent import answering, handler
 from ai_media import handler as media_handler
 from ai_support import (
     ScriptedProvider,
@@ -113,7 +113,7 @@ def test_a_chart_is_drawn_by_the_charts_function(org, lambda_context, media_func
 
     grant(org.id)
     model = ScriptedProvider(pieces=["Averages:\n", "- Maths: 81\n", "- Science: 74\n"])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     events = lines(
         ask(
             org, lambda_context, {"message": "Plot a chart of the averages"}, "ai_agent/chat_stream.json"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from ai_agent import logic, streaming
+from ai_agent import answering, streaming
 from ai_support import ScriptedProvider, grant
 from servers import asgi_server
 
@@ -23,7 +23,7 @@ def server() -> Iterator[str]:
 def test_the_first_line_arrives_before_the_answer_is_complete(server, org, monkeypatch):
     grant(org.id)
     model = ScriptedProvider(pieces=["One ", "two ", "three ", "four ", "five."], delay_s=0.3)
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     arrivals: list[tuple[float, str]] = []
     start = time.perf_counter()
     with httpx.stream(
@@ -51,7 +51,7 @@ def test_the_first_line_arrives_before_the_answer_is_complete(server, org, monke
 
 def test_errors_before_the_stream_are_envelopes_with_status(server, org, monkeypatch):
     model = ScriptedProvider(pieces=["x"])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     unauthenticated = httpx.post(f"{server}/v1/ai-agent/chat/stream", json={"message": "hi"})
     assert unauthenticated.status_code == 401 and unauthenticated.json()["error"] == "UNAUTHORIZED"
     assert unauthenticated.headers["x-request-id"]

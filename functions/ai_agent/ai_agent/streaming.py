@@ -7,9 +7,10 @@ with the same framing. Both use the common layer's auth, rate limits, envelope a
 
 from __future__ import annotations
 
-from ai_agent import logic
 from verriflo import asgi
 from verriflo.errors import Unauthorized
+
+from ai_agent import answering, models
 
 app = asgi.App(max_body_bytes=6_000_000)
 
@@ -17,19 +18,19 @@ app = asgi.App(max_body_bytes=6_000_000)
 @app.route("POST", "/v1/ai-agent/chat/stream", group="ai")
 def chat_stream(request: asgi.Request) -> asgi.Stream:
     """A chat turn answered as NDJSON lines: text/audio as produced, citations, image, usage, done."""
-    body = request.parse(logic.ChatRequest)
+    body = request.parse(models.ChatRequest)
     if request.org is None:  # the "ai" group always authenticates; this only guards a wiring mistake
         raise Unauthorized()
-    prepared = logic.prepare_chat(request.org, body, request.request_id)
-    return asgi.Stream(logic.ndjson(logic.answer(prepared)), logic.NDJSON)
+    prepared = answering.prepare_chat(request.org, body, request.request_id)
+    return asgi.Stream(answering.ndjson(answering.answer(prepared)), models.NDJSON)
 
 
 @app.route("POST", "/api/v1/generate/stream", internal=True)
 def generate_stream(request: asgi.Request) -> asgi.Stream:
     """Internal: generation for another service, streamed as NDJSON (X-Dispatch-Secret)."""
-    body = request.parse(logic.GenerateRequest)
-    prepared = logic.prepare_generate(body, request.request_id)
-    return asgi.Stream(logic.ndjson(logic.answer(prepared)), logic.NDJSON)
+    body = request.parse(models.GenerateRequest)
+    prepared = answering.prepare_generate(body, request.request_id)
+    return asgi.Stream(answering.ndjson(answering.answer(prepared)), models.NDJSON)
 
 
 _LINE_TYPES = {
@@ -58,7 +59,7 @@ def openapi_document() -> dict:
     stream = {
         "description": "NDJSON, one JSON object per line, sent as produced. Line types: "
         + "; ".join(f"`{k}`: {v}" for k, v in _LINE_TYPES.items()),
-        "content": {logic.NDJSON: {"schema": {"type": "string"}}},
+        "content": {models.NDJSON: {"schema": {"type": "string"}}},
     }
 
     def operation(summary: str, model: type, statuses: dict[str, str], **extra: object) -> dict:
@@ -77,7 +78,7 @@ def openapi_document() -> dict:
     paths = {
         "/v1/ai-agent/chat/stream": operation(
             "Ask the AI (streamed NDJSON)",
-            logic.ChatRequest,
+            models.ChatRequest,
             {
                 "400": "The request is not valid.",
                 "401": "A valid key is required.",
@@ -93,7 +94,7 @@ def openapi_document() -> dict:
         ),
         "/api/v1/generate/stream": operation(
             "Internal: generate an answer (streamed NDJSON)",
-            logic.GenerateRequest,
+            models.GenerateRequest,
             {
                 "400": "The request is not valid.",
                 "402": "Insufficient credits.",

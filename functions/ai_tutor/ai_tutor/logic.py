@@ -11,7 +11,6 @@ as failed. The model interface, retrieval, speech and metering are the AI packag
 from __future__ import annotations
 
 import base64
-import binascii
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from verriflo_ai.providers import (
     split_sentences,
 )
 from verriflo_ai.settings import ai_settings
+from verriflo_ai.uploads import decode_base64
 
 from ai_tutor import context, store
 from ai_tutor.config import tutor_settings
@@ -90,19 +90,7 @@ class Prepared:
 
 def decode_audio_field(value: str) -> bytes:
     """The base64 `audio` field as bytes: 413 over the limit, 400 when not base64 or not audio."""
-    limit = ai_settings().max_audio_bytes
-    if len(value) * 3 // 4 > limit + 3:  # judged on the encoded length: never decode an oversized upload
-        raise PayloadTooLarge(f"audio is larger than {limit} bytes.")
-    try:
-        data = base64.b64decode(
-            value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True
-        )
-    except (binascii.Error, ValueError) as exc:
-        raise ValidationFailed("audio is not valid base64.") from exc
-    if not data:
-        raise ValidationFailed("audio is empty.")
-    if len(data) > limit:
-        raise PayloadTooLarge(f"audio is larger than {limit} bytes.")
+    data = decode_base64(value, "audio", ai_settings().max_audio_bytes)
     try:
         speech.sniff_audio(data)
     except UnsupportedMediaType as exc:

@@ -12,8 +12,6 @@ from verriflo.errors import Forbidden, UpstreamError, ValidationFailed
 from verriflo.ledger import from_milli
 from verriflo.orgs import now
 from verriflo_ai import knowledge
-from verriflo_ai.documents import document_bytes
-from verriflo_ai.settings import ai_settings
 
 from ai_tutor import context, store
 from ai_tutor.config import tutor_settings
@@ -90,9 +88,7 @@ def add_material(org_id: str, room_id: str, body: TutorAddMaterial) -> TutorMate
     """Extract, chunk and embed notes or slides (text or PDF) into the room's material."""
     room = store.require_room(org_id, room_id)
     # every rejection before any base is created or model is run
-    content = document_bytes(
-        body.content, body.content_base64, body.content_type, ai_settings().max_document_bytes
-    )
+    content = body.content_bytes()
     kb_id = _room_base(org_id, room_id, room.get("title") or room_id)
     doc = knowledge.add_document(org_id, kb_id, body.title, content, body.content_type)
     store.set_material_kind(org_id, room_id, doc.document_id, body.kind)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from verriflo.models import ApiModel, StrictApiModel
+from verriflo_ai.uploads import DocumentUpload
 
 Modality = Literal["text", "audio", "both"]
 Mode = Literal["hints", "explain"]
@@ -104,20 +105,10 @@ class TutorUpdateRoomSettings(StrictApiModel):
     topic: str | None = Field(default=None, max_length=300)
 
 
-class TutorAddMaterial(StrictApiModel):
+class TutorAddMaterial(DocumentUpload):
     """Teacher material for a room: notes or slides, as text (`content`) or a PDF (`contentBase64`)."""
 
-    title: str = Field(min_length=1, max_length=200)
     kind: MaterialKind = "notes"
-    content_type: Literal["text/plain", "text/markdown", "application/pdf"] = "text/plain"
-    content: str | None = None
-    content_base64: str | None = None
-
-    @model_validator(mode="after")
-    def _one_content(self) -> Self:
-        if (self.content is None) == (self.content_base64 is None):
-            raise ValueError("give exactly one of content or contentBase64")
-        return self
 
 
 class TutorMaterial(ApiModel):
