@@ -146,7 +146,7 @@ def first_event(report: Report) -> None:
 def summaries(report: Report, sizes: list[int]) -> None:
     import random
 
-    from ai_tutor import workflow
+    from ai_tutor import steps
     from bson import Binary
     from verriflo import db
     from verriflo.orgs import now
@@ -192,8 +192,8 @@ def summaries(report: Report, sizes: list[int]) -> None:
         assert len(rows) == size
 
         start = time.perf_counter()
-        state = workflow.gather({"orgId": org_id, "roomId": room_id, "runId": "bench"})
-        done = workflow.summarize(state)
+        state = steps.gather({"orgId": org_id, "roomId": room_id, "runId": "bench"})
+        done = steps.summarize(state)
         ours = (time.perf_counter() - start) * 1000
         assert done["stored"] and done["interactions"] == size
         record = db.collection("tutor_summaries").find_one({"roomId": room_id})

@@ -16,7 +16,7 @@ from verriflo import asgi
 from verriflo.api import JSON, Envelope, Org, create_app, internal, lambda_handler, ok, protected, responses
 from verriflo_ai import knowledge
 
-from ai_tutor import logic, manage, models, streaming, workflow
+from ai_tutor import logic, manage, models, steps, streaming
 
 app = create_app(max_body_bytes=streaming.app.body_limit())
 api = protected(app, streaming.GROUP)
@@ -165,7 +165,7 @@ def list_interactions(
 )
 def summarize(body: models.TutorSummarizeRequest) -> Envelope[models.TutorSummary]:
     """The ClassSummary steps at once (idempotent: a written summary is returned as it is)."""
-    workflow.run(body.org_id, body.room_id, manage.new_run_id())
+    steps.run(body.org_id, body.room_id, manage.new_run_id())
     summary, _ = manage.summary(body.org_id, body.room_id)
     return ok(summary)
 
