@@ -313,7 +313,7 @@ def test_chat_list_pages_through_chats_updated_in_the_same_millisecond(org, lamb
         history.append(
             org.id,
             chat_id,
-            [{"role": "user", "text": "q"}],
+            [history.StoredMessage("user", "q", "2026-11-28T00:00:00+00:00")],
             10,
             600,
             title="q",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from verriflo.auth import OrgContext
 from verriflo.errors import PayloadTooLarge, UpstreamError, ValidationFailed, VerrifloError
@@ -79,7 +79,7 @@ def _history_messages(org_id: str, chat_id: str | None) -> tuple[Message, ...]:
         return ()
     keep = ai_settings().history_context_turns
     stored = history.read(org_id, chat_id)
-    return tuple(Message(m["role"], m["text"]) for m in stored[-keep:]) if keep else ()
+    return tuple(Message(m.role, m.text) for m in stored[-keep:]) if keep else ()
 
 
 def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepared:
@@ -274,23 +274,23 @@ def _failed(prep: Prepared, code: str, message: str, started: float) -> Iterator
     yield {"type": "done"}
 
 
-def _record(prep: Prepared, usage: Usage, credits: Decimal, status: str) -> None:
+def _record(prep: Prepared, usage: Usage, credits: Decimal, status: Literal["completed", "failed"]) -> None:
     try:
         store.record_request(
-            {
-                "_id": prep.request_id,
-                "orgId": prep.org_id,
-                "chatId": prep.chat_id,
-                "sessionKey": prep.chat_id or prep.request_id,
-                "inputTokens": usage.input_tokens,
-                "outputTokens": usage.output_tokens,
-                "creditsMilli": to_milli(credits),
-                "status": status,
-                "model": usage.model,
-                "requestModality": prep.request_modality,
-                "responseModality": prep.response_modality,
-                "createdAt": datetime.now(UTC),
-            }
+            store.AiRequest(
+                id=prep.request_id,
+                org_id=prep.org_id,
+                chat_id=prep.chat_id,
+                session_key=prep.chat_id or prep.request_id,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                credits_milli=to_milli(credits),
+                status=status,
+                model=usage.model,
+                request_modality=prep.request_modality,
+                response_modality=prep.response_modality,
+                created_at=datetime.now(UTC),
+            )
         )
     except VerrifloError:
         logger.warning("ai.record_failed", extra={"status": status})
@@ -305,8 +305,8 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
             prep.org_id,
             prep.chat_id,
             [
-                {"role": "user", "text": prep.question, "createdAt": stamp},
-                {"role": "assistant", "text": text, "createdAt": stamp},
+                history.StoredMessage("user", prep.question, stamp),
+                history.StoredMessage("assistant", text, stamp),
             ],
             settings.history_turns,
             settings.history_ttl_s,

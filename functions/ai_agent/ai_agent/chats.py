@@ -37,12 +37,12 @@ def list_chats(org: OrgContext, limit: int, cursor: str | None) -> ChatList:
     return ChatList(
         items=[
             ChatSummary(
-                chat_id=r["chatId"],
-                title=r.get("title", ""),
-                preview=r.get("preview", ""),
-                turns=int(r.get("turns", 0)),
-                created_at=r.get("createdAt") or r["updatedAt"],
-                updated_at=r["updatedAt"],
+                chat_id=r.chat_id,
+                title=r.title,
+                preview=r.preview,
+                turns=r.turns,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
             )
             for r in rows
         ],
@@ -58,7 +58,7 @@ def read_chat(org: OrgContext, chat_id: str) -> ChatHistory:
         raise NotFound(f"Chat '{chat_id}' was not found.")
     return ChatHistory(
         chat_id=chat_id,
-        messages=[ChatMessage.model_validate(m) for m in messages],
+        messages=[ChatMessage(role=m.role, text=m.text, created_at=m.created_at) for m in messages],
         expires_in=max(history.ttl(org.org_id, chat_id), 0),
     )
 

@@ -35,31 +35,31 @@ def usage_summary(org: OrgContext, start_date: str | None, end_date: str | None)
     upper = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
     agent = store.agent_totals(org.org_id, lower, upper)
     tutor = store.tutor_totals(org.org_id, lower, upper)
-    agent_cost = from_milli(agent["creditsMilli"])
-    tutor_cost = float(ai_tokens(tutor["inputTokens"], tutor["outputTokens"]))
+    agent_cost = from_milli(agent.credits_milli)
+    tutor_cost = float(ai_tokens(tutor.input_tokens, tutor.output_tokens))
     return UsageSummary(
         summary=UsageTotals(
-            total_sessions=agent["sessions"] + tutor["interactions"],
+            total_sessions=agent.sessions + tutor.interactions,
             total_token_cost=round(agent_cost + tutor_cost, 3),
-            total_input_tokens=agent["inputTokens"] + tutor["inputTokens"],
-            total_output_tokens=agent["outputTokens"] + tutor["outputTokens"],
+            total_input_tokens=agent.input_tokens + tutor.input_tokens,
+            total_output_tokens=agent.output_tokens + tutor.output_tokens,
         ),
         breakdown=Breakdown(
             ai_agent=AgentBreakdown(
-                sessions=agent["sessions"],
-                requests=agent["requests"],
-                failed_requests=agent["failed"],
-                input_tokens=agent["inputTokens"],
-                output_tokens=agent["outputTokens"],
+                sessions=agent.sessions,
+                requests=agent.requests,
+                failed_requests=agent.failed,
+                input_tokens=agent.input_tokens,
+                output_tokens=agent.output_tokens,
                 cost=round(agent_cost, 3),
             ),
             ai_tutor=TutorBreakdown(
-                interactions=tutor["interactions"],
-                students=tutor["students"],
-                rooms=tutor["rooms"],
-                failed_interactions=tutor["failed"],
-                input_tokens=tutor["inputTokens"],
-                output_tokens=tutor["outputTokens"],
+                interactions=tutor.interactions,
+                students=tutor.students,
+                rooms=tutor.rooms,
+                failed_interactions=tutor.failed,
+                input_tokens=tutor.input_tokens,
+                output_tokens=tutor.output_tokens,
                 cost=round(tutor_cost, 3),
             ),
         ),
