@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from ai_tutor import context, credentials, logic, summary
 from ai_tutor.models import TutorChatAnswer, TutorChatReply, TutorTokenUsage
+from ai_tutor.store import PastExchange
 from verriflo.errors import PayloadTooLarge, Unauthorized, ValidationFailed
 
 KEY, SECRET = "APIunit", "unit-secret-" + "x" * 32
@@ -52,8 +53,8 @@ def test_similar_questions_share_a_group_and_different_ones_do_not():
 
 def test_top_queries_are_ordered_by_frequency_with_the_most_typical_question_and_latest_answer():
     rows = [
-        {"question": q, "answer": a, "studentUid": "s"}
-        for q, a in [("A?", "a1"), ("B?", "b1"), ("A again?", "a2"), ("A once more?", "a3")]
+        PastExchange(id=f"ti_{i}", student_uid="s", question=q, answer=a, vector=None)
+        for i, (q, a) in enumerate([("A?", "a1"), ("B?", "b1"), ("A again?", "a2"), ("A once more?", "a3")])
     ]
     vectors = np.stack([_unit(1, 0.05), _unit(0, 1), _unit(1, 0.0), _unit(1, 0.1)])
     queries, groups = summary.top_queries(rows, vectors)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from verriflo.errors import (
     Forbidden,
@@ -107,10 +107,10 @@ def check_text(text: str | None) -> str:
     return value
 
 
-def check_student(asker: Asker) -> dict[str, Any]:
+def check_student(asker: Asker) -> store.Room:
     """The room, if `asker` is a connected student of an active room of the org and the tutor is on."""
     room = store.require_room(asker.org_id, asker.room_id)
-    if room.get("status") == "ended":
+    if room.ended:
         raise Forbidden(f"The class in room '{asker.room_id}' has ended; the tutor answers during class.")
     role = store.connected_role(asker.org_id, asker.room_id, asker.student_uid)
     if role is None:
@@ -236,31 +236,35 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
     }
 
 
-def _document(
-    prep: Prepared, answer_text: str, status: str, usage: Usage, credits: Decimal
-) -> dict[str, Any]:
-    from bson import Binary
-
-    return {
-        "_id": prep.interaction_id,
-        "orgId": prep.asker.org_id,
-        "roomId": prep.asker.room_id,
-        "studentUid": prep.asker.student_uid,
-        "question": prep.question,
-        "answer": answer_text,
-        "status": status,
-        "mode": prep.mode,
-        "grounded": prep.grounded,
-        "sources": [s.model_dump(mode="json", exclude={"text"}) for s in prep.sources],
-        "inputTokens": usage.input_tokens,
-        "outputTokens": usage.output_tokens,
-        "creditsMilli": to_milli(credits),
-        "model": usage.model,
-        "requestModality": prep.request_modality,
-        "responseModality": prep.response_modality,
-        "vector": Binary(prep.vector.tobytes()) if prep.vector is not None else None,
-        "createdAt": now(),
-    }
+def _interaction(
+    prep: Prepared,
+    answer_text: str,
+    status: Literal["completed", "failed"],
+    usage: Usage,
+    credits: Decimal,
+    error: str | None = None,
+) -> store.Interaction:
+    return store.Interaction(
+        id=prep.interaction_id,
+        org_id=prep.asker.org_id,
+        room_id=prep.asker.room_id,
+        student_uid=prep.asker.student_uid,
+        question=prep.question,
+        answer=answer_text,
+        status=status,
+        mode=prep.mode,
+        grounded=prep.grounded,
+        sources=[s.model_dump(mode="json", exclude={"text"}) for s in prep.sources],
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        credits_milli=to_milli(credits),
+        model=usage.model,
+        request_modality=prep.request_modality,
+        response_modality=prep.response_modality,
+        vector=prep.vector.tobytes() if prep.vector is not None else None,
+        created_at=now(),
+        error=error,
+    )
 
 
 def _failed(prep: Prepared, partial: str, code: str, message: str, started: float) -> dict[str, Any]:
@@ -272,9 +276,9 @@ def _failed(prep: Prepared, partial: str, code: str, message: str, started: floa
             "elapsed_ms": round((time.monotonic() - started) * 1000),
         },
     )
-    doc = _document(prep, partial, "failed", Usage(0, 0, counted=True), Decimal(0)) | {"error": code}
+    failed = _interaction(prep, partial, "failed", Usage(0, 0, counted=True), Decimal(0), error=code)
     try:
-        store.insert_interaction(doc)
+        store.insert_interaction(failed)
     except VerrifloError:
         logger.error("tutor.record_failed", extra={"status": "failed"})
     return {"text": "", "usage": None, "error": code, "message": message}
@@ -300,7 +304,7 @@ def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: f
             extra={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
         )
     try:
-        store.insert_interaction(_document(prep, text, "completed", usage, credits))
+        store.insert_interaction(_interaction(prep, text, "completed", usage, credits))
     except VerrifloError:
         logger.error("tutor.record_failed", extra={"status": "completed"})
     logger.info(

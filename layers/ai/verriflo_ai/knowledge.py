@@ -203,8 +203,6 @@ def _chunks(content: bytes, content_type: str) -> list[Chunk]:
 def _rows(
     doc: dict[str, Any], chunks: list[Chunk], vectors: np.ndarray, *, pending: bool
 ) -> list[dict[str, Any]]:
-    from bson import Binary
-
     title = doc["title"]
     rows = [
         {
@@ -216,7 +214,7 @@ def _rows(
             "ordinal": c.ordinal,
             "text": c.text,
             "title": f"{title} > {c.section}" if c.section else title,
-            "vector": Binary(vectors[i].tobytes()),
+            "vector": vectors[i].tobytes(),
             "model": embedder().model_id,
         }
         for i, c in enumerate(chunks)
