@@ -11,7 +11,13 @@ import jwt
 import numpy as np
 import pytest
 from ai_tutor import context, credentials, logic, summary
-from ai_tutor.models import TutorChatAnswer, TutorChatReply, TutorTokenUsage
+from ai_tutor.models import (
+    TutorChatAnswer,
+    TutorChatReply,
+    TutorErrorEvent,
+    TutorTextEvent,
+    TutorTokenUsage,
+)
 from ai_tutor.store import PastExchange
 from verriflo.errors import PayloadTooLarge, Unauthorized, ValidationFailed
 
@@ -23,8 +29,8 @@ def test_sse_frames_each_event_and_ends_with_done_even_after_an_error():
         logic.sse(
             iter(
                 [
-                    {"text": "Hi", "usage": None},
-                    {"text": "", "usage": None, "error": "UPSTREAM_ERROR", "message": "m"},
+                    TutorTextEvent(text="Hi"),
+                    TutorErrorEvent(error="UPSTREAM_ERROR", message="m"),
                 ]
             )
         )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from verriflo.auth import OrgContext
 from verriflo.errors import PayloadTooLarge, UpstreamError, ValidationFailed, VerrifloError
@@ -41,13 +41,21 @@ from verriflo_ai.uploads import decode_base64
 from ai_agent import history, store
 from ai_agent.chats import shorten
 from ai_agent.models import (
+    AudioEvent,
     ChatAnswer,
     ChatRequest,
     Citation,
+    CitationEvent,
+    DoneEvent,
+    ErrorEvent,
     GenerateRequest,
+    ImageEvent,
     ImageOut,
     Modality,
+    StreamEvent,
+    TextEvent,
     TokenUsage,
+    UsageEvent,
 )
 
 # --- preparing a request (everything that may reject it) -----------------------------------------
@@ -192,18 +200,14 @@ def _citations(passages: list[Passage], text: str, provider_name: str) -> list[C
     ]
 
 
-def _audio_event(text: str, voice: str | None, index: int) -> dict[str, Any]:
+def _audio_event(text: str, voice: str | None, index: int) -> AudioEvent:
     audio = speech.synthesize(text, voice)
-    return {
-        "type": "audio",
-        "audio": base64.b64encode(audio).decode(),
-        "mimeType": speech.VOICE_MIME,
-        "index": index,
-        "text": text,
-    }
+    return AudioEvent(
+        audio=base64.b64encode(audio).decode(), mime_type=speech.VOICE_MIME, index=index, text=text
+    )
 
 
-def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, Any]]:
+def answer(prep: Prepared, model: Provider | None = None) -> Iterator[StreamEvent]:
     """The answer as stream events: text/audio as produced, then citations, image, usage, done."""
     model = model or provider()
     speak = prep.response_modality in ("audio", "text+audio")
@@ -218,7 +222,7 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
             if isinstance(event, TextDelta):
                 produced.append(event.text)
                 if write_text:
-                    yield {"type": "text", "text": event.text}
+                    yield TextEvent(text=event.text)
                 if speak:
                     sentences, pending = split_sentences(pending + event.text)
                     for sentence in sentences:
@@ -241,16 +245,15 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
     text = "".join(produced)
     usage = usage or Usage(0, 0, counted=True)
     for citation in _citations(prep.passages, text, getattr(model, "name", "")):
-        yield {"type": "citation", "citation": citation.model_dump(mode="json")}
+        yield CitationEvent(citation=citation)
     spec = images.chart_spec(text, prep.question)
     picture = images.render_chart(spec) if spec is not None else None
     if spec is not None and picture is not None:
-        yield {
-            "type": "image",
-            "image": base64.b64encode(picture).decode(),
-            "mimeType": "image/png",
-            "alt": spec.title or "chart of the figures in the answer",
-        }
+        yield ImageEvent(
+            image=base64.b64encode(picture).decode(),
+            mime_type="image/png",
+            alt=spec.title or "chart of the figures in the answer",
+        )
     try:
         credits = _finish(prep, text, usage, started)
     except VerrifloError as exc:  # e.g. Redis went away: the turn is not kept, and the caller is told
@@ -262,16 +265,16 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
         total_tokens=usage.input_tokens + usage.output_tokens,
         credits=float(credits),
     )
-    yield {"type": "usage", "usage": totals.model_dump(mode="json")}
-    yield {"type": "done"}
+    yield UsageEvent(usage=totals)
+    yield DoneEvent()
 
 
-def _failed(prep: Prepared, code: str, message: str, started: float) -> Iterator[dict[str, Any]]:
+def _failed(prep: Prepared, code: str, message: str, started: float) -> Iterator[StreamEvent]:
     elapsed_ms = round((time.monotonic() - started) * 1000)
     logger.warning("ai.answer_failed", extra={"error": code, "elapsed_ms": elapsed_ms})
     _record(prep, Usage(0, 0, counted=True), Decimal(0), "failed")
-    yield {"type": "error", "error": code, "message": message}
-    yield {"type": "done"}
+    yield ErrorEvent(error=code, message=message)
+    yield DoneEvent()
 
 
 def _record(prep: Prepared, usage: Usage, credits: Decimal, status: Literal["completed", "failed"]) -> None:
@@ -339,10 +342,11 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
     return credits
 
 
-def ndjson(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def ndjson(events: Iterator[StreamEvent]) -> Iterator[bytes]:
     """Events framed as NDJSON: one compact JSON object per line."""
     for event in events:
-        yield json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        line = json.dumps(event.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
+        yield line.encode() + b"\n"
 
 
 def collect(prep: Prepared, model: Provider | None = None) -> ChatAnswer:
@@ -353,21 +357,20 @@ def collect(prep: Prepared, model: Provider | None = None) -> ChatAnswer:
     citations: list[Citation] = []
     usage = TokenUsage(input_tokens=0, output_tokens=0, total_tokens=0, credits=0)
     for event in answer(prep, model):
-        kind = event["type"]
-        if kind == "text":
-            text.append(event["text"])
-        elif kind == "audio":
-            spoken.append(base64.b64decode(event["audio"]))
+        if isinstance(event, TextEvent):
+            text.append(event.text)
+        elif isinstance(event, AudioEvent):
+            spoken.append(base64.b64decode(event.audio))
             if prep.response_modality == "audio":
-                text.append(event["text"] + " ")
-        elif kind == "citation":
-            citations.append(Citation.model_validate(event["citation"]))
-        elif kind == "image":
-            pictures.append(ImageOut(image=event["image"], mime_type=event["mimeType"], alt=event["alt"]))
-        elif kind == "usage":
-            usage = TokenUsage.model_validate(event["usage"])
-        elif kind == "error":
-            raise UpstreamError(event["message"])
+                text.append(event.text + " ")
+        elif isinstance(event, CitationEvent):
+            citations.append(event.citation)
+        elif isinstance(event, ImageEvent):
+            pictures.append(ImageOut(image=event.image, mime_type=event.mime_type, alt=event.alt))
+        elif isinstance(event, UsageEvent):
+            usage = event.usage
+        elif isinstance(event, ErrorEvent):
+            raise UpstreamError(event.message)
     return ChatAnswer(
         chat_id=prep.chat_id,
         text="".join(text).strip(),

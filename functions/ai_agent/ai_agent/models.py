@@ -88,6 +88,76 @@ class ImageOut(ApiModel):
     alt: str = ""
 
 
+# --- the streamed answer: one event per NDJSON line (the buffered answer collects the same events) ---
+
+
+class _Event(ApiModel):
+    type: str  # first on every line, whatever the event's other fields are
+
+
+class TextEvent(_Event):
+    """A piece of the answer, as it is produced."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class AudioEvent(_Event):
+    """Speech for one sentence of the answer."""
+
+    type: Literal["audio"] = "audio"
+    audio: str = Field(description="base64 MP3")
+    mime_type: str
+    index: int = Field(description="the sentence's place among the spoken ones, from 0")
+    text: str = Field(description="the sentence spoken")
+
+
+class CitationEvent(_Event):
+    """A passage the answer used."""
+
+    type: Literal["citation"] = "citation"
+    citation: Citation
+
+
+class ImageEvent(ImageOut, _Event):
+    """A chart of the figures in the answer."""
+
+    type: Literal["image"] = "image"
+
+
+class UsageEvent(_Event):
+    """The tokens of the answer and what they cost."""
+
+    type: Literal["usage"] = "usage"
+    usage: TokenUsage
+
+
+class ErrorEvent(_Event):
+    """The answer failed mid-stream: nothing is kept (`done` follows)."""
+
+    type: Literal["error"] = "error"
+    error: str = Field(description="the error code, as in the envelope")
+    message: str
+
+
+class DoneEvent(_Event):
+    """Always the last line."""
+
+    type: Literal["done"] = "done"
+
+
+StreamEvent = TextEvent | AudioEvent | CitationEvent | ImageEvent | UsageEvent | ErrorEvent | DoneEvent
+STREAM_EVENTS: list[type[ApiModel]] = [
+    TextEvent,
+    AudioEvent,
+    CitationEvent,
+    ImageEvent,
+    UsageEvent,
+    ErrorEvent,
+    DoneEvent,
+]
+
+
 class ChatAnswer(ApiModel):
     """The whole answer of `POST /v1/ai-agent/chat`."""
 

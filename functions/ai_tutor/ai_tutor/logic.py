@@ -44,7 +44,19 @@ from verriflo_ai.uploads import decode_base64
 
 from ai_tutor import context, store
 from ai_tutor.config import tutor_settings
-from ai_tutor.models import Modality, Mode, TutorChatAnswer, TutorChatRequest, TutorSource, TutorTokenUsage
+from ai_tutor.models import (
+    Modality,
+    Mode,
+    TutorAnsweredEvent,
+    TutorAudioEvent,
+    TutorChatAnswer,
+    TutorChatRequest,
+    TutorErrorEvent,
+    TutorSource,
+    TutorStreamEvent,
+    TutorTextEvent,
+    TutorTokenUsage,
+)
 
 STUDENT = "STUDENT"
 
@@ -177,17 +189,12 @@ def prepare_chat(org_id: str, body: TutorChatRequest, request_id: str) -> Prepar
 # --- answering --------------------------------------------------------------------------------------
 
 
-def _audio(text: str) -> dict[str, Any]:
-    return {
-        "text": "",
-        "audio": base64.b64encode(speech.synthesize(text)).decode(),
-        "mimeType": speech.VOICE_MIME,
-        "spoken": text,
-        "usage": None,
-    }
+def _audio(text: str) -> TutorAudioEvent:
+    audio = base64.b64encode(speech.synthesize(text)).decode()
+    return TutorAudioEvent(audio=audio, mime_type=speech.VOICE_MIME, spoken=text)
 
 
-def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, Any]]:
+def answer(prep: Prepared, model: Provider | None = None) -> Iterator[TutorStreamEvent]:
     """The answer as events: `{"text", "usage": null}` pieces (and speech), then `{"usage", "sources"}`.
 
     A failure mid-stream yields `{"text": "", "usage": null, "error", "message"}` instead of the usage
@@ -205,7 +212,7 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
             if isinstance(event, TextDelta):
                 produced.append(event.text)
                 if write:
-                    yield {"text": event.text, "usage": None}
+                    yield TutorTextEvent(text=event.text)
                 if speak:
                     sentences, pending = split_sentences(pending + event.text)
                     for sentence in sentences:
@@ -226,14 +233,14 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
         return
     usage = usage or Usage(0, 0, counted=True)
     credits = _finish(prep, "".join(produced), usage, getattr(model, "name", ""), started)
-    yield {
-        "usage": TutorTokenUsage(
+    yield TutorAnsweredEvent(
+        usage=TutorTokenUsage(
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, credits=float(credits)
-        ).model_dump(mode="json"),
-        "sources": [s.model_dump(mode="json") for s in prep.sources],
-        "grounded": prep.grounded,
-        "interactionId": prep.interaction_id,
-    }
+        ),
+        sources=prep.sources,
+        grounded=prep.grounded,
+        interaction_id=prep.interaction_id,
+    )
 
 
 def _interaction(
@@ -267,7 +274,7 @@ def _interaction(
     )
 
 
-def _failed(prep: Prepared, partial: str, code: str, message: str, started: float) -> dict[str, Any]:
+def _failed(prep: Prepared, partial: str, code: str, message: str, started: float) -> TutorErrorEvent:
     logger.warning(
         "tutor.answer_failed",
         extra={
@@ -281,7 +288,7 @@ def _failed(prep: Prepared, partial: str, code: str, message: str, started: floa
         store.insert_interaction(failed)
     except VerrifloError:
         logger.error("tutor.record_failed", extra={"status": "failed"})
-    return {"text": "", "usage": None, "error": code, "message": message}
+    return TutorErrorEvent(error=code, message=message)
 
 
 def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: float) -> Decimal:
@@ -323,12 +330,13 @@ def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: f
     return credits
 
 
-def sse(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def sse(events: Iterator[TutorStreamEvent]) -> Iterator[bytes]:
     """Events framed as Server-Sent Events (API.md): `data: {...}` blocks, then `data: [DONE]`."""
     import json
 
     for event in events:
-        yield b"data: " + json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+        data = json.dumps(event.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
+        yield b"data: " + data.encode() + b"\n\n"
     # Also after an error event: clients wait for [DONE] to close the stream.
     yield b"data: [DONE]\n\n"
 
@@ -340,15 +348,15 @@ def collect(prep: Prepared, model: Provider | None = None) -> TutorChatAnswer:
     spoken: list[bytes] = []
     usage = TutorTokenUsage(input_tokens=0, output_tokens=0)
     for event in answer(prep, model):
-        if event.get("error"):
-            raise UpstreamError(event["message"])
-        if event.get("audio"):
-            spoken.append(base64.b64decode(event["audio"]))
-            said.append(event["spoken"])
-        elif event.get("usage"):
-            usage = TutorTokenUsage.model_validate(event["usage"])
+        if isinstance(event, TutorErrorEvent):
+            raise UpstreamError(event.message)
+        if isinstance(event, TutorAudioEvent):
+            spoken.append(base64.b64decode(event.audio))
+            said.append(event.spoken)
+        elif isinstance(event, TutorAnsweredEvent):
+            usage = event.usage
         else:
-            text.append(event.get("text") or "")
+            text.append(event.text)
     if prep.response_modality == "audio":
         text = [" ".join(said)]
     return TutorChatAnswer(

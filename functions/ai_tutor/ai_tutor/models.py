@@ -70,6 +70,53 @@ class TutorTokenUsage(ApiModel):
     credits: float = 0.0
 
 
+# --- the streamed answer: one event per Server-Sent Event (the buffered answer collects the same) ----
+
+
+class TutorTextEvent(ApiModel):
+    """A piece of the answer, as it is produced."""
+
+    text: str
+    usage: None = None
+
+
+class TutorAudioEvent(ApiModel):
+    """Speech for one sentence of the answer (responseModality `audio` or `both`)."""
+
+    text: str = ""
+    audio: str = Field(description="base64 MP3")
+    mime_type: str
+    spoken: str = Field(description="the sentence spoken")
+    usage: None = None
+
+
+class TutorAnsweredEvent(ApiModel):
+    """The answer is complete: its usage, its sources, then `[DONE]`."""
+
+    usage: TutorTokenUsage
+    sources: list[TutorSource]
+    grounded: bool
+    interaction_id: str
+
+
+class TutorErrorEvent(ApiModel):
+    """The answer failed mid-stream (instead of the usage event); the exchange is recorded as failed."""
+
+    text: str = ""
+    usage: None = None
+    error: str = Field(description="the error code, as in the envelope")
+    message: str
+
+
+TutorStreamEvent = TutorTextEvent | TutorAudioEvent | TutorAnsweredEvent | TutorErrorEvent
+TUTOR_STREAM_EVENTS: list[type[ApiModel]] = [
+    TutorTextEvent,
+    TutorAudioEvent,
+    TutorAnsweredEvent,
+    TutorErrorEvent,
+]
+
+
 class TutorChatAnswer(ApiModel):
     """`POST /v1/ai-tutor/chat` (API.md): the whole answer."""
 
