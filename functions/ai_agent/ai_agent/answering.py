@@ -30,10 +30,11 @@ from verriflo_ai.providers import (
     Passage,
     Provider,
     ProviderError,
+    Sentence,
     TextDelta,
     Usage,
     provider,
-    split_sentences,
+    with_sentences,
 )
 from verriflo_ai.settings import ai_settings
 from verriflo_ai.uploads import decode_base64
@@ -213,25 +214,20 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[StreamEven
     speak = prep.response_modality in ("audio", "text+audio")
     write_text = prep.response_modality in ("text", "text+audio")
     produced: list[str] = []
-    pending = ""
     spoken = 0
     usage: Usage | None = None
     started = time.monotonic()
     try:
-        for event in model.stream(prep.generation):
+        for event in with_sentences(model.stream(prep.generation), speak):
             if isinstance(event, TextDelta):
                 produced.append(event.text)
                 if write_text:
                     yield TextEvent(text=event.text)
-                if speak:
-                    sentences, pending = split_sentences(pending + event.text)
-                    for sentence in sentences:
-                        yield _audio_event(sentence, prep.voice, spoken)
-                        spoken += 1
+            elif isinstance(event, Sentence):
+                yield _audio_event(event.text, prep.voice, spoken)
+                spoken += 1
             else:
                 usage = event
-        if speak and pending.strip():
-            yield _audio_event(pending.strip(), prep.voice, spoken)
     except (ProviderError, speech.SpeechError) as exc:
         yield from _failed(prep, "UPSTREAM_ERROR", str(exc), started)
         return

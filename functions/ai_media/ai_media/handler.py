@@ -1,5 +1,5 @@
 """The offline media capabilities of the AI package, each behind its own small function, invoked
-synchronously (Lambda `invoke`) by the AI API and the AI tutor through `verriflo_ai.media`:
+synchronously (Lambda `invoke`) by the AI API and the AI tutor through `verriflo_ai.remote_media`:
 
 - `transcribe` (AiSpeechFunction): base64 audio -> text (faster-whisper tiny.en);
 - `read_image` (AiVisionFunction): base64 image -> the text it shows (RapidOCR);

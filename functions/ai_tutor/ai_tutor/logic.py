@@ -34,10 +34,11 @@ from verriflo_ai.providers import (
     GenerationRequest,
     Provider,
     ProviderError,
+    Sentence,
     TextDelta,
     Usage,
     provider,
-    split_sentences,
+    with_sentences,
 )
 from verriflo_ai.settings import ai_settings
 from verriflo_ai.uploads import decode_base64
@@ -204,23 +205,18 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[TutorStrea
     write = prep.response_modality in ("text", "both")
     speak = prep.response_modality in ("audio", "both")
     produced: list[str] = []
-    pending = ""
     usage: Usage | None = None
     started = time.monotonic()
     try:
-        for event in model.stream(prep.generation):
+        for event in with_sentences(model.stream(prep.generation), speak):
             if isinstance(event, TextDelta):
                 produced.append(event.text)
                 if write:
                     yield TutorTextEvent(text=event.text)
-                if speak:
-                    sentences, pending = split_sentences(pending + event.text)
-                    for sentence in sentences:
-                        yield _audio(sentence)
+            elif isinstance(event, Sentence):
+                yield _audio(event.text)
             else:
                 usage = event
-        if speak and pending.strip():
-            yield _audio(pending.strip())
     except (ProviderError, speech.SpeechError) as exc:
         yield _failed(prep, "".join(produced), "UPSTREAM_ERROR", str(exc), started)
         return
