@@ -196,10 +196,10 @@ def _audio(text: str) -> TutorAudioEvent:
 
 
 def answer(prep: Prepared, model: Provider | None = None) -> Iterator[TutorStreamEvent]:
-    """The answer as events: `{"text", "usage": null}` pieces (and speech), then `{"usage", "sources"}`.
+    """The answer as events: text pieces (and speech) as produced, then the usage with the sources.
 
-    A failure mid-stream yields `{"text": "", "usage": null, "error", "message"}` instead of the usage
-    event and records the exchange as failed; nothing is charged for it.
+    A failure mid-stream yields an error event instead of the usage event and records the exchange
+    as failed; nothing is charged for it.
     """
     model = model or provider()
     write = prep.response_modality in ("text", "both")
