@@ -119,7 +119,7 @@ def _class(room_id: str, students: int = 40) -> tuple[str, dict[str, str]]:
 
 
 def first_event(report: Report) -> None:
-    from ai_tutor import logic, manage, streaming
+    from ai_tutor import answering, manage, streaming
     from ai_tutor.models import TutorAddMaterial
 
     org_id, headers = _class("bench-room")
@@ -129,7 +129,7 @@ def first_event(report: Report) -> None:
     first_chunk_overhead(
         report,
         app=streaming.app,
-        logic_module=logic,
+        logic_module=answering,
         path="/v1/ai-tutor/chat/stream",
         headers=headers,
         body_for=lambda i: {

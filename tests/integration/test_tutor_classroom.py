@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from ai_support import ScriptedProvider
-from ai_tutor import logic, streaming
+from ai_tutor import answering, streaming
 from ai_tutor.handler import handler
 from servers import asgi_server
 from support import api_event, call
@@ -140,7 +140,7 @@ def server() -> Iterator[str]:
 def test_events_leave_as_they_are_produced_over_real_http(classroom: Classroom, server, monkeypatch):
     # Each piece after the first is produced only once the previous event reached the client.
     model = ScriptedProvider(pieces=["Inertia ", "keeps ", "bodies ", "moving ", "steadily."], paced=True)
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     arrivals: list[tuple[float, str]] = []
     body = {"roomId": classroom.room_id, "studentUid": "s-1", "text": "What is inertia?"}
     with httpx.stream(

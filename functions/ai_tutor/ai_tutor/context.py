@@ -25,7 +25,7 @@ from ai_tutor.models import Mode, TutorRoomSettings, TutorSource
 if TYPE_CHECKING:
     import numpy as np
 
-    from ai_tutor.logic import Asker
+    from ai_tutor.answering import Asker
 
 EARLIER_WINDOW = 500  # the most recent exchanges of a room compared with a new question
 

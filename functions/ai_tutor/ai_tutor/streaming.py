@@ -18,7 +18,7 @@ from ai_tutor import credentials
 from ai_tutor.config import tutor_settings
 
 if TYPE_CHECKING:
-    from ai_tutor import logic
+    from ai_tutor import answering
 
 # The answering logic (models, retrieval, providers, speech, metering and the ledger) is imported by
 # the routes that answer, not with the app: uvicorn loads the app before it serves anything, and the
@@ -32,21 +32,21 @@ GROUP = "ai-tutor"
 app = asgi.App(max_body_bytes=8_000_000)
 
 
-def _stream(prepared: logic.Prepared) -> asgi.Stream:
-    from ai_tutor import logic
+def _stream(prepared: answering.Prepared) -> asgi.Stream:
+    from ai_tutor import answering
 
-    return asgi.Stream(logic.sse(logic.answer(prepared)), SSE, headers=dict(SSE_HEADERS))
+    return asgi.Stream(answering.sse(answering.answer(prepared)), SSE, headers=dict(SSE_HEADERS))
 
 
 @app.route("POST", "/v1/ai-tutor/chat/stream", group=GROUP)
 def chat_stream(request: asgi.Request) -> asgi.Stream:
     """A student's question answered as SSE: `data: {"text", "usage": null}` ..., usage, `[DONE]`."""
-    from ai_tutor import logic
+    from ai_tutor import answering
     from ai_tutor.models import TutorChatRequest
 
     body = request.parse(TutorChatRequest)
     assert request.org is not None  # the group authenticates
-    return _stream(logic.prepare_chat(request.org.org_id, body, request.request_id))
+    return _stream(answering.prepare_chat(request.org.org_id, body, request.request_id))
 
 
 # --- the classroom page (room credential, CORS) -------------------------------------------------------
@@ -101,13 +101,13 @@ def _preflight(_request: asgi.Request) -> asgi.Reply:
 @_page
 def classroom_chat(request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Stream:
     """A question from the classroom page's tutor panel, answered as SSE."""
-    from ai_tutor import logic
+    from ai_tutor import answering
     from ai_tutor.models import TutorClassroomChat
 
     body = request.parse(TutorClassroomChat)
-    asker = logic.Asker(credential.org_id, credential.room_id, credential.uid)
-    prepared = logic.prepare(
-        asker, logic.Question(body.text, body.audio, body.response_modality), request.request_id
+    asker = answering.Asker(credential.org_id, credential.room_id, credential.uid)
+    prepared = answering.prepare(
+        asker, answering.Question(body.text, body.audio, body.response_modality), request.request_id
     )
     return _stream(prepared)
 

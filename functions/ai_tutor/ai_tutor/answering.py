@@ -1,4 +1,4 @@
-"""The tutor's domain logic: check a question, gather the class context, stream the answer as
+"""Answering a student's question: check it, gather the class context, stream the answer as
 events, then record the exchange and meter it.
 
 Everything that can reject a question (bad input, unknown room, a student not in the class, a
