@@ -49,13 +49,13 @@ def _org() -> tuple[str, dict[str, str]]:
 
 
 def first_line(report: Report) -> None:
-    from ai_agent import logic, streaming
+    from ai_agent import answering, streaming
 
     _org_id, headers = _org()
     first_chunk_overhead(
         report,
         app=streaming.app,
-        logic_module=logic,
+        logic_module=answering,
         path="/v1/ai-agent/chat/stream",
         headers=headers,
         body_for=lambda i: {"chatId": f"bench-{i % 5}", "message": "count to three"},

@@ -119,7 +119,7 @@ def _class(room_id: str, students: int = 40) -> tuple[str, dict[str, str]]:
 
 
 def first_event(report: Report) -> None:
-    from ai_tutor import logic, manage, streaming
+    from ai_tutor import answering, manage, streaming
     from ai_tutor.models import TutorAddMaterial
 
     org_id, headers = _class("bench-room")
@@ -129,7 +129,7 @@ def first_event(report: Report) -> None:
     first_chunk_overhead(
         report,
         app=streaming.app,
-        logic_module=logic,
+        logic_module=answering,
         path="/v1/ai-tutor/chat/stream",
         headers=headers,
         body_for=lambda i: {
@@ -146,7 +146,7 @@ def first_event(report: Report) -> None:
 def summaries(report: Report, sizes: list[int]) -> None:
     import random
 
-    from ai_tutor import workflow
+    from ai_tutor import steps
     from bson import Binary
     from verriflo import db
     from verriflo.orgs import now
@@ -192,8 +192,8 @@ def summaries(report: Report, sizes: list[int]) -> None:
         assert len(rows) == size
 
         start = time.perf_counter()
-        state = workflow.gather({"orgId": org_id, "roomId": room_id, "runId": "bench"})
-        done = workflow.summarize(state)
+        state = steps.gather({"orgId": org_id, "roomId": room_id, "runId": "bench"})
+        done = steps.summarize(state)
         ours = (time.perf_counter() - start) * 1000
         assert done["stored"] and done["interactions"] == size
         record = db.collection("tutor_summaries").find_one({"roomId": room_id})

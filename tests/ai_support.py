@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -202,16 +203,27 @@ class ScriptedProvider:
 
     It stands in for a remote model so tests control timing and failure; it goes through exactly
     the code paths a real provider does (the OpenAI-compatible and Bedrock providers have their own
-    tests against wire-level stand-ins).
+    tests against wire-level stand-ins). With `paced`, every piece after the first waits until the
+    test calls `release()` (e.g. when the previous piece reached the client), so a streaming test
+    depends on the order of events, never on how fast a loaded machine runs; a piece nobody
+    releases within `pace_timeout_s` fails the answer.
     """
 
     pieces: list[str]
     delay_s: float = 0.0
     fail_after: int | None = None
     name: str = "scripted"
+    paced: bool = False
+    pace_timeout_s: float = 30.0
     calls: list[GenerationRequest] = field(default_factory=list)
     first_token_at: float | None = None
     finished_at: float | None = None
+    produced_at: list[float] = field(default_factory=list)
+    _pace: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0), repr=False)
+
+    def release(self) -> None:
+        """Let a paced provider produce its next piece."""
+        self._pace.release()
 
     def stream(self, request: GenerationRequest) -> Iterator[TextDelta | Usage]:
         self.calls.append(request)
@@ -220,8 +232,11 @@ class ScriptedProvider:
                 raise ProviderError("The model provider failed mid-stream.")
             if self.delay_s:
                 time.sleep(self.delay_s)
+            if self.paced and i and not self._pace.acquire(timeout=self.pace_timeout_s):
+                raise ProviderError(f"Piece {i} was never released: the previous one did not arrive.")
             if self.first_token_at is None:
                 self.first_token_at = time.perf_counter()
+            self.produced_at.append(time.perf_counter())
             yield TextDelta(piece)
         self.finished_at = time.perf_counter()
         yield Usage(input_tokens=11, output_tokens=len(self.pieces), model=self.name)

@@ -4,7 +4,7 @@ is refused before a model is called."""
 from __future__ import annotations
 
 import pytest
-from ai_agent import handler, logic
+from ai_agent import answering, handler, models
 from ai_support import (
     ScriptedProvider,
     ai_env,  # noqa: F401 - an autouse fixture
@@ -23,7 +23,7 @@ from verriflo_ai import settings as ai_settings_module
 def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedProvider:
     """A scripted provider in place of the configured one, so tests can see whether it was called."""
     scripted = ScriptedProvider(pieces=["Energy ", "is made ", "in mitochondria."])
-    monkeypatch.setattr(logic, "provider", lambda: scripted)
+    monkeypatch.setattr(answering, "provider", lambda: scripted)
     return scripted
 
 
@@ -162,10 +162,10 @@ def test_a_provider_failing_mid_stream_sends_error_then_done_and_keeps_no_turn(
 ):
     grant(org.id)
     good = ScriptedProvider(pieces=["First answer."])
-    monkeypatch.setattr(logic, "provider", lambda: good)
+    monkeypatch.setattr(answering, "provider", lambda: good)
     assert chat(org, lambda_context, {"chatId": "f1", "message": "first"}).status == 200
     failing = ScriptedProvider(pieces=["Half ", "an ", "answer"], fail_after=fail_after)
-    monkeypatch.setattr(logic, "provider", lambda: failing)
+    monkeypatch.setattr(answering, "provider", lambda: failing)
     events = lines(chat(org, lambda_context, {"chatId": "f1", "message": "second"}, stream=True).body)
     assert [e["type"] for e in events][-2:] == ["error", "done"]
     assert events[-2]["error"] == "UPSTREAM_ERROR" and events[-2]["message"]
@@ -195,7 +195,7 @@ def test_redis_down_is_503_before_any_model_call(org, lambda_context, model, mon
     assert reply.status == 503 and reply.body["error"] == "SERVICE_UNAVAILABLE"
     assert reply.headers.get("Retry-After") or reply.headers.get("retry-after")
     with pytest.raises(ServiceUnavailable):
-        logic.prepare_chat(ctx, logic.ChatRequest(chat_id="r1", message="hi"), "req-1")
+        answering.prepare_chat(ctx, models.ChatRequest(chat_id="r1", message="hi"), "req-1")
     assert model.calls == []
 
 
@@ -238,7 +238,7 @@ def test_an_unexpected_crash_mid_stream_still_ends_with_error_then_done(org, lam
             yield providers.TextDelta("Half")
             raise RuntimeError("a bug, with internal details")
 
-    monkeypatch.setattr(logic, "provider", lambda: Broken())
+    monkeypatch.setattr(answering, "provider", lambda: Broken())
     reply = chat(org, lambda_context, {"chatId": "x1", "message": "hi"}, stream=True)
     events = lines(reply.body)
     assert [e["type"] for e in events] == ["text", "error", "done"]
@@ -313,7 +313,7 @@ def test_chat_list_pages_through_chats_updated_in_the_same_millisecond(org, lamb
         history.append(
             org.id,
             chat_id,
-            [{"role": "user", "text": "q"}],
+            [history.StoredMessage("user", "q", "2026-11-28T00:00:00+00:00")],
             10,
             600,
             title="q",

@@ -7,7 +7,7 @@ import base64
 import io
 
 import pytest
-from ai_agent import handler, logic
+from ai_agent import answering, handler
 from ai_support import (
     ScriptedProvider,
     ai_env,  # noqa: F401 - an autouse fixture
@@ -70,7 +70,7 @@ def test_a_spoken_question_is_transcribed_and_answered_from_the_knowledge_base(
 def test_spoken_answers_stream_as_audio_lines_that_say_the_answer(org, lambda_context, monkeypatch):
     grant(org.id)
     model = ScriptedProvider(pieces=["Tell me about sunlight and plants. ", "Plants use ", "sunlight."])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     events = lines(
         stream(
             org, lambda_context, {"message": "hi", "responseModality": "text+audio", "voiceName": "en-gb"}
@@ -114,7 +114,7 @@ def test_a_chart_is_drawn_when_the_answer_calls_for_one(org, lambda_context, mon
     model = ScriptedProvider(
         pieces=["Class averages:\n", "- Maths: 81\n", "- Science: 74\n", "- History: 66\n"]
     )
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     events = lines(stream(org, lambda_context, {"message": "Plot a chart of the class averages"}).body)
     images = [e for e in events if e["type"] == "image"]
     assert len(images) == 1 and images[0]["mimeType"] == "image/png"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ai_agent import handler, logic
+from ai_agent import answering, handler
 from ai_media import handler as media_handler
 from ai_support import (
     ScriptedProvider,
@@ -28,7 +28,7 @@ from ai_support import (
 )
 from support import api_event, call
 from verriflo.errors import ValidationFailed
-from verriflo_ai import knowledge, media, speech
+from verriflo_ai import knowledge, remote_media, speech
 from verriflo_ai import settings as ai_settings_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,11 +71,11 @@ def media_functions(invoke_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> No
     }.items():
         monkeypatch.setenv(name, value)
     ai_settings_module.reset_settings()
-    media.reset_client()
+    remote_media.reset_client()
     # Nothing is heard or read in this process: it all happens behind the Invoke API.
     monkeypatch.setattr(speech, "_whisper", lambda: pytest.fail("whisper ran in the caller"))
     yield
-    media.reset_client()
+    remote_media.reset_client()
 
 
 NOTES = "Photosynthesis happens in the chloroplasts and turns sunlight into sugar."
@@ -113,7 +113,7 @@ def test_a_chart_is_drawn_by_the_charts_function(org, lambda_context, media_func
 
     grant(org.id)
     model = ScriptedProvider(pieces=["Averages:\n", "- Maths: 81\n", "- Science: 74\n"])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     events = lines(
         ask(
             org, lambda_context, {"message": "Plot a chart of the averages"}, "ai_agent/chat_stream.json"
@@ -143,7 +143,7 @@ def test_the_callers_length_limit_is_applied_by_the_speech_function(
     refused = media_handler.transcribe({"audio": b64(spoken_wav("Hello.")), "maxSeconds": "long"})
     assert refused["error"]["status"] == 400
     with pytest.raises(ValidationFailed, match="maxSeconds"):
-        media.decode_reply(json.dumps(refused).encode(), None, "Speech recognition")
+        remote_media.decode_reply(json.dumps(refused).encode(), None, "Speech recognition")
 
 
 def test_a_crashed_or_missing_function_is_502_or_503_and_never_a_made_up_answer(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from ai_agent import handler, logic
+from ai_agent import answering, handler
 from ai_support import ScriptedProvider, grant, usage_period
 from support import api_event, call
 from verriflo import db, ledger
@@ -15,7 +15,7 @@ from verriflo import db, ledger
 @pytest.fixture
 def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedProvider:
     scripted = ScriptedProvider(pieces=["An ", "answer."])
-    monkeypatch.setattr(logic, "provider", lambda: scripted)
+    monkeypatch.setattr(answering, "provider", lambda: scripted)
     return scripted
 
 
@@ -114,7 +114,7 @@ def test_failed_answers_are_counted_but_not_charged(org, lambda_context, monkeyp
     grant(org.id, 100)
     before = ledger.balance_milli(org.id)
     failing = ScriptedProvider(pieces=["x", "y"], fail_after=1)
-    monkeypatch.setattr(logic, "provider", lambda: failing)
+    monkeypatch.setattr(answering, "provider", lambda: failing)
     call(
         handler.handler,
         api_event("ai_agent/chat_stream.json", headers=org.headers, body={"message": "hi"}),

@@ -108,10 +108,10 @@ def _body_for(method: str, path: str, ids: dict[str, str]) -> Any:
 
 @pytest.fixture
 def model(monkeypatch: pytest.MonkeyPatch) -> ScriptedProvider:
-    from ai_agent import logic
+    from ai_agent import answering
 
     scripted = ScriptedProvider(pieces=["In ", "mitochondria."])
-    monkeypatch.setattr(logic, "provider", lambda: scripted)
+    monkeypatch.setattr(answering, "provider", lambda: scripted)
     return scripted
 
 

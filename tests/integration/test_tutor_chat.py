@@ -8,7 +8,7 @@ import base64
 
 import pytest
 from ai_support import ScriptedProvider, spoken_wav
-from ai_tutor import logic
+from ai_tutor import answering
 from ai_tutor.handler import handler
 from support import call
 from tutor_support import (
@@ -110,7 +110,7 @@ def test_bad_input_is_refused_before_any_model_call_and_nothing_is_stored(
     classroom: Classroom, lambda_context, monkeypatch, change, status, code
 ):
     model = ScriptedProvider(pieces=["never"])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     body = {k: v for k, v in (question(classroom) | change).items() if v is not None}
     for name in ("chat", "chat_stream"):
         reply = call(handler, tutor_event(name, classroom.headers, body), lambda_context)
@@ -127,7 +127,7 @@ def test_only_a_connected_student_of_an_active_room_of_the_org_may_ask(
     org, other_org, livekit, lambda_context, monkeypatch
 ):
     model = ScriptedProvider(pieces=["never"])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     room = open_class(org, livekit, lambda_context)
     cases = [
         (question(room, uid="s-404"), org.headers, 403),  # not in the room
@@ -165,7 +165,7 @@ def test_an_org_without_credits_gets_402_before_any_model_call(org, livekit, lam
     room = open_class(org, livekit, lambda_context)
     db.collection("balances").update_one({"_id": org.id}, {"$set": {"creditsMilli": 0}})
     model = ScriptedProvider(pieces=["never"])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     reply = call(handler, tutor_event("chat_stream", org.headers, question(room)), lambda_context)
     assert reply.status == 402 and reply.body["error"] == "INSUFFICIENT_CREDITS" and model.calls == []
 
@@ -174,7 +174,7 @@ def test_provider_failure_mid_stream_sends_an_error_event_then_done_and_records_
     classroom: Classroom, lambda_context, monkeypatch
 ):
     model = ScriptedProvider(pieces=["Force ", "equals ", "mass ", "times"], fail_after=2)
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     reply, events = ask_stream(classroom, lambda_context, question(classroom))
     assert reply.status == 200
     assert events[:2] == [{"text": "Force ", "usage": None}, {"text": "equals ", "usage": None}]
@@ -255,7 +255,7 @@ def test_a_configured_model_gets_the_class_the_pedagogy_and_the_students_earlier
 
     add_notes(classroom, lambda_context)
     model = ScriptedProvider(pieces=["Think about ", "what F = m a tells you."])
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     monkeypatch.setenv("AI_PROVIDER", "openai")
     ai_settings.cache_clear()
     try:

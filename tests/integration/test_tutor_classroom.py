@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from ai_support import ScriptedProvider
-from ai_tutor import logic, streaming
+from ai_tutor import answering, streaming
 from ai_tutor.handler import handler
 from servers import asgi_server
 from support import api_event, call
@@ -138,8 +138,9 @@ def server() -> Iterator[str]:
 
 
 def test_events_leave_as_they_are_produced_over_real_http(classroom: Classroom, server, monkeypatch):
-    model = ScriptedProvider(pieces=["Inertia ", "keeps ", "bodies ", "moving ", "steadily."], delay_s=0.3)
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    # Each piece after the first is produced only once the previous event reached the client.
+    model = ScriptedProvider(pieces=["Inertia ", "keeps ", "bodies ", "moving ", "steadily."], paced=True)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     arrivals: list[tuple[float, str]] = []
     body = {"roomId": classroom.room_id, "studentUid": "s-1", "text": "What is inertia?"}
     with httpx.stream(
@@ -153,7 +154,10 @@ def test_events_leave_as_they_are_produced_over_real_http(classroom: Classroom, 
         for line in response.iter_lines():
             if line:
                 arrivals.append((time.perf_counter(), line))
+                if '"usage":null' in line:
+                    model.release()
     assert arrivals[-1][1] == "data: [DONE]" and arrivals[0][1] == 'data: {"text":"Inertia ","usage":null}'
-    assert model.finished_at is not None and arrivals[0][0] < model.finished_at - 0.8
+    assert model.finished_at is not None and arrivals[0][0] < model.finished_at
     texts = [t for t, line in arrivals if '"text":"' in line and '"usage":null' in line]
-    assert len(texts) == 5 and texts[-1] - texts[0] > 0.8
+    assert len(texts) == 5 and len(model.produced_at) == 5
+    assert all(arrived < produced for arrived, produced in zip(texts, model.produced_at[1:], strict=False))

@@ -194,7 +194,7 @@ def test_usage_per_room_counts_interactions_students_tokens_and_cost(
     org, livekit, lambda_context, monkeypatch
 ):
     from ai_support import ScriptedProvider
-    from ai_tutor import logic
+    from ai_tutor import answering
     from tutor_support import open_class
     from verriflo import db, ledger
 
@@ -202,7 +202,7 @@ def test_usage_per_room_counts_interactions_students_tokens_and_cost(
     assert send("usage", org.headers, lambda_context, room_id=ROOM_ID).data["interactions"] == 0
     ask_stream(room, lambda_context, question(room, "What is inertia?"))
     ask_stream(room, lambda_context, question(room, "What is force?", uid="s-2"))
-    monkeypatch.setattr(logic, "provider", lambda: ScriptedProvider(pieces=["a", "b"], fail_after=1))
+    monkeypatch.setattr(answering, "provider", lambda: ScriptedProvider(pieces=["a", "b"], fail_after=1))
     ask_stream(room, lambda_context, question(room, "And mass?", uid="s-2"))
     usage = send("usage", org.headers, lambda_context, room_id=ROOM_ID).data
     stored = list(db.collection("tutor_interactions").find({"orgId": org.id}))

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from ai_support import ScriptedProvider
-from ai_tutor import logic, streaming
+from ai_tutor import answering, streaming
 from livekit_support import LIVE_UI, LiveKit, run_page_script, serve_page
 from servers import asgi_server
 from support import ROOT
@@ -56,7 +56,7 @@ def test_a_student_asks_and_watches_the_answer_stream_in_then_the_teacher_switch
 
     add_notes(classroom, lambda_context)
     model = ScriptedProvider(pieces=PIECES, delay_s=0.35)
-    monkeypatch.setattr(logic, "provider", lambda: model)
+    monkeypatch.setattr(answering, "provider", lambda: model)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "tutor-panel-student.png"
     student = drive(

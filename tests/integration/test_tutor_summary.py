@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from ai_support import ScriptedProvider
-from ai_tutor import summary, workflow
+from ai_tutor import steps, summary
 from ai_tutor.handler import handler
 from livekit_support import EventTap
 from support import ROOT, LambdaContext, call
@@ -52,7 +52,7 @@ def _matches(errors: list[str], name: str) -> bool:
 def run_definition(
     event: dict[str, Any], execution: str, attempts: list[str] | None = None
 ) -> tuple[str, Any]:
-    """Execute the ASL document with `workflow.handler` as every Task's Lambda; (final status, output)."""
+    """Execute the ASL document with `steps.handler` as every Task's Lambda; (final status, output)."""
     definition = json.loads(Path(DEFINITION).read_text())
     state_name, data = definition["StartAt"], event
     while True:
@@ -84,7 +84,7 @@ def run_definition(
                 if attempts is not None:
                     attempts.append(payload["step"])
                 try:
-                    result = workflow.handler(payload, LambdaContext())
+                    result = steps.handler(payload, LambdaContext())
                     break
                 except Exception as exc:  # noqa: BLE001 - the interpreter maps any error like Step Functions
                     failure = StepFailed(type(exc).__name__, str(exc))
@@ -299,7 +299,7 @@ def test_with_a_model_configured_the_summary_is_generated(taught: Classroom, lam
     ai_settings.cache_clear()
     try:
         end_class(taught, lambda_context)
-        assert workflow.run(taught.org.id, ROOM_ID, "run-1")["stored"] is True
+        assert steps.run(taught.org.id, ROOM_ID, "run-1")["stored"] is True
     finally:
         ai_settings.cache_clear()
     data = get_summary(taught, lambda_context).data
@@ -316,6 +316,6 @@ def test_an_empty_class_gets_an_honest_summary(org, livekit, lambda_context):
 
     room = open_class(org, livekit, lambda_context)
     end_class(room, lambda_context)
-    workflow.run(org.id, ROOM_ID, "run-1")
+    steps.run(org.id, ROOM_ID, "run-1")
     data = get_summary(room, lambda_context).data
     assert data["topQueries"] == [] and "no student asked the tutor anything" in data["summary"]

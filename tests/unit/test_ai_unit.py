@@ -116,20 +116,20 @@ def test_missing_offline_libraries_are_a_clear_503_naming_the_setting(monkeypatc
 
 def test_a_media_functions_reply_becomes_data_or_the_same_error():
     from verriflo.errors import ServiceUnavailable, UpstreamError
-    from verriflo_ai import media
+    from verriflo_ai import remote_media
 
-    assert media.decode_reply(b'{"text": "hi"}', None, "Reading") == {"text": "hi"}
+    assert remote_media.decode_reply(b'{"text": "hi"}', None, "Reading") == {"text": "hi"}
     refusals = {400: ValidationFailed, 415: UnsupportedMediaType, 503: ServiceUnavailable, 500: UpstreamError}
     for status, kind in refusals.items():
         body = json.dumps({"error": {"status": status, "code": "X", "message": "said so"}}).encode()
         with pytest.raises(kind, match="said so"):
-            media.decode_reply(body, None, "Reading")
+            remote_media.decode_reply(body, None, "Reading")
     for body, function_error in (
         (b'{"errorMessage": "boom"}', "Unhandled"),
         (b"not json", None),
         (b"[1]", None),
     ):
         with pytest.raises(UpstreamError, match="Reading failed"):
-            media.decode_reply(body, function_error, "Reading")
+            remote_media.decode_reply(body, function_error, "Reading")
     with pytest.raises(ServiceUnavailable, match="not configured"):
-        media.invoke(None, {}, "Reading")
+        remote_media.invoke(None, {}, "Reading")

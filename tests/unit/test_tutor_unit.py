@@ -10,8 +10,15 @@ import time
 import jwt
 import numpy as np
 import pytest
-from ai_tutor import context, credentials, logic, summary
-from ai_tutor.models import TutorChatAnswer, TutorChatReply, TutorTokenUsage
+from ai_tutor import answering, context, credentials, summary
+from ai_tutor.models import (
+    TutorChatAnswer,
+    TutorChatReply,
+    TutorErrorEvent,
+    TutorTextEvent,
+    TutorTokenUsage,
+)
+from ai_tutor.store import PastExchange
 from verriflo.errors import PayloadTooLarge, Unauthorized, ValidationFailed
 
 KEY, SECRET = "APIunit", "unit-secret-" + "x" * 32
@@ -19,11 +26,11 @@ KEY, SECRET = "APIunit", "unit-secret-" + "x" * 32
 
 def test_sse_frames_each_event_and_ends_with_done_even_after_an_error():
     framed = b"".join(
-        logic.sse(
+        answering.sse(
             iter(
                 [
-                    {"text": "Hi", "usage": None},
-                    {"text": "", "usage": None, "error": "UPSTREAM_ERROR", "message": "m"},
+                    TutorTextEvent(text="Hi"),
+                    TutorErrorEvent(error="UPSTREAM_ERROR", message="m"),
                 ]
             )
         )
@@ -33,7 +40,7 @@ def test_sse_frames_each_event_and_ends_with_done_even_after_an_error():
         b'data: {"text":"","usage":null,"error":"UPSTREAM_ERROR","message":"m"}\n\n'
         b"data: [DONE]\n\n"
     )
-    assert b"".join(logic.sse(iter([]))) == b"data: [DONE]\n\n"
+    assert b"".join(answering.sse(iter([]))) == b"data: [DONE]\n\n"
 
 
 def _unit(*components: float) -> np.ndarray:
@@ -52,8 +59,8 @@ def test_similar_questions_share_a_group_and_different_ones_do_not():
 
 def test_top_queries_are_ordered_by_frequency_with_the_most_typical_question_and_latest_answer():
     rows = [
-        {"question": q, "answer": a, "studentUid": "s"}
-        for q, a in [("A?", "a1"), ("B?", "b1"), ("A again?", "a2"), ("A once more?", "a3")]
+        PastExchange(id=f"ti_{i}", student_uid="s", question=q, answer=a, vector=None)
+        for i, (q, a) in enumerate([("A?", "a1"), ("B?", "b1"), ("A again?", "a2"), ("A once more?", "a3")])
     ]
     vectors = np.stack([_unit(1, 0.05), _unit(0, 1), _unit(1, 0.0), _unit(1, 0.1)])
     queries, groups = summary.top_queries(rows, vectors)
@@ -123,20 +130,21 @@ def test_audio_and_text_checks(monkeypatch):
     ai_settings.cache_clear()
     try:
         wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 100
-        assert logic.decode_audio_field(base64.b64encode(wav).decode()) == wav
-        assert logic.decode_audio_field("data:audio/wav;base64," + base64.b64encode(wav).decode()) == wav
+        assert answering.decode_audio_field(base64.b64encode(wav).decode()) == wav
+        assert answering.decode_audio_field("data:audio/wav;base64," + base64.b64encode(wav).decode()) == wav
         with pytest.raises(PayloadTooLarge):
-            logic.decode_audio_field(base64.b64encode(b"RIFF" + b"\x00" * 4000).decode())
+            answering.decode_audio_field(base64.b64encode(b"RIFF" + b"\x00" * 4000).decode())
         with pytest.raises(ValidationFailed):
-            logic.decode_audio_field("@@@")
+            answering.decode_audio_field("@@@")
         with pytest.raises(ValidationFailed):
-            logic.decode_audio_field(base64.b64encode(b"%PDF-1.4").decode())
+            answering.decode_audio_field(base64.b64encode(b"%PDF-1.4").decode())
     finally:
         ai_settings.cache_clear()
-    assert logic.check_text("  why?  ") == "why?"
+    assert answering.check_text("  why?  ") == "why?"
     with pytest.raises(PayloadTooLarge):
-        logic.check_text("x" * 2001)
-    assert logic.request_modality("q", b"a") == "text+audio" and logic.request_modality("", b"a") == "audio"
+        answering.check_text("x" * 2001)
+    assert answering.request_modality("q", b"a") == "text+audio"
+    assert answering.request_modality("", b"a") == "audio"
 
 
 def test_the_prompt_follows_the_pedagogy():

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from ai_agent import logic, streaming
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from verriflo import asgi
 from verriflo.api import Envelope, Org, create_app, internal, lambda_handler, ok, protected, responses
 from verriflo_ai import knowledge
+
+from ai_agent import answering, chats, models, streaming, usage
 
 app = create_app(max_body_bytes=streaming.app.body_limit())
 api = protected(app, "ai")
@@ -24,19 +25,19 @@ TAGS = ["ai-agent"]
     "/v1/ai-agent/chat",
     summary="Ask the AI (one JSON answer)",
     tags=TAGS,
-    responses=responses(logic.ChatAnswer, 400, 401, 402, 404, 409, 413, 415, 429, 502, 503),
+    responses=responses(models.ChatAnswer, 400, 401, 402, 404, 409, 413, 415, 429, 502, 503),
 )
-def chat(body: logic.ChatRequest, org: Org) -> Envelope[logic.ChatAnswer]:
+def chat(body: models.ChatRequest, org: Org) -> Envelope[models.ChatAnswer]:
     """Text, voice or an image in; the whole answer, with citations, speech and charts, out."""
-    prepared = logic.prepare_chat(org, body, app.current_event.request_context.request_id)
-    return ok(logic.collect(prepared))
+    prepared = answering.prepare_chat(org, body, app.current_event.request_context.request_id)
+    return ok(answering.collect(prepared))
 
 
 @api.get(
     "/v1/ai-agent/chats",
     summary="List chats",
     tags=TAGS,
-    responses=responses(logic.ChatList, 400, 401, 429, 503),
+    responses=responses(models.ChatList, 400, 401, 429, 503),
 )
 def list_chats(
     org: Org,
@@ -44,46 +45,46 @@ def list_chats(
     cursor: Annotated[
         str | None, Query(max_length=120, description="nextCursor of the previous page")
     ] = None,
-) -> Envelope[logic.ChatList]:
+) -> Envelope[models.ChatList]:
     """The org's chats that have not expired, most recently updated first: title, preview, turns."""
-    return ok(logic.list_chats(org, limit, cursor))
+    return ok(chats.list_chats(org, limit, cursor))
 
 
 @api.get(
     "/v1/ai-agent/chats/<chat_id>",
     summary="Read a chat's history",
     tags=TAGS,
-    responses=responses(logic.ChatHistory, 400, 401, 404, 429, 503),
+    responses=responses(models.ChatHistory, 400, 401, 404, 429, 503),
 )
-def read_chat(chat_id: str, org: Org) -> Envelope[logic.ChatHistory]:
+def read_chat(chat_id: str, org: Org) -> Envelope[models.ChatHistory]:
     """The stored messages of one of the org's chats."""
-    return ok(logic.read_chat(org, chat_id))
+    return ok(chats.read_chat(org, chat_id))
 
 
 @api.delete(
     "/v1/ai-agent/chats/<chat_id>",
     summary="Delete a chat's history",
     tags=TAGS,
-    responses=responses(logic.ChatDeleted, 400, 401, 404, 429, 503),
+    responses=responses(models.ChatDeleted, 400, 401, 404, 429, 503),
 )
-def delete_chat(chat_id: str, org: Org) -> Envelope[logic.ChatDeleted]:
+def delete_chat(chat_id: str, org: Org) -> Envelope[models.ChatDeleted]:
     """Forget one of the org's chats."""
-    return ok(logic.delete_chat(org, chat_id))
+    return ok(chats.delete_chat(org, chat_id))
 
 
 @api.get(
     "/v1/ai-agent/usage/summary",
     summary="AI usage between two dates",
     tags=TAGS,
-    responses=responses(logic.UsageSummary, 400, 401, 429, 503),
+    responses=responses(models.UsageSummary, 400, 401, 429, 503),
 )
 def usage_summary(
     org: Org,
     start_date: Annotated[str | None, Query(alias="startDate", description="YYYY-MM-DD")] = None,
     end_date: Annotated[str | None, Query(alias="endDate", description="YYYY-MM-DD, inclusive")] = None,
-) -> Envelope[logic.UsageSummary]:
+) -> Envelope[models.UsageSummary]:
     """Sessions, tokens and cost of the AI API and the AI tutor."""
-    return ok(logic.usage_summary(org, start_date, end_date))
+    return ok(usage.usage_summary(org, start_date, end_date))
 
 
 @api.post(
@@ -92,7 +93,7 @@ def usage_summary(
     tags=TAGS,
     responses=responses(knowledge.KnowledgeBase, 400, 401, 429, 503, status=201),
 )
-def create_knowledge_base(body: logic.CreateKnowledgeBase, org: Org) -> Envelope[knowledge.KnowledgeBase]:
+def create_knowledge_base(body: models.CreateKnowledgeBase, org: Org) -> Envelope[knowledge.KnowledgeBase]:
     """An empty knowledge base to add documents to."""
     return ok(knowledge.create_base(org.org_id, body.name, body.description), status=201)
 
@@ -123,12 +124,12 @@ def get_knowledge_base(kb_id: str, org: Org) -> Envelope[knowledge.KnowledgeBase
     "/v1/ai-agent/knowledge-bases/<kb_id>",
     summary="Delete a knowledge base",
     tags=TAGS,
-    responses=responses(logic.Deleted, 401, 404, 429, 503),
+    responses=responses(models.Deleted, 401, 404, 429, 503),
 )
-def delete_knowledge_base(kb_id: str, org: Org) -> Envelope[logic.Deleted]:
+def delete_knowledge_base(kb_id: str, org: Org) -> Envelope[models.Deleted]:
     """Delete a knowledge base with all its documents."""
     knowledge.delete_base(org.org_id, kb_id)
-    return ok(logic.Deleted(id=kb_id))
+    return ok(models.Deleted(id=kb_id))
 
 
 @api.post(
@@ -138,10 +139,10 @@ def delete_knowledge_base(kb_id: str, org: Org) -> Envelope[logic.Deleted]:
     responses=responses(knowledge.Document, 400, 401, 404, 409, 413, 415, 429, 502, 503, status=201)
     | knowledge.queued_response(knowledge.Document, "GET …/documents/{documentId}"),
 )
-def add_document(kb_id: str, body: logic.AddDocument, org: Org) -> Envelope[knowledge.Document]:
+def add_document(kb_id: str, body: models.AddDocument, org: Org) -> Envelope[knowledge.Document]:
     """Text, Markdown or PDF, chunked and embedded: a small one in the request (201, searchable at
     once), a larger one through the ingestion queue (202, `processing`)."""
-    doc = logic.add_document(org, kb_id, body)
+    doc = knowledge.add_upload(org.org_id, kb_id, body)
     return ok(doc, status=201 if doc.status == "ready" else 202)
 
 
@@ -171,24 +172,24 @@ def list_documents(kb_id: str, org: Org) -> Envelope[knowledge.DocumentList]:
     "/v1/ai-agent/knowledge-bases/<kb_id>/documents/<document_id>",
     summary="Delete a document",
     tags=TAGS,
-    responses=responses(logic.Deleted, 401, 404, 429, 503),
+    responses=responses(models.Deleted, 401, 404, 429, 503),
 )
-def delete_document(kb_id: str, document_id: str, org: Org) -> Envelope[logic.Deleted]:
+def delete_document(kb_id: str, document_id: str, org: Org) -> Envelope[models.Deleted]:
     """Remove a document and its passages from a knowledge base."""
     knowledge.delete_document(org.org_id, kb_id, document_id)
-    return ok(logic.Deleted(id=document_id))
+    return ok(models.Deleted(id=document_id))
 
 
 @service.post(
     "/api/v1/generate",
     summary="Internal: generate an answer",
     tags=["internal"],
-    responses=responses(logic.ChatAnswer, 400, 402, 403, 404, 409, 413, 502, 503),
+    responses=responses(models.ChatAnswer, 400, 402, 403, 404, 409, 413, 502, 503),
 )
-def generate(body: logic.GenerateRequest) -> Envelope[logic.ChatAnswer]:
+def generate(body: models.GenerateRequest) -> Envelope[models.ChatAnswer]:
     """Generation for another service (X-Dispatch-Secret), metered to the org named."""
-    prepared = logic.prepare_generate(body, app.current_event.request_context.request_id)
-    return ok(logic.collect(prepared))
+    prepared = answering.prepare_generate(body, app.current_event.request_context.request_id)
+    return ok(answering.collect(prepared))
 
 
 # Streamed (and, for the tutor, classroom) routes go to the ASGI app, the rest to Powertools.

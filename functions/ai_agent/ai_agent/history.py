@@ -13,9 +13,43 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from verriflo.cache import redis_client, unavailable_on_failure
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message of a chat as kept (`created_at` an ISO 8601 stamp)."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    created_at: str
+
+    def to_json(self) -> str:
+        """The message as stored in the list."""
+        return json.dumps(
+            {"role": self.role, "text": self.text, "createdAt": self.created_at}, separators=(",", ":")
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> StoredMessage:
+        """A message read back from the list."""
+        item = json.loads(raw)
+        return cls(role=item["role"], text=item["text"], created_at=item.get("createdAt", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEntry:
+    """A chat of the org's index: its title (first question), the last answer's start, its turns."""
+
+    chat_id: str
+    title: str
+    preview: str
+    turns: int
+    created_at: str
+    updated_at: str
 
 
 def _key(org_id: str, chat_id: str) -> str:
@@ -30,11 +64,11 @@ def _meta(org_id: str, chat_id: str) -> str:
     return f"ai:chatmeta:{org_id}:{chat_id}"
 
 
-def read(org_id: str, chat_id: str) -> list[dict[str, Any]]:
+def read(org_id: str, chat_id: str) -> list[StoredMessage]:
     """The chat's messages, oldest first (empty for an unknown chat)."""
     with unavailable_on_failure():
         raw = redis_client().lrange(_key(org_id, chat_id), 0, -1)
-    return [json.loads(item) for item in raw]
+    return [StoredMessage.from_json(item) for item in raw]
 
 
 def ttl(org_id: str, chat_id: str) -> int:
@@ -46,7 +80,7 @@ def ttl(org_id: str, chat_id: str) -> int:
 def append(
     org_id: str,
     chat_id: str,
-    messages: list[dict[str, Any]],
+    messages: list[StoredMessage],
     keep: int,
     ttl_s: int,
     *,
@@ -59,7 +93,7 @@ def append(
     key, meta, index = _key(org_id, chat_id), _meta(org_id, chat_id), _index(org_id)
     with unavailable_on_failure():
         pipe = redis_client().pipeline(transaction=True)
-        pipe.rpush(key, *[json.dumps(m, separators=(",", ":")) for m in messages])
+        pipe.rpush(key, *[m.to_json() for m in messages])
         pipe.ltrim(key, -keep, -1)
         pipe.expire(key, ttl_s)
         pipe.hsetnx(meta, "title", title)
@@ -74,7 +108,7 @@ def append(
 
 def page(
     org_id: str, limit: int, cursor: tuple[int, str] | None, ttl_s: int
-) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+) -> tuple[list[ChatEntry], tuple[int, str] | None]:
     """A page of the org's chats, most recently updated first, and the cursor of the next page.
 
     The cursor is (score, chatId) of the last chat shown; ties on the score are ordered by chatId
@@ -99,11 +133,20 @@ def page(
             pipe.hgetall(_meta(org_id, _text(member)))
         metas = pipe.execute()
     rows = []
-    for (member, score), meta in zip(found[:limit], metas, strict=True):
+    for (member, _score), meta in zip(found[:limit], metas, strict=True):
         if not meta:  # expired or deleted between the index read and this one
             continue
         row = {_text(k): _text(v) for k, v in meta.items()}
-        rows.append({"chatId": _text(member), "score": int(score), **row})
+        rows.append(
+            ChatEntry(
+                chat_id=_text(member),
+                title=row.get("title", ""),
+                preview=row.get("preview", ""),
+                turns=int(row.get("turns", 0)),
+                created_at=row.get("createdAt") or row["updatedAt"],
+                updated_at=row["updatedAt"],
+            )
+        )
     more = len(found) > limit
     last = found[limit - 1] if more else None
     return rows, ((int(last[1]), _text(last[0])) if last else None)

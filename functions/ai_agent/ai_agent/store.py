@@ -5,11 +5,14 @@ the AI tutor's `tutor_interactions` collection the summary's `aiTutor` breakdown
 inputTokens, outputTokens, createdAt, status.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates the record class below, a cost every cold start pays.
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from verriflo import db
 
 REQUESTS, TUTOR_INTERACTIONS = "ai_requests", "tutor_interactions"
@@ -24,18 +27,61 @@ def _indexes():
 db.register_indexes(REQUESTS, _indexes)
 
 
-def record_request(doc: dict[str, Any]) -> None:
+class AiRequest(BaseModel):
+    """One AI API request as stored (its id is the request id)."""
+
+    model_config = ConfigDict(defer_build=True, populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    org_id: str = Field(alias="orgId")
+    chat_id: str | None = Field(default=None, alias="chatId")
+    session_key: str = Field(alias="sessionKey", description="the chat, or the request for a one-off")
+    input_tokens: int = Field(default=0, alias="inputTokens")
+    output_tokens: int = Field(default=0, alias="outputTokens")
+    credits_milli: int = Field(default=0, alias="creditsMilli")
+    status: Literal["completed", "failed"]
+    model: str | None = None
+    request_modality: str = Field(alias="requestModality")
+    response_modality: str = Field(alias="responseModality")
+    created_at: datetime = Field(alias="createdAt")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTotals:
+    """The AI API's requests in a period."""
+
+    requests: int = 0
+    sessions: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    credits_milli: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TutorTotals:
+    """The AI tutor's interactions in a period."""
+
+    interactions: int = 0
+    students: int = 0
+    rooms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    failed: int = 0
+
+
+def record_request(request: AiRequest) -> None:
     """Store one AI request (id = the request id, so a retry cannot count twice)."""
     from pymongo.errors import DuplicateKeyError
 
     with db.unavailable_on_failure():
         try:
-            db.collection(REQUESTS).insert_one(doc)
+            db.collection(REQUESTS).insert_one(request.model_dump(by_alias=True))
         except DuplicateKeyError:
             pass
 
 
-def agent_totals(org_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+def agent_totals(org_id: str, start: datetime, end: datetime) -> AgentTotals:
     """Requests, sessions (distinct chats) and tokens of the AI API in [start, end)."""
     pipeline = [
         {"$match": {"orgId": org_id, "createdAt": {"$gte": start, "$lt": end}}},
@@ -54,26 +100,19 @@ def agent_totals(org_id: str, start: datetime, end: datetime) -> dict[str, Any]:
     with db.unavailable_on_failure():
         rows = list(db.collection(REQUESTS).aggregate(pipeline))
     if not rows:
-        return {
-            "requests": 0,
-            "sessions": 0,
-            "inputTokens": 0,
-            "outputTokens": 0,
-            "creditsMilli": 0,
-            "failed": 0,
-        }
+        return AgentTotals()
     row = rows[0]
-    return {
-        "requests": row["requests"],
-        "sessions": len(row["sessions"]),
-        "inputTokens": row["inputTokens"],
-        "outputTokens": row["outputTokens"],
-        "creditsMilli": row["creditsMilli"],
-        "failed": row["failed"],
-    }
+    return AgentTotals(
+        requests=row["requests"],
+        sessions=len(row["sessions"]),
+        input_tokens=row["inputTokens"],
+        output_tokens=row["outputTokens"],
+        credits_milli=row["creditsMilli"],
+        failed=row["failed"],
+    )
 
 
-def tutor_totals(org_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+def tutor_totals(org_id: str, start: datetime, end: datetime) -> TutorTotals:
     """Interactions, students, rooms and tokens of the AI tutor in [start, end)."""
     pipeline = [
         {"$match": {"orgId": org_id, "createdAt": {"$gte": start, "$lt": end}}},
@@ -92,20 +131,13 @@ def tutor_totals(org_id: str, start: datetime, end: datetime) -> dict[str, Any]:
     with db.unavailable_on_failure():
         rows = list(db.collection(TUTOR_INTERACTIONS).aggregate(pipeline))
     if not rows:
-        return {
-            "interactions": 0,
-            "students": 0,
-            "rooms": 0,
-            "inputTokens": 0,
-            "outputTokens": 0,
-            "failed": 0,
-        }
+        return TutorTotals()
     row = rows[0]
-    return {
-        "interactions": row["interactions"],
-        "students": len(row["students"]),
-        "rooms": len(row["rooms"]),
-        "inputTokens": row["inputTokens"],
-        "outputTokens": row["outputTokens"],
-        "failed": row["failed"],
-    }
+    return TutorTotals(
+        interactions=row["interactions"],
+        students=len(row["students"]),
+        rooms=len(row["rooms"]),
+        input_tokens=row["inputTokens"],
+        output_tokens=row["outputTokens"],
+        failed=row["failed"],
+    )

@@ -1,5 +1,5 @@
 """The offline media capabilities of the AI package, each behind its own small function, invoked
-synchronously (Lambda `invoke`) by the AI API and the AI tutor through `verriflo_ai.media`:
+synchronously (Lambda `invoke`) by the AI API and the AI tutor through `verriflo_ai.remote_media`:
 
 - `transcribe` (AiSpeechFunction): base64 audio -> text (faster-whisper tiny.en);
 - `read_image` (AiVisionFunction): base64 image -> the text it shows (RapidOCR);
@@ -13,20 +13,17 @@ raises the same error, so the client sees what it would have seen in-process.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable
 from typing import Any
 
 from verriflo.errors import ServiceUnavailable, ValidationFailed, VerrifloError
 from verriflo.observability import logger
 from verriflo_ai import images, speech
+from verriflo_ai.uploads import decode_base64
 
 
 def _payload(event: dict[str, Any], field: str) -> bytes:
-    try:
-        return base64.b64decode(event[field], validate=True)
-    except (KeyError, TypeError, binascii.Error) as exc:
-        raise ValidationFailed(f"'{field}' must be base64.") from exc
+    return decode_base64(event.get(field), f"'{field}'")  # the callers checked the size limits
 
 
 def _answer(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from ai_tutor.models import Mode, TutorRoomSettings, TutorSource
 if TYPE_CHECKING:
     import numpy as np
 
-    from ai_tutor.logic import Asker
+    from ai_tutor.answering import Asker
 
 EARLIER_WINDOW = 500  # the most recent exchanges of a room compared with a new question
 
@@ -58,14 +58,14 @@ def system_prompt(title: str, topic: str | None, mode: Mode, step: int) -> str:
 
 def room_settings(org_id: str, room_id: str) -> TutorRoomSettings:
     """The room's tutor settings (on, explaining fully, unless the teacher changed them)."""
-    doc = store.room_settings(org_id, room_id)
+    stored = store.room_settings(org_id, room_id)
     return TutorRoomSettings(
         room_id=room_id,
-        enabled=doc.get("enabled", True),
-        mode=doc.get("mode", "explain"),
-        topic=doc.get("topic"),
-        updated_at=doc.get("updatedAt"),
-        kb_id=doc.get("kbId"),
+        enabled=stored.enabled if stored.enabled is not None else True,
+        mode=stored.mode or "explain",
+        topic=stored.topic,
+        updated_at=stored.updated_at,
+        kb_id=stored.kb_id,
     )
 
 
@@ -96,10 +96,10 @@ def _earlier(
 
     settings = tutor_settings()
     rows = store.recent_completed(org_id, room_id, EARLIER_WINDOW)
-    kept = [(r, bytes(r["vector"])) for r in rows if r.get("vector")]
-    mine = [r for r in rows if r["studentUid"] == student_uid][: settings.history_turns]
+    kept = [(r, r.vector) for r in rows if r.vector]
+    mine = [r for r in rows if r.student_uid == student_uid][: settings.history_turns]
     history = [
-        m for r in reversed(mine) for m in (Message("user", r["question"]), Message("assistant", r["answer"]))
+        m for r in reversed(mine) for m in (Message("user", r.question), Message("assistant", r.answer))
     ]
     if not kept:
         return None, 0, history
@@ -107,18 +107,18 @@ def _earlier(
     scores = matrix @ vector
     similar = scores >= settings.earlier_min_score
     repeats = sum(
-        1 for (r, _), hit in zip(kept, similar, strict=True) if hit and r["studentUid"] == student_uid
+        1 for (r, _), hit in zip(kept, similar, strict=True) if hit and r.student_uid == student_uid
     )
     best = int(np.argmax(scores))
     if not similar[best]:
         return None, repeats, history
     row = kept[best][0]
     passage = Passage(
-        text=f'Earlier in this class a student asked: "{_excerpt(row["question"], 200)}" '
-        f"The answer given: {_excerpt(row['answer'], 300)}",
+        text=f'Earlier in this class a student asked: "{_excerpt(row.question, 200)}" '
+        f"The answer given: {_excerpt(row.answer, 300)}",
         score=float(scores[best]),
         knowledge_base_id="",
-        document_id=row["_id"],
+        document_id=row.id,
         title="Earlier in this class",
         chunk=0,
     )
@@ -152,7 +152,7 @@ def _source(index: int, passage: Passage) -> TutorSource:
     )
 
 
-def gather(asker: Asker, room: dict[str, Any], settings: TutorRoomSettings, question: str) -> Gathered:
+def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question: str) -> Gathered:
     """The class context of one question, shaped by the room's mode."""
     vector = embedder().embed([question])[0]
     kb_id = settings.kb_id
@@ -164,7 +164,7 @@ def gather(asker: Asker, room: dict[str, Any], settings: TutorRoomSettings, ques
         # One passage per step: asking the same thing again reveals the next one (the last stays last).
         material = [material[min(repeats, len(material) - 1)]]
     passages = list(material)
-    room_passage = _room_passage(room.get("title") or asker.room_id, settings.topic, vector)
+    room_passage = _room_passage(room.title or asker.room_id, settings.topic, vector)
     if room_passage is not None:
         passages.append(room_passage)
     if earlier is not None and not (settings.mode == "hints" and offline):
@@ -174,7 +174,7 @@ def gather(asker: Asker, room: dict[str, Any], settings: TutorRoomSettings, ques
         history=tuple(history) if not offline else (),
         passages=tuple(passages),
         grounded=True,
-        system=system_prompt(room.get("title") or asker.room_id, settings.topic, settings.mode, step),
+        system=system_prompt(room.title or asker.room_id, settings.topic, settings.mode, step),
     )
     return Gathered(
         generation=generation,

@@ -16,7 +16,7 @@ from verriflo import asgi
 from verriflo.api import JSON, Envelope, Org, create_app, internal, lambda_handler, ok, protected, responses
 from verriflo_ai import knowledge
 
-from ai_tutor import logic, manage, models, streaming, workflow
+from ai_tutor import answering, manage, models, steps, streaming
 
 app = create_app(max_body_bytes=streaming.app.body_limit())
 api = protected(app, streaming.GROUP)
@@ -34,8 +34,8 @@ ROOM = "/v1/ai-tutor/rooms/<room_id>"
 )
 def chat(body: models.TutorChatRequest, org: Org) -> Response[models.TutorChatReply]:
     """A student's question (text or voice); the whole answer with its sources, as text and/or speech."""
-    prepared = logic.prepare_chat(org.org_id, body, app.current_event.request_context.request_id)
-    reply = models.TutorChatReply.of(logic.collect(prepared))
+    prepared = answering.prepare_chat(org.org_id, body, app.current_event.request_context.request_id)
+    reply = models.TutorChatReply.of(answering.collect(prepared))
     return Response(status_code=200, content_type=JSON, body=reply.model_dump(mode="json", by_alias=True))
 
 
@@ -165,7 +165,7 @@ def list_interactions(
 )
 def summarize(body: models.TutorSummarizeRequest) -> Envelope[models.TutorSummary]:
     """The ClassSummary steps at once (idempotent: a written summary is returned as it is)."""
-    workflow.run(body.org_id, body.room_id, manage.new_run_id())
+    steps.run(body.org_id, body.room_id, manage.new_run_id())
     summary, _ = manage.summary(body.org_id, body.room_id)
     return ok(summary)
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from verriflo.errors import Forbidden, UpstreamError, ValidationFailed
 from verriflo.ledger import from_milli
 from verriflo.orgs import now
 from verriflo_ai import knowledge
-from verriflo_ai.documents import document_bytes
-from verriflo_ai.settings import ai_settings
 
 from ai_tutor import context, store
 from ai_tutor.config import tutor_settings
@@ -28,7 +25,6 @@ from ai_tutor.models import (
     TutorRoomSettings,
     TutorRoomUsage,
     TutorSummary,
-    TutorTopQuery,
     TutorUpdateRoomSettings,
 )
 
@@ -44,12 +40,18 @@ def get_settings(org_id: str, room_id: str) -> TutorRoomSettings:
 def update_settings(org_id: str, room_id: str, body: TutorUpdateRoomSettings) -> TutorRoomSettings:
     """Switch the tutor on or off, choose hints or full explanations, set the class topic."""
     store.require_room(org_id, room_id)
-    changes = body.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
-    if "topic" in body.model_fields_set and body.topic is None:
-        changes["topic"] = None
-    if not changes:
+    clear_topic = "topic" in body.model_fields_set and body.topic is None
+    if body.enabled is None and body.mode is None and body.topic is None and not clear_topic:
         raise ValidationFailed("Give at least one of enabled, mode or topic.")
-    store.update_room_settings(org_id, room_id, changes, now())
+    store.update_room_settings(
+        org_id,
+        room_id,
+        now(),
+        enabled=body.enabled,
+        mode=body.mode,
+        topic=body.topic,
+        clear_topic=clear_topic,
+    )
     return context.room_settings(org_id, room_id)
 
 
@@ -58,9 +60,9 @@ def update_settings(org_id: str, room_id: str, body: TutorUpdateRoomSettings) ->
 
 def _room_base(org_id: str, room_id: str, title: str) -> str:
     """The room's knowledge base, created on first use (a concurrent first use keeps one of the two)."""
-    existing = store.room_settings(org_id, room_id).get("kbId")
+    existing = store.room_settings(org_id, room_id).kb_id
     if existing:
-        return str(existing)
+        return existing
     created = knowledge.create_base(
         org_id, f"Class material: {title}"[:100], f"AI tutor material of room {room_id}"
     )
@@ -90,10 +92,8 @@ def add_material(org_id: str, room_id: str, body: TutorAddMaterial) -> TutorMate
     """Extract, chunk and embed notes or slides (text or PDF) into the room's material."""
     room = store.require_room(org_id, room_id)
     # every rejection before any base is created or model is run
-    content = document_bytes(
-        body.content, body.content_base64, body.content_type, ai_settings().max_document_bytes
-    )
-    kb_id = _room_base(org_id, room_id, room.get("title") or room_id)
+    content = body.content_bytes()
+    kb_id = _room_base(org_id, room_id, room.title or room_id)
     doc = knowledge.add_document(org_id, kb_id, body.title, content, body.content_type)
     store.set_material_kind(org_id, room_id, doc.document_id, body.kind)
     return _material(room_id, doc, {doc.document_id: body.kind})
@@ -103,10 +103,10 @@ def list_material(org_id: str, room_id: str) -> TutorMaterialList:
     """The room's material, newest first."""
     store.require_room(org_id, room_id)
     settings = store.room_settings(org_id, room_id)
-    if not settings.get("kbId"):
+    if not settings.kb_id:
         return TutorMaterialList(room_id=room_id, material=[])
-    docs = knowledge.list_documents(org_id, settings["kbId"]).documents
-    kinds = settings.get("materialKinds") or {}
+    docs = knowledge.list_documents(org_id, settings.kb_id).documents
+    kinds = settings.material_kinds
     return TutorMaterialList(room_id=room_id, material=[_material(room_id, d, kinds) for d in docs])
 
 
@@ -116,10 +116,10 @@ def get_material(org_id: str, room_id: str, material_id: str) -> TutorMaterial:
 
     store.require_room(org_id, room_id)
     settings = store.room_settings(org_id, room_id)
-    if not settings.get("kbId"):
+    if not settings.kb_id:
         raise NotFound(f"Material '{material_id}' was not found.")
-    doc = knowledge.get_document(org_id, settings["kbId"], material_id)
-    return _material(room_id, doc, settings.get("materialKinds") or {})
+    doc = knowledge.get_document(org_id, settings.kb_id, material_id)
+    return _material(room_id, doc, settings.material_kinds)
 
 
 def delete_material(org_id: str, room_id: str, material_id: str) -> None:
@@ -127,7 +127,7 @@ def delete_material(org_id: str, room_id: str, material_id: str) -> None:
     from verriflo.errors import NotFound
 
     store.require_room(org_id, room_id)
-    kb_id = store.room_settings(org_id, room_id).get("kbId")
+    kb_id = store.room_settings(org_id, room_id).kb_id
     if not kb_id:
         raise NotFound(f"Material '{material_id}' was not found.")
     knowledge.delete_document(org_id, kb_id, material_id)
@@ -136,19 +136,19 @@ def delete_material(org_id: str, room_id: str, material_id: str) -> None:
 # --- exchanges, usage, summary ----------------------------------------------------------------------
 
 
-def _exchange(doc: dict[str, Any]) -> TutorExchange:
+def _exchange(row: store.Interaction) -> TutorExchange:
     return TutorExchange(
-        interaction_id=doc["_id"],
-        student_uid=doc["studentUid"],
-        question=doc["question"],
-        answer=doc.get("answer", ""),
-        status=doc["status"],
-        mode=doc.get("mode", "explain"),
-        sources=doc.get("sources") or [],
-        error=doc.get("error"),
-        input_tokens=doc.get("inputTokens", 0),
-        output_tokens=doc.get("outputTokens", 0),
-        created_at=doc["createdAt"],
+        interaction_id=row.id,
+        student_uid=row.student_uid,
+        question=row.question,
+        answer=row.answer,
+        status=row.status,
+        mode=row.mode,
+        sources=row.sources,
+        error=row.error,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        created_at=row.created_at,
     )
 
 
@@ -176,7 +176,7 @@ def exchanges(
     return TutorExchangeList(
         room_id=room_id,
         exchanges=[_exchange(r) for r in rows],
-        next_before=rows[-1]["createdAt"] if len(rows) == size else None,
+        next_before=rows[-1].created_at if len(rows) == size else None,
     )
 
 
@@ -186,38 +186,38 @@ def usage(org_id: str, room_id: str) -> TutorRoomUsage:
     totals = store.room_usage(org_id, room_id)
     return TutorRoomUsage(
         room_id=room_id,
-        interactions=totals["interactions"],
-        completed_interactions=totals["interactions"] - totals["failed"],
-        failed_interactions=totals["failed"],
-        students=totals["students"],
-        input_tokens=totals["inputTokens"],
-        output_tokens=totals["outputTokens"],
-        total_tokens=totals["inputTokens"] + totals["outputTokens"],
-        cost=from_milli(totals["creditsMilli"]),
+        interactions=totals.interactions,
+        completed_interactions=totals.interactions - totals.failed,
+        failed_interactions=totals.failed,
+        students=totals.students,
+        input_tokens=totals.input_tokens,
+        output_tokens=totals.output_tokens,
+        total_tokens=totals.input_tokens + totals.output_tokens,
+        cost=from_milli(totals.credits_milli),
     )
 
 
 def summary(org_id: str, room_id: str) -> tuple[TutorSummary, int]:
     """The class summary and the status to answer with: 200 ready, 202 not yet (with the state)."""
     room = store.require_room(org_id, room_id)
-    doc = store.get_summary(org_id, room_id)
-    if doc is not None and doc.get("status") == "ready":
+    record = store.get_summary(org_id, room_id)
+    if record is not None and record.status == "ready":
         return TutorSummary(
             room_id=room_id,
             state="ready",
-            summary=doc["summary"],
-            top_queries=[TutorTopQuery.model_validate(q) for q in doc.get("topQueries") or []],
-            method=doc.get("method"),
-            interactions=doc.get("interactions", 0),
-            students=doc.get("students", 0),
-            created_at=doc.get("createdAt"),
+            summary=record.summary,
+            top_queries=record.top_queries,
+            method=record.method,
+            interactions=record.interactions,
+            students=record.students,
+            created_at=record.created_at,
         ), 200
-    if doc is not None and doc.get("status") == "failed":
+    if record is not None and record.status == "failed":
         raise UpstreamError(
             "The summary of this class could not be produced; it can be run again "
             "(POST /api/ai-tutor/summarize)."
         )
-    if room.get("status") != "ended":
+    if not room.ended:
         return TutorSummary(
             room_id=room_id,
             state="class_in_progress",
@@ -241,7 +241,7 @@ def classroom_state(credential: RoomCredential) -> TutorClassroomState:
     page = exchanges(credential.org_id, credential.room_id, student_uid=mine, limit=50)
     return TutorClassroomState(
         room_id=credential.room_id,
-        title=room.get("title") or credential.room_id,
+        title=room.title or credential.room_id,
         role=credential.role,
         enabled=settings.enabled,
         mode=settings.mode,
@@ -254,7 +254,7 @@ def classroom_settings(credential: RoomCredential, body: TutorUpdateRoomSettings
     if not credential.teaching:
         raise Forbidden("Only the room's teachers may change the tutor's settings.")
     room = store.require_room(credential.org_id, credential.room_id)
-    if room.get("status") == "ended":
+    if room.ended:
         raise Forbidden(f"The class in room '{credential.room_id}' has ended.")
     return update_settings(credential.org_id, credential.room_id, body)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from verriflo.models import ApiModel, StrictApiModel
+from verriflo_ai.uploads import DocumentUpload
 
 Modality = Literal["text", "audio", "both"]
 Mode = Literal["hints", "explain"]
@@ -69,6 +70,53 @@ class TutorTokenUsage(ApiModel):
     credits: float = 0.0
 
 
+# --- the streamed answer: one event per Server-Sent Event (the buffered answer collects the same) ----
+
+
+class TutorTextEvent(ApiModel):
+    """A piece of the answer, as it is produced."""
+
+    text: str
+    usage: None = None
+
+
+class TutorAudioEvent(ApiModel):
+    """Speech for one sentence of the answer (responseModality `audio` or `both`)."""
+
+    text: str = ""
+    audio: str = Field(description="base64 MP3")
+    mime_type: str
+    spoken: str = Field(description="the sentence spoken")
+    usage: None = None
+
+
+class TutorAnsweredEvent(ApiModel):
+    """The answer is complete: its usage, its sources, then `[DONE]`."""
+
+    usage: TutorTokenUsage
+    sources: list[TutorSource]
+    grounded: bool
+    interaction_id: str
+
+
+class TutorErrorEvent(ApiModel):
+    """The answer failed mid-stream (instead of the usage event); the exchange is recorded as failed."""
+
+    text: str = ""
+    usage: None = None
+    error: str = Field(description="the error code, as in the envelope")
+    message: str
+
+
+TutorStreamEvent = TutorTextEvent | TutorAudioEvent | TutorAnsweredEvent | TutorErrorEvent
+TUTOR_STREAM_EVENTS: list[type[ApiModel]] = [
+    TutorTextEvent,
+    TutorAudioEvent,
+    TutorAnsweredEvent,
+    TutorErrorEvent,
+]
+
+
 class TutorChatAnswer(ApiModel):
     """`POST /v1/ai-tutor/chat` (API.md): the whole answer."""
 
@@ -104,20 +152,10 @@ class TutorUpdateRoomSettings(StrictApiModel):
     topic: str | None = Field(default=None, max_length=300)
 
 
-class TutorAddMaterial(StrictApiModel):
+class TutorAddMaterial(DocumentUpload):
     """Teacher material for a room: notes or slides, as text (`content`) or a PDF (`contentBase64`)."""
 
-    title: str = Field(min_length=1, max_length=200)
     kind: MaterialKind = "notes"
-    content_type: Literal["text/plain", "text/markdown", "application/pdf"] = "text/plain"
-    content: str | None = None
-    content_base64: str | None = None
-
-    @model_validator(mode="after")
-    def _one_content(self) -> Self:
-        if (self.content is None) == (self.content_base64 is None):
-            raise ValueError("give exactly one of content or contentBase64")
-        return self
 
 
 class TutorMaterial(ApiModel):

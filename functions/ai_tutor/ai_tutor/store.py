@@ -5,15 +5,20 @@ reads of the rooms function's collections (rooms, participant sessions). Every q
 studentUid, inputTokens, outputTokens, createdAt, status) plus the exchange itself.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates the record classes below, a cost every cold start pays.
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from verriflo import db
 from verriflo.errors import NotFound
 from verriflo.ledger import LEDGER
+
+from ai_tutor.models import TutorTopQuery  # stored as answered: one shape
 
 INTERACTIONS, TUTOR_ROOMS, SUMMARIES = "tutor_interactions", "tutor_rooms", "tutor_summaries"
 ROOMS, SESSIONS = "rooms", "room_sessions"  # owned by the rooms function; read only here
@@ -44,16 +49,139 @@ def _key(org_id: str, room_id: str) -> str:
     return f"{org_id}:{room_id}"
 
 
+# --- records ---------------------------------------------------------------------------------------
+
+_RECORD = ConfigDict(defer_build=True, populate_by_name=True, extra="ignore")
+
+
+class Room(BaseModel):
+    """The rooms function's record of a room, as far as the tutor reads it."""
+
+    model_config = _RECORD
+
+    room_id: str = Field(alias="roomId")
+    title: str | None = None
+    status: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        """The class is over."""
+        return self.status == "ended"
+
+
+class RoomTutor(BaseModel):
+    """A room's tutor settings as stored; unset fields mean the teacher never changed them."""
+
+    model_config = _RECORD
+
+    enabled: bool | None = None
+    mode: Literal["hints", "explain"] | None = None
+    topic: str | None = None
+    updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    kb_id: str | None = Field(default=None, alias="kbId")
+    material_kinds: dict[str, str] = Field(default_factory=dict, alias="materialKinds")
+
+
+class Interaction(BaseModel):
+    """One question and its answer as stored (`vector`: the question's float32 embedding, raw bytes)."""
+
+    model_config = _RECORD
+
+    id: str = Field(alias="_id")
+    org_id: str = Field(alias="orgId")
+    room_id: str = Field(alias="roomId")
+    student_uid: str = Field(alias="studentUid")
+    question: str
+    answer: str = ""
+    status: Literal["completed", "failed"]
+    mode: Literal["hints", "explain"] = "explain"
+    grounded: bool = False
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    error: str | None = None
+    input_tokens: int = Field(default=0, alias="inputTokens")
+    output_tokens: int = Field(default=0, alias="outputTokens")
+    credits_milli: int = Field(default=0, alias="creditsMilli")
+    model: str | None = None
+    request_modality: str = Field(default="text", alias="requestModality")
+    response_modality: str = Field(default="text", alias="responseModality")
+    vector: bytes | None = None
+    created_at: datetime = Field(alias="createdAt")
+
+
+@dataclass(frozen=True, slots=True)
+class PastExchange:
+    """A completed exchange as the context and the summary read it (oldest or newest first)."""
+
+    id: str
+    student_uid: str
+    question: str
+    answer: str
+    vector: bytes | None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomUsage:
+    """A room's exchanges, students and tokens, and the credits the ledger charged for them."""
+
+    interactions: int = 0
+    students: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    failed: int = 0
+    credits_milli: int = 0
+
+
+class SummaryContent(BaseModel):
+    """What a summary run writes: the summary, the top questions, how it was made, and counts."""
+
+    model_config = _RECORD
+
+    summary: str
+    top_queries: list[TutorTopQuery] = Field(default_factory=list, alias="topQueries")
+    method: Literal["extractive", "generated"]
+    interactions: int = 0
+    students: int = 0
+
+
+class ClassSummary(BaseModel):
+    """A room's summary record: one per room, claimed by a run, then `ready` or `failed`."""
+
+    model_config = _RECORD
+
+    status: Literal["running", "ready", "failed"]
+    run_id: str | None = Field(default=None, alias="runId")
+    summary: str | None = None
+    top_queries: list[TutorTopQuery] = Field(default_factory=list, alias="topQueries")
+    method: Literal["extractive", "generated"] | None = None
+    interactions: int = 0
+    students: int = 0
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    error: str | None = None
+
+
+def _past(doc: dict[str, Any]) -> PastExchange:
+    vector = doc.get("vector")
+    return PastExchange(
+        id=str(doc["_id"]),
+        student_uid=doc["studentUid"],
+        question=doc["question"],
+        answer=doc.get("answer") or "",
+        vector=bytes(vector) if vector else None,
+        created_at=doc.get("createdAt"),
+    )
+
+
 # --- the rooms function's records ------------------------------------------------------------------
 
 
-def find_room(org_id: str, room_id: str) -> dict[str, Any] | None:
+def find_room(org_id: str, room_id: str) -> Room | None:
     """The org's room (live or ended), or None."""
     with db.unavailable_on_failure():
-        return db.collection(ROOMS).find_one(
-            {"orgId": org_id, "roomId": room_id},
-            {"roomId": 1, "title": 1, "status": 1, "sid": 1, "endedAt": 1},
+        doc = db.collection(ROOMS).find_one(
+            {"orgId": org_id, "roomId": room_id}, {"roomId": 1, "title": 1, "status": 1}
         )
+    return Room.model_validate(doc) if doc else None
 
 
 def connected_role(org_id: str, room_id: str, uid: str) -> str | None:
@@ -68,26 +196,41 @@ def connected_role(org_id: str, room_id: str, uid: str) -> str | None:
 # --- per-room tutor settings ------------------------------------------------------------------------
 
 
-def room_settings(org_id: str, room_id: str) -> dict[str, Any]:
-    """The room's tutor settings document ({} when the teacher never changed anything)."""
+def room_settings(org_id: str, room_id: str) -> RoomTutor:
+    """The room's tutor settings (all unset when the teacher never changed anything)."""
     with db.unavailable_on_failure():
-        return db.collection(TUTOR_ROOMS).find_one({"_id": _key(org_id, room_id)}) or {}
+        doc = db.collection(TUTOR_ROOMS).find_one({"_id": _key(org_id, room_id)})
+    return RoomTutor.model_validate(doc or {})
 
 
-def update_room_settings(org_id: str, room_id: str, changes: dict[str, Any], at: datetime) -> dict[str, Any]:
-    """Apply changes to the room's tutor settings (created on first change); returns them as now stored."""
+def update_room_settings(
+    org_id: str,
+    room_id: str,
+    at: datetime,
+    *,
+    enabled: bool | None = None,
+    mode: str | None = None,
+    topic: str | None = None,
+    clear_topic: bool = False,
+) -> RoomTutor:
+    """Apply the given changes (None: unchanged; `clear_topic` unsets the topic) to the room's tutor
+    settings, created on first change; returns them as now stored."""
     from pymongo import ReturnDocument
 
+    changes: dict[str, Any] = {"updatedAt": at}
+    for name, value in (("enabled", enabled), ("mode", mode), ("topic", topic)):
+        if value is not None:
+            changes[name] = value
+    if clear_topic:
+        changes["topic"] = None
     with db.unavailable_on_failure():
-        return (
-            db.collection(TUTOR_ROOMS).find_one_and_update(
-                {"_id": _key(org_id, room_id)},
-                {"$set": changes | {"updatedAt": at}, "$setOnInsert": {"orgId": org_id, "roomId": room_id}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            or {}
+        doc = db.collection(TUTOR_ROOMS).find_one_and_update(
+            {"_id": _key(org_id, room_id)},
+            {"$set": changes, "$setOnInsert": {"orgId": org_id, "roomId": room_id}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
+    return RoomTutor.model_validate(doc or {})
 
 
 def claim_knowledge_base(org_id: str, room_id: str, kb_id: str) -> str:
@@ -118,10 +261,15 @@ def set_material_kind(org_id: str, room_id: str, document_id: str, kind: str) ->
 # --- interactions -----------------------------------------------------------------------------------
 
 
-def insert_interaction(doc: dict[str, Any]) -> None:
+def insert_interaction(interaction: Interaction) -> None:
     """Store one exchange (its id is the request's, so a retried write cannot count twice)."""
+    from bson import Binary
     from pymongo.errors import DuplicateKeyError
 
+    doc = interaction.model_dump(by_alias=True, exclude={"vector"}, exclude_none=False)
+    doc["vector"] = Binary(interaction.vector) if interaction.vector is not None else None
+    if interaction.error is None:
+        del doc["error"]  # a completed exchange has no error field
     with db.unavailable_on_failure():
         try:
             db.collection(INTERACTIONS).insert_one(doc)
@@ -139,7 +287,7 @@ def interactions(
     student_uid: str | None = None,
     limit: int = 100,
     before: datetime | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Interaction]:
     """The room's exchanges, newest first (optionally one student's, older than `before`)."""
     query: dict[str, Any] = {"orgId": org_id, "roomId": room_id}
     if student_uid is not None:
@@ -147,13 +295,14 @@ def interactions(
     if before is not None:
         query["createdAt"] = {"$lt": before}
     with db.unavailable_on_failure():
-        return list(db.collection(INTERACTIONS).find(query, _PUBLIC).sort("createdAt", -1).limit(limit))
+        docs = list(db.collection(INTERACTIONS).find(query, _PUBLIC).sort("createdAt", -1).limit(limit))
+    return [Interaction.model_validate(d) for d in docs]
 
 
-def recent_completed(org_id: str, room_id: str, limit: int) -> list[dict[str, Any]]:
+def recent_completed(org_id: str, room_id: str, limit: int) -> list[PastExchange]:
     """The room's latest completed exchanges with their question vectors, newest first."""
     with db.unavailable_on_failure():
-        return list(
+        docs = list(
             db.collection(INTERACTIONS)
             .find(
                 {"orgId": org_id, "roomId": room_id, "status": "completed"},
@@ -162,22 +311,24 @@ def recent_completed(org_id: str, room_id: str, limit: int) -> list[dict[str, An
             .sort("createdAt", -1)
             .limit(limit)
         )
+    return [_past(d) for d in docs]
 
 
-def iter_completed(org_id: str, room_id: str, *, with_vectors: bool = True) -> Iterator[dict[str, Any]]:
+def iter_completed(org_id: str, room_id: str, *, with_vectors: bool = True) -> Iterator[PastExchange]:
     """Every completed exchange of the room, oldest first (summaries and earlier-exchange lookups)."""
     fields = {"question": 1, "answer": 1, "studentUid": 1, "createdAt": 1}
     if with_vectors:
         fields["vector"] = 1
     with db.unavailable_on_failure():
         yield from (
-            db.collection(INTERACTIONS)
+            _past(d)
+            for d in db.collection(INTERACTIONS)
             .find({"orgId": org_id, "roomId": room_id, "status": "completed"}, fields, batch_size=2000)
             .sort("createdAt", 1)
         )
 
 
-def room_usage(org_id: str, room_id: str) -> dict[str, Any]:
+def room_usage(org_id: str, room_id: str) -> RoomUsage:
     """Exchanges, students and tokens of the room, and the credits the ledger charged for them."""
     pipeline = [
         {"$match": {"orgId": org_id, "roomId": room_id}},
@@ -199,31 +350,31 @@ def room_usage(org_id: str, room_id: str) -> dict[str, Any]:
     with db.unavailable_on_failure():
         rows = list(db.collection(INTERACTIONS).aggregate(pipeline))
         paid = list(db.collection(LEDGER).aggregate(charged))
-    row = (
-        rows[0]
-        if rows
-        else {"interactions": 0, "students": [], "inputTokens": 0, "outputTokens": 0, "failed": 0}
+    credits_milli = int(paid[0]["milli"]) if paid else 0
+    if not rows:
+        return RoomUsage(credits_milli=credits_milli)
+    row = rows[0]
+    return RoomUsage(
+        interactions=row["interactions"],
+        students=len(row["students"]),
+        input_tokens=row["inputTokens"],
+        output_tokens=row["outputTokens"],
+        failed=row["failed"],
+        credits_milli=credits_milli,
     )
-    return {
-        "interactions": row["interactions"],
-        "students": len(row["students"]),
-        "inputTokens": row["inputTokens"],
-        "outputTokens": row["outputTokens"],
-        "failed": row["failed"],
-        "creditsMilli": int(paid[0]["milli"]) if paid else 0,
-    }
 
 
 # --- summaries --------------------------------------------------------------------------------------
 
 
-def get_summary(org_id: str, room_id: str) -> dict[str, Any] | None:
+def get_summary(org_id: str, room_id: str) -> ClassSummary | None:
     """The room's summary record (any state), or None."""
     with db.unavailable_on_failure():
-        return db.collection(SUMMARIES).find_one({"_id": _key(org_id, room_id)})
+        doc = db.collection(SUMMARIES).find_one({"_id": _key(org_id, room_id)})
+    return ClassSummary.model_validate(doc) if doc else None
 
 
-def claim_summary(org_id: str, room_id: str, run_id: str, at: datetime) -> dict[str, Any]:
+def claim_summary(org_id: str, room_id: str, run_id: str, at: datetime) -> ClassSummary:
     """Start (or take over) the room's summary unless it is ready; returns the record as it is now.
 
     One record per room is the idempotency guard: a second run for the same room finds it `ready`
@@ -256,16 +407,18 @@ def claim_summary(org_id: str, room_id: str, run_id: str, at: datetime) -> dict[
                 },
                 return_document=ReturnDocument.AFTER,
             )
-            return taken or coll.find_one({"_id": key}) or {}
-        return coll.find_one({"_id": key}) or {}
+            doc = taken or coll.find_one({"_id": key})
+        else:
+            doc = coll.find_one({"_id": key})
+    return ClassSummary.model_validate(doc or {"status": "running"})
 
 
-def complete_summary(org_id: str, room_id: str, run_id: str, fields: dict[str, Any]) -> bool:
+def complete_summary(org_id: str, room_id: str, run_id: str, content: SummaryContent, at: datetime) -> bool:
     """Store the summary if this run still owns the record; False when another run finished first."""
+    fields = content.model_dump(mode="json", by_alias=True) | {"createdAt": at, "status": "ready"}
     with db.unavailable_on_failure():
         result = db.collection(SUMMARIES).update_one(
-            {"_id": _key(org_id, room_id), "runId": run_id, "status": "running"},
-            {"$set": fields | {"status": "ready"}},
+            {"_id": _key(org_id, room_id), "runId": run_id, "status": "running"}, {"$set": fields}
         )
     return result.modified_count == 1
 
@@ -296,7 +449,7 @@ def fail_summary(org_id: str, room_id: str, error: str, cause: str, at: datetime
             pass  # the record exists and is ready: the failure of a late run changes nothing
 
 
-def require_room(org_id: str, room_id: str) -> dict[str, Any]:
+def require_room(org_id: str, room_id: str) -> Room:
     """The org's room, or NotFound (another org's roomId is simply not found)."""
     room = find_room(org_id, room_id)
     if room is None:

@@ -18,7 +18,7 @@ from ai_tutor import credentials
 from ai_tutor.config import tutor_settings
 
 if TYPE_CHECKING:
-    from ai_tutor import logic
+    from ai_tutor import answering
 
 # The answering logic (models, retrieval, providers, speech, metering and the ledger) is imported by
 # the routes that answer, not with the app: uvicorn loads the app before it serves anything, and the
@@ -32,21 +32,21 @@ GROUP = "ai-tutor"
 app = asgi.App(max_body_bytes=8_000_000)
 
 
-def _stream(prepared: logic.Prepared) -> asgi.Stream:
-    from ai_tutor import logic
+def _stream(prepared: answering.Prepared) -> asgi.Stream:
+    from ai_tutor import answering
 
-    return asgi.Stream(logic.sse(logic.answer(prepared)), SSE, headers=dict(SSE_HEADERS))
+    return asgi.Stream(answering.sse(answering.answer(prepared)), SSE, headers=dict(SSE_HEADERS))
 
 
 @app.route("POST", "/v1/ai-tutor/chat/stream", group=GROUP)
 def chat_stream(request: asgi.Request) -> asgi.Stream:
     """A student's question answered as SSE: `data: {"text", "usage": null}` ..., usage, `[DONE]`."""
-    from ai_tutor import logic
+    from ai_tutor import answering
     from ai_tutor.models import TutorChatRequest
 
     body = request.parse(TutorChatRequest)
     assert request.org is not None  # the group authenticates
-    return _stream(logic.prepare_chat(request.org.org_id, body, request.request_id))
+    return _stream(answering.prepare_chat(request.org.org_id, body, request.request_id))
 
 
 # --- the classroom page (room credential, CORS) -------------------------------------------------------
@@ -101,13 +101,13 @@ def _preflight(_request: asgi.Request) -> asgi.Reply:
 @_page
 def classroom_chat(request: asgi.Request, credential: credentials.RoomCredential) -> asgi.Stream:
     """A question from the classroom page's tutor panel, answered as SSE."""
-    from ai_tutor import logic
+    from ai_tutor import answering
     from ai_tutor.models import TutorClassroomChat
 
     body = request.parse(TutorClassroomChat)
-    asker = logic.Asker(credential.org_id, credential.room_id, credential.uid)
-    prepared = logic.prepare(
-        asker, logic.Question(body.text, body.audio, body.response_modality), request.request_id
+    asker = answering.Asker(credential.org_id, credential.room_id, credential.uid)
+    prepared = answering.prepare(
+        asker, answering.Question(body.text, body.audio, body.response_modality), request.request_id
     )
     return _stream(prepared)
 
@@ -142,6 +142,7 @@ for _path in (f"{CLASSROOM}/chat/stream", f"{CLASSROOM}/state", f"{CLASSROOM}/se
 def openapi_document() -> dict:
     """The routes of this app as OpenAPI paths and component schemas (merged into the API's document)."""
     from ai_tutor.models import (
+        TUTOR_STREAM_EVENTS,
         TutorChatRequest,
         TutorClassroomChat,
         TutorClassroomState,
@@ -149,27 +150,16 @@ def openapi_document() -> dict:
         TutorUpdateRoomSettings,
     )
 
-    schemas: dict = {}
-
-    def ref(model: type) -> dict:
-        schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
-    stream = {
-        "description": (
-            "Server-Sent Events (`Cache-Control: no-cache`, `Connection: keep-alive`), each `data: <json>` "
-            'then a blank line: `{"text": "...", "usage": null}` pieces as produced (with responseModality '
-            'audio/both, also `{"text": "", "audio": base64 MP3, "mimeType", "spoken", "usage": null}` per '
-            'sentence); then `{"usage": {inputTokens, outputTokens, credits}, "sources": [...], "grounded", '
-            '"interactionId"}`; then `data: [DONE]`. A failure mid-stream sends `{"text": "", "usage": null, '
-            '"error": CODE, "message"}` instead of the usage event, then `[DONE]`; the exchange is recorded '
-            "as failed."
-        ),
-        "content": {SSE: {"schema": {"type": "string"}}},
-    }
+    doc = asgi.OpenApiPaths()
+    stream = doc.stream(
+        SSE,
+        "Server-Sent Events (`Cache-Control: no-cache`, `Connection: keep-alive`), each `data: <json>` "
+        "then a blank line: text pieces as produced (with responseModality audio/both, also speech per "
+        "sentence), then the usage event with the sources, then `data: [DONE]`. A failure mid-stream "
+        "sends the error event instead of the usage event, then `[DONE]`; the exchange is recorded as "
+        "failed.",
+        TUTOR_STREAM_EVENTS,
+    )
     errors = {
         "400": "The request is not valid.",
         "401": "A valid credential is required.",
@@ -180,97 +170,74 @@ def openapi_document() -> dict:
         "429": "Too many requests.",
         "503": "A dependency is unavailable.",
     }
+
+    def only(*codes: str) -> dict[str, str]:
+        return {code: errors[code] for code in codes}
+
     # Not the org key: the participant's join token, checked by the function itself.
-    room_token = [
-        {
-            "in": "header",
-            "name": "Authorization",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "`Bearer <join token>`: the token of the classroom page (from room create/join)",
-        }
-    ]
-
-    def responses(ok: dict, codes: list[str]) -> dict:
-        return {"200": ok} | {code: {"description": errors.get(code, "Error"), **error} for code in codes}
-
-    def json_ok(model: type) -> dict:
-        return {
-            "description": "Success",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["success", "data"],
-                        "properties": {"success": {"type": "boolean", "const": True}, "data": ref(model)},
-                    }
-                }
-            },
-        }
-
-    paths = {
-        "/v1/ai-tutor/chat/stream": {
-            "post": {
-                "summary": "Ask the AI tutor during class (streamed as Server-Sent Events)",
-                "tags": ["ai-tutor"],
-                "operationId": "chat_stream_v1_ai_tutor_chat_stream_post",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": ref(TutorChatRequest)}},
-                },
-                "responses": responses(stream, ["400", "401", "402", "403", "404", "413", "429", "503"]),
+    page = {
+        "tags": ["ai-tutor"],
+        "security": [],
+        "parameters": [
+            {
+                "in": "header",
+                "name": "Authorization",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "`Bearer <join token>`: the token of the classroom page "
+                "(from room create/join)",
             }
-        },
-        f"{CLASSROOM}/chat/stream": {
-            "post": {
-                "summary": "The classroom page asks the tutor (room token; SSE as /v1/ai-tutor/chat/stream)",
-                "tags": ["ai-tutor"],
-                "operationId": "classroom_chat_stream_post",
-                "security": [],
-                "parameters": room_token,
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": ref(TutorClassroomChat)}},
-                },
-                "responses": responses(stream, ["400", "401", "402", "403", "404", "413", "429", "503"]),
-            }
-        },
-        f"{CLASSROOM}/state": {
-            "get": {
-                "summary": "The tutor panel's state (room token): switch, mode, visible exchanges",
-                "tags": ["ai-tutor"],
-                "operationId": "classroom_state_get",
-                "security": [],
-                "parameters": room_token,
-                "responses": responses(json_ok(TutorClassroomState), ["401", "404", "429", "503"]),
-            }
-        },
-        f"{CLASSROOM}/settings": {
-            "put": {
-                "summary": "The teacher switches the tutor or its mode from the classroom page (room token)",
-                "tags": ["ai-tutor"],
-                "operationId": "classroom_settings_put",
-                "security": [],
-                "parameters": room_token,
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": ref(TutorUpdateRoomSettings)}},
-                },
-                "responses": responses(
-                    json_ok(TutorRoomSettings), ["400", "401", "403", "404", "429", "503"]
-                ),
-            }
-        },
+        ],
     }
-    preflight = {
-        "options": {
+    doc.add(
+        "POST",
+        "/v1/ai-tutor/chat/stream",
+        stream,
+        errors,
+        body=TutorChatRequest,
+        summary="Ask the AI tutor during class (streamed as Server-Sent Events)",
+        tags=["ai-tutor"],
+        operationId="chat_stream_v1_ai_tutor_chat_stream_post",
+    )
+    doc.add(
+        "POST",
+        f"{CLASSROOM}/chat/stream",
+        stream,
+        errors,
+        body=TutorClassroomChat,
+        summary="The classroom page asks the tutor (room token; SSE as /v1/ai-tutor/chat/stream)",
+        operationId="classroom_chat_stream_post",
+        **page,
+    )
+    doc.add(
+        "GET",
+        f"{CLASSROOM}/state",
+        doc.json_ok(TutorClassroomState),
+        only("401", "404", "429", "503"),
+        summary="The tutor panel's state (room token): switch, mode, visible exchanges",
+        operationId="classroom_state_get",
+        **page,
+    )
+    doc.add(
+        "PUT",
+        f"{CLASSROOM}/settings",
+        doc.json_ok(TutorRoomSettings),
+        only("400", "401", "403", "404", "429", "503"),
+        body=TutorUpdateRoomSettings,
+        summary="The teacher switches the tutor or its mode from the classroom page (room token)",
+        operationId="classroom_settings_put",
+        **page,
+    )
+    for name, path in (
+        ("chat", f"{CLASSROOM}/chat/stream"),
+        ("state", f"{CLASSROOM}/state"),
+        ("settings", f"{CLASSROOM}/settings"),
+    ):
+        doc.paths[path]["options"] = {
             "summary": "CORS preflight of the classroom page",
             "tags": ["ai-tutor"],
             "security": [],
             "responses": {"200": {"description": "Access-Control-Allow-* headers for the page's origin"}},
+            "operationId": f"classroom_{name}_options",
         }
-    }
-    for path in (f"{CLASSROOM}/chat/stream", f"{CLASSROOM}/state", f"{CLASSROOM}/settings"):
-        name = path.rsplit("/", 2)[-2] if path.endswith("/stream") else path.rsplit("/", 1)[-1]
-        paths[path] |= {"options": preflight["options"] | {"operationId": f"classroom_{name}_options"}}
-    return {"paths": paths, "components": {"schemas": schemas}}
+    return doc.document()

@@ -6,7 +6,7 @@ offline, extractive (sentences taken from the class material and the exchanges) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from verriflo_ai.embeddings import embedder
 from verriflo_ai.providers import GenerationRequest, TextDelta, provider
@@ -14,6 +14,7 @@ from verriflo_ai.settings import ai_settings
 
 from ai_tutor.config import tutor_settings
 from ai_tutor.models import TutorTopQuery
+from ai_tutor.store import PastExchange, SummaryContent
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,7 +69,7 @@ def _excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def top_queries(rows: list[dict[str, Any]], vectors: np.ndarray) -> tuple[list[TutorTopQuery], list[Group]]:
+def top_queries(rows: list[PastExchange], vectors: np.ndarray) -> tuple[list[TutorTopQuery], list[Group]]:
     """The most frequent question groups: the most typical question, the latest answer, how often."""
     import numpy as np
 
@@ -83,8 +84,8 @@ def top_queries(rows: list[dict[str, Any]], vectors: np.ndarray) -> tuple[list[T
         latest = max(group.members)  # rows are oldest first: the latest answer reflects the most context
         result.append(
             TutorTopQuery(
-                question=rows[typical]["question"],
-                answer=_excerpt(rows[latest].get("answer") or "", settings.answer_excerpt_chars),
+                question=rows[typical].question,
+                answer=_excerpt(rows[latest].answer, settings.answer_excerpt_chars),
                 frequency=len(group.members),
             )
         )
@@ -101,7 +102,7 @@ def _sentences(text: str) -> list[str]:
 def extractive(
     title: str,
     topic: str | None,
-    rows: list[dict[str, Any]],
+    rows: list[PastExchange],
     students: int,
     queries: list[TutorTopQuery],
     groups: list[Group],
@@ -147,7 +148,7 @@ def extractive(
 def generated(
     title: str,
     topic: str | None,
-    rows: list[dict[str, Any]],
+    rows: list[PastExchange],
     students: int,
     queries: list[TutorTopQuery],
     material: list[str],
@@ -167,7 +168,7 @@ def generated(
     return "".join(e.text for e in provider().stream(request) if isinstance(e, TextDelta)).strip()
 
 
-def vectors_for(rows: list[dict[str, Any]]) -> np.ndarray:
+def vectors_for(rows: list[PastExchange]) -> np.ndarray:
     """Each question's stored vector (embedded now for rows that have none)."""
     import numpy as np
     from verriflo_ai.embeddings import DIMENSION
@@ -175,30 +176,26 @@ def vectors_for(rows: list[dict[str, Any]]) -> np.ndarray:
     out = np.zeros((len(rows), DIMENSION), dtype=np.float32)
     missing = []
     for i, row in enumerate(rows):
-        if row.get("vector"):
-            out[i] = np.frombuffer(bytes(row["vector"]), dtype=np.float32)
+        if row.vector:
+            out[i] = np.frombuffer(row.vector, dtype=np.float32)
         else:
             missing.append(i)
     if missing:
-        out[missing] = embedder().embed([rows[i]["question"] for i in missing])
+        out[missing] = embedder().embed([rows[i].question for i in missing])
     return out
 
 
-def write(title: str, topic: str | None, rows: list[dict[str, Any]], material: list[str]) -> dict[str, Any]:
+def write(title: str, topic: str | None, rows: list[PastExchange], material: list[str]) -> SummaryContent:
     """The summary record's content for a class: summary, topQueries, method and counts."""
     import numpy as np
 
     vectors = vectors_for(rows) if rows else np.zeros((0, 384), dtype=np.float32)
     queries, groups = top_queries(rows, vectors) if rows else ([], [])
-    students = len({r["studentUid"] for r in rows})
+    students = len({r.student_uid for r in rows})
     if ai_settings().provider == "retrieval":
         text, method = extractive(title, topic, rows, students, queries, groups, material), "extractive"
     else:
         text, method = generated(title, topic, rows, students, queries, material), "generated"
-    return {
-        "summary": text,
-        "topQueries": [q.model_dump(mode="json") for q in queries],
-        "method": method,
-        "interactions": len(rows),
-        "students": students,
-    }
+    return SummaryContent(
+        summary=text, top_queries=queries, method=method, interactions=len(rows), students=students
+    )

@@ -10,7 +10,8 @@ Shared by the AI API (`functions/ai_agent`) and the AI tutor (`functions/ai_tuto
   search(org_id, kb_ids, query)` -> `Passage`s (text, score, knowledge_base_id, document_id, title,
   chunk), org-scoped; a room's class material can be its own knowledge base. `add_document` embeds a
   small document at once (`ready`) and queues a large one (`processing`) for `ingest_queued`, the
-  worker's step (functions/ai_ingest); `documents.document_bytes` is every route's one request check.
+  worker's step (functions/ai_ingest); `uploads.DocumentUpload` is every route's one upload model
+  (its `content_bytes` the one check) and `uploads.decode_base64` the one size-checked decoding.
 - `speech.transcribe(bytes) -> Transcript`, `speech.synthesize(text, voice) -> MP3 bytes`,
   `speech.sniff_audio(bytes)` (415 for anything but WAV/MP3/WebM/Ogg).
 - `images.check_image`, `images.read_image`, `images.chart_spec`, `images.render_chart`.

@@ -7,13 +7,11 @@ carries its section title.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import re
 from dataclasses import dataclass
 
-from verriflo.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from verriflo.errors import UnsupportedMediaType, ValidationFailed
 
 TEXT_TYPES = {"text/plain", "text/markdown"}
 PDF = "application/pdf"
@@ -29,28 +27,6 @@ class Chunk:
     ordinal: int
     text: str
     section: str
-
-
-def document_bytes(content: str | None, content_base64: str | None, content_type: str, limit: int) -> bytes:
-    """A request's document as bytes (text as UTF-8, or base64), within `limit` bytes (413), not
-    empty (400), and a PDF when it says so (415). The one check of every route that ingests one."""
-    if content_base64 is not None:
-        encoded = content_base64.split(",", 1)[-1] if content_base64.startswith("data:") else content_base64
-        if len(encoded) * 3 // 4 > limit + 3:  # refused from its length, before decoding
-            raise PayloadTooLarge(f"Documents are limited to {limit} bytes.")
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValidationFailed("contentBase64 is not valid base64.") from exc
-    else:
-        data = (content or "").encode()
-    if len(data) > limit:
-        raise PayloadTooLarge(f"Documents are limited to {limit} bytes.")
-    if not data.strip():
-        raise ValidationFailed("The document is empty.")
-    if content_type == PDF and not data.startswith(b"%PDF"):
-        raise UnsupportedMediaType("The content is not a PDF.")
-    return data
 
 
 def extract_text(content: bytes, content_type: str) -> str:

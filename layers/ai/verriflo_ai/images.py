@@ -58,10 +58,11 @@ def read_image(data: bytes, mime: str) -> str:
     if settings.vision_provider == "lambda":
         import base64
 
-        from verriflo_ai import media
+        from verriflo_ai import remote_media
 
         payload = {"image": base64.b64encode(data).decode(), "mimeType": mime}
-        return str(media.invoke(settings.vision_function, payload, "Image reading").get("text", "")).strip()
+        read = remote_media.invoke(settings.vision_function, payload, "Image reading")
+        return str(read.get("text", "")).strip()
     import numpy as np
 
     try:
@@ -175,11 +176,11 @@ def render_chart(spec: ChartSpec) -> bytes | None:
         from verriflo.errors import VerrifloError
         from verriflo.observability import logger
 
-        from verriflo_ai import media
+        from verriflo_ai import remote_media
 
         payload = {"title": spec.title, "labels": list(spec.labels), "values": list(spec.values)}
         try:
-            drawn = media.invoke(settings.chart_function, payload, "Chart drawing")
+            drawn = remote_media.invoke(settings.chart_function, payload, "Chart drawing")
             return base64.b64decode(drawn["image"])
         except (VerrifloError, KeyError, ValueError) as exc:
             logger.warning("ai.chart_unavailable", extra={"reason": str(exc)})

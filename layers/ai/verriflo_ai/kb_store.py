@@ -97,10 +97,19 @@ def delete_base(org_id: str, kb_id: str) -> None:
         db.collection(DOCUMENTS).delete_many({"orgId": org_id, "kbId": kb_id})
 
 
+def _stored_chunks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chunks as MongoDB stores them: the raw float32 `vector` bytes as BSON binary."""
+    from bson import Binary
+
+    return [r | {"vector": Binary(r["vector"])} for r in rows]
+
+
 def insert_document(doc: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
-    """Store a document and its chunks, then bump the base's version; nothing is left half-stored."""
+    """Store a document and its chunks (`vector`: raw float32 bytes), then bump the base's version;
+    nothing is left half-stored."""
     from pymongo.errors import PyMongoError
 
+    chunks = _stored_chunks(chunks)
     with db.unavailable_on_failure():
         try:
             for start in range(0, len(chunks), 500):
@@ -148,11 +157,13 @@ def chunk_ordinals(org_id: str, kb_id: str, doc_id: str) -> set[int]:
 
 
 def upsert_chunks(rows: list[dict[str, Any]]) -> None:
-    """Write chunks by id: the same chunk written twice (a redelivered message) is one row."""
+    """Write chunks by id (`vector`: raw float32 bytes): the same chunk written twice (a redelivered
+    message) is one row."""
     from pymongo import ReplaceOne
 
     if not rows:
         return
+    rows = _stored_chunks(rows)
     with db.unavailable_on_failure():
         db.collection(CHUNKS).bulk_write(
             [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in rows], ordered=False

@@ -40,6 +40,7 @@ from verriflo_ai.documents import PDF, Chunk, chunk_text, extract_text
 from verriflo_ai.embeddings import DIMENSION, MODEL_ID, embedder
 from verriflo_ai.providers import Passage, ProviderError
 from verriflo_ai.settings import ai_settings
+from verriflo_ai.uploads import DocumentUpload
 
 if TYPE_CHECKING:
     import numpy as np
@@ -202,8 +203,6 @@ def _chunks(content: bytes, content_type: str) -> list[Chunk]:
 def _rows(
     doc: dict[str, Any], chunks: list[Chunk], vectors: np.ndarray, *, pending: bool
 ) -> list[dict[str, Any]]:
-    from bson import Binary
-
     title = doc["title"]
     rows = [
         {
@@ -215,7 +214,7 @@ def _rows(
             "ordinal": c.ordinal,
             "text": c.text,
             "title": f"{title} > {c.section}" if c.section else title,
-            "vector": Binary(vectors[i].tobytes()),
+            "vector": vectors[i].tobytes(),
             "model": embedder().model_id,
         }
         for i, c in enumerate(chunks)
@@ -257,6 +256,11 @@ def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_ty
     doc |= {"status": "ready", "chunkCount": len(chunks)}
     kb_store.insert_document(doc, _rows(doc, chunks, vectors, pending=False))
     return _document(doc)
+
+
+def add_upload(org_id: str, kb_id: str, upload: DocumentUpload) -> Document:
+    """`add_document` for a client's upload, checked first (size, base64, type) by `content_bytes`."""
+    return add_document(org_id, kb_id, upload.title, upload.content_bytes(), upload.content_type)
 
 
 def _queue(doc: dict[str, Any], content: bytes, planned: int) -> Document:

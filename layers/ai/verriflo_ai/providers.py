@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, Protocol
@@ -322,6 +322,28 @@ def provider() -> Provider:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A complete sentence of the answer, ready to be spoken."""
+
+    text: str
+
+
+def with_sentences(
+    events: Iterable[TextDelta | Usage], speak: bool
+) -> Iterator[TextDelta | Sentence | Usage]:
+    """A provider's stream, plus (when `speak`) each sentence as soon as it is complete and the
+    unfinished rest at the end: how the AI functions speak an answer while it is being written."""
+    pending = ""
+    for event in events:
+        yield event
+        if speak and isinstance(event, TextDelta):
+            sentences, pending = split_sentences(pending + event.text)
+            yield from (Sentence(sentence) for sentence in sentences)
+    if speak and pending.strip():
+        yield Sentence(pending.strip())
 
 
 def split_sentences(buffer: str) -> tuple[list[str], str]:

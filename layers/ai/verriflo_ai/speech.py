@@ -22,15 +22,6 @@ from verriflo.errors import ServiceUnavailable, UnsupportedMediaType, Validation
 
 from verriflo_ai.settings import ai_settings
 
-AUDIO_TYPES = {
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/wave": "wav",
-    "audio/mpeg": "mp3",
-    "audio/mp3": "mp3",
-    "audio/webm": "webm",
-    "audio/ogg": "ogg",
-}
 VOICE_MIME = "audio/mpeg"
 
 
@@ -156,10 +147,10 @@ def transcribe(data: bytes, max_seconds: float | None = None) -> Transcript:
     if settings.speech_provider == "lambda":  # the function decodes, checks the length and listens
         import base64
 
-        from verriflo_ai import media
+        from verriflo_ai import remote_media
 
         payload = {"audio": base64.b64encode(data).decode(), "maxSeconds": limit}
-        said = media.invoke(settings.speech_function, payload, "Speech recognition")
+        said = remote_media.invoke(settings.speech_function, payload, "Speech recognition")
         return Transcript(
             text=str(said.get("text", "")), duration_s=float(said.get("durationS", 0.0)), language="en"
         )

@@ -314,3 +314,67 @@ def split_handler(
         return buffered(event, context)
 
     return handler
+
+
+# --- describing the routes (for `handler.openapi_paths()`, merged into the API's document) -----------
+
+_ERROR_BODY = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
+
+
+class OpenApiPaths:
+    """The OpenAPI paths and component schemas of an `App`'s routes, built the way every streamed
+    function describes them: models by `$ref`, errors in the envelope, a stream's 200 as its media
+    type with one schema per kind of event. `document()` is what `openapi_paths()` returns."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, dict[str, Any]] = {}
+        self.schemas: dict[str, Any] = {}
+
+    def ref(self, model: type[BaseModel]) -> dict[str, Any]:
+        """A `$ref` to the model's schema (added, with the schemas it uses, to the components)."""
+        schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        self.schemas.update(schema.pop("$defs", {}))
+        self.schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def stream(self, media_type: str, description: str, events: list[type[BaseModel]]) -> dict[str, Any]:
+        """A streamed 200: `description` says how events are framed; each event is one of `events`
+        (`x-itemSchema`: OpenAPI 3.2's `itemSchema` for sequential media, as an extension of 3.1)."""
+        each = {"oneOf": [self.ref(event) for event in events]}
+        return {
+            "description": description,
+            "content": {media_type: {"schema": {"type": "string"}, "x-itemSchema": each}},
+        }
+
+    def json_ok(self, model: type[BaseModel]) -> dict[str, Any]:
+        """A buffered 200 in the envelope: `{"success": true, "data": <model>}`."""
+        data = {
+            "type": "object",
+            "required": ["success", "data"],
+            "properties": {"success": {"type": "boolean", "const": True}, "data": self.ref(model)},
+        }
+        return {"description": "Success", "content": {"application/json": {"schema": data}}}
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        ok: dict[str, Any],
+        errors: dict[str, str],
+        *,
+        body: type[BaseModel] | None = None,
+        **operation: Any,
+    ) -> None:
+        """One operation: its 200 (`stream` or `json_ok`), its errors (status -> description) in
+        the envelope, its request body model, and any other OpenAPI fields (summary, tags, ...)."""
+        if body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self.ref(body)}},
+            }
+        answers = {"200": ok} | {code: {"description": text, **_ERROR_BODY} for code, text in errors.items()}
+        self.paths.setdefault(path, {})[method.lower()] = operation | {"responses": answers}
+
+    def document(self) -> dict[str, Any]:
+        """`{"paths", "components": {"schemas"}}`, as `verriflo.openapi` merges it."""
+        return {"paths": self.paths, "components": {"schemas": self.schemas}}

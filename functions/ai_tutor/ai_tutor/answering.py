@@ -1,4 +1,4 @@
-"""The tutor's domain logic: check a question, gather the class context, stream the answer as
+"""Answering a student's question: check it, gather the class context, stream the answer as
 events, then record the exchange and meter it.
 
 Everything that can reject a question (bad input, unknown room, a student not in the class, a
@@ -11,13 +11,12 @@ as failed. The model interface, retrieval, speech and metering are the AI packag
 from __future__ import annotations
 
 import base64
-import binascii
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from verriflo.errors import (
     Forbidden,
@@ -35,16 +34,30 @@ from verriflo_ai.providers import (
     GenerationRequest,
     Provider,
     ProviderError,
+    Sentence,
     TextDelta,
     Usage,
     provider,
-    split_sentences,
+    with_sentences,
 )
 from verriflo_ai.settings import ai_settings
+from verriflo_ai.uploads import decode_base64
 
 from ai_tutor import context, store
 from ai_tutor.config import tutor_settings
-from ai_tutor.models import Modality, Mode, TutorChatAnswer, TutorChatRequest, TutorSource, TutorTokenUsage
+from ai_tutor.models import (
+    Modality,
+    Mode,
+    TutorAnsweredEvent,
+    TutorAudioEvent,
+    TutorChatAnswer,
+    TutorChatRequest,
+    TutorErrorEvent,
+    TutorSource,
+    TutorStreamEvent,
+    TutorTextEvent,
+    TutorTokenUsage,
+)
 
 STUDENT = "STUDENT"
 
@@ -90,19 +103,7 @@ class Prepared:
 
 def decode_audio_field(value: str) -> bytes:
     """The base64 `audio` field as bytes: 413 over the limit, 400 when not base64 or not audio."""
-    limit = ai_settings().max_audio_bytes
-    if len(value) * 3 // 4 > limit + 3:  # judged on the encoded length: never decode an oversized upload
-        raise PayloadTooLarge(f"audio is larger than {limit} bytes.")
-    try:
-        data = base64.b64decode(
-            value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True
-        )
-    except (binascii.Error, ValueError) as exc:
-        raise ValidationFailed("audio is not valid base64.") from exc
-    if not data:
-        raise ValidationFailed("audio is empty.")
-    if len(data) > limit:
-        raise PayloadTooLarge(f"audio is larger than {limit} bytes.")
+    data = decode_base64(value, "audio", ai_settings().max_audio_bytes)
     try:
         speech.sniff_audio(data)
     except UnsupportedMediaType as exc:
@@ -119,10 +120,10 @@ def check_text(text: str | None) -> str:
     return value
 
 
-def check_student(asker: Asker) -> dict[str, Any]:
+def check_student(asker: Asker) -> store.Room:
     """The room, if `asker` is a connected student of an active room of the org and the tutor is on."""
     room = store.require_room(asker.org_id, asker.room_id)
-    if room.get("status") == "ended":
+    if room.ended:
         raise Forbidden(f"The class in room '{asker.room_id}' has ended; the tutor answers during class.")
     role = store.connected_role(asker.org_id, asker.room_id, asker.student_uid)
     if role is None:
@@ -189,43 +190,33 @@ def prepare_chat(org_id: str, body: TutorChatRequest, request_id: str) -> Prepar
 # --- answering --------------------------------------------------------------------------------------
 
 
-def _audio(text: str) -> dict[str, Any]:
-    return {
-        "text": "",
-        "audio": base64.b64encode(speech.synthesize(text)).decode(),
-        "mimeType": speech.VOICE_MIME,
-        "spoken": text,
-        "usage": None,
-    }
+def _audio(text: str) -> TutorAudioEvent:
+    audio = base64.b64encode(speech.synthesize(text)).decode()
+    return TutorAudioEvent(audio=audio, mime_type=speech.VOICE_MIME, spoken=text)
 
 
-def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, Any]]:
-    """The answer as events: `{"text", "usage": null}` pieces (and speech), then `{"usage", "sources"}`.
+def answer(prep: Prepared, model: Provider | None = None) -> Iterator[TutorStreamEvent]:
+    """The answer as events: text pieces (and speech) as produced, then the usage with the sources.
 
-    A failure mid-stream yields `{"text": "", "usage": null, "error", "message"}` instead of the usage
-    event and records the exchange as failed; nothing is charged for it.
+    A failure mid-stream yields an error event instead of the usage event and records the exchange
+    as failed; nothing is charged for it.
     """
     model = model or provider()
     write = prep.response_modality in ("text", "both")
     speak = prep.response_modality in ("audio", "both")
     produced: list[str] = []
-    pending = ""
     usage: Usage | None = None
     started = time.monotonic()
     try:
-        for event in model.stream(prep.generation):
+        for event in with_sentences(model.stream(prep.generation), speak):
             if isinstance(event, TextDelta):
                 produced.append(event.text)
                 if write:
-                    yield {"text": event.text, "usage": None}
-                if speak:
-                    sentences, pending = split_sentences(pending + event.text)
-                    for sentence in sentences:
-                        yield _audio(sentence)
+                    yield TutorTextEvent(text=event.text)
+            elif isinstance(event, Sentence):
+                yield _audio(event.text)
             else:
                 usage = event
-        if speak and pending.strip():
-            yield _audio(pending.strip())
     except (ProviderError, speech.SpeechError) as exc:
         yield _failed(prep, "".join(produced), "UPSTREAM_ERROR", str(exc), started)
         return
@@ -238,44 +229,48 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[dict[str, 
         return
     usage = usage or Usage(0, 0, counted=True)
     credits = _finish(prep, "".join(produced), usage, getattr(model, "name", ""), started)
-    yield {
-        "usage": TutorTokenUsage(
+    yield TutorAnsweredEvent(
+        usage=TutorTokenUsage(
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, credits=float(credits)
-        ).model_dump(mode="json"),
-        "sources": [s.model_dump(mode="json") for s in prep.sources],
-        "grounded": prep.grounded,
-        "interactionId": prep.interaction_id,
-    }
+        ),
+        sources=prep.sources,
+        grounded=prep.grounded,
+        interaction_id=prep.interaction_id,
+    )
 
 
-def _document(
-    prep: Prepared, answer_text: str, status: str, usage: Usage, credits: Decimal
-) -> dict[str, Any]:
-    from bson import Binary
+def _interaction(
+    prep: Prepared,
+    answer_text: str,
+    status: Literal["completed", "failed"],
+    usage: Usage,
+    credits: Decimal,
+    error: str | None = None,
+) -> store.Interaction:
+    return store.Interaction(
+        id=prep.interaction_id,
+        org_id=prep.asker.org_id,
+        room_id=prep.asker.room_id,
+        student_uid=prep.asker.student_uid,
+        question=prep.question,
+        answer=answer_text,
+        status=status,
+        mode=prep.mode,
+        grounded=prep.grounded,
+        sources=[s.model_dump(mode="json", exclude={"text"}) for s in prep.sources],
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        credits_milli=to_milli(credits),
+        model=usage.model,
+        request_modality=prep.request_modality,
+        response_modality=prep.response_modality,
+        vector=prep.vector.tobytes() if prep.vector is not None else None,
+        created_at=now(),
+        error=error,
+    )
 
-    return {
-        "_id": prep.interaction_id,
-        "orgId": prep.asker.org_id,
-        "roomId": prep.asker.room_id,
-        "studentUid": prep.asker.student_uid,
-        "question": prep.question,
-        "answer": answer_text,
-        "status": status,
-        "mode": prep.mode,
-        "grounded": prep.grounded,
-        "sources": [s.model_dump(mode="json", exclude={"text"}) for s in prep.sources],
-        "inputTokens": usage.input_tokens,
-        "outputTokens": usage.output_tokens,
-        "creditsMilli": to_milli(credits),
-        "model": usage.model,
-        "requestModality": prep.request_modality,
-        "responseModality": prep.response_modality,
-        "vector": Binary(prep.vector.tobytes()) if prep.vector is not None else None,
-        "createdAt": now(),
-    }
 
-
-def _failed(prep: Prepared, partial: str, code: str, message: str, started: float) -> dict[str, Any]:
+def _failed(prep: Prepared, partial: str, code: str, message: str, started: float) -> TutorErrorEvent:
     logger.warning(
         "tutor.answer_failed",
         extra={
@@ -284,12 +279,12 @@ def _failed(prep: Prepared, partial: str, code: str, message: str, started: floa
             "elapsed_ms": round((time.monotonic() - started) * 1000),
         },
     )
-    doc = _document(prep, partial, "failed", Usage(0, 0, counted=True), Decimal(0)) | {"error": code}
+    failed = _interaction(prep, partial, "failed", Usage(0, 0, counted=True), Decimal(0), error=code)
     try:
-        store.insert_interaction(doc)
+        store.insert_interaction(failed)
     except VerrifloError:
         logger.error("tutor.record_failed", extra={"status": "failed"})
-    return {"text": "", "usage": None, "error": code, "message": message}
+    return TutorErrorEvent(error=code, message=message)
 
 
 def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: float) -> Decimal:
@@ -312,7 +307,7 @@ def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: f
             extra={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
         )
     try:
-        store.insert_interaction(_document(prep, text, "completed", usage, credits))
+        store.insert_interaction(_interaction(prep, text, "completed", usage, credits))
     except VerrifloError:
         logger.error("tutor.record_failed", extra={"status": "completed"})
     logger.info(
@@ -331,12 +326,13 @@ def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: f
     return credits
 
 
-def sse(events: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def sse(events: Iterator[TutorStreamEvent]) -> Iterator[bytes]:
     """Events framed as Server-Sent Events (API.md): `data: {...}` blocks, then `data: [DONE]`."""
     import json
 
     for event in events:
-        yield b"data: " + json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+        data = json.dumps(event.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
+        yield b"data: " + data.encode() + b"\n\n"
     # Also after an error event: clients wait for [DONE] to close the stream.
     yield b"data: [DONE]\n\n"
 
@@ -348,15 +344,15 @@ def collect(prep: Prepared, model: Provider | None = None) -> TutorChatAnswer:
     spoken: list[bytes] = []
     usage = TutorTokenUsage(input_tokens=0, output_tokens=0)
     for event in answer(prep, model):
-        if event.get("error"):
-            raise UpstreamError(event["message"])
-        if event.get("audio"):
-            spoken.append(base64.b64decode(event["audio"]))
-            said.append(event["spoken"])
-        elif event.get("usage"):
-            usage = TutorTokenUsage.model_validate(event["usage"])
+        if isinstance(event, TutorErrorEvent):
+            raise UpstreamError(event.message)
+        if isinstance(event, TutorAudioEvent):
+            spoken.append(base64.b64decode(event.audio))
+            said.append(event.spoken)
+        elif isinstance(event, TutorAnsweredEvent):
+            usage = event.usage
         else:
-            text.append(event.get("text") or "")
+            text.append(event.text)
     if prep.response_modality == "audio":
         text = [" ".join(said)]
     return TutorChatAnswer(

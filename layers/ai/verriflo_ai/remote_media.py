@@ -1,4 +1,4 @@
-"""The offline media capabilities as small functions of their own (functions/ai_media), invoked
+"""Calling the offline media capabilities, small functions of their own (functions/ai_media), invoked
 synchronously through Lambda `invoke` when settings say `lambda` (AI_SPEECH_PROVIDER,
 AI_VISION_PROVIDER, AI_CHART_PROVIDER): their libraries are too large to sit beside the AI layer in
 the calling function (Lambda's 250 MB), so each lives in its own function and layer.

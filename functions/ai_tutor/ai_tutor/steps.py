@@ -32,16 +32,16 @@ def gather(event: dict[str, Any]) -> dict[str, Any]:
     org_id, room_id, run_id = _ids(event)
     store.require_room(org_id, room_id)
     record = store.claim_summary(org_id, room_id, run_id, now())
-    skip = record.get("status") == "ready" or record.get("runId") != run_id
+    skip = record.status == "ready" or record.run_id != run_id
     logger.info("tutor.summary_gathered", extra={"room_id": room_id, "skip": skip})
     return {"orgId": org_id, "roomId": room_id, "runId": run_id, "skip": skip}
 
 
 def _material(org_id: str, room_id: str) -> list[str]:
-    kb_id = store.room_settings(org_id, room_id).get("kbId")
+    kb_id = store.room_settings(org_id, room_id).kb_id
     if not kb_id:
         return []
-    return [row["text"] for row in kb_store.iter_chunks(org_id, str(kb_id))]
+    return [row["text"] for row in kb_store.iter_chunks(org_id, kb_id)]
 
 
 def summarize(event: dict[str, Any]) -> dict[str, Any]:
@@ -50,11 +50,11 @@ def summarize(event: dict[str, Any]) -> dict[str, Any]:
     room = store.require_room(org_id, room_id)
     settings = context.room_settings(org_id, room_id)
     rows = list(store.iter_completed(org_id, room_id))
-    content = summary.write(room.get("title") or room_id, settings.topic, rows, _material(org_id, room_id))
-    stored = store.complete_summary(org_id, room_id, run_id, content | {"createdAt": now()})
+    content = summary.write(room.title or room_id, settings.topic, rows, _material(org_id, room_id))
+    stored = store.complete_summary(org_id, room_id, run_id, content, now())
     logger.info(
         "tutor.summary_written",
-        extra={"room_id": room_id, "interactions": len(rows), "method": content["method"], "stored": stored},
+        extra={"room_id": room_id, "interactions": len(rows), "method": content.method, "stored": stored},
     )
     return {
         "orgId": org_id,
@@ -62,23 +62,23 @@ def summarize(event: dict[str, Any]) -> dict[str, Any]:
         "runId": run_id,
         "stored": stored,
         "interactions": len(rows),
-        "topQueries": len(content["topQueries"]),
+        "topQueries": len(content.top_queries),
     }
 
 
 def publish(event: dict[str, Any]) -> dict[str, Any]:
     """Publish `summary.ready` (its id is per room, so a repeated publish is one webhook delivery)."""
     org_id, room_id, _ = _ids(event)
-    record = store.get_summary(org_id, room_id) or {}
+    record = store.get_summary(org_id, room_id)
     event_id = f"summary.ready.{org_id}.{room_id}"
     events.publish(
         "summary.ready",
         org_id,
         {
             "roomId": room_id,
-            "interactions": record.get("interactions", 0),
-            "topQueries": len(record.get("topQueries") or []),
-            "method": record.get("method"),
+            "interactions": record.interactions if record else 0,
+            "topQueries": len(record.top_queries) if record else 0,
+            "method": record.method if record else None,
         },
         event_id=event_id,
     )
