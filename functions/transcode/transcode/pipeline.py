@@ -141,10 +141,6 @@ class Rung:
         """Peak bits/s as the master playlist states it (video cap plus audio)."""
         return self.video_bps + AUDIO_BPS
 
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
 
 # --- probe -----------------------------------------------------------------------------------------
 
@@ -604,9 +600,3 @@ def plan_chunks(duration_s: float, chunk_s: float) -> list[tuple[int, float, flo
 def files_under(root: Path) -> list[Path]:
     """Every file below `root`, sorted (uploads happen in a stable order)."""
     return sorted(p for p in root.rglob("*") if p.is_file())
-
-
-def free_disk_bytes(path: Path) -> int:
-    """Bytes free where we write outputs (/tmp in Lambda)."""
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize

@@ -410,6 +410,8 @@ def wake(deliveries: list[Delivery], *, at: datetime | None = None) -> None:
     if not queue:
         raise ServiceUnavailable("The webhook queue is not configured.")
     at = at or now()
+    from botocore.exceptions import BotoCoreError, ClientError
+
     client = aws.client("sqs")
     for start in range(0, len(deliveries), 10):
         batch = deliveries[start : start + 10]
@@ -425,7 +427,7 @@ def wake(deliveries: list[Delivery], *, at: datetime | None = None) -> None:
             )
         try:
             result = client.send_message_batch(QueueUrl=queue, Entries=entries)
-        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+        except (BotoCoreError, ClientError) as exc:
             raise ServiceUnavailable("The webhook queue is unavailable; retry shortly.") from exc
         if result.get("Failed"):
             raise ServiceUnavailable("Some deliveries could not be queued; retry shortly.")
@@ -440,6 +442,8 @@ def redrive(*, dead_letter_queue_url: str, queue_url: str, limit: int = 1000) ->
     """Move up to `limit` messages from the dead-letter queue back to the dispatcher's queue;
     returns how many moved. Each is deleted from the dead-letter queue only once sent, so an
     interrupted run sends some again: the dispatcher takes an event or a wake-up twice as once."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     client = aws.client("sqs")
     moved = 0
     while moved < limit:
@@ -462,7 +466,7 @@ def redrive(*, dead_letter_queue_url: str, queue_url: str, limit: int = 1000) ->
                     QueueUrl=dead_letter_queue_url,
                     Entries=[{"Id": str(i), "ReceiptHandle": batch[i]["ReceiptHandle"]} for i in sorted(ok)],
                 )
-        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+        except (BotoCoreError, ClientError) as exc:
             raise ServiceUnavailable("The webhook queues are unavailable; retry shortly.") from exc
         if len(ok) < len(batch):
             raise ServiceUnavailable("Some dead-lettered messages could not be sent back; run again.")
