@@ -211,7 +211,9 @@ def test_early_playlist_only_grows_when_chunk_publishers_race(org, machine, monk
     finished(0)
     first = threading.Thread(target=logic._publish_leading_chunks, args=(job, claimed))
     first.start()
+    deadline = time.monotonic() + 30
     while media.early_chunks(claimed) < 1:
+        assert time.monotonic() < deadline, "the first publisher never recorded its chunk"
         time.sleep(0.01)
     finished(0, 2, 1)
     logic._publish_leading_chunks(job, claimed)
