@@ -28,6 +28,8 @@ from rooms.handler import handler as rooms_handler
 from support import ROOT, api_event, call, load_event
 from transcode import handler as transcode
 from transcode import logic as transcode_logic
+from transcode import steps as transcode_steps
+from transcode import sweep as transcode_sweep
 from verriflo import aws, db, ledger, media, outbox
 from verriflo.errors import ServiceUnavailable
 
@@ -460,7 +462,7 @@ def video_counts(
 def sweep_videos(lambda_context) -> None:
     for doc in db.collection(media.VIDEOS).find({outbox.SINCE: {"$exists": True}}, {"_id": 1}):
         age_outbox(media.VIDEOS, doc["_id"])
-    transcode.retention({}, lambda_context)
+    transcode_sweep.handler({}, lambda_context)
 
 
 @pytest.mark.parametrize("first", ["lambda_retry", "sweep"])
@@ -566,16 +568,16 @@ def test_the_chunked_join_survives_one_fault_at_any_step(
     faults = Faults(monkeypatch)
     faults.inject(step, finish_steps(), "video.ready")
     try:
-        transcode.step({"step": "join", "job": job}, lambda_context)
+        transcode_steps.handler({"step": "join", "job": job}, lambda_context)
         raise AssertionError("the fault did not fire")
     except ServiceUnavailable:
         # the state machine's Retry (ServiceUnavailable) runs the join again
-        out = transcode.step({"step": "join", "job": job}, lambda_context)
+        out = transcode_steps.handler({"step": "join", "job": job}, lambda_context)
         assert out == {"videoId": video.id, "status": "completed"}
         recovery = "join retry, sweep"
     except Killed:
         # a timed-out join is caught: CleanUp runs, and finds the video done
-        out = transcode.step(
+        out = transcode_steps.handler(
             {"step": "fail", "job": job, "error": {"Error": "States.Timeout"}}, lambda_context
         )
         assert out["status"] == "superseded"

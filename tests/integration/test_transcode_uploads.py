@@ -10,9 +10,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from media_support import MEDIA, UPLOADS, keys, make_video, tap_events, truncate, use_media_env
+from media_support import MEDIA, UPLOADS, keys, make_video, tap_media_events, truncate, use_media_env
 from support import load_event
-from transcode import handler, logic
+from transcode import handler, logic, sweep
 from verriflo import ledger, media
 
 
@@ -23,7 +23,7 @@ def media_env(stores, monkeypatch):
 
 @pytest.fixture
 def tap():
-    return tap_events()
+    return tap_media_events()
 
 
 def upload(org_id: str, path: Path, *, declared: int | None = None, kind: str = "video") -> media.Video:
@@ -336,7 +336,7 @@ def test_transcode_that_died_for_good_is_failed_by_the_sweep(org, tap, tmp_path,
         {"_id": claimed.id}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=30)}}
     )
 
-    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+    out = sweep.handler(load_event("transcode/retention_schedule.json"), lambda_context)
 
     assert (out["deleted"], out["stalled"]) == (0, 1)
     failed = media.get_video(org.id, video.id)
@@ -469,7 +469,7 @@ def test_failed_invocations_from_the_on_failure_queue_are_transcoded_and_removed
     started: list[str] = []
     monkeypatch.setattr(redispatch, "invoke_transcode", in_process(lambda_context, started))
 
-    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+    out = sweep.handler(load_event("transcode/retention_schedule.json"), lambda_context)
 
     assert out["failedInvocations"] == 2 and started == [video.source_key]
     assert media.get_video(org.id, video.id).status == "completed"

@@ -9,7 +9,7 @@ per chunk in a Step Functions Map, the leading finished chunks published early -
 The charge and the events a finished video implies are recorded in the same update that marks it
 `completed` or `failed` (verriflo.outbox) and carried out right after; what an interrupted attempt
 left undone is carried out by the retry (the S3 retry of a finished video, the join's retry, the
-state machine's Catch) or by the scheduled sweep (`retention`), once.
+state machine's Catch) or by the scheduled sweep (`transcode.sweep`), once.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from pydantic import BaseModel, ConfigDict
 from verriflo import ledger, media, objects, orgs, outbox, pricing
 from verriflo.errors import BadRequest, NotFound
 from verriflo.media import Rendition, Video
 from verriflo.observability import logger
 
 from transcode import pipeline
+from transcode.models import ChunkJob
 from transcode.pipeline import EncodeFailed, InvalidMedia, Probe, Rung
 
 Outcome = Literal["completed", "failed", "refused", "duplicate", "chunked"]
@@ -50,41 +50,6 @@ class Result:
     outcome: Outcome
     video_id: str | None = None
     message: str = ""
-
-
-class ChunkJob(BaseModel):
-    """The chunked path's input, passed through the state machine."""
-
-    model_config = ConfigDict(defer_build=True)
-
-    org_id: str
-    video_id: str
-    claimant: str
-    bucket: str
-    key: str
-    duration_s: float
-    has_audio: bool
-    width: int
-    height: int
-    fps: float
-    rungs: list[dict[str, Any]]
-    chunks: list[dict[str, float]]
-
-    def probe(self) -> Probe:
-        """The source as the first probe saw it."""
-        return Probe(
-            duration_s=self.duration_s,
-            width=self.width,
-            height=self.height,
-            fps=self.fps,
-            has_audio=self.has_audio,
-            format_name="",
-            video_codec="",
-        )
-
-    def ladder(self) -> list[Rung]:
-        """The planned rungs."""
-        return [Rung(**r) for r in self.rungs]
 
 
 class _Progress:
@@ -435,11 +400,11 @@ def chunk_job(video: Video, src: Probe) -> ChunkJob:
 
 def start_chunked(video: Video, src: Probe) -> ChunkJob:
     """Hand a long source to the chunked-transcode state machine."""
-    from transcode import workflow
+    from transcode import executions
 
     job = chunk_job(video, src)
     media.set_chunks(video, len(job.chunks))
-    workflow.start(job, name=f"{video.id}-{video.attempt}")
+    executions.start(job, name=f"{video.id}-{video.attempt}")
     logger.info("transcode.chunked", extra={"chunks": len(job.chunks)})
     return job
 

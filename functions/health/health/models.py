@@ -1,0 +1,25 @@
+"""Health answer models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from verriflo.models import ApiModel
+
+
+class Liveness(ApiModel):
+    status: Literal["ok"] = "ok"
+    time: datetime
+
+
+class Check(ApiModel):
+    name: str
+    status: Literal["up", "down"]
+    latency_ms: float
+    error: str | None = None
+
+
+class Readiness(ApiModel):
+    ready: bool
+    checks: list[Check]
