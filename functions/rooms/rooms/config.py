@@ -1,7 +1,6 @@
 """Settings of the live-classroom function: where LiveKit and the classroom page live."""
 
-# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
-# creates every model class below, a cost every cold start pays.
+from __future__ import annotations
 
 from functools import cache
 

@@ -1,7 +1,6 @@
 """Settings of the AI package: which providers answer, and the limits requests must respect."""
 
-# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
-# creates every model class below, a cost every cold start pays.
+from __future__ import annotations
 
 from functools import cache
 from typing import Literal

@@ -7,8 +7,7 @@ write filters by org; the transcoder's writes are also fenced by its claim, so a
 its claim can never overwrite a newer attempt's state.
 """
 
-# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
-# creates every model class below, a cost every cold start pays.
+from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta

@@ -4,8 +4,7 @@
 override each with an environment variable (e.g. PRICE_AI_PER_1K_TOKENS=0.5).
 """
 
-# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
-# creates every model class below, a cost every cold start pays.
+from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache

@@ -7,8 +7,7 @@ SettingsConfigDict(env_prefix=..., extra="ignore")`, `validation_alias=AliasChoi
 variable names case-insensitively like pydantic-settings, and reads JSON for list and dict fields.
 """
 
-# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
-# creates every model class below, a cost every cold start pays.
+from __future__ import annotations
 
 import json
 import os
