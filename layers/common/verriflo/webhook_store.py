@@ -405,12 +405,12 @@ def due_within(at: datetime, horizon: timedelta, limit: int = 500) -> list[Deliv
 
 def wake(deliveries: list[Delivery], *, at: datetime | None = None) -> None:
     """Send one SQS message per delivery, delayed until it is due (at most SQS's 15 minutes)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     queue = webhooks.webhook_settings().queue_url
     if not queue:
         raise ServiceUnavailable("The webhook queue is not configured.")
     at = at or now()
-    from botocore.exceptions import BotoCoreError, ClientError
-
     client = aws.client("sqs")
     for start in range(0, len(deliveries), 10):
         batch = deliveries[start : start + 10]
