@@ -26,8 +26,8 @@ from rooms import lk, store
 from rooms import sweep as rooms_sweep
 from rooms.handler import handler as rooms_handler
 from support import ROOT, api_event, call, load_event
+from transcode import chunked as transcode_chunked
 from transcode import handler as transcode
-from transcode import logic as transcode_logic
 from transcode import steps as transcode_steps
 from transcode import sweep as transcode_sweep
 from verriflo import aws, db, ledger, media, outbox
@@ -541,10 +541,10 @@ def joinable(org, monkeypatch, lambda_context) -> tuple[media.Video, dict[str, A
     ledger.grant(ledger.UsageEvent(entry_id="g1", org_id=org.id, service="grant", credits=100))
     video = media.insert_video(org.id, title="Long", size_bytes=10, content_type="video/mp4", bucket=UPLOADS)
     claimed = media.claim(org.id, video.id, lambda_context.aws_request_id)
-    src = transcode_logic.pipeline.Probe(
+    src = transcode_chunked.pipeline.Probe(
         duration_s=80, width=640, height=360, fps=5, has_audio=True, format_name="", video_codec="h264"
     )
-    job = transcode_logic.chunk_job(claimed, src)
+    job = transcode_chunked.chunk_job(claimed, src)
     media.set_chunks(claimed, len(job.chunks))
     s3 = boto3.client("s3")
     s3.put_object(Bucket=UPLOADS, Key=video.source_key, Body=b"0" * 10)  # the join counts its stored size

@@ -27,7 +27,7 @@ from media_support import (
     use_media_env,
 )
 from support import load_event
-from transcode import handler, logic, models
+from transcode import chunked, handler, models
 from transcode import steps as transcode_steps
 from verriflo import aws, media, playback
 
@@ -156,10 +156,10 @@ def test_failed_chunk_cleans_up_and_fails_the_video(org, machine, tmp_path, lamb
     tap = tap_media_events()
     video = media.insert_video(org.id, title="Broken", size_bytes=10, content_type="video/mp4")
     claimed = media.claim(org.id, video.id, lambda_context.aws_request_id)
-    src = logic.pipeline.Probe(
+    src = chunked.pipeline.Probe(
         duration_s=120, width=640, height=360, fps=5, has_audio=True, format_name="", video_codec="h264"
     )
-    job = logic.chunk_job(claimed, src).model_dump()
+    job = chunked.chunk_job(claimed, src).model_dump()
     boto3.client("s3").put_object(Bucket=MEDIA, Key=video.media_prefix + "360p/c0000_00000.ts", Body=b"x")
 
     out = transcode_steps.handler(
@@ -179,10 +179,10 @@ def test_early_playlist_only_grows_when_chunk_publishers_race(org, machine, monk
 
     video = media.insert_video(org.id, title="Race", size_bytes=10, content_type="video/mp4")
     claimed = media.claim(org.id, video.id, "worker")
-    src = logic.pipeline.Probe(
+    src = chunked.pipeline.Probe(
         duration_s=160, width=640, height=360, fps=5, has_audio=True, format_name="", video_codec="h264"
     )
-    job = logic.chunk_job(claimed, src)
+    job = chunked.chunk_job(claimed, src)
     assert len(job.chunks) == 4
     media.set_chunks(claimed, 4)
     s3 = boto3.client("s3")
@@ -210,14 +210,14 @@ def test_early_playlist_only_grows_when_chunk_publishers_race(org, machine, monk
         db.collection(media.VIDEOS).update_one({"_id": video.id}, {"$set": {"chunksDone": list(indexes)}})
 
     finished(0)
-    first = threading.Thread(target=logic._publish_leading_chunks, args=(job, claimed))
+    first = threading.Thread(target=chunked._publish_leading_chunks, args=(job, claimed))
     first.start()
     deadline = time.monotonic() + 30
     while media.early_chunks(claimed) < 1:
         assert time.monotonic() < deadline, "the first publisher never recorded its chunk"
         time.sleep(0.01)
     finished(0, 2, 1)
-    logic._publish_leading_chunks(job, claimed)
+    chunked._publish_leading_chunks(job, claimed)
     first.join(30)
 
     text = s3.get_object(Bucket=MEDIA, Key=f"{video.media_prefix}360p/index.m3u8")["Body"].read().decode()

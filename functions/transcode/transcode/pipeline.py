@@ -3,6 +3,10 @@ suits it, encode the ladder, poster and thumbnails in one FFmpeg run with one de
 all (EVENT playlists when the video is published while encoding), write the master playlist, and
 join chunk playlists. No S3 and no database here: the caller moves
 files and records state, which keeps this testable with nothing but FFmpeg.
+
+One module past 500 lines on purpose: the probe, the ladder, the FFmpeg command and the playlist
+text all follow one HLS contract (the segment grid `SEGMENT_S`, segment names, EVENT vs VOD
+playlists, `Rung` and `Probe`), and a change to one must be read against the others.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 from verriflo.objects import presign_get
 from verriflo.observability import logger
 
-from transcode import logic
+from transcode import chunked
 from transcode.models import ChunkJob
 
 
@@ -20,7 +20,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("step") == "chunk":
         # FFmpeg reads the source over HTTP with ranged seeks: no chunk downloads the whole file.
         source = presign_get(job.bucket, job.key, expires_s=3600)
-        return logic.transcode_chunk(job, int(event["chunk"]["index"]), source)
+        return chunked.transcode_chunk(job, int(event["chunk"]["index"]), source)
     if event.get("step") == "join":
-        return logic.join_chunks(job)
-    return logic.fail_chunked(job, event.get("error"))
+        return chunked.join_chunks(job)
+    return chunked.fail_chunked(job, event.get("error"))

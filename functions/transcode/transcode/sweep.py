@@ -7,7 +7,7 @@ from typing import Any
 
 from verriflo.observability import logger
 
-from transcode import logic
+from transcode import reconcile
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -19,13 +19,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from transcode import redispatch
 
     result = {
-        "deleted": logic.expire_recordings(),
-        "stalled": logic.fail_stalled(),
-        "failedInvocations": logic.failed_invocations(
+        "deleted": reconcile.expire_recordings(),
+        "stalled": reconcile.fail_stalled(),
+        "failedInvocations": reconcile.failed_invocations(
             redispatch.failed_invocations(), redispatch.done, redispatch.invoke_transcode
         ),
-        "pending": logic.reconcile_pending(redispatch.invoke_transcode),
-        "effects": logic.complete_effects(),
+        "pending": reconcile.reconcile_pending(redispatch.invoke_transcode),
+        "effects": reconcile.complete_effects(),
     }
     logger.info("transcode.sweep_done", extra=result)
     return result
