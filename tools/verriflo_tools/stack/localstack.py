@@ -31,7 +31,7 @@ def localstack_env(stack: Stack, port: int) -> dict[str, str]:
     env = base_env()
     env.update(
         {
-            # settings checked in ENVIRONMENT.md for LocalStack on the host, loopback only
+            # LocalStack on the host, loopback only: the reasons are in localstack/README.md
             "OVERRIDE_IN_DOCKER": "0",
             "GATEWAY_LISTEN": f"127.0.0.1:{port}",
             "GATEWAY_SERVER": "hypercorn",

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+# The checkout this package is in: a stack always runs from a checkout (scripts/stack.py, or the
+# dev venv's editable install).
 REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 STACK_NAME = "verriflo"
