@@ -4,8 +4,8 @@ Buffered routes use the Powertools resolver like every function; the streamed ro
 `ai_agent.streaming` (an ASGI app) and this entry point hands their events to it.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from typing import Annotated, Any
 
 from ai_agent import logic, streaming

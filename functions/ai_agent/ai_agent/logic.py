@@ -7,7 +7,8 @@ before a byte of the stream is sent. `answer` then yields events; a provider fai
 becomes an `error` event followed by `done`, and nothing is written to the history.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 import base64
 import binascii

@@ -1,8 +1,8 @@
 """CDN routes: videos (create with direct upload, list, get, delete, status, url) and the public,
 token-checked stream proxy that serves signed HLS playlists."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from datetime import datetime
 from typing import Annotated
 

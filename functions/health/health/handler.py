@@ -1,7 +1,7 @@
 """Health and discovery routes: liveness, readiness of every dependency, the OpenAPI document."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response

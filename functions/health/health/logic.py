@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from verriflo.openapi_document import load_document
 from verriflo.orgs import now
 
+from health.config import health_settings
 from health.models import Check, Liveness, Readiness
-from health.store import CHECKS, health_settings
+from health.store import CHECKS
 
 
 def liveness() -> Liveness:

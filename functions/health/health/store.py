@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 
-from pydantic import Field
 from verriflo import aws, db
 from verriflo import cache as redis_cache
-from verriflo.settings import EnvSettings, SettingsConfigDict, event_settings
+from verriflo.settings import event_settings
 
-
-class HealthSettings(EnvSettings):
-    """What readiness checks besides the stores."""
-
-    model_config = SettingsConfigDict(extra="ignore")
-
-    media_bucket: str = "verriflo-media"
-    check_timeout_s: float = Field(default=3.0, gt=0)
-
-
-@cache
-def health_settings() -> HealthSettings:
-    """The health settings, read once per process."""
-    return HealthSettings()
+from health.config import health_settings
 
 
 def _s3() -> None:

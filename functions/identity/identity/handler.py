@@ -1,7 +1,7 @@
 """Dashboard sign-in and API key management: who am I, log in, list/issue/revoke keys."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
 
 from identity import logic, models

@@ -1,7 +1,7 @@
 """Live classroom routes: rooms, join tokens, recordings, participants, and LiveKit's webhook."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body

@@ -1,6 +1,7 @@
 """The chunked path's job: the state machine's input, handed to every task (`transcode.steps`)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 from typing import Any
 

@@ -1,6 +1,7 @@
 """Settings of the AI package: which providers answer, and the limits requests must respect."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 from functools import cache
 from typing import Literal

@@ -7,8 +7,8 @@ mapping, 404/405, 413, validation messages) happens here once, so each function 
 to logic.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves the annotations of middlewares
+# and dependencies on every request, and string annotations would be re-evaluated each time.
 import base64
 import binascii
 import uuid

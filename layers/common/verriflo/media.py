@@ -13,7 +13,8 @@ are read against each other. The name: `media` is the domain (videos and recordi
 buckets); `verriflo_ai.media` calls the AI media functions, in another package.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 import re
 from datetime import datetime, timedelta

@@ -5,7 +5,8 @@ is right for high-entropy secrets: nothing to brute-force), many per org, revoca
 visible prefix (`vfk_<8 hex>`) so people can tell them apart in listings and logs.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 import hashlib
 import secrets

@@ -4,7 +4,8 @@
 override each with an environment variable (e.g. PRICE_AI_PER_1K_TOKENS=0.5).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 from decimal import Decimal
 from functools import cache

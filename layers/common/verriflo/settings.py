@@ -7,7 +7,8 @@ SettingsConfigDict(env_prefix=..., extra="ignore")`, `validation_alias=AliasChoi
 variable names case-insensitively like pydantic-settings, and reads JSON for list and dict fields.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 import json
 import os

@@ -6,7 +6,8 @@ carry their own schedule (`nextAttemptAt`, `attempts`); SQS messages only wake t
 message whose `forAttempt` no longer matches is stale and ignored.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 import json
 from datetime import datetime, timedelta
