@@ -92,13 +92,12 @@ def _init_statement(code: Path, handler: str) -> str:
 
 def built_functions() -> list[Artifact]:
     """`sam build` of template.yaml (cached, as `make up` and a deploy to AWS do it), read back."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import stack
+    from verriflo_tools.stack import build, processes, state
 
-    bench_stack = stack.Stack("bench")
+    bench_stack = state.Stack("bench")
     bench_stack.ensure_dirs()
     build_root = ROOT / ".aws-sam" / "bench"
-    build_dir = stack.sam_build(bench_stack, build_root, stack.sam_env(stack.base_env()))
+    build_dir = build.sam_build(bench_stack, build_root, build.sam_env(processes.base_env()))
     template = yaml.load((build_dir / "template.yaml").read_text(), Loader=_template_loader())  # noqa: S506
     globals_ = (template.get("Globals") or {}).get("Function", {})
     shared = globals_.get("Layers") or []

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Benchmarks run as scripts; make the project's packages importable the way pytest's pythonpath does.
-for extra in [ROOT / "tests", ROOT / "layers" / "common", *sorted((ROOT / "functions").glob("*"))]:
+for extra in [ROOT / "tests", ROOT / "layers" / "common", ROOT / "tools", *sorted(ROOT.glob("functions/*"))]:
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 

@@ -40,7 +40,7 @@ def _streamed_apps(module: ModuleType) -> list[Any]:
 @cache
 def handler_modules() -> dict[str, ModuleType]:
     """Each HTTP function's `handler` module, by function name."""
-    from verriflo.openapi import function_packages
+    from verriflo_tools.openapi import function_packages
 
     return {
         name: importlib.import_module(f"{name}.handler") for name in function_packages(ROOT / "functions")
@@ -84,7 +84,7 @@ def registered_routes() -> tuple[Registered, ...]:
 
 def document_operations() -> list[tuple[str, str, dict[str, Any]]]:
     """(METHOD, path, operation) of every operation in the served OpenAPI document."""
-    from verriflo.openapi import load_document
+    from verriflo.openapi_document import load_document
 
     document = load_document()
     return [

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from support import ROOT, api_event, call
+from support import ROOT, EventTap, api_event, call, tap_events
 
 RECORDINGS_BUCKET = "verriflo-test-recordings"
 LIVE_UI = "http://127.0.0.1:4566/verriflo-test-live"
@@ -225,39 +225,10 @@ def fund(org_id: str, credits: int = 1000) -> None:
     )
 
 
-@dataclass
-class EventTap:
-    """Domain events published to the bus, read back through an SQS queue (moto routes rules)."""
-
-    queue_url: str
-
-    def drain(self) -> list[dict[str, Any]]:
-        import boto3
-
-        sqs = boto3.client("sqs")
-        found: list[dict[str, Any]] = []
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return found
-            for message in batch:
-                found.append(json.loads(message["Body"])["detail"])
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
 @pytest.fixture
 def event_tap(aws_env: None) -> EventTap:
     """Every domain event the functions publish during the test."""
-    import boto3
-
-    sqs, bus = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="tap-" + secrets.token_hex(4))["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    bus.put_rule(
-        Name="tap", EventBusName="verriflo-test-events", EventPattern=json.dumps({"source": ["verriflo"]})
-    )
-    bus.put_targets(Rule="tap", EventBusName="verriflo-test-events", Targets=[{"Id": "q", "Arn": arn}])
-    return EventTap(url)
+    return tap_events()
 
 
 # --- the classroom page ---------------------------------------------------------------------------

@@ -8,9 +8,10 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support import EventTap, tap_events
 
 UPLOADS, MEDIA, RECORDINGS = "verriflo-test-uploads", "verriflo-test-media", "verriflo-test-recordings"
 
@@ -106,44 +107,10 @@ def keys(bucket: str, prefix: str) -> set[str]:
     return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
-@dataclass
-class EventTap:
-    """An SQS queue subscribed to every event on the bus."""
-
-    queue_url: str
-
-    def drain(self) -> list[dict[str, Any]]:
-        """The media events published so far (detail bodies), oldest first."""
-        import boto3
-
-        sqs = boto3.client("sqs")
-        found: list[dict[str, Any]] = []
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return found
-            for message in got:
-                detail = json.loads(message["Body"])["detail"]
-                # other services' events (e.g. the ledger's credits.low) are not what these tests watch
-                if detail["type"].startswith(("video.", "recording.")):
-                    found.append(detail)
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    def types(self) -> list[str]:
-        """The names of the events published so far."""
-        return [e["type"] for e in self.drain()]
-
-
-def tap_events(bus: str = "verriflo-test-events") -> EventTap:
-    """Route every event on `bus` to a fresh SQS queue."""
-    import boto3
-
-    sqs, ev = boto3.client("sqs"), boto3.client("events")
-    url = sqs.create_queue(QueueName="tap")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    ev.put_rule(Name="tap-all", EventBusName=bus, EventPattern=json.dumps({"source": ["verriflo"]}))
-    ev.put_targets(Rule="tap-all", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
-    return EventTap(url)
+def tap_media_events(bus: str = "verriflo-test-events") -> EventTap:
+    """The media events (`video.*`, `recording.*`) published on `bus` from now on; other services'
+    events (e.g. the ledger's credits.low) are not what these tests watch."""
+    return tap_events(bus, prefixes=("video.", "recording."))
 
 
 @contextmanager

@@ -1,9 +1,8 @@
-"""Real local servers for tests and benchmarks: the MongoDB-wire server and Redis on free ports."""
+"""Real local servers for tests and benchmarks: the MongoDB-wire server and Redis on free ports,
+started with the same commands as a stack's (`verriflo_tools.stack.servers`), owned by the session."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,12 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def free_port() -> int:
-    """A TCP port that is free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from verriflo_tools.stack.ports import free_port
+from verriflo_tools.stack.servers import mongo_command, mongodb_uri, redis_command, redis_url
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -79,35 +74,10 @@ def start_mongo(data_dir: Path) -> Server:
     exe = Path(sys.executable).with_name("secantusd-py")
     data_dir.mkdir(parents=True, exist_ok=True)
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(data_dir / "db"),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    argv = mongo_command(exe, port, data_dir / "db", "--log-level", "WARNING")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     wait_for_port(port, proc)
-    return Server(
-        "mongodb", port, proc, f"mongodb://127.0.0.1:{port}/verriflo?retryWrites=false&directConnection=true"
-    )
-
-
-def redis_server_path() -> str:
-    """Debian's redis-server (the Makefile installs it when missing)."""
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
-    if not found:
-        raise RuntimeError("redis-server is not installed: run `make deps` (apt-get install redis-server)")
-    return found
+    return Server("mongodb", port, proc, mongodb_uri({"mongodb": port}))
 
 
 def start_redis(data_dir: Path) -> Server:
@@ -115,23 +85,9 @@ def start_redis(data_dir: Path) -> Server:
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [
-            redis_server_path(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data_dir),
-            "--logfile",
-            str(data_dir / "redis.log"),
-        ],
+        redis_command(port, data_dir, "--logfile", str(data_dir / "redis.log")),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_for_port(port, proc)
-    return Server("redis", port, proc, f"redis://127.0.0.1:{port}/0")
+    return Server("redis", port, proc, redis_url({"redis": port}))

@@ -122,3 +122,45 @@ def call(handler: Any, event: dict[str, Any], context: Any) -> Reply:
     except ValueError:
         parsed = body
     return Reply(status=result["statusCode"], headers=headers, body=parsed)
+
+
+@dataclass
+class EventTap:
+    """Domain events published to the bus, read back through an SQS queue (moto routes rules);
+    `prefixes` keeps only the event names a test watches (e.g. `("video.",)`)."""
+
+    queue_url: str
+    prefixes: tuple[str, ...] = ()
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The events published since the last drain (detail bodies), oldest first."""
+        import boto3
+
+        sqs = boto3.client("sqs")
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                detail = json.loads(message["Body"])["detail"]
+                if not self.prefixes or detail["type"].startswith(self.prefixes):
+                    found.append(detail)
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def types(self) -> list[str]:
+        """The names of the events published since the last drain."""
+        return [e["type"] for e in self.drain()]
+
+
+def tap_events(bus: str = "verriflo-test-events", prefixes: tuple[str, ...] = ()) -> EventTap:
+    """Route every event on `bus` to a fresh SQS queue."""
+    import boto3
+
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    name = f"tap-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["verriflo"]}))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+    return EventTap(url, prefixes)

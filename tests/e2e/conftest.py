@@ -152,12 +152,14 @@ def cli_env(e2e_stack: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def verriflo_cli(cli_env: dict[str, str]):
     """Run `verriflo --json ...` against the e2e stack; returns the parsed JSON."""
-    exe = Path(sys.executable).with_name("verriflo")
+    from verriflo_tools.stack.seeding import cli_command
+
+    argv, env = cli_command(cli_env)
 
     def run(*args: str) -> dict:
         proc = subprocess.run(  # noqa: S603
-            [str(exe), "--json", *args],
-            env=cli_env,
+            [*argv, "--json", *args],
+            env=env,
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -56,7 +56,7 @@ def test_live_usage_past_zero_shows_overconsumed(org, lambda_context):
 
 def _postpaid(limit: float, capsys) -> tuple[str, dict]:
     """A postpaid org made by the operators' tool with this credit limit, and its key's headers."""
-    from verriflo import cli
+    from verriflo_tools import cli
 
     argv = ["--json", "org", "create", "Postpaid Uni", "--plan", "postpaid", "--billing-cycle", "weekly"]
     assert cli.main([*argv, "--credit-limit", str(limit)]) == 0
@@ -98,7 +98,7 @@ def test_work_paid_up_front_stops_at_the_credit_limit_and_live_usage_past_it_is_
 
 
 def test_a_prepaid_org_has_no_credit_limit_and_integrators_cannot_set_one(org, lambda_context, capsys):
-    from verriflo import cli
+    from verriflo_tools import cli
 
     with pytest.raises(SystemExit, match="postpaid"):
         cli.main(["credits", "limits", org.id, "--credit-limit", "100"])
@@ -117,7 +117,7 @@ def test_a_prepaid_org_has_no_credit_limit_and_integrators_cannot_set_one(org, l
 
 
 def test_operators_change_or_clear_a_credit_limit(stores, lambda_context, capsys):
-    from verriflo import cli
+    from verriflo_tools import cli
 
     org_id, _ = _postpaid(100, capsys)
     assert cli.main(["--json", "credits", "limits", org_id, "--credit-limit", "250"]) == 0

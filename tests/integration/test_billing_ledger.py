@@ -192,7 +192,7 @@ def test_concurrent_expiry_sweeps_remove_a_grant_once(org):
 
 
 def test_operators_set_limits_check_drift_and_expire_grants_from_the_cli(org, capsys):
-    from verriflo import cli
+    from verriflo_tools import cli
 
     def run(*argv: str) -> dict:
         assert cli.main(["--json", *argv]) == 0

@@ -168,7 +168,7 @@ def limits_cli(*argv: str) -> dict:
     import io
     import json
 
-    from verriflo import cli
+    from verriflo_tools import cli
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -214,7 +214,8 @@ def test_an_orgs_own_size_limits_refuse_uploads_before_upload_and_leave_other_or
 
 
 def test_limits_of_an_unknown_org_or_a_bad_size_are_refused_and_nothing_is_written(capsys):
-    from verriflo import cli, db
+    from verriflo import db
+    from verriflo_tools import cli
 
     assert cli.main(["video", "limits", "org_0123456789abcdef01234567", "--max-upload", "1G"]) == 1
     assert db.collection(media.LIMITS).count_documents({}) == 0

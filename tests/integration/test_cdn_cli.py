@@ -14,8 +14,9 @@ from apigw_server import serve
 from cdn import handler as cdn
 from media_support import UPLOADS, make_video, s3_over_http, use_media_env
 from transcode import handler as transcode
-from verriflo import aws, cli, ledger, video_cli
+from verriflo import aws, ledger
 from verriflo.media import SOURCE_KEY
+from verriflo_tools import cli, video_cli
 
 
 @pytest.fixture(scope="module")

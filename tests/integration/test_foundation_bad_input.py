@@ -15,7 +15,8 @@ import pytest
 from bad_input import Operation, bad_bodies, check_answer, check_error, operations, request_fields
 from media_support import use_media_env
 from support import api_event, call
-from verriflo.openapi import function_packages, load_document
+from verriflo.openapi_document import load_document
+from verriflo_tools.openapi import function_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = load_document()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-from verriflo import auth, cli, ledger, orgs
+from verriflo import auth, ledger, orgs
+from verriflo_tools import cli
 
 
 def _run(capsys, *argv: str) -> dict:

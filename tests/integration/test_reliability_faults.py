@@ -26,8 +26,10 @@ from rooms import lk, store
 from rooms import sweep as rooms_sweep
 from rooms.handler import handler as rooms_handler
 from support import ROOT, api_event, call, load_event
+from transcode import chunked as transcode_chunked
 from transcode import handler as transcode
-from transcode import logic as transcode_logic
+from transcode import steps as transcode_steps
+from transcode import sweep as transcode_sweep
 from verriflo import aws, db, ledger, media, outbox
 from verriflo.errors import ServiceUnavailable
 
@@ -465,7 +467,7 @@ def video_counts(
 def sweep_videos(lambda_context) -> None:
     for doc in db.collection(media.VIDEOS).find({outbox.SINCE: {"$exists": True}}, {"_id": 1}):
         age_outbox(media.VIDEOS, doc["_id"])
-    transcode.retention({}, lambda_context)
+    transcode_sweep.handler({}, lambda_context)
 
 
 @pytest.mark.parametrize("first", ["lambda_retry", "sweep"])
@@ -544,10 +546,10 @@ def joinable(org, monkeypatch, lambda_context) -> tuple[media.Video, dict[str, A
     ledger.grant(ledger.UsageEvent(entry_id="g1", org_id=org.id, service="grant", credits=100))
     video = media.insert_video(org.id, title="Long", size_bytes=10, content_type="video/mp4", bucket=UPLOADS)
     claimed = media.claim(org.id, video.id, lambda_context.aws_request_id)
-    src = transcode_logic.pipeline.Probe(
+    src = transcode_chunked.pipeline.Probe(
         duration_s=80, width=640, height=360, fps=5, has_audio=True, format_name="", video_codec="h264"
     )
-    job = transcode_logic.chunk_job(claimed, src)
+    job = transcode_chunked.chunk_job(claimed, src)
     media.set_chunks(claimed, len(job.chunks))
     s3 = boto3.client("s3")
     s3.put_object(Bucket=UPLOADS, Key=video.source_key, Body=b"0" * 10)  # the join counts its stored size
@@ -571,16 +573,16 @@ def test_the_chunked_join_survives_one_fault_at_any_step(
     faults = Faults(monkeypatch)
     faults.inject(step, finish_steps(), "video.ready")
     try:
-        transcode.step({"step": "join", "job": job}, lambda_context)
+        transcode_steps.handler({"step": "join", "job": job}, lambda_context)
         raise AssertionError("the fault did not fire")
     except ServiceUnavailable:
         # the state machine's Retry (ServiceUnavailable) runs the join again
-        out = transcode.step({"step": "join", "job": job}, lambda_context)
+        out = transcode_steps.handler({"step": "join", "job": job}, lambda_context)
         assert out == {"videoId": video.id, "status": "completed"}
         recovery = "join retry, sweep"
     except Killed:
         # a timed-out join is caught: CleanUp runs, and finds the video done
-        out = transcode.step(
+        out = transcode_steps.handler(
             {"step": "fail", "job": job, "error": {"Error": "States.Timeout"}}, lambda_context
         )
         assert out["status"] == "superseded"

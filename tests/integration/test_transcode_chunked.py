@@ -23,11 +23,12 @@ from media_support import (
     make_video,
     s3_over_http,
     state_machine_definition,
-    tap_events,
+    tap_media_events,
     use_media_env,
 )
 from support import load_event
-from transcode import handler, logic
+from transcode import chunked, handler, models
+from transcode import steps as transcode_steps
 from verriflo import aws, media, playback
 
 STEP_ARN = "arn:aws:lambda:us-east-1:123456789012:function:verriflo-transcode-step"
@@ -69,13 +70,13 @@ def test_state_machine_definition_maps_chunks_then_joins_and_cleans_up_on_failur
     assert states["CleanUp"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
     # the sample event of a chunk step is what the Map hands each iteration
     sample = load_event("transcode/chunk_step.json")
-    assert logic.ChunkJob.model_validate(sample["job"]).chunks[1] == sample["chunk"]
+    assert models.ChunkJob.model_validate(sample["job"]).chunks[1] == sample["chunk"]
 
 
 def test_long_source_is_chunked_transcoded_in_parallel_and_joined_into_one_ladder(
     org, machine, tmp_path, lambda_context
 ):
-    tap = tap_events()
+    tap = tap_media_events()
     source = make_video(tmp_path / "long.mp4", width=640, height=360, seconds=120, rate=5)
     video = media.insert_video(
         org.id, title="Long class", size_bytes=source.stat().st_size, content_type="video/mp4"
@@ -98,9 +99,9 @@ def test_long_source_is_chunked_transcoded_in_parallel_and_joined_into_one_ladde
     # last chunk finishes first (nothing playable from the start yet), then the first one (playable
     # early: its segments alone), then the middle one.
     steps = [{"step": "chunk", "job": job, "chunk": chunk} for chunk in job["chunks"]]
-    outputs = [handler.step(steps[2], lambda_context)]
+    outputs = [transcode_steps.handler(steps[2], lambda_context)]
     assert not media.get_video(org.id, video.id).playable
-    outputs.append(handler.step(steps[0], lambda_context))
+    outputs.append(transcode_steps.handler(steps[0], lambda_context))
     early = media.get_video(org.id, video.id)
     assert (early.status, early.playable, [r.name for r in early.renditions]) == (
         "processing",
@@ -115,10 +116,10 @@ def test_long_source_is_chunked_transcoded_in_parallel_and_joined_into_one_ladde
         assert growing.count("#EXTINF") == 10  # the first 40 s chunk's 4 s segments
         assert decode_first_frames(url, 100) == 100  # 20 s of the first chunk, played while the rest encodes
     with ThreadPoolExecutor(max_workers=1) as pool:
-        outputs += list(pool.map(lambda e: handler.step(e, lambda_context), steps[1:2]))
+        outputs += list(pool.map(lambda e: transcode_steps.handler(e, lambda_context), steps[1:2]))
     assert sorted(o["index"] for o in outputs) == [0, 1, 2]
     assert max(o["progress"] for o in outputs) == 99
-    assert handler.step({"step": "join", "job": job}, lambda_context) == {
+    assert transcode_steps.handler({"step": "join", "job": job}, lambda_context) == {
         "videoId": video.id,
         "status": "completed",
     }
@@ -152,16 +153,16 @@ def test_long_source_is_chunked_transcoded_in_parallel_and_joined_into_one_ladde
 
 
 def test_failed_chunk_cleans_up_and_fails_the_video(org, machine, tmp_path, lambda_context):
-    tap = tap_events()
+    tap = tap_media_events()
     video = media.insert_video(org.id, title="Broken", size_bytes=10, content_type="video/mp4")
     claimed = media.claim(org.id, video.id, lambda_context.aws_request_id)
-    src = logic.pipeline.Probe(
+    src = chunked.pipeline.Probe(
         duration_s=120, width=640, height=360, fps=5, has_audio=True, format_name="", video_codec="h264"
     )
-    job = logic.chunk_job(claimed, src).model_dump()
+    job = chunked.chunk_job(claimed, src).model_dump()
     boto3.client("s3").put_object(Bucket=MEDIA, Key=video.media_prefix + "360p/c0000_00000.ts", Body=b"x")
 
-    out = handler.step(
+    out = transcode_steps.handler(
         {"step": "fail", "job": job, "error": {"Error": "InvalidMedia", "Cause": "..."}}, lambda_context
     )
 
@@ -178,10 +179,10 @@ def test_early_playlist_only_grows_when_chunk_publishers_race(org, machine, monk
 
     video = media.insert_video(org.id, title="Race", size_bytes=10, content_type="video/mp4")
     claimed = media.claim(org.id, video.id, "worker")
-    src = logic.pipeline.Probe(
+    src = chunked.pipeline.Probe(
         duration_s=160, width=640, height=360, fps=5, has_audio=True, format_name="", video_codec="h264"
     )
-    job = logic.chunk_job(claimed, src)
+    job = chunked.chunk_job(claimed, src)
     assert len(job.chunks) == 4
     media.set_chunks(claimed, 4)
     s3 = boto3.client("s3")
@@ -209,12 +210,14 @@ def test_early_playlist_only_grows_when_chunk_publishers_race(org, machine, monk
         db.collection(media.VIDEOS).update_one({"_id": video.id}, {"$set": {"chunksDone": list(indexes)}})
 
     finished(0)
-    first = threading.Thread(target=logic._publish_leading_chunks, args=(job, claimed))
+    first = threading.Thread(target=chunked._publish_leading_chunks, args=(job, claimed))
     first.start()
+    deadline = time.monotonic() + 30
     while media.early_chunks(claimed) < 1:
+        assert time.monotonic() < deadline, "the first publisher never recorded its chunk"
         time.sleep(0.01)
     finished(0, 2, 1)
-    logic._publish_leading_chunks(job, claimed)
+    chunked._publish_leading_chunks(job, claimed)
     first.join(30)
 
     text = s3.get_object(Bucket=MEDIA, Key=f"{video.media_prefix}360p/index.m3u8")["Body"].read().decode()

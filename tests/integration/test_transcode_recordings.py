@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import boto3
 import pytest
-from media_support import MEDIA, RECORDINGS, keys, make_video, tap_events, use_media_env
+from media_support import MEDIA, RECORDINGS, keys, make_video, tap_media_events, use_media_env
 from support import load_event
-from transcode import handler
+from transcode import handler, sweep
 from verriflo import media
 from verriflo.errors import NotFound
 
@@ -52,7 +52,7 @@ def arrive(key: str, ctx) -> dict:
 
 
 def test_egress_recording_is_transcoded_and_announced_with_its_room(org, tmp_path, lambda_context):
-    tap = tap_events()
+    tap = tap_media_events()
     key = egress_file(org.id, "math-101", tmp_path)
 
     result = arrive(key, lambda_context)
@@ -110,7 +110,7 @@ def test_retention_deletes_recordings_after_class_and_keeps_newer_ones(org, tmp_
     assert media.class_ended(org.id, "math-101", media.now() - timedelta(hours=7)) == 1
     old_recording = media.get_recording(org.id, old)
 
-    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+    out = sweep.handler(load_event("transcode/retention_schedule.json"), lambda_context)
 
     assert (out["deleted"], out["stalled"]) == (1, 0)
     with pytest.raises(NotFound):
@@ -163,7 +163,7 @@ def ms_now():
 def sweep_at(monkeypatch, moment, lambda_context) -> dict:
     monkeypatch.setattr(media, "now", lambda: moment)
     try:
-        return handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+        return sweep.handler(load_event("transcode/retention_schedule.json"), lambda_context)
     finally:
         monkeypatch.undo()
 

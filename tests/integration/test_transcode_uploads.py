@@ -10,9 +10,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from media_support import MEDIA, UPLOADS, keys, make_video, tap_events, truncate, use_media_env
+from media_support import MEDIA, UPLOADS, keys, make_video, tap_media_events, truncate, use_media_env
 from support import load_event
-from transcode import handler, logic
+from transcode import handler, publish, sweep
+from transcode.reconcile import reconcile_pending
 from verriflo import ledger, media
 
 
@@ -23,7 +24,7 @@ def media_env(stores, monkeypatch):
 
 @pytest.fixture
 def tap():
-    return tap_events()
+    return tap_media_events()
 
 
 def upload(org_id: str, path: Path, *, declared: int | None = None, kind: str = "video") -> media.Video:
@@ -263,7 +264,7 @@ def test_duplicate_event_while_processing_is_ignored_until_the_lease_runs_out(or
 
 def test_crash_mid_way_then_retry_starts_clean(org, tap, tmp_path, monkeypatch, lambda_context):
     video = upload(org.id, make_video(tmp_path / "a.mp4", width=960, height=540, seconds=3))
-    real = logic._publish_playlists
+    real = publish.publish_playlists
     calls = {"n": 0}
 
     def crash_after_first(v, out, rungs):
@@ -275,7 +276,7 @@ def test_crash_mid_way_then_retry_starts_clean(org, tap, tmp_path, monkeypatch, 
             raise RuntimeError("Lambda ran out of memory")
         return real(v, out, rungs)
 
-    monkeypatch.setattr(logic, "_publish_playlists", crash_after_first)
+    monkeypatch.setattr(publish, "publish_playlists", crash_after_first)
     with pytest.raises(RuntimeError):
         run(s3_event(video.source_key), lambda_context)
     crashed = media.get_video(org.id, video.id)
@@ -336,7 +337,7 @@ def test_transcode_that_died_for_good_is_failed_by_the_sweep(org, tap, tmp_path,
         {"_id": claimed.id}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=30)}}
     )
 
-    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+    out = sweep.handler(load_event("transcode/retention_schedule.json"), lambda_context)
 
     assert (out["deleted"], out["stalled"]) == (0, 1)
     failed = media.get_video(org.id, video.id)
@@ -377,10 +378,10 @@ def test_pending_video_whose_trigger_never_ran_is_transcoded_by_the_sweep(org, t
     dispatch = in_process(lambda_context, started)
 
     # not before the trigger had its time (it may still be retrying)
-    early = logic.reconcile_pending(dispatch, at=video.created_at + timedelta(minutes=14))
+    early = reconcile_pending(dispatch, at=video.created_at + timedelta(minutes=14))
     assert early == {"dispatched": 0, "failed": 0, "waiting": 0} and started == []
 
-    later = logic.reconcile_pending(dispatch, at=video.created_at + timedelta(minutes=16))
+    later = reconcile_pending(dispatch, at=video.created_at + timedelta(minutes=16))
 
     assert later == {"dispatched": 1, "failed": 0, "waiting": 0} and started == [video.source_key]
     assert media.get_video(org.id, video.id).status == "completed"
@@ -394,10 +395,10 @@ def test_upload_that_never_came_is_failed_once_its_upload_url_expired(org, tap, 
     grace = timedelta(seconds=media.media_settings().reconcile_after_s)
     started: list[str] = []
 
-    within = logic.reconcile_pending(in_process(lambda_context, started), at=video.created_at + ttl + grace)
+    within = reconcile_pending(in_process(lambda_context, started), at=video.created_at + ttl + grace)
     assert within["waiting"] == 1 and media.get_video(org.id, video.id).status == "pending"
 
-    after = logic.reconcile_pending(
+    after = reconcile_pending(
         in_process(lambda_context, started), at=video.created_at + ttl + grace + timedelta(seconds=1)
     )
 
@@ -406,7 +407,7 @@ def test_upload_that_never_came_is_failed_once_its_upload_url_expired(org, tap, 
     assert failed.status == "failed" and "never arrived" in failed.message
     assert tap.types() == ["video.failed"]
     # a second sweep finds nothing left to settle and publishes nothing
-    assert logic.reconcile_pending(in_process(lambda_context, started), at=video.created_at + 2 * ttl) == {
+    assert reconcile_pending(in_process(lambda_context, started), at=video.created_at + 2 * ttl) == {
         "dispatched": 0,
         "failed": 0,
         "waiting": 0,
@@ -422,7 +423,7 @@ def test_a_source_the_transcoder_never_takes_is_started_a_few_times_then_failed(
         starts.append(key)
 
     outcomes = [
-        logic.reconcile_pending(lost, at=video.created_at + timedelta(minutes=16 * i)) for i in range(1, 7)
+        reconcile_pending(lost, at=video.created_at + timedelta(minutes=16 * i)) for i in range(1, 7)
     ]
 
     most = media.media_settings().max_redispatches
@@ -439,7 +440,7 @@ def test_a_repeated_sweep_does_not_start_the_same_video_twice(org, tmp_path):
     at = video.created_at + timedelta(minutes=16)
 
     for _ in range(3):
-        logic.reconcile_pending(lambda bucket, key: starts.append(key), at=at)
+        reconcile_pending(lambda bucket, key: starts.append(key), at=at)
 
     assert starts == [video.source_key]
 
@@ -469,7 +470,7 @@ def test_failed_invocations_from_the_on_failure_queue_are_transcoded_and_removed
     started: list[str] = []
     monkeypatch.setattr(redispatch, "invoke_transcode", in_process(lambda_context, started))
 
-    out = handler.retention(load_event("transcode/retention_schedule.json"), lambda_context)
+    out = sweep.handler(load_event("transcode/retention_schedule.json"), lambda_context)
 
     assert out["failedInvocations"] == 2 and started == [video.source_key]
     assert media.get_video(org.id, video.id).status == "completed"

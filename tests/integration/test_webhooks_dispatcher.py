@@ -289,7 +289,7 @@ def test_dead_lettered_messages_are_redriven_by_the_operators_command_and_delive
     `verriflo webhooks redrive`; sending one twice (an interrupted run) is still one delivery."""
     import json
 
-    from verriflo import cli
+    from verriflo_tools import cli
 
     sqs = boto3.client("sqs")
     dlq = sqs.create_queue(QueueName="webhooks-test-dlq")["QueueUrl"]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from verriflo.openapi import DOCUMENT, build_document, render
+from verriflo.openapi_document import DOCUMENT
+from verriflo_tools.openapi import build_document, render
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +97,7 @@ def test_each_delete_answer_is_described_by_its_own_model():
 
 
 def test_two_functions_models_of_one_name_with_different_fields_are_an_error():
-    from verriflo.openapi import _check_schema_names
+    from verriflo_tools.openapi import _check_schema_names
 
     def component(**properties):
         return {

@@ -4,8 +4,8 @@ Buffered routes use the Powertools resolver like every function; the streamed ro
 `ai_agent.streaming` (an ASGI app) and this entry point hands their events to it.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -197,5 +197,5 @@ handler = asgi.split_handler(lambda_handler(app), streaming.app)
 
 
 def openapi_paths() -> dict[str, Any]:
-    """OpenAPI paths of the streamed routes (merged into the API's document by verriflo.openapi)."""
+    """OpenAPI paths of the streamed routes (merged into the API's document by verriflo_tools.openapi)."""
     return streaming.openapi_document()

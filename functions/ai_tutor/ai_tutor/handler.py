@@ -6,8 +6,8 @@ classroom page's routes live in `ai_tutor.streaming` (an ASGI app) and this entr
 events to it.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -175,5 +175,5 @@ handler = asgi.split_handler(lambda_handler(app), streaming.app)
 
 
 def openapi_paths() -> dict[str, Any]:
-    """OpenAPI paths of the ASGI app's routes (merged into the API's document by verriflo.openapi)."""
+    """OpenAPI paths of the ASGI app's routes (merged into the API's document by verriflo_tools.openapi)."""
     return streaming.openapi_document()

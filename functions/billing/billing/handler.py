@@ -1,7 +1,7 @@
 """Billing routes: balance, usage reports, the ledger, spending limits (rate-limit group "billing")."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from datetime import datetime
 from typing import Annotated, Literal
 

@@ -1,8 +1,8 @@
 """CDN routes: videos (create with direct upload, list, get, delete, status, url) and the public,
 token-checked stream proxy that serves signed HLS playlists."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from datetime import datetime
 from typing import Annotated
 
@@ -12,7 +12,7 @@ from verriflo import media
 from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
 from verriflo.settings import api_settings
 
-from cdn import logic
+from cdn import logic, models
 
 app = create_app()
 api = protected(app, "cdn")
@@ -48,9 +48,9 @@ def base_url() -> str:
     "/v1/cdn/videos",
     summary="Create a video and get a direct upload",
     tags=["cdn"],
-    responses=responses(logic.VideoCreated, 400, 401, 402, 413, 429, 503, status=201),
+    responses=responses(models.VideoCreated, 400, 401, 402, 413, 429, 503, status=201),
 )
-def create_video(body: logic.CreateVideo, org: Org) -> Envelope[logic.VideoCreated]:
+def create_video(body: models.CreateVideo, org: Org) -> Envelope[models.VideoCreated]:
     """A presigned PUT (or multipart upload for large files); the upload starts the transcode."""
     return ok(logic.create_video(org, body), status=201)
 
@@ -59,9 +59,9 @@ def create_video(body: logic.CreateVideo, org: Org) -> Envelope[logic.VideoCreat
     "/v1/cdn/videos/<video_id>/upload/complete",
     summary="Complete a multipart upload",
     tags=["cdn"],
-    responses=responses(logic.VideoInfo, 400, 401, 404, 409, 429, 503),
+    responses=responses(models.VideoInfo, 400, 401, 404, 409, 429, 503),
 )
-def complete_upload(video_id: str, body: logic.CompleteUpload, org: Org) -> Envelope[logic.VideoInfo]:
+def complete_upload(video_id: str, body: models.CompleteUpload, org: Org) -> Envelope[models.VideoInfo]:
     """Join the uploaded parts (their ETags in order)."""
     return ok(logic.complete_upload(org, video_id, body))
 
@@ -70,14 +70,14 @@ def complete_upload(video_id: str, body: logic.CompleteUpload, org: Org) -> Enve
     "/v1/cdn/videos",
     summary="List videos",
     tags=["cdn"],
-    responses=responses(logic.VideoList, 400, 401, 429, 503),
+    responses=responses(models.VideoList, 400, 401, 429, 503),
 )
 def list_videos(
     org: Org,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status: Annotated[media.Status | None, Query()] = None,
     before: Annotated[datetime | None, Query()] = None,
-) -> Envelope[logic.VideoList]:
+) -> Envelope[models.VideoList]:
     """Newest first; page with `before`."""
     return ok(logic.list_videos(org, limit=limit, status=status, before=before))
 
@@ -86,9 +86,9 @@ def list_videos(
     "/v1/cdn/videos/<video_id>",
     summary="Get a video",
     tags=["cdn"],
-    responses=responses(logic.VideoInfo, 401, 404, 429, 503),
+    responses=responses(models.VideoInfo, 401, 404, 429, 503),
 )
-def get_video(video_id: str, org: Org) -> Envelope[logic.VideoInfo]:
+def get_video(video_id: str, org: Org) -> Envelope[models.VideoInfo]:
     """Status, progress, renditions and sizes of one video."""
     return ok(logic.get_video(org, video_id))
 
@@ -97,9 +97,9 @@ def get_video(video_id: str, org: Org) -> Envelope[logic.VideoInfo]:
     "/v1/cdn/videos/<video_id>",
     summary="Delete a video and its media",
     tags=["cdn"],
-    responses=responses(logic.VideoDeleted, 401, 404, 429, 503),
+    responses=responses(models.VideoDeleted, 401, 404, 429, 503),
 )
-def delete_video(video_id: str, org: Org) -> Envelope[logic.VideoDeleted]:
+def delete_video(video_id: str, org: Org) -> Envelope[models.VideoDeleted]:
     """Removes the HLS ladder, poster, source file and record."""
     return ok(logic.delete_video(org, video_id))
 
@@ -108,9 +108,9 @@ def delete_video(video_id: str, org: Org) -> Envelope[logic.VideoDeleted]:
     "/v1/cdn/videos/<video_id>/status",
     summary="Transcoding status",
     tags=["cdn"],
-    responses=responses(logic.VideoStatus, 401, 404, 429, 503),
+    responses=responses(models.VideoStatus, 401, 404, 429, 503),
 )
-def video_status(video_id: str, org: Org) -> Envelope[logic.VideoStatus]:
+def video_status(video_id: str, org: Org) -> Envelope[models.VideoStatus]:
     """`status` and `progress` (0-100)."""
     return ok(logic.status(org, video_id))
 
@@ -119,9 +119,9 @@ def video_status(video_id: str, org: Org) -> Envelope[logic.VideoStatus]:
     "/v1/cdn/videos/<video_id>/url",
     summary="Signed playback URL",
     tags=["cdn"],
-    responses=responses(logic.VideoUrl, 401, 404, 429, 503),
+    responses=responses(models.VideoUrl, 401, 404, 429, 503),
 )
-def video_url(video_id: str, org: Org) -> Envelope[logic.VideoUrl]:
+def video_url(video_id: str, org: Org) -> Envelope[models.VideoUrl]:
     """A signed HLS master playlist URL valid about one hour, once the video is playable."""
     return ok(logic.playback_url(org, video_id, base_url()))
 

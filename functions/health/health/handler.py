@@ -1,13 +1,13 @@
 """Health and discovery routes: liveness, readiness of every dependency, the OpenAPI document."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from verriflo.api import PUBLIC, Envelope, create_app, lambda_handler, ok, responses
 
-from health import logic
+from health import logic, models
 
 app = create_app()
 
@@ -16,10 +16,10 @@ app = create_app()
     "/v1/health",
     summary="Liveness",
     tags=["health"],
-    responses=responses(logic.Liveness),
+    responses=responses(models.Liveness),
     openapi_extensions=PUBLIC,
 )
-def liveness() -> Envelope[logic.Liveness]:
+def liveness() -> Envelope[models.Liveness]:
     """The function answers: nothing else is checked."""
     return ok(logic.liveness())
 
@@ -28,10 +28,10 @@ def liveness() -> Envelope[logic.Liveness]:
     "/v1/health/ready",
     summary="Readiness of every dependency",
     tags=["health"],
-    responses=responses(logic.Readiness, 503),
+    responses=responses(models.Readiness, 503),
     openapi_extensions=PUBLIC,
 )
-def readiness() -> Envelope[logic.Readiness]:
+def readiness() -> Envelope[models.Readiness]:
     """MongoDB, Redis, S3 and EventBridge, each with status and latency; 503 if one is down."""
     report = logic.readiness()
     headers = None if report.ready else {"Retry-After": "5"}

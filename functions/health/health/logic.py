@@ -1,75 +1,21 @@
 """Liveness and readiness checks, run concurrently so readiness costs the slowest check, not the sum."""
-
-# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
-# creates every model class below, a cost every cold start pays.
+from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from functools import cache
-from typing import Literal
 
-from pydantic import Field
-from verriflo import aws, db
-from verriflo import cache as redis_cache
-from verriflo.models import ApiModel
-from verriflo.openapi import load_document
+from verriflo.openapi_document import load_document
 from verriflo.orgs import now
-from verriflo.settings import EnvSettings, SettingsConfigDict, event_settings
 
-
-class HealthSettings(EnvSettings):
-    """What readiness checks besides the stores."""
-
-    model_config = SettingsConfigDict(extra="ignore")
-
-    media_bucket: str = "verriflo-media"
-    check_timeout_s: float = Field(default=3.0, gt=0)
-
-
-@cache
-def health_settings() -> HealthSettings:
-    """The health settings, read once per process."""
-    return HealthSettings()
-
-
-class Liveness(ApiModel):
-    status: Literal["ok"] = "ok"
-    time: datetime
-
-
-class Check(ApiModel):
-    name: str
-    status: Literal["up", "down"]
-    latency_ms: float
-    error: str | None = None
-
-
-class Readiness(ApiModel):
-    ready: bool
-    checks: list[Check]
+from health.config import health_settings
+from health.models import Check, Liveness, Readiness
+from health.store import CHECKS
 
 
 def liveness() -> Liveness:
     """Always ok while the function runs."""
     return Liveness(time=now())
-
-
-def _s3() -> None:
-    aws.client("s3").head_bucket(Bucket=health_settings().media_bucket)
-
-
-def _eventbridge() -> None:
-    aws.client("events").describe_event_bus(Name=event_settings().event_bus_name)
-
-
-CHECKS: dict[str, Callable[[], object]] = {
-    "mongodb": db.ping,
-    "redis": redis_cache.ping,
-    "s3": _s3,
-    "eventbridge": _eventbridge,
-}
 
 
 def _run(name: str, check: Callable[[], object]) -> Check:

@@ -3,6 +3,10 @@ suits it, encode the ladder, poster and thumbnails in one FFmpeg run with one de
 all (EVENT playlists when the video is published while encoding), write the master playlist, and
 join chunk playlists. No S3 and no database here: the caller moves
 files and records state, which keeps this testable with nothing but FFmpeg.
+
+One module past 500 lines on purpose: the probe, the ladder, the FFmpeg command and the playlist
+text all follow one HLS contract (the segment grid `SEGMENT_S`, segment names, EVENT vs VOD
+playlists, `Rung` and `Probe`), and a change to one must be read against the others.
 """
 
 from __future__ import annotations
@@ -140,10 +144,6 @@ class Rung:
     def bandwidth(self) -> int:
         """Peak bits/s as the master playlist states it (video cap plus audio)."""
         return self.video_bps + AUDIO_BPS
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
 
 
 # --- probe -----------------------------------------------------------------------------------------
@@ -604,9 +604,3 @@ def plan_chunks(duration_s: float, chunk_s: float) -> list[tuple[int, float, flo
 def files_under(root: Path) -> list[Path]:
     """Every file below `root`, sorted (uploads happen in a stable order)."""
     return sorted(p for p in root.rglob("*") if p.is_file())
-
-
-def free_disk_bytes(path: Path) -> int:
-    """Bytes free where we write outputs (/tmp in Lambda)."""
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize

@@ -1,7 +1,7 @@
 """Webhook endpoint routes (rate-limit group "webhooks")."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
+# typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query

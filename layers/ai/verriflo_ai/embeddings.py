@@ -152,6 +152,7 @@ class BedrockEmbedder:
         import json
 
         import numpy as np
+        from botocore.exceptions import BotoCoreError, ClientError
         from verriflo import aws
 
         from verriflo_ai.providers import ProviderError
@@ -165,7 +166,7 @@ class BedrockEmbedder:
                 accept="application/json",
             )
             vector = np.asarray(json.loads(response["body"].read())["embedding"], dtype=np.float32)
-        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+        except (BotoCoreError, ClientError, KeyError, ValueError) as exc:  # a malformed answer too
             raise ProviderError("The embedding model failed.") from exc
         if vector.shape != (self.dimension,):
             raise ProviderError(

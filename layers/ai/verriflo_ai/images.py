@@ -98,6 +98,7 @@ def _too_many_pixels(width: int, height: int, cap: int) -> PayloadTooLarge:
 
 
 def _describe_with_bedrock(data: bytes, mime: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
     from verriflo import aws
 
     from verriflo_ai.providers import ProviderError
@@ -117,7 +118,7 @@ def _describe_with_bedrock(data: bytes, mime: str) -> str:
             ],
             inferenceConfig={"maxTokens": 400},
         )
-    except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+    except (BotoCoreError, ClientError) as exc:
         raise ProviderError("The vision model failed.") from exc
     return " ".join(b.get("text", "") for b in response["output"]["message"]["content"]).strip()
 

@@ -57,6 +57,8 @@ def invoke(function_name: str | None, payload: dict[str, Any], what: str) -> dic
     """The function's answer; its refusal raised as the same error, a failure as 503/502."""
     if not function_name:
         raise ServiceUnavailable(f"{what} is not configured in this deployment.")
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         response = _client().invoke(
             FunctionName=function_name,
@@ -64,7 +66,7 @@ def invoke(function_name: str | None, payload: dict[str, Any], what: str) -> dic
             Payload=json.dumps(payload, separators=(",", ":")).encode(),
         )
         body = response["Payload"].read()
-    except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+    except (BotoCoreError, ClientError) as exc:
         raise ServiceUnavailable(f"{what} is unavailable right now.") from exc
     return decode_reply(body, response.get("FunctionError"), what)
 

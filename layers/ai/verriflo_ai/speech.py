@@ -214,13 +214,14 @@ def synthesize(text: str, voice: str | None = None) -> bytes:
     """MP3 speech for `text` (espeak-ng + LAME offline, Amazon Polly in AWS)."""
     settings = ai_settings()
     if settings.voice_provider == "aws":
+        from botocore.exceptions import BotoCoreError, ClientError
         from verriflo import aws
 
         try:
             result = aws.client("polly").synthesize_speech(
                 Text=text, OutputFormat="mp3", VoiceId=voice or settings.polly_voice, Engine="neural"
             )
-        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+        except (BotoCoreError, ClientError) as exc:
             raise SpeechError("Speech synthesis failed.") from exc
         return result["AudioStream"].read()
     return _espeak_mp3(text, voice or settings.default_voice)

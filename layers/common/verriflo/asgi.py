@@ -376,5 +376,5 @@ class OpenApiPaths:
         self.paths.setdefault(path, {})[method.lower()] = operation | {"responses": answers}
 
     def document(self) -> dict[str, Any]:
-        """`{"paths", "components": {"schemas"}}`, as `verriflo.openapi` merges it."""
+        """`{"paths", "components": {"schemas"}}`, as `verriflo_tools.openapi` merges it."""
         return {"paths": self.paths, "components": {"schemas": self.schemas}}

@@ -33,6 +33,8 @@ def publish(
 
 def publish_many(events: list[dict[str, Any]], *, source: str | None = None) -> list[dict[str, Any]]:
     """Publish already-built events (in batches of ten, the PutEvents limit)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     settings = event_settings()
     client = aws.client("events")
     for start in range(0, len(events), 10):
@@ -48,7 +50,7 @@ def publish_many(events: list[dict[str, Any]], *, source: str | None = None) -> 
         ]
         try:
             result = client.put_events(Entries=entries)
-        except Exception as exc:  # noqa: BLE001 - botocore raises many types for one condition
+        except (BotoCoreError, ClientError) as exc:
             raise ServiceUnavailable("The event bus is unavailable; retry shortly.") from exc
         if result.get("FailedEntryCount"):
             failed = [e.get("ErrorCode") for e in result["Entries"] if e.get("ErrorCode")]

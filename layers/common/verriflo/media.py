@@ -5,6 +5,12 @@ videos, `functions/transcode` turns uploads into HLS) and the one the rooms func
 recordings (`register_recording`, `list_recordings`, `get_recording`, `class_ended`). Every read and
 write filters by org; the transcoder's writes are also fenced by its claim, so a worker that lost
 its claim can never overwrite a newer attempt's state.
+
+One module past 500 lines on purpose: every function here reads or writes the one `videos`
+document under the same rules (org filter, claim fence, outbox effects in the same update), and
+the sections (records, limits, the transcoder's state machine, recordings, the sweep's queries)
+are read against each other. The name: `media` is the domain (videos and recordings, the media
+buckets); `verriflo_ai.media` calls the AI media functions, in another package.
 """
 
 # No `from __future__ import annotations`: pydantic would evaluate each string annotation as it

@@ -1,6 +1,7 @@
 """The base of every request and response model: snake_case in Python, camelCase on the wire."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would evaluate each string annotation as it
+# creates every model class below, a cost every cold start pays.
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel

@@ -3,22 +3,24 @@ transcoding until it is playable, and print the signed playback URL.
 
 It uses the API exactly as an integrating developer would (`POST /v1/cdn/videos`, the presigned
 PUT or multipart parts, `/status`, `/url`), so it doubles as a smoke test of a deployed stack.
-Only the standard library: the CLI must not grow the Lambda layer.
+A dev tool (never in the Lambda layer): httpx for HTTP, rich for the progress bars.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import sys
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 CHUNK = 256 * 1024
 CONTENT_TYPES = {
@@ -38,72 +40,53 @@ class ApiError(Exception):
 def _api(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     if not url.startswith(("http://", "https://")):
         raise ApiError("the API URL must be http(s)")
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=data, method=method, headers={"VF-ORG-ID": key, "Content-Type": "application/json"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s) API URL given by the operator
-            return json.loads(response.read())["data"]
-    except urllib.error.HTTPError as exc:
-        try:
-            envelope = json.loads(exc.read())
-            raise ApiError(f"{envelope.get('message')} ({envelope.get('error')}, HTTP {exc.code})") from exc
-        except ValueError:
-            raise ApiError(f"HTTP {exc.code} from {url}") from exc
+        response = httpx.request(method, url, json=body, headers={"VF-ORG-ID": key}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise ApiError(f"{url} did not answer: {exc}") from exc
+    if response.is_success:
+        return response.json()["data"]
+    try:
+        envelope = response.json()
+    except ValueError:
+        raise ApiError(f"HTTP {response.status_code} from {url}") from None
+    raise ApiError(f"{envelope.get('message')} ({envelope.get('error')}, HTTP {response.status_code})")
 
 
-class Bar:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, label: str, total: float, stream: Any = sys.stderr) -> None:
-        self.label, self.total, self.stream, self.done, self.started = (
-            label,
-            total,
-            stream,
-            0.0,
-            time.monotonic(),
-        )
-
-    def to(self, done: float) -> None:
-        self.done = done
-        share = 0 if not self.total else min(1.0, done / self.total)
-        rate = done / max(1e-6, time.monotonic() - self.started)
-        extra = f" {rate / 1e6:6.1f} MB/s" if self.total > 1000 else ""
-        self.stream.write(f"\r{self.label:<11} [{'#' * int(share * 30):<30}] {share * 100:5.1f}%{extra}")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        self.to(self.total)
-        self.stream.write("\n")
+@contextmanager
+def _bar(label: str, total: float, stream: Any, *, speed: bool = False) -> Iterator[Callable[[float], None]]:
+    """A one-line progress bar on `stream`; yields `to(done)`, and shows 100% when the block ends."""
+    columns = [TextColumn(f"{label:<11}"), BarColumn(bar_width=30), TextColumn("{task.percentage:5.1f}%")]
+    if speed:
+        columns.append(TransferSpeedColumn())
+    progress = Progress(*columns, console=Console(file=stream, stderr=stream is sys.stderr))
+    task = progress.add_task(label, total=total)
+    with progress:
+        yield lambda done: progress.update(task, completed=done)
+        progress.update(task, completed=total)
 
 
 def _put(
     url: str, source: BinaryIO, length: int, headers: dict[str, str], advance: Callable[[int], None]
 ) -> str:
     """Stream `length` bytes of `source` to a presigned URL; returns the ETag."""
-    parts = urllib.parse.urlsplit(url)
-    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_class(parts.netloc, timeout=120)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    conn.putrequest("PUT", target, skip_accept_encoding=True)
-    for name, value in (headers | {"Content-Length": str(length)}).items():
-        conn.putheader(name, value)
-    conn.endheaders()
-    left = length
-    while left:
-        block = source.read(min(CHUNK, left))
-        if not block:
-            raise ApiError("the file got shorter while uploading")
-        conn.send(block)
-        left -= len(block)
-        advance(len(block))
-    response = conn.getresponse()
-    body = response.read()
-    conn.close()
-    if response.status >= 300:
-        raise ApiError(f"upload refused by storage: HTTP {response.status} {body[:200]!r}")
-    return response.getheader("ETag") or ""
+
+    def blocks() -> Iterator[bytes]:
+        left = length
+        while left:
+            block = source.read(min(CHUNK, left))
+            if not block:
+                raise ApiError("the file got shorter while uploading")
+            yield block
+            left -= len(block)
+            advance(len(block))
+
+    # An explicit Content-Length: presigned S3 uploads refuse chunked transfer encoding.
+    sized = headers | {"Content-Length": str(length)}
+    response = httpx.put(url, content=blocks(), headers=sized, timeout=120)
+    if response.status_code >= 300:
+        raise ApiError(f"upload refused by storage: HTTP {response.status_code} {response.content[:200]!r}")
+    return response.headers.get("ETag") or ""
 
 
 def upload(
@@ -130,15 +113,14 @@ def upload(
     )
     video_id, plan = created["video"]["videoId"], created["upload"]
     print(f"video {video_id}", file=out)
-    bar = Bar("uploading", size, err)
-    sent = 0
+    with _bar("uploading", size, err, speed=True) as to, path.open("rb") as source:
+        sent = 0
 
-    def advance(n: int) -> None:
-        nonlocal sent
-        sent += n
-        bar.to(sent)
+        def advance(n: int) -> None:
+            nonlocal sent
+            sent += n
+            to(sent)
 
-    with path.open("rb") as source:
         if plan["type"] == "put":
             _put(plan["url"], source, size, plan["headers"], advance)
         else:
@@ -149,23 +131,20 @@ def upload(
                     {"partNumber": part["partNumber"], "etag": _put(part["url"], source, length, {}, advance)}
                 )
             _api("POST", f"{base}{plan['completePath']}", key, {"parts": etags})
-    bar.finish()
     if not wait:
         return {"videoId": video_id}
-    bar = Bar("transcoding", 100, err)
     deadline = time.monotonic() + timeout_s
-    while True:
-        status = _api("GET", f"{base}/v1/cdn/videos/{video_id}/status", key)
-        bar.to(status["progress"])
-        if status["status"] == "failed":
-            err.write("\n")
-            raise ApiError(_api("GET", f"{base}/v1/cdn/videos/{video_id}/url", key)["message"])
-        if status["status"] == "completed":
-            break
-        if time.monotonic() > deadline:
-            raise ApiError(f"still {status['status']} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
-    bar.finish()
+    with _bar("transcoding", 100, err) as to:
+        while True:
+            status = _api("GET", f"{base}/v1/cdn/videos/{video_id}/status", key)
+            to(status["progress"])
+            if status["status"] == "failed":
+                raise ApiError(_api("GET", f"{base}/v1/cdn/videos/{video_id}/url", key)["message"])
+            if status["status"] == "completed":
+                break
+            if time.monotonic() > deadline:
+                raise ApiError(f"still {status['status']} after {timeout_s:.0f} s")
+            time.sleep(poll_s)
     playable = _api("GET", f"{base}/v1/cdn/videos/{video_id}/url", key)
     print(playable["url"], file=out)
     return playable | {"videoId": video_id}

@@ -1,4 +1,4 @@
-"""Step Functions access for the chunked path: start one execution per long source."""
+"""Starts the chunked-transcode state machine: one Step Functions execution per long source."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from verriflo import aws, media
 from verriflo.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
-    from transcode.logic import ChunkJob
+    from transcode.models import ChunkJob
 
 
 def start(job: ChunkJob, name: str) -> str:

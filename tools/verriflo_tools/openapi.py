@@ -1,9 +1,9 @@
-"""The API's one OpenAPI document, merged from every function's routes.
+"""The API's one OpenAPI document, merged from every function's routes (a build step, not runtime).
 
 `build_document()` imports each function's resolver (`functions/<name>/<name>/handler.py`, `app`)
-and merges their schemas with Powertools' OpenAPIMerge; the result is written into this package as
-`openapi.json` at build time (`verriflo openapi --write`, checked by a test), so serving it costs a
-file read instead of importing every function.
+and merges their schemas with Powertools' OpenAPIMerge; the result is written into the common layer
+as `verriflo/openapi.json` (`verriflo openapi --write`, checked by a test), which the functions
+serve with `verriflo.openapi_document.load_document()`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from verriflo import access
 
-DOCUMENT = Path(__file__).with_name("openapi.json")
 # Service-to-service routes (the access table's INTERNAL) take the dispatch secret, not an org's
 # credentials.
 DISPATCH_SCHEME = "dispatchSecret"
@@ -27,12 +25,6 @@ DESCRIPTION = (
     "request carries `VF-ORG-ID` (the organisation's secret API key) or a dashboard bearer token. "
     'Success: `{"success": true, "data": ...}`; error: `{"success": false, "message", "error"}`.'
 )
-
-
-@cache
-def load_document() -> dict[str, Any]:
-    """The document shipped with the layer."""
-    return json.loads(DOCUMENT.read_text())
 
 
 def function_packages(root: Path) -> list[str]:

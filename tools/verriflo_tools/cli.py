@@ -19,6 +19,8 @@ from typing import Any
 from verriflo import auth, db, ledger, orgs
 from verriflo.errors import VerrifloError
 
+from verriflo_tools import video_cli
+
 
 def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     print(json.dumps(data, default=str, indent=None if args.json else 2) if args.json else text)
@@ -246,7 +248,9 @@ def _webhooks_redrive(args: argparse.Namespace) -> None:
 
 
 def _openapi(args: argparse.Namespace) -> None:
-    from verriflo.openapi import DOCUMENT, build_document, render
+    from verriflo.openapi_document import DOCUMENT
+
+    from verriflo_tools.openapi import build_document, render
 
     text = render(build_document(Path(args.functions)))
     if args.check:
@@ -344,8 +348,6 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--write", action="store_true")
     o.add_argument("--check", action="store_true")
     o.set_defaults(func=_openapi)
-    from verriflo import video_cli
-
     video_cli.add_parser(sub)
     return p
 
