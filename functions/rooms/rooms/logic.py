@@ -146,13 +146,25 @@ def _join(room: store.Room, participant: Participant, given: dict[str, Any], def
     )
 
 
-def _require_class_credits(org: OrgContext, room_id: str) -> None:
-    """A class may start (or be joined) only while the org holds the minimum credits."""
+def _require_class_credits(org: OrgContext, room_id: str, student_id: str | None = None) -> None:
+    """A class may start only while the org holds the minimum credits (API.md) and its caps allow."""
     from verriflo import ledger, pricing
 
     ledger.require_credits(
-        org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=room_id
+        org.org_id,
+        pricing.MIN_CREDITS_TO_START_CLASS,
+        pricing.CLASS_START_MESSAGE,
+        room_id=room_id,
+        student_id=student_id,
     )
+
+
+def _require_within_caps(org: OrgContext, room_id: str, student_id: str | None) -> None:
+    """Joining a class in progress is never refused for a low balance (live usage may take it below
+    zero, API.md), only when the room's or the student's spending cap is already used up."""
+    from verriflo import ledger
+
+    ledger.require_within_caps(org.org_id, room_id=room_id, student_id=student_id)
 
 
 def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
@@ -189,9 +201,15 @@ def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
 
 
 def join_room(org: OrgContext, room_id: str, body: JoinRoom) -> JoinInfo:
-    """A join token for a participant of a live room."""
+    """A join token for a participant of a live room: the 100-credit minimum guards a class that has
+    not started yet; a late joiner of a class in progress is admitted whatever the balance."""
     room = _live_room(org, room_id)
-    _require_class_credits(org, room_id)
+    role = body.participant.role or "STUDENT"
+    student = body.participant.uid if role == "STUDENT" else None
+    if room.started_at is None:
+        _require_class_credits(org, room_id, student)  # nobody connected yet: this join starts the class
+    else:
+        _require_within_caps(org, room_id, student)
     return _join(room, body.participant, body.customization.given(), "STUDENT")
 
 
