@@ -107,7 +107,7 @@ def list_rooms(
     "/v1/room/<room_id>/recording/start",
     summary="Start recording the class",
     tags=TAGS,
-    responses=responses(models.RecordingStarted, 400, 401, 403, 404, 409, 410, 429, 503),
+    responses=responses(models.RecordingStarted, 400, 401, 402, 403, 404, 409, 410, 429, 503),
 )
 def start_recording(
     room_id: str, org: Org, body: Annotated[models.StartRecording | None, Body()] = None

@@ -153,22 +153,18 @@ def _join(room: store.Room, participant: Participant, given: dict[str, Any], def
     )
 
 
-def _require_class_credits(org: OrgContext, room_id: str, student_id: str | None = None) -> None:
+def _require_class_credits(org: OrgContext, room_id: str) -> None:
     """A class may start only while the org holds the minimum credits (API.md) and its caps allow."""
     from verriflo import ledger, pricing
 
     ledger.require_credits(
-        org.org_id,
-        pricing.MIN_CREDITS_TO_START_CLASS,
-        pricing.CLASS_START_MESSAGE,
-        room_id=room_id,
-        student_id=student_id,
+        org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=room_id
     )
 
 
-def _require_within_caps(org: OrgContext, room_id: str, student_id: str | None) -> None:
-    """Joining a class in progress is never refused for a low balance (live usage may take it below
-    zero, API.md), only when the room's or the student's spending cap is already used up."""
+def _require_within_caps(org: OrgContext, room_id: str, student_id: str | None = None) -> None:
+    """Refuse (402) what would spend for a room (live minutes, a recording's transcode and storage)
+    or a student once the org's, the room's or the student's cap is used up, whatever the balance."""
     from verriflo import ledger
 
     ledger.require_within_caps(org.org_id, room_id=room_id, student_id=student_id)
@@ -214,9 +210,9 @@ def join_room(org: OrgContext, room_id: str, body: JoinRoom) -> JoinInfo:
     role = body.participant.role or "STUDENT"
     student = body.participant.uid if role == "STUDENT" else None
     if room.started_at is None:
-        _require_class_credits(org, room_id, student)  # nobody connected yet: this join starts the class
-    else:
-        _require_within_caps(org, room_id, student)
+        _require_class_credits(org, room_id)  # nobody connected yet: this join starts the class
+    # a late joiner is never refused for a low balance (live usage may take it below zero, API.md)
+    _require_within_caps(org, room_id, student)
     return _join(room, body.participant, body.customization.given(), "STUDENT")
 
 
@@ -380,6 +376,7 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
         raise Forbidden("A recording needs a TEACHER or ADMIN in the room.")
     if room.active_egress_id:
         raise Conflict("A recording is already running in this room.")
+    _require_within_caps(org, room_id)  # its transcode and storage are charged to the room
     # The key shape the transcoder recognises (verriflo.media.RECORDING_KEY).
     key = f"recordings/{org.org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
     from verriflo.media import media_settings
