@@ -169,17 +169,20 @@ def test_join_with_unknown_role_is_400(funded, livekit: LiveKit, lambda_context)
     assert reply.status == 400 and "'participant.role'" in reply.body["message"]
 
 
-def test_join_without_credits_is_402(org, livekit: LiveKit, lambda_context):
+def test_joining_a_created_class_needs_no_minimum_but_creating_one_does(
+    org, livekit: LiveKit, lambda_context
+):
     from verriflo import ledger
 
     fund(org.id, 150)
     call(handler, create(org), lambda_context)
     ledger.record_usage(ledger.UsageEvent(entry_id="spent", org_id=org.id, service="live", credits=100))
     body = {"participant": {"uid": "s-1", "name": "Sam", "role": "STUDENT"}}
-    reply = call(handler, room_event("join", org, "physics-101", body), lambda_context)
+    assert call(handler, room_event("join", org, "physics-101", body), lambda_context).status == 200
+    refused = call(handler, create(org, room_id="chemistry"), lambda_context)
     assert (
-        reply.status == 402
-        and reply.body["message"] == "Insufficient credits. Minimum 100 required to start a class."
+        refused.status == 402
+        and refused.body["message"] == "Insufficient credits. Minimum 100 required to start a class."
     )
 
 

@@ -204,14 +204,13 @@ def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
 
 
 def join_room(org: OrgContext, room_id: str, body: JoinRoom) -> JoinInfo:
-    """A join token for a participant of a live room: the 100-credit minimum guards a class that has
-    not started yet; a late joiner of a class in progress is admitted whatever the balance."""
+    """A join token for a participant of a live room, whatever the org's balance (the 100-credit
+    minimum guards starting a class: create), unless a spending cap is used up."""
     room = _live_room(org, room_id)
     role = body.participant.role or "STUDENT"
     student = body.participant.uid if role == "STUDENT" else None
-    if room.started_at is None:
-        _require_class_credits(org, room_id)  # nobody connected yet: this join starts the class
-    # a late joiner is never refused for a low balance (live usage may take it below zero, API.md)
+    # The class was started (and its 100 credits checked) by create: whoever joins it, at any time,
+    # is never refused for a low balance (live usage may take it below zero, API.md); caps still hold.
     _require_within_caps(org, room_id, student)
     return _join(room, body.participant, body.customization.given(), "STUDENT")
 
