@@ -182,3 +182,42 @@ def test_each_room_shows_participants_recordings_and_the_ledgers_credits(
         == after["totalCredits"]
         == pytest.approx(sum(after["creditsByService"].values()))
     )
+
+
+def test_a_page_costs_the_same_few_queries_whatever_its_size(
+    funded, livekit: LiveKit, lambda_context, monkeypatch
+):
+    """No query per room: rooms, sessions, recordings and ledger are each read once for the page
+    (and the listing's own query uses the (orgId, createdAt, _id) index)."""
+    from rooms import store
+    from verriflo import db
+
+    for i in range(12):
+        create(funded, f"room-{i}", lambda_context)
+    reads: list[str] = []
+    real = db.collection
+
+    class Counting:
+        def __init__(self, name):
+            self._coll = real(name)
+            self._name = name
+
+        def __getattr__(self, attr):
+            if attr in ("find", "find_one", "aggregate", "count_documents"):
+                reads.append(f"{self._name}.{attr}")
+            return getattr(self._coll, attr)
+
+    monkeypatch.setattr(store.db, "collection", Counting)
+    costs = {}
+    for limit in (2, 12):
+        reads.clear()
+        assert len(listing(funded, lambda_context, limit=limit).data["rooms"]) == limit
+        costs[limit] = sorted(r for r in reads if not r.startswith(("orgs", "api_keys", "keys")))
+    assert (
+        costs[2]
+        == costs[12]
+        == ["ledger.aggregate", "recordings.aggregate", "room_sessions.aggregate", "rooms.find"]
+    )
+    monkeypatch.undo()
+    plan = real(store.ROOMS).find({"orgId": funded.id}).sort([("createdAt", -1), ("_id", -1)]).explain()
+    assert "IXSCAN" in json.dumps(plan, default=str)
