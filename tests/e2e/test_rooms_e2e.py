@@ -213,3 +213,43 @@ def test_unsigned_webhook_and_keyless_room_calls_are_refused(http: httpx.Client,
     assert hook.status_code == 401 and hook.json()["error"] == "UNAUTHORIZED"
     assert http.post(f"{api_url}/v1/room/create", json={}).status_code == 401
     assert http.get(f"{api_url}/v1/room/anything/status").status_code == 401
+
+
+def test_rooms_are_listed_newest_first_with_live_state_and_only_for_their_org(
+    http: httpx.Client, api_url: str, demo_key: str, verriflo_cli, livekit_admin
+) -> None:
+    org = verriflo_cli("org", "create", f"e2e-list-{uuid.uuid4().hex[:8]}", "--credits", "1000")
+    headers = {KEY: org["apiKey"]}
+    made = [_create(http, api_url, org["apiKey"]).json()["data"] for _ in range(3)]
+    ids = [m["room"]["roomId"] for m in made]
+    first = made[0]
+    # the first class starts (its teacher connects: the stand-in's webhooks reach the function)
+    livekit_admin(
+        "POST",
+        f"/admin/rooms/{org['orgId']}.{ids[0]}/participants",
+        {"token": first["token"]},
+        token=first["token"],
+    )
+    assert http.delete(f"{api_url}/v1/room/{ids[1]}", headers=headers).status_code == 200
+
+    def rooms(**query) -> dict:
+        reply = http.get(f"{api_url}/v1/rooms", headers=headers, params=query)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["data"]
+
+    page = _until(lambda: rooms(), lambda d: d["rooms"][-1]["participantsNow"] == 1, timeout=30)
+    assert [r["roomId"] for r in page["rooms"]] == list(reversed(ids)) and page["nextCursor"] is None
+    started = page["rooms"][-1]
+    assert started["status"] == "live" and started["startedAt"] and started["totalParticipants"] == 1
+    assert [r["roomId"] for r in rooms(status="finished")["rooms"]] == [ids[1]]
+    one = rooms(limit=1)
+    assert [r["roomId"] for r in one["rooms"]] == [ids[2]] and one["nextCursor"]
+    assert [r["roomId"] for r in rooms(limit=2, cursor=one["nextCursor"])["rooms"]] == [ids[1], ids[0]]
+    bad = http.get(
+        f"{api_url}/v1/rooms",
+        headers=headers,
+        params={"from": "2030-01-02T00:00:00Z", "to": "2030-01-01T00:00:00Z"},
+    )
+    assert bad.status_code == 400 and bad.json()["error"] == "VALIDATION_ERROR"
+    theirs = http.get(f"{api_url}/v1/rooms", headers={KEY: demo_key}, params={"limit": 100}).json()["data"]
+    assert not {r["roomId"] for r in theirs["rooms"]} & set(ids)

@@ -324,5 +324,6 @@ def test_the_scheduled_sweep_expires_due_grants_of_every_org(org, other_org, lam
     assert sweep.handler(load_event("billing/sweep.json"), lambda_context) == {
         "grants": 2,
         "removedMilli": 30_000,
+        "storageCharges": 0,
     }
     assert sweep.handler(load_event("billing/sweep.json"), lambda_context)["grants"] == 0

@@ -169,18 +169,79 @@ def test_join_with_unknown_role_is_400(funded, livekit: LiveKit, lambda_context)
     assert reply.status == 400 and "'participant.role'" in reply.body["message"]
 
 
-def test_join_without_credits_is_402(org, livekit: LiveKit, lambda_context):
+def test_joining_a_created_class_needs_no_minimum_but_creating_one_does(
+    org, livekit: LiveKit, lambda_context
+):
     from verriflo import ledger
 
     fund(org.id, 150)
     call(handler, create(org), lambda_context)
     ledger.record_usage(ledger.UsageEvent(entry_id="spent", org_id=org.id, service="live", credits=100))
     body = {"participant": {"uid": "s-1", "name": "Sam", "role": "STUDENT"}}
-    reply = call(handler, room_event("join", org, "physics-101", body), lambda_context)
+    assert call(handler, room_event("join", org, "physics-101", body), lambda_context).status == 200
+    refused = call(handler, create(org, room_id="chemistry"), lambda_context)
     assert (
-        reply.status == 402
-        and reply.body["message"] == "Insufficient credits. Minimum 100 required to start a class."
+        refused.status == 402
+        and refused.body["message"] == "Insufficient credits. Minimum 100 required to start a class."
     )
+
+
+def _start_class(org, livekit: LiveKit, lambda_context, room_id="physics-101"):
+    """Create the room and connect its teacher (LiveKit's webhooks mark the class started)."""
+    created = call(handler, create(org, room_id=room_id), lambda_context).data
+    livekit.join(f"{org.id}.{room_id}", created["token"])
+    livekit.pump(handler, lambda_context, "room_started", "participant_joined")
+    return created
+
+
+def test_late_joiner_of_a_class_in_progress_is_admitted_below_the_minimum(
+    org, livekit: LiveKit, lambda_context
+):
+    from verriflo import ledger
+
+    fund(org.id, 150)
+    _start_class(org, livekit, lambda_context)
+    # live usage took the balance below zero: starting is refused, joining the running class is not
+    ledger.record_usage(ledger.UsageEvent(entry_id="spent", org_id=org.id, service="live", credits=200))
+    assert call(handler, create(org, room_id="next-class"), lambda_context).status == 402
+    for uid, role in (("s-late", "STUDENT"), ("m-late", "MODERATOR")):
+        body = {"participant": {"uid": uid, "name": "Late", "role": role}}
+        reply = call(handler, room_event("join", org, "physics-101", body), lambda_context)
+        assert reply.status == 200, reply.body
+        assert reply.data["token"]
+
+
+def test_late_joiner_is_refused_once_the_room_or_student_cap_is_used_up(
+    org, livekit: LiveKit, lambda_context
+):
+    from verriflo import ledger
+
+    fund(org.id, 1000)
+    _start_class(org, livekit, lambda_context)
+    body = {"participant": {"uid": "s-1", "name": "Sam"}}
+    ledger.record_usage(
+        ledger.UsageEvent(
+            entry_id="s-1-live",
+            org_id=org.id,
+            service="live",
+            credits=30,
+            room_id="elsewhere",
+            student_id="s-1",
+        )
+    )
+    ledger.configure(org.id, caps=ledger.Caps(student_monthly_milli=30_000))
+    refused = call(handler, room_event("join", org, "physics-101", body), lambda_context)
+    assert refused.status == 402 and "student's monthly cap" in refused.body["message"]
+    other = {"participant": {"uid": "s-2", "name": "Sue"}}
+    assert call(handler, room_event("join", org, "physics-101", other), lambda_context).status == 200
+    ledger.record_usage(
+        ledger.UsageEvent(
+            entry_id="room-live", org_id=org.id, service="live", credits=50, room_id="physics-101"
+        )
+    )
+    ledger.configure(org.id, caps=ledger.Caps(room_milli=50_000))
+    capped = call(handler, room_event("join", org, "physics-101", other), lambda_context)
+    assert capped.status == 402 and "room's cap" in capped.body["message"]
 
 
 def test_status_reflects_participants_from_webhooks(funded, livekit: LiveKit, lambda_context):

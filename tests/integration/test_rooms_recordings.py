@@ -74,6 +74,22 @@ def test_recording_turned_off_by_customization_is_403(org, livekit: LiveKit, lam
     assert reply.status == 403 and "allowRecording" in reply.body["message"]
 
 
+def test_recording_is_refused_with_402_once_the_rooms_cap_is_spent(
+    org, teacher_in_room, livekit: LiveKit, lambda_context
+):
+    from verriflo import ledger
+
+    ledger.record_usage(
+        ledger.UsageEvent(entry_id="bio-live", org_id=org.id, service="live", credits=40, room_id="bio-1")
+    )
+    ledger.configure(org.id, caps=ledger.Caps(room_milli=40_000))
+    reply = start(org, lambda_context)
+    assert reply.status == 402 and "room's cap" in reply.body["message"]
+    assert livekit.stand_in.state()["egress"] == []  # nothing started in LiveKit
+    ledger.configure(org.id, caps=ledger.Caps(room_milli=41_000))
+    assert start(org, lambda_context).status == 200
+
+
 def test_bad_recording_options_are_400(org, teacher_in_room, lambda_context):
     for options, field in (
         ({"layout": "mosaic"}, "options.layout"),

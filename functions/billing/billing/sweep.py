@@ -1,4 +1,5 @@
-"""The scheduled sweep: remove what is left of expired grants for every org (EventBridge schedule)."""
+"""The scheduled sweep (EventBridge schedule): remove what is left of expired grants for every org,
+and charge the day's storage of every stored video and recording (billing.storage)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ from typing import Any
 
 from verriflo import ledger
 from verriflo.observability import logger
+from verriflo.orgs import now
+
+from billing import storage
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    """Expire due grants (idempotent: each grant's expiry is one ledger entry id)."""
+    """Expire due grants and meter today's storage (idempotent: each grant's expiry and each
+    video's day of storage is one ledger entry id)."""
     removed = ledger.expire_grants()
     total = sum(e.amount_milli for e in removed)
-    logger.info("billing.sweep_done", extra={"grants": len(removed), "removed_milli": total})
-    return {"grants": len(removed), "removedMilli": total}
+    stored = storage.meter_storage(now())
+    logger.info(
+        "billing.sweep_done",
+        extra={"grants": len(removed), "removed_milli": total, "storage_charges": stored},
+    )
+    return {"grants": len(removed), "removedMilli": total, "storageCharges": stored}

@@ -2,9 +2,10 @@
 
 # No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
 # typing.get_type_hints on every request, and string annotations are re-compiled each time.
+from datetime import datetime
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from verriflo.api import (
     PUBLIC,
     Envelope,
@@ -79,11 +80,34 @@ def room_summary(room_id: str, org: Org) -> Envelope[models.RoomSummary]:
     return ok(logic.room_summary(org, room_id))
 
 
+@api.get(
+    "/v1/rooms",
+    summary="The organisation's rooms, newest first",
+    tags=TAGS,
+    responses=responses(models.RoomList, 400, 401, 429, 503),
+)
+def list_rooms(
+    org: Org,
+    status: Annotated[models.RoomState | None, Query(description="live or finished; default both")] = None,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="created at or after (ISO 8601 with zone)")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(alias="to", description="created before (ISO 8601 with zone)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200, description="a previous page's nextCursor")] = None,
+) -> Envelope[models.RoomList]:
+    """Title, status, times, participants (now and in total), recordings and credits of each room;
+    paginated with `nextCursor`."""
+    return ok(logic.list_rooms(org, status=status, start=start, end=end, limit=limit, cursor=cursor))
+
+
 @api.post(
     "/v1/room/<room_id>/recording/start",
     summary="Start recording the class",
     tags=TAGS,
-    responses=responses(models.RecordingStarted, 400, 401, 403, 404, 409, 410, 429, 503),
+    responses=responses(models.RecordingStarted, 400, 401, 402, 403, 404, 409, 410, 429, 503),
 )
 def start_recording(
     room_id: str, org: Org, body: Annotated[models.StartRecording | None, Body()] = None

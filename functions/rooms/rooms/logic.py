@@ -12,10 +12,14 @@ by the retry of the same request, by the other path's later call, or by the room
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
 from verriflo import outbox
 from verriflo.auth import OrgContext
 from verriflo.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
@@ -40,6 +44,9 @@ from rooms.models import (
     RecordingStopped,
     RoomCreated,
     RoomDestroyed,
+    RoomList,
+    RoomListItem,
+    RoomListQuery,
     RoomRef,
     RoomStatus,
     RoomSummary,
@@ -147,12 +154,20 @@ def _join(room: store.Room, participant: Participant, given: dict[str, Any], def
 
 
 def _require_class_credits(org: OrgContext, room_id: str) -> None:
-    """A class may start (or be joined) only while the org holds the minimum credits."""
+    """A class may start only while the org holds the minimum credits (API.md) and its caps allow."""
     from verriflo import ledger, pricing
 
     ledger.require_credits(
         org.org_id, pricing.MIN_CREDITS_TO_START_CLASS, pricing.CLASS_START_MESSAGE, room_id=room_id
     )
+
+
+def _require_within_caps(org: OrgContext, room_id: str, student_id: str | None = None) -> None:
+    """Refuse (402) what would spend for a room (live minutes, a recording's transcode and storage)
+    or a student once the org's, the room's or the student's cap is used up, whatever the balance."""
+    from verriflo import ledger
+
+    ledger.require_within_caps(org.org_id, room_id=room_id, student_id=student_id)
 
 
 def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
@@ -189,9 +204,14 @@ def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
 
 
 def join_room(org: OrgContext, room_id: str, body: JoinRoom) -> JoinInfo:
-    """A join token for a participant of a live room."""
+    """A join token for a participant of a live room, whatever the org's balance (the 100-credit
+    minimum guards starting a class: create), unless a spending cap is used up."""
     room = _live_room(org, room_id)
-    _require_class_credits(org, room_id)
+    role = body.participant.role or "STUDENT"
+    student = body.participant.uid if role == "STUDENT" else None
+    # The class was started (and its 100 credits checked) by create: whoever joins it, at any time,
+    # is never refused for a low balance (live usage may take it below zero, API.md); caps still hold.
+    _require_within_caps(org, room_id, student)
     return _join(room, body.participant, body.customization.given(), "STUDENT")
 
 
@@ -249,23 +269,94 @@ def _destroyed(room_id: str, ended: store.Ending, ended_at: datetime) -> RoomDes
     )
 
 
-def room_summary(org: OrgContext, room_id: str) -> RoomSummary:
-    """Credits, participants and average stay of a class, live or finished."""
+def _credits(by_service: dict[str, int]) -> tuple[float, dict[str, float]]:
+    """A room's ledger debits per service as credits, and their total."""
     from verriflo.ledger import from_milli
 
+    return from_milli(sum(by_service.values())), {k: from_milli(v) for k, v in sorted(by_service.items())}
+
+
+def room_summary(org: OrgContext, room_id: str) -> RoomSummary:
+    """Credits (the ledger's, every service), participants and average stay of a class."""
     room = _known_room(org, room_id)
     sessions = store.sessions_of(org.org_id, room_id)
     current = now()
     stays = [s.seconds if s.left_at else (current - s.joined_at).total_seconds() for s in sessions]
+    total, by_service = _credits(store.room_credits_milli(org.org_id, [room_id])[room_id])
     return RoomSummary(
         room_id=room_id,
         room_name=room.title,
-        total_credits=from_milli(store.room_credits_milli(org.org_id, room_id)),
+        total_credits=total,
+        credits_by_service=by_service,
         total_participants=len({s.uid for s in sessions}),
         avg_stay=round(sum(stays) / len(stays), 1) if stays else 0.0,
         timestamps=Timestamps(started_at=room.started_at, ended_at=room.ended_at),
         status="finished" if room.is_ended else "live",
     )
+
+
+_STORED_STATUS = {"live": "open", "finished": "ended"}
+
+
+def _cursor(room: store.Room) -> str:
+    raw = json.dumps({"t": room.created_at.isoformat(), "k": room.key}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(cursor: str) -> tuple[datetime, str]:
+    """The (createdAt, key) a cursor pages past; anything we did not issue is a 400."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        at, key = datetime.fromisoformat(raw["t"]), raw["k"]
+        if not isinstance(key, str) or at.tzinfo is None:
+            raise ValueError(key)
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise ValidationFailed("Invalid value for 'cursor': pass the nextCursor of a previous page.") from exc
+    return at, key
+
+
+def list_rooms(org: OrgContext, **filters: Any) -> RoomList:
+    """A page of the org's rooms, newest first, with what a dashboard shows of each: four queries
+    whatever the page size (rooms, sessions, recordings, ledger). `filters`: RoomListQuery's fields."""
+    try:
+        query = RoomListQuery(**filters)
+    except PydanticValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ValidationFailed(f"Invalid room listing: {reason}.") from exc
+    after = _after(query.cursor) if query.cursor else None
+    found = store.list_rooms(
+        org.org_id,
+        status=_STORED_STATUS[query.status] if query.status else None,
+        created_from=query.start,
+        created_to=query.end,
+        after=after,
+        limit=query.limit + 1,
+    )
+    page, more = found[: query.limit], len(found) > query.limit
+    ids = [r.room_id for r in page]
+    tallies = store.tallies(org.org_id, ids)
+    credits = store.room_credits_milli(org.org_id, ids)
+    items = []
+    for room in page:
+        tally = tallies[room.room_id]
+        total, by_service = _credits(credits[room.room_id])
+        items.append(
+            RoomListItem(
+                room_id=room.room_id,
+                sid=room.sid,
+                title=room.title,
+                status="finished" if room.is_ended else "live",
+                created_at=room.created_at,
+                started_at=room.started_at,
+                ended_at=room.ended_at,
+                participants_now=0 if room.is_ended else tally.participants_now,
+                total_participants=tally.participants_total,
+                recordings=tally.recordings,
+                total_credits=total,
+                credits_by_service=by_service,
+            )
+        )
+    return RoomList(rooms=items, next_cursor=_cursor(page[-1]) if more else None)
 
 
 # --- recordings -----------------------------------------------------------------------------------
@@ -284,6 +375,7 @@ def start_recording(org: OrgContext, room_id: str, body: StartRecording) -> Reco
         raise Forbidden("A recording needs a TEACHER or ADMIN in the room.")
     if room.active_egress_id:
         raise Conflict("A recording is already running in this room.")
+    _require_within_caps(org, room_id)  # its transcode and storage are charged to the room
     # The key shape the transcoder recognises (verriflo.media.RECORDING_KEY).
     key = f"recordings/{org.org_id}/{room_id}/{uuid.uuid4().hex}.mp4"
     from verriflo.media import media_settings

@@ -6,7 +6,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from verriflo.models import ApiModel, StrictApiModel
 
 Role = Literal["TEACHER", "MODERATOR", "STUDENT", "ADMIN"]
@@ -113,14 +113,70 @@ class Timestamps(ApiModel):
     ended_at: datetime | None = None
 
 
+CreditsByService = Annotated[
+    dict[str, float],
+    Field(
+        description="credits the ledger debited for the room per service (live, ai_tutor, transcode, "
+        "storage, ...); they add up to totalCredits"
+    ),
+]
+
+
 class RoomSummary(ApiModel):
     room_id: str
     room_name: str
-    total_credits: float
+    total_credits: float = Field(
+        description="every debit of the room in the ledger (as /v1/billing/usage?groupBy=room)"
+    )
+    credits_by_service: CreditsByService
     total_participants: int
     avg_stay: float = Field(description="seconds")
     timestamps: Timestamps
     status: Literal["live", "finished"]
+
+
+RoomState = Literal["live", "finished"]
+
+
+class RoomListQuery(ApiModel):
+    """The listing's filters (query string), checked together."""
+
+    status: RoomState | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RoomListQuery":
+        for value, name in ((self.start, "from"), (self.end, "to")):
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"'{name}' needs a time zone (e.g. 2026-12-01T00:00:00Z)")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("'from' must be before 'to'")
+        return self
+
+
+class RoomListItem(ApiModel):
+    """What a dashboard shows of one room."""
+
+    room_id: str
+    sid: str
+    title: str
+    status: RoomState
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    participants_now: int = Field(description="connected now (0 once finished)")
+    total_participants: int = Field(description="distinct participants who ever joined")
+    recordings: int = Field(description="recordings started in the room")
+    total_credits: float
+    credits_by_service: CreditsByService
+
+
+class RoomList(ApiModel):
+    rooms: list[RoomListItem] = Field(description="newest (by creation) first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end")
 
 
 class RecordingOptions(StrictApiModel):

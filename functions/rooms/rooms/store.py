@@ -22,12 +22,17 @@ FINAL = ["EGRESS_COMPLETE", "EGRESS_FAILED", "EGRESS_ABORTED", "EGRESS_LIMIT_REA
 
 
 def _room_indexes():
-    from pymongo import ASCENDING, IndexModel
+    from pymongo import ASCENDING, DESCENDING, IndexModel
 
     # (orgId, roomId) unique and never deleted: a roomId can never be reused, even after destroy.
+    # The listing (GET /v1/rooms) reads a page newest first through (orgId[, status], createdAt, _id).
     return [
         IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING)], unique=True),
         IndexModel([("lkName", ASCENDING)], unique=True),
+        IndexModel([("orgId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel(
+            [("orgId", ASCENDING), ("status", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)]
+        ),
     ]
 
 
@@ -205,6 +210,79 @@ def insert_room(room: Room) -> Room:
     return room.model_copy(update={"key": str(doc["_id"])})
 
 
+class RoomTally(BaseModel):
+    """What the listing shows of one room besides the room itself (from sessions and recordings)."""
+
+    model_config = _RECORD
+
+    participants_now: int = 0
+    participants_total: int = 0
+    recordings: int = 0
+
+
+def list_rooms(
+    org_id: str,
+    *,
+    status: Literal["open", "ended"] | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Room]:
+    """The org's rooms newest first (created in [from, to)), after the room `after` (createdAt, key):
+    one indexed query."""
+    query: dict[str, Any] = {"orgId": org_id}
+    if status is not None:
+        query["status"] = status
+    created: dict[str, Any] = {}
+    if created_from is not None:
+        created["$gte"] = created_from
+    if created_to is not None:
+        created["$lt"] = created_to
+    if created:
+        query["createdAt"] = created
+    if after is not None:
+        at, key = after
+        oid = _object_id(key)
+        query["$or"] = [{"createdAt": {"$lt": at}}, {"createdAt": at, "_id": {"$lt": oid}}]
+    with db.unavailable_on_failure():
+        found = db.collection(ROOMS).find(query).sort([("createdAt", -1), ("_id", -1)]).limit(limit)
+        return [Room.model_validate(d) for d in found]
+
+
+def tallies(org_id: str, room_ids: list[str]) -> dict[str, RoomTally]:
+    """Participants (connected now, distinct ever) and recordings of these rooms: one query each."""
+    if not room_ids:
+        return {}
+    match = {"$match": {"orgId": org_id, "roomId": {"$in": room_ids}}}
+    with db.unavailable_on_failure():
+        people = db.collection(SESSIONS).aggregate(
+            [
+                match,
+                {
+                    "$group": {
+                        "_id": "$roomId",
+                        "uids": {"$addToSet": "$uid"},
+                        "now": {"$sum": {"$cond": [{"$eq": [{"$ifNull": ["$leftAt", None]}, None]}, 1, 0]}},
+                    }
+                },
+            ]
+        )
+        counted = {r["_id"]: (int(r["now"]), len(r["uids"])) for r in people}
+        recorded = db.collection(RECORDINGS).aggregate(
+            [match, {"$group": {"_id": "$roomId", "n": {"$sum": 1}}}]
+        )
+        recordings = {r["_id"]: int(r["n"]) for r in recorded}
+    return {
+        rid: RoomTally(
+            participants_now=counted.get(rid, (0, 0))[0],
+            participants_total=counted.get(rid, (0, 0))[1],
+            recordings=recordings.get(rid, 0),
+        )
+        for rid in room_ids
+    }
+
+
 def end_room(
     org_id: str,
     room_id: str,
@@ -367,20 +445,36 @@ def sessions_of(org_id: str, room_id: str) -> list[Session]:
         return [Session.model_validate(d) for d in found]
 
 
-def room_credits_milli(org_id: str, room_id: str) -> int:
-    """Milli-credits the ledger holds for this room's live usage."""
+def room_credits_milli(org_id: str, room_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Milli-credits the ledger debited for each of these rooms, per service (live minutes, the
+    tutor, the recording's transcode, its storage...): one aggregation for all of them."""
     from verriflo.ledger import LEDGER  # here: importing the ledger costs every cold start (rooms.logic)
 
+    if not room_ids:
+        return {}
+    totals: dict[str, dict[str, int]] = {rid: {} for rid in room_ids}
     with db.unavailable_on_failure():
-        rows = list(
-            db.collection(LEDGER).aggregate(
-                [
-                    {"$match": {"orgId": org_id, "roomId": room_id, "service": "live", "kind": "debit"}},
-                    {"$group": {"_id": None, "milli": {"$sum": "$amountMilli"}}},
-                ]
-            )
+        rows = db.collection(LEDGER).aggregate(
+            [
+                # $type: lets the planner use the ledger's partial (orgId, roomId, ...) index
+                {
+                    "$match": {
+                        "orgId": org_id,
+                        "roomId": {"$in": room_ids, "$type": "string"},
+                        "kind": "debit",
+                    }
+                },
+                {
+                    "$group": {
+                        "_id": {"room": "$roomId", "service": "$service"},
+                        "milli": {"$sum": "$amountMilli"},
+                    }
+                },
+            ]
         )
-    return int(rows[0]["milli"]) if rows else 0
+        for row in rows:
+            totals[row["_id"]["room"]][row["_id"]["service"]] = int(row["milli"])
+    return totals
 
 
 # --- recordings -----------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("DELETE", "/v1/keys/{key_id}"): _KEYS,
     # rooms
     ("POST", "/v1/room/create"): _USE,
+    ("GET", "/v1/rooms"): _READ,
     ("POST", f"{_ROOM}/join"): _USE,
     ("GET", f"{_ROOM}/status"): _READ,
     ("DELETE", _ROOM): _USE,

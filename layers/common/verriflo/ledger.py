@@ -398,6 +398,12 @@ def require_credits(
     return current
 
 
+def require_within_caps(org_id: str, *, room_id: str | None = None, student_id: str | None = None) -> None:
+    """Raise InsufficientCredits (402) if the org's, this room's or this student's cap is used up,
+    whatever the balance (admission to usage that may take a prepaid balance below zero)."""
+    _check_caps(org_id, _admission(org_id), 0, room_id=room_id, student_id=student_id)
+
+
 # --- thresholds -----------------------------------------------------------------------------------
 
 
@@ -567,7 +573,8 @@ def _check_caps(
         ),
     ]
     for cap, spent, what in checks:
-        if cap is not None and spent() + needed_milli > cap:
+        # needing nothing (admission to usage paid afterwards) is refused once the cap is reached
+        if cap is not None and spent() + max(needed_milli, 1) > cap:
             raise InsufficientCredits(f"Spending limit reached: {what} of {from_milli(cap):g} credits.")
 
 

@@ -167,6 +167,7 @@ class Video(BaseModel):
     updated_at: datetime | None = Field(default=None, alias="updatedAt")
     completed_at: datetime | None = Field(default=None, alias="completedAt")
     expires_at: datetime | None = Field(default=None, alias="expiresAt")
+    stored_bytes: int | None = Field(default=None, alias="storedBytes")
 
     @property
     def media_prefix(self) -> str:
@@ -824,3 +825,26 @@ def expired_recordings(at: datetime | None = None, limit: int = 200) -> list[Vid
                 {"$set": {"expiresAt": None}},
             )
     return [v for v in found if v not in held]
+
+
+# --- storage metering (the billing sweep charges stored media per GB-day) --------------------------
+
+
+def unmetered_storage(day: str, after: str | None = None, limit: int = 500) -> list[Video]:
+    """Videos and recordings S3 holds bytes of (`storedBytes`, measured by the transcoder) whose
+    storage for `day` (YYYY-MM-DD, UTC) is not charged yet, by id after `after`."""
+    query: dict[str, Any] = {"storedBytes": {"$gt": 0}, "storageMeteredOn": {"$ne": day}}
+    if after is not None:
+        query["_id"] = {"$gt": after}
+    with db.unavailable_on_failure():
+        found = db.collection(VIDEOS).find(query).sort("_id", 1).limit(limit)
+        return [Video.model_validate(d) for d in found]
+
+
+def storage_metered(video: Video, day: str) -> None:
+    """Remember that `day`'s storage of the video is in the ledger (the ledger's entry id is the
+    guard; this only spares the next sweep of the day the look)."""
+    with db.unavailable_on_failure():
+        db.collection(VIDEOS).update_one(
+            {"_id": video.id, "orgId": video.org_id}, {"$set": {"storageMeteredOn": day}}
+        )

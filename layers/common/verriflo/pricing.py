@@ -49,3 +49,8 @@ def ai_tokens(input_tokens: int, output_tokens: int) -> Decimal:
 def transcode_minutes(output_minutes: Decimal | float) -> Decimal:
     """Credits for minutes of transcoded output (per rendition ladder)."""
     return prices().transcode_per_output_minute * Decimal(str(output_minutes))
+
+
+def storage_gb_days(gb_days: Decimal | float) -> Decimal:
+    """Credits for stored media, per GB (10^9 bytes) kept for a day."""
+    return prices().storage_per_gb_day * Decimal(str(gb_days))
