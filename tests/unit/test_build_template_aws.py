@@ -71,10 +71,11 @@ print(json.dumps(transform(template, json.loads(sys.argv[1]), NoManagedPolicies(
 """.replace("ARTIFACTS", ARTIFACTS)
 
 
-def _transformed(stage: str) -> dict[str, Any]:
+def _in_sam_venv(script: str, stage: str) -> Any:
+    """The JSON that `script`, run by the SAM venv's Python with the stage's parameters, prints last."""
     assert SAM_PYTHON.exists(), ".venv-sam missing: make deps builds it"
     done = subprocess.run(
-        [str(SAM_PYTHON), "-c", _TRANSFORM, json.dumps({"Stage": stage, **PARAMETERS})],
+        [str(SAM_PYTHON), "-c", script, json.dumps({"Stage": stage, **PARAMETERS})],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -82,7 +83,11 @@ def _transformed(stage: str) -> dict[str, Any]:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _transformed(stage: str) -> dict[str, Any]:
+    return _in_sam_venv(_TRANSFORM, stage)
 
 
 @pytest.fixture(scope="module")
@@ -363,3 +368,22 @@ def test_the_stream_functions_serve_the_streamed_routes():
         for (method, path), (streaming, _, _) in STREAMED.items():
             if streaming == function:
                 assert (method.upper(), path) in served, (function, path)
+
+
+# How `sam local start-api --parameter-overrides Stage=<stage>` routes the API (SAM CLI's own reader).
+_SAM_LOCAL_ROUTES = """
+import json, sys
+from samcli.lib.providers.api_provider import ApiProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+stacks, _ = SamLocalStackProvider.get_stacks("template.yaml", parameter_overrides=json.loads(sys.argv[1]))
+routes = ApiProvider(stacks).routes
+print(json.dumps([[method.lower(), r.path, r.function_name] for r in routes for method in r.methods]))
+"""
+
+
+@pytest.mark.parametrize("stage", ["aws", "local"])
+def test_sam_local_start_api_routes_the_streamed_routes_by_stage(stage: str):
+    routes = {(method, path): function for method, path, function in _in_sam_venv(_SAM_LOCAL_ROUTES, stage)}
+    for route, (streaming, buffered, _) in STREAMED.items():
+        assert routes[route] == (streaming if stage == "aws" else buffered), route
