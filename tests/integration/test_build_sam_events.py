@@ -52,7 +52,8 @@ def _is_local(resource: dict[str, Any]) -> bool:
 
 
 def _api_routes() -> dict[tuple[str, str], str]:
-    """(method, resource path) -> the function's logical id, for the local stage."""
+    """(method, resource path) -> the function's logical id, for the local stage, as `sam local
+    start-api --parameter-overrides Stage=local` routes them."""
     routes = {}
     for name, resource in TEMPLATE["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function" or not _is_local(resource):
@@ -60,6 +61,15 @@ def _api_routes() -> dict[tuple[str, str], str]:
         for event in (resource["Properties"].get("Events") or {}).values():
             if event["Type"] == "Api":
                 routes[(event["Properties"]["Method"].upper(), event["Properties"]["Path"])] = name
+    # the methods the Api declares itself (the streamed routes): the local branch of their integration
+    body = TEMPLATE["Resources"]["Api"]["Properties"].get("DefinitionBody") or {}
+    for path, ops in (body.get("paths") or {}).items():
+        for method, op in ops.items():
+            integration = op["x-amazon-apigateway-integration"]
+            if set(integration) == {"Fn::If"} and integration["Fn::If"][0] == "IsAws":
+                integration = integration["Fn::If"][2]
+            function = re.search(r"\$\{(\w+)\.Arn\}", integration["uri"]["Fn::Sub"]).group(1)
+            routes[(method.upper(), path)] = function
     return routes
 
 

@@ -6,6 +6,8 @@
   AWS"); those resources are left out and references to them replaced by placeholders.
 - Every IAM statement of either stage with `Resource: "*"` is one the template explains with a
   comment naming the service rule that requires it.
+- The streamed routes stream through the one API in AWS (Lambda response streaming, same authorizer
+  and paths) and stay buffered (Mangum) on LocalStack; no public Function URL remains.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from scripts import sam_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
@@ -38,7 +42,6 @@ MOTO_CANNOT = {
     "AWS::CloudFront::PublicKey": "no moto CloudFormation model",
     "AWS::CloudWatch::Alarm": "no moto CloudFormation model",
     "AWS::Lambda::EventInvokeConfig": "no moto CloudFormation model",
-    "AWS::Lambda::Url": "no moto CloudFormation model",
     "AWS::S3::BucketPolicy": "no moto CloudFormation model",
     "AWS::SQS::QueuePolicy": "no moto CloudFormation model",
     "AWS::SecretsManager::Secret": "no moto CloudFormation model",
@@ -68,10 +71,11 @@ print(json.dumps(transform(template, json.loads(sys.argv[1]), NoManagedPolicies(
 """.replace("ARTIFACTS", ARTIFACTS)
 
 
-def _transformed(stage: str) -> dict[str, Any]:
+def _in_sam_venv(script: str, stage: str) -> Any:
+    """The JSON that `script`, run by the SAM venv's Python with the stage's parameters, prints last."""
     assert SAM_PYTHON.exists(), ".venv-sam missing: make deps builds it"
     done = subprocess.run(
-        [str(SAM_PYTHON), "-c", _TRANSFORM, json.dumps({"Stage": stage, **PARAMETERS})],
+        [str(SAM_PYTHON), "-c", script, json.dumps({"Stage": stage, **PARAMETERS})],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -79,7 +83,11 @@ def _transformed(stage: str) -> dict[str, Any]:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _transformed(stage: str) -> dict[str, Any]:
+    return _in_sam_venv(_TRANSFORM, stage)
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +253,137 @@ def test_every_star_resource_is_explained_in_the_template(templates, stage: str)
             if frozenset(actions) not in explained:
                 unexplained.append(f"{name}: {actions}")
     assert not unexplained, f'scope these, or explain the "*" with the service rule: {unexplained}'
+
+
+# The streamed routes: (method, path) -> (AWS stream function, local buffered function, authorizer).
+STREAMED = {
+    ("post", "/v1/ai-agent/chat/stream"): ("AiAgentStreamFunction", "AiAgentFunction", "OrgAuthorizer"),
+    ("post", "/v1/ai-tutor/chat/stream"): ("TutorStreamFunction", "TutorFunction", "OrgAuthorizer"),
+    # the classroom page's join token is checked by the app, as on the page's other routes
+    ("post", "/v1/ai-tutor/classroom/chat/stream"): ("TutorStreamFunction", "TutorFunction", "NONE"),
+}
+# API Gateway's Lambda integration URIs: the response-streaming invocation, and the buffered one.
+_STREAM_URI = re.compile(
+    r"arn:\$\{AWS::Partition\}:apigateway:\$\{AWS::Region\}:lambda:path/2021-11-15/functions/"
+    r"\$\{(\w+)\.Arn\}/response-streaming-invocations"
+)
+_BUFFERED_URI = re.compile(
+    r"arn:(?:aws|\$\{AWS::Partition\}):apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/"
+    r"\$\{(\w+)\.Arn\}/invocations"
+)
+
+
+def _in_stage(node: Any, stage: str) -> Any:
+    """`node` with the template's stage conditions (`Fn::If` on IsAws / IsLocal) decided for `stage`."""
+    if isinstance(node, list):
+        return [_in_stage(v, stage) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Fn::If"} and node["Fn::If"][0] in ("IsAws", "IsLocal"):
+        condition, when_true, when_false = node["Fn::If"]
+        return _in_stage(when_true if (condition == "IsAws") == (stage == "aws") else when_false, stage)
+    return {k: _in_stage(v, stage) for k, v in node.items()}
+
+
+def _api_methods(template: dict[str, Any], stage: str) -> dict[tuple[str, str], dict[str, Any]]:
+    paths = _in_stage(template["Resources"]["Api"]["Properties"]["Body"]["paths"], stage)
+    return {(method, path): op for path, ops in paths.items() for method, op in ops.items()}
+
+
+def _authorizer(op: dict[str, Any]) -> str:
+    (security,) = op["security"]
+    (name,) = security
+    return name
+
+
+def _invoke_permissions(template: dict[str, Any], stage: str) -> set[tuple[str, str]]:
+    """(function, execute-api source ARN tail) of every API Gateway permission of the stage."""
+    found = set()
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::Permission" or resource.get("Condition") not in (
+            None,
+            "IsAws" if stage == "aws" else "IsLocal",
+        ):
+            continue
+        props = _in_stage(resource["Properties"], stage)
+        if props["Principal"] != "apigateway.amazonaws.com":
+            continue
+        function = props["FunctionName"].get("Ref") or props["FunctionName"]["Fn::GetAtt"][0]
+        source = props["SourceArn"]["Fn::Sub"]
+        source = source[0] if isinstance(source, list) else source
+        found.add((function, source.rsplit("}", 1)[-1]))
+    return found
+
+
+def test_in_aws_the_streamed_routes_stream_through_the_api_with_its_authorizer(templates):
+    template = templates["aws"]
+    methods = _api_methods(template, "aws")
+    permissions = _invoke_permissions(template, "aws")
+    for (method, path), (function, _, authorizer) in STREAMED.items():
+        integration = methods[(method, path)]["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy" and integration["responseTransferMode"] == "STREAM", path
+        assert _STREAM_URI.fullmatch(integration["uri"]["Fn::Sub"]).group(1) == function, path
+        assert _authorizer(methods[(method, path)]) == authorizer, path
+        properties = template["Resources"][function]["Properties"]
+        assert properties["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == "RESPONSE_STREAM"
+        # API Gateway waits no longer than the function may run (streaming allows up to 15 minutes)
+        assert integration["timeoutInMillis"] == properties["Timeout"] * 1000 <= 900_000
+        assert (function, f"/*/{method.upper()}{path}") in permissions, path
+    # every other route keeps the buffered proxy integration
+    rest = {k: op for k, op in methods.items() if k not in STREAMED and k[0] != "options"}
+    assert rest and all(
+        "responseTransferMode" not in op["x-amazon-apigateway-integration"] for op in rest.values()
+    )
+
+
+def test_on_localstack_the_streamed_routes_stay_buffered_on_the_mangum_functions(templates):
+    template = templates["local"]
+    methods = _api_methods(template, "local")
+    permissions = _invoke_permissions(template, "local")
+    for (method, path), (_, function, authorizer) in STREAMED.items():
+        integration = methods[(method, path)]["x-amazon-apigateway-integration"]
+        assert "responseTransferMode" not in integration and integration["type"] == "aws_proxy", path
+        assert _BUFFERED_URI.fullmatch(integration["uri"]["Fn::Sub"]).group(1) == function, path
+        assert template["Resources"][function]["Properties"]["Handler"].endswith(".handler.handler")
+        assert _authorizer(methods[(method, path)]) == authorizer, path
+        assert (function, f"/*/{method.upper()}{path}") in permissions, path
+
+
+@pytest.mark.parametrize("stage", ["aws", "local"])
+def test_no_function_url_remains(templates, stage: str):
+    """The streamed routes used to leave through public (`AuthType: NONE`) Function URLs."""
+    types = {resource["Type"] for resource in templates[stage]["Resources"].values()}
+    assert "AWS::Lambda::Url" not in types
+
+
+def test_the_stream_functions_serve_the_streamed_routes():
+    """The app that uvicorn serves behind the Lambda Web Adapter (run.sh) answers each streamed route."""
+    for function in {f for f, _, _ in STREAMED.values()}:
+        properties = sam_env.load_template()["Resources"][function]["Properties"]
+        assert properties["Handler"] == "run.sh"
+        run = (ROOT / properties["CodeUri"] / "run.sh").read_text()
+        module, _, name = re.search(r"(\S+):(\w+)\s*$", run).group(0).strip().partition(":")
+        app = getattr(importlib.import_module(module), name)
+        served = set(app.paths)
+        for (method, path), (streaming, _, _) in STREAMED.items():
+            if streaming == function:
+                assert (method.upper(), path) in served, (function, path)
+
+
+# How `sam local start-api --parameter-overrides Stage=<stage>` routes the API (SAM CLI's own reader).
+_SAM_LOCAL_ROUTES = """
+import json, sys
+from samcli.lib.providers.api_provider import ApiProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+stacks, _ = SamLocalStackProvider.get_stacks("template.yaml", parameter_overrides=json.loads(sys.argv[1]))
+routes = ApiProvider(stacks).routes
+print(json.dumps([[method.lower(), r.path, r.function_name] for r in routes for method in r.methods]))
+"""
+
+
+@pytest.mark.parametrize("stage", ["aws", "local"])
+def test_sam_local_start_api_routes_the_streamed_routes_by_stage(stage: str):
+    routes = {(method, path): function for method, path, function in _in_sam_venv(_SAM_LOCAL_ROUTES, stage)}
+    for route, (streaming, buffered, _) in STREAMED.items():
+        assert routes[route] == (streaming if stage == "aws" else buffered), route

@@ -30,6 +30,9 @@ def _template_routes() -> set[tuple[str, str]]:
             if event.get("Type") == "Api":
                 props = event["Properties"]
                 routes.add((props["Method"].lower(), props["Path"]))
+    # the methods the Api declares itself (the streamed routes)
+    body = template["Resources"]["Api"]["Properties"].get("DefinitionBody") or {}
+    routes |= {(method, path) for path, ops in (body.get("paths") or {}).items() for method in ops}
     return routes
 
 
