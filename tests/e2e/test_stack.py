@@ -39,9 +39,25 @@ def test_readiness_reports_every_dependency_up(http: httpx.Client, api_url: str,
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     checks = {check["name"]: check for check in data["checks"]}
-    for name in ("mongodb", "redis", "s3", "eventbridge"):
-        assert checks[name]["status"] == "up", checks[name]
+    assert set(checks) == {
+        "mongodb", "redis", "s3", "eventbridge", "livekit", "secretsmanager", "sqs", "stepfunctions"
+    }
+    for name, check in checks.items():
+        assert check["status"] == "up", (name, check)
     assert data["ready"] is True
+
+
+def test_base_url_plus_the_documented_path_is_the_whole_url(
+    http: httpx.Client, api_url: str, demo_key: str, e2e_stack: dict[str, str]
+) -> None:
+    # The stage is the environment, not a version: `<base>/v1/...` as API.md writes it, no /v1/v1.
+    assert api_url == e2e_stack["API_URL"] and api_url.endswith("/local")
+    assert http.get(f"{api_url}/v1/v1/auth/whoami", headers={KEY_HEADER: demo_key}).status_code != 200
+
+    response = http.get(f"{api_url}/v1/auth/whoami", headers={KEY_HEADER: demo_key})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["orgId"] == e2e_stack["DEMO_ORG_ID"]
 
 
 def test_request_without_key_is_refused_with_401_envelope(http: httpx.Client, api_url: str) -> None:
