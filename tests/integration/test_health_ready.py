@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -30,7 +31,7 @@ def ready(livekit: LiveKit, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
     monkeypatch.setenv("HEALTH_SECRET_NAMES", "verriflo/jwt-secret,verriflo/dispatch-secret,verriflo/livekit")
     monkeypatch.setenv("HEALTH_QUEUE_URLS", queue)
     monkeypatch.setenv("HEALTH_STATE_MACHINE_ARNS", machine)
-    monkeypatch.setenv("CHECK_TIMEOUT_S", "1")
+    monkeypatch.setenv("CHECK_TIMEOUT_S", "5")  # generous: two cores shared by test runs
     store.reset()
     yield {"queue": queue, "machine": machine}
     store.reset()
@@ -136,3 +137,18 @@ def test_stores_down(ready, health, lambda_context, monkeypatch, variable, url, 
     reply = _ask(health, lambda_context)
     assert _down(reply) == {name}
     assert "mongodb://" not in json.dumps(reply.body) and "redis://" not in json.dumps(reply.body)
+
+
+def test_a_hanging_dependency_is_down_after_the_timeout(ready, health, lambda_context, monkeypatch):
+    import threading
+
+    from health import store
+
+    release = threading.Event()
+    monkeypatch.setitem(store.CHECKS, "sqs", lambda: release.wait(30))
+    start = time.monotonic()
+    reply = _ask(health, lambda_context)
+    release.set()
+    assert _down(reply) == {"sqs"} and time.monotonic() - start < 20
+    [check] = [c for c in reply.body["details"]["checks"] if c["name"] == "sqs"]
+    assert check["error"] == "Timeout"

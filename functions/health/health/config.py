@@ -19,7 +19,7 @@ class HealthSettings(EnvSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     media_bucket: str = "verriflo-media"
-    check_timeout_s: float = Field(default=2.0, gt=0)
+    check_timeout_s: float = Field(default=3.0, gt=0)
     livekit_url: str = ""
     livekit_secret_name: str = ""
     # Comma-separated: the secrets, queues and state machines the functions use.
