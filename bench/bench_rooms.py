@@ -50,7 +50,7 @@ def _event(
         "isBase64Encoded": False,
         "requestContext": {
             "requestId": str(uuid.uuid4()),
-            "stage": "v1",
+            "stage": "local",
             "identity": {"sourceIp": "127.0.0.1"},
         },
     }

@@ -42,7 +42,7 @@ def build_probe() -> tuple[Any, dict[str, Any], Any, str]:
         "isBase64Encoded": False,
         "requestContext": {
             "requestId": str(uuid.uuid4()),
-            "stage": "v1",
+            "stage": "local",
             "identity": {"sourceIp": "127.0.0.1"},
         },
     }

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from support import LambdaContext
 
-STAGE = "v1"
+STAGE = "local"
 API_ID = "local"
 # LocalStack's offline address of a REST API stage; the functions build their public URLs from it.
 PREFIX = f"/_aws/execute-api/{API_ID}/{STAGE}"

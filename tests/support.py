@@ -164,3 +164,17 @@ def tap_events(bus: str = "verriflo-test-events", prefixes: tuple[str, ...] = ()
     events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["verriflo"]}))
     events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
     return EventTap(url, prefixes)
+
+
+def point_at_closed_port(monkeypatch: Any, variable: str, url: str) -> None:
+    """Point the common layer's store `variable` (MONGODB_URI, REDIS_URL) at `url`, a dead server,
+    with short timeouts, and drop the cached clients so the next call finds it down."""
+    from verriflo import auth, cache, db, settings
+
+    monkeypatch.setenv(variable, url)
+    monkeypatch.setenv("MONGODB_TIMEOUT_MS", "300")
+    monkeypatch.setenv("REDIS_TIMEOUT_S", "0.3")
+    settings.reset_settings()
+    db.reset_client()
+    cache.reset_client()
+    auth.clear_cache()

@@ -83,7 +83,8 @@ def e2e_stack() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def api_url(e2e_stack: dict[str, str]) -> str:
-    """Offline base URL of the REST API stage: http://127.0.0.1:<port>/_aws/execute-api/<id>/v1."""
+    """Offline base URL of the REST API stage, API.md's paths go after it as written:
+    http://127.0.0.1:<port>/_aws/execute-api/<id>/local."""
     return e2e_stack["API_URL"]
 
 

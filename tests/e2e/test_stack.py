@@ -39,9 +39,32 @@ def test_readiness_reports_every_dependency_up(http: httpx.Client, api_url: str,
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     checks = {check["name"]: check for check in data["checks"]}
-    for name in ("mongodb", "redis", "s3", "eventbridge"):
-        assert checks[name]["status"] == "up", checks[name]
+    assert set(checks) == {
+        "mongodb",
+        "redis",
+        "s3",
+        "eventbridge",
+        "livekit",
+        "secretsmanager",
+        "sqs",
+        "stepfunctions",
+    }
+    for name, check in checks.items():
+        assert check["status"] == "up", (name, check)
     assert data["ready"] is True
+
+
+def test_base_url_plus_the_documented_path_is_the_whole_url(
+    http: httpx.Client, api_url: str, demo_key: str, e2e_stack: dict[str, str]
+) -> None:
+    # The stage is the environment, not a version: `<base>/v1/...` as API.md writes it, no /v1/v1.
+    assert api_url == e2e_stack["API_URL"] and api_url.endswith("/local")
+    assert http.get(f"{api_url}/v1/v1/auth/whoami", headers={KEY_HEADER: demo_key}).status_code != 200
+
+    response = http.get(f"{api_url}/v1/auth/whoami", headers={KEY_HEADER: demo_key})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["orgId"] == e2e_stack["DEMO_ORG_ID"]
 
 
 def test_request_without_key_is_refused_with_401_envelope(http: httpx.Client, api_url: str) -> None:
@@ -125,3 +148,33 @@ def test_a_revoked_key_is_refused_at_once_by_every_warm_function(
 
     assert_error_envelope(http.get(f"{api_url}/v1/billing/balance", headers=headers), 401, "UNAUTHORIZED")
     assert_error_envelope(http.get(f"{api_url}/v1/auth/whoami", headers=headers), 401, "UNAUTHORIZED")
+
+
+def test_readiness_with_a_dependency_down_is_the_503_error_envelope(
+    http: httpx.Client, api_url: str, stack_aws
+) -> None:
+    # Only the health function is pointed at a queue that does not exist; restored afterwards.
+    lam = stack_aws("lambda")
+    [name] = [
+        f["FunctionName"]
+        for page in lam.get_paginator("list_functions").paginate()
+        for f in page["Functions"]
+        if f.get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "health"
+    ]
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    missing = variables["HEALTH_QUEUE_URLS"].rsplit("/", 1)[0] + "/verriflo-no-such-queue"
+    lam.update_function_configuration(
+        FunctionName=name, Environment={"Variables": variables | {"HEALTH_QUEUE_URLS": missing}}
+    )
+    try:
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        response = http.get(f"{api_url}/v1/health/ready")
+    finally:
+        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+
+    body = assert_error_envelope(response, 503, "SERVICE_UNAVAILABLE")
+    assert "sqs" in body["message"] and int(response.headers["Retry-After"]) > 0
+    checks = {c["name"]: c["status"] for c in body["details"]["checks"]}
+    assert checks["sqs"] == "down" and all(s == "up" for n, s in checks.items() if n != "sqs")
+    assert http.get(f"{api_url}/v1/health/ready").status_code == 200  # restored

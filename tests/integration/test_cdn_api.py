@@ -569,7 +569,16 @@ def test_expired_tampered_missing_or_foreign_tokens_are_403(org, other_org, lamb
         ).status_code in (403, 404)
 
 
-def test_on_aws_the_stream_url_uses_the_callers_host_and_stage(org, lambda_context, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("host", "prefix"),
+    [
+        ("abc123.execute-api.us-east-1.amazonaws.com", "/aws"),  # the stage (the environment)
+        ("api.example.com", ""),  # the optional custom domain, mapped at its root
+    ],
+)
+def test_on_aws_the_stream_url_uses_the_callers_host_and_stage(
+    org, lambda_context, tmp_path, monkeypatch, host, prefix
+):
     fund(org)
     video_id = uploaded_and_transcoded(org, lambda_context, tmp_path, width=320, height=180, seconds=1)
     monkeypatch.setenv("STAGE", "aws")
@@ -578,14 +587,12 @@ def test_on_aws_the_stream_url_uses_the_callers_host_and_stage(org, lambda_conte
     settings.reset_settings()
     event = api_event(
         "cdn/video_url.json",
-        headers=org.headers | {"Host": "abc123.execute-api.us-east-1.amazonaws.com"},
+        headers=org.headers | {"Host": host},
         path=f"/v1/cdn/videos/{video_id}/url",
         path_params={"video_id": video_id},
     )
-    event["requestContext"]["path"] = f"/v1/v1/cdn/videos/{video_id}/url"
+    event["requestContext"]["path"] = f"{prefix}/v1/cdn/videos/{video_id}/url"
 
     url = call(cdn.handler, event, lambda_context).data["url"]
 
-    assert url.startswith(
-        f"https://abc123.execute-api.us-east-1.amazonaws.com/v1/v1/cdn/stream/{video_id}/master.m3u8?"
-    )
+    assert url.startswith(f"https://{host}{prefix}/v1/cdn/stream/{video_id}/master.m3u8?")

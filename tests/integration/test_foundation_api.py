@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from support import api_event, call
-from verriflo import auth, cache, db, settings
+from support import api_event, call, point_at_closed_port
+from verriflo import auth, cache, settings
 
 
 @pytest.fixture
@@ -75,38 +75,10 @@ def test_liveness_needs_no_key(health, lambda_context):
     assert reply.status == 200 and reply.data["status"] == "ok"
 
 
-def test_readiness_reports_every_dependency_with_latency(health, lambda_context):
-    reply = call(health, api_event("health/readiness.json"), lambda_context)
-    assert reply.status == 200 and reply.data["ready"] is True
-    checks = {c["name"]: c for c in reply.data["checks"]}
-    assert set(checks) == {"mongodb", "redis", "s3", "eventbridge"}
-    assert all(c["status"] == "up" and c["latencyMs"] >= 0 for c in checks.values())
-
-
-def _point_at_closed_port(monkeypatch, variable, url):
-    monkeypatch.setenv(variable, url)
-    monkeypatch.setenv("MONGODB_TIMEOUT_MS", "300")
-    monkeypatch.setenv("REDIS_TIMEOUT_S", "0.3")
-    settings.reset_settings()
-    db.reset_client()
-    cache.reset_client()
-    auth.clear_cache()
-
-
-def test_readiness_is_503_when_redis_is_down(health, lambda_context, monkeypatch):
-    from servers import free_port
-
-    _point_at_closed_port(monkeypatch, "REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
-    reply = call(health, api_event("health/readiness.json"), lambda_context)
-    assert reply.status == 503 and reply.headers["Retry-After"]
-    checks = {c["name"]: c["status"] for c in reply.body["data"]["checks"]}
-    assert checks["redis"] == "down" and checks["mongodb"] == "up"
-
-
 def test_mongodb_down_is_503_with_retry_after(identity, org, lambda_context, monkeypatch):
     from servers import free_port
 
-    _point_at_closed_port(
+    point_at_closed_port(
         monkeypatch, "MONGODB_URI", f"mongodb://127.0.0.1:{free_port()}/x?directConnection=true"
     )
     reply = call(identity, api_event("identity/whoami.json", headers=org.headers), lambda_context)

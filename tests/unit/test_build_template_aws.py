@@ -36,6 +36,8 @@ MOTO_CANNOT = {
     "AWS::ApiGateway::RestApi": "moto needs a Name; SAM defines the API by its OpenAPI Body",
     "AWS::ApiGateway::Deployment": "belongs to the REST API above",
     "AWS::ApiGateway::Stage": "no moto CloudFormation model",
+    "AWS::ApiGateway::DomainName": "no moto CloudFormation model (only with ApiDomainName)",
+    "AWS::ApiGateway::BasePathMapping": "no moto CloudFormation model (only with ApiDomainName)",
     "AWS::CloudFront::Distribution": "no moto CloudFormation model",
     "AWS::CloudFront::KeyGroup": "no moto CloudFormation model",
     "AWS::CloudFront::OriginAccessControl": "no moto CloudFormation model",

@@ -75,7 +75,7 @@ class MediaSettings(EnvSettings):
         default=900, ge=60, le=86_400, description="life of a segment URL, plus the video's length"
     )
     public_base_url: str | None = Field(
-        default=None, description="stream proxy base, e.g. https://api.example.com/v1"
+        default=None, description="the API base URL (API.md paths follow it), e.g. https://api.example.com"
     )
     cloudfront_domain: str | None = Field(default=None, description="serve segments through CloudFront (AWS)")
     cloudfront_key_pair_id: str | None = None

@@ -156,14 +156,11 @@ def stack_outputs(env: dict[str, str]) -> dict[str, str]:
 
 
 def offline_api_url(outputs: dict[str, str], ports: dict[str, int]) -> str:
-    """The API's base URL as LocalStack serves it on loopback: /_aws/execute-api/<id>/<stage>."""
-    api_id = outputs.get("ApiId")
-    stage = "v1"
-    if url := outputs.get("ApiUrl"):
-        # https://<id>.execute-api.<region>.amazonaws.com/<stage>[/...]
-        host, _, rest = url.split("://", 1)[-1].partition("/")
-        api_id = api_id or host.split(".", 1)[0]
-        stage = rest.split("/", 1)[0] or stage
-    if not api_id:
-        raise StackError(f"stack outputs have no ApiId/ApiUrl: {sorted(outputs)}")
+    """The API's base URL as LocalStack serves it on loopback: /_aws/execute-api/<id>/<stage>.
+
+    API.md's paths (/v1/...) go after it as written. The stage is the environment (ApiStageName).
+    """
+    api_id, stage = outputs.get("ApiId"), outputs.get("ApiStageName")
+    if not api_id or not stage:
+        raise StackError(f"stack outputs have no ApiId/ApiStageName: {sorted(outputs)}")
     return f"http://127.0.0.1:{ports['localstack']}/_aws/execute-api/{api_id}/{stage}"
