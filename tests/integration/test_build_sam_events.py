@@ -180,4 +180,15 @@ def test_the_sample_event_invokes_its_handler(
     if "httpMethod" in event:
         assert isinstance(result, dict) and isinstance(result.get("statusCode"), int), result
         body = json.loads(result["body"]) if result.get("body") else {}
+        if name == "health/readiness.json" and result["statusCode"] == 503:
+            # The integration servers have no LiveKit secret, queues or state machines of a stack:
+            # readiness names them in its error envelope, which is the sample's expected answer here.
+            assert body["error"] == "SERVICE_UNAVAILABLE", body
+            assert {c["name"] for c in body["details"]["checks"] if c["status"] == "down"} <= {
+                "livekit",
+                "secretsmanager",
+                "sqs",
+                "stepfunctions",
+            }, body
+            return
         assert result["statusCode"] < 500, (result["statusCode"], body)
