@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from verriflo import db
+from verriflo import db, outbox
 from verriflo.errors import NotFound
 from verriflo.ledger import LEDGER
 
@@ -37,6 +37,7 @@ def _interaction_indexes():
 
 
 db.register_indexes(INTERACTIONS, _interaction_indexes)
+db.register_indexes(SUMMARIES, outbox.indexes)
 
 
 def _key(org_id: str, room_id: str) -> str:
@@ -260,14 +261,27 @@ def claim_summary(org_id: str, room_id: str, run_id: str, at: datetime) -> dict[
         return coll.find_one({"_id": key}) or {}
 
 
-def complete_summary(org_id: str, room_id: str, run_id: str, fields: dict[str, Any]) -> bool:
-    """Store the summary if this run still owns the record; False when another run finished first."""
+def complete_summary(
+    org_id: str, room_id: str, run_id: str, fields: dict[str, Any], effects: list[dict[str, Any]]
+) -> bool:
+    """Store the summary, with what it implies (`summary.ready`) as pending effects in the same update,
+    if this run still owns the record; False when another run finished first."""
     with db.unavailable_on_failure():
         result = db.collection(SUMMARIES).update_one(
             {"_id": _key(org_id, room_id), "runId": run_id, "status": "running"},
-            {"$set": fields | {"status": "ready"}},
+            outbox.with_effects({"$set": fields | {"status": "ready"}}, effects),
         )
     return result.modified_count == 1
+
+
+def drain_summary(org_id: str, room_id: str) -> int:
+    """Carry out what the stored summary implies and a step left undone (see verriflo.outbox)."""
+    return outbox.drain(SUMMARIES, _key(org_id, room_id))
+
+
+def summary_pending(org_id: str, room_id: str) -> bool:
+    """Whether the room's summary still has effects to carry out."""
+    return bool(outbox.pending(SUMMARIES, _key(org_id, room_id)))
 
 
 def mark_published(org_id: str, room_id: str, event_id: str, at: datetime) -> None:

@@ -1,6 +1,6 @@
-"""The scheduled rooms sweep: carry out what an ended class implies (retention clock, `room.finished`)
-and charge closed participant sessions, when the attempt that ended or closed them was interrupted
-and nobody came back (EventBridge schedule)."""
+"""The scheduled rooms sweep: carry out what an ended class implies (retention clock, `room.finished`),
+charge closed participant sessions and announce stored class summaries (`summary.ready`), when the
+attempt that ended, closed or stored them was interrupted and nobody came back (EventBridge schedule)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,19 @@ from verriflo.observability import logger
 
 from rooms import logic, store, webhooks  # noqa: F401 - logic registers the outbox calls of a room's end
 
+# The class summary's records (ai_tutor's store): `summary.ready` is recorded with the stored summary
+# and drained by the ClassSummary's Publish step; a run that died before it is completed here.
+SUMMARIES = "tutor_summaries"
+
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Drain rooms whose end effects, and charge sessions whose minutes, have waited more than a
     minute (idempotent: see verriflo.outbox; the ledger records a session's entry id once)."""
-    done = {"effects": outbox.sweep(store.ROOMS), "charges": webhooks.settle_charges()}
+    done = {
+        "effects": outbox.sweep(store.ROOMS),
+        "charges": webhooks.settle_charges(),
+        "summaryEffects": outbox.sweep(SUMMARIES),
+    }
     logger.info("rooms.sweep_done", extra=done)
     return done
