@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from livekit_support import EventTap
+from livekit_support import EventTap, deliver
+from rooms import store
+from rooms.handler import handler as rooms_handler
 from support import ROOT
-from verriflo import aws, db, outbox
+from verriflo import aws, db, media, outbox
 from verriflo.errors import ServiceUnavailable
 
 MATRIX: list[dict[str, Any]] = []
@@ -145,3 +147,37 @@ def age_outbox(collection: str, key: Any) -> None:
     doc = coll.find_one({"_id": key}, {outbox.SINCE: 1}) or {}
     if outbox.SINCE in doc:
         coll.update_one({"_id": key}, {"$set": {outbox.SINCE: doc[outbox.SINCE] - timedelta(minutes=10)}})
+
+
+# --- LiveKit's webhooks: redelivery after a lease ran out ------------------------------------------
+
+
+def kill_without_release(monkeypatch) -> None:
+    # A killed invocation runs no `except`: the id it claimed is not released.
+    monkeypatch.setattr(store, "release_event", lambda event_id: None)
+
+
+def redeliver_until_done(delivery, lambda_context) -> str:
+    """LiveKit's redelivery; a killed attempt's lease is made to run out (as minutes later) first.
+    Returns the first reply."""
+    try:
+        first = deliver(rooms_handler, lambda_context, delivery).status
+    except Killed:
+        first = "killed"
+    if first == "killed":
+        # The attempt died holding the id: LiveKit's quick retry is told to come back...
+        assert deliver(rooms_handler, lambda_context, delivery).status == 503
+    else:
+        assert first == 503
+    # ...and once the lease ran out (minutes later; an attempt that failed after its work, marking
+    # the id done, holds it too), its retry is handled.
+    lease_runs_out()
+    again = deliver(rooms_handler, lambda_context, delivery)
+    assert again.status == 200 and again.data["duplicate"] is False
+    assert deliver(rooms_handler, lambda_context, delivery).data["duplicate"] is True
+    return str(first)
+
+
+def lease_runs_out() -> None:
+    """Every LiveKit webhook id's lease ran out (as minutes later)."""
+    db.collection(store.HOOKS).update_many({}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=1)}})

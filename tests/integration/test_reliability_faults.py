@@ -24,10 +24,12 @@ from fault_support import (
     Killed,
     age_outbox,
     events_of,
+    kill_without_release,
     ledger_error,
     livekit_error,
     mongo_error,
     record,
+    redeliver_until_done,
     write_matrix,
 )
 from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event
@@ -176,7 +178,7 @@ def test_livekit_closing_a_room_survives_one_fault_at_any_step(
     left = next(d for d in deliveries if d.event == "participant_left")
     table = end_steps() | {"ledger.record_usage": (ledger, "record_usage", ledger_error, False)}
     if step.startswith("lambda."):
-        _kill_without_release(monkeypatch)
+        kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.inject(step, table, "room.finished")
     # room_finished first (webhooks arrive in any order): it meters the teacher's open session too
@@ -201,34 +203,7 @@ def test_livekit_closing_a_room_survives_one_fault_at_any_step(
     record(faults, "LiveKit room_finished", step, "redelivery, sweep", reply, counts)
 
 
-def redeliver_until_done(delivery, lambda_context) -> str:
-    """LiveKit's redelivery; a killed attempt's lease is made to run out (as minutes later) first.
-    Returns the first reply."""
-    try:
-        first = deliver(rooms_handler, lambda_context, delivery).status
-    except Killed:
-        first = "killed"
-    if first == "killed":
-        # The attempt died holding the id: LiveKit's quick retry is told to come back...
-        assert deliver(rooms_handler, lambda_context, delivery).status == 503
-        # ...and once the lease ran out (minutes later), its retry is handled.
-        db.collection(store.HOOKS).update_many(
-            {}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=1)}}
-        )
-    else:
-        assert first == 503
-    again = deliver(rooms_handler, lambda_context, delivery)
-    assert again.status == 200 and again.data["duplicate"] is False
-    assert deliver(rooms_handler, lambda_context, delivery).data["duplicate"] is True
-    return str(first)
-
-
 # --- participants: participant_joined / participant_left ---------------------------------------------
-
-
-def _kill_without_release(monkeypatch) -> None:
-    # A killed invocation runs no `except`: the id it claimed is not released.
-    monkeypatch.setattr(store, "release_event", lambda event_id: None)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +226,7 @@ def test_participant_joined_survives_one_fault_at_any_step(
         "lambda.killed_after_session": (store, "open_session", Killed, True),
     }
     if step.startswith("lambda."):
-        _kill_without_release(monkeypatch)
+        kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.inject(step, table, "participant.joined")
     event_tap.drain()  # the teacher's join, not this test's
@@ -287,7 +262,7 @@ def test_participant_left_survives_one_fault_at_any_step(
         "lambda.killed_after_close": (store, "close_session", Killed, True),
     }
     if step.startswith("lambda."):
-        _kill_without_release(monkeypatch)
+        kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.inject(step, table, "participant.left")
     event_tap.drain()
@@ -477,7 +452,7 @@ def test_minutes_of_a_session_closed_by_an_attempt_that_died_are_charged_by_the_
 ):
     livekit.leave(classroom["name"], "t-1")
     (left,) = livekit.wait_for("participant_left")
-    _kill_without_release(monkeypatch)
+    kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.once(store, "close_session", Killed, after=True)
     with pytest.raises(Killed):

@@ -14,11 +14,25 @@ from typing import Any
 
 import pytest
 from ai_tutor import store as tutor_store
-from fault_support import Faults, Killed, age_outbox, events_of, mongo_error, record, write_matrix
-from livekit_support import EventTap
+from fault_support import (
+    Faults,
+    Killed,
+    age_outbox,
+    events_of,
+    kill_without_release,
+    mongo_error,
+    record,
+    redeliver_until_done,
+    write_matrix,
+)
+from livekit_support import EventTap, deliver, fund, rooms_event
+from media_support import MEDIA, RECORDINGS, use_media_env
+from rooms import store as rooms_store
 from rooms import sweep as rooms_sweep
+from rooms.handler import handler as rooms_handler
+from support import api_event, call
 from tutor_support import ROOM_ID, add_notes, ask_stream, end_class, open_class, question, run_definition
-from verriflo import db, events, outbox, webhook_store, webhooks
+from verriflo import db, events, ledger, media, objects, outbox, webhook_store, webhooks
 from verriflo.errors import ServiceUnavailable
 from verriflo.orgs import now
 from webhook_dispatcher import logic as dispatcher_logic
@@ -305,3 +319,235 @@ def test_a_summary_whose_announcement_failed_every_retry_is_announced_by_the_roo
     record(
         faults, "ClassSummary state machine", "eventbridge down for every Retry", "sweep", "failed", counts
     )
+
+
+# --- LiveKit egress webhooks -> recordings ---------------------------------------------------------
+
+EGRESS_ROOM = "bio-1"
+TRACKS = [{"type": "AUDIO", "source": "MICROPHONE"}, {"type": "VIDEO", "source": "CAMERA"}]
+
+
+def egress_steps() -> Steps:
+    return {
+        "mongo.update_recording": (rooms_store, "update_recording", mongo_error, False),
+        "mongo.release_recording_slot": (rooms_store, "release_recording_slot", mongo_error, False),
+        "mongo.mark_event_done": (rooms_store, "event_done", mongo_error, False),
+        "lambda.killed_after_update": (rooms_store, "update_recording", Killed, True),
+    }
+
+
+@pytest.mark.parametrize(
+    "report, step",
+    [
+        *[("egress_started", s) for s in egress_steps() if s != "mongo.release_recording_slot"],
+        ("egress_started", "eventbridge.put_events"),
+        *[("egress_ended", s) for s in egress_steps()],
+        ("egress_ended", "eventbridge.put_events"),
+    ],
+)
+def test_an_egress_report_updates_its_recording_once_whatever_fails_once(
+    org, livekit, lambda_context, event_tap: EventTap, monkeypatch, report, step
+):
+    fund(org.id)
+    body = {"roomId": EGRESS_ROOM, "title": "Biology", "participant": {"uid": "t-1", "name": "Ada"}}
+    created = call(
+        rooms_handler, api_event("rooms/create.json", headers=org.headers, body=body), lambda_context
+    )
+    livekit.join(f"{org.id}.{EGRESS_ROOM}", created.data["token"], TRACKS)
+    livekit.pump(rooms_handler, lambda_context, "room_started", "participant_joined")
+    started = call(
+        rooms_handler, rooms_event("recording_start", org.headers, {}, room_id=EGRESS_ROOM), lambda_context
+    )
+    egress_id = started.data["egressId"]
+    (delivery,) = [d for d in livekit.wait_for("egress_started") if d.event == "egress_started"]
+    if report == "egress_ended":
+        assert deliver(rooms_handler, lambda_context, delivery).status == 200
+        stop = rooms_event("recording_stop", org.headers, {}, room_id=EGRESS_ROOM)
+        assert call(rooms_handler, stop, lambda_context).status == 200
+        (delivery,) = [d for d in livekit.wait_for("egress_ended", timeout=60) if d.event == "egress_ended"]
+    if step.startswith("lambda."):
+        kill_without_release(monkeypatch)
+    event_tap.drain()
+    name = {"egress_started": "recording.started", "egress_ended": "recording.ready"}[report]
+    faults = Faults(monkeypatch)
+    faults.inject(step, egress_steps(), name)
+    reply = redeliver_until_done(delivery, lambda_context)
+    rec = db.collection(rooms_store.RECORDINGS).find_one({"_id": egress_id}) or {}
+    room = rooms_store.find_room(org.id, EGRESS_ROOM)
+    want = {"egress_started": "EGRESS_STARTING", "egress_ended": "EGRESS_COMPLETE"}[report]
+    counts = events_of(event_tap, [], name) | {
+        "recording record": db.collection(rooms_store.RECORDINGS).count_documents({"orgId": org.id}),
+        f"recording {want}": int(rec.get("status") == want),
+    }
+    if report == "egress_ended":
+        counts["recording slot released"] = int(room.get("activeEgressId") is None)
+    record(faults, f"LiveKit {report}", step, "redelivery", reply, counts)
+
+
+# --- the sweeps as consumers: each fails once at each step, the next scheduled run completes -------
+
+
+def s3_error() -> BaseException:
+    return ServiceUnavailable("Storage is unavailable; retry shortly.")
+
+
+def ledger_grant_update_once(faults: Faults, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Marking an expired grant done fails once, after its expiry entry was written."""
+    from pymongo.collection import Collection
+
+    real = Collection.update_one
+
+    def faulty(self: Collection, filter: dict[str, Any], update: Any, *args: Any, **kwargs: Any) -> Any:
+        if not faults.fired and self.name == ledger.LEDGER and "expiredAt" in filter:
+            faults.fired += 1
+            raise mongo_error()
+        return real(self, filter, update, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "update_one", faulty)
+
+
+def billing_sweep_steps() -> Steps:
+    return {
+        "mongo.find_due_grants": (ledger, "spent_milli", mongo_error, False),
+        "ledger.expiry_entry": (ledger, "_record", mongo_error, False),
+        "lambda.killed_after_expiry_entry": (ledger, "_record", Killed, True),
+    }
+
+
+@pytest.mark.parametrize("step", [*billing_sweep_steps(), "mongo.mark_grant_expired"])
+def test_the_billing_sweep_expires_a_grant_once_whatever_fails_once(org, lambda_context, monkeypatch, step):
+    from billing import sweep as billing_sweep
+
+    def grant(entry_id: str, credits: int, **extra: Any) -> None:
+        ledger.grant(
+            ledger.UsageEvent(entry_id=entry_id, org_id=org.id, service="grant", credits=credits, **extra)
+        )
+
+    grant("paid", 50)
+    grant("promo", 100, expires_at=now() + timedelta(hours=1))
+    # the promotion's hour has passed (moved, not waited for), 30 credits of it spent within it
+    db.collection(ledger.LEDGER).update_one(
+        {"entryId": "promo", "kind": "grant"},
+        {"$set": {"occurredAt": now() - timedelta(hours=1), "expiresAt": now() - timedelta(minutes=1)}},
+    )
+    ledger.record_usage(
+        ledger.UsageEvent(
+            entry_id="u1",
+            org_id=org.id,
+            service="live",
+            credits=30,
+            occurred_at=now() - timedelta(minutes=30),
+        )
+    )
+    faults = Faults(monkeypatch)
+    if step == "mongo.mark_grant_expired":
+        ledger_grant_update_once(faults, monkeypatch)
+    else:
+        faults.inject(step, billing_sweep_steps(), "")
+    with pytest.raises((ServiceUnavailable, Killed)):
+        billing_sweep.handler({}, lambda_context)
+    billing_sweep.handler({}, lambda_context)  # the next scheduled run
+    billing_sweep.handler({}, lambda_context)
+    counts = {
+        "expiry entry": db.collection(ledger.LEDGER).count_documents({"orgId": org.id, "kind": "expiry"}),
+        "grant marked expired": db.collection(ledger.LEDGER).count_documents(
+            {"entryId": "promo", "kind": "grant", "expiredAt": {"$ne": None}}
+        ),
+        "balance 50 (paid only)": int(ledger.balance_milli(org.id) == 50_000),
+    }
+    record(faults, "billing sweep (grant expiry)", step, "next sweep", "error", counts)
+
+
+def retention_steps() -> Steps:
+    return {
+        "mongo.find_expired": (media, "expired_recordings", mongo_error, False),
+        "s3.delete_outputs": (objects, "delete_prefix", s3_error, False),
+        "s3.delete_source": (objects, "delete", s3_error, False),
+        "mongo.delete_record": (media, "delete_video", mongo_error, False),
+        "lambda.killed_after_s3_delete": (objects, "delete", Killed, True),
+    }
+
+
+@pytest.mark.parametrize("step", list(retention_steps()))
+def test_the_transcode_retention_sweep_deletes_expired_recordings_once_whatever_fails_once(
+    org, lambda_context, monkeypatch, step
+):
+    import boto3
+    from transcode import handler as transcode
+
+    use_media_env(monkeypatch)
+    s3 = boto3.client("s3")
+    videos = []
+    for n in range(2):
+        video = media.insert_video(
+            org.id,
+            title=f"rec {n}",
+            size_bytes=4,
+            content_type="video/mp4",
+            kind="recording",
+            room_id="done-1",
+            bucket=RECORDINGS,
+            expires_at=now() - timedelta(minutes=1),
+        )
+        s3.put_object(Bucket=RECORDINGS, Key=video.source_key, Body=b"mp4!")
+        s3.put_object(Bucket=MEDIA, Key=f"{video.media_prefix}720p/index.m3u8", Body=b"#EXTM3U\n")
+        videos.append(video)
+    faults = Faults(monkeypatch)
+    faults.inject(step, retention_steps(), "")
+    with pytest.raises((ServiceUnavailable, Killed)):
+        transcode.retention({}, lambda_context)
+    transcode.retention({}, lambda_context)  # the next scheduled run
+    left = sum(s3.list_objects_v2(Bucket=b).get("KeyCount", 0) for b in (RECORDINGS, MEDIA))
+    counts = {
+        "recordings purged (2 of 2)": int(
+            left == 0 and not db.collection(media.VIDEOS).count_documents({"orgId": org.id})
+        ),
+    }
+    record(faults, "transcode retention sweep", step, "next sweep", "error", counts)
+
+
+@pytest.mark.parametrize(
+    "step", ["mongo.pending_charges", "ledger.record_usage", "lambda.killed_after_charge"]
+)
+def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_once(
+    org, lambda_context, monkeypatch, step
+):
+    from rooms import sweep as rooms_sweep_fn
+
+    fund(org.id)
+    left_at = now() - timedelta(minutes=5)
+    db.collection(rooms_store.SESSIONS).insert_one(
+        {
+            "_id": "RM_x:PA_s1",
+            "orgId": org.id,
+            "roomId": "gone-1",
+            "lkName": f"{org.id}.gone-1",
+            "uid": "s-1",
+            "role": "STUDENT",
+            "joinedAt": left_at - timedelta(minutes=3),
+            "leftAt": left_at,
+            "seconds": 180,
+            "chargePending": True,
+        }
+    )
+    faults = Faults(monkeypatch)
+    faults.inject(
+        step,
+        {
+            "mongo.pending_charges": (rooms_store, "pending_charges", mongo_error, False),
+            "ledger.record_usage": (ledger, "record_usage", mongo_error, False),
+            "lambda.killed_after_charge": (ledger, "record_usage", Killed, True),
+        },
+        "",
+    )
+    with pytest.raises((ServiceUnavailable, Killed)):
+        rooms_sweep_fn.handler({}, lambda_context)
+    rooms_sweep_fn.handler({}, lambda_context)
+    rooms_sweep_fn.handler({}, lambda_context)
+    counts = {
+        "live charge": db.collection(ledger.LEDGER).count_documents({"orgId": org.id, "service": "live"}),
+        "session settled": db.collection(rooms_store.SESSIONS).count_documents(
+            {"_id": "RM_x:PA_s1", "chargePending": {"$ne": True}}
+        ),
+    }
+    record(faults, "rooms sweep (session charges)", step, "next sweep", "error", counts)
