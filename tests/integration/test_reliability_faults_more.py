@@ -458,6 +458,36 @@ def test_the_billing_sweep_expires_a_grant_once_whatever_fails_once(org, lambda_
     record(faults, "billing sweep (grant expiry)", step, "next sweep", "error", counts)
 
 
+def run_once(sweep: Callable[[], Any]) -> str:
+    """One scheduled run with the fault armed: what it did ('error', 'killed' or its result)."""
+    try:
+        return f"did {sweep()}"
+    except ServiceUnavailable:
+        return "error"
+    except Killed:
+        return "killed"
+
+
+def expired_recording(org_id: str, title: str) -> media.Video:
+    """A recording of an ended class whose retention ran out, with its file and its HLS output."""
+    import boto3
+
+    video = media.insert_video(
+        org_id,
+        title=title,
+        size_bytes=4,
+        content_type="video/mp4",
+        kind="recording",
+        room_id="done-1",
+        bucket=RECORDINGS,
+        expires_at=now() - timedelta(minutes=1),
+    )
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=RECORDINGS, Key=video.source_key, Body=b"mp4!")
+    s3.put_object(Bucket=MEDIA, Key=f"{video.media_prefix}720p/index.m3u8", Body=b"#EXTM3U\n")
+    return video
+
+
 def retention_steps() -> Steps:
     return {
         "mongo.find_expired": (media, "expired_recordings", mongo_error, False),
@@ -477,25 +507,11 @@ def test_the_transcode_retention_sweep_deletes_expired_recordings_once_whatever_
 
     use_media_env(monkeypatch)
     s3 = boto3.client("s3")
-    videos = []
     for n in range(2):
-        video = media.insert_video(
-            org.id,
-            title=f"rec {n}",
-            size_bytes=4,
-            content_type="video/mp4",
-            kind="recording",
-            room_id="done-1",
-            bucket=RECORDINGS,
-            expires_at=now() - timedelta(minutes=1),
-        )
-        s3.put_object(Bucket=RECORDINGS, Key=video.source_key, Body=b"mp4!")
-        s3.put_object(Bucket=MEDIA, Key=f"{video.media_prefix}720p/index.m3u8", Body=b"#EXTM3U\n")
-        videos.append(video)
+        expired_recording(org.id, f"rec {n}")
     faults = Faults(monkeypatch)
     faults.inject(step, retention_steps(), "")
-    with pytest.raises((ServiceUnavailable, Killed)):
-        transcode.retention({}, lambda_context)
+    first = run_once(lambda: transcode.retention({}, lambda_context)["deleted"])
     transcode.retention({}, lambda_context)  # the next scheduled run
     left = sum(s3.list_objects_v2(Bucket=b).get("KeyCount", 0) for b in (RECORDINGS, MEDIA))
     counts = {
@@ -503,7 +519,7 @@ def test_the_transcode_retention_sweep_deletes_expired_recordings_once_whatever_
             left == 0 and not db.collection(media.VIDEOS).count_documents({"orgId": org.id})
         ),
     }
-    record(faults, "transcode retention sweep", step, "next sweep", "error", counts)
+    record(faults, "transcode retention sweep", step, "next sweep", first, counts)
 
 
 @pytest.mark.parametrize(
@@ -540,8 +556,7 @@ def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_onc
         },
         "",
     )
-    with pytest.raises((ServiceUnavailable, Killed)):
-        rooms_sweep_fn.handler({}, lambda_context)
+    first = run_once(lambda: rooms_sweep_fn.handler({}, lambda_context)["charges"])
     rooms_sweep_fn.handler({}, lambda_context)
     rooms_sweep_fn.handler({}, lambda_context)
     counts = {
@@ -550,4 +565,25 @@ def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_onc
             {"_id": "RM_x:PA_s1", "chargePending": {"$ne": True}}
         ),
     }
-    record(faults, "rooms sweep (session charges)", step, "next sweep", "error", counts)
+    record(faults, "rooms sweep (session charges)", step, "next sweep", first, counts)
+
+
+def test_a_recording_that_cannot_be_deleted_holds_up_neither_the_others_nor_the_rest_of_the_sweep(
+    org, lambda_context, monkeypatch
+):
+    from transcode import handler as transcode
+
+    use_media_env(monkeypatch)
+    stuck, _ = expired_recording(org.id, "stuck"), expired_recording(org.id, "other")
+    real = objects.delete
+
+    def refuse(bucket: str, key: str) -> None:
+        if key == stuck.source_key:
+            raise s3_error()
+        real(bucket, key)
+
+    monkeypatch.setattr(objects, "delete", refuse)
+    outcome = transcode.retention({}, lambda_context)
+    assert outcome["deleted"] == 1 and {"stalled", "pending", "effects"} <= set(outcome)
+    left = {v["_id"] for v in db.collection(media.VIDEOS).find({"orgId": org.id})}
+    assert left == {stuck.id}

@@ -65,6 +65,7 @@ class Person:
     is_standard: bool  # a person, not an egress/ingress/agent worker
     tracks: tuple[Track, ...]
     permission: Permission | None
+    sid: str = ""  # LiveKit's participant sid: our session id is `<room sid>:<participant sid>`
 
 
 def _person(info: Any) -> Person:
@@ -96,6 +97,7 @@ def _person(info: Any) -> Person:
         )
         if perm
         else None,
+        sid=info.sid,
     )
 
 

@@ -53,6 +53,7 @@ def _hook_indexes():
 db.register_indexes(ROOMS, _room_indexes)
 db.register_indexes(ROOMS, outbox.indexes)
 db.register_indexes(SESSIONS, _session_indexes)
+db.register_indexes(SESSIONS, outbox.indexes)  # sessions the rooms sweep opened or closed
 db.register_indexes(RECORDINGS, _recording_indexes)
 db.register_indexes(HOOKS, _hook_indexes)
 
@@ -182,10 +183,17 @@ def open_session(doc: dict[str, Any]) -> bool:
     return True
 
 
-def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
+def close_session(
+    session_id: str,
+    left_at: datetime,
+    *,
+    extra: dict[str, Any] | None = None,
+    effects: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
     """Close an open session; returns it (with its duration) or None if it was closed already.
     The close marks its charge pending in the same update (`charged` clears it): a charge that
-    failed after the close is found again by `unsettled_session_ids` and `pending_charges`."""
+    failed after the close is found again by `unsettled_session_ids` and `pending_charges`.
+    `extra` fields and outbox `effects` are recorded in the same update."""
     from pymongo import ReturnDocument
 
     with db.unavailable_on_failure():
@@ -194,11 +202,41 @@ def close_session(session_id: str, left_at: datetime) -> dict[str, Any] | None:
         if doc is None:
             return None
         seconds = max(0.0, (left_at - doc["joinedAt"]).total_seconds())
+        closing = {"leftAt": left_at, "seconds": seconds, "chargePending": True} | (extra or {})
         return sessions.find_one_and_update(
             {"_id": session_id, "leftAt": None},
-            {"$set": {"leftAt": left_at, "seconds": seconds, "chargePending": True}},
+            outbox.with_effects({"$set": closing}, effects or []),
             return_document=ReturnDocument.AFTER,
         )
+
+
+def live_rooms(limit: int = 200) -> list[dict[str, Any]]:
+    """Rooms not ended (every org's), least recently reconciled first: the rooms sweep's round."""
+    fields = {"orgId": 1, "roomId": 1, "sid": 1, "lkName": 1}
+    with db.unavailable_on_failure():
+        found = db.collection(ROOMS).find({"status": {"$ne": "ended"}}, fields).sort("reconciledAt", 1)
+        return list(found.limit(limit))
+
+
+def reconciled(room_key: Any, at: datetime) -> None:
+    """The rooms sweep compared this room with LiveKit at `at`."""
+    with db.unavailable_on_failure():
+        db.collection(ROOMS).update_one({"_id": room_key}, {"$set": {"reconciledAt": at}})
+
+
+def open_sessions_in(lk_room: str) -> dict[str, dict[str, Any]]:
+    """The open sessions of a LiveKit room, by session id."""
+    with db.unavailable_on_failure():
+        return {d["_id"]: d for d in db.collection(SESSIONS).find({"lkRoom": lk_room, "leftAt": None})}
+
+
+def seen(session_ids: list[str], at: datetime) -> None:
+    """LiveKit listed these sessions' participants as connected at `at`."""
+    if session_ids:
+        with db.unavailable_on_failure():
+            db.collection(SESSIONS).update_many(
+                {"_id": {"$in": session_ids}, "leftAt": None}, {"$set": {"seenAt": at}}
+            )
 
 
 def unsettled_session_ids(lk_room: str) -> list[str]:

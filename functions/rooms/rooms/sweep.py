@@ -1,6 +1,7 @@
 """The scheduled rooms sweep: carry out what an ended class implies (retention clock, `room.finished`),
 charge closed participant sessions and announce stored class summaries (`summary.ready`), when the
-attempt that ended, closed or stored them was interrupted and nobody came back (EventBridge schedule)."""
+attempt that ended, closed or stored them was interrupted and nobody came back; and reconcile each
+live room's participants with LiveKit when a webhook was lost for good (EventBridge schedule)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from verriflo import outbox
 from verriflo.observability import logger
 
-from rooms import logic, store, webhooks  # noqa: F401 - logic registers the outbox calls of a room's end
+from rooms import logic, reconcile, store, webhooks  # noqa: F401 - logic registers a room end's outbox calls
 
 # The class summary's records (ai_tutor's store): `summary.ready` is recorded with the stored summary
 # and drained by the ClassSummary's Publish step; a run that died before it is completed here.
@@ -20,8 +21,12 @@ SUMMARIES = "tutor_summaries"
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Drain rooms whose end effects, and charge sessions whose minutes, have waited more than a
     minute (idempotent: see verriflo.outbox; the ledger records a session's entry id once)."""
+    reconciled = reconcile.participants()
     done = {
         "effects": outbox.sweep(store.ROOMS),
+        "joined": reconciled["joined"],
+        "left": reconciled["left"],
+        "sessionEffects": outbox.sweep(store.SESSIONS),
         "charges": webhooks.settle_charges(),
         "summaryEffects": outbox.sweep(SUMMARIES),
     }

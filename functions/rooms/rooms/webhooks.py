@@ -126,7 +126,7 @@ def _participant_joined(event: Any, event_id: str) -> None:
     p = event.participant
     joined = _at(p.joined_at or event.created_at)
     role, customization = _granted(p.metadata)
-    store.open_session(
+    created = store.open_session(
         {
             "_id": _session_id(room, p),
             "orgId": room["orgId"],
@@ -143,6 +143,8 @@ def _participant_joined(event: Any, event_id: str) -> None:
     )
     if room.get("startedAt") is None:
         store.mark_started(room["_id"], joined)
+    if not created and (store.get_session(_session_id(room, p)) or {}).get("openedBy") == "sweep":
+        return  # a late delivery: the rooms sweep found the participant in LiveKit and announced it
     events.publish(
         "participant.joined",
         room["orgId"],
@@ -189,10 +191,15 @@ def _meter(room: dict[str, Any], session_id: str, left_at: datetime) -> dict[str
 def settle_charges(older_than_s: float = 60) -> int:
     """Record the charges of sessions closed more than `older_than_s` ago whose attempt died before
     charging (the rooms sweep); returns how many."""
-    sessions = store.pending_charges(now() - timedelta(seconds=older_than_s))
-    for session in sessions:
-        _meter(session, session["_id"], session["leftAt"])
-    return len(sessions)
+    charged = 0
+    for session in store.pending_charges(now() - timedelta(seconds=older_than_s)):
+        try:
+            _meter(session, session["_id"], session["leftAt"])
+        except ServiceUnavailable as exc:  # this one waits for the next sweep; the others go on
+            logger.warning("rooms.charge_failed", extra={"session_id": session["_id"], "error": exc.message})
+            continue
+        charged += 1
+    return charged
 
 
 def _participant_left(event: Any, event_id: str) -> None:
@@ -201,8 +208,8 @@ def _participant_left(event: Any, event_id: str) -> None:
         return
     p = event.participant
     session = _meter(room, _session_id(room, p), _at(event.created_at))
-    if session is None:
-        return
+    if session is None or session.get("closedBy") == "sweep":
+        return  # (a late delivery: the rooms sweep found them gone from LiveKit and announced it)
     events.publish(
         "participant.left",
         room["orgId"],

@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict
 from verriflo import ledger, media, objects, orgs, outbox, pricing
-from verriflo.errors import BadRequest, NotFound
+from verriflo.errors import BadRequest, NotFound, ServiceUnavailable
 from verriflo.media import Rendition, Video
 from verriflo.observability import logger
 
@@ -588,11 +588,19 @@ def fail_chunked(job: ChunkJob, error: dict[str, Any] | None) -> dict[str, Any]:
 
 def expire_recordings() -> int:
     """Delete recordings whose retention ran out (scheduled); returns how many."""
-    expired = media.expired_recordings()
-    for video in expired:
-        media.purge(video)
+    deleted = 0
+    for video in media.expired_recordings():
+        try:
+            media.purge(video)
+        except ServiceUnavailable as exc:
+            # This one waits for the next sweep; the others, and the sweep's other work, go on.
+            logger.warning(
+                "recording.expire_failed", extra={"video_id": video.id, "error": exc.message[:300]}
+            )
+            continue
         logger.info("recording.expired", extra={"video_id": video.id, "org_id": video.org_id})
-    return len(expired)
+        deleted += 1
+    return deleted
 
 
 def complete_effects() -> int:
