@@ -33,9 +33,21 @@ def install() -> bool:
     return True
 
 
+def _growth(snap: tracemalloc.Snapshot, since: tracemalloc.Snapshot, title: str, top: int) -> list[str]:
+    lines = [f"\n== growth since {title}, by traceback =="]
+    for stat in snap.compare_to(since, "traceback")[:top]:
+        lines.append(
+            f"{stat.size_diff / 1024:+.0f} kB ({stat.count_diff:+d} blocks), now {stat.size / 1024:.0f} kB"
+        )
+        lines.extend("    " + line for line in stat.traceback.format(limit=8))
+    return lines
+
+
 def _report(folder: Path, every: float) -> None:
     ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
+    ignore.append(tracemalloc.Filter(False, "*/linecache.py"))  # this report's own source lines
     first: tracemalloc.Snapshot | None = None
+    previous: tracemalloc.Snapshot | None = None
     n = 0
     while True:
         time.sleep(every)
@@ -46,16 +58,13 @@ def _report(folder: Path, every: float) -> None:
         lines = [
             f"traced {current / 2**20:.1f} MB (peak {peak / 2**20:.1f} MB), gc objects {sum(types.values())}"
         ]
-        lines.append("\n== growth since the first report, by traceback ==")
-        for stat in snap.compare_to(first, "traceback")[:20]:
-            lines.append(
-                f"{stat.size_diff / 1024:+.0f} kB ({stat.count_diff:+d} blocks), "
-                f"now {stat.size / 1024:.0f} kB"
-            )
-            lines.extend("    " + line for line in stat.traceback.format(limit=8))
+        # the steady growth shows between consecutive reports; start-up and deploys since the first
+        lines += _growth(snap, previous or snap, "the previous report", 15)
+        lines += _growth(snap, first, "the first report", 10)
         lines.append("\n== largest by line ==")
         lines.extend(str(s) for s in snap.statistics("lineno")[:25])
         lines.append("\n== objects by type ==")
         lines.extend(f"{count:>9} {name}" for name, count in types.most_common(30))
+        previous = snap
         n += 1
         (folder / f"heap-{n:03d}.txt").write_text("\n".join(lines) + "\n")
