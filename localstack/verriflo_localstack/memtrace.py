@@ -65,6 +65,40 @@ def _report(folder: Path, every: float) -> None:
         lines.extend(str(s) for s in snap.statistics("lineno")[:25])
         lines.append("\n== objects by type ==")
         lines.extend(f"{count:>9} {name}" for name, count in types.most_common(30))
+        if wanted := os.environ.get("VERRIFLO_LOCALSTACK_TRACEMALLOC_REFERRERS"):
+            lines += _holders(wanted)
         previous = snap
         n += 1
         (folder / f"heap-{n:03d}.txt").write_text("\n".join(lines) + "\n")
+
+
+def _holders(type_name: str, samples: int = 3, depth: int = 8) -> list[str]:
+    """What keeps the oldest objects of `type_name` alive: one chain of referrers each (the type of
+    each holder, and for dicts and objects the attribute that holds the next link)."""
+    import inspect
+
+    found = [o for o in gc.get_objects() if type(o).__qualname__ == type_name][:samples]
+    lines = [f"\n== what holds {type_name} ({samples} oldest) =="]
+    for obj in found:
+        chain: list[str] = []
+        current, seen = obj, {id(found), id(chain)}
+        for _ in range(depth):
+            holders = [
+                r
+                for r in gc.get_referrers(current)
+                if id(r) not in seen and not inspect.isframe(r) and r is not found and r is not chain
+            ]
+            if not holders:
+                break
+            seen.add(id(holders))  # this walk's own list refers to the next link too
+            holder = holders[0]
+            seen.add(id(holder))
+            where = ""
+            if isinstance(holder, dict):
+                where = next((f"[{k!r}]" for k, v in holder.items() if v is current), "")
+            chain.append(
+                f"{type(holder).__module__}.{type(holder).__qualname__}{where} ({len(holders)} holders)"
+            )
+            current = holder
+        lines.append("  " + " <- ".join(chain))
+    return lines
