@@ -120,9 +120,10 @@ def _participant_joined(event: lk.Notice, event_id: str) -> None:
         return
     joined = p.joined_at or _at(event.created_at)
     role, customization = _granted(p.metadata)
-    store.open_session(
+    session_id = _session_id(room, event)
+    created = store.open_session(
         store.Session(
-            id=_session_id(room, event),
+            id=session_id,
             org_id=room.org_id,
             room_id=room.room_id,
             lk_room=room.lk_name,
@@ -135,6 +136,9 @@ def _participant_joined(event: lk.Notice, event_id: str) -> None:
     )
     if room.started_at is None:
         store.mark_started(room, joined)
+    existing = None if created else store.get_session(session_id)
+    if existing is not None and existing.opened_by == "sweep":
+        return  # a late delivery: the rooms sweep found the participant in LiveKit and announced it
     events.publish(
         "participant.joined",
         room.org_id,
@@ -181,10 +185,15 @@ def _meter(room: store.Room | store.Session, session_id: str, left_at: datetime)
 def settle_charges(older_than_s: float = 60) -> int:
     """Record the charges of sessions closed more than `older_than_s` ago whose attempt died before
     charging (the rooms sweep); returns how many."""
-    sessions = store.pending_charges(now() - timedelta(seconds=older_than_s))
-    for session in sessions:
-        _meter(session, session.id, session.left_at)
-    return len(sessions)
+    charged = 0
+    for session in store.pending_charges(now() - timedelta(seconds=older_than_s)):
+        try:
+            _meter(session, session.id, session.left_at)
+        except ServiceUnavailable as exc:  # this one waits for the next sweep; the others go on
+            logger.warning("rooms.charge_failed", extra={"session_id": session.id, "error": exc.message})
+            continue
+        charged += 1
+    return charged
 
 
 def _participant_left(event: lk.Notice, event_id: str) -> None:
@@ -193,8 +202,8 @@ def _participant_left(event: lk.Notice, event_id: str) -> None:
     if room is None or p is None:
         return
     session = _meter(room, _session_id(room, event), _at(event.created_at))
-    if session is None:
-        return
+    if session is None or session.closed_by == "sweep":
+        return  # (a late delivery: the rooms sweep found them gone from LiveKit and announced it)
     events.publish(
         "participant.left",
         room.org_id,

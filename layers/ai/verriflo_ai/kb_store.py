@@ -43,6 +43,13 @@ def _indexes_chunks():
 db.register_indexes(BASES, _indexes_bases)
 db.register_indexes(DOCUMENTS, _indexes_documents)
 db.register_indexes(CHUNKS, _indexes_chunks)
+db.register_indexes(DOCUMENTS, lambda: _stall_indexes())
+
+
+def _stall_indexes():
+    from pymongo import ASCENDING, IndexModel
+
+    return [IndexModel([("status", ASCENDING), ("activeAt", ASCENDING)])]
 
 
 def insert_base(doc: dict[str, Any]) -> None:
@@ -175,7 +182,7 @@ def set_progress(org_id: str, doc_id: str, embedded: int, total: int) -> None:
     with db.unavailable_on_failure():
         db.collection(DOCUMENTS).update_one(
             {"_id": doc_id, "orgId": org_id, "status": "processing"},
-            {"$set": {"embeddedChunks": embedded, "chunkCount": total}},
+            {"$set": {"embeddedChunks": embedded, "chunkCount": total, "activeAt": now()}},
         )
 
 
@@ -280,3 +287,42 @@ def now() -> datetime:
     from verriflo.orgs import now as _now
 
     return _now()
+
+
+# --- the ingestion sweep: documents stalled in `processing` -----------------------------------------
+
+
+def _stalled(before: datetime) -> dict[str, Any]:
+    # No sign of life since `before`: the last progress, or the sweep's last requeue, or (neither yet)
+    # the document's creation.
+    return {
+        "status": "processing",
+        "$or": [
+            {"activeAt": {"$lte": before}},
+            {"activeAt": None, "createdAt": {"$lte": before}},
+        ],
+    }
+
+
+def stalled_documents(before: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """Processing documents (every org's) with no progress since `before`."""
+    with db.unavailable_on_failure():
+        return list(
+            db.collection(DOCUMENTS)
+            .find(_stalled(before), {"orgId": 1, "kbId": 1, "requeues": 1})
+            .limit(limit)
+        )
+
+
+def take_stalled(org_id: str, doc_id: str, before: datetime, at: datetime) -> dict[str, Any] | None:
+    """Lease a stalled document for one requeue: its `activeAt` moves to `at` (so no sweep takes it
+    again for another stall period) and `requeues` counts it; None if it moved on meanwhile."""
+    from pymongo import ReturnDocument
+
+    with db.unavailable_on_failure():
+        return db.collection(DOCUMENTS).find_one_and_update(
+            {"_id": doc_id, "orgId": org_id} | _stalled(before),
+            {"$set": {"activeAt": at}, "$inc": {"requeues": 1}},
+            {"orgId": 1, "kbId": 1, "requeues": 1},
+            return_document=ReturnDocument.AFTER,
+        )
