@@ -304,8 +304,8 @@ def test_a_summary_whose_announcement_failed_every_retry_is_announced_by_the_roo
     monkeypatch.setattr(events, "publish_many", bus_down)
     status, _ = run_definition(copy.deepcopy(rule_input), "exec-1")
     assert status == "FAILED" and faults.fired == 5  # Publish and its 4 retries, then Catch
-    record_doc = tutor_store.get_summary(org.id, ROOM_ID) or {}
-    assert record_doc["status"] == "ready"  # a late failure never overwrites a stored summary
+    stored = tutor_store.get_summary(org.id, ROOM_ID)
+    assert stored is not None and stored.status == "ready"  # a late failure never overwrites a stored summary
     faults.fired = 10  # the bus is back
     seen: list[dict[str, Any]] = []
     assert summary_counts(org.id, event_tap, seen)["summary.ready"] == (0, 0)
@@ -380,7 +380,7 @@ def test_an_egress_report_updates_its_recording_once_whatever_fails_once(
         f"recording {want}": int(rec.get("status") == want),
     }
     if report == "egress_ended":
-        counts["recording slot released"] = int(room.get("activeEgressId") is None)
+        counts["recording slot released"] = int(room is not None and room.active_egress_id is None)
     record(faults, f"LiveKit {report}", step, "redelivery", reply, counts)
 
 
@@ -503,7 +503,7 @@ def test_the_transcode_retention_sweep_deletes_expired_recordings_once_whatever_
     org, lambda_context, monkeypatch, step
 ):
     import boto3
-    from transcode import handler as transcode
+    from transcode import sweep as transcode_sweep
 
     use_media_env(monkeypatch)
     s3 = boto3.client("s3")
@@ -511,8 +511,8 @@ def test_the_transcode_retention_sweep_deletes_expired_recordings_once_whatever_
         expired_recording(org.id, f"rec {n}")
     faults = Faults(monkeypatch)
     faults.inject(step, retention_steps(), "")
-    first = run_once(lambda: transcode.retention({}, lambda_context)["deleted"])
-    transcode.retention({}, lambda_context)  # the next scheduled run
+    first = run_once(lambda: transcode_sweep.handler({}, lambda_context)["deleted"])
+    transcode_sweep.handler({}, lambda_context)  # the next scheduled run
     left = sum(s3.list_objects_v2(Bucket=b).get("KeyCount", 0) for b in (RECORDINGS, MEDIA))
     counts = {
         "recordings purged (2 of 2)": int(
@@ -537,7 +537,7 @@ def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_onc
             "_id": "RM_x:PA_s1",
             "orgId": org.id,
             "roomId": "gone-1",
-            "lkName": f"{org.id}.gone-1",
+            "lkRoom": f"{org.id}.gone-1",
             "uid": "s-1",
             "role": "STUDENT",
             "joinedAt": left_at - timedelta(minutes=3),
@@ -571,7 +571,7 @@ def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_onc
 def test_a_recording_that_cannot_be_deleted_holds_up_neither_the_others_nor_the_rest_of_the_sweep(
     org, lambda_context, monkeypatch
 ):
-    from transcode import handler as transcode
+    from transcode import sweep as transcode_sweep
 
     use_media_env(monkeypatch)
     stuck, _ = expired_recording(org.id, "stuck"), expired_recording(org.id, "other")
@@ -583,7 +583,7 @@ def test_a_recording_that_cannot_be_deleted_holds_up_neither_the_others_nor_the_
         real(bucket, key)
 
     monkeypatch.setattr(objects, "delete", refuse)
-    outcome = transcode.retention({}, lambda_context)
+    outcome = transcode_sweep.handler({}, lambda_context)
     assert outcome["deleted"] == 1 and {"stalled", "pending", "effects"} <= set(outcome)
     left = {v["_id"] for v in db.collection(media.VIDEOS).find({"orgId": org.id})}
     assert left == {stuck.id}
