@@ -65,8 +65,8 @@ def _room(room: store.Room, at: datetime, cutoff: datetime) -> tuple[int, int]:
 def _joined(room: store.Room, session_id: str, person: lk.Person) -> int:
     if store.get_session(session_id) is not None:
         return 0  # closed already (a participant who rejoins gets a new sid)
-    role, customization = webhooks._granted(person.metadata)
     joined_at = person.joined_at or now()
+    session = webhooks.new_session(room, session_id, person, joined_at, opened_by="sweep")
     event = outbox.event(
         "participant.joined",
         room.org_id,
@@ -74,22 +74,10 @@ def _joined(room: store.Room, session_id: str, person: lk.Person) -> int:
             "roomId": room.room_id,
             "uid": person.identity,
             "name": person.name,
-            "role": role,
+            "role": session.role,
             "joinedAt": joined_at.isoformat(),
         },
         event_id=f"sweep.joined.{session_id}",
-    )
-    session = store.Session(
-        id=session_id,
-        org_id=room.org_id,
-        room_id=room.room_id,
-        lk_room=room.lk_name,
-        uid=person.identity,
-        name=person.name,
-        role=role,
-        customization=customization,
-        joined_at=joined_at,
-        opened_by="sweep",
     )
     # The session and its participant.joined are recorded in one insert (verriflo.outbox).
     if not store.open_session(session, effects=[event]):

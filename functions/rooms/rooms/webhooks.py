@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from verriflo import events
 from verriflo.errors import ServiceUnavailable
@@ -113,27 +113,38 @@ def _session_id(room: store.Room, event: lk.Notice) -> str:
     return f"{room.sid}:{event.participant_sid}"
 
 
+def new_session(
+    room: store.Room,
+    session_id: str,
+    p: lk.Person,
+    joined_at: datetime,
+    opened_by: Literal["sweep"] | None = None,
+) -> store.Session:
+    """The session of a person who joined `room`, with the role and customization they joined with."""
+    role, customization = _granted(p.metadata)
+    return store.Session(
+        id=session_id,
+        org_id=room.org_id,
+        room_id=room.room_id,
+        lk_room=room.lk_name,
+        uid=p.identity,
+        name=p.name,
+        role=role,
+        customization=customization,
+        joined_at=joined_at,
+        opened_by=opened_by,
+    )
+
+
 def _participant_joined(event: lk.Notice, event_id: str) -> None:
     room = _room(event)
     p = _person(event)
     if room is None or p is None:
         return
     joined = p.joined_at or _at(event.created_at)
-    role, customization = _granted(p.metadata)
     session_id = _session_id(room, event)
-    created = store.open_session(
-        store.Session(
-            id=session_id,
-            org_id=room.org_id,
-            room_id=room.room_id,
-            lk_room=room.lk_name,
-            uid=p.identity,
-            name=p.name,
-            role=role,
-            customization=customization,
-            joined_at=joined,
-        )
-    )
+    session = new_session(room, session_id, p, joined)
+    created = store.open_session(session)
     if room.started_at is None:
         store.mark_started(room, joined)
     existing = None if created else store.get_session(session_id)
@@ -146,7 +157,7 @@ def _participant_joined(event: lk.Notice, event_id: str) -> None:
             "roomId": room.room_id,
             "uid": p.identity,
             "name": p.name,
-            "role": role,
+            "role": session.role,
             "joinedAt": joined.isoformat(),
         },
         event_id=event_id,

@@ -340,12 +340,12 @@ def requeue_stalled(at: datetime | None = None) -> dict[str, int]:
     before = at - timedelta(seconds=settings.ingest_stall_s)
     done = {"requeued": 0, "failed": 0}
     for doc in kb_store.stalled_documents(before):
-        org_id, kb_id, doc_id = doc["orgId"], doc["kbId"], doc["_id"]
+        org_id, kb_id, doc_id = doc.org_id, doc.kb_id, doc.doc_id
         try:
             taken = kb_store.take_stalled(org_id, doc_id, before, at)
             if taken is None:
                 continue  # finished, or taken by another sweep, meanwhile
-            if int(taken.get("requeues", 0)) > settings.ingest_max_requeues:
+            if taken.requeues > settings.ingest_max_requeues:
                 give_up(org_id, kb_id, doc_id, "The document could not be processed; add it again.")
                 done["failed"] += 1
             else:
