@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from livekit_support import LiveKit, fund, rooms_event
-from support import api_event, call
+from support import ROOT, LambdaContext, api_event, call
 
 ROOM_ID = "physics-101"
 TITLE = "Physics 101"
@@ -170,3 +171,102 @@ def interactions(org_id: str) -> list[dict[str, Any]]:
 def classroom(org, livekit: LiveKit, lambda_context) -> Classroom:
     """A live class of `org` with a connected teacher (t-1) and student (s-1)."""
     return open_class(org, livekit, lambda_context)
+
+
+# --- the ClassSummary state machine, run state by state -------------------------------------------
+
+DEFINITION = ROOT / "functions" / "ai_tutor" / "statemachine" / "class_summary.asl.json"
+
+
+class StepFailed(Exception):
+    """A Lambda step raised: Step Functions names the error after the exception class."""
+
+    def __init__(self, name: str, cause: str) -> None:
+        super().__init__(name)
+        self.name, self.cause = name, cause
+
+
+def _path(data: Any, path: str, execution: str) -> Any:
+    if path.startswith("$$.Execution.Name"):
+        return execution
+    value = data
+    for part in path[2:].split(".") if path != "$" else []:
+        value = value[part]
+    return value
+
+
+def _parameters(template: dict[str, Any], data: Any, execution: str) -> dict[str, Any]:
+    return {
+        k[:-2] if k.endswith(".$") else k: _path(data, v, execution) if k.endswith(".$") else v
+        for k, v in template.items()
+    }
+
+
+def _matches(errors: list[str], name: str) -> bool:
+    return "States.ALL" in errors or name in errors
+
+
+def run_definition(
+    event: dict[str, Any],
+    execution: str,
+    attempts: list[str] | None = None,
+    timeouts: tuple[type[BaseException], ...] = (),
+) -> tuple[str, Any]:
+    """Execute the ASL document with `steps.handler` as every Task's Lambda; (final status, output).
+    An exception of `timeouts` is a Lambda killed mid-way: Step Functions sees `States.Timeout`."""
+    from ai_tutor import steps
+
+    definition = json.loads(Path(DEFINITION).read_text())
+    state_name, data = definition["StartAt"], event
+    while True:
+        state = definition["States"][state_name]
+        kind = state["Type"]
+        if kind == "Succeed":
+            return "SUCCEEDED", data
+        if kind == "Fail":
+            return "FAILED", {"error": state["Error"], "cause": state["Cause"]}
+        if kind == "Pass":
+            data = _parameters(state["Parameters"], data, execution)
+        elif kind == "Choice":
+            chosen = next(
+                (
+                    c["Next"]
+                    for c in state["Choices"]
+                    if _path(data, c["Variable"], execution) == c["BooleanEquals"]
+                ),
+                state["Default"],
+            )
+            state_name = chosen
+            continue
+        elif kind == "Task":
+            assert state["Resource"] == "${TutorSummaryFunctionArn}"
+            payload = _parameters(state["Parameters"], data, execution)
+            tries, caught, result = 0, None, None
+            while True:
+                tries += 1
+                if attempts is not None:
+                    attempts.append(payload["step"])
+                try:
+                    result = steps.handler(payload, LambdaContext())
+                    break
+                except timeouts:
+                    failure = StepFailed("States.Timeout", "The task timed out.")
+                except Exception as exc:  # noqa: BLE001 - the interpreter maps any error like Step Functions
+                    failure = StepFailed(type(exc).__name__, str(exc))
+                retry = next(
+                    (r for r in state.get("Retry", []) if _matches(r["ErrorEquals"], failure.name)), None
+                )
+                if retry is not None and tries <= retry["MaxAttempts"]:
+                    continue  # the interval is Step Functions' business; the count is what matters here
+                caught = next(
+                    (c for c in state.get("Catch", []) if _matches(c["ErrorEquals"], failure.name)), None
+                )
+                if caught is None:
+                    return "FAILED", {"error": failure.name, "cause": failure.cause}
+                break
+            if caught is not None:
+                data = data | {caught["ResultPath"][2:]: {"Error": failure.name, "Cause": failure.cause}}
+                state_name = caught["Next"]
+                continue
+            data = result
+        state_name = state["Next"]

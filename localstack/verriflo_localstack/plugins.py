@@ -11,8 +11,10 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
     name = "verriflo-process"
 
     def load(self, *args, **kwargs):
-        from verriflo_localstack import threads
+        from verriflo_localstack import memtrace, threads
         from verriflo_localstack.executor import ProcessRuntimeExecutor
+
+        memtrace.install()  # only when VERRIFLO_LOCALSTACK_TRACEMALLOC is set
 
         # before the first invocation: LocalStack would otherwise keep one thread (and its stack)
         # per invocation until it runs out of memory maps (threads.py says why)

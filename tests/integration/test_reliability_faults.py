@@ -19,147 +19,41 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from fault_support import (
+    Faults,
+    Killed,
+    age_outbox,
+    events_of,
+    kill_without_release,
+    ledger_error,
+    livekit_error,
+    mongo_error,
+    record,
+    redeliver_until_done,
+    write_matrix,
+)
 from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event
 from media_support import MEDIA, RECORDINGS, UPLOADS, make_video, use_media_env
 from rooms import lk, store
 from rooms import sweep as rooms_sweep
 from rooms.handler import handler as rooms_handler
-from support import ROOT, api_event, call, load_event
+from support import api_event, call, load_event
 from transcode import chunked as transcode_chunked
 from transcode import handler as transcode
 from transcode import steps as transcode_steps
 from transcode import sweep as transcode_sweep
-from verriflo import aws, db, ledger, media, outbox
+from verriflo import db, ledger, media, outbox
 from verriflo.errors import ServiceUnavailable
 
 pytest_plugins = ("livekit_support",)
 
 ROOM = "chem-1"
-MATRIX: list[dict[str, Any]] = []
-
-
-class Killed(BaseException):
-    """The Lambda runtime ending an invocation (timeout, out of memory): nothing after it runs."""
-
-
-def mongo_error() -> BaseException:
-    """What a store call raises when MongoDB drops the connection (AutoReconnect, turned into 503)."""
-    from pymongo.errors import AutoReconnect
-
-    try:
-        with db.unavailable_on_failure():
-            raise AutoReconnect("injected: connection reset by peer")
-    except ServiceUnavailable as exc:
-        return exc
-    raise AssertionError("unreachable")
-
-
-def ledger_error() -> BaseException:
-    return ServiceUnavailable("The ledger is busy; retry shortly.")
-
-
-def livekit_error() -> BaseException:
-    return ServiceUnavailable("LiveKit is unavailable; retry shortly.")
-
-
-class Faults:
-    """Makes one call fail once (before it runs), or kills the invocation right after it ran."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.monkeypatch = monkeypatch
-        self.fired = 0
-
-    def once(self, owner: Any, name: str, error: Callable[[], BaseException], *, after: bool = False) -> None:
-        real = getattr(owner, name)
-
-        def faulty(*args: Any, **kwargs: Any) -> Any:
-            if self.fired:
-                return real(*args, **kwargs)
-            self.fired += 1
-            if after:
-                real(*args, **kwargs)
-            raise error()
-
-        self.monkeypatch.setattr(owner, name, faulty)
-
-    def bus_once(self, event: str) -> None:
-        """EventBridge's PutEvents answers an error once, for the first batch carrying `event`."""
-        client = aws.client("events")
-        real = client.put_events
-
-        def faulty(**kwargs: Any) -> Any:
-            if not self.fired and any(e["DetailType"] == event for e in kwargs["Entries"]):
-                self.fired += 1
-                raise ClientError({"Error": {"Code": "InternalFailure", "Message": "injected"}}, "PutEvents")
-            return real(**kwargs)
-
-        self.monkeypatch.setattr(client, "put_events", faulty)
-
-    def inject(
-        self, step: str, table: dict[str, tuple[Any, str, Callable[[], BaseException], bool]], event: str
-    ) -> None:
-        """Arm the fault of `step`: a row of `table`, or EventBridge failing to take `event`."""
-        if step == "eventbridge.put_events":
-            self.bus_once(event)
-            return
-        owner, name, error, after = table[step]
-        self.once(owner, name, error, after=after)
-
-
-def events_of(tap: EventTap, seen: list[dict[str, Any]], *names: str) -> dict[str, tuple[int, int]]:
-    """(distinct ids, copies on the bus) of each event name published so far."""
-    seen.extend(tap.drain())
-    return {
-        n: (len({e["id"] for e in seen if e["type"] == n}), len([e for e in seen if e["type"] == n]))
-        for n in names
-    }
-
-
-def record(
-    faults: Faults, consumer: str, step: str, recovery: str, first: str, counts: dict[str, Any]
-) -> None:
-    """A row of the matrix; lost and duplicated are counted over every effect of the row."""
-    assert faults.fired == 1, "the fault never fired"
-    lost = sum(max(0, 1 - (v[0] if isinstance(v, tuple) else v)) for v in counts.values())
-    dup = sum(max(0, (v[0] if isinstance(v, tuple) else v) - 1) for v in counts.values())
-    MATRIX.append(
-        {
-            "consumer": consumer,
-            "step": step,
-            "recovery": recovery,
-            "first": first,
-            "counts": counts,
-            "lost": lost,
-            "duplicated": dup,
-        }
-    )
-    assert (lost, dup) == (0, 0), counts
 
 
 @pytest.fixture(scope="module", autouse=True)
 def matrix_report() -> Iterator[None]:
     yield
-    if not MATRIX:
-        return
-    lines = [
-        "| consumer | failing step | recovery (first, then the rest) | first reply "
-        "| counts: distinct (bus copies) | lost | duplicated |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in MATRIX:
-        shown = ", ".join(
-            f"{k} {v[0]} ({v[1]})" if isinstance(v, tuple) else f"{k} {v}" for k, v in row["counts"].items()
-        )
-        lines.append(
-            f"| {row['consumer']} | {row['step']} | {row['recovery']} | {row['first']} | {shown} | "
-            f"{row['lost']} | {row['duplicated']} |"
-        )
-    out = ROOT / "tests" / "artifacts" / "fault_matrix.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    previous = out.read_text().splitlines()[2:] if out.exists() else []
-    kept = [line for line in previous if line not in lines]
-    out.write_text("\n".join(lines[:2] + kept + lines[2:]) + "\n")
+    write_matrix()
 
 
 # --- classes: DELETE /v1/room/:roomId and LiveKit's own room_finished --------------------------------
@@ -202,14 +96,6 @@ def end_steps() -> dict[str, tuple[Any, str, Callable[[], BaseException], bool]]
         "mongo.outbox_mark_done": (outbox, "_done", mongo_error, False),
         "lambda.killed_after_end": (store, "end_room", Killed, True),
     }
-
-
-def age_outbox(collection: str, key: Any) -> None:
-    """Move a document's pending effects a while into the past, as a sweep some minutes later sees them."""
-    coll = db.collection(collection)
-    doc = coll.find_one({"_id": key}, {outbox.SINCE: 1}) or {}
-    if outbox.SINCE in doc:
-        coll.update_one({"_id": key}, {"$set": {outbox.SINCE: doc[outbox.SINCE] - timedelta(minutes=10)}})
 
 
 def class_counts(org, tap: EventTap, seen: list[dict[str, Any]], key: Any) -> dict[str, Any]:
@@ -299,7 +185,7 @@ def test_livekit_closing_a_room_survives_one_fault_at_any_step(
     left = next(d for d in deliveries if d.event == "participant_left")
     table = end_steps() | {"ledger.record_usage": (ledger, "record_usage", ledger_error, False)}
     if step.startswith("lambda."):
-        _kill_without_release(monkeypatch)
+        kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.inject(step, table, "room.finished")
     # room_finished first (webhooks arrive in any order): it meters the teacher's open session too
@@ -324,34 +210,7 @@ def test_livekit_closing_a_room_survives_one_fault_at_any_step(
     record(faults, "LiveKit room_finished", step, "redelivery, sweep", reply, counts)
 
 
-def redeliver_until_done(delivery, lambda_context) -> str:
-    """LiveKit's redelivery; a killed attempt's lease is made to run out (as minutes later) first.
-    Returns the first reply."""
-    try:
-        first = deliver(rooms_handler, lambda_context, delivery).status
-    except Killed:
-        first = "killed"
-    if first == "killed":
-        # The attempt died holding the id: LiveKit's quick retry is told to come back...
-        assert deliver(rooms_handler, lambda_context, delivery).status == 503
-        # ...and once the lease ran out (minutes later), its retry is handled.
-        db.collection(store.HOOKS).update_many(
-            {}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=1)}}
-        )
-    else:
-        assert first == 503
-    again = deliver(rooms_handler, lambda_context, delivery)
-    assert again.status == 200 and again.data["duplicate"] is False
-    assert deliver(rooms_handler, lambda_context, delivery).data["duplicate"] is True
-    return str(first)
-
-
 # --- participants: participant_joined / participant_left ---------------------------------------------
-
-
-def _kill_without_release(monkeypatch) -> None:
-    # A killed invocation runs no `except`: the id it claimed is not released.
-    monkeypatch.setattr(store, "release_event", lambda event_id: None)
 
 
 @pytest.mark.parametrize(
@@ -374,7 +233,7 @@ def test_participant_joined_survives_one_fault_at_any_step(
         "lambda.killed_after_session": (store, "open_session", Killed, True),
     }
     if step.startswith("lambda."):
-        _kill_without_release(monkeypatch)
+        kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.inject(step, table, "participant.joined")
     event_tap.drain()  # the teacher's join, not this test's
@@ -410,7 +269,7 @@ def test_participant_left_survives_one_fault_at_any_step(
         "lambda.killed_after_close": (store, "close_session", Killed, True),
     }
     if step.startswith("lambda."):
-        _kill_without_release(monkeypatch)
+        kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.inject(step, table, "participant.left")
     event_tap.drain()
@@ -600,7 +459,7 @@ def test_minutes_of_a_session_closed_by_an_attempt_that_died_are_charged_by_the_
 ):
     livekit.leave(classroom["name"], "t-1")
     (left,) = livekit.wait_for("participant_left")
-    _kill_without_release(monkeypatch)
+    kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
     faults.once(store, "close_session", Killed, after=True)
     with pytest.raises(Killed):

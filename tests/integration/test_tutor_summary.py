@@ -13,98 +13,20 @@ from ai_support import ScriptedProvider
 from ai_tutor import steps, summary
 from ai_tutor.handler import handler
 from livekit_support import EventTap
-from support import ROOT, LambdaContext, call
-from tutor_support import ROOM_ID, Classroom, add_notes, ask_stream, end_class, question, tutor_event
+from support import call
+from tutor_support import (
+    DEFINITION,
+    ROOM_ID,
+    Classroom,
+    add_notes,
+    ask_stream,
+    end_class,
+    question,
+    run_definition,
+    tutor_event,
+)
 
 pytest_plugins = ("livekit_support", "tutor_support")
-
-DEFINITION = ROOT / "functions" / "ai_tutor" / "statemachine" / "class_summary.asl.json"
-
-
-class StepFailed(Exception):
-    """A Lambda step raised: Step Functions names the error after the exception class."""
-
-    def __init__(self, name: str, cause: str) -> None:
-        super().__init__(name)
-        self.name, self.cause = name, cause
-
-
-def _path(data: Any, path: str, execution: str) -> Any:
-    if path.startswith("$$.Execution.Name"):
-        return execution
-    value = data
-    for part in path[2:].split(".") if path != "$" else []:
-        value = value[part]
-    return value
-
-
-def _parameters(template: dict[str, Any], data: Any, execution: str) -> dict[str, Any]:
-    return {
-        k[:-2] if k.endswith(".$") else k: _path(data, v, execution) if k.endswith(".$") else v
-        for k, v in template.items()
-    }
-
-
-def _matches(errors: list[str], name: str) -> bool:
-    return "States.ALL" in errors or name in errors
-
-
-def run_definition(
-    event: dict[str, Any], execution: str, attempts: list[str] | None = None
-) -> tuple[str, Any]:
-    """Execute the ASL document with `steps.handler` as every Task's Lambda; (final status, output)."""
-    definition = json.loads(Path(DEFINITION).read_text())
-    state_name, data = definition["StartAt"], event
-    while True:
-        state = definition["States"][state_name]
-        kind = state["Type"]
-        if kind == "Succeed":
-            return "SUCCEEDED", data
-        if kind == "Fail":
-            return "FAILED", {"error": state["Error"], "cause": state["Cause"]}
-        if kind == "Pass":
-            data = _parameters(state["Parameters"], data, execution)
-        elif kind == "Choice":
-            chosen = next(
-                (
-                    c["Next"]
-                    for c in state["Choices"]
-                    if _path(data, c["Variable"], execution) == c["BooleanEquals"]
-                ),
-                state["Default"],
-            )
-            state_name = chosen
-            continue
-        elif kind == "Task":
-            assert state["Resource"] == "${TutorSummaryFunctionArn}"
-            payload = _parameters(state["Parameters"], data, execution)
-            tries, caught, result = 0, None, None
-            while True:
-                tries += 1
-                if attempts is not None:
-                    attempts.append(payload["step"])
-                try:
-                    result = steps.handler(payload, LambdaContext())
-                    break
-                except Exception as exc:  # noqa: BLE001 - the interpreter maps any error like Step Functions
-                    failure = StepFailed(type(exc).__name__, str(exc))
-                retry = next(
-                    (r for r in state.get("Retry", []) if _matches(r["ErrorEquals"], failure.name)), None
-                )
-                if retry is not None and tries <= retry["MaxAttempts"]:
-                    continue  # the interval is Step Functions' business; the count is what matters here
-                caught = next(
-                    (c for c in state.get("Catch", []) if _matches(c["ErrorEquals"], failure.name)), None
-                )
-                if caught is None:
-                    return "FAILED", {"error": failure.name, "cause": failure.cause}
-                break
-            if caught is not None:
-                data = data | {caught["ResultPath"][2:]: {"Error": failure.name, "Cause": failure.cause}}
-                state_name = caught["Next"]
-                continue
-            data = result
-        state_name = state["Next"]
 
 
 def finished_event(tap: EventTap) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verriflo import events
+from verriflo import outbox
 from verriflo.errors import ValidationFailed
 from verriflo.observability import logger
 from verriflo.orgs import now
@@ -33,6 +33,8 @@ def gather(event: dict[str, Any]) -> dict[str, Any]:
     store.require_room(org_id, room_id)
     record = store.claim_summary(org_id, room_id, run_id, now())
     skip = record.status == "ready" or record.run_id != run_id
+    if record.status == "ready":
+        store.drain_summary(org_id, room_id)  # what an earlier run stored but never announced
     logger.info("tutor.summary_gathered", extra={"room_id": room_id, "skip": skip})
     return {"orgId": org_id, "roomId": room_id, "runId": run_id, "skip": skip}
 
@@ -51,7 +53,21 @@ def summarize(event: dict[str, Any]) -> dict[str, Any]:
     settings = context.room_settings(org_id, room_id)
     rows = list(store.iter_completed(org_id, room_id))
     content = summary.write(room.title or room_id, settings.topic, rows, _material(org_id, room_id))
-    stored = store.complete_summary(org_id, room_id, run_id, content, now())
+    ready = outbox.event(
+        "summary.ready",
+        org_id,
+        {
+            "roomId": room_id,
+            "interactions": content.interactions,
+            "topQueries": len(content.top_queries),
+            "method": content.method,
+        },
+        event_id=_event_id(org_id, room_id),
+    )
+    stored = store.complete_summary(org_id, room_id, run_id, content, now(), [ready])
+    # This run's earlier attempt may have stored it and died (Step Functions retried the step):
+    # what it left pending is still this run's to announce.
+    stored = stored or store.summary_pending(org_id, room_id)
     logger.info(
         "tutor.summary_written",
         extra={"room_id": room_id, "interactions": len(rows), "method": content.method, "stored": stored},
@@ -66,22 +82,16 @@ def summarize(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _event_id(org_id: str, room_id: str) -> str:
+    # Per room, so a repeated publish is one webhook delivery.
+    return f"summary.ready.{org_id}.{room_id}"
+
+
 def publish(event: dict[str, Any]) -> dict[str, Any]:
-    """Publish `summary.ready` (its id is per room, so a repeated publish is one webhook delivery)."""
+    """Publish `summary.ready`, recorded with the summary when it was stored (verriflo.outbox)."""
     org_id, room_id, _ = _ids(event)
-    record = store.get_summary(org_id, room_id)
-    event_id = f"summary.ready.{org_id}.{room_id}"
-    events.publish(
-        "summary.ready",
-        org_id,
-        {
-            "roomId": room_id,
-            "interactions": record.interactions if record else 0,
-            "topQueries": len(record.top_queries) if record else 0,
-            "method": record.method if record else None,
-        },
-        event_id=event_id,
-    )
+    store.drain_summary(org_id, room_id)
+    event_id = _event_id(org_id, room_id)
     store.mark_published(org_id, room_id, event_id, now())
     return {"orgId": org_id, "roomId": room_id, "published": event_id}
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from verriflo import db
+from verriflo import db, outbox
 from verriflo.errors import NotFound
 from verriflo.ledger import LEDGER
 
@@ -42,6 +42,7 @@ def _interaction_indexes():
 
 
 db.register_indexes(INTERACTIONS, _interaction_indexes)
+db.register_indexes(SUMMARIES, outbox.indexes)
 
 
 def _key(org_id: str, room_id: str) -> str:
@@ -413,14 +414,33 @@ def claim_summary(org_id: str, room_id: str, run_id: str, at: datetime) -> Class
     return ClassSummary.model_validate(doc or {"status": "running"})
 
 
-def complete_summary(org_id: str, room_id: str, run_id: str, content: SummaryContent, at: datetime) -> bool:
-    """Store the summary if this run still owns the record; False when another run finished first."""
+def complete_summary(
+    org_id: str,
+    room_id: str,
+    run_id: str,
+    content: SummaryContent,
+    at: datetime,
+    effects: list[dict[str, Any]],
+) -> bool:
+    """Store the summary, with what it implies (`summary.ready`) as pending effects in the same update
+    (see verriflo.outbox), if this run still owns the record; False when another run finished first."""
     fields = content.model_dump(mode="json", by_alias=True) | {"createdAt": at, "status": "ready"}
     with db.unavailable_on_failure():
         result = db.collection(SUMMARIES).update_one(
-            {"_id": _key(org_id, room_id), "runId": run_id, "status": "running"}, {"$set": fields}
+            {"_id": _key(org_id, room_id), "runId": run_id, "status": "running"},
+            outbox.with_effects({"$set": fields}, effects),
         )
     return result.modified_count == 1
+
+
+def drain_summary(org_id: str, room_id: str) -> int:
+    """Carry out what the stored summary implies and a step left undone (see verriflo.outbox)."""
+    return outbox.drain(SUMMARIES, _key(org_id, room_id))
+
+
+def summary_pending(org_id: str, room_id: str) -> bool:
+    """Whether the room's summary still has effects to carry out."""
+    return bool(outbox.pending(SUMMARIES, _key(org_id, room_id)))
 
 
 def mark_published(org_id: str, room_id: str, event_id: str, at: datetime) -> None:

@@ -41,6 +41,11 @@ class LiveSettings(EnvSettings):
         le=900,
         description="how long a delivery being handled holds its event id (beyond the function's timeout)",
     )
+    reconcile_grace_s: int = Field(
+        default=600,
+        ge=60,
+        description="the rooms sweep takes LiveKit's word on a participant whose webhook is this late",
+    )
 
 
 @cache

@@ -64,6 +64,7 @@ class Person:
     is_standard: bool  # a person, not an egress/ingress/agent worker
     tracks: tuple[Track, ...]
     permission: Permission | None
+    sid: str = ""  # LiveKit's participant sid: our session id is `<room sid>:<participant sid>`
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ def _person(info: Any) -> Person:
         )
         if perm
         else None,
+        sid=info.sid,
     )
 
 

@@ -16,8 +16,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from verriflo import db, outbox
 from verriflo.errors import Conflict
+from verriflo.orgs import now
 
 ROOMS, SESSIONS, RECORDINGS, HOOKS = "rooms", "room_sessions", "recordings", "livekit_events"
+# The class summaries (ai_tutor's store): `summary.ready` is recorded with the stored summary and
+# drained by the ClassSummary's Publish step; a run that died before it is completed by the rooms sweep.
+SUMMARIES = "tutor_summaries"
 FINAL = ["EGRESS_COMPLETE", "EGRESS_FAILED", "EGRESS_ABORTED", "EGRESS_LIMIT_REACHED", "DELETED"]
 
 
@@ -64,6 +68,7 @@ def _hook_indexes():
 db.register_indexes(ROOMS, _room_indexes)
 db.register_indexes(ROOMS, outbox.indexes)
 db.register_indexes(SESSIONS, _session_indexes)
+db.register_indexes(SESSIONS, outbox.indexes)  # sessions the rooms sweep opened or closed
 db.register_indexes(RECORDINGS, _recording_indexes)
 db.register_indexes(HOOKS, _hook_indexes)
 
@@ -135,6 +140,13 @@ class Session(BaseModel):
     joined_at: datetime = Field(alias="joinedAt")
     left_at: datetime | None = Field(default=None, alias="leftAt")
     seconds: float | None = None
+    # the last time the rooms sweep saw the participant connected in LiveKit (rooms.reconcile)
+    seen_at: datetime | None = Field(default=None, alias="seenAt")
+    # "sweep" when the rooms sweep opened or closed it because LiveKit's webhook was lost for good
+    opened_by: Literal["sweep"] | None = Field(default=None, alias="openedBy")
+    closed_by: Literal["sweep"] | None = Field(default=None, alias="closedBy")
+    # what its opening or closing implies and is not carried out yet (verriflo.outbox writes it)
+    pending_effects: list[dict[str, Any]] = Field(default_factory=list, alias=outbox.FIELD, exclude=True)
 
 
 class EgressRecording(BaseModel):
@@ -384,22 +396,33 @@ def get_session(session_id: str) -> Session | None:
     return Session.model_validate(doc) if doc else None
 
 
-def open_session(session: Session) -> bool:
-    """Record a participant joining; False if this session was already recorded."""
+def open_session(session: Session, effects: list[dict[str, Any]] | None = None) -> bool:
+    """Record a participant joining, with outbox `effects` in the same insert; False if this session
+    was already recorded."""
     from pymongo.errors import DuplicateKeyError
 
+    doc = session.model_dump(by_alias=True)
+    if effects:
+        doc |= {outbox.FIELD: effects, outbox.SINCE: now()}
     with db.unavailable_on_failure():
         try:
-            db.collection(SESSIONS).insert_one(session.model_dump(by_alias=True))
+            db.collection(SESSIONS).insert_one(doc)
         except DuplicateKeyError:
             return False
     return True
 
 
-def close_session(session_id: str, left_at: datetime) -> Session | None:
+def close_session(
+    session_id: str,
+    left_at: datetime,
+    *,
+    closed_by: Literal["sweep"] | None = None,
+    effects: list[dict[str, Any]] | None = None,
+) -> Session | None:
     """Close an open session; returns it (with its duration) or None if it was closed already.
     The close marks its charge pending in the same update (`charged` clears it): a charge that
-    failed after the close is found again by `unsettled_session_ids` and `pending_charges`."""
+    failed after the close is found again by `unsettled_session_ids` and `pending_charges`.
+    `closed_by` and outbox `effects` are recorded in the same update."""
     from pymongo import ReturnDocument
 
     with db.unavailable_on_failure():
@@ -408,12 +431,62 @@ def close_session(session_id: str, left_at: datetime) -> Session | None:
         if doc is None:
             return None
         seconds = max(0.0, (left_at - doc["joinedAt"]).total_seconds())
+        closing = {"leftAt": left_at, "seconds": seconds, "chargePending": True}
+        if closed_by:
+            closing["closedBy"] = closed_by
         closed = sessions.find_one_and_update(
             {"_id": session_id, "leftAt": None},
-            {"$set": {"leftAt": left_at, "seconds": seconds, "chargePending": True}},
+            outbox.with_effects({"$set": closing}, effects or []),
             return_document=ReturnDocument.AFTER,
         )
     return Session.model_validate(closed) if closed else None
+
+
+def live_rooms(limit: int = 200) -> list[Room]:
+    """Rooms not ended (every org's), least recently reconciled first: the rooms sweep's round."""
+    with db.unavailable_on_failure():
+        found = db.collection(ROOMS).find({"status": {"$ne": "ended"}}).sort("reconciledAt", 1)
+        return [Room.model_validate(d) for d in found.limit(limit)]
+
+
+def reconciled(room: Room, at: datetime) -> None:
+    """The rooms sweep compared this room with LiveKit at `at`."""
+    with db.unavailable_on_failure():
+        db.collection(ROOMS).update_one(
+            {"orgId": room.org_id, "roomId": room.room_id}, {"$set": {"reconciledAt": at}}
+        )
+
+
+def open_sessions_in(lk_room: str) -> dict[str, Session]:
+    """The open sessions of a LiveKit room, by session id."""
+    with db.unavailable_on_failure():
+        found = db.collection(SESSIONS).find({"lkRoom": lk_room, "leftAt": None})
+        return {d["_id"]: Session.model_validate(d) for d in found}
+
+
+def seen(session_ids: list[str], at: datetime) -> None:
+    """LiveKit listed these sessions' participants as connected at `at`."""
+    if session_ids:
+        with db.unavailable_on_failure():
+            db.collection(SESSIONS).update_many(
+                {"_id": {"$in": session_ids}, "leftAt": None}, {"$set": {"seenAt": at}}
+            )
+
+
+def carry_out_session_effects(session_id: str) -> int:
+    """Carry out what a session's opening or closing by the sweep implies (verriflo.outbox.drain)."""
+    return outbox.drain(SESSIONS, session_id)
+
+
+def sweep_session_effects() -> int:
+    """Carry out the session effects every interrupted sweep left behind (verriflo.outbox.sweep)."""
+    return outbox.sweep(SESSIONS)
+
+
+def sweep_summary_effects() -> int:
+    """Announce the class summaries (ai_tutor's records) whose ClassSummary run stored them and died
+    before its Publish step drained `summary.ready` (verriflo.outbox.sweep)."""
+    return outbox.sweep(SUMMARIES)
 
 
 def unsettled_session_ids(lk_room: str) -> list[str]:

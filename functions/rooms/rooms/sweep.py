@@ -1,6 +1,7 @@
-"""The scheduled rooms sweep: carry out what an ended class implies (retention clock, `room.finished`)
-and charge closed participant sessions, when the attempt that ended or closed them was interrupted
-and nobody came back (EventBridge schedule)."""
+"""The scheduled rooms sweep: carry out what an ended class implies (retention clock, `room.finished`),
+charge closed participant sessions and announce stored class summaries (`summary.ready`), when the
+attempt that ended, closed or stored them was interrupted and nobody came back; and reconcile each
+live room's participants with LiveKit when a webhook was lost for good (EventBridge schedule)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ from typing import Any
 
 from verriflo.observability import logger
 
-from rooms import logic, store, webhooks  # noqa: F401 - logic registers the outbox calls of a room's end
+from rooms import logic, reconcile, store, webhooks  # noqa: F401 - logic registers a room end's outbox calls
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """Drain rooms whose end effects, and charge sessions whose minutes, have waited more than a
     minute (idempotent: see verriflo.outbox; the ledger records a session's entry id once)."""
-    done = {"effects": store.sweep_effects(), "charges": webhooks.settle_charges()}
+    reconciled = reconcile.participants()
+    done = {
+        "effects": store.sweep_effects(),
+        "joined": reconciled["joined"],
+        "left": reconciled["left"],
+        "sessionEffects": store.sweep_session_effects(),
+        "charges": webhooks.settle_charges(),
+        "summaryEffects": store.sweep_summary_effects(),
+    }
     logger.info("rooms.sweep_done", extra=done)
     return done

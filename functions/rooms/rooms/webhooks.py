@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from verriflo import events
 from verriflo.errors import ServiceUnavailable
@@ -113,28 +113,43 @@ def _session_id(room: store.Room, event: lk.Notice) -> str:
     return f"{room.sid}:{event.participant_sid}"
 
 
+def new_session(
+    room: store.Room,
+    session_id: str,
+    p: lk.Person,
+    joined_at: datetime,
+    opened_by: Literal["sweep"] | None = None,
+) -> store.Session:
+    """The session of a person who joined `room`, with the role and customization they joined with."""
+    role, customization = _granted(p.metadata)
+    return store.Session(
+        id=session_id,
+        org_id=room.org_id,
+        room_id=room.room_id,
+        lk_room=room.lk_name,
+        uid=p.identity,
+        name=p.name,
+        role=role,
+        customization=customization,
+        joined_at=joined_at,
+        opened_by=opened_by,
+    )
+
+
 def _participant_joined(event: lk.Notice, event_id: str) -> None:
     room = _room(event)
     p = _person(event)
     if room is None or p is None:
         return
     joined = p.joined_at or _at(event.created_at)
-    role, customization = _granted(p.metadata)
-    store.open_session(
-        store.Session(
-            id=_session_id(room, event),
-            org_id=room.org_id,
-            room_id=room.room_id,
-            lk_room=room.lk_name,
-            uid=p.identity,
-            name=p.name,
-            role=role,
-            customization=customization,
-            joined_at=joined,
-        )
-    )
+    session_id = _session_id(room, event)
+    session = new_session(room, session_id, p, joined)
+    created = store.open_session(session)
     if room.started_at is None:
         store.mark_started(room, joined)
+    existing = None if created else store.get_session(session_id)
+    if existing is not None and existing.opened_by == "sweep":
+        return  # a late delivery: the rooms sweep found the participant in LiveKit and announced it
     events.publish(
         "participant.joined",
         room.org_id,
@@ -142,7 +157,7 @@ def _participant_joined(event: lk.Notice, event_id: str) -> None:
             "roomId": room.room_id,
             "uid": p.identity,
             "name": p.name,
-            "role": role,
+            "role": session.role,
             "joinedAt": joined.isoformat(),
         },
         event_id=event_id,
@@ -181,10 +196,15 @@ def _meter(room: store.Room | store.Session, session_id: str, left_at: datetime)
 def settle_charges(older_than_s: float = 60) -> int:
     """Record the charges of sessions closed more than `older_than_s` ago whose attempt died before
     charging (the rooms sweep); returns how many."""
-    sessions = store.pending_charges(now() - timedelta(seconds=older_than_s))
-    for session in sessions:
-        _meter(session, session.id, session.left_at)
-    return len(sessions)
+    charged = 0
+    for session in store.pending_charges(now() - timedelta(seconds=older_than_s)):
+        try:
+            _meter(session, session.id, session.left_at)
+        except ServiceUnavailable as exc:  # this one waits for the next sweep; the others go on
+            logger.warning("rooms.charge_failed", extra={"session_id": session.id, "error": exc.message})
+            continue
+        charged += 1
+    return charged
 
 
 def _participant_left(event: lk.Notice, event_id: str) -> None:
@@ -193,8 +213,8 @@ def _participant_left(event: lk.Notice, event_id: str) -> None:
     if room is None or p is None:
         return
     session = _meter(room, _session_id(room, event), _at(event.created_at))
-    if session is None:
-        return
+    if session is None or session.closed_by == "sweep":
+        return  # (a late delivery: the rooms sweep found them gone from LiveKit and announced it)
     events.publish(
         "participant.left",
         room.org_id,

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from verriflo import media, objects, orgs, outbox
-from verriflo.errors import NotFound
+from verriflo.errors import NotFound, ServiceUnavailable
 from verriflo.media import Video
 from verriflo.observability import logger
 
@@ -29,11 +29,19 @@ NEVER_ARRIVED = "The upload never arrived before its upload URL expired; create 
 
 def expire_recordings() -> int:
     """Delete recordings whose retention ran out (scheduled); returns how many."""
-    expired = media.expired_recordings()
-    for video in expired:
-        media.purge(video)
+    deleted = 0
+    for video in media.expired_recordings():
+        try:
+            media.purge(video)
+        except ServiceUnavailable as exc:
+            # This one waits for the next sweep; the others, and the sweep's other work, go on.
+            logger.warning(
+                "recording.expire_failed", extra={"video_id": video.id, "error": exc.message[:300]}
+            )
+            continue
         logger.info("recording.expired", extra={"video_id": video.id, "org_id": video.org_id})
-    return len(expired)
+        deleted += 1
+    return deleted
 
 
 def complete_effects() -> int:

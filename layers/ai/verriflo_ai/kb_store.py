@@ -13,6 +13,7 @@ base, once, in one transaction.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,13 @@ def _indexes_chunks():
 db.register_indexes(BASES, _indexes_bases)
 db.register_indexes(DOCUMENTS, _indexes_documents)
 db.register_indexes(CHUNKS, _indexes_chunks)
+db.register_indexes(DOCUMENTS, lambda: _stall_indexes())
+
+
+def _stall_indexes():
+    from pymongo import ASCENDING, IndexModel
+
+    return [IndexModel([("status", ASCENDING), ("activeAt", ASCENDING)])]
 
 
 def insert_base(doc: dict[str, Any]) -> None:
@@ -175,7 +183,7 @@ def set_progress(org_id: str, doc_id: str, embedded: int, total: int) -> None:
     with db.unavailable_on_failure():
         db.collection(DOCUMENTS).update_one(
             {"_id": doc_id, "orgId": org_id, "status": "processing"},
-            {"$set": {"embeddedChunks": embedded, "chunkCount": total}},
+            {"$set": {"embeddedChunks": embedded, "chunkCount": total, "activeAt": now()}},
         )
 
 
@@ -280,3 +288,56 @@ def now() -> datetime:
     from verriflo.orgs import now as _now
 
     return _now()
+
+
+# --- the ingestion sweep: documents stalled in `processing` -----------------------------------------
+
+
+def _stalled(before: datetime) -> dict[str, Any]:
+    # No sign of life since `before`: the last progress, or the sweep's last requeue, or (neither yet)
+    # the document's creation.
+    return {
+        "status": "processing",
+        "$or": [
+            {"activeAt": {"$lte": before}},
+            {"activeAt": None, "createdAt": {"$lte": before}},
+        ],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StalledDocument:
+    """A document stalled in `processing`, as the ingestion sweep needs it."""
+
+    org_id: str
+    kb_id: str
+    doc_id: str
+    requeues: int = 0
+
+
+def _stalled_document(doc: dict[str, Any]) -> StalledDocument:
+    return StalledDocument(
+        org_id=doc["orgId"], kb_id=doc["kbId"], doc_id=doc["_id"], requeues=int(doc.get("requeues") or 0)
+    )
+
+
+def stalled_documents(before: datetime, limit: int = 100) -> list[StalledDocument]:
+    """Processing documents (every org's) with no progress since `before`."""
+    with db.unavailable_on_failure():
+        found = db.collection(DOCUMENTS).find(_stalled(before), {"orgId": 1, "kbId": 1, "requeues": 1})
+        return [_stalled_document(d) for d in found.limit(limit)]
+
+
+def take_stalled(org_id: str, doc_id: str, before: datetime, at: datetime) -> StalledDocument | None:
+    """Lease a stalled document for one requeue: its `activeAt` moves to `at` (so no sweep takes it
+    again for another stall period) and `requeues` counts it; None if it moved on meanwhile."""
+    from pymongo import ReturnDocument
+
+    with db.unavailable_on_failure():
+        taken = db.collection(DOCUMENTS).find_one_and_update(
+            {"_id": doc_id, "orgId": org_id} | _stalled(before),
+            {"$set": {"activeAt": at}, "$inc": {"requeues": 1}},
+            {"orgId": 1, "kbId": 1, "requeues": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+    return _stalled_document(taken) if taken else None

@@ -323,6 +323,39 @@ def give_up(org_id: str, kb_id: str, doc_id: str, reason: str) -> None:
     ingest_store.delete_source(ingest_store.source_key(org_id, kb_id, doc_id))
 
 
+def requeue_stalled(at: datetime | None = None) -> dict[str, int]:
+    """The ingestion sweep: queue again each document stalled in `processing` (no progress for
+    `ingest_stall_s`: its route died between storing and queueing it, or its worker died on the
+    queue's last receive), at most `ingest_max_requeues` times, then fail it with a reason.
+
+    Each is leased first (`kb_store.take_stalled`), so overlapping sweeps queue it once; a message it
+    already had is harmless (the worker's steps are idempotent). One whose queueing fails waits for
+    a later sweep; the others go on."""
+    from datetime import timedelta
+
+    from verriflo.observability import logger
+
+    settings = ai_settings()
+    at = at or kb_store.now()
+    before = at - timedelta(seconds=settings.ingest_stall_s)
+    done = {"requeued": 0, "failed": 0}
+    for doc in kb_store.stalled_documents(before):
+        org_id, kb_id, doc_id = doc.org_id, doc.kb_id, doc.doc_id
+        try:
+            taken = kb_store.take_stalled(org_id, doc_id, before, at)
+            if taken is None:
+                continue  # finished, or taken by another sweep, meanwhile
+            if taken.requeues > settings.ingest_max_requeues:
+                give_up(org_id, kb_id, doc_id, "The document could not be processed; add it again.")
+                done["failed"] += 1
+            else:
+                ingest_store.enqueue(org_id, kb_id, doc_id)
+                done["requeued"] += 1
+        except ServiceUnavailable as exc:
+            logger.warning("ai_ingest.requeue_failed", extra={"doc_id": doc_id, "error": exc.message[:300]})
+    return done
+
+
 def _ingest(doc: dict[str, Any], key: str, time_left: Callable[[], float] | None) -> str:
     org_id, kb_id, doc_id = doc["orgId"], doc["kbId"], doc["_id"]
     _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))

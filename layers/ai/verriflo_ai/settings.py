@@ -63,6 +63,13 @@ class AiSettings(EnvSettings):
     ingest_max_receives: int = Field(
         default=3, ge=1, description="the queue's maxReceiveCount: the last attempt marks a failure"
     )
+    # A `processing` document with no progress for this long (longer than the queue's visibility
+    # timeout, 5,400 s, so a message waiting for its next receive is not one) is queued again by the
+    # ingestion sweep: its route died between storing and queueing it, or its worker on the last receive.
+    ingest_stall_s: float = Field(default=7200.0, ge=60, description="no progress for this long: stalled")
+    ingest_max_requeues: int = Field(
+        default=2, ge=0, description="times the sweep queues a stalled document again before failing it"
+    )
 
     history_turns: int = Field(default=20, ge=1, le=200, description="messages kept per chat")
     history_ttl_s: int = Field(default=7 * 86_400, ge=60)

@@ -327,8 +327,13 @@ def record_attempt(
         "finishedAt": None if status == "pending" else now(),
     }
     with db.unavailable_on_failure():
-        db.collection(ATTEMPTS).insert_one(
-            attempt.model_dump(by_alias=True) | {"orgId": delivery.org_id, "endpointId": delivery.endpoint_id}
+        # Keyed by (delivery, n): when the delivery's update below fails, the attempt is made again
+        # with the same n, and its log replaces the first one's instead of showing attempt n twice.
+        db.collection(ATTEMPTS).replace_one(
+            {"_id": f"{delivery.id}:{attempt.n}"},
+            attempt.model_dump(by_alias=True)
+            | {"orgId": delivery.org_id, "endpointId": delivery.endpoint_id},
+            upsert=True,
         )
         db.collection(DELIVERIES).update_one(
             {"_id": delivery.id, "attempts": attempt.n - 1}, {"$set": fields}

@@ -4,6 +4,7 @@ reaches it."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 
@@ -53,6 +54,8 @@ def localstack_env(stack: Stack, port: int) -> dict[str, str]:
             "PYTHONPATH": str(REPO / "localstack"),
         }
     )
+    # opt-in heap tracing of LocalStack (localstack/verriflo_localstack/memtrace.py)
+    env.update({k: v for k, v in os.environ.items() if k.startswith("VERRIFLO_LOCALSTACK_TRACEMALLOC")})
     return env
 
 
