@@ -1,6 +1,7 @@
 """`python scripts/stack.py up|down|env|...`: the local stack's commands (`make up`, `make down`,
 `make status`, the e2e fixtures). The code is the package `verriflo_tools.stack` (tools/); this
 file only finds it, so any python3 can run it before a venv exists."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """Plux entry points. Kept import-light: LocalStack scans these at start-up, so the executor's
 module (which imports the Lambda service) loads only when the plugin is actually selected."""
+
 from __future__ import annotations
 
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin

@@ -422,9 +422,7 @@ def test_a_source_the_transcoder_never_takes_is_started_a_few_times_then_failed(
     def lost(bucket: str, key: str) -> None:  # every start dies before the transcoder claims it
         starts.append(key)
 
-    outcomes = [
-        reconcile_pending(lost, at=video.created_at + timedelta(minutes=16 * i)) for i in range(1, 7)
-    ]
+    outcomes = [reconcile_pending(lost, at=video.created_at + timedelta(minutes=16 * i)) for i in range(1, 7)]
 
     most = media.media_settings().max_redispatches
     assert len(starts) == most

@@ -1,5 +1,6 @@
 """CDN logic: create a video with a direct upload, list/get/delete, status and playback URL (the
 two calls of API.md), and the stream proxy that signs every playlist it serves."""
+
 from __future__ import annotations
 
 import math

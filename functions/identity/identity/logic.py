@@ -1,4 +1,5 @@
 """Identity logic: dashboard login (throttled per account and source), whoami, and key management."""
+
 from __future__ import annotations
 
 from verriflo import auth, orgs

@@ -4,6 +4,7 @@ Run as a script by the runtime's own interpreter (a clean venv holding only boto
 `/var/lang`). It talks only to the Runtime API at AWS_LAMBDA_RUNTIME_API, exactly as in AWS, so
 the handler sees the same protocol, environment and `context` object it gets there.
 """
+
 from __future__ import annotations
 
 import http.client

@@ -1,4 +1,5 @@
 """`python -m verriflo_tools.stack ...`: the same commands as `python scripts/stack.py ...`."""
+
 from __future__ import annotations
 
 import sys
