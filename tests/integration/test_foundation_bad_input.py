@@ -18,6 +18,8 @@ from support import api_event, call
 from verriflo.openapi_document import load_document
 from verriflo_tools.openapi import function_packages
 
+pytest_plugins = ("livekit_support", "health_support")
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = load_document()
 OPERATIONS = operations(DOCUMENT)
@@ -57,6 +59,13 @@ def credentials(org, monkeypatch) -> dict[str, dict[str, str]]:
         "internal": {"X-Dispatch-Secret": get_secret(secret_settings().dispatch_secret_name)},
         "public": {},
     }
+
+
+def _with_dependencies(op: Operation, request: pytest.FixtureRequest) -> None:
+    """Readiness answers 503 while a dependency is missing: give it the stack's (LiveKit, secrets,
+    queues, state machines), so what is checked is its answer to the bad input."""
+    if op.path == "/v1/health/ready":
+        request.getfixturevalue("health_dependencies")
 
 
 def _headers(op: Operation, credentials: dict[str, dict[str, str]]) -> dict[str, str]:
@@ -117,7 +126,10 @@ def test_a_body_that_is_not_utf8_is_never_a_5xx(op, handlers, credentials, lambd
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
-def test_no_credentials_or_unknown_ids_are_4xx_with_the_request_id(op, handlers, credentials, lambda_context):
+def test_no_credentials_or_unknown_ids_are_4xx_with_the_request_id(
+    op, handlers, credentials, lambda_context, request
+):
+    _with_dependencies(op, request)
     anonymous, event = _send(handlers, op, lambda_context, {}, b"{}" if op.has_body else None)
     check_answer(anonymous.status, anonymous.headers, anonymous.body, event["requestContext"]["requestId"])
     if not op.public and not op.internal:
@@ -129,7 +141,10 @@ def test_no_credentials_or_unknown_ids_are_4xx_with_the_request_id(op, handlers,
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.id)
-def test_lone_surrogates_in_the_path_or_query_are_never_a_5xx(op, handlers, credentials, lambda_context):
+def test_lone_surrogates_in_the_path_or_query_are_never_a_5xx(
+    op, handlers, credentials, lambda_context, request
+):
+    _with_dependencies(op, request)
     # Lone surrogates (what a platform may make of bytes that are not UTF-8) in the query and path.
     body, content_type = (b"{}", "application/json") if op.has_body else (None, None)
     for query, value in (({"x": "\udcff"}, "missing1"), ({"\ud800": "1"}, "missing1"), (None, "a\udcffb")):

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 from livekit_support import LiveKit
 from support import api_event, call, point_at_closed_port
 
-pytest_plugins = ("livekit_support",)
+pytest_plugins = ("livekit_support", "health_support")
 
 NAMES = {"mongodb", "redis", "s3", "eventbridge", "livekit", "secretsmanager", "sqs", "stepfunctions"}
 
 
 @pytest.fixture
-def ready(livekit: LiveKit, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """The stack's secrets, queues and state machines in moto, LiveKit's stand-in, the health settings."""
-    import boto3
-    from health import store
-
-    queue = boto3.client("sqs").create_queue(QueueName="verriflo-test-webhooks")["QueueUrl"]
-    machine = boto3.client("stepfunctions").create_state_machine(
-        name="verriflo-test-summary",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
-        roleArn="arn:aws:iam::123456789012:role/verriflo-test",
-    )["stateMachineArn"]
-    monkeypatch.setenv("LIVEKIT_SECRET_NAME", "verriflo/livekit")
-    monkeypatch.setenv("HEALTH_SECRET_NAMES", "verriflo/jwt-secret,verriflo/dispatch-secret,verriflo/livekit")
-    monkeypatch.setenv("HEALTH_QUEUE_URLS", queue)
-    monkeypatch.setenv("HEALTH_STATE_MACHINE_ARNS", machine)
-    monkeypatch.setenv("CHECK_TIMEOUT_S", "5")  # generous: two cores shared by test runs
-    store.reset()
-    yield {"queue": queue, "machine": machine}
-    store.reset()
+def ready(health_dependencies: dict[str, str]) -> dict[str, str]:
+    return health_dependencies
 
 
 @pytest.fixture

@@ -100,7 +100,12 @@ async def _list_rooms(url: str, key: str, secret: str, timeout: float) -> None:
 def _livekit() -> None:
     key, secret = _livekit_credentials()
     settings = health_settings()
-    asyncio.run(_list_rooms(settings.livekit_url, key, secret, settings.check_timeout_s))
+    # A loop of its own, not asyncio.run(): that would leave the thread without a current loop.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_list_rooms(settings.livekit_url, key, secret, settings.check_timeout_s))
+    finally:
+        loop.close()
 
 
 CHECKS: dict[str, Callable[[], object]] = {

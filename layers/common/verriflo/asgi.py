@@ -269,9 +269,22 @@ def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not _utf8(event):
             return _refusal(event)
+        _ensure_event_loop()
         return adapter()(event, context)
 
     return handler
+
+
+def _ensure_event_loop() -> None:
+    """Mangum's HTTP cycle runs on the thread's current event loop, which Mangum sets only when the
+    adapter is made; an `asyncio.run()` anywhere in the process since then leaves no current loop
+    (and `get_event_loop()` raising), so one is set again here when needed."""
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _utf8(event: dict[str, Any]) -> bool:
