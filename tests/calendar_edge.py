@@ -24,6 +24,9 @@ import time_machine
 # The first test runs before the turn of 2026 into 2027; each next test one month later.
 FIRST_MONTH = (2026, 12)
 LEADS_S = (0.3, 0.8, 1.5, 3.0)
+# The months cycle within 40 years (every month and leap day comes round several times): MongoDB's
+# ObjectIds hold their second as an unsigned 32-bit number, so no clock may pass 2106.
+SPAN_MONTHS = 40 * 12
 
 
 def month_end(index: int) -> datetime:
@@ -41,7 +44,7 @@ class CalendarEdge:
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item):  # noqa: ANN201 - a hook wrapper
-        boundary = month_end(self.index)
+        boundary = month_end(self.index % SPAN_MONTHS)
         start = boundary - timedelta(seconds=LEADS_S[self.index % len(LEADS_S)])
         self.index += 1
         self.travel = time_machine.travel(start, tick=True)
