@@ -209,6 +209,11 @@ def test_a_spoken_question_is_transcribed_and_answered_in_text_and_speech(
     _, events = ask_stream(classroom, lambda_context, body)
     spoken = [e for e in events[:-1] if isinstance(e, dict) and e.get("audio")]
     assert spoken and all(e["mimeType"] == "audio/mpeg" and e["usage"] is None for e in spoken)
+    # The stream's first event is the transcript line, the same as the whole answer's.
+    assert events[0] == {"text": "", "transcript": data["transcript"], "usage": None}
+    assert [e for e in events[1:-1] if "transcript" in e] == []
+    _, typed = ask_stream(classroom, lambda_context, question(classroom, "What is inertia?"))
+    assert not any("transcript" in e for e in typed[:-1])  # nothing was spoken
 
 
 def test_hint_mode_reveals_one_step_per_question_and_explain_mode_gives_everything(

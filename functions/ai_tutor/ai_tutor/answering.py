@@ -57,6 +57,7 @@ from ai_tutor.models import (
     TutorStreamEvent,
     TutorTextEvent,
     TutorTokenUsage,
+    TutorTranscriptEvent,
 )
 
 STUDENT = "STUDENT"
@@ -196,12 +197,15 @@ def _audio(text: str) -> TutorAudioEvent:
 
 
 def answer(prep: Prepared, model: Provider | None = None) -> Iterator[TutorStreamEvent]:
-    """The answer as events: text pieces (and speech) as produced, then the usage with the sources.
+    """The answer as events: the transcript of a spoken question, text pieces (and speech) as
+    produced, then the usage with the sources.
 
     A failure mid-stream yields an error event instead of the usage event and records the exchange
     as failed; nothing is charged for it.
     """
     model = model or provider()
+    if prep.transcript is not None:
+        yield TutorTranscriptEvent(transcript=prep.transcript)
     write = prep.response_modality in ("text", "both")
     speak = prep.response_modality in ("audio", "both")
     produced: list[str] = []
@@ -342,11 +346,14 @@ def collect(prep: Prepared, model: Provider | None = None) -> TutorChatAnswer:
     text: list[str] = []
     said: list[str] = []
     spoken: list[bytes] = []
+    transcript: str | None = None
     usage = TutorTokenUsage(input_tokens=0, output_tokens=0)
     for event in answer(prep, model):
         if isinstance(event, TutorErrorEvent):
             raise UpstreamError(event.message)
-        if isinstance(event, TutorAudioEvent):
+        if isinstance(event, TutorTranscriptEvent):
+            transcript = event.transcript
+        elif isinstance(event, TutorAudioEvent):
             spoken.append(base64.b64decode(event.audio))
             said.append(event.spoken)
         elif isinstance(event, TutorAnsweredEvent):
@@ -361,7 +368,7 @@ def collect(prep: Prepared, model: Provider | None = None) -> TutorChatAnswer:
         usage=usage,
         request_modality=prep.request_modality,  # type: ignore[arg-type]
         response_modality=prep.response_modality,
-        transcript=prep.transcript,
+        transcript=transcript,
         sources=prep.sources,
         grounded=prep.grounded,
         interaction_id=prep.interaction_id,
