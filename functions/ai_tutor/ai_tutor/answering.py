@@ -122,11 +122,17 @@ def check_text(text: str | None) -> str:
 
 
 def check_student(asker: Asker) -> store.Room:
-    """The room, if `asker` is a connected student of an active room of the org and the tutor is on."""
+    """The room, if `asker` is a student of an active room of the org: connected to it, or holding a
+    join token we issued for it (a backend may ask before the browser connects); never once removed."""
     room = store.require_room(asker.org_id, asker.room_id)
     if room.ended:
         raise Forbidden(f"The class in room '{asker.room_id}' has ended; the tutor answers during class.")
+    grant = store.join_grant(asker.org_id, asker.room_id, asker.student_uid)
+    if grant is not None and grant.removed_at is not None:
+        raise Forbidden(f"'{asker.student_uid}' was removed from room '{asker.room_id}'.")
     role = store.connected_role(asker.org_id, asker.room_id, asker.student_uid)
+    if role is None and grant is not None and grant.expires_at is not None and grant.expires_at > now():
+        role = grant.role  # not connected (yet): their token's role
     if role is None:
         raise Forbidden(f"'{asker.student_uid}' is not in room '{asker.room_id}'.")
     if role != STUDENT:
