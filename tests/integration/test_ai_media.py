@@ -135,10 +135,15 @@ def test_an_image_sent_with_a_message_informs_both_the_search_and_the_prompt(
     # A model sees the student's words as the question and the image's text beside it.
     model = ScriptedProvider(pieces=["In the chloroplasts."])
     monkeypatch.setattr(answering, "provider", lambda: model)
-    assert stream(org, lambda_context, body).status == 200
+    started = lines(stream(org, lambda_context, body).body)[0]
     (seen,) = model.calls
     assert seen.question == asked and "photosynthesis" in seen.context_note.lower()
     assert any("chloroplasts" in p.text for p in seen.passages)
+    # The chat keeps both, so a follow-up question still knows what the image showed.
+    follow_up = {"chatId": started["chatId"], "message": "Why there?"}
+    assert stream(org, lambda_context, follow_up).status == 200
+    earlier = model.calls[1].history[0]
+    assert earlier.role == "user" and asked in earlier.text and "photosynthesis" in earlier.text.lower()
 
 
 def test_a_streamed_spoken_question_gets_the_transcript_line_of_the_whole_answer(org, lambda_context):

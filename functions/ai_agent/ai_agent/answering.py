@@ -79,6 +79,14 @@ class Prepared:
     transcript: str | None = None
     passages: list[Passage] = field(default_factory=list)
     started_chat: bool = False  # no chatId was sent: this turn starts the chat `chat_id`
+    image_text: str = ""  # what an attached image showed
+
+    @property
+    def asked(self) -> str:
+        """The user's turn as the history keeps it: the words, and what the image showed."""
+        if not self.image_text or self.image_text == self.question:
+            return self.question
+        return f"{self.question}\n(Text of the attached image: {self.image_text})"
 
 
 def _request_modality(body: ChatRequest) -> str:
@@ -154,6 +162,7 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
         transcript=transcript,
         passages=passages,
         started_chat=body.chat_id is None,
+        image_text=seen,
     )
 
 
@@ -317,7 +326,7 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
             prep.org_id,
             prep.chat_id,
             [
-                history.StoredMessage("user", prep.question, stamp),
+                history.StoredMessage("user", prep.asked, stamp),
                 history.StoredMessage("assistant", text, stamp),
             ],
             settings.history_turns,
