@@ -3,6 +3,8 @@ is refused before a model is called."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ai_agent import answering, handler, models
 from ai_support import (
@@ -63,6 +65,34 @@ def test_stream_is_ndjson_text_usage_done(org, lambda_context, model):
     assert [e["type"] for e in events] == ["text", "text", "text", "usage", "done"]
     assert "".join(e["text"] for e in events if e["type"] == "text") == "Energy is made in mitochondria."
     assert events[3]["usage"]["inputTokens"] == 11
+
+
+def test_a_chat_sent_without_chat_id_is_started_kept_and_can_be_continued(org, lambda_context, model):
+    grant(org.id)
+    whole = chat(org, lambda_context, {"message": "Where is energy made?"})
+    assert whole.status == 200, whole.body
+    started = whole.data["chatId"]
+    assert re.fullmatch(models.ID_PATTERN, started)
+    events = lines(chat(org, lambda_context, {"message": "Where is energy made?"}, stream=True).body)
+    assert events[0]["type"] == "chat" and set(events[0]) == {"type", "chatId"}
+    assert [e["type"] for e in events[1:]] == ["text", "text", "text", "usage", "done"]
+    streamed = events[0]["chatId"]
+    assert re.fullmatch(models.ID_PATTERN, streamed) and streamed != started
+    for chat_id in (started, streamed):
+        read = chat_route(org, lambda_context, "read", chat_id)
+        assert read.status == 200, read.body
+        assert [m["text"] for m in read.data["messages"]] == [
+            "Where is energy made?",
+            "Energy is made in mitochondria.",
+        ]
+    again = chat(org, lambda_context, {"chatId": started, "message": "And in plants?"})
+    assert again.status == 200 and again.data["chatId"] == started
+    assert [m.text for m in model.calls[-1].history] == [
+        "Where is energy made?",
+        "Energy is made in mitochondria.",
+    ]
+    listed = call(handler.handler, api_event("ai_agent/list_chats.json", headers=org.headers), lambda_context)
+    assert {c["chatId"] for c in listed.data["items"]} == {started, streamed}
 
 
 def test_another_orgs_chat_is_not_found_and_stays_intact(org, other_org, lambda_context, model):

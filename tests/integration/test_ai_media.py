@@ -107,6 +107,62 @@ def test_an_image_question_is_read_and_answered(org, lambda_context):
     assert "mitochondria" in reply.data["text"]
 
 
+def test_an_image_sent_with_a_message_informs_both_the_search_and_the_prompt(
+    org, lambda_context, monkeypatch
+):
+    grant(org.id)
+    kb = kb_with_notes(org)
+    asked = "Where does this happen?"
+    png = png_with_text("Photosynthesis")
+    body = {"message": asked, "image": b64(png), "imageMimeType": "image/png", "knowledgeBaseIds": [kb]}
+    alone = call(
+        handler.handler,
+        api_event(
+            "ai_agent/chat.json", headers=org.headers, body={"message": asked, "knowledgeBaseIds": [kb]}
+        ),
+        lambda_context,
+    )
+    assert alone.status == 200 and "chloroplasts" not in alone.data["text"]  # the words alone miss it
+    reply = call(
+        handler.handler, api_event("ai_agent/chat.json", headers=org.headers, body=body), lambda_context
+    )
+    assert reply.status == 200, reply.body
+    assert reply.data["requestModality"] == "text+image"
+    assert "chloroplasts" in reply.data["text"]
+    assert reply.data["citations"][0]["title"] == "Notes > Plants"  # the best match comes first
+    events = lines(stream(org, lambda_context, body).body)
+    assert any(e["type"] == "citation" and "chloroplasts" in e["citation"]["text"] for e in events)
+    # A model sees the student's words as the question and the image's text beside it.
+    model = ScriptedProvider(pieces=["In the chloroplasts."])
+    monkeypatch.setattr(answering, "provider", lambda: model)
+    started = lines(stream(org, lambda_context, body).body)[0]
+    (seen,) = model.calls
+    assert seen.question == asked and "photosynthesis" in seen.context_note.lower()
+    assert any("chloroplasts" in p.text for p in seen.passages)
+    # The chat keeps both, so a follow-up question still knows what the image showed.
+    follow_up = {"chatId": started["chatId"], "message": "Why there?"}
+    assert stream(org, lambda_context, follow_up).status == 200
+    earlier = model.calls[1].history[0]
+    assert earlier.role == "user" and asked in earlier.text and "photosynthesis" in earlier.text.lower()
+
+
+def test_a_streamed_spoken_question_gets_the_transcript_line_of_the_whole_answer(org, lambda_context):
+    grant(org.id)
+    kb = kb_with_notes(org)
+    body = {"audio": b64(spoken_wav("Tell me about sunlight and plants.")), "knowledgeBaseIds": [kb]}
+    whole = call(
+        handler.handler, api_event("ai_agent/chat.json", headers=org.headers, body=body), lambda_context
+    )
+    assert whole.status == 200 and "sunlight and plants" in whole.data["transcript"].lower()
+    events = lines(stream(org, lambda_context, body).body)
+    kinds = [e["type"] for e in events]
+    (line,) = [e for e in events if e["type"] == "transcript"]
+    assert line == {"type": "transcript", "transcript": whole.data["transcript"]}
+    assert kinds.index("transcript") < kinds.index("text")
+    typed = lines(stream(org, lambda_context, {"message": "Tell me about plants."}).body)
+    assert "transcript" not in [e["type"] for e in typed]  # nothing was spoken
+
+
 def test_a_chart_is_drawn_when_the_answer_calls_for_one(org, lambda_context, monkeypatch):
     from PIL import Image
 

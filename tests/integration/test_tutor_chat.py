@@ -10,6 +10,7 @@ import pytest
 from ai_support import ScriptedProvider, spoken_wav
 from ai_tutor import answering
 from ai_tutor.handler import handler
+from livekit_support import rooms_event
 from support import call
 from tutor_support import (
     ROOM_ID,
@@ -18,6 +19,7 @@ from tutor_support import (
     ask_stream,
     end_class,
     interactions,
+    join,
     open_class,
     question,
     tutor_event,
@@ -148,6 +150,58 @@ def test_only_a_connected_student_of_an_active_room_of_the_org_may_ask(
     assert model.calls == [] and interactions(org.id) == []
 
 
+def test_a_student_holding_our_join_token_is_admitted_connected_or_not_until_removed(
+    org, other_org, livekit, lambda_context
+):
+    from rooms.handler import handler as rooms
+    from verriflo import db
+    from verriflo.orgs import now
+
+    room = open_class(org, livekit, lambda_context)  # t-1 and s-1 connected
+    other_room = open_class(
+        org, livekit, lambda_context, room_id="chem-1", title="Chemistry", students=("s-9",)
+    )
+    add_notes(room, lambda_context)
+    join(org, lambda_context, room.room_id, "s-2", "STUDENT")  # the backend got a token; no browser yet
+    join(org, lambda_context, room.room_id, "t-2", "TEACHER")
+
+    def ask(uid: str, headers=None, **change):
+        body = question(room, uid=uid) | change
+        replies = [
+            call(handler, tutor_event(name, headers or org.headers, body), lambda_context)
+            for name in ("chat", "chat_stream")
+        ]
+        assert replies[0].status == replies[1].status, [r.body for r in replies]
+        return replies[0]
+
+    admitted = ask("s-2")
+    assert admitted.status == 200 and "mass multiplied by its acceleration" in admitted.body["text"]
+    assert ask("t-2").status == 403  # a teacher's token is not a student's
+    assert ask("s-2", roomId=other_room.room_id).status == 403  # a token for another room
+    assert (
+        ask("s-2", headers=other_org.headers, organizationId=other_org.id).status == 404
+    )  # another org's room
+    assert ask("s-2", organizationId=other_org.id).status == 403
+    grants = db.collection("room_grants")
+    grants.update_one({"orgId": org.id, "roomId": room.room_id, "uid": "s-2"}, {"$set": {"expiresAt": now()}})
+    assert ask("s-2").status == 403  # the token ran out (and they never connected)
+
+    # Removed: refused at once (before LiveKit's webhook closes the session) and after it.
+    removed = call(
+        rooms, rooms_event("participant_remove", org.headers, room_id=room.room_id, uid="s-1"), lambda_context
+    )
+    assert removed.status == 200, removed.body
+    refused = ask("s-1")
+    assert refused.status == 403 and "removed" in refused.body["message"]
+    livekit.pump(rooms, lambda_context, "participant_left")
+    assert ask("s-1").status == 403
+    join(org, lambda_context, room.room_id, "s-1", "STUDENT")  # the org's server lets them back in
+    assert ask("s-1").status == 200
+    end_class(room, lambda_context)
+    finished = ask("s-1")
+    assert finished.status == 403 and "ended" in finished.body["message"]
+
+
 def test_the_teacher_can_switch_the_tutor_off(classroom: Classroom, lambda_context):
     put = call(
         handler,
@@ -209,6 +263,11 @@ def test_a_spoken_question_is_transcribed_and_answered_in_text_and_speech(
     _, events = ask_stream(classroom, lambda_context, body)
     spoken = [e for e in events[:-1] if isinstance(e, dict) and e.get("audio")]
     assert spoken and all(e["mimeType"] == "audio/mpeg" and e["usage"] is None for e in spoken)
+    # The stream's first event is the transcript line, the same as the whole answer's.
+    assert events[0] == {"text": "", "transcript": data["transcript"], "usage": None}
+    assert [e for e in events[1:-1] if "transcript" in e] == []
+    _, typed = ask_stream(classroom, lambda_context, question(classroom, "What is inertia?"))
+    assert not any("transcript" in e for e in typed[:-1])  # nothing was spoken
 
 
 def test_hint_mode_reveals_one_step_per_question_and_explain_mode_gives_everything(

@@ -40,10 +40,11 @@ from verriflo_ai.settings import ai_settings
 from verriflo_ai.uploads import decode_base64
 
 from ai_agent import history, store
-from ai_agent.chats import shorten
+from ai_agent.chats import new_chat_id, shorten
 from ai_agent.models import (
     AudioEvent,
     ChatAnswer,
+    ChatEvent,
     ChatRequest,
     Citation,
     CitationEvent,
@@ -56,6 +57,7 @@ from ai_agent.models import (
     StreamEvent,
     TextEvent,
     TokenUsage,
+    TranscriptEvent,
     UsageEvent,
 )
 
@@ -76,6 +78,15 @@ class Prepared:
     voice: str | None = None
     transcript: str | None = None
     passages: list[Passage] = field(default_factory=list)
+    started_chat: bool = False  # no chatId was sent: this turn starts the chat `chat_id`
+    image_text: str = ""  # what an attached image showed
+
+    @property
+    def asked(self) -> str:
+        """The user's turn as the history keeps it: the words, and what the image showed."""
+        if not self.image_text or self.image_text == self.question:
+            return self.question
+        return f"{self.question}\n(Text of the attached image: {self.image_text})"
 
 
 def _request_modality(body: ChatRequest) -> str:
@@ -116,7 +127,8 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
         transcript = speech.transcribe(audio).text
         if not transcript and not message and image is None:
             raise ValidationFailed("No speech was recognised in the audio.")
-    question = " ".join(p for p in (message, transcript) if p)
+    said = " ".join(p for p in (message, transcript) if p)
+    seen = ""
     note = ""
     if image is not None:
         seen = images.read_image(image, mime or "")
@@ -125,9 +137,12 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
             if seen
             else "An image was attached; no text could be read from it."
         )
-        question = question or seen
+    question = said or seen
     kb_ids = body.knowledge_base_ids
-    passages = knowledge.search(org.org_id, kb_ids, question) if kb_ids else []
+    # The words and the image's text search together: "what does this mean?" finds nothing alone,
+    # and the image's text alone misses what the student asks about it.
+    query = " ".join(p for p in (said, seen) if p)
+    passages = knowledge.search(org.org_id, kb_ids, query) if kb_ids else []
     generation = GenerationRequest(
         question=question or "(no question)",
         history=past,
@@ -138,7 +153,7 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
     return Prepared(
         org_id=org.org_id,
         request_id=request_id,
-        chat_id=body.chat_id,
+        chat_id=body.chat_id or new_chat_id(),
         question=question,
         generation=generation,
         request_modality=_request_modality(body),
@@ -146,6 +161,8 @@ def prepare_chat(org: OrgContext, body: ChatRequest, request_id: str) -> Prepare
         voice=voice,
         transcript=transcript,
         passages=passages,
+        started_chat=body.chat_id is None,
+        image_text=seen,
     )
 
 
@@ -209,8 +226,13 @@ def _audio_event(text: str, voice: str | None, index: int) -> AudioEvent:
 
 
 def answer(prep: Prepared, model: Provider | None = None) -> Iterator[StreamEvent]:
-    """The answer as stream events: text/audio as produced, then citations, image, usage, done."""
+    """The answer as stream events: the new chat's id and the transcript when there are any, text/audio
+    as produced, then citations, image, usage, done."""
     model = model or provider()
+    if prep.started_chat and prep.chat_id:
+        yield ChatEvent(chat_id=prep.chat_id)
+    if prep.transcript is not None:
+        yield TranscriptEvent(transcript=prep.transcript)
     speak = prep.response_modality in ("audio", "text+audio")
     write_text = prep.response_modality in ("text", "text+audio")
     produced: list[str] = []
@@ -304,7 +326,7 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
             prep.org_id,
             prep.chat_id,
             [
-                history.StoredMessage("user", prep.question, stamp),
+                history.StoredMessage("user", prep.asked, stamp),
                 history.StoredMessage("assistant", text, stamp),
             ],
             settings.history_turns,
@@ -351,10 +373,13 @@ def collect(prep: Prepared, model: Provider | None = None) -> ChatAnswer:
     spoken: list[bytes] = []
     pictures: list[ImageOut] = []
     citations: list[Citation] = []
+    transcript: str | None = None
     usage = TokenUsage(input_tokens=0, output_tokens=0, total_tokens=0, credits=0)
     for event in answer(prep, model):
         if isinstance(event, TextEvent):
             text.append(event.text)
+        elif isinstance(event, TranscriptEvent):
+            transcript = event.transcript
         elif isinstance(event, AudioEvent):
             spoken.append(base64.b64decode(event.audio))
             if prep.response_modality == "audio":
@@ -374,7 +399,7 @@ def collect(prep: Prepared, model: Provider | None = None) -> ChatAnswer:
         audio_mime_type=speech.VOICE_MIME if spoken else None,
         images=pictures,
         citations=citations,
-        transcript=prep.transcript,
+        transcript=transcript,
         usage=usage,
         request_modality=prep.request_modality,
         response_modality=prep.response_modality,

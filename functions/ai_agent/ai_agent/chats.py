@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from verriflo.auth import OrgContext
 from verriflo.errors import NotFound, ValidationFailed
@@ -15,6 +16,11 @@ from ai_agent.models import ID_PATTERN, ChatDeleted, ChatHistory, ChatList, Chat
 def _check_chat_id(chat_id: str) -> None:
     if not re.fullmatch(ID_PATTERN, chat_id):
         raise ValidationFailed("chatId may hold letters, digits, '-' and '_' (at most 100).")
+
+
+def new_chat_id() -> str:
+    """The id of a chat started without one (unguessable, so another caller cannot read it by chance)."""
+    return f"chat_{uuid.uuid4().hex}"
 
 
 def shorten(text: str, limit: int) -> str:

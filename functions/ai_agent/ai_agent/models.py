@@ -21,7 +21,7 @@ class ChatRequest(StrictApiModel):
     chat_id: str | None = Field(
         default=None,
         pattern=ID_PATTERN,
-        description="keeps history across turns; omit for a one-off question",
+        description="keeps history across turns; omit it to start a new chat (its chatId comes back)",
     )
     message: str | None = Field(default=None, description="the question or message")
     audio: str | None = Field(default=None, description="base64 WAV, MP3 or WebM/Opus")
@@ -95,6 +95,20 @@ class _Event(ApiModel):
     type: str  # first on every line, whatever the event's other fields are
 
 
+class ChatEvent(_Event):
+    """First line when the request started a new chat (no `chatId` sent): pass `chatId` to continue it."""
+
+    type: Literal["chat"] = "chat"
+    chat_id: str
+
+
+class TranscriptEvent(_Event):
+    """What the audio said (when audio was sent), before the answer: the buffered answer's `transcript`."""
+
+    type: Literal["transcript"] = "transcript"
+    transcript: str
+
+
 class TextEvent(_Event):
     """A piece of the answer, as it is produced."""
 
@@ -146,8 +160,20 @@ class DoneEvent(_Event):
     type: Literal["done"] = "done"
 
 
-StreamEvent = TextEvent | AudioEvent | CitationEvent | ImageEvent | UsageEvent | ErrorEvent | DoneEvent
+StreamEvent = (
+    ChatEvent
+    | TranscriptEvent
+    | TextEvent
+    | AudioEvent
+    | CitationEvent
+    | ImageEvent
+    | UsageEvent
+    | ErrorEvent
+    | DoneEvent
+)
 STREAM_EVENTS: list[type[ApiModel]] = [
+    ChatEvent,
+    TranscriptEvent,
     TextEvent,
     AudioEvent,
     CitationEvent,
@@ -161,7 +187,7 @@ STREAM_EVENTS: list[type[ApiModel]] = [
 class ChatAnswer(ApiModel):
     """The whole answer of `POST /v1/ai-agent/chat`."""
 
-    chat_id: str | None
+    chat_id: str | None = Field(description="the chat this turn belongs to (a new one when none was sent)")
     text: str
     audio: str | None = None
     audio_mime_type: str | None = None

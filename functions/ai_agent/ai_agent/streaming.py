@@ -38,7 +38,9 @@ def openapi_document() -> dict:
     doc = asgi.OpenApiPaths()
     stream = doc.stream(
         models.NDJSON,
-        "NDJSON, one JSON object per line, sent as produced, each with its `type`: `text` and `audio` "
+        "NDJSON, one JSON object per line, sent as produced, each with its `type`: first `chat` when the "
+        "request started a new chat (no `chatId` sent) and `transcript` when audio was sent, then "
+        "`text` and `audio` "
         "as the answer is written, then `citation`s, an `image`, `usage`, and `done`, always last. A "
         "failure mid-stream sends `error`, then `done`; nothing of that answer is kept.",
         models.STREAM_EVENTS,

@@ -57,6 +57,7 @@ from ai_tutor.models import (
     TutorStreamEvent,
     TutorTextEvent,
     TutorTokenUsage,
+    TutorTranscriptEvent,
 )
 
 STUDENT = "STUDENT"
@@ -121,11 +122,17 @@ def check_text(text: str | None) -> str:
 
 
 def check_student(asker: Asker) -> store.Room:
-    """The room, if `asker` is a connected student of an active room of the org and the tutor is on."""
+    """The room, if `asker` is a student of an active room of the org: connected to it, or holding a
+    join token we issued for it (a backend may ask before the browser connects); never once removed."""
     room = store.require_room(asker.org_id, asker.room_id)
     if room.ended:
         raise Forbidden(f"The class in room '{asker.room_id}' has ended; the tutor answers during class.")
+    grant = store.join_grant(asker.org_id, asker.room_id, asker.student_uid)
+    if grant is not None and grant.removed_at is not None:
+        raise Forbidden(f"'{asker.student_uid}' was removed from room '{asker.room_id}'.")
     role = store.connected_role(asker.org_id, asker.room_id, asker.student_uid)
+    if role is None and grant is not None and grant.expires_at is not None and grant.expires_at > now():
+        role = grant.role  # not connected (yet): their token's role
     if role is None:
         raise Forbidden(f"'{asker.student_uid}' is not in room '{asker.room_id}'.")
     if role != STUDENT:
@@ -196,12 +203,15 @@ def _audio(text: str) -> TutorAudioEvent:
 
 
 def answer(prep: Prepared, model: Provider | None = None) -> Iterator[TutorStreamEvent]:
-    """The answer as events: text pieces (and speech) as produced, then the usage with the sources.
+    """The answer as events: the transcript of a spoken question, text pieces (and speech) as
+    produced, then the usage with the sources.
 
     A failure mid-stream yields an error event instead of the usage event and records the exchange
     as failed; nothing is charged for it.
     """
     model = model or provider()
+    if prep.transcript is not None:
+        yield TutorTranscriptEvent(transcript=prep.transcript)
     write = prep.response_modality in ("text", "both")
     speak = prep.response_modality in ("audio", "both")
     produced: list[str] = []
@@ -342,11 +352,14 @@ def collect(prep: Prepared, model: Provider | None = None) -> TutorChatAnswer:
     text: list[str] = []
     said: list[str] = []
     spoken: list[bytes] = []
+    transcript: str | None = None
     usage = TutorTokenUsage(input_tokens=0, output_tokens=0)
     for event in answer(prep, model):
         if isinstance(event, TutorErrorEvent):
             raise UpstreamError(event.message)
-        if isinstance(event, TutorAudioEvent):
+        if isinstance(event, TutorTranscriptEvent):
+            transcript = event.transcript
+        elif isinstance(event, TutorAudioEvent):
             spoken.append(base64.b64decode(event.audio))
             said.append(event.spoken)
         elif isinstance(event, TutorAnsweredEvent):
@@ -361,7 +374,7 @@ def collect(prep: Prepared, model: Provider | None = None) -> TutorChatAnswer:
         usage=usage,
         request_modality=prep.request_modality,  # type: ignore[arg-type]
         response_modality=prep.response_modality,
-        transcript=prep.transcript,
+        transcript=transcript,
         sources=prep.sources,
         grounded=prep.grounded,
         interaction_id=prep.interaction_id,

@@ -80,6 +80,14 @@ class TutorTextEvent(ApiModel):
     usage: None = None
 
 
+class TutorTranscriptEvent(ApiModel):
+    """What the student's audio said, before the answer (the whole answer's `transcript`)."""
+
+    text: str = ""
+    transcript: str
+    usage: None = None
+
+
 class TutorAudioEvent(ApiModel):
     """Speech for one sentence of the answer (responseModality `audio` or `both`)."""
 
@@ -108,8 +116,11 @@ class TutorErrorEvent(ApiModel):
     message: str
 
 
-TutorStreamEvent = TutorTextEvent | TutorAudioEvent | TutorAnsweredEvent | TutorErrorEvent
+TutorStreamEvent = (
+    TutorTranscriptEvent | TutorTextEvent | TutorAudioEvent | TutorAnsweredEvent | TutorErrorEvent
+)
 TUTOR_STREAM_EVENTS: list[type[ApiModel]] = [
+    TutorTranscriptEvent,
     TutorTextEvent,
     TutorAudioEvent,
     TutorAnsweredEvent,

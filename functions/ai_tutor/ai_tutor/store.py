@@ -21,7 +21,8 @@ from verriflo.ledger import LEDGER
 from ai_tutor.models import TutorTopQuery  # stored as answered: one shape
 
 INTERACTIONS, TUTOR_ROOMS, SUMMARIES = "tutor_interactions", "tutor_rooms", "tutor_summaries"
-ROOMS, SESSIONS = "rooms", "room_sessions"  # owned by the rooms function; read only here
+# owned by the rooms function; read only here
+ROOMS, SESSIONS, GRANTS = "rooms", "room_sessions", "room_grants"
 
 
 def _interaction_indexes():
@@ -68,6 +69,16 @@ class Room(BaseModel):
     def ended(self) -> bool:
         """The class is over."""
         return self.status == "ended"
+
+
+class JoinGrant(BaseModel):
+    """The latest join token the rooms function issued to a participant, as far as the tutor reads it."""
+
+    model_config = _RECORD
+
+    role: str = "STUDENT"
+    expires_at: datetime | None = Field(default=None, alias="expiresAt")
+    removed_at: datetime | None = Field(default=None, alias="removedAt")
 
 
 class RoomTutor(BaseModel):
@@ -192,6 +203,13 @@ def connected_role(org_id: str, room_id: str, uid: str) -> str | None:
             {"orgId": org_id, "roomId": room_id, "uid": uid, "leftAt": None}, {"role": 1}
         )
     return str(doc.get("role") or "STUDENT") if doc else None
+
+
+def join_grant(org_id: str, room_id: str, uid: str) -> JoinGrant | None:
+    """What the rooms function recorded of the join tokens issued to `uid` for the room, if any."""
+    with db.unavailable_on_failure():
+        doc = db.collection(GRANTS).find_one({"orgId": org_id, "roomId": room_id, "uid": uid})
+    return JoinGrant.model_validate(doc) if doc else None
 
 
 # --- per-room tutor settings ------------------------------------------------------------------------

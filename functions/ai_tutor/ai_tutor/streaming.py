@@ -154,7 +154,8 @@ def openapi_document() -> dict:
     stream = doc.stream(
         SSE,
         "Server-Sent Events (`Cache-Control: no-cache`, `Connection: keep-alive`), each `data: <json>` "
-        "then a blank line: text pieces as produced (with responseModality audio/both, also speech per "
+        "then a blank line: for a spoken question first its transcript (`text` empty), then "
+        "text pieces as produced (with responseModality audio/both, also speech per "
         "sentence), then the usage event with the sources, then `data: [DONE]`. A failure mid-stream "
         "sends the error event instead of the usage event, then `[DONE]`; the exchange is recorded as "
         "failed.",

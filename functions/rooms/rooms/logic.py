@@ -146,6 +146,16 @@ def _join(room: store.Room, participant: Participant, given: dict[str, Any], def
         metadata=metadata,
         ttl_s=settings.join_token_ttl_s,
     )
+    store.record_grant(
+        store.JoinGrant(
+            org_id=room.org_id,
+            room_id=room.room_id,
+            uid=participant.uid,
+            role=role,
+            issued_at=now(),
+            expires_at=expires,
+        )
+    )
     return JoinInfo(
         token=token,
         iframe_url=f"{settings.live_ui_url.rstrip('/')}/iframe/live?token={token}",
@@ -533,6 +543,8 @@ def remove_participant(org: OrgContext, room_id: str, uid: str) -> ParticipantRe
     """Disconnect a participant (their page posts `participant_removed`)."""
     room = _live_room(org, room_id)
     _present(room, uid)
+    # Recorded first: should LiveKit fail, the tutor already refuses them and a retry is harmless.
+    store.mark_removed(org.org_id, room_id, uid, now())
     lk.remove_participant(room.lk_name, uid)
     return ParticipantRemoved(room_id=room_id, uid=uid)
 

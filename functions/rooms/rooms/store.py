@@ -22,6 +22,10 @@ ROOMS, SESSIONS, RECORDINGS, HOOKS = "rooms", "room_sessions", "recordings", "li
 # The class summaries (ai_tutor's store): `summary.ready` is recorded with the stored summary and
 # drained by the ClassSummary's Publish step; a run that died before it is completed by the rooms sweep.
 SUMMARIES = "tutor_summaries"
+# The join tokens we issued: one record per participant of a room (their latest token) and whether
+# they were removed since; the AI tutor admits a STUDENT who holds one, connected or not.
+GRANTS = "room_grants"
+GRANT_KEPT = timedelta(days=2)  # after the token expires (or the removal), then purged
 FINAL = ["EGRESS_COMPLETE", "EGRESS_FAILED", "EGRESS_ABORTED", "EGRESS_LIMIT_REACHED", "DELETED"]
 
 
@@ -69,6 +73,18 @@ db.register_indexes(ROOMS, _room_indexes)
 db.register_indexes(ROOMS, outbox.indexes)
 db.register_indexes(SESSIONS, _session_indexes)
 db.register_indexes(SESSIONS, outbox.indexes)  # sessions the rooms sweep opened or closed
+
+
+def _grant_indexes():
+    from pymongo import ASCENDING, IndexModel
+
+    return [
+        IndexModel([("orgId", ASCENDING), ("roomId", ASCENDING), ("uid", ASCENDING)], unique=True),
+        IndexModel([("purgeAt", ASCENDING)], expireAfterSeconds=0),
+    ]
+
+
+db.register_indexes(GRANTS, _grant_indexes)
 db.register_indexes(RECORDINGS, _recording_indexes)
 db.register_indexes(HOOKS, _hook_indexes)
 
@@ -147,6 +163,19 @@ class Session(BaseModel):
     closed_by: Literal["sweep"] | None = Field(default=None, alias="closedBy")
     # what its opening or closing implies and is not carried out yet (verriflo.outbox writes it)
     pending_effects: list[dict[str, Any]] = Field(default_factory=list, alias=outbox.FIELD, exclude=True)
+
+
+class JoinGrant(BaseModel):
+    """The latest join token we issued to one participant of a room (not the token itself)."""
+
+    model_config = _RECORD
+
+    org_id: str = Field(alias="orgId")
+    room_id: str = Field(alias="roomId")
+    uid: str
+    role: str
+    issued_at: datetime = Field(alias="issuedAt")
+    expires_at: datetime = Field(alias="expiresAt")
 
 
 class EgressRecording(BaseModel):
@@ -382,10 +411,13 @@ def open_sessions(org_id: str, room_id: str, uid: str | None = None) -> dict[str
 
 
 def set_session_role(org_id: str, room_id: str, uid: str, role: str) -> None:
-    """Follow a role change of a connected participant."""
+    """Follow a role change of a connected participant (their session and the grant of their token)."""
     with db.unavailable_on_failure():
         db.collection(SESSIONS).update_many(
             {"orgId": org_id, "roomId": room_id, "uid": uid, "leftAt": None}, {"$set": {"role": role}}
+        )
+        db.collection(GRANTS).update_one(
+            {"orgId": org_id, "roomId": room_id, "uid": uid}, {"$set": {"role": role}}
         )
 
 
@@ -658,3 +690,31 @@ def release_event(event_id: str) -> None:
     """Forget a claimed id whose handling failed, so LiveKit's retry is handled."""
     with db.unavailable_on_failure():
         db.collection(HOOKS).delete_one({"_id": event_id})
+
+
+# --- join grants ----------------------------------------------------------------------------------
+
+
+def record_grant(grant: JoinGrant) -> None:
+    """Remember the token just issued; a new token readmits a participant removed before (the org's
+    server asked for it with its key)."""
+    fields = grant.model_dump(by_alias=True)
+    with db.unavailable_on_failure():
+        db.collection(GRANTS).update_one(
+            {"orgId": grant.org_id, "roomId": grant.room_id, "uid": grant.uid},
+            {
+                "$set": fields | {"purgeAt": grant.expires_at + GRANT_KEPT},
+                "$unset": {"removedAt": ""},
+            },
+            upsert=True,
+        )
+
+
+def mark_removed(org_id: str, room_id: str, uid: str, at: datetime) -> None:
+    """The participant was removed: the tokens issued to them so far admit them no more."""
+    with db.unavailable_on_failure():
+        db.collection(GRANTS).update_one(
+            {"orgId": org_id, "roomId": room_id, "uid": uid},
+            {"$set": {"removedAt": at}, "$max": {"purgeAt": at + GRANT_KEPT}},
+            upsert=True,
+        )
