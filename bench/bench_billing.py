@@ -167,7 +167,7 @@ def design_probe(report: Report) -> None:
             )
 
         rows = db.collection("probe_ledger")
-        rows.create_indexes(ledger._ledger_indexes())
+        rows.create_indexes(ledger.records._ledger_indexes())
 
         def row(i: int) -> dict:
             return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import boto3
@@ -86,7 +87,7 @@ def test_upload_becomes_hls_ladder_with_poster_progress_usage_and_ready_event(
     assert master.index("360p/index.m3u8") < master.index("540p/index.m3u8")
     # metered once, in transcoded minutes
     assert ledger.balance_milli(org.id) == ledger.to_milli(100) - ledger.to_milli(
-        ledger.Decimal("0.2") * ledger.Decimal(str(round(done.duration_s / 60, 4)))
+        Decimal("0.2") * Decimal(str(round(done.duration_s / 60, 4)))
     )
     published = tap.drain()
     assert [e["type"] for e in published] == ["video.ready"]
