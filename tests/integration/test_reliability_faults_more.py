@@ -408,9 +408,9 @@ def ledger_grant_update_once(faults: Faults, monkeypatch: pytest.MonkeyPatch) ->
 
 def billing_sweep_steps() -> Steps:
     return {
-        "mongo.find_due_grants": (ledger, "spent_milli", mongo_error, False),
-        "ledger.expiry_entry": (ledger, "_record", mongo_error, False),
-        "lambda.killed_after_expiry_entry": (ledger, "_record", Killed, True),
+        "mongo.find_due_grants": (ledger.expiry, "spent_milli", mongo_error, False),
+        "ledger.expiry_entry": (ledger.expiry, "record", mongo_error, False),
+        "lambda.killed_after_expiry_entry": (ledger.expiry, "record", Killed, True),
     }
 
 
