@@ -25,6 +25,14 @@ api = protected(app, "rooms")
 TAGS = ["rooms"]
 
 
+def playback_base() -> str:
+    """Where this API is reached from outside: a recording's playback URL goes through the CDN
+    API's stream proxy (verriflo.playback, imported here: only the recording routes need it)."""
+    from verriflo import playback
+
+    return playback.base_url(app.current_event)
+
+
 @api.post(
     "/v1/room/create",
     summary="Create a live room and the creator's join token",
@@ -136,8 +144,8 @@ def stop_recording(
     responses=responses(models.RecordingList, 401, 404, 429, 503),
 )
 def list_recordings(room_id: str, org: Org) -> Envelope[models.RecordingList]:
-    """Recordings with their status and how long they stay downloadable."""
-    return ok(logic.list_recordings(org, room_id))
+    """Recordings with their status, how long they stay downloadable, and their HLS video."""
+    return ok(logic.list_recordings(org, room_id, playback_base()))
 
 
 @api.get(
@@ -147,8 +155,8 @@ def list_recordings(room_id: str, org: Org) -> Envelope[models.RecordingList]:
     responses=responses(models.RecordingDownload, 401, 404, 409, 410, 429, 503),
 )
 def download_recording(room_id: str, egress_id: str, org: Org) -> Envelope[models.RecordingDownload]:
-    """A short-lived MP4 link; recordings are deleted 6 hours after class."""
-    return ok(logic.download_recording(org, room_id, egress_id))
+    """A short-lived MP4 link (and the HLS video's); recordings are deleted 6 hours after class."""
+    return ok(logic.download_recording(org, room_id, egress_id, playback_base()))
 
 
 @api.get(

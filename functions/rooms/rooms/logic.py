@@ -438,7 +438,21 @@ def _available_until(room: store.Room) -> datetime | None:
     return room.ended_at + retention() if room.ended_at else None
 
 
-def _recording(found: store.EgressRecording, until: datetime | None) -> Recording:
+def _video_fields(video: Any, base_url: str) -> dict[str, Any]:
+    """A recording's HLS video (a verriflo.media.Video, or None before the MP4 is stored and after
+    the retention deleted it) as the answers show it."""
+    if video is None:
+        return {}
+    from verriflo import playback
+
+    return {
+        "video_id": video.id,
+        "video_status": video.status,
+        "playback_url": playback.master_url(video, base_url),
+    }
+
+
+def _recording(found: store.EgressRecording, until: datetime | None, video: Any, base_url: str) -> Recording:
     ready = found.status == "EGRESS_COMPLETE" and (until is None or until > now())
     return Recording(
         egress_id=found.id,
@@ -452,20 +466,25 @@ def _recording(found: store.EgressRecording, until: datetime | None) -> Recordin
         size=found.size,
         available_until=until,
         downloadable=ready,
+        **_video_fields(video, base_url),
     )
 
 
-def list_recordings(org: OrgContext, room_id: str) -> RecordingList:
-    """The room's recordings and whether each can still be downloaded."""
+def list_recordings(org: OrgContext, room_id: str, base_url: str) -> RecordingList:
+    """The room's recordings, whether each can still be downloaded, and its HLS video: two queries."""
+    from verriflo import media as media_records
+
     room = _known_room(org, room_id)
     until = _available_until(room)
+    found = store.recordings_of(org.org_id, room_id)
+    videos = media_records.recording_videos(org.org_id, room_id, [r.key for r in found])
     return RecordingList(
-        room_id=room_id, recordings=[_recording(d, until) for d in store.recordings_of(org.org_id, room_id)]
+        room_id=room_id, recordings=[_recording(r, until, videos.get(r.key or ""), base_url) for r in found]
     )
 
 
-def download_recording(org: OrgContext, room_id: str, egress_id: str) -> RecordingDownload:
-    """A short-lived link to the MP4, while it is kept (6 hours after class)."""
+def download_recording(org: OrgContext, room_id: str, egress_id: str, base_url: str) -> RecordingDownload:
+    """A short-lived link to the MP4, while it is kept (6 hours after class), and its HLS video."""
     room = _known_room(org, room_id)
     found = store.find_recording(org.org_id, room_id, egress_id)
     if found is None:
@@ -485,7 +504,13 @@ def download_recording(org: OrgContext, room_id: str, egress_id: str) -> Recordi
     if until is not None:
         ttl = max(60, min(ttl, int((until - current).total_seconds())))
     url = recording_links.download_url(found.bucket, found.key, ttl, f"{room_id}-{egress_id}.mp4")
-    return RecordingDownload(egress_id=egress_id, url=url, expires_at=current + timedelta(seconds=ttl))
+    video = media_records.recording_videos(org.org_id, room_id, [found.key]).get(found.key or "")
+    return RecordingDownload(
+        egress_id=egress_id,
+        url=url,
+        expires_at=current + timedelta(seconds=ttl),
+        **_video_fields(video, base_url),
+    )
 
 
 # --- participants ---------------------------------------------------------------------------------

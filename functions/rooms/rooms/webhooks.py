@@ -275,17 +275,31 @@ def _egress(event: lk.Notice, event_id: str) -> None:
     elif event.event == "egress_ended":
         store.release_recording_slot(org_id, room_id, info.egress_id)
         if status == "EGRESS_COMPLETE":
-            events.publish(
-                "recording.ready",
-                org_id,
-                {
-                    "roomId": room_id,
-                    "egressId": info.egress_id,
-                    "size": report.size,
-                    "duration": report.duration,
-                },
-                event_id=event_id,
-            )
+            _recording_ready(recording, report)
+
+
+def _recording_ready(recording: store.EgressRecording, report: store.RecordingReport) -> None:
+    """The MP4 is stored: its video record (which the file's arrival in S3 transcodes; made here or
+    there, whichever comes first) and `recording.ready`, once per recording (a fixed event id)."""
+    from verriflo import media as media_records
+
+    key, bucket = recording.key or "", recording.bucket or ""
+    file_id = media_records.RECORDING_KEY.fullmatch(key)["file"]  # _where_we_asked checked the shape
+    video = media_records.ensure_recording(
+        recording.org_id, recording.room_id, file_id, bucket, key, egress_id=recording.id
+    )
+    events.publish(
+        "recording.ready",
+        recording.org_id,
+        {
+            "roomId": recording.room_id,
+            "egressId": recording.id,
+            "videoId": video.id,
+            "size": report.size,
+            "duration": report.duration,
+        },
+        event_id=f"recording.ready.{recording.id}",
+    )
 
 
 def _where_we_asked(info: lk.EgressReport, recording: store.EgressRecording) -> bool:
