@@ -18,7 +18,7 @@ from verriflo.api import (
     responses,
 )
 
-from rooms import logic, models, webhooks
+from rooms import joining, lifecycle, listing, models, participants, recordings, webhooks
 
 app = create_app()
 api = protected(app, "rooms")
@@ -41,7 +41,7 @@ def playback_base() -> str:
 )
 def create_room(body: models.CreateRoom, org: Org) -> Envelope[models.RoomCreated]:
     """A new room (roomId never used before by the org) and a token for its creator (TEACHER by default)."""
-    return ok(logic.create_room(org, body))
+    return ok(joining.create_room(org, body))
 
 
 @api.post(
@@ -52,7 +52,7 @@ def create_room(body: models.CreateRoom, org: Org) -> Envelope[models.RoomCreate
 )
 def join_room(room_id: str, body: models.JoinRoom, org: Org) -> Envelope[models.JoinInfo]:
     """Token and iframe URL for one participant (STUDENT by default)."""
-    return ok(logic.join_room(org, room_id, body))
+    return ok(joining.join_room(org, room_id, body))
 
 
 @api.get(
@@ -63,7 +63,7 @@ def join_room(room_id: str, body: models.JoinRoom, org: Org) -> Envelope[models.
 )
 def room_status(room_id: str, org: Org) -> Envelope[models.RoomStatus]:
     """Live state of the room; a room the org never created answers `exists: false`."""
-    return ok(logic.room_status(org, room_id))
+    return ok(lifecycle.room_status(org, room_id))
 
 
 @api.delete(
@@ -74,7 +74,7 @@ def room_status(room_id: str, org: Org) -> Envelope[models.RoomStatus]:
 )
 def destroy_room(room_id: str, org: Org) -> Envelope[models.RoomDestroyed]:
     """Disconnect everyone and end the room; its roomId stays used forever."""
-    return ok(logic.destroy_room(org, room_id))
+    return ok(lifecycle.destroy_room(org, room_id))
 
 
 @api.get(
@@ -85,7 +85,7 @@ def destroy_room(room_id: str, org: Org) -> Envelope[models.RoomDestroyed]:
 )
 def room_summary(room_id: str, org: Org) -> Envelope[models.RoomSummary]:
     """Totals of a live or finished class."""
-    return ok(logic.room_summary(org, room_id))
+    return ok(lifecycle.room_summary(org, room_id))
 
 
 @api.get(
@@ -108,7 +108,7 @@ def list_rooms(
 ) -> Envelope[models.RoomList]:
     """Title, status, times, participants (now and in total), recordings and credits of each room;
     paginated with `nextCursor`."""
-    return ok(logic.list_rooms(org, status=status, start=start, end=end, limit=limit, cursor=cursor))
+    return ok(listing.list_rooms(org, status=status, start=start, end=end, limit=limit, cursor=cursor))
 
 
 @api.post(
@@ -121,7 +121,7 @@ def start_recording(
     room_id: str, org: Org, body: Annotated[models.StartRecording | None, Body()] = None
 ) -> Envelope[models.RecordingStarted]:
     """A room-composite recording (layout and preset from `options`) to the recordings bucket."""
-    return ok(logic.start_recording(org, room_id, body or models.StartRecording()))
+    return ok(recordings.start_recording(org, room_id, body or models.StartRecording()))
 
 
 @api.post(
@@ -134,7 +134,7 @@ def stop_recording(
     room_id: str, org: Org, body: Annotated[models.StopRecording | None, Body()] = None
 ) -> Envelope[models.RecordingStopped]:
     """Stop the active (or the named) recording."""
-    return ok(logic.stop_recording(org, room_id, body or models.StopRecording()))
+    return ok(recordings.stop_recording(org, room_id, body or models.StopRecording()))
 
 
 @api.get(
@@ -145,7 +145,7 @@ def stop_recording(
 )
 def list_recordings(room_id: str, org: Org) -> Envelope[models.RecordingList]:
     """Recordings with their status, how long they stay downloadable, and their HLS video."""
-    return ok(logic.list_recordings(org, room_id, playback_base()))
+    return ok(recordings.list_recordings(org, room_id, playback_base()))
 
 
 @api.get(
@@ -156,7 +156,7 @@ def list_recordings(room_id: str, org: Org) -> Envelope[models.RecordingList]:
 )
 def download_recording(room_id: str, egress_id: str, org: Org) -> Envelope[models.RecordingDownload]:
     """A short-lived MP4 link (and the HLS video's); recordings are deleted 6 hours after class."""
-    return ok(logic.download_recording(org, room_id, egress_id, playback_base()))
+    return ok(recordings.download_recording(org, room_id, egress_id, playback_base()))
 
 
 @api.get(
@@ -167,7 +167,7 @@ def download_recording(room_id: str, egress_id: str, org: Org) -> Envelope[model
 )
 def list_participants(room_id: str, org: Org) -> Envelope[models.ParticipantList]:
     """Connected participants with their role, tracks and permissions."""
-    return ok(logic.list_participants(org, room_id))
+    return ok(participants.list_participants(org, room_id))
 
 
 @api.delete(
@@ -178,7 +178,7 @@ def list_participants(room_id: str, org: Org) -> Envelope[models.ParticipantList
 )
 def remove_participant(room_id: str, uid: str, org: Org) -> Envelope[models.ParticipantRemoved]:
     """Disconnect one participant from the class."""
-    return ok(logic.remove_participant(org, room_id, uid))
+    return ok(participants.remove_participant(org, room_id, uid))
 
 
 @api.post(
@@ -189,7 +189,7 @@ def remove_participant(room_id: str, uid: str, org: Org) -> Envelope[models.Part
 )
 def mute_track(room_id: str, uid: str, body: models.MuteTrack, org: Org) -> Envelope[models.ParticipantView]:
     """Mute (or unmute) one published track."""
-    return ok(logic.mute_track(org, room_id, uid, body))
+    return ok(participants.mute_track(org, room_id, uid, body))
 
 
 @api.patch(
@@ -202,7 +202,7 @@ def update_participant(
     room_id: str, uid: str, body: models.UpdateParticipant, org: Org
 ) -> Envelope[models.ParticipantView]:
     """New role (grants follow it) and/or single permission changes, applied live."""
-    return ok(logic.update_participant(org, room_id, uid, body))
+    return ok(participants.update_participant(org, room_id, uid, body))
 
 
 @app.post(

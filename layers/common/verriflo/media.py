@@ -29,10 +29,10 @@ from verriflo.orgs import new_id, now
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 VIDEOS = "videos"
-# The records functions/rooms keeps of each Egress it started itself (rooms.store.RECORDINGS): the
+# The records functions/rooms keeps of each Egress it started itself (rooms.records.RECORDINGS): the
 # only recordings the transcoder accepts (`started_recording`).
 STARTED_RECORDINGS = "recordings"
-# functions/rooms' rooms (rooms.store.ROOMS): a recording's retention starts when its class ends
+# functions/rooms' rooms (rooms.records.ROOMS): a recording's retention starts when its class ends
 # (`endedAt`), and no recording is deleted while its room is open.
 ROOMS = "rooms"
 LIMITS = "media_limits"  # one document per org that has its own limits (`_id` is the org id)
