@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from livekit_support import EventTap, deliver
-from rooms import store
+from rooms import hook_store, records
 from rooms.handler import handler as rooms_handler
 from support import ROOT
 from verriflo import aws, db, media, outbox
@@ -154,7 +154,7 @@ def age_outbox(collection: str, key: Any) -> None:
 
 def kill_without_release(monkeypatch) -> None:
     # A killed invocation runs no `except`: the id it claimed is not released.
-    monkeypatch.setattr(store, "release_event", lambda event_id: None)
+    monkeypatch.setattr(hook_store, "release_event", lambda event_id: None)
 
 
 def redeliver_until_done(delivery, lambda_context) -> str:
@@ -180,4 +180,4 @@ def redeliver_until_done(delivery, lambda_context) -> str:
 
 def lease_runs_out() -> None:
     """Every LiveKit webhook id's lease ran out (as minutes later)."""
-    db.collection(store.HOOKS).update_many({}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=1)}})
+    db.collection(records.HOOKS).update_many({}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=1)}})

@@ -197,6 +197,17 @@ def livekit_admin(e2e_stack: dict[str, str], stack_aws):
 
 
 @pytest.fixture
+def receivers():
+    """Webhook receivers on loopback (the local stage allows them as webhook targets)."""
+    from webhook_receivers import start_receivers
+
+    r = start_receivers()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=60, trust_env=False) as client:
         yield client

@@ -10,18 +10,9 @@ import uuid
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
-from webhook_receivers import start_receivers
 
 pytestmark = pytest.mark.e2e
 KEY = "VF-ORG-ID"
-
-
-@pytest.fixture
-def receivers():
-    r = start_receivers()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
 
 
 def test_the_balance_has_api_md_fields_over_http(http: httpx.Client, api_url: str, verriflo_cli):

@@ -1,6 +1,7 @@
 """Live classrooms on the stack `make up` deploys: the rooms function behind API Gateway on
-LocalStack, the LiveKit stand-in it starts (webhooks signed by it reach the deployed function), and
-the classroom page served from the page bucket, opened in real headless Chromium."""
+LocalStack, the LiveKit stand-in it starts (webhooks signed by it reach the deployed function), the
+classroom page served from the page bucket, opened in real headless Chromium, and a recording that
+the transcoder turns into a video announced to webhook receivers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -253,3 +255,104 @@ def test_rooms_are_listed_newest_first_with_live_state_and_only_for_their_org(
     assert bad.status_code == 400 and bad.json()["error"] == "VALIDATION_ERROR"
     theirs = http.get(f"{api_url}/v1/rooms", headers={KEY: demo_key}, params={"limit": 100}).json()["data"]
     assert not {r["roomId"] for r in theirs["rooms"]} & set(ids)
+
+
+# --- a recording is a video (issue 15, items 5 and 6) ----------------------------------------------
+
+
+def _endpoint(http: httpx.Client, api_url: str, headers: dict, url: str, types: list[str]) -> str:
+    created = http.post(
+        f"{api_url}/v1/webhooks",
+        headers=headers,
+        json={"url": url, "eventTypes": types, "description": "e2e"},
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["data"]["endpoint"]["id"]
+
+
+def test_a_recording_becomes_a_video_listed_playable_and_announced_once_per_fact(
+    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, livekit_admin, receivers
+) -> None:
+    headers = {KEY: demo_key}
+    endpoints = [
+        _endpoint(http, api_url, headers, receivers.url("both"), ["recording.ready", "video.ready"]),
+        _endpoint(http, api_url, headers, receivers.url("legacy"), ["recording.ready"]),
+    ]
+    try:
+        created = _create(http, api_url, demo_key, title="E2E recorded class").json()["data"]
+        room_id = created["room"]["roomId"]
+        path = f"/admin/rooms/{demo_org_id}.{room_id}/participants"
+        livekit_admin("POST", path, {"token": created["token"]}, token=created["token"])
+        status = _until(
+            lambda: http.get(f"{api_url}/v1/room/{room_id}/status", headers=headers).json()["data"],
+            lambda s: s["hasTeacher"],
+            timeout=60,
+        )
+        assert status["hasTeacher"]
+        started = http.post(f"{api_url}/v1/room/{room_id}/recording/start", headers=headers, json={})
+        assert started.status_code == 200, started.text
+        egress_id = started.json()["data"]["egressId"]
+        stopped = http.post(f"{api_url}/v1/room/{room_id}/recording/stop", headers=headers, json={})
+        assert stopped.status_code == 200, stopped.text
+
+        # The egress ends, its MP4 is transcoded: the room's recording list shows the playable video.
+        def recording() -> dict:
+            listed = http.get(f"{api_url}/v1/room/{room_id}/recording/list", headers=headers).json()["data"]
+            return listed["recordings"][0] if listed["recordings"] else {}
+
+        rec = _until(recording, lambda r: r.get("videoStatus") in ("completed", "failed"), timeout=300)
+        assert rec["egressId"] == egress_id and rec["status"] == "EGRESS_COMPLETE", rec
+        assert rec["videoStatus"] == "completed" and rec["videoId"].startswith("rec_"), rec
+        video_id = rec["videoId"]
+        assert f"/v1/cdn/stream/{video_id}/master.m3u8?token=" in rec["playbackUrl"]
+        probe = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type",
+                "-of",
+                "csv=p=0",
+                rec["playbackUrl"],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert probe.returncode == 0 and "video" in probe.stdout.split(), probe.stderr
+        link = http.get(f"{api_url}/v1/room/{room_id}/recording/{egress_id}/download", headers=headers)
+        assert link.status_code == 200 and link.json()["data"]["videoId"] == video_id
+
+        # The videos API lists it as a recording of its room, beside (not among) the uploads.
+        videos = http.get(f"{api_url}/v1/cdn/videos", headers=headers, params={"kind": "recording"})
+        (listed,) = [v for v in videos.json()["data"]["videos"] if v["videoId"] == video_id]
+        assert (
+            listed["kind"] == "recording" and listed["roomId"] == room_id and listed["egressId"] == egress_id
+        )
+        uploads = http.get(f"{api_url}/v1/cdn/videos", headers=headers, params={"kind": "upload"})
+        assert video_id not in {v["videoId"] for v in uploads.json()["data"]["videos"]}
+
+        # Each fact once: the MP4's recording.ready and the HLS's video.ready, to both endpoints.
+        def facts() -> dict[str, Counter]:
+            seen: dict[str, Counter] = {"both": Counter(), "legacy": Counter()}
+            for got in receivers.received:
+                event = json.loads(got.body)
+                if event["data"].get("videoId") == video_id:
+                    seen[got.path.strip("/")][event["type"]] += 1
+            return seen
+
+        expected = Counter({"recording.ready": 1, "video.ready": 1})
+        seen = _until(facts, lambda s: s["both"] == expected and s["legacy"] == expected, timeout=120)
+        assert seen == {"both": expected, "legacy": expected}, seen
+        time.sleep(3)  # anything delivered twice would have arrived by now (deliveries are immediate)
+        assert facts() == seen
+        by_type = {json.loads(g.body)["type"]: json.loads(g.body)["data"] for g in receivers.to("both")}
+        assert (
+            by_type["recording.ready"]["egressId"] == egress_id
+            and by_type["recording.ready"]["roomId"] == room_id
+        )
+        assert by_type["video.ready"]["kind"] == "recording" and by_type["video.ready"]["roomId"] == room_id
+    finally:
+        for endpoint_id in endpoints:
+            http.delete(f"{api_url}/v1/webhooks/{endpoint_id}", headers=headers)

@@ -34,7 +34,7 @@ from fault_support import (
 )
 from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event
 from media_support import MEDIA, RECORDINGS, UPLOADS, make_video, use_media_env
-from rooms import lk, store
+from rooms import hook_store, lk, recording_store, records, session_store, store
 from rooms import sweep as rooms_sweep
 from rooms.handler import handler as rooms_handler
 from support import api_event, call, load_event
@@ -85,14 +85,14 @@ def classroom(org, livekit: LiveKit, lambda_context, monkeypatch) -> dict[str, A
 
 def room_doc(org_id: str) -> dict[str, Any]:
     """The room's stored document, with its outbox fields (the store's `Room` record leaves them out)."""
-    return db.collection(store.ROOMS).find_one({"orgId": org_id, "roomId": ROOM})
+    return db.collection(records.ROOMS).find_one({"orgId": org_id, "roomId": ROOM})
 
 
 def end_steps() -> dict[str, tuple[Any, str, Callable[[], BaseException], bool]]:
     return {
         "livekit.delete_room": (lk, "delete_room", livekit_error, False),
         "mongo.end_room": (store, "end_room", mongo_error, False),
-        "mongo.retention_clock": (store, "schedule_recording_deletion", mongo_error, False),
+        "mongo.retention_clock": (recording_store, "schedule_recording_deletion", mongo_error, False),
         "mongo.outbox_mark_done": (outbox, "_done", mongo_error, False),
         "lambda.killed_after_end": (store, "end_room", Killed, True),
     }
@@ -105,7 +105,7 @@ def class_counts(org, tap: EventTap, seen: list[dict[str, Any]], key: Any) -> di
             {"orgId": org.id, "roomId": ROOM, "expiresAt": {"$ne": None}}
         ),
         "live charge": db.collection("ledger").count_documents({"orgId": org.id, "service": "live"}),
-        "room ended": int(room["status"] == "ended" and not outbox.pending(store.ROOMS, key)),
+        "room ended": int(room["status"] == "ended" and not outbox.pending(records.ROOMS, key)),
     }
 
 
@@ -134,7 +134,7 @@ def test_ending_a_class_through_the_api_survives_one_fault_at_any_step(
         assert all(r.status == 200 for r in replies)
 
     def sweep() -> None:
-        age_outbox(store.ROOMS, key)
+        age_outbox(records.ROOMS, key)
         rooms_sweep.handler({}, lambda_context)
 
     paths = {"retry": retry, "livekit_room_finished": webhook, "sweep": sweep}
@@ -204,7 +204,7 @@ def test_livekit_closing_a_room_survives_one_fault_at_any_step(
         1,
     ), early
     assert deliver(rooms_handler, lambda_context, left).status == 200
-    age_outbox(store.ROOMS, classroom["doc"]["_id"])
+    age_outbox(records.ROOMS, classroom["doc"]["_id"])
     rooms_sweep.handler({}, lambda_context)
     counts = class_counts(org, event_tap, seen, classroom["doc"]["_id"])
     record(faults, "LiveKit room_finished", step, "redelivery, sweep", reply, counts)
@@ -228,9 +228,9 @@ def test_participant_joined_survives_one_fault_at_any_step(
     livekit.join(classroom["name"], token)
     (joined,) = livekit.wait_for("participant_joined")
     table = {
-        "mongo.open_session": (store, "open_session", mongo_error, False),
-        "mongo.mark_event_done": (store, "event_done", mongo_error, False),
-        "lambda.killed_after_session": (store, "open_session", Killed, True),
+        "mongo.open_session": (session_store, "open_session", mongo_error, False),
+        "mongo.mark_event_done": (hook_store, "event_done", mongo_error, False),
+        "lambda.killed_after_session": (session_store, "open_session", Killed, True),
     }
     if step.startswith("lambda."):
         kill_without_release(monkeypatch)
@@ -241,7 +241,7 @@ def test_participant_joined_survives_one_fault_at_any_step(
     if step == "mongo.mark_event_done":
         # handled, but not remembered as handled: the lease runs out and the redelivery is idempotent
         assert deliver(rooms_handler, lambda_context, joined).status == 503
-        db.collection(store.HOOKS).update_many(
+        db.collection(records.HOOKS).update_many(
             {}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=1)}}
         )
         assert deliver(rooms_handler, lambda_context, joined).status == 200
@@ -264,9 +264,9 @@ def test_participant_left_survives_one_fault_at_any_step(
     livekit.leave(classroom["name"], "t-1")
     (left,) = livekit.wait_for("participant_left")
     table = {
-        "mongo.close_session": (store, "close_session", mongo_error, False),
+        "mongo.close_session": (session_store, "close_session", mongo_error, False),
         "ledger.record_usage": (ledger, "record_usage", ledger_error, False),
-        "lambda.killed_after_close": (store, "close_session", Killed, True),
+        "lambda.killed_after_close": (session_store, "close_session", Killed, True),
     }
     if step.startswith("lambda."):
         kill_without_release(monkeypatch)
@@ -461,7 +461,7 @@ def test_minutes_of_a_session_closed_by_an_attempt_that_died_are_charged_by_the_
     (left,) = livekit.wait_for("participant_left")
     kill_without_release(monkeypatch)
     faults = Faults(monkeypatch)
-    faults.once(store, "close_session", Killed, after=True)
+    faults.once(session_store, "close_session", Killed, after=True)
     with pytest.raises(Killed):
         deliver(rooms_handler, lambda_context, left)
     # LiveKit gave up on its retries: only the sweep, minutes later, is left

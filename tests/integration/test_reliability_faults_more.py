@@ -27,6 +27,10 @@ from fault_support import (
 )
 from livekit_support import EventTap, deliver, fund, rooms_event
 from media_support import MEDIA, RECORDINGS, use_media_env
+from rooms import hook_store as rooms_hook_store
+from rooms import recording_store as rooms_recording_store
+from rooms import records as rooms_records
+from rooms import session_store as rooms_session_store
 from rooms import store as rooms_store
 from rooms import sweep as rooms_sweep
 from rooms.handler import handler as rooms_handler
@@ -329,10 +333,10 @@ TRACKS = [{"type": "AUDIO", "source": "MICROPHONE"}, {"type": "VIDEO", "source":
 
 def egress_steps() -> Steps:
     return {
-        "mongo.update_recording": (rooms_store, "update_recording", mongo_error, False),
+        "mongo.update_recording": (rooms_recording_store, "update_recording", mongo_error, False),
         "mongo.release_recording_slot": (rooms_store, "release_recording_slot", mongo_error, False),
-        "mongo.mark_event_done": (rooms_store, "event_done", mongo_error, False),
-        "lambda.killed_after_update": (rooms_store, "update_recording", Killed, True),
+        "mongo.mark_event_done": (rooms_hook_store, "event_done", mongo_error, False),
+        "lambda.killed_after_update": (rooms_recording_store, "update_recording", Killed, True),
     }
 
 
@@ -372,11 +376,11 @@ def test_an_egress_report_updates_its_recording_once_whatever_fails_once(
     faults = Faults(monkeypatch)
     faults.inject(step, egress_steps(), name)
     reply = redeliver_until_done(delivery, lambda_context)
-    rec = db.collection(rooms_store.RECORDINGS).find_one({"_id": egress_id}) or {}
+    rec = db.collection(rooms_records.RECORDINGS).find_one({"_id": egress_id}) or {}
     room = rooms_store.find_room(org.id, EGRESS_ROOM)
     want = {"egress_started": "EGRESS_STARTING", "egress_ended": "EGRESS_COMPLETE"}[report]
     counts = events_of(event_tap, [], name) | {
-        "recording record": db.collection(rooms_store.RECORDINGS).count_documents({"orgId": org.id}),
+        "recording record": db.collection(rooms_records.RECORDINGS).count_documents({"orgId": org.id}),
         f"recording {want}": int(rec.get("status") == want),
     }
     if report == "egress_ended":
@@ -532,7 +536,7 @@ def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_onc
 
     fund(org.id)
     left_at = now() - timedelta(minutes=5)
-    db.collection(rooms_store.SESSIONS).insert_one(
+    db.collection(rooms_records.SESSIONS).insert_one(
         {
             "_id": "RM_x:PA_s1",
             "orgId": org.id,
@@ -550,7 +554,7 @@ def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_onc
     faults.inject(
         step,
         {
-            "mongo.pending_charges": (rooms_store, "pending_charges", mongo_error, False),
+            "mongo.pending_charges": (rooms_session_store, "pending_charges", mongo_error, False),
             "ledger.record_usage": (ledger, "record_usage", mongo_error, False),
             "lambda.killed_after_charge": (ledger, "record_usage", Killed, True),
         },
@@ -561,7 +565,7 @@ def test_the_rooms_sweep_charges_a_dead_attempts_session_once_whatever_fails_onc
     rooms_sweep_fn.handler({}, lambda_context)
     counts = {
         "live charge": db.collection(ledger.LEDGER).count_documents({"orgId": org.id, "service": "live"}),
-        "session settled": db.collection(rooms_store.SESSIONS).count_documents(
+        "session settled": db.collection(rooms_records.SESSIONS).count_documents(
             {"_id": "RM_x:PA_s1", "chargePending": {"$ne": True}}
         ),
     }

@@ -23,7 +23,7 @@ from fault_support import (
     write_matrix,
 )
 from livekit_support import EventTap, LiveKit, deliver
-from rooms import lk, reconcile, store
+from rooms import lk, reconcile, records, session_store
 from rooms import sweep as rooms_sweep
 from rooms.config import live_settings
 from rooms.handler import handler as rooms_handler
@@ -46,7 +46,7 @@ def later() -> Any:
 
 
 def sessions_of(uid: str) -> list[dict[str, Any]]:
-    return list(db.collection(store.SESSIONS).find({"uid": uid}))
+    return list(db.collection(records.SESSIONS).find({"uid": uid}))
 
 
 def an_hour_in_class(uid: str) -> None:
@@ -57,13 +57,13 @@ def an_hour_in_class(uid: str) -> None:
             "joinedAt": s["joinedAt"] - timedelta(minutes=75),
             "seenAt": s["seenAt"] - timedelta(minutes=15),
         }
-        db.collection(store.SESSIONS).update_one({"_id": s["_id"]}, {"$set": moved})
+        db.collection(records.SESSIONS).update_one({"_id": s["_id"]}, {"$set": moved})
 
 
 def sweep_later(lambda_context: Any) -> None:
     """The next scheduled sweeps, minutes later: pending effects are old enough to drain."""
-    for doc in db.collection(store.SESSIONS).find({}, {"_id": 1}):
-        age_outbox(store.SESSIONS, doc["_id"])
+    for doc in db.collection(records.SESSIONS).find({}, {"_id": 1}):
+        age_outbox(records.SESSIONS, doc["_id"])
     rooms_sweep.handler({}, lambda_context)
 
 
@@ -162,8 +162,8 @@ def test_a_participant_gone_only_moments_ago_is_left_to_livekits_own_webhook(
 def join_steps() -> dict[str, tuple[Any, str, Any, bool]]:
     return {
         "livekit.list_participants": (lk, "list_participants", livekit_error, False),
-        "mongo.open_session": (store, "open_session", mongo_error, False),
-        "lambda.killed_after_open": (store, "open_session", Killed, True),
+        "mongo.open_session": (session_store, "open_session", mongo_error, False),
+        "lambda.killed_after_open": (session_store, "open_session", Killed, True),
     }
 
 
@@ -186,10 +186,10 @@ def test_reconciling_a_lost_join_survives_one_fault_at_any_step(
 def leave_steps() -> dict[str, tuple[Any, str, Any, bool]]:
     return {
         "livekit.list_participants": (lk, "list_participants", livekit_error, False),
-        "mongo.close_session": (store, "close_session", mongo_error, False),
+        "mongo.close_session": (session_store, "close_session", mongo_error, False),
         "ledger.record_usage": (ledger, "record_usage", ledger_error, False),
-        "mongo.charged": (store, "charged", mongo_error, False),
-        "lambda.killed_after_close": (store, "close_session", Killed, True),
+        "mongo.charged": (session_store, "charged", mongo_error, False),
+        "lambda.killed_after_close": (session_store, "close_session", Killed, True),
         "lambda.killed_after_charge": (ledger, "record_usage", Killed, True),
     }
 
@@ -208,7 +208,7 @@ def test_reconciling_a_lost_leave_survives_one_fault_at_any_step(
     sweep_later(lambda_context)
     counts = events_of(event_tap, [], "participant.left") | {
         "live charge": live_charges("s-1"),
-        "session closed": db.collection(store.SESSIONS).count_documents(
+        "session closed": db.collection(records.SESSIONS).count_documents(
             {"uid": "s-1", "leftAt": {"$ne": None}, "chargePending": {"$ne": True}}
         ),
     }

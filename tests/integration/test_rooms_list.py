@@ -34,10 +34,10 @@ def listing(org, ctx, **query):
 @pytest.fixture
 def clock(monkeypatch):
     """Rooms are created at times the test chooses (one hour apart)."""
-    from rooms import logic
+    from rooms import joining
 
     moment = {"t": T0}
-    monkeypatch.setattr(logic, "now", lambda: moment["t"])
+    monkeypatch.setattr(joining, "now", lambda: moment["t"])
     return moment
 
 
@@ -189,7 +189,7 @@ def test_a_page_costs_the_same_few_queries_whatever_its_size(
 ):
     """No query per room: rooms, sessions, recordings and ledger are each read once for the page
     (and the listing's own query uses the (orgId, createdAt, _id) index)."""
-    from rooms import store
+    from rooms import records, store
     from verriflo import db
 
     for i in range(12):
@@ -219,5 +219,5 @@ def test_a_page_costs_the_same_few_queries_whatever_its_size(
         == ["ledger.aggregate", "recordings.aggregate", "room_sessions.aggregate", "rooms.find"]
     )
     monkeypatch.undo()
-    plan = real(store.ROOMS).find({"orgId": funded.id}).sort([("createdAt", -1), ("_id", -1)]).explain()
+    plan = real(records.ROOMS).find({"orgId": funded.id}).sort([("createdAt", -1), ("_id", -1)]).explain()
     assert "IXSCAN" in json.dumps(plan, default=str)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from livekit_support import RECORDINGS_BUCKET, EventTap, LiveKit, deliver, fund, rooms_event, twirp
 from rooms.handler import handler
-from support import api_event, call
+from support import api_event, call, load_event
 
 pytest_plugins = ("livekit_support",)
 MP4 = [{"type": "AUDIO", "source": "MICROPHONE"}, {"type": "VIDEO", "source": "CAMERA"}]
@@ -364,3 +364,143 @@ def test_a_record_naming_another_location_is_never_presigned(
         lambda_context,
     )
     assert download.status == 404 and "attacker-bucket" not in str(download.body)
+
+
+# --- a recording is a video: its HLS in the room API and in the videos API ------------------------
+
+
+def _listed(org, ctx) -> dict:
+    return call(handler, rooms_event("recording_list", org.headers, room_id="bio-1"), ctx).data["recordings"][
+        0
+    ]
+
+
+def _videos(org, ctx, **query) -> list[dict]:
+    from cdn import handler as cdn
+
+    reply = call(cdn.handler, api_event("cdn/list_videos.json", headers=org.headers, query=query), ctx)
+    assert reply.status == 200, reply.body
+    return reply.data["videos"]
+
+
+def _of_catalogue(event: dict) -> bool:
+    from verriflo import webhooks
+
+    (entry,) = [e for e in webhooks.CATALOGUE if e.name == event["type"]]
+    return set(event["data"]) <= set(entry.fields)
+
+
+def test_a_recording_is_a_video_in_the_room_api_and_the_videos_api(
+    org, other_org, teacher_in_room, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch
+):
+    from cdn import handler as cdn
+    from cdn import logic as cdn_logic
+    from media_support import use_media_env
+    from transcode import handler as transcode
+    from verriflo import db
+    from verriflo.playback import verify
+
+    use_media_env(monkeypatch)  # the same recordings bucket, with the media bucket and playback key
+    egress_id = start(org, lambda_context).data["egressId"]
+    livekit.pump(handler, lambda_context, "egress_started")
+    call(handler, rooms_event("recording_stop", org.headers, {}, room_id="bio-1"), lambda_context)
+    reports = livekit.wait_for("egress_ended", timeout=60)
+    assert all(deliver(handler, lambda_context, d).status == 200 for d in reports)
+    (ended,) = [d for d in reports if d.event == "egress_ended"]
+
+    # The MP4 is stored: its video exists at once (transcoding), before any S3 trigger ran.
+    key = db.collection("recordings").find_one({"_id": egress_id})["key"]
+    video_id = "rec_" + key.rsplit("/", 1)[1].removesuffix(".mp4")
+    rec = _listed(org, lambda_context)
+    assert (rec["videoId"], rec["videoStatus"], rec["playbackUrl"]) == (video_id, "pending", None)
+    download = call(
+        handler,
+        rooms_event("recording_download", org.headers, room_id="bio-1", egress_id=egress_id),
+        lambda_context,
+    ).data
+    assert (download["videoId"], download["videoStatus"], download["playbackUrl"]) == (
+        video_id,
+        "pending",
+        None,
+    )
+
+    # LiveKit delivers egress_ended again (a retry under a new id): no second record, no second event.
+    assert deliver(handler, lambda_context, _aged(livekit, ended, 0)).status == 200
+
+    # The file's arrival in S3 transcodes it (the S3 event the recordings bucket sends).
+    arrived = load_event("transcode/s3_object_created.json")
+    arrived["Records"][0]["s3"]["bucket"]["name"] = RECORDINGS_BUCKET
+    arrived["Records"][0]["s3"]["object"]["key"] = key.replace("/", "%2F")
+    (result,) = transcode.handler(arrived, lambda_context)["results"]
+    assert (result["outcome"], result["videoId"]) == ("completed", video_id)
+
+    rec = _listed(org, lambda_context)
+    assert rec["videoId"] == video_id and rec["videoStatus"] == "completed"
+    assert f"/v1/cdn/stream/{video_id}/master.m3u8?token=" in rec["playbackUrl"]
+    token = rec["playbackUrl"].split("token=", 1)[1]
+    assert verify(token, video_id).org_id == org.id
+    assert "index.m3u8" in cdn_logic.master_playlist(video_id, token)  # it plays through the proxy
+    download = call(
+        handler,
+        rooms_event("recording_download", org.headers, room_id="bio-1", egress_id=egress_id),
+        lambda_context,
+    ).data
+    assert download["videoStatus"] == "completed" and download["playbackUrl"].startswith(
+        rec["playbackUrl"].split("?")[0]
+    )
+
+    # The videos API lists it beside the org's uploads, filtered by kind and room.
+    (listed,) = _videos(org, lambda_context, kind="recording")
+    assert listed["videoId"] == video_id and listed["kind"] == "recording"
+    assert listed["roomId"] == "bio-1" and listed["egressId"] == egress_id and listed["status"] == "completed"
+    assert [v["videoId"] for v in _videos(org, lambda_context)] == [video_id]
+    assert _videos(org, lambda_context, kind="upload") == []
+    assert [v["videoId"] for v in _videos(org, lambda_context, kind="recording", roomId="bio-1")] == [
+        video_id
+    ]
+    assert _videos(org, lambda_context, roomId="bio-2") == []
+    bad = call(
+        cdn.handler,
+        api_event("cdn/list_videos.json", headers=org.headers, query={"kind": "video"}),
+        lambda_context,
+    )
+    assert bad.status == 400 and bad.body["error"] == "VALIDATION_ERROR"
+
+    # Another org sees none of it: not listed, and its ids are 404 everywhere.
+    assert (
+        _videos(other_org, lambda_context, kind="recording") == []
+        and _videos(other_org, lambda_context) == []
+    )
+    for case, suffix in (("get_video", ""), ("video_url", "/url"), ("video_status", "/status")):
+        foreign = call(
+            cdn.handler,
+            api_event(
+                f"cdn/{case}.json",
+                headers=other_org.headers,
+                path_params={"video_id": video_id},
+                path=f"/v1/cdn/videos/{video_id}{suffix}",
+            ),
+            lambda_context,
+        )
+        assert foreign.status == 404 and video_id not in str(foreign.body), case
+    for name, params in (("recording_list", {}), ("recording_download", {"egress_id": egress_id})):
+        foreign = call(
+            handler, rooms_event(name, other_org.headers, room_id="bio-1", **params), lambda_context
+        )
+        assert foreign.status == 404 and video_id not in str(foreign.body)
+
+    # One event per fact: the MP4 (`recording.ready`, naming the video) and the HLS (`video.ready`).
+    published = [e for e in event_tap.drain() if e["type"] in ("recording.ready", "video.ready")]
+    by_type = {
+        t: {e["id"]: e for e in published if e["type"] == t} for t in ("recording.ready", "video.ready")
+    }
+    assert [len(by_type["recording.ready"]), len(by_type["video.ready"])] == [1, 1]
+    (mp4,) = by_type["recording.ready"].values()
+    (hls,) = by_type["video.ready"].values()
+    assert (
+        mp4["data"]["videoId"] == video_id
+        and mp4["data"]["egressId"] == egress_id
+        and mp4["data"]["size"] > 0
+    )
+    assert hls["data"] | {"kind": "recording", "roomId": "bio-1", "egressId": egress_id} == hls["data"]
+    assert all(_of_catalogue(e) for e in published)

@@ -123,14 +123,16 @@ def test_lowest_rendition_is_published_and_playable_before_the_rest_of_the_ladde
     assert media.get_video(org.id, video.id).status == "completed"
 
 
-def test_recording_publishes_recording_ready_too(org, tap, tmp_path, lambda_context):
+def test_a_recording_is_announced_as_a_video_of_kind_recording_only(org, tap, tmp_path, lambda_context):
+    """One event per fact: the transcoder's is `video.ready` (the rooms function announces the MP4
+    with `recording.ready`)."""
     video = upload(org.id, make_video(tmp_path / "r.mp4", width=320, height=180, seconds=2), kind="recording")
 
     run(s3_event(video.source_key), lambda_context)
 
-    published = tap.drain()
-    assert sorted(e["type"] for e in published) == ["recording.ready", "video.ready"]
-    assert all(e["data"]["roomId"] == "room-1" for e in published)
+    (published,) = tap.drain()
+    assert published["type"] == "video.ready"
+    assert published["data"]["kind"] == "recording" and published["data"]["roomId"] == "room-1"
     assert [r.name for r in media.get_video(org.id, video.id).renditions] == ["180p"]
 
 

@@ -3,6 +3,7 @@ and moto's SQS: signing, retries, 410, dead-lettering and replay, duplicates, sl
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -60,6 +61,22 @@ def test_an_event_reaches_each_subscribed_endpoint_signed_per_standard_webhooks(
     assert delivery.status == "succeeded" and delivery.attempts == 1
     [attempt] = webhook_store.attempts_of(org.id, delivery.id)
     assert attempt.status_code == 200 and attempt.response == '{"received": true}'
+
+
+def test_an_endpoint_subscribed_to_recording_ready_still_gets_a_recordings_hls_fact(
+    org, lambda_context, webhook_env, receivers
+):
+    """`recording.ready` once also announced a recording's HLS; that fact is now the recording's
+    `video.ready`, which an endpoint subscribed to `recording.ready` alone still receives (an
+    upload's `video.ready` it never asked for, it does not)."""
+    _endpoint(org.id, receivers.url("recordings"), ["recording.ready"])
+    _endpoint(org.id, receivers.url("videos"), ["video.ready"])
+    mp4 = _event(org.id, "recording.ready", roomId="math-101", egressId="EG_1", videoId="rec_1")
+    hls = _event(org.id, "video.ready", videoId="rec_1", kind="recording", roomId="math-101")
+    upload = _event(org.id, "video.ready", videoId="vid_1", kind="upload")
+    _deliver(lambda_context, bridge_event(mp4), bridge_event(hls), bridge_event(upload))
+    got = {p: sorted(json.loads(r.body)["id"] for r in receivers.to(p)) for p in ("recordings", "videos")}
+    assert got == {"recordings": sorted([mp4["id"], hls["id"]]), "videos": sorted([hls["id"], upload["id"]])}
 
 
 def test_the_same_event_published_twice_is_one_delivery_with_one_id(

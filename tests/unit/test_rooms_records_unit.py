@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bson import ObjectId
-from rooms import store
+from rooms import records
 from verriflo import outbox
 
 AT = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)  # a fixed instant, never compared with now
 
 
 def stored_room() -> dict:
-    """A room document as rooms.logic.create_room wrote it before the records, then ended by the API."""
+    """A room document as rooms.joining.create_room wrote it before the records, then ended by the API."""
     return {
         "_id": ObjectId(),
         "orgId": "org_0123456789abcdef",
@@ -37,7 +37,7 @@ def stored_room() -> dict:
 
 def test_a_stored_room_reads_as_a_record_with_its_key_as_text():
     doc = stored_room()
-    room = store.Room.model_validate(doc)
+    room = records.Room.model_validate(doc)
     assert room.key == str(doc["_id"]) and isinstance(room.key, str)
     assert (room.org_id, room.room_id, room.lk_name, room.is_ended) == (
         doc["orgId"],
@@ -45,25 +45,25 @@ def test_a_stored_room_reads_as_a_record_with_its_key_as_text():
         doc["lkName"],
         True,
     )
-    assert room.ended == store.Ending(by="api", participants_disconnected=3, was_recording=True)
+    assert room.ended == records.Ending(by="api", participants_disconnected=3, was_recording=True)
     assert room.customization == {"allowRecording": False} and len(room.pending_effects) == 1
 
 
 def test_a_room_is_stored_under_the_same_field_names_and_never_writes_its_outbox():
     doc = stored_room()
-    written = store.Room.model_validate(doc).model_dump(by_alias=True, exclude={"key"})
+    written = records.Room.model_validate(doc).model_dump(by_alias=True, exclude={"key"})
     kept = {k: v for k, v in doc.items() if k not in ("_id", outbox.FIELD, outbox.SINCE)}
     assert written == kept
 
 
 def test_an_ended_by_livekit_is_stored_as_before():
-    assert store.Ending(by="livekit").model_dump(by_alias=True, exclude_unset=True) == {"by": "livekit"}
+    assert records.Ending(by="livekit").model_dump(by_alias=True, exclude_unset=True) == {"by": "livekit"}
 
 
 def test_a_recording_report_writes_only_what_livekit_reported():
-    report = store.RecordingReport(status="EGRESS_ACTIVE")
+    report = records.RecordingReport(status="EGRESS_ACTIVE")
     assert report.model_dump(by_alias=True, exclude_unset=True) == {"status": "EGRESS_ACTIVE"}
-    ended = store.RecordingReport(status="EGRESS_COMPLETE", ended_at=AT, size=10, duration=1.5)
+    ended = records.RecordingReport(status="EGRESS_COMPLETE", ended_at=AT, size=10, duration=1.5)
     assert ended.model_dump(by_alias=True, exclude_unset=True) == {
         "status": "EGRESS_COMPLETE",
         "endedAt": AT,

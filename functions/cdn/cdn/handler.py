@@ -8,9 +8,8 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from verriflo import media
+from verriflo import media, playback
 from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
-from verriflo.settings import api_settings
 
 from cdn import logic, models
 
@@ -23,25 +22,8 @@ GROWING_HEADERS = STREAM_HEADERS | {"Cache-Control": "no-cache"}
 
 
 def base_url() -> str:
-    """Where this API is reached from outside (for the stream URLs we hand out).
-
-    PUBLIC_BASE_URL wins; on LocalStack (STAGE=local) REST APIs answer offline under
-    `/_aws/execute-api/<apiId>/<stage>` over plain HTTP; on AWS it is the Host the caller used plus
-    whatever prefix the gateway put before our path (the stage, or a custom domain's base path).
-    """
-    configured = media.media_settings().public_base_url
-    if configured:
-        return configured.rstrip("/")
-    event = app.current_event
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    context = event.raw_event.get("requestContext") or {}
-    host = headers.get("host", "localhost")
-    if api_settings().stage == "local":
-        proto = headers.get("x-forwarded-proto", "http")
-        return f"{proto}://{host}/_aws/execute-api/{context.get('apiId')}/{context.get('stage')}"
-    full = context.get("path") or event.path
-    prefix = full[: -len(event.path)] if full.endswith(event.path) else ""
-    return f"{headers.get('x-forwarded-proto', 'https')}://{host}{prefix}"
+    """Where this API is reached from outside (for the stream URLs we hand out)."""
+    return playback.base_url(app.current_event)
 
 
 @api.post(
@@ -77,9 +59,12 @@ def list_videos(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     status: Annotated[media.Status | None, Query()] = None,
     before: Annotated[datetime | None, Query()] = None,
+    kind: Annotated[media.PublicKind | None, Query()] = None,
+    room_id: Annotated[str | None, Query(alias="roomId", pattern=r"^[A-Za-z0-9_-]{1,100}$")] = None,
 ) -> Envelope[models.VideoList]:
-    """Newest first; page with `before`."""
-    return ok(logic.list_videos(org, limit=limit, status=status, before=before))
+    """Uploads and class recordings, newest first; `kind=upload|recording`, `roomId` (a room's
+    recordings); page with `before`."""
+    return ok(logic.list_videos(org, limit=limit, status=status, before=before, kind=kind, room_id=room_id))
 
 
 @api.get(

@@ -38,8 +38,9 @@ def info(video: Video) -> VideoInfo:
     return VideoInfo(
         video_id=video.id,
         title=video.title,
-        kind=video.kind,
+        kind=video.public_kind,
         room_id=video.room_id,
+        egress_id=video.egress_id,
         status=video.status,
         progress=video.progress,
         message=video.message,
@@ -153,11 +154,28 @@ def complete_upload(org: OrgContext, video_id: str, body: CompleteUpload) -> Vid
     return info(video)
 
 
+_STORED_KIND: dict[str, media.Kind] = {"upload": "video", "recording": "recording"}
+
+
 def list_videos(
-    org: OrgContext, *, limit: int, status: media.Status | None, before: datetime | None
+    org: OrgContext,
+    *,
+    limit: int,
+    status: media.Status | None,
+    before: datetime | None,
+    kind: media.PublicKind | None = None,
+    room_id: str | None = None,
 ) -> VideoList:
-    """The org's videos, newest first, a page at a time."""
-    found = media.list_videos(org.org_id, kind="video", status=status, limit=limit, before=before)
+    """The org's videos (uploads and class recordings, or one `kind`; a room's recordings with
+    `room_id`), newest first, a page at a time."""
+    found = media.list_videos(
+        org.org_id,
+        kind=_STORED_KIND[kind] if kind else None,
+        room_id=room_id,
+        status=status,
+        limit=limit,
+        before=before,
+    )
     return VideoList(
         videos=[info(v) for v in found], next_before=found[-1].created_at if len(found) == limit else None
     )
@@ -185,18 +203,12 @@ def status(org: OrgContext, video_id: str) -> VideoStatus:
 def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
     """API.md's url call: a signed master playlist URL once any rendition is playable."""
     video = media.get_video(org.org_id, video_id)
-    if not video.playable:
+    url = playback.master_url(video, base_url)
+    if url is None:
         return VideoUrl(type=None, url=None, poster_url=None, status=video.status, message=video.message)
     ttl = media.media_settings().playback_ttl_s
-    token, _ = playback.sign(video.org_id, video.id, ttl)
     poster = playback.segment_url(video.poster_key, ttl) if video.poster_key else None
-    return VideoUrl(
-        type="hls",
-        url=f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}",
-        poster_url=poster,
-        status=video.status,
-        message=video.message,
-    )
+    return VideoUrl(type="hls", url=url, poster_url=poster, status=video.status, message=video.message)
 
 
 def _playable(token: str | None, video_id: str) -> Video:

@@ -52,8 +52,11 @@ class RenditionInfo(ApiModel):
 class VideoInfo(ApiModel):
     video_id: str
     title: str
-    kind: Literal["video", "recording"]
-    room_id: str | None = None
+    kind: media.PublicKind = Field(description="`upload` (the org's own) or `recording` (of a class)")
+    room_id: str | None = Field(default=None, description="a recording's room")
+    egress_id: str | None = Field(
+        default=None, description="a recording's id in the room API (`/v1/room/{roomId}/recording/...`)"
+    )
     status: media.Status
     progress: int
     message: str

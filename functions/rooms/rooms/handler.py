@@ -18,11 +18,19 @@ from verriflo.api import (
     responses,
 )
 
-from rooms import logic, models, webhooks
+from rooms import joining, lifecycle, listing, models, participants, recordings, webhooks
 
 app = create_app()
 api = protected(app, "rooms")
 TAGS = ["rooms"]
+
+
+def playback_base() -> str:
+    """Where this API is reached from outside: a recording's playback URL goes through the CDN
+    API's stream proxy (verriflo.playback, imported here: only the recording routes need it)."""
+    from verriflo import playback
+
+    return playback.base_url(app.current_event)
 
 
 @api.post(
@@ -33,7 +41,7 @@ TAGS = ["rooms"]
 )
 def create_room(body: models.CreateRoom, org: Org) -> Envelope[models.RoomCreated]:
     """A new room (roomId never used before by the org) and a token for its creator (TEACHER by default)."""
-    return ok(logic.create_room(org, body))
+    return ok(joining.create_room(org, body))
 
 
 @api.post(
@@ -44,7 +52,7 @@ def create_room(body: models.CreateRoom, org: Org) -> Envelope[models.RoomCreate
 )
 def join_room(room_id: str, body: models.JoinRoom, org: Org) -> Envelope[models.JoinInfo]:
     """Token and iframe URL for one participant (STUDENT by default)."""
-    return ok(logic.join_room(org, room_id, body))
+    return ok(joining.join_room(org, room_id, body))
 
 
 @api.get(
@@ -55,7 +63,7 @@ def join_room(room_id: str, body: models.JoinRoom, org: Org) -> Envelope[models.
 )
 def room_status(room_id: str, org: Org) -> Envelope[models.RoomStatus]:
     """Live state of the room; a room the org never created answers `exists: false`."""
-    return ok(logic.room_status(org, room_id))
+    return ok(lifecycle.room_status(org, room_id))
 
 
 @api.delete(
@@ -66,7 +74,7 @@ def room_status(room_id: str, org: Org) -> Envelope[models.RoomStatus]:
 )
 def destroy_room(room_id: str, org: Org) -> Envelope[models.RoomDestroyed]:
     """Disconnect everyone and end the room; its roomId stays used forever."""
-    return ok(logic.destroy_room(org, room_id))
+    return ok(lifecycle.destroy_room(org, room_id))
 
 
 @api.get(
@@ -77,7 +85,7 @@ def destroy_room(room_id: str, org: Org) -> Envelope[models.RoomDestroyed]:
 )
 def room_summary(room_id: str, org: Org) -> Envelope[models.RoomSummary]:
     """Totals of a live or finished class."""
-    return ok(logic.room_summary(org, room_id))
+    return ok(lifecycle.room_summary(org, room_id))
 
 
 @api.get(
@@ -100,7 +108,7 @@ def list_rooms(
 ) -> Envelope[models.RoomList]:
     """Title, status, times, participants (now and in total), recordings and credits of each room;
     paginated with `nextCursor`."""
-    return ok(logic.list_rooms(org, status=status, start=start, end=end, limit=limit, cursor=cursor))
+    return ok(listing.list_rooms(org, status=status, start=start, end=end, limit=limit, cursor=cursor))
 
 
 @api.post(
@@ -113,7 +121,7 @@ def start_recording(
     room_id: str, org: Org, body: Annotated[models.StartRecording | None, Body()] = None
 ) -> Envelope[models.RecordingStarted]:
     """A room-composite recording (layout and preset from `options`) to the recordings bucket."""
-    return ok(logic.start_recording(org, room_id, body or models.StartRecording()))
+    return ok(recordings.start_recording(org, room_id, body or models.StartRecording()))
 
 
 @api.post(
@@ -126,7 +134,7 @@ def stop_recording(
     room_id: str, org: Org, body: Annotated[models.StopRecording | None, Body()] = None
 ) -> Envelope[models.RecordingStopped]:
     """Stop the active (or the named) recording."""
-    return ok(logic.stop_recording(org, room_id, body or models.StopRecording()))
+    return ok(recordings.stop_recording(org, room_id, body or models.StopRecording()))
 
 
 @api.get(
@@ -136,8 +144,8 @@ def stop_recording(
     responses=responses(models.RecordingList, 401, 404, 429, 503),
 )
 def list_recordings(room_id: str, org: Org) -> Envelope[models.RecordingList]:
-    """Recordings with their status and how long they stay downloadable."""
-    return ok(logic.list_recordings(org, room_id))
+    """Recordings with their status, how long they stay downloadable, and their HLS video."""
+    return ok(recordings.list_recordings(org, room_id, playback_base()))
 
 
 @api.get(
@@ -147,8 +155,8 @@ def list_recordings(room_id: str, org: Org) -> Envelope[models.RecordingList]:
     responses=responses(models.RecordingDownload, 401, 404, 409, 410, 429, 503),
 )
 def download_recording(room_id: str, egress_id: str, org: Org) -> Envelope[models.RecordingDownload]:
-    """A short-lived MP4 link; recordings are deleted 6 hours after class."""
-    return ok(logic.download_recording(org, room_id, egress_id))
+    """A short-lived MP4 link (and the HLS video's); recordings are deleted 6 hours after class."""
+    return ok(recordings.download_recording(org, room_id, egress_id, playback_base()))
 
 
 @api.get(
@@ -159,7 +167,7 @@ def download_recording(room_id: str, egress_id: str, org: Org) -> Envelope[model
 )
 def list_participants(room_id: str, org: Org) -> Envelope[models.ParticipantList]:
     """Connected participants with their role, tracks and permissions."""
-    return ok(logic.list_participants(org, room_id))
+    return ok(participants.list_participants(org, room_id))
 
 
 @api.delete(
@@ -170,7 +178,7 @@ def list_participants(room_id: str, org: Org) -> Envelope[models.ParticipantList
 )
 def remove_participant(room_id: str, uid: str, org: Org) -> Envelope[models.ParticipantRemoved]:
     """Disconnect one participant from the class."""
-    return ok(logic.remove_participant(org, room_id, uid))
+    return ok(participants.remove_participant(org, room_id, uid))
 
 
 @api.post(
@@ -181,7 +189,7 @@ def remove_participant(room_id: str, uid: str, org: Org) -> Envelope[models.Part
 )
 def mute_track(room_id: str, uid: str, body: models.MuteTrack, org: Org) -> Envelope[models.ParticipantView]:
     """Mute (or unmute) one published track."""
-    return ok(logic.mute_track(org, room_id, uid, body))
+    return ok(participants.mute_track(org, room_id, uid, body))
 
 
 @api.patch(
@@ -194,7 +202,7 @@ def update_participant(
     room_id: str, uid: str, body: models.UpdateParticipant, org: Org
 ) -> Envelope[models.ParticipantView]:
     """New role (grants follow it) and/or single permission changes, applied live."""
-    return ok(logic.update_participant(org, room_id, uid, body))
+    return ok(participants.update_participant(org, room_id, uid, body))
 
 
 @app.post(

@@ -210,6 +210,16 @@ class RecordingStopped(ApiModel):
     stopped_at: datetime
 
 
+# A recording's HLS video (`/v1/cdn/videos/{videoId}`), as the recording list and download show it.
+VideoStatus = Literal["pending", "processing", "completed", "failed"]
+VIDEO_ID = "the recording's video in `/v1/cdn/videos` (its HLS), once the MP4 is stored"
+VIDEO_STATUS = "transcoding of the recording's HLS: `pending`, `processing`, `completed`, `failed`"
+PLAYBACK_URL = (
+    "signed HLS master playlist URL (about one hour) once the HLS is playable; "
+    "a new one: `GET /v1/cdn/videos/{videoId}/url`"
+)
+
+
 class Recording(ApiModel):
     egress_id: str
     status: str
@@ -222,6 +232,9 @@ class Recording(ApiModel):
     size: int | None = Field(default=None, description="bytes")
     available_until: datetime | None = None
     downloadable: bool = False
+    video_id: str | None = Field(default=None, description=VIDEO_ID)
+    video_status: VideoStatus | None = Field(default=None, description=VIDEO_STATUS)
+    playback_url: str | None = Field(default=None, description=PLAYBACK_URL)
 
 
 class RecordingList(ApiModel):
@@ -233,6 +246,9 @@ class RecordingDownload(ApiModel):
     egress_id: str
     url: str
     expires_at: datetime
+    video_id: str | None = Field(default=None, description=VIDEO_ID)
+    video_status: VideoStatus | None = Field(default=None, description=VIDEO_STATUS)
+    playback_url: str | None = Field(default=None, description=PLAYBACK_URL)
 
 
 class Track(ApiModel):

@@ -21,7 +21,7 @@ from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
 
-from rooms import lk, store, webhooks
+from rooms import lk, records, session_store, store, webhooks
 from rooms.config import live_settings
 
 
@@ -41,11 +41,11 @@ def participants(at: datetime | None = None) -> dict[str, int]:
     return done
 
 
-def _room(room: store.Room, at: datetime, cutoff: datetime) -> tuple[int, int]:
+def _room(room: records.Room, at: datetime, cutoff: datetime) -> tuple[int, int]:
     people = {p.sid: p for p in lk.list_participants(room.lk_name) if p.is_standard and p.sid}
-    sessions = store.open_sessions_in(room.lk_name)
+    sessions = session_store.open_sessions_in(room.lk_name)
     prefix = f"{room.sid}:"
-    store.seen([sid for sid in sessions if sid.removeprefix(prefix) in people], at)
+    session_store.seen([sid for sid in sessions if sid.removeprefix(prefix) in people], at)
     joined = sum(
         _joined(room, prefix + sid, person)
         for sid, person in people.items()
@@ -57,13 +57,13 @@ def _room(room: store.Room, at: datetime, cutoff: datetime) -> tuple[int, int]:
         if session_id.removeprefix(prefix) not in people
     )
     # Effects a sweep recorded and did not finish (it died, or the bus failed) are drained by
-    # store.sweep_session_effects in the sweep handler.
+    # session_store.sweep_session_effects in the sweep handler.
     store.reconciled(room, at)
     return joined, left
 
 
-def _joined(room: store.Room, session_id: str, person: lk.Person) -> int:
-    if store.get_session(session_id) is not None:
+def _joined(room: records.Room, session_id: str, person: lk.Person) -> int:
+    if session_store.get_session(session_id) is not None:
         return 0  # closed already (a participant who rejoins gets a new sid)
     joined_at = person.joined_at or now()
     session = webhooks.new_session(room, session_id, person, joined_at, opened_by="sweep")
@@ -80,14 +80,14 @@ def _joined(room: store.Room, session_id: str, person: lk.Person) -> int:
         event_id=f"sweep.joined.{session_id}",
     )
     # The session and its participant.joined are recorded in one insert (verriflo.outbox).
-    if not store.open_session(session, effects=[event]):
+    if not session_store.open_session(session, effects=[event]):
         return 0  # a late webhook opened it meanwhile (and announced it)
     logger.info("rooms.reconciled_join", extra={"session_id": session_id})
-    store.carry_out_session_effects(session_id)
+    session_store.carry_out_session_effects(session_id)
     return 1
 
 
-def _left(room: store.Room, session: store.Session, cutoff: datetime) -> int:
+def _left(room: records.Room, session: records.Session, cutoff: datetime) -> int:
     last = session.seen_at or session.joined_at
     if last > cutoff:
         return 0  # gone only a moment ago: LiveKit's own webhook may still be on its way
@@ -98,10 +98,10 @@ def _left(room: store.Room, session: store.Session, cutoff: datetime) -> int:
         {"roomId": room.room_id, "uid": session.uid, "seconds": seconds},
         event_id=f"sweep.left.{session.id}",
     )
-    closed = store.close_session(session.id, last, closed_by="sweep", effects=[event])
+    closed = session_store.close_session(session.id, last, closed_by="sweep", effects=[event])
     if closed is None:
         return 0  # a late webhook closed it meanwhile (and announced it)
     logger.info("rooms.reconciled_leave", extra={"session_id": session.id})
     webhooks._meter(room, session.id, last)  # the charge, once (a failure: settle_charges retries)
-    store.carry_out_session_effects(session.id)
+    session_store.carry_out_session_effects(session.id)
     return 1

@@ -9,7 +9,7 @@ from typing import Any
 
 from verriflo.observability import logger
 
-from rooms import logic, reconcile, store, webhooks  # noqa: F401 - logic registers a room end's outbox calls
+from rooms import lifecycle, reconcile, session_store, store, webhooks  # noqa: F401 - lifecycle registers a room end's outbox calls
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -21,7 +21,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
         "effects": store.sweep_effects(),
         "joined": reconciled["joined"],
         "left": reconciled["left"],
-        "sessionEffects": store.sweep_session_effects(),
+        "sessionEffects": session_store.sweep_session_effects(),
         "charges": webhooks.settle_charges(),
         "summaryEffects": store.sweep_summary_effects(),
     }

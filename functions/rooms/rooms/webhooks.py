@@ -22,12 +22,12 @@ from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
 
-from rooms import lk, logic, store
+from rooms import hook_store, lifecycle, lk, recording_store, records, session_store, store
 from rooms.config import live_settings
 from rooms.models import WebhookAck
 from rooms.policy import ROLES
 
-# LiveKit names our rooms `<orgId>.<roomId>` (logic.livekit_name).
+# LiveKit names our rooms `<orgId>.<roomId>` (lifecycle.livekit_name).
 OUR_NAME = re.compile(r"^org_[0-9a-f]{8,40}\.[A-Za-z0-9_-]{1,100}$")
 UNKNOWN_GRACE_S = 60
 
@@ -58,7 +58,7 @@ def ingest(body: str, authorization: str | None) -> WebhookAck:
         event_id = "body-" + hashlib.sha256(body.encode()).hexdigest()
     settings = live_settings()
     ttl, lease = timedelta(seconds=settings.webhook_event_ttl_s), timedelta(seconds=settings.webhook_lease_s)
-    claim = store.claim_event(event_id, now(), ttl, lease)
+    claim = hook_store.claim_event(event_id, now(), ttl, lease)
     if claim == "done":
         return WebhookAck(event_id=event_id, event=event.event, duplicate=True)
     if claim == "busy":
@@ -66,9 +66,9 @@ def ingest(body: str, authorization: str | None) -> WebhookAck:
     try:
         HANDLERS.get(event.event, _ignored)(event, event_id)
     except BaseException:
-        store.release_event(event_id)  # let LiveKit's retry handle it again
+        hook_store.release_event(event_id)  # let LiveKit's retry handle it again
         raise
-    store.event_done(event_id)
+    hook_store.event_done(event_id)
     return WebhookAck(event_id=event_id, event=event.event)
 
 
@@ -76,7 +76,7 @@ def _ignored(event: lk.Notice, event_id: str) -> None:
     logger.info("livekit.webhook_ignored", extra={"event": event.event, "event_id": event_id})
 
 
-def _room(event: lk.Notice) -> store.Room | None:
+def _room(event: lk.Notice) -> records.Room | None:
     name = event.room_name
     room = store.room_by_livekit_name(name) if name else None
     if room is None:
@@ -109,20 +109,20 @@ def _person(event: lk.Notice) -> lk.Person | None:
     return p if p is not None and p.is_standard else None
 
 
-def _session_id(room: store.Room, event: lk.Notice) -> str:
+def _session_id(room: records.Room, event: lk.Notice) -> str:
     return f"{room.sid}:{event.participant_sid}"
 
 
 def new_session(
-    room: store.Room,
+    room: records.Room,
     session_id: str,
     p: lk.Person,
     joined_at: datetime,
     opened_by: Literal["sweep"] | None = None,
-) -> store.Session:
+) -> records.Session:
     """The session of a person who joined `room`, with the role and customization they joined with."""
     role, customization = _granted(p.metadata)
-    return store.Session(
+    return records.Session(
         id=session_id,
         org_id=room.org_id,
         room_id=room.room_id,
@@ -144,10 +144,10 @@ def _participant_joined(event: lk.Notice, event_id: str) -> None:
     joined = p.joined_at or _at(event.created_at)
     session_id = _session_id(room, event)
     session = new_session(room, session_id, p, joined)
-    created = store.open_session(session)
+    created = session_store.open_session(session)
     if room.started_at is None:
         store.mark_started(room, joined)
-    existing = None if created else store.get_session(session_id)
+    existing = None if created else session_store.get_session(session_id)
     if existing is not None and existing.opened_by == "sweep":
         return  # a late delivery: the rooms sweep found the participant in LiveKit and announced it
     events.publish(
@@ -164,13 +164,15 @@ def _participant_joined(event: lk.Notice, event_id: str) -> None:
     )
 
 
-def _meter(room: store.Room | store.Session, session_id: str, left_at: datetime) -> store.Session | None:
+def _meter(
+    room: records.Room | records.Session, session_id: str, left_at: datetime
+) -> records.Session | None:
     """Close the session (if open) and charge its minutes, once per session whatever the retries
     (`room` needs only org_id and room_id)."""
-    session = store.close_session(session_id, left_at) or store.get_session(session_id)
+    session = session_store.close_session(session_id, left_at) or session_store.get_session(session_id)
     if session is None or session.left_at is None:
         return None
-    # Imported here, not at the top: only this webhook step needs the ledger (see rooms.logic).
+    # Imported here, not at the top: only this webhook step needs the ledger (see rooms.lifecycle).
     from verriflo import ledger, pricing
 
     minutes = Decimal(str(session.seconds)) / Decimal(60)
@@ -189,7 +191,7 @@ def _meter(room: store.Room | store.Session, session_id: str, left_at: datetime)
             occurred_at=session.left_at,
         )
     )
-    store.charged(session_id)
+    session_store.charged(session_id)
     return session
 
 
@@ -197,7 +199,7 @@ def settle_charges(older_than_s: float = 60) -> int:
     """Record the charges of sessions closed more than `older_than_s` ago whose attempt died before
     charging (the rooms sweep); returns how many."""
     charged = 0
-    for session in store.pending_charges(now() - timedelta(seconds=older_than_s)):
+    for session in session_store.pending_charges(now() - timedelta(seconds=older_than_s)):
         try:
             _meter(session, session.id, session.left_at)
         except ServiceUnavailable as exc:  # this one waits for the next sweep; the others go on
@@ -228,14 +230,14 @@ def _room_finished(event: lk.Notice, event_id: str) -> None:
     if room is None:
         return
     ended = _at(event.created_at)
-    for session_id in store.unsettled_session_ids(room.lk_name):
+    for session_id in session_store.unsettled_session_ids(room.lk_name):
         _meter(room, session_id, ended)
     store.end_room(
         room.org_id,
         room.room_id,
         ended,
-        logic.end_effects(room, ended, "livekit"),
-        store.Ending(by="livekit"),
+        lifecycle.end_effects(room, ended, "livekit"),
+        records.Ending(by="livekit"),
     )
     # Whoever ended the room (this webhook now, an earlier delivery of it, or the API), what the end
     # implies and is not done yet is done here.
@@ -244,12 +246,12 @@ def _room_finished(event: lk.Notice, event_id: str) -> None:
 
 def _egress(event: lk.Notice, event_id: str) -> None:
     """What LiveKit reports of a recording, taken only for a recording our API started: its record
-    (made by rooms.logic.start_recording) names the bucket and key; the report never does. Anyone
+    (made by rooms.recordings.start_recording) names the bucket and key; the report never does. Anyone
     holding the LiveKit project's roomRecord can start an egress of any room to anywhere."""
     info = event.egress
     if info is None:
         return
-    recording = store.get_recording(info.egress_id)
+    recording = recording_store.get_recording(info.egress_id)
     if recording is None:
         _unknown_egress(event, info)
         return
@@ -265,8 +267,8 @@ def _egress(event: lk.Notice, event_id: str) -> None:
             changes |= {"size": info.size, "duration": info.duration_s}
         if info.error:
             changes["error"] = info.error[:500]
-    report = store.RecordingReport(**changes)
-    recording = store.update_recording(info.egress_id, report) or recording
+    report = records.RecordingReport(**changes)
+    recording = recording_store.update_recording(info.egress_id, report) or recording
     org_id, room_id = recording.org_id, recording.room_id
     if event.event == "egress_started":
         events.publish(
@@ -275,20 +277,34 @@ def _egress(event: lk.Notice, event_id: str) -> None:
     elif event.event == "egress_ended":
         store.release_recording_slot(org_id, room_id, info.egress_id)
         if status == "EGRESS_COMPLETE":
-            events.publish(
-                "recording.ready",
-                org_id,
-                {
-                    "roomId": room_id,
-                    "egressId": info.egress_id,
-                    "size": report.size,
-                    "duration": report.duration,
-                },
-                event_id=event_id,
-            )
+            _recording_ready(recording, report)
 
 
-def _where_we_asked(info: lk.EgressReport, recording: store.EgressRecording) -> bool:
+def _recording_ready(recording: records.EgressRecording, report: records.RecordingReport) -> None:
+    """The MP4 is stored: its video record (which the file's arrival in S3 transcodes; made here or
+    there, whichever comes first) and `recording.ready`, once per recording (a fixed event id)."""
+    from verriflo import media as media_records
+
+    key, bucket = recording.key or "", recording.bucket or ""
+    file_id = media_records.RECORDING_KEY.fullmatch(key)["file"]  # _where_we_asked checked the shape
+    video = media_records.ensure_recording(
+        recording.org_id, recording.room_id, file_id, bucket, key, egress_id=recording.id
+    )
+    events.publish(
+        "recording.ready",
+        recording.org_id,
+        {
+            "roomId": recording.room_id,
+            "egressId": recording.id,
+            "videoId": video.id,
+            "size": report.size,
+            "duration": report.duration,
+        },
+        event_id=f"recording.ready.{recording.id}",
+    )
+
+
+def _where_we_asked(info: lk.EgressReport, recording: records.EgressRecording) -> bool:
     """The egress writes to our record's location, and that is a recordings location of its room."""
     from verriflo import media as media_records
 

@@ -2,8 +2,8 @@
 
 `process_upload` is what one S3 ObjectCreated record starts: refuse keys we did not issue, claim
 the video (idempotency), download, probe, encode in one FFmpeg run while shipping its output (the
-lowest rung playable from its first segment), record usage, publish `video.ready`/`recording.ready`
-or `video.failed`. Long sources go to the chunked path instead (`transcode.chunked`:
+lowest rung playable from its first segment), record usage, publish `video.ready` (uploads and
+recordings alike) or `video.failed`. Long sources go to the chunked path instead (`transcode.chunked`:
 `start_chunked` -> `transcode_chunk` per chunk in a Step Functions Map, the leading finished
 chunks published early -> `join_chunks`). Shipping outputs and finishing a video, shared by both
 paths, is `transcode.publish`; what the scheduled sweep settles is `transcode.reconcile`.

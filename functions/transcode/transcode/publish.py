@@ -71,9 +71,11 @@ def renditions(rungs: list[Rung], has_audio: bool) -> list[Rendition]:
 
 
 def event_data(video: Video, **extra: Any) -> dict[str, Any]:
-    data = {"videoId": video.id, "kind": video.kind, "title": video.title}
-    if video.room_id:
-        data["roomId"] = video.room_id
+    """What `video.ready` and `video.failed` say of a video (verriflo.webhooks.CATALOGUE): a
+    recording's also name its room and its recording in the room API."""
+    data: dict[str, Any] = {"videoId": video.id, "kind": video.public_kind, "title": video.title}
+    if video.kind == "recording":
+        data |= {"roomId": video.room_id, "egressId": video.egress_id}
     return data | extra
 
 
@@ -236,12 +238,10 @@ def finish(
                 meta={"videoId": video.id, "renditions": [r.name for r in rungs]},
             )
         ),
+        # One event for one fact: a recording's HLS is a video like any other (`kind`, `roomId`);
+        # `recording.ready` (its MP4 is stored) is the rooms function's, once per recording.
         outbox.event("video.ready", video.org_id, data, event_id=f"evt_video_ready_{video.id}"),
     ]
-    if video.kind == "recording":
-        effects.append(
-            outbox.event("recording.ready", video.org_id, data, event_id=f"evt_recording_ready_{video.id}")
-        )
     if not media.complete(video, renditions(rungs, has_audio), poster_key, thumb_keys, effects):
         raise Superseded()
     outbox.drain(media.VIDEOS, video.id)

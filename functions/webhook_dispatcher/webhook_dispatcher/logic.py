@@ -45,7 +45,8 @@ def fan_out(event: dict[str, Any]) -> list[store.Delivery]:
         logger.warning("dispatcher.malformed_event", extra={"event_id": event.get("id")})
         return []
     fresh = []
-    for endpoint in store.endpoints_for(str(org_id), str(event_type)):
+    data = event.get("data") if isinstance(event.get("data"), dict) else None
+    for endpoint in store.endpoints_for(str(org_id), str(event_type), data):
         delivery, created = store.ensure_delivery(endpoint, event)
         # A repeat of the event (EventBridge or SQS delivering twice) finds the same delivery; it is
         # attempted here only if it never was (the first run died before its first attempt).

@@ -29,16 +29,19 @@ from verriflo.orgs import new_id, now
 from verriflo.settings import EnvSettings, SettingsConfigDict
 
 VIDEOS = "videos"
-# The records functions/rooms keeps of each Egress it started itself (rooms.store.RECORDINGS): the
+# The records functions/rooms keeps of each Egress it started itself (rooms.records.RECORDINGS): the
 # only recordings the transcoder accepts (`started_recording`).
 STARTED_RECORDINGS = "recordings"
-# functions/rooms' rooms (rooms.store.ROOMS): a recording's retention starts when its class ends
+# functions/rooms' rooms (rooms.records.ROOMS): a recording's retention starts when its class ends
 # (`endedAt`), and no recording is deleted while its room is open.
 ROOMS = "rooms"
 LIMITS = "media_limits"  # one document per org that has its own limits (`_id` is the org id)
 
 Status = Literal["pending", "processing", "completed", "failed"]
 Kind = Literal["video", "recording"]
+# What the API and the events call a kind: an org's own upload, or a class recording (stored kinds
+# stay "video" and "recording", so no record needs rewriting).
+PublicKind = Literal["upload", "recording"]
 
 # `<orgId>/<videoId>/source`: ids are our own `kind_<hex>` ids, so anything else in a key (`..`,
 # spaces, unicode look-alikes, extra levels) is refused before any lookup happens.
@@ -168,6 +171,13 @@ class Video(BaseModel):
     completed_at: datetime | None = Field(default=None, alias="completedAt")
     expires_at: datetime | None = Field(default=None, alias="expiresAt")
     stored_bytes: int | None = Field(default=None, alias="storedBytes")
+    # a recording's LiveKit Egress (the rooms API's recording id)
+    egress_id: str | None = Field(default=None, alias="egressId")
+
+    @property
+    def public_kind(self) -> PublicKind:
+        """The kind the API and the events name: `upload` or `recording`."""
+        return "recording" if self.kind == "recording" else "upload"
 
     @property
     def media_prefix(self) -> str:
@@ -675,6 +685,13 @@ def started_recording(org_id: str, room_id: str, bucket: str, key: str) -> str |
     return found["_id"] if found else None
 
 
+def recording_video_id(key: str | None) -> str | None:
+    """The video id the transcoder gives the Egress file at `key` (`rec_<file>`), known before the
+    file arrives; None for a key that is no recording key."""
+    found = RECORDING_KEY.fullmatch(key or "")
+    return f"rec_{found['file']}" if found else None
+
+
 def ensure_recording(
     org_id: str, room_id: str, file_id: str, bucket: str, key: str, egress_id: str | None = None
 ) -> Video:
@@ -742,6 +759,17 @@ def list_recordings(org_id: str, room_id: str) -> list[Video]:
 def get_recording(org_id: str, recording_id: str) -> Video:
     """One of the org's recordings; NotFound for other orgs' ids."""
     return get_video(org_id, recording_id, kind="recording")
+
+
+def recording_videos(org_id: str, room_id: str, keys: list[str | None]) -> dict[str, Video]:
+    """The videos of a room's Egress files at `keys` that arrived (one query), by file key."""
+    ids = {recording_video_id(k): k for k in keys if recording_video_id(k)}
+    if not ids:
+        return {}
+    query = {"_id": {"$in": sorted(ids)}, "orgId": org_id, "kind": "recording", "roomId": room_id}
+    with db.unavailable_on_failure():
+        found = [Video.model_validate(d) for d in db.collection(VIDEOS).find(query)]
+    return {ids[v.id]: v for v in found}
 
 
 def pending_since(before: datetime, limit: int = 200) -> list[Video]:

@@ -54,6 +54,39 @@ def sign(org_id: str, video_id: str, ttl_s: int, *, now: float | None = None) ->
     return f"{payload}.{signature}", expires
 
 
+def master_url(video: media.Video, base_url: str) -> str | None:
+    """The signed URL of a video's HLS master playlist (through the stream proxy, valid
+    `playback_ttl_s`), or None while nothing of it is playable."""
+    if not video.playable:
+        return None
+    token, _ = sign(video.org_id, video.id, media.media_settings().playback_ttl_s)
+    return f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}"
+
+
+def base_url(event: Any) -> str:
+    """Where the API is reached from outside, for the stream URLs a route hands out (`event`: the
+    Powertools event of the request).
+
+    PUBLIC_BASE_URL wins; on LocalStack (STAGE=local) REST APIs answer offline under
+    `/_aws/execute-api/<apiId>/<stage>` over plain HTTP; on AWS it is the Host the caller used plus
+    whatever prefix the gateway put before our path (the stage, or a custom domain's base path).
+    """
+    from verriflo.settings import api_settings
+
+    configured = media.media_settings().public_base_url
+    if configured:
+        return configured.rstrip("/")
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    context = event.raw_event.get("requestContext") or {}
+    host = headers.get("host", "localhost")
+    if api_settings().stage == "local":
+        proto = headers.get("x-forwarded-proto", "http")
+        return f"{proto}://{host}/_aws/execute-api/{context.get('apiId')}/{context.get('stage')}"
+    full = context.get("path") or event.path
+    prefix = full[: -len(event.path)] if full.endswith(event.path) else ""
+    return f"{headers.get('x-forwarded-proto', 'https')}://{host}{prefix}"
+
+
 def verify(token: str | None, video_id: str, *, now: float | None = None) -> Grant:
     """The grant of a token for `video_id`; Forbidden (403) if missing, tampered, foreign or expired."""
     # Tokens are base64url: anything else is refused before hmac.compare_digest, which raises

@@ -75,9 +75,12 @@ class Endpoint(BaseModel):
             live.append(webhooks.unseal(self.previous_sealed, self.id))
         return live
 
-    def wants(self, event_type: str) -> bool:
-        """Whether this endpoint subscribes to the event type (no filter: everything)."""
-        return not self.event_types or event_type in self.event_types
+    def wants(self, event_type: str, data: dict[str, Any] | None = None) -> bool:
+        """Whether this endpoint subscribes to the event (no filter: everything); `data` is the
+        event's (webhooks.subscribed_as: a recording's `video.ready` also goes to `recording.ready`)."""
+        return not self.event_types or any(
+            name in self.event_types for name in webhooks.subscribed_as(event_type, data)
+        )
 
 
 class Delivery(BaseModel):
@@ -160,11 +163,11 @@ def list_endpoints(org_id: str) -> list[Endpoint]:
         ]
 
 
-def endpoints_for(org_id: str, event_type: str) -> list[Endpoint]:
-    """The org's enabled endpoints subscribed to `event_type`."""
+def endpoints_for(org_id: str, event_type: str, data: dict[str, Any] | None = None) -> list[Endpoint]:
+    """The org's enabled endpoints subscribed to the event `event_type` with `data`."""
     with db.unavailable_on_failure():
         docs = db.collection(ENDPOINTS).find({"orgId": org_id, "enabled": True})
-        return [e for e in (Endpoint.model_validate(d) for d in docs) if e.wants(event_type)]
+        return [e for e in (Endpoint.model_validate(d) for d in docs) if e.wants(event_type, data)]
 
 
 def update_endpoint(

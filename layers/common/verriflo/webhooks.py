@@ -19,7 +19,7 @@ import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
@@ -28,21 +28,97 @@ from verriflo.settings import EnvSettings, SettingsConfigDict
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme prefix, not a secret
 
-# The events an endpoint can subscribe to (API.md's dotted names, plus ours).
-EVENT_TYPES = (
-    "room.started",
-    "room.finished",
-    "participant.joined",
-    "participant.left",
-    "recording.started",
-    "recording.ready",
-    "video.ready",
-    "video.failed",
-    "summary.ready",
-    "credits.low",
-    "credits.exhausted",
-    "webhook.test",
+
+class EventType(NamedTuple):
+    """One entry of the event catalogue: one fact, one type, one payload (`data`)."""
+
+    name: str
+    when: str
+    fields: tuple[str, ...]
+    emitted_by: str
+
+
+# The event catalogue: every event type, when it is published (once per fact: each has a fixed event
+# id, so a retry publishes the same event and endpoints get one delivery) and the fields of its `data`.
+# README ("Credits, usage and webhooks") shows the same table; a unit test keeps them alike.
+CATALOGUE = (
+    EventType(
+        "room.started", "LiveKit reports the class's room started", ("roomId", "sid", "startedAt"), "rooms"
+    ),
+    EventType(
+        "room.finished",
+        "the class ended (`DELETE /v1/room/{roomId}` or LiveKit closed the room)",
+        ("roomId", "sid", "endedAt", "reason"),
+        "rooms",
+    ),
+    EventType(
+        "participant.joined",
+        "a participant connected to a room",
+        ("roomId", "uid", "name", "role", "joinedAt"),
+        "rooms",
+    ),
+    EventType(
+        "participant.left",
+        "a participant left (their minutes are charged)",
+        ("roomId", "uid", "seconds"),
+        "rooms",
+    ),
+    EventType("recording.started", "LiveKit Egress started a recording", ("roomId", "egressId"), "rooms"),
+    EventType(
+        "recording.ready",
+        "a recording's MP4 file is stored and downloadable (`.../recording/{egressId}/download`); once "
+        "per recording. Its HLS follows as `video.ready` with `kind: recording` and the same `videoId`",
+        ("roomId", "egressId", "videoId", "size", "duration"),
+        "rooms",
+    ),
+    EventType(
+        "video.ready",
+        "a video's whole HLS ladder is transcoded and playable (`GET /v1/cdn/videos/{videoId}/url`): an "
+        "upload (`kind: upload`) or a class recording (`kind: recording`, with `roomId` and `egressId`)",
+        ("videoId", "kind", "title", "status", "durationS", "renditions", "roomId", "egressId"),
+        "transcode",
+    ),
+    EventType(
+        "video.failed",
+        "a video (upload or recording) could not be transcoded, or its upload never came",
+        ("videoId", "kind", "title", "status", "message", "roomId", "egressId"),
+        "transcode",
+    ),
+    EventType(
+        "summary.ready",
+        "the AI tutor's summary of a finished class is written",
+        ("roomId", "interactions", "topQueries", "method"),
+        "ai_tutor",
+    ),
+    EventType(
+        "credits.low",
+        "the balance fell below the org's mark (once per crossing)",
+        ("remainingCredits", "threshold"),
+        "ledger",
+    ),
+    EventType(
+        "credits.exhausted",
+        "the balance reached zero or less (once per crossing)",
+        ("remainingCredits", "threshold"),
+        "ledger",
+    ),
+    EventType("webhook.test", "`POST /v1/webhooks/{id}/test`", ("endpointId", "message"), "webhooks"),
 )
+
+# The events an endpoint can subscribe to (API.md's dotted names, plus ours).
+EVENT_TYPES = tuple(e.name for e in CATALOGUE)
+
+
+def subscribed_as(event_type: str, data: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The subscriptions an event is delivered under: its own type, and for a recording's
+    `video.ready` also `recording.ready`. Until `recording.ready` had one meaning (its MP4), the
+    transcoder also published a `recording.ready` when a recording's HLS was ready: an endpoint
+    subscribed to `recording.ready` without `video.ready` still gets that fact, now as the
+    recording's `video.ready` (`kind: recording`), never an upload's."""
+    if event_type == "video.ready" and (data or {}).get("kind") == "recording":
+        return (event_type, "recording.ready")
+    return (event_type,)
+
 
 # Seconds to wait before attempt n+1 after attempt n failed: at once, then growing to a day; the ten
 # attempts span about 3.1 days.
