@@ -211,6 +211,7 @@ def _citations(passages: list[Passage], text: str, provider_name: str) -> list[C
             document_id=passages[i - 1].document_id,
             title=passages[i - 1].title,
             chunk=passages[i - 1].chunk,
+            page=passages[i - 1].page,
             score=round(passages[i - 1].score, 4),
             text=passages[i - 1].text,
         )
