@@ -150,6 +150,33 @@ def test_the_retrieval_provider_says_an_offline_hint_as_it_is():
     assert said[0] == TextDelta("Hint 1 of 4: reread.") and isinstance(said[1], Usage) and len(said) == 2
 
 
+def test_an_answer_that_fails_reports_one_code_whichever_function_answered(monkeypatch):
+    from decimal import Decimal
+
+    from verriflo.errors import ServiceUnavailable
+    from verriflo_ai import metering, outcome
+
+    assert outcome.failure(providers.ProviderError("The model provider timed out.")) == (
+        "UPSTREAM_ERROR",
+        "The model provider timed out.",
+    )
+    assert outcome.failure(speech.SpeechError("no voice")) == ("UPSTREAM_ERROR", "no voice")
+    assert outcome.failure(ServiceUnavailable("Redis is down.")) == ("SERVICE_UNAVAILABLE", "Redis is down.")
+    try:
+        raise KeyError("internal details")
+    except KeyError as exc:
+        assert outcome.failure(exc) == ("INTERNAL_ERROR", outcome.INTERNAL)
+
+    def ledger_down(*args, **kwargs):
+        raise ServiceUnavailable("The ledger is unavailable.")
+
+    monkeypatch.setattr(metering, "meter", ledger_down)
+    usage = Usage(10, 5)
+    assert outcome.meter_delivered("org_1", "ai_tutor", "tutor:x", usage, room_id="r") == Decimal(0)
+    monkeypatch.setattr(metering, "meter", lambda *a, **k: Decimal("0.015"))
+    assert outcome.meter_delivered("org_1", "ai_agent", "ai:x", usage) == Decimal("0.015")
+
+
 def test_unknown_document_types_are_415():
     with pytest.raises(UnsupportedMediaType):
         documents.extract_text(b"x", "application/msword")
