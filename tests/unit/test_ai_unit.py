@@ -170,11 +170,11 @@ def test_an_answer_that_fails_reports_one_code_whichever_function_answered(monke
     def ledger_down(*args, **kwargs):
         raise ServiceUnavailable("The ledger is unavailable.")
 
-    monkeypatch.setattr(metering, "meter", ledger_down)
+    monkeypatch.setattr(metering.ledger, "record_usage", ledger_down)
     usage = Usage(10, 5)
-    assert outcome.meter_delivered("org_1", "ai_tutor", "tutor:x", usage, room_id="r") == Decimal(0)
-    monkeypatch.setattr(metering, "meter", lambda *a, **k: Decimal("0.015"))
-    assert outcome.meter_delivered("org_1", "ai_agent", "ai:x", usage) == Decimal("0.015")
+    assert metering.meter("org_1", "ai_tutor", "tutor:x", usage, room_id="r", delivered=True) == Decimal(0)
+    with pytest.raises(ServiceUnavailable):
+        metering.meter("org_1", "ai_agent", "ai:x", usage)  # not delivered yet: the caller decides
 
 
 def test_unknown_document_types_are_415():

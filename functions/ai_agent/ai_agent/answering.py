@@ -328,8 +328,8 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
             preview=shorten(text, 160),
             stamp=stamp,
         )
-    credits = outcome.meter_delivered(
-        prep.org_id, "ai_agent", f"ai:{prep.request_id}", usage, {"chatId": prep.chat_id}
+    credits = metering.meter(
+        prep.org_id, "ai_agent", f"ai:{prep.request_id}", usage, {"chatId": prep.chat_id}, delivered=True
     )
     _record(prep, usage, credits, "completed")
     logger.info(

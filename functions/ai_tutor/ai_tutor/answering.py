@@ -291,7 +291,7 @@ def _failed(prep: Prepared, partial: str, code: str, message: str, started: floa
 
 def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: float) -> Decimal:
     """After a complete answer: the debit (once per interaction id), then the record."""
-    credits = outcome.meter_delivered(
+    credits = metering.meter(
         prep.asker.org_id,
         "ai_tutor",
         f"tutor:{prep.interaction_id}",
@@ -299,6 +299,7 @@ def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: f
         {"studentUid": prep.asker.student_uid},
         room_id=prep.asker.room_id,
         student_id=prep.asker.student_uid,
+        delivered=True,
     )
     try:
         store.insert_interaction(_interaction(prep, text, "completed", usage, credits))

@@ -19,8 +19,8 @@ Shared by the AI API (`functions/ai_agent`) and the AI tutor (`functions/ai_tuto
 - `images.check_image`, `images.read_image`, `images.chart_spec`, `images.render_chart`.
 - `metering.require_credits(org_id)` before a model call (402), `metering.meter(org_id, service,
   entry_id, usage, meta, room_id)` after it (exactly once per entry id).
-- `outcome.failure(exc)` -> the error event's code and message of an answer that failed mid-stream,
-  `outcome.meter_delivered(...)`: the debit of a delivered answer (a ledger failure is logged, not raised).
+- `outcome.failure(exc)` -> the error event's code and message of an answer that failed mid-stream;
+  `metering.meter(..., delivered=True)` debits a delivered answer (a ledger failure is logged, not raised).
 - `hints.hint(passage, question, level)`: the tutor's hint ladder (4 levels, the answer only at the last).
 - `embeddings.count_tokens(text)` where a provider reports no usage.
 """
