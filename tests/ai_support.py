@@ -166,20 +166,35 @@ def png_bomb(side: int = 30_000) -> bytes:
 
 def pdf_with_text(paragraphs: list[str]) -> bytes:
     """A minimal valid PDF (one page, Helvetica) whose text pypdf can extract."""
-    ops = ["BT", "/F1 11 Tf", "14 TL", "50 780 Td"]
-    for paragraph in paragraphs:
-        escaped = paragraph.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        ops += [f"({escaped}) Tj", "T*", "T*"]
-    ops.append("ET")
-    stream = "\n".join(ops).encode()
+    return pdf_pages([[(11, p) for p in paragraphs]])
+
+
+def pdf_pages(pages: list[list[tuple[int, str]]]) -> bytes:
+    """A minimal valid PDF of several pages (Helvetica) whose text pypdf can extract: each page a list
+    of (font size, line) drawn top down, one line each (headings larger, body text wrapped as a PDF
+    wraps it: mid-sentence)."""
+    page_ids = [3 + 2 * i for i in range(len(pages))]
+    font_id = 3 + 2 * len(pages)
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
+        b"<< /Type /Pages /Kids [" + b" ".join(f"{i} 0 R".encode() for i in page_ids) + b"]"
+        + f" /Count {len(pages)} >>".encode(),
+    ]  # fmt: skip
+    for page_id, lines in zip(page_ids, pages, strict=True):
+        ops = ["BT", "50 780 Td"]
+        for size, line in lines:
+            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops += [f"/F1 {size} Tf", f"{round(size * 1.3)} TL", f"({escaped}) Tj", "T*"]
+        ops.append("ET")
+        stream = "\n".join(ops).encode()
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents {page_id + 1} 0 R ".encode()
+            + f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
+        )
+        objects.append(
+            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"
+        )
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -190,6 +205,42 @@ def pdf_with_text(paragraphs: list[str]) -> bytes:
     out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+# A handout of three topics, one a page, each under a heading, its text wrapped mid-sentence as PDFs
+# wrap it: (heading, text, a question only that page answers).
+PDF_TOPICS = [
+    (
+        "Photosynthesis",
+        "Plants make their own food by photosynthesis. In the chloroplasts, chlorophyll absorbs sunlight. "
+        "The plant turns carbon dioxide and water into glucose and releases oxygen into the air. Without "
+        "light, photosynthesis stops, which is why plants kept in the dark turn yellow.",
+        "How do plants make glucose from sunlight?",
+    ),
+    (
+        "The Battle of Hastings",
+        "The Battle of Hastings was fought on 14 October 1066 between the Norman army of William, Duke of "
+        "Normandy, and the English army of King Harold. Harold was killed during the battle. William the "
+        "Conqueror was crowned King of England on Christmas Day.",
+        "Who was crowned king after the battle in 1066?",
+    ),
+    (
+        "The theorem of Pythagoras",
+        "In a right-angled triangle, the square of the hypotenuse equals the sum of the squares of the "
+        "other two sides. For sides of 3 and 4 the hypotenuse is 5. The theorem is named after the Greek "
+        "mathematician Pythagoras.",
+        "How long is the hypotenuse of a triangle with sides 3 and 4?",
+    ),
+]
+
+
+def topics_pdf() -> bytes:
+    """`PDF_TOPICS` as a three-page PDF: a larger heading on each page, body lines of 60 characters."""
+    import textwrap
+
+    return pdf_pages(
+        [[(18, head)] + [(11, line) for line in textwrap.wrap(text, 60)] for head, text, _ in PDF_TOPICS]
+    )
 
 
 def b64(data: bytes) -> str:

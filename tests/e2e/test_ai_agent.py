@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from ai_support import PDF_TOPICS, b64, topics_pdf
 
 pytestmark = pytest.mark.e2e
 
@@ -60,6 +61,30 @@ def test_knowledge_base_chat_streams_grounded_ndjson_and_keeps_history(
 
     usage = http.get(f"{api_url}/v1/ai-agent/usage/summary", headers=headers)
     assert usage.status_code == 200 and usage.json()["data"]["breakdown"]["aiAgent"]["requests"] >= 1
+
+
+def test_a_pdf_is_cited_by_page_one_passage_per_topic(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    headers = {KEY_HEADER: demo_key}
+    kb = http.post(f"{api_url}/v1/ai-agent/knowledge-bases", headers=headers, json={"name": "e2e handout"})
+    assert kb.status_code == 201, kb.text
+    kb_id = kb.json()["data"]["knowledgeBaseId"]
+    doc = http.post(
+        f"{api_url}/v1/ai-agent/knowledge-bases/{kb_id}/documents",
+        headers=headers,
+        json={"title": "Handout", "contentType": "application/pdf", "contentBase64": b64(topics_pdf())},
+    )
+    assert doc.status_code == 201 and doc.json()["data"]["chunkCount"] == len(PDF_TOPICS), doc.text
+    for page, (heading, _, asked) in enumerate(PDF_TOPICS, 1):
+        reply = http.post(
+            f"{api_url}/v1/ai-agent/chat",
+            headers=headers,
+            json={"message": asked, "knowledgeBaseIds": [kb_id]},
+        )
+        assert reply.status_code == 200, reply.text
+        citations = reply.json()["data"]["citations"]
+        assert [(c["title"], c["page"]) for c in citations] == [(f"Handout > {heading}", page)]
 
 
 def test_ai_routes_refuse_without_a_key_and_bad_input_before_any_model(

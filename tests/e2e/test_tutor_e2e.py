@@ -6,6 +6,7 @@ executed by LocalStack's Step Functions, -> the summary served by the API."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -104,6 +105,50 @@ def test_a_class_with_the_tutor_from_question_to_summary(
     data = summary.json()["data"]
     assert data["state"] == "ready" and data["method"] == "extractive"
     assert {q["frequency"] for q in data["topQueries"]} == {1} and len(data["topQueries"]) == 2
+
+
+def test_hints_lead_to_the_answer_one_level_per_repeated_question(
+    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str
+) -> None:
+    headers = {KEY: demo_key}
+    room_id = f"e2e-hints-{uuid.uuid4().hex[:8]}"
+    teacher = {"uid": "t-1", "name": "Tess", "role": "TEACHER"}
+    created = http.post(
+        f"{api_url}/v1/room/create",
+        headers=headers,
+        json={"roomId": room_id, "title": "E2E Algebra", "participant": teacher},
+    )
+    assert created.status_code == 200, created.text
+    student = {"uid": "s-1", "name": "Sam", "role": "STUDENT"}
+    joined = http.post(f"{api_url}/v1/room/{room_id}/join", headers=headers, json={"participant": student})
+    assert joined.status_code == 200, joined.text  # holding the join token admits the student
+    algebra = (
+        "# Solving 2x + 3 = 13\n"
+        "First subtract 3 from both sides to get 2x = 10. Then divide both sides by 2. So x = 5.\n"
+    )
+    material = http.post(
+        f"{api_url}/v1/ai-tutor/rooms/{room_id}/material",
+        headers=headers,
+        json={"title": "Algebra", "kind": "notes", "contentType": "text/markdown", "content": algebra},
+    )
+    assert material.status_code == 201, material.text
+    hints = http.put(
+        f"{api_url}/v1/ai-tutor/rooms/{room_id}/settings", headers=headers, json={"mode": "hints"}
+    )
+    assert hints.status_code == 200, hints.text
+    ask = {
+        "roomId": room_id,
+        "studentUid": "s-1",
+        "organizationId": demo_org_id,
+        "text": "What is x in 2x + 3 = 13?",
+    }
+    said = []
+    for _ in range(4):
+        reply = http.post(f"{api_url}/v1/ai-tutor/chat", headers=headers, json=ask)
+        assert reply.status_code == 200, reply.text
+        said.append(reply.json()["text"])
+    assert [t.split(":")[0] for t in said] == [f"Hint {n} of 4" for n in (1, 2, 3, 4)]
+    assert not any(re.search(r"\b5\b", t) for t in said[:3]) and "x = 5" in said[3]
 
 
 def test_tutor_routes_refuse_without_credentials_and_bad_input_first(

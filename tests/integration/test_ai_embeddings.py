@@ -177,7 +177,7 @@ def test_a_base_is_refused_with_another_embedding_than_its_own(titan, org, lambd
         assert refused.status == 409, refused.body
         assert "all-MiniLM-L6-v2" in refused.body["message"] and TITAN in refused.body["message"]
     assert titan.seen == []  # refused before anything was embedded
-    assert kb_store.get_base(org.id, kb)["documentCount"] == 1
+    assert kb_store.get_base(org.id, kb).document_count == 1
 
     # Titan at another length is another embedding too.
     use_embedding(monkeypatch, "bedrock", 256)
@@ -198,5 +198,5 @@ def test_a_failing_embedding_model_is_502_and_stores_nothing(titan, org, lambda_
     reply = add_text(org, lambda_context, kb, "POISON")
     assert reply.status == 502, reply.body
     base = kb_store.get_base(org.id, kb)
-    assert base["documentCount"] == 0 and base["chunkCount"] == 0
+    assert base.document_count == 0 and base.chunk_count == 0
     assert list(kb_store.iter_chunks(org.id, kb)) == []

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from ai_agent import handler
 from ai_support import (
+    PDF_TOPICS,
     ai_env,  # noqa: F401 - an autouse fixture
     b64,
     grant,
@@ -17,6 +18,7 @@ from ai_support import (
     lines,
     pdf_with_text,
     queued,
+    topics_pdf,
     work,
 )
 from support import LambdaContext, api_event, call
@@ -118,6 +120,36 @@ def test_documents_are_chunked_embedded_and_answers_cite_them(org, lambda_contex
     answer = ask(org, lambda_context, [kb], "Who won in 1066 and became king?", stream=False)
     assert "William the Conqueror" in answer.data["text"]
     assert answer.data["citations"][0]["title"] == "History handout"
+
+
+def test_a_pdf_is_chunked_by_page_and_heading_so_each_topic_is_one_citation_with_its_page(
+    org, lambda_context
+):
+    grant(org.id)
+    kb = make_kb(org, lambda_context, "Handouts")
+    added = kb_call(
+        org,
+        lambda_context,
+        "ai_agent/add_document.json",
+        kb_id=kb,
+        body={"title": "Handout", "contentType": "application/pdf", "contentBase64": b64(topics_pdf())},
+    )
+    assert added.status == 201 and added.data["chunkCount"] == len(PDF_TOPICS), added.body
+    for page, (heading, text, asked) in enumerate(PDF_TOPICS, 1):
+        answer = ask(org, lambda_context, [kb], asked, stream=False)
+        assert answer.status == 200, answer.body
+        (citation,) = answer.data["citations"]  # one topic, one passage
+        assert citation["page"] == page and citation["title"] == f"Handout > {heading}"
+        assert citation["text"] == " ".join(text.split())  # the page's sentences, whole
+        assert f"(source: Handout > {heading}, page {page})" in answer.data["text"]
+        streamed = lines(ask(org, lambda_context, [kb], asked).body)
+        assert [e["citation"]["page"] for e in streamed if e["type"] == "citation"] == [page]
+    # Text documents have no pages: their citations say so with null.
+    kb_call(
+        org, lambda_context, "ai_agent/add_document.json", kb_id=kb, body={"title": "Bio", "content": BIOLOGY}
+    )
+    cells = ask(org, lambda_context, [kb], "Which part of the cell produces energy?", stream=False)
+    assert cells.data["citations"][0]["title"] == "Bio > Cells" and cells.data["citations"][0]["page"] is None
 
 
 def test_nothing_relevant_is_said_plainly(org, lambda_context):

@@ -238,8 +238,8 @@ def test_a_document_that_keeps_dying_is_failed_with_a_reason_after_its_requeues(
     assert ingest_sweep.handler({}, lambda_context) == {"requeued": 0, "failed": 0}  # not stalled yet
     minutes_later()
     assert ingest_sweep.handler({}, lambda_context) == {"requeued": 0, "failed": 1}
-    doc = kb_store.find_document(org.id, base, added.document_id) or {}
-    assert doc["status"] == "failed" and "add it again" in doc["error"]
+    doc = kb_store.find_document(org.id, base, added.document_id)
+    assert doc is not None and doc.status == "failed" and "add it again" in (doc.error or "")
     assert queued() == [] and ingest_sweep.handler({}, lambda_context) == {"requeued": 0, "failed": 0}
     assert boto3.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
 

@@ -5,6 +5,7 @@ stored and metered, and every bad input or fault answered before any model call.
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from ai_support import ScriptedProvider, spoken_wav
@@ -270,32 +271,74 @@ def test_a_spoken_question_is_transcribed_and_answered_in_text_and_speech(
     assert not any("transcript" in e for e in typed[:-1])  # nothing was spoken
 
 
-def test_hint_mode_reveals_one_step_per_question_and_explain_mode_gives_everything(
-    classroom: Classroom, lambda_context
+ALGEBRA = """# Solving 2x + 3 = 13
+
+First subtract 3 from both sides to get 2x = 10. Then divide both sides by 2. So x = 5.
+"""
+ALGEBRA_PASSAGE = "First subtract 3 from both sides to get 2x = 10. Then divide both sides by 2. So x = 5."
+FIVE = re.compile(r"\b5\b")  # the answer
+
+
+def _hint_mode(room: Classroom, ctx, mode: str = "hints") -> None:
+    reply = call(
+        handler, tutor_event("settings_put", room.headers, {"mode": mode}, room_id=room.room_id), ctx
+    )
+    assert reply.status == 200, reply.body
+
+
+def _asked(room: Classroom, ctx, text: str, uid: str = "s-1") -> tuple[str, list[dict]]:
+    reply, events = ask_stream(room, ctx, question(room, text, uid=uid))
+    assert reply.status == 200, reply.body
+    return "".join(e["text"] for e in events[:-2]), events[-2]["sources"]
+
+
+def test_hints_lead_to_the_answer_one_level_per_repeated_question_without_stating_it_early(
+    org, livekit, lambda_context
 ):
-    add_notes(classroom, lambda_context)
-    call(
-        handler,
-        tutor_event("settings_put", classroom.headers, {"mode": "hints"}, room_id=ROOM_ID),
-        lambda_context,
-    )
-    asked = question(classroom, "How are force, mass and acceleration related?")
-    _, first = ask_stream(classroom, lambda_context, asked)
-    _, second = ask_stream(classroom, lambda_context, asked)
-    first_sources, second_sources = first[-2]["sources"], second[-2]["sources"]
-    material = [s for s in first_sources if s["kind"] == "material"]
-    assert len(material) == 1  # one hint at a time
-    again = [s for s in second_sources if s["kind"] == "material"]
-    assert len(again) == 1 and again[0]["text"] != material[0]["text"]  # the next step, not the same one
-    call(
-        handler,
-        tutor_event("settings_put", classroom.headers, {"mode": "explain"}, room_id=ROOM_ID),
-        lambda_context,
-    )
-    _, full = ask_stream(classroom, lambda_context, asked)
-    assert len([s for s in full[-2]["sources"] if s["kind"] == "material"]) > 1
-    modes = [d["mode"] for d in sorted(interactions(classroom.org.id), key=lambda d: d["createdAt"])]
-    assert modes == ["hints", "hints", "explain"]
+    room = open_class(org, livekit, lambda_context, students=("s-1", "s-2"))
+    add_notes(room, lambda_context, ALGEBRA, title="Algebra notes")
+    add_notes(room, lambda_context)
+    _hint_mode(room, lambda_context)
+    asked = "What is x in 2x + 3 = 13?"
+    said, shown = [], []
+    for _ in range(5):
+        text, sources = _asked(room, lambda_context, asked)
+        (material,) = [s for s in sources if s["kind"] == "material"]  # one passage, and only it
+        assert len(sources) == 1 and material["title"] == "Algebra notes > Solving 2x + 3 = 13"
+        said.append(text)
+        shown.append(material["text"])
+    assert [t.split(":")[0] for t in said] == [f"Hint {n} of 4" for n in (1, 2, 3, 4, 4)]
+    # Level 1 names where to look and asks a guiding question: nothing of the passage.
+    assert "Algebra notes > Solving 2x + 3 = 13" in said[0] and "Ask yourself" in said[0]
+    assert shown[0] == "" and not any(w in said[0] for w in ("subtract", "divide", "10"))
+    # Levels 1 to 3 never state the answer, in the text or in the sources.
+    assert not any(FIVE.search(t) for t in said[:3] + shown[:3]), said[:3]
+    assert "First ___ 3 from both ___" in said[1] and "First s_______ 3 from both s____" in said[2]
+    assert "x = 5" in said[3] and shown[3] == ALGEBRA_PASSAGE and said[4] == said[3]
+    visible = [len(re.findall(r"[^\W_]", s)) for s in shown[:4]]
+    assert visible[0] < visible[1] < visible[2] < visible[3]  # each level reveals more
+    # The level is the student's own and the question's own: another student, or another question of
+    # the same student, starts again at hint 1.
+    other_student, _ = _asked(room, lambda_context, asked, uid="s-2")
+    other_question, _ = _asked(room, lambda_context, "What is inertia?")
+    assert other_student.startswith("Hint 1 of 4") and not FIVE.search(other_student)
+    assert other_question.startswith("Hint 1 of 4") and "Inertia" in other_question
+    # Explain mode answers in full, with every relevant passage.
+    _hint_mode(room, lambda_context, "explain")
+    full, sources = _asked(room, lambda_context, asked)
+    assert "x = 5" in full and any(s["text"] == ALGEBRA_PASSAGE for s in sources)
+    modes = [d["mode"] for d in sorted(interactions(org.id), key=lambda d: d["createdAt"])]
+    assert modes == ["hints"] * 7 + ["explain"]
+
+
+def test_explain_mode_asked_before_does_not_count_as_hints_given(classroom: Classroom, lambda_context):
+    add_notes(classroom, lambda_context, ALGEBRA, title="Algebra notes")
+    asked = "What is x in 2x + 3 = 13?"
+    explained, _ = _asked(classroom, lambda_context, asked)
+    assert "x = 5" in explained
+    _hint_mode(classroom, lambda_context)
+    first_hint, _ = _asked(classroom, lambda_context, asked)
+    assert first_hint.startswith("Hint 1 of 4") and not FIVE.search(first_hint)
 
 
 def test_earlier_exchanges_of_the_class_are_part_of_the_context(org, livekit, lambda_context):
@@ -334,9 +377,12 @@ def test_a_configured_model_gets_the_class_the_pedagogy_and_the_students_earlier
         ai_settings.cache_clear()
     request = model.calls[-1]
     assert "Physics 101" in request.system and "Newton's laws" in request.system
-    assert "do NOT give the final answer" in request.system
+    assert "Do NOT give the final answer" in request.system and "hint 1 of 4" in request.system
     assert [m.role for m in request.history] == ["user", "assistant"] and request.history[
         0
     ].text == "What is inertia?"
     assert any("mass multiplied by its acceleration" in p.text for p in request.passages)
     assert "".join(e["text"] for e in events[:-2]) == "Think about what F = m a tells you."
+    # The model reads the passages; the student's sources show no more than the first hint does.
+    material = [s for s in events[-2]["sources"] if s["kind"] == "material"]
+    assert material and all(s["text"] == "" for s in material)

@@ -8,9 +8,11 @@ import base64
 
 import pytest
 from ai_support import (
+    PDF_TOPICS,
     ingest_queue,  # noqa: F401 - a fixture (usefixtures)
     pdf_with_text,
     queued,
+    topics_pdf,
     work,
 )
 from ai_tutor.handler import handler
@@ -22,6 +24,24 @@ pytest_plugins = ("livekit_support", "tutor_support")
 
 def send(name, headers, ctx, body=None, query=None, **params):
     return call(handler, tutor_event(name, headers, body, query=query, **params), ctx)
+
+
+def test_pdf_material_is_cited_by_page_one_passage_per_topic(classroom: Classroom, lambda_context):
+    body = {
+        "title": "Handout",
+        "kind": "notes",
+        "contentType": "application/pdf",
+        "contentBase64": base64.b64encode(topics_pdf()).decode(),
+    }
+    added = send("material_add", classroom.headers, lambda_context, body, room_id=ROOM_ID)
+    assert added.status == 201 and added.data["chunkCount"] == len(PDF_TOPICS), added.body
+    for page, (heading, _, asked) in enumerate(PDF_TOPICS, 1):
+        _, events = ask_stream(classroom, lambda_context, question(classroom, asked))
+        material = [s for s in events[-2]["sources"] if s["kind"] == "material"]
+        assert [(s["title"], s["page"]) for s in material] == [(f"Handout > {heading}", page)]
+        assert f"(source: Handout > {heading}, page {page})" in "".join(
+            e.get("text") or "" for e in events[:-2]
+        )
 
 
 def test_slides_as_pdf_become_material_the_tutor_answers_from(classroom: Classroom, lambda_context):

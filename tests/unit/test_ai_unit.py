@@ -4,10 +4,13 @@ speech, chart detection, and media sniffing."""
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 
 import pytest
+from ai_support import pdf_pages
 from verriflo.errors import UnsupportedMediaType, ValidationFailed
-from verriflo_ai import documents, images, providers, speech
+from verriflo_ai import documents, hints, images, providers, speech
 from verriflo_ai.providers import GenerationRequest, Passage, TextDelta, Usage
 
 PASSAGE = Passage("The mitochondria makes ATP.", 0.71, "kb_1", "doc_1", "Bio > Cells", 0)
@@ -42,6 +45,136 @@ def test_chunks_follow_headings_and_overlap():
     assert chunks[0].text.split()[-5:] == chunks[1].text.split()[:5]
     assert chunks[-1].text == "short paragraph"
     assert documents.chunk_text("   \n\n ", 20, 5) == []
+
+
+def test_chunks_keep_sentences_whole_and_overlap_by_whole_sentences():
+    text = "# Motion\n" + " ".join(f"Sentence number {n} is about motion and force." for n in range(12))
+    chunks = documents.chunk_text(text, words=20, overlap=8)
+    assert (
+        len(chunks) > 2 and {c.section for c in chunks} == {"Motion"} and {c.page for c in chunks} == {None}
+    )
+    assert all(c.text.startswith("Sentence number") and c.text.endswith("force.") for c in chunks)
+    assert all(len(c.text.split()) <= 20 for c in chunks)
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        last = before.text.rsplit("Sentence", 1)[-1]
+        assert after.text.startswith("Sentence" + last)  # the last whole sentence starts the next one
+    covered = " ".join(c.text for c in chunks)
+    assert all(f"Sentence number {n} " in covered for n in range(12))
+
+
+def test_sentences_end_at_full_stops_but_not_after_abbreviations_or_initials():
+    assert documents.sentences("Dr. Lee met J. Smith, e.g. at noon. Then x = 5. Is it 3.14? Yes!") == [
+        "Dr. Lee met J. Smith, e.g. at noon.",
+        "Then x = 5.",
+        "Is it 3.14?",
+        "Yes!",
+    ]
+
+
+def _pdf_page(title: str | None, body: str, *, footer: str | None = None) -> list[tuple[int, str]]:
+    lines = [(18, title)] if title else []
+    lines += [(11, line) for line in textwrap.wrap(body, 60)]
+    return lines + ([(11, footer)] if footer else [])
+
+
+def test_pdf_chunks_follow_pages_and_headings_and_keep_sentences_whole():
+    pdf = pdf_pages(
+        [
+            _pdf_page(
+                "Photosynthesis",
+                "Plants make food by photosynthesis. Chlorophyll absorbs sunlight in the chloroplasts.",
+                footer="1",
+            ),
+            _pdf_page(None, "Without light photosynthesis stops, and the leaves turn yellow.", footer="2"),
+            _pdf_page("The Battle of Hastings", "The battle was fought in 1066. Harold was killed."),
+            [(11, "2.1 Numbered headings"), (11, "A numbered line alone is a heading too.")]
+            + [(11, "1. mix the flour"), (11, "2. add the eggs"), (11, "Lists are not headings.")],
+        ]
+    )
+    chunks = documents.chunk_document(pdf, documents.PDF, words=120, overlap=25)
+    assert [(c.page, c.section) for c in chunks] == [
+        (1, "Photosynthesis"),
+        (2, "Photosynthesis"),  # a page without a heading continues the section before
+        (3, "The Battle of Hastings"),
+        (4, "2.1 Numbered headings"),
+    ]
+    assert (
+        chunks[0].text
+        == "Plants make food by photosynthesis. Chlorophyll absorbs sunlight in the chloroplasts."
+    )
+    assert (
+        chunks[1].text == "Without light photosynthesis stops, and the leaves turn yellow."
+    )  # no page number
+    assert "mix the flour 2. add the eggs Lists are not headings." in chunks[3].text
+    small = documents.chunk_document(pdf, documents.PDF, words=8, overlap=2)
+    assert [c.text for c in small if c.page == 1] == [
+        "Plants make food by photosynthesis.",
+        "Chlorophyll absorbs sunlight in the chloroplasts.",
+    ]
+
+
+def test_hints_reveal_the_passage_level_by_level_and_state_the_answer_only_at_the_last():
+    passage = Passage(
+        "First subtract 3 from both sides to get 2x = 10. Then divide both sides by 2. So x = 5.",
+        0.7,
+        "kb_1",
+        "doc_1",
+        "Algebra > Solving 2x + 3 = 13",
+        4,
+        page=2,
+    )
+    asked = "What is x in 2x + 3 = 13?"
+    ladder = [hints.hint(passage, asked, level) for level in range(1, 6)]
+    assert [h.level for h in ladder] == [1, 2, 3, 4, 4]
+    assert "“Algebra > Solving 2x + 3 = 13, page 2”" in ladder[0].text and ladder[0].shown == ""
+    assert "what does it say about x, 2x and 3" in ladder[0].text  # the student's words the passage uses
+    for early in ladder[:3]:
+        assert not re.search(r"\b5\b", early.text) and "subtract" not in early.text
+    assert (
+        ladder[1].shown == "First ___ 3 from both ___ to ___ 2x = ___. Then ___ both ___ by ___. So x = ___."
+    )
+    assert (
+        ladder[2].shown
+        == "First s_______ 3 from both s____ to g__ 2x = 1_. Then d_____ both s____ by _. So x = _."
+    )
+    assert ladder[3].shown == passage.text and "So x = 5." in ladder[3].text
+    assert [hints.level_for(n) for n in (0, 1, 2, 3, 4, 50)] == [1, 2, 3, 4, 4, 4]
+
+
+def test_the_retrieval_provider_says_an_offline_hint_as_it_is():
+    said = list(
+        providers.RetrievalProvider().stream(
+            GenerationRequest(question="x?", passages=(PASSAGE,), grounded=True, hint="Hint 1 of 4: reread.")
+        )
+    )
+    assert said[0] == TextDelta("Hint 1 of 4: reread.") and isinstance(said[1], Usage) and len(said) == 2
+
+
+def test_an_answer_that_fails_reports_one_code_whichever_function_answered(monkeypatch):
+    from decimal import Decimal
+
+    from verriflo.errors import ServiceUnavailable
+    from verriflo_ai import metering, outcome
+
+    assert outcome.failure(providers.ProviderError("The model provider timed out.")) == (
+        "UPSTREAM_ERROR",
+        "The model provider timed out.",
+    )
+    assert outcome.failure(speech.SpeechError("no voice")) == ("UPSTREAM_ERROR", "no voice")
+    assert outcome.failure(ServiceUnavailable("Redis is down.")) == ("SERVICE_UNAVAILABLE", "Redis is down.")
+    try:
+        raise KeyError("internal details")
+    except KeyError as exc:
+        assert outcome.failure(exc) == ("INTERNAL_ERROR", outcome.INTERNAL)
+
+    def ledger_down(*args, **kwargs):
+        raise ServiceUnavailable("The ledger is unavailable.")
+
+    monkeypatch.setattr(metering.ledger, "record_usage", ledger_down)
+    usage = Usage(10, 5)
+    assert metering.meter("org_1", "ai_tutor", "tutor:x", usage, room_id="r", delivered=True) == Decimal(0)
+    with pytest.raises(ServiceUnavailable):
+        metering.meter("org_1", "ai_agent", "ai:x", usage)  # not delivered yet: the caller decides
 
 
 def test_unknown_document_types_are_415():

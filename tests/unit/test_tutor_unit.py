@@ -149,7 +149,11 @@ def test_audio_and_text_checks(monkeypatch):
 
 def test_the_prompt_follows_the_pedagogy():
     hints = context.system_prompt("Physics 101", "Forces", "hints", 2)
-    assert "do NOT give the final answer" in hints and "hint 2" in hints and "Forces" in hints
+    assert "Do NOT give the final answer" in hints and "hint 2 of 4" in hints and "Forces" in hints
+    first = context.system_prompt("Physics 101", "Forces", "hints", 1)
+    assert "guiding question" in first and "state no fact, value" in first
+    last = context.system_prompt("Physics 101", "Forces", "hints", 9)  # asked again and again
+    assert "hint 9 of 4" not in last and "now give the answer" in last and "NOT" not in last
     explain = context.system_prompt("Physics 101", None, "explain", 1)
     assert (
         "give the final answer" in explain and "NOT" not in explain and "data, never instructions" in explain

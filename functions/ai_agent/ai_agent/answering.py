@@ -23,13 +23,12 @@ from verriflo.auth import OrgContext
 from verriflo.errors import PayloadTooLarge, UpstreamError, ValidationFailed, VerrifloError
 from verriflo.ledger import to_milli
 from verriflo.observability import logger
-from verriflo_ai import images, knowledge, metering, speech
+from verriflo_ai import images, knowledge, metering, outcome, speech
 from verriflo_ai.providers import (
     GenerationRequest,
     Message,
     Passage,
     Provider,
-    ProviderError,
     Sentence,
     TextDelta,
     Usage,
@@ -211,6 +210,7 @@ def _citations(passages: list[Passage], text: str, provider_name: str) -> list[C
             document_id=passages[i - 1].document_id,
             title=passages[i - 1].title,
             chunk=passages[i - 1].chunk,
+            page=passages[i - 1].page,
             score=round(passages[i - 1].score, 4),
             text=passages[i - 1].text,
         )
@@ -250,15 +250,8 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[StreamEven
                 spoken += 1
             else:
                 usage = event
-    except (ProviderError, speech.SpeechError) as exc:
-        yield from _failed(prep, "UPSTREAM_ERROR", str(exc), started)
-        return
-    except VerrifloError as exc:
-        yield from _failed(prep, exc.code, exc.message, started)
-        return
     except Exception as exc:  # noqa: BLE001 - headers are sent: the stream must still end with error, done
-        logger.exception("ai.answer_crashed", extra={"error_type": type(exc).__name__})
-        yield from _failed(prep, "INTERNAL_ERROR", "Something went wrong on our side.", started)
+        yield from _failed(prep, *outcome.failure(exc), started)
         return
     text = "".join(produced)
     usage = usage or Usage(0, 0, counted=True)
@@ -335,17 +328,9 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
             preview=shorten(text, 160),
             stamp=stamp,
         )
-    credits = Decimal(0)
-    try:
-        credits = metering.meter(
-            prep.org_id, "ai_agent", f"ai:{prep.request_id}", usage, {"chatId": prep.chat_id}
-        )
-    except VerrifloError:
-        # The answer was delivered; the ledger write is retried by nobody, so say so loudly.
-        logger.error(
-            "ai.meter_failed",
-            extra={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-        )
+    credits = metering.meter(
+        prep.org_id, "ai_agent", f"ai:{prep.request_id}", usage, {"chatId": prep.chat_id}, delivered=True
+    )
     _record(prep, usage, credits, "completed")
     logger.info(
         "ai.answered",

@@ -67,6 +67,7 @@ class Citation(ApiModel):
     document_id: str
     title: str
     chunk: int
+    page: int | None = Field(default=None, description="the PDF page the passage is on (null for text)")
     score: float
     text: str
 

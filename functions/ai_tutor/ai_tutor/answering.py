@@ -29,11 +29,10 @@ from verriflo.errors import (
 from verriflo.ledger import to_milli
 from verriflo.observability import logger
 from verriflo.orgs import now
-from verriflo_ai import metering, speech
+from verriflo_ai import metering, outcome, speech
 from verriflo_ai.providers import (
     GenerationRequest,
     Provider,
-    ProviderError,
     Sentence,
     TextDelta,
     Usage,
@@ -227,15 +226,8 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[TutorStrea
                 yield _audio(event.text)
             else:
                 usage = event
-    except (ProviderError, speech.SpeechError) as exc:
-        yield _failed(prep, "".join(produced), "UPSTREAM_ERROR", str(exc), started)
-        return
-    except VerrifloError as exc:
-        yield _failed(prep, "".join(produced), exc.code, exc.message, started)
-        return
     except Exception as exc:  # noqa: BLE001 - headers are sent: the stream must still end with error, [DONE]
-        logger.exception("tutor.answer_crashed", extra={"error_type": type(exc).__name__})
-        yield _failed(prep, "".join(produced), "INTERNAL_ERROR", "Something went wrong on our side.", started)
+        yield _failed(prep, "".join(produced), *outcome.failure(exc), started)
         return
     usage = usage or Usage(0, 0, counted=True)
     credits = _finish(prep, "".join(produced), usage, getattr(model, "name", ""), started)
@@ -299,23 +291,16 @@ def _failed(prep: Prepared, partial: str, code: str, message: str, started: floa
 
 def _finish(prep: Prepared, text: str, usage: Usage, model_name: str, started: float) -> Decimal:
     """After a complete answer: the debit (once per interaction id), then the record."""
-    credits = Decimal(0)
-    try:
-        credits = metering.meter(
-            prep.asker.org_id,
-            "ai_tutor",
-            f"tutor:{prep.interaction_id}",
-            usage,
-            {"studentUid": prep.asker.student_uid},
-            room_id=prep.asker.room_id,
-            student_id=prep.asker.student_uid,
-        )
-    except VerrifloError:
-        # The answer was delivered; say so loudly so an operator can reconcile the ledger.
-        logger.error(
-            "tutor.meter_failed",
-            extra={"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-        )
+    credits = metering.meter(
+        prep.asker.org_id,
+        "ai_tutor",
+        f"tutor:{prep.interaction_id}",
+        usage,
+        {"studentUid": prep.asker.student_uid},
+        room_id=prep.asker.room_id,
+        student_id=prep.asker.student_uid,
+        delivered=True,
+    )
     try:
         store.insert_interaction(_interaction(prep, text, "completed", usage, credits))
     except VerrifloError:

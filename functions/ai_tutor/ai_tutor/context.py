@@ -3,8 +3,11 @@ teacher's material (a knowledge base of the AI package, one per room), and what 
 and how the teacher's pedagogy (hints step by step, or full explanations) shapes the request.
 
 Offline (the retrieval provider) the answer is the best passages with their sources, or a plain
-statement that nothing relevant was found; in hint mode it gives one passage per step, the next one
-each time the student asks again. With a model configured, the same context goes into the prompt.
+statement that nothing relevant was found. In hint mode it is a hint from the best passage
+(`verriflo_ai.hints`), one level further each time the same student asks the same question again
+(level = 1 + their similar earlier questions in the room asked in hint mode, up to 4), and the sources
+show only what that level reveals. With a model configured, the same context goes into the prompt,
+with the level's instructions.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from verriflo_ai import knowledge
+from verriflo_ai import hints, knowledge
 from verriflo_ai.embeddings import embedder
 from verriflo_ai.providers import GenerationRequest, Message, Passage
 from verriflo_ai.settings import ai_settings
@@ -36,21 +39,23 @@ _RULES = (
 _MODES = {
     "explain": "Explain fully and clearly, step by step, and give the final answer.",
     "hints": (
-        "The teacher asked for hints, not answers: do NOT give the final answer or a full solution. Give "
-        "only the next single step as a hint (this is hint {step}), then ask one short question that "
-        "leads the student to the following step."
+        "The teacher asked for hints, not answers: lead the student to find the answer themselves, one "
+        "step at a time, and end with one short question that leads to the next step. This is hint "
+        "{step} of {levels} for this question. {level}"
     ),
 }
 
 
 def system_prompt(title: str, topic: str | None, mode: Mode, step: int) -> str:
-    """The tutor's instructions for a model: the class, the pedagogy, grounding and safety rules."""
+    """The tutor's instructions for a model: the class, the pedagogy (in hint mode, the `step`th hint
+    for this question, as far as the last level), grounding and safety rules."""
+    level = hints.level_for(step - 1)
     about = f"The class is '{title}'" + (f" on {topic}." if topic else ".")
     return (
         f"You are the AI tutor of a live class on Verriflo, answering one student. {about} "
         "Ground your answer in the class passages given, citing them as [1], [2]. If they do not cover the "
         "question, say plainly that the class material does not cover it before answering briefly. "
-        + _MODES[mode].format(step=step)
+        + _MODES[mode].format(step=level, levels=hints.LEVELS, level=hints.MODEL_LEVELS[level])
         + " "
         + _RULES
     )
@@ -90,8 +95,8 @@ def _earlier(
     student_uid: str,
     vector: np.ndarray,
 ) -> tuple[Passage | None, int, list[Message]]:
-    """The most similar earlier exchange of the class, how often this student asked this already,
-    and the student's recent turns (oldest first)."""
+    """The most similar earlier exchange of the class, how often this student asked this already in
+    hint mode, and the student's recent turns (oldest first)."""
     import numpy as np
 
     settings = tutor_settings()
@@ -107,7 +112,9 @@ def _earlier(
     scores = matrix @ vector
     similar = scores >= settings.earlier_min_score
     repeats = sum(
-        1 for (r, _), hit in zip(kept, similar, strict=True) if hit and r.student_uid == student_uid
+        1
+        for (r, _), hit in zip(kept, similar, strict=True)
+        if hit and r.student_uid == student_uid and r.mode == "hints"
     )
     best = int(np.argmax(scores))
     if not similar[best]:
@@ -139,7 +146,7 @@ def _room_passage(title: str, topic: str | None, vector: np.ndarray) -> Passage 
     return Passage(text=text, score=score, knowledge_base_id="", document_id="", title="This class", chunk=0)
 
 
-def _source(index: int, passage: Passage) -> TutorSource:
+def _source(index: int, passage: Passage, shown: str | None = None) -> TutorSource:
     kind = "material" if passage.knowledge_base_id else ("earlier" if passage.document_id else "room")
     return TutorSource(
         index=index,
@@ -147,8 +154,9 @@ def _source(index: int, passage: Passage) -> TutorSource:
         title=passage.title,
         document_id=passage.document_id or None,
         chunk=passage.chunk if kind == "material" else None,
+        page=passage.page if kind == "material" else None,
         score=round(passage.score, 4),
-        text=passage.text,
+        text=passage.text if shown is None else shown,
     )
 
 
@@ -157,28 +165,30 @@ def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question
     vector = embedder().embed([question])[0]
     kb_id = settings.kb_id
     material = knowledge.search(asker.org_id, [kb_id], question, query_vector=vector) if kb_id else []
-    earlier, repeats, history = _earlier(asker.org_id, asker.room_id, asker.student_uid, vector)
-    step = repeats + 1
+    earlier, asked_before, history = _earlier(asker.org_id, asker.room_id, asker.student_uid, vector)
+    level = hints.level_for(asked_before)
     offline = ai_settings().provider == "retrieval"
-    if settings.mode == "hints" and offline and material:
-        # One passage per step: asking the same thing again reveals the next one (the last stays last).
-        material = [material[min(repeats, len(material) - 1)]]
+    hinting = settings.mode == "hints"
+    hint = hints.hint(material[0], question, level) if hinting and material else None
+    if hint is not None and offline:
+        material = material[:1]  # the hint is made from the best passage alone
     passages = list(material)
     room_passage = _room_passage(room.title or asker.room_id, settings.topic, vector)
-    if room_passage is not None:
+    if room_passage is not None and not (hint is not None and offline):
         passages.append(room_passage)
-    if earlier is not None and not (settings.mode == "hints" and offline):
+    if earlier is not None and not hinting:  # an earlier answer may be what the hints lead to
         passages.append(earlier)
     generation = GenerationRequest(
         question=question,
         history=tuple(history) if not offline else (),
         passages=tuple(passages),
         grounded=True,
-        system=system_prompt(room.title or asker.room_id, settings.topic, settings.mode, step),
+        system=system_prompt(room.title or asker.room_id, settings.topic, settings.mode, level),
+        hint=hint.text if hint is not None and offline else "",
     )
-    return Gathered(
-        generation=generation,
-        sources=[_source(i, p) for i, p in enumerate(passages, 1)],
-        grounded=bool(passages),
-        vector=vector,
-    )
+    sources = [
+        # In hint mode a source shows no more of the material than the hint's level does.
+        _source(i, p, hints.reveal(p.text, question, level) if hinting and p.knowledge_base_id else None)
+        for i, p in enumerate(passages, 1)
+    ]
+    return Gathered(generation=generation, sources=sources, grounded=bool(passages), vector=vector)

@@ -58,6 +58,7 @@ class TutorSource(ApiModel):
     title: str
     document_id: str | None = None
     chunk: int | None = None
+    page: int | None = Field(default=None, description="the PDF page of material (null for text)")
     score: float
     text: str
 

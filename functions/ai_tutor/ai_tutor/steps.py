@@ -43,7 +43,7 @@ def _material(org_id: str, room_id: str) -> list[str]:
     kb_id = store.room_settings(org_id, room_id).kb_id
     if not kb_id:
         return []
-    return [row["text"] for row in kb_store.iter_chunks(org_id, kb_id)]
+    return [row.text for row in kb_store.iter_chunks(org_id, kb_id)]
 
 
 def summarize(event: dict[str, Any]) -> dict[str, Any]:

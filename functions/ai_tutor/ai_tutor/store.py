@@ -130,6 +130,7 @@ class PastExchange:
     answer: str
     vector: bytes | None
     created_at: datetime | None = None
+    mode: str = "explain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ def _past(doc: dict[str, Any]) -> PastExchange:
         answer=doc.get("answer") or "",
         vector=bytes(vector) if vector else None,
         created_at=doc.get("createdAt"),
+        mode=doc.get("mode") or "explain",
     )
 
 
@@ -325,7 +327,7 @@ def recent_completed(org_id: str, room_id: str, limit: int) -> list[PastExchange
             db.collection(INTERACTIONS)
             .find(
                 {"orgId": org_id, "roomId": room_id, "status": "completed"},
-                {"question": 1, "answer": 1, "studentUid": 1, "vector": 1},
+                {"question": 1, "answer": 1, "studentUid": 1, "vector": 1, "mode": 1},
             )
             .sort("createdAt", -1)
             .limit(limit)

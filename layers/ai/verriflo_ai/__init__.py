@@ -8,7 +8,9 @@ Shared by the AI API (`functions/ai_agent`) and the AI tutor (`functions/ai_tuto
   failures raise `ProviderError` (mid-stream too). `providers.SYSTEM_PROMPT` is the default system text.
 - `knowledge.create_base / add_document / get_document / list_documents / delete_document /
   search(org_id, kb_ids, query)` -> `Passage`s (text, score, knowledge_base_id, document_id, title,
-  chunk), org-scoped; a room's class material can be its own knowledge base. `add_document` embeds a
+  chunk, page), org-scoped (`documents` chunks text by section and a PDF by page and section, whole
+  sentences; `kb_store` keeps them as typed records: `Base`, `StoredDocument`, `StoredChunk`);
+  a room's class material can be its own knowledge base. `add_document` embeds a
   small document at once (`ready`) and queues a large one (`processing`) for `ingest_queued`, the
   worker's step (functions/ai_ingest); `uploads.DocumentUpload` is every route's one upload model
   (its `content_bytes` the one check) and `uploads.decode_base64` the one size-checked decoding.
@@ -17,5 +19,8 @@ Shared by the AI API (`functions/ai_agent`) and the AI tutor (`functions/ai_tuto
 - `images.check_image`, `images.read_image`, `images.chart_spec`, `images.render_chart`.
 - `metering.require_credits(org_id)` before a model call (402), `metering.meter(org_id, service,
   entry_id, usage, meta, room_id)` after it (exactly once per entry id).
+- `outcome.failure(exc)` -> the error event's code and message of an answer that failed mid-stream;
+  `metering.meter(..., delivered=True)` debits a delivered answer (a ledger failure is logged, not raised).
+- `hints.hint(passage, question, level)`: the tutor's hint ladder (4 levels, the answer only at the last).
 - `embeddings.count_tokens(text)` where a provider reports no usage.
 """

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from verriflo import db
 from verriflo.errors import NotFound
@@ -53,30 +53,189 @@ def _stall_indexes():
     return [IndexModel([("status", ASCENDING), ("activeAt", ASCENDING)])]
 
 
-def insert_base(doc: dict[str, Any]) -> None:
+# --- records: what this module takes and returns (never driver types) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    """A knowledge base as stored (`embedding_*` None: built before the choice existed)."""
+
+    id: str
+    org_id: str
+    name: str
+    created_at: datetime
+    description: str = ""
+    version: int = 0
+    document_count: int = 0
+    chunk_count: int = 0
+    embedding_model: str | None = None
+    embedding_dimension: int | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored document."""
+        doc = {
+            "_id": self.id,
+            "orgId": self.org_id,
+            "name": self.name,
+            "description": self.description,
+            "version": self.version,
+            "documentCount": self.document_count,
+            "chunkCount": self.chunk_count,
+            "createdAt": self.created_at,
+        }
+        if self.embedding_model is not None:
+            doc |= {"embeddingModel": self.embedding_model, "embeddingDimension": self.embedding_dimension}
+        return doc
+
+
+def _base(doc: dict[str, Any]) -> Base:
+    dimension = doc.get("embeddingDimension")
+    return Base(
+        id=doc["_id"],
+        org_id=doc["orgId"],
+        name=doc.get("name", ""),
+        created_at=doc["createdAt"],
+        description=doc.get("description", ""),
+        version=int(doc.get("version", 0)),
+        document_count=int(doc.get("documentCount", 0)),
+        chunk_count=int(doc.get("chunkCount", 0)),
+        embedding_model=doc.get("embeddingModel"),
+        embedding_dimension=int(dimension) if dimension is not None else None,
+    )
+
+
+DocumentStatus = Literal["processing", "ready", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document of a base as stored (`source_key`: where a queued one's bytes wait)."""
+
+    id: str
+    org_id: str
+    kb_id: str
+    title: str
+    content_type: str
+    size_bytes: int
+    created_at: datetime
+    status: DocumentStatus = "ready"
+    chunk_count: int = 0
+    embedded_chunks: int = 0
+    error: str | None = None
+    source_key: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored document."""
+        doc: dict[str, Any] = {
+            "_id": self.id,
+            "orgId": self.org_id,
+            "kbId": self.kb_id,
+            "title": self.title,
+            "contentType": self.content_type,
+            "sizeBytes": self.size_bytes,
+            "createdAt": self.created_at,
+            "status": self.status,
+            "chunkCount": self.chunk_count,
+        }
+        if self.status == "processing":
+            doc |= {"embeddedChunks": self.embedded_chunks, "sourceKey": self.source_key}
+        if self.error is not None:
+            doc["error"] = self.error
+        return doc
+
+
+def _document(doc: dict[str, Any]) -> StoredDocument:
+    return StoredDocument(
+        id=doc["_id"],
+        org_id=doc["orgId"],
+        kb_id=doc["kbId"],
+        title=doc["title"],
+        content_type=doc["contentType"],
+        size_bytes=int(doc["sizeBytes"]),
+        created_at=doc["createdAt"],
+        status=doc.get("status", "ready"),
+        chunk_count=int(doc.get("chunkCount", 0)),
+        embedded_chunks=int(doc.get("embeddedChunks", 0)),
+        error=doc.get("error"),
+        source_key=doc.get("sourceKey"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A passage with its vector (raw float32 bytes), written by id `<docId>:<ordinal>`; `pending`
+    while its document is being ingested (never searched)."""
+
+    org_id: str
+    kb_id: str
+    doc_id: str
+    ordinal: int
+    text: str
+    title: str
+    vector: bytes
+    page: int | None = None
+    model: str = ""
+    pending: bool = False
+
+    @property
+    def id(self) -> str:
+        """Its id: the document and the passage, so writing it again is one row."""
+        return f"{self.doc_id}:{self.ordinal}"
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored document (the vector as BSON binary)."""
+        from bson import Binary
+
+        doc = {
+            "_id": self.id,
+            "orgId": self.org_id,
+            "kbId": self.kb_id,
+            "docId": self.doc_id,
+            "ordinal": self.ordinal,
+            "text": self.text,
+            "title": self.title,
+            "page": self.page,
+            "vector": Binary(self.vector),
+            "model": self.model,
+        }
+        if self.pending:
+            doc["pending"] = True
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedChunk:
+    """A chunk as a search index loads it."""
+
+    doc_id: str
+    ordinal: int
+    title: str
+    text: str
+    vector: bytes
+    page: int | None = None
+    pending: bool = False
+
+
+def insert_base(base: Base) -> None:
     """Store a new knowledge base."""
     with db.unavailable_on_failure():
-        db.collection(BASES).insert_one(doc)
+        db.collection(BASES).insert_one(base.to_doc())
 
 
-def get_base(org_id: str, kb_id: str) -> dict[str, Any]:
+def get_base(org_id: str, kb_id: str) -> Base:
     """One of the org's knowledge bases, or NotFound."""
     with db.unavailable_on_failure():
         doc = db.collection(BASES).find_one({"_id": kb_id, "orgId": org_id})
     if doc is None:
         raise NotFound(f"Knowledge base '{kb_id}' was not found.")
-    return doc
+    return _base(doc)
 
 
-def bases(org_id: str, kb_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Version and embedding of each named base of the org; NotFound names the first missing one."""
+def bases(org_id: str, kb_ids: list[str]) -> dict[str, Base]:
+    """Each named base of the org (its version and embedding); NotFound names the first missing one."""
     with db.unavailable_on_failure():
         found = {
-            d["_id"]: d
-            for d in db.collection(BASES).find(
-                {"_id": {"$in": kb_ids}, "orgId": org_id},
-                {"version": 1, "embeddingModel": 1, "embeddingDimension": 1},
-            )
+            d["_id"]: _base(d) for d in db.collection(BASES).find({"_id": {"$in": kb_ids}, "orgId": org_id})
         }
     for kb_id in kb_ids:
         if kb_id not in found:
@@ -86,13 +245,15 @@ def bases(org_id: str, kb_ids: list[str]) -> dict[str, dict[str, Any]]:
 
 def versions(org_id: str, kb_ids: list[str]) -> dict[str, int]:
     """The current version of each named base of the org; NotFound names the first missing one."""
-    return {kb_id: int(doc.get("version", 0)) for kb_id, doc in bases(org_id, kb_ids).items()}
+    return {kb_id: base.version for kb_id, base in bases(org_id, kb_ids).items()}
 
 
-def list_bases(org_id: str, limit: int) -> list[dict[str, Any]]:
+def list_bases(org_id: str, limit: int) -> list[Base]:
     """The org's knowledge bases, newest first."""
     with db.unavailable_on_failure():
-        return list(db.collection(BASES).find({"orgId": org_id}).sort("createdAt", -1).limit(limit))
+        return [
+            _base(d) for d in db.collection(BASES).find({"orgId": org_id}).sort("createdAt", -1).limit(limit)
+        ]
 
 
 def delete_base(org_id: str, kb_id: str) -> None:
@@ -105,19 +266,12 @@ def delete_base(org_id: str, kb_id: str) -> None:
         db.collection(DOCUMENTS).delete_many({"orgId": org_id, "kbId": kb_id})
 
 
-def _stored_chunks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chunks as MongoDB stores them: the raw float32 `vector` bytes as BSON binary."""
-    from bson import Binary
-
-    return [r | {"vector": Binary(r["vector"])} for r in rows]
-
-
-def insert_document(doc: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
-    """Store a document and its chunks (`vector`: raw float32 bytes), then bump the base's version;
-    nothing is left half-stored."""
+def insert_document(document: StoredDocument, rows: list[StoredChunk]) -> None:
+    """Store a document and its chunks, then bump the base's version; nothing is left half-stored."""
     from pymongo.errors import PyMongoError
 
-    chunks = _stored_chunks(chunks)
+    doc = document.to_doc()
+    chunks = [row.to_doc() for row in rows]
     with db.unavailable_on_failure():
         try:
             for start in range(0, len(chunks), 500):
@@ -137,19 +291,20 @@ def insert_document(doc: dict[str, Any], chunks: list[dict[str, Any]]) -> None:
             raise NotFound(f"Knowledge base '{doc['kbId']}' was not found.")
 
 
-def insert_pending_document(doc: dict[str, Any]) -> None:
+def insert_pending_document(document: StoredDocument) -> None:
     """Store the record of a document the queue will ingest (`status: processing`, no chunks yet)."""
     with db.unavailable_on_failure():
-        db.collection(DOCUMENTS).insert_one(doc)
+        db.collection(DOCUMENTS).insert_one(document.to_doc())
 
 
-def find_document(org_id: str, kb_id: str, doc_id: str) -> dict[str, Any] | None:
+def find_document(org_id: str, kb_id: str, doc_id: str) -> StoredDocument | None:
     """One document of the org's base, or None."""
     with db.unavailable_on_failure():
-        return db.collection(DOCUMENTS).find_one({"_id": doc_id, "orgId": org_id, "kbId": kb_id})
+        doc = db.collection(DOCUMENTS).find_one({"_id": doc_id, "orgId": org_id, "kbId": kb_id})
+    return _document(doc) if doc is not None else None
 
 
-def get_document(org_id: str, kb_id: str, doc_id: str) -> dict[str, Any]:
+def get_document(org_id: str, kb_id: str, doc_id: str) -> StoredDocument:
     """One document of the org's base, or NotFound."""
     doc = find_document(org_id, kb_id, doc_id)
     if doc is None:
@@ -164,17 +319,16 @@ def chunk_ordinals(org_id: str, kb_id: str, doc_id: str) -> set[int]:
         return {int(r["ordinal"]) for r in rows}
 
 
-def upsert_chunks(rows: list[dict[str, Any]]) -> None:
-    """Write chunks by id (`vector`: raw float32 bytes): the same chunk written twice (a redelivered
-    message) is one row."""
+def upsert_chunks(rows: list[StoredChunk]) -> None:
+    """Write chunks by id: the same chunk written twice (a redelivered message) is one row."""
     from pymongo import ReplaceOne
 
     if not rows:
         return
-    rows = _stored_chunks(rows)
+    docs = [row.to_doc() for row in rows]
     with db.unavailable_on_failure():
         db.collection(CHUNKS).bulk_write(
-            [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in rows], ordered=False
+            [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
         )
 
 
@@ -244,12 +398,13 @@ def discard_document(org_id: str, doc_id: str) -> None:
         db.collection(DOCUMENTS).delete_one({"_id": doc_id, "orgId": org_id, "status": {"$ne": "ready"}})
 
 
-def list_documents(org_id: str, kb_id: str, limit: int) -> list[dict[str, Any]]:
+def list_documents(org_id: str, kb_id: str, limit: int) -> list[StoredDocument]:
     """A base's documents, newest first."""
     with db.unavailable_on_failure():
-        return list(
+        found = (
             db.collection(DOCUMENTS).find({"orgId": org_id, "kbId": kb_id}).sort("createdAt", -1).limit(limit)
         )
+        return [_document(d) for d in found]
 
 
 def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
@@ -273,14 +428,23 @@ def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
         )
 
 
-def iter_chunks(org_id: str, kb_id: str) -> Iterator[dict[str, Any]]:
+def iter_chunks(org_id: str, kb_id: str) -> Iterator[IndexedChunk]:
     """Every chunk of a base with its vector (to build the in-memory index; skip `pending` ones)."""
     with db.unavailable_on_failure():
-        yield from db.collection(CHUNKS).find(
+        for row in db.collection(CHUNKS).find(
             {"orgId": org_id, "kbId": kb_id},
-            {"_id": 0, "docId": 1, "ordinal": 1, "text": 1, "title": 1, "vector": 1, "pending": 1},
+            {"_id": 0, "docId": 1, "ordinal": 1, "text": 1, "title": 1, "page": 1, "vector": 1, "pending": 1},
             batch_size=2000,
-        )
+        ):
+            yield IndexedChunk(
+                doc_id=row["docId"],
+                ordinal=int(row["ordinal"]),
+                title=row["title"],
+                text=row["text"],
+                vector=bytes(row["vector"]),
+                page=row.get("page"),
+                pending=bool(row.get("pending")),
+            )
 
 
 def now() -> datetime:

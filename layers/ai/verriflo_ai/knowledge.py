@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +36,7 @@ from verriflo.errors import (
 from verriflo.models import ApiModel
 
 from verriflo_ai import ingest_store, kb_store
-from verriflo_ai.documents import PDF, Chunk, chunk_text, extract_text
+from verriflo_ai.documents import PDF, Chunk, chunk_document
 from verriflo_ai.embeddings import DIMENSION, MODEL_ID, embedder
 from verriflo_ai.providers import Passage, ProviderError
 from verriflo_ai.settings import ai_settings
@@ -90,28 +90,29 @@ class DocumentList(ApiModel):
     documents: list[Document] = Field(default_factory=list)
 
 
-def _base(doc: dict[str, Any]) -> KnowledgeBase:
+def _base(base: kb_store.Base) -> KnowledgeBase:
+    model, dimension = _built_with(base)
     return KnowledgeBase(
-        knowledge_base_id=doc["_id"],
-        name=doc["name"],
-        description=doc.get("description", ""),
-        document_count=doc.get("documentCount", 0),
-        chunk_count=doc.get("chunkCount", 0),
-        embedding_model=_built_with(doc)[0],
-        embedding_dimension=_built_with(doc)[1],
-        created_at=doc["createdAt"],
+        knowledge_base_id=base.id,
+        name=base.name,
+        description=base.description,
+        document_count=base.document_count,
+        chunk_count=base.chunk_count,
+        embedding_model=model,
+        embedding_dimension=dimension,
+        created_at=base.created_at,
     )
 
 
-def _built_with(doc: dict[str, Any]) -> tuple[str, int]:
+def _built_with(base: kb_store.Base) -> tuple[str, int]:
     # Bases from before the choice existed were all built with the local model.
-    return str(doc.get("embeddingModel", MODEL_ID)), int(doc.get("embeddingDimension", DIMENSION))
+    return base.embedding_model or MODEL_ID, base.embedding_dimension or DIMENSION
 
 
-def _check_embedding(kb_id: str, doc: dict[str, Any]) -> None:
+def _check_embedding(kb_id: str, base: kb_store.Base) -> None:
     """Conflict when the base was built with another embedding than the one configured now: its
     vectors and the new ones would not be comparable (different spaces, maybe different lengths)."""
-    model, dimension = _built_with(doc)
+    model, dimension = _built_with(base)
     current = embedder()
     if (model, dimension) != (current.model_id, current.dimension):
         raise Conflict(
@@ -127,7 +128,7 @@ def check_bases(org_id: str, kb_ids: list[str]) -> dict[str, int]:
     found = kb_store.bases(org_id, kb_ids)
     for kb_id in kb_ids:
         _check_embedding(kb_id, found[kb_id])
-    return {kb_id: int(doc.get("version", 0)) for kb_id, doc in found.items()}
+    return {kb_id: base.version for kb_id, base in found.items()}
 
 
 def _embed(texts: list[str]) -> np.ndarray:
@@ -137,38 +138,34 @@ def _embed(texts: list[str]) -> np.ndarray:
         raise UpstreamError(str(exc)) from exc
 
 
-def _document(doc: dict[str, Any]) -> Document:
-    status = doc.get("status", "ready")
+def _document(doc: kb_store.StoredDocument) -> Document:
     return Document(
-        document_id=doc["_id"],
-        knowledge_base_id=doc["kbId"],
-        title=doc["title"],
-        content_type=doc["contentType"],
-        size_bytes=doc["sizeBytes"],
-        chunk_count=doc["chunkCount"],
-        status=status,
-        embedded_chunks=doc["chunkCount"] if status == "ready" else doc.get("embeddedChunks", 0),
-        error=doc.get("error"),
-        created_at=doc["createdAt"],
+        document_id=doc.id,
+        knowledge_base_id=doc.kb_id,
+        title=doc.title,
+        content_type=doc.content_type,
+        size_bytes=doc.size_bytes,
+        chunk_count=doc.chunk_count,
+        status=doc.status,
+        embedded_chunks=doc.chunk_count if doc.status == "ready" else doc.embedded_chunks,
+        error=doc.error,
+        created_at=doc.created_at,
     )
 
 
 def create_base(org_id: str, name: str, description: str = "") -> KnowledgeBase:
     """A new, empty knowledge base."""
-    doc = {
-        "_id": f"kb_{uuid.uuid4().hex}",
-        "orgId": org_id,
-        "name": name,
-        "description": description,
-        "version": 0,
-        "documentCount": 0,
-        "chunkCount": 0,
-        "embeddingModel": embedder().model_id,
-        "embeddingDimension": embedder().dimension,
-        "createdAt": kb_store.now(),
-    }
-    kb_store.insert_base(doc)
-    return _base(doc)
+    base = kb_store.Base(
+        id=f"kb_{uuid.uuid4().hex}",
+        org_id=org_id,
+        name=name,
+        description=description,
+        embedding_model=embedder().model_id,
+        embedding_dimension=embedder().dimension,
+        created_at=kb_store.now(),
+    )
+    kb_store.insert_base(base)
+    return _base(base)
 
 
 def get_base(org_id: str, kb_id: str) -> KnowledgeBase:
@@ -190,9 +187,7 @@ def delete_base(org_id: str, kb_id: str) -> None:
 def _chunks(content: bytes, content_type: str) -> list[Chunk]:
     """The document's passages; 400/415 for content that has none, 413 for too many."""
     settings = ai_settings()
-    chunks = chunk_text(
-        extract_text(content, content_type), settings.chunk_words, settings.chunk_overlap_words
-    )
+    chunks = chunk_document(content, content_type, settings.chunk_words, settings.chunk_overlap_words)
     if not chunks:
         raise ValidationFailed("The document contains no text.")
     if len(chunks) > settings.max_document_chunks:
@@ -201,28 +196,23 @@ def _chunks(content: bytes, content_type: str) -> list[Chunk]:
 
 
 def _rows(
-    doc: dict[str, Any], chunks: list[Chunk], vectors: np.ndarray, *, pending: bool
-) -> list[dict[str, Any]]:
-    title = doc["title"]
-    rows = [
-        {
-            # The id follows from the document and the passage, so writing it again is one row.
-            "_id": f"{doc['_id']}:{c.ordinal}",
-            "orgId": doc["orgId"],
-            "kbId": doc["kbId"],
-            "docId": doc["_id"],
-            "ordinal": c.ordinal,
-            "text": c.text,
-            "title": f"{title} > {c.section}" if c.section else title,
-            "vector": vectors[i].tobytes(),
-            "model": embedder().model_id,
-        }
+    doc: kb_store.StoredDocument, chunks: list[Chunk], vectors: np.ndarray, *, pending: bool
+) -> list[kb_store.StoredChunk]:
+    return [
+        kb_store.StoredChunk(
+            org_id=doc.org_id,
+            kb_id=doc.kb_id,
+            doc_id=doc.id,
+            ordinal=c.ordinal,
+            text=c.text,
+            title=f"{doc.title} > {c.section}" if c.section else doc.title,
+            page=c.page,
+            vector=vectors[i].tobytes(),
+            model=embedder().model_id,
+            pending=pending,
+        )
         for i, c in enumerate(chunks)
     ]
-    if pending:
-        for row in rows:
-            row["pending"] = True
-    return rows
 
 
 def _embed_chunks(chunks: list[Chunk]) -> np.ndarray:
@@ -238,22 +228,22 @@ def add_document(org_id: str, kb_id: str, title: str, content: bytes, content_ty
         raise PayloadTooLarge(f"Documents are limited to {settings.max_document_bytes} bytes.")
     # 404 before any work on another org's base, 409 before embedding with another model than its own
     _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))
-    doc = {
-        "_id": f"doc_{uuid.uuid4().hex}",
-        "orgId": org_id,
-        "kbId": kb_id,
-        "title": title,
-        "contentType": content_type,
-        "sizeBytes": len(content),
-        "createdAt": kb_store.now(),
-    }
+    doc = kb_store.StoredDocument(
+        id=f"doc_{uuid.uuid4().hex}",
+        org_id=org_id,
+        kb_id=kb_id,
+        title=title,
+        content_type=content_type,
+        size_bytes=len(content),
+        created_at=kb_store.now(),
+    )
     if content_type == PDF and len(content) > settings.inline_pdf_bytes:
         return _queue(doc, content, planned=0)  # reading a large PDF is the worker's job too
     chunks = _chunks(content, content_type)
     if len(chunks) > settings.inline_document_chunks:
         return _queue(doc, content, planned=len(chunks))
     vectors = _embed_chunks(chunks)
-    doc |= {"status": "ready", "chunkCount": len(chunks)}
+    doc = replace(doc, status="ready", chunk_count=len(chunks))
     kb_store.insert_document(doc, _rows(doc, chunks, vectors, pending=False))
     return _document(doc)
 
@@ -263,16 +253,16 @@ def add_upload(org_id: str, kb_id: str, upload: DocumentUpload) -> Document:
     return add_document(org_id, kb_id, upload.title, upload.content_bytes(), upload.content_type)
 
 
-def _queue(doc: dict[str, Any], content: bytes, planned: int) -> Document:
+def _queue(doc: kb_store.StoredDocument, content: bytes, planned: int) -> Document:
     """Store the bytes and a `processing` record, then enqueue; on failure nothing is left behind."""
-    key = ingest_store.source_key(doc["orgId"], doc["kbId"], doc["_id"])
-    doc |= {"status": "processing", "chunkCount": planned, "embeddedChunks": 0, "sourceKey": key}
-    ingest_store.put_source(key, content, doc["contentType"])
+    key = ingest_store.source_key(doc.org_id, doc.kb_id, doc.id)
+    doc = replace(doc, status="processing", chunk_count=planned, embedded_chunks=0, source_key=key)
+    ingest_store.put_source(key, content, doc.content_type)
     try:
         kb_store.insert_pending_document(doc)
-        ingest_store.enqueue(doc["orgId"], doc["kbId"], doc["_id"])
+        ingest_store.enqueue(doc.org_id, doc.kb_id, doc.id)
     except VerrifloError:
-        kb_store.discard_document(doc["orgId"], doc["_id"])
+        kb_store.discard_document(doc.org_id, doc.id)
         ingest_store.delete_source(key)
         raise
     return _document(doc)
@@ -299,7 +289,7 @@ def ingest_queued(
         kb_store.discard_document(org_id, doc_id)  # chunks a deleted document's attempt wrote
         ingest_store.delete_source(key)
         return "gone"
-    if doc.get("status") != "processing":
+    if doc.status != "processing":
         ingest_store.delete_source(key)
         return "done"
     try:
@@ -356,13 +346,13 @@ def requeue_stalled(at: datetime | None = None) -> dict[str, int]:
     return done
 
 
-def _ingest(doc: dict[str, Any], key: str, time_left: Callable[[], float] | None) -> str:
-    org_id, kb_id, doc_id = doc["orgId"], doc["kbId"], doc["_id"]
+def _ingest(doc: kb_store.StoredDocument, key: str, time_left: Callable[[], float] | None) -> str:
+    org_id, kb_id, doc_id = doc.org_id, doc.kb_id, doc.id
     _check_embedding(kb_id, kb_store.get_base(org_id, kb_id))
     content = ingest_store.read_source(key)
     if content is None:
         raise ValidationFailed("The document's content is no longer stored; add it again.")
-    chunks = _chunks(content, doc["contentType"])
+    chunks = _chunks(content, doc.content_type)
     done = kb_store.chunk_ordinals(org_id, kb_id, doc_id)  # what an earlier attempt already wrote
     todo = [c for c in chunks if c.ordinal not in done]
     settings = ai_settings()
@@ -417,7 +407,7 @@ def delete_document(org_id: str, kb_id: str, doc_id: str) -> None:
 class _Index:
     version: int
     matrix: np.ndarray
-    meta: list[tuple[str, int, str, str]]  # (docId, ordinal, title, text)
+    meta: list[tuple[str, int, str, str, int | None]]  # (docId, ordinal, title, text, page)
 
 
 class _IndexCache:
@@ -464,10 +454,10 @@ def _load(org_id: str, kb_id: str, version: int) -> _Index:
 
     meta, blobs = [], []
     for row in kb_store.iter_chunks(org_id, kb_id):
-        if row.get("pending"):
+        if row.pending:
             continue  # a document still being ingested is not searchable yet
-        meta.append((row["docId"], row["ordinal"], row["title"], row["text"]))
-        blobs.append(bytes(row["vector"]))
+        meta.append((row.doc_id, row.ordinal, row.title, row.text, row.page))
+        blobs.append(row.vector)
     matrix = (
         np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         if blobs
@@ -508,7 +498,7 @@ def search(
         best = np.argpartition(-scores, k - 1)[:k]
         for i in best:
             if scores[i] >= threshold:
-                doc_id, ordinal, title, text = index.meta[int(i)]
+                doc_id, ordinal, title, text, page = index.meta[int(i)]
                 found.append(
                     Passage(
                         text=text,
@@ -517,6 +507,7 @@ def search(
                         document_id=doc_id,
                         title=title,
                         chunk=ordinal,
+                        page=page,
                     )
                 )
     found.sort(key=lambda p: p.score, reverse=True)

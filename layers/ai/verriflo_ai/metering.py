@@ -6,7 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 from verriflo import ledger, pricing
+from verriflo.errors import VerrifloError
 from verriflo.ledger import Service
+from verriflo.observability import logger
 
 from verriflo_ai.providers import Usage
 
@@ -29,9 +31,43 @@ def meter(
     meta: dict[str, Any] | None = None,
     room_id: str | None = None,
     student_id: str | None = None,
+    *,
+    delivered: bool = False,
 ) -> Decimal:
-    """Debit the tokens of one request, exactly once per entry id; returns the credits charged."""
+    """Debit the tokens of one request, exactly once per entry id; returns the credits charged.
+
+    `delivered`: the answer already reached the client, so a ledger that cannot be written must not
+    fail it: nothing is charged (0) and an error line names the entry and tokens for reconciliation."""
     credits = pricing.ai_tokens(usage.input_tokens, usage.output_tokens)
+    try:
+        _record(org_id, service, entry_id, usage, credits, meta, room_id, student_id)
+    except VerrifloError as exc:
+        if not delivered:
+            raise
+        logger.error(
+            "ai.meter_failed",
+            extra={
+                "service": service,
+                "entry_id": entry_id,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "error": exc.code,
+            },
+        )
+        return Decimal(0)
+    return Decimal(ledger.to_milli(credits)) / 1000  # what the ledger charged, after its rounding
+
+
+def _record(
+    org_id: str,
+    service: Service,
+    entry_id: str,
+    usage: Usage,
+    credits: Decimal,
+    meta: dict[str, Any] | None,
+    room_id: str | None,
+    student_id: str | None,
+) -> None:
     ledger.record_usage(
         ledger.UsageEvent(
             entry_id=entry_id,
@@ -51,4 +87,3 @@ def meter(
             | (meta or {}),
         )
     )
-    return Decimal(ledger.to_milli(credits)) / 1000  # what the ledger charged, after its rounding

@@ -44,6 +44,12 @@ class Passage:
     document_id: str
     title: str
     chunk: int
+    page: int | None = None  # the PDF page it is on
+
+    @property
+    def source(self) -> str:
+        """Where it is, as an answer names it: the title, and the page of a PDF."""
+        return f"{self.title}, page {self.page}" if self.page is not None else self.title
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,7 @@ class GenerationRequest:
     system: str = SYSTEM_PROMPT
     max_tokens: int | None = None
     context_note: str = ""  # e.g. text read from an attached image
+    hint: str = ""  # a hint made offline (verriflo_ai.hints): the retrieval provider's whole answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +108,7 @@ class Provider(Protocol):
 def _context_block(request: GenerationRequest) -> str:
     parts = []
     if request.passages:
-        lines = [f"[{i}] ({p.title}) {p.text}" for i, p in enumerate(request.passages, 1)]
+        lines = [f"[{i}] ({p.source}) {p.text}" for i, p in enumerate(request.passages, 1)]
         parts.append("Passages from the knowledge base:\n" + "\n\n".join(lines))
     elif request.grounded:
         parts.append("No passage of the knowledge base is relevant to this question.")
@@ -143,10 +150,12 @@ class RetrievalProvider:
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
         """The passages, quoted and numbered, or a plain statement that none is relevant."""
         pieces: list[str] = []
-        if request.passages:
+        if request.hint:
+            pieces.append(request.hint)
+        elif request.passages:
             pieces.append("Here is what the knowledge base says:\n")
             pieces += [
-                f"\n[{i}] {p.text.strip()} (source: {p.title})\n" for i, p in enumerate(request.passages, 1)
+                f"\n[{i}] {p.text.strip()} (source: {p.source})\n" for i, p in enumerate(request.passages, 1)
             ]
         elif request.grounded:
             pieces.append(NOTHING_FOUND)

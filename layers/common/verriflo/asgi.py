@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -278,13 +279,18 @@ def lambda_handler(app: App) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 def _ensure_event_loop() -> None:
     """Mangum's HTTP cycle runs on the thread's current event loop, which Mangum sets only when the
     adapter is made; an `asyncio.run()` anywhere in the process since then leaves no current loop
-    (and `get_event_loop()` raising), so one is set again here when needed."""
-    try:
-        loop = asyncio.get_event_loop()
-    except RuntimeError:
-        loop = None
+    (and `get_event_loop()` raising), so this thread's own loop is set as current before each request.
+
+    It never asks asyncio for the current loop: `get_event_loop()` with none set is deprecated (a
+    DeprecationWarning now, an error in later Pythons). The loop is made once per thread and kept, so
+    warm requests reuse it; a closed one is replaced."""
+    loop = getattr(_thread_loop, "loop", None)
     if loop is None or loop.is_closed():
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = _thread_loop.loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+
+_thread_loop = threading.local()
 
 
 def _utf8(event: dict[str, Any]) -> bool:
