@@ -135,7 +135,9 @@ export function mountTutor({ token, role, apiUrl }) {
             say(event.message || 'The answer failed.', 'error');
           } else if (event.usage) {
             for (const s of event.sources || []) {
-              sources.append(el('li', { className: `source ${s.kind}` }, el('strong', {}, s.title), ` — ${s.text}`));
+              const where = s.page ? `${s.title}, page ${s.page}` : s.title;
+              // at the first hint levels the tutor shows where to look, not the passage itself
+              sources.append(el('li', { className: `source ${s.kind}` }, el('strong', {}, where), s.text ? ` — ${s.text}` : ''));
             }
             if (!event.grounded) sources.append(el('li', { className: 'source none' }, 'Nothing in the class material matched.'));
           } else if (event.text) {
