@@ -107,6 +107,8 @@ CATALOGUE = (
 
 # The events an endpoint can subscribe to (API.md's dotted names, plus ours).
 EVENT_TYPES = tuple(e.name for e in CATALOGUE)
+# What each event means, as `GET /v1/webhooks/event-types` lists it.
+EVENT_DESCRIPTIONS = {e.name: e.when[0].upper() + e.when[1:] + "." for e in CATALOGUE}
 
 
 def subscribed_as(event_type: str, data: dict[str, Any] | None = None) -> tuple[str, ...]:
