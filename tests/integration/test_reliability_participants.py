@@ -340,6 +340,20 @@ def test_livekit_unreachable_ends_no_room(org, lambda_context, monkeypatch, lost
     assert room_doc(org.id)["status"] == "open"
 
 
+def test_a_session_opened_while_the_sweep_weighs_a_gone_room_waits_for_the_next_sweep(
+    org, lambda_context, event_tap: EventTap, monkeypatch, lost_finish
+):
+    real = store.sessions_of
+    # the sweep read the room's sessions a moment before a late participant_joined opened s-1's
+    monkeypatch.setattr(store, "sessions_of", lambda o, r: [s for s in real(o, r) if s.uid != "s-1"])
+    assert reconcile.rooms() == 0
+    assert room_doc(org.id)["status"] == "open"
+    monkeypatch.setattr(store, "sessions_of", real)  # the next sweep
+    assert reconcile.rooms() == 1
+    counts = class_counts(org, event_tap, [])
+    assert counts == {"room.finished": (1, 1)} | {k: 1 for k in counts if k != "room.finished"}, counts
+
+
 def finish_steps() -> dict[str, tuple[Any, str, Any, bool]]:
     return {
         "livekit.list_rooms": (lk, "open_rooms", livekit_error, False),

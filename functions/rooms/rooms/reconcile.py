@@ -152,9 +152,9 @@ def _gone(room: store.Room, cutoff: datetime) -> int:
     # LiveKit's participant_left webhooks were lost with it: a session still open is closed as a lost
     # leave is (at its last sign, participant.left announced once).
     for session_id in store.unsettled_session_ids(room.lk_name):
-        session = sessions.get(session_id) or store.get_session(session_id)  # (or opened just now)
+        session = sessions.get(session_id)
         if session is None:
-            continue
+            return 0  # opened since we looked (a late webhook): the next sweep weighs it too
         if session.left_at is None:
             _left(room, session, cutoff)
         else:  # closed, its charge not recorded yet
