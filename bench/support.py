@@ -36,7 +36,11 @@ def _tests_support():
     return module
 
 
-LambdaContext = _tests_support().LambdaContext
+_tests = _tests_support()
+LambdaContext = _tests.LambdaContext
+# The tests' helper modules (media_support, ...) import these from `support`, which is this module
+# when a benchmark runs: without them bench_soak and bench_cdn failed to import make_video.
+EventTap, tap_events = _tests.EventTap, _tests.tap_events
 
 
 def percentile(samples: list[float], q: float) -> float:

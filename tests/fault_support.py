@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from livekit_support import EventTap, deliver
+from media_support import RECORDINGS
 from rooms import hook_store, records
 from rooms.handler import handler as rooms_handler
 from support import ROOT
@@ -147,6 +148,19 @@ def age_outbox(collection: str, key: Any) -> None:
     doc = coll.find_one({"_id": key}, {outbox.SINCE: 1}) or {}
     if outbox.SINCE in doc:
         coll.update_one({"_id": key}, {"$set": {outbox.SINCE: doc[outbox.SINCE] - timedelta(minutes=10)}})
+
+
+def a_recording_on_file(org_id: str, room_id: str) -> None:
+    """A recording of the class, on file in the media records (its retention counts from the end)."""
+    media.insert_video(
+        org_id,
+        title="rec",
+        size_bytes=10,
+        content_type="video/mp4",
+        kind="recording",
+        room_id=room_id,
+        bucket=RECORDINGS,
+    )
 
 
 # --- LiveKit's webhooks: redelivery after a lease ran out ------------------------------------------

@@ -12,7 +12,7 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
     name = "verriflo-process"
 
     def load(self, *args, **kwargs):
-        from verriflo_localstack import memtrace, threads
+        from verriflo_localstack import lambda_logs, memtrace, threads
         from verriflo_localstack.executor import ProcessRuntimeExecutor
 
         memtrace.install()  # only when VERRIFLO_LOCALSTACK_TRACEMALLOC is set
@@ -20,5 +20,7 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
         # before the first invocation: LocalStack would otherwise keep one thread (and its stack)
         # per invocation until it runs out of memory maps (threads.py says why)
         threads.install()
+        # ...and every line every function ever logged, in memory (lambda_logs.py says why)
+        lambda_logs.install()
 
         return ProcessRuntimeExecutor

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import textwrap
 import time
 import uuid
@@ -242,3 +243,38 @@ def test_function_output_reaches_cloudwatch_logs(aws) -> None:
         time.sleep(0.2)
     assert any(f"probe says {marker}" in m for m in messages), messages
     assert any(m.startswith("REPORT RequestId:") for m in messages)
+
+
+def _all_messages(logs, group: str) -> list[str]:
+    pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group)
+    return [e["message"] for page in pages for e in page["events"]]
+
+
+def test_lambda_log_groups_keep_their_newest_events_only(aws) -> None:
+    # LocalStack (moto) keeps every log event in memory for good; our plugin caps each Lambda log
+    # group (localstack/verriflo_localstack/lambda_logs.py), so its memory stays flat under use
+    cap = int(os.environ.get("VERRIFLO_LOCALSTACK_LAMBDA_LOG_EVENTS", "2000"))
+    if cap == 0:
+        pytest.skip("the cap is off (VERRIFLO_LOCALSTACK_LAMBDA_LOG_EVENTS=0)")
+    name = create_function(aws)
+    invoke(aws, name)  # the function's group exists (LocalStack ships its logs from a queue)
+    logs = aws("logs")
+    lambda_group, other_group = f"/aws/lambda/{name}", f"/verriflo/test/{name}"
+    logs.create_log_group(logGroupName=other_group)
+    deadline = time.monotonic() + 30
+    while not logs.describe_log_groups(logGroupNamePrefix=lambda_group)["logGroups"]:
+        assert time.monotonic() < deadline, "the function's log group never appeared"
+        time.sleep(0.2)
+    for group in (lambda_group, other_group):
+        logs.create_log_stream(logGroupName=group, logStreamName="bulk")
+    batches = 3 * cap // 1000 + 1  # well past the cap and its slack
+    for batch in range(batches):
+        now_ms = int(time.time() * 1000)
+        events = [{"timestamp": now_ms, "message": f"line {batch}-{i}"} for i in range(1000)]
+        for group in (lambda_group, other_group):
+            logs.put_log_events(logGroupName=group, logStreamName="bulk", logEvents=events)
+
+    kept = _all_messages(logs, lambda_group)
+    assert cap <= len(kept) <= cap + cap // 4, len(kept)
+    assert f"line {batches - 1}-999" in kept and "line 0-0" not in kept  # the oldest went first
+    assert len(_all_messages(logs, other_group)) == batches * 1000  # other groups keep everything

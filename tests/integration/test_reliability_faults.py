@@ -22,6 +22,7 @@ import pytest
 from fault_support import (
     Faults,
     Killed,
+    a_recording_on_file,
     age_outbox,
     events_of,
     kill_without_release,
@@ -33,7 +34,7 @@ from fault_support import (
     write_matrix,
 )
 from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event
-from media_support import MEDIA, RECORDINGS, UPLOADS, make_video, use_media_env
+from media_support import MEDIA, UPLOADS, make_video, use_media_env
 from rooms import hook_store, lk, recording_store, records, session_store, store
 from rooms import sweep as rooms_sweep
 from rooms.handler import handler as rooms_handler
@@ -71,15 +72,7 @@ def classroom(org, livekit: LiveKit, lambda_context, monkeypatch) -> dict[str, A
     name = f"{org.id}.{ROOM}"
     livekit.join(name, created.data["token"])
     livekit.pump(rooms_handler, lambda_context, "room_started", "participant_joined")
-    media.insert_video(
-        org.id,
-        title="rec",
-        size_bytes=10,
-        content_type="video/mp4",
-        kind="recording",
-        room_id=ROOM,
-        bucket=RECORDINGS,
-    )
+    a_recording_on_file(org.id, ROOM)
     return {"name": name, "token": created.data["token"], "doc": room_doc(org.id)}
 
 

@@ -14,6 +14,7 @@ import pytest
 from fault_support import (
     Faults,
     Killed,
+    a_recording_on_file,
     age_outbox,
     events_of,
     ledger_error,
@@ -23,12 +24,13 @@ from fault_support import (
     write_matrix,
 )
 from livekit_support import EventTap, LiveKit, deliver
-from rooms import lk, reconcile, records, session_store
+from media_support import use_media_env
+from rooms import lifecycle, lk, reconcile, recording_store, records, session_store, store
 from rooms import sweep as rooms_sweep
 from rooms.config import live_settings
 from rooms.handler import handler as rooms_handler
 from tutor_support import ROOM_ID, join, open_class
-from verriflo import db, ledger
+from verriflo import db, ledger, media, outbox
 from verriflo.orgs import now
 
 pytest_plugins = ("livekit_support", "tutor_support")
@@ -213,3 +215,189 @@ def test_reconciling_a_lost_leave_survives_one_fault_at_any_step(
         ),
     }
     record(faults, "rooms sweep: lost participant_left", step, "next sweep", first, counts)
+
+
+# --- a lost room_finished --------------------------------------------------------------------------
+
+
+def room_doc(org_id: str) -> dict[str, Any]:
+    return db.collection(records.ROOMS).find_one({"orgId": org_id, "roomId": ROOM_ID})
+
+
+def livekit_closes_the_room(org, livekit: LiveKit) -> list[Any]:
+    """LiveKit closes the room by itself (as at its empty timeout); its webhooks are returned, not
+    delivered: lost, unless a test delivers them late."""
+    with livekit.stand_in._lock:
+        livekit.stand_in._close(f"{org.id}.{ROOM_ID}", 0)
+    return livekit.wait_for("participant_left", "participant_left", "room_finished")
+
+
+def deliver_late(deliveries: list[Any], lambda_context: Any) -> None:
+    for delivery in deliveries:
+        assert deliver(rooms_handler, lambda_context, delivery).status == 200
+
+
+def class_counts(org, tap: EventTap, seen: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ending the class implies, each wanted exactly once (per participant where it says so)."""
+    seen.extend(tap.drain())
+    room = room_doc(org.id)
+    ended_at = room.get("endedAt")
+    counts: dict[str, Any] = events_of(tap, seen, "room.finished") | {
+        "room ended": int(room["status"] == "ended" and not outbox.pending(records.ROOMS, room["_id"])),
+        # the recording's retention counts from the end of class
+        "retention clock": 0
+        if ended_at is None
+        else db.collection(media.VIDEOS).count_documents(
+            {"orgId": org.id, "roomId": ROOM_ID, "expiresAt": ended_at + lifecycle.retention()}
+        ),
+    }
+    for uid in ("t-1", "s-1"):
+        left = {e["id"] for e in seen if e["type"] == "participant.left" and e["data"]["uid"] == uid}
+        counts[f"participant.left {uid}"] = len(left)
+        counts[f"live charge {uid}"] = live_charges(uid)
+        counts[f"session closed {uid}"] = db.collection(records.SESSIONS).count_documents(
+            {"uid": uid, "leftAt": {"$ne": None}, "chargePending": {"$ne": True}}
+        )
+    return counts
+
+
+@pytest.fixture
+def lost_finish(org, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch):
+    """A class of an hour (a sweep saw t-1 and s-1 connected, 15 minutes ago) with a recording on
+    file; LiveKit then closes the room, and none of its webhooks arrive."""
+    use_media_env(monkeypatch)
+    open_class(org, livekit, lambda_context)
+    rooms_sweep.handler({}, lambda_context)  # sees both connected
+    an_hour_in_class("t-1")
+    an_hour_in_class("s-1")
+    room = room_doc(org.id)
+    began = {
+        "createdAt": room["createdAt"] - timedelta(minutes=76),
+        "startedAt": room["startedAt"] - timedelta(minutes=75),
+    }
+    db.collection(records.ROOMS).update_one({"_id": room["_id"]}, {"$set": began})
+    a_recording_on_file(org.id, ROOM_ID)
+    lost = livekit_closes_the_room(org, livekit)
+    event_tap.drain()
+    return lost
+
+
+def test_a_room_livekit_closed_without_a_room_finished_is_ended_once_by_the_sweep(
+    org, lambda_context, event_tap: EventTap, lost_finish
+):
+    [seen_at] = {s["seenAt"] for s in sessions_of("t-1") + sessions_of("s-1")}
+    done = rooms_sweep.handler({}, lambda_context)
+    assert (done["left"], done["ended"]) == (2, 1)
+    assert rooms_sweep.handler({}, lambda_context)["ended"] == 0
+    room = room_doc(org.id)
+    # ended by LiveKit, at the last sign of the class (LiveKit does not say when it closed the room)
+    assert room["status"] == "ended" and room["endedAt"] == seen_at and room["ended"] == {"by": "livekit"}
+    seen: list[dict[str, Any]] = []
+    counts = class_counts(org, event_tap, seen)
+    assert counts == {"room.finished": (1, 1)} | {k: 1 for k in counts if k != "room.finished"}, counts
+    [finished] = [e for e in seen if e["type"] == "room.finished"]
+    assert finished["data"] == {
+        "roomId": ROOM_ID,
+        "sid": room["sid"],
+        "endedAt": seen_at.isoformat(),
+        "reason": "livekit",
+    }
+    # LiveKit's very late deliveries: acknowledged; nothing ended, announced or charged twice
+    deliver_late(lost_finish, lambda_context)
+    assert class_counts(org, event_tap, seen) == counts
+    assert room_doc(org.id)["endedAt"] == seen_at
+
+
+def test_a_room_livekit_closed_only_moments_ago_is_left_to_livekits_own_room_finished(
+    org, livekit: LiveKit, lambda_context, event_tap: EventTap
+):
+    open_class(org, livekit, lambda_context)
+    deliveries = livekit_closes_the_room(org, livekit)
+    assert rooms_sweep.handler({}, lambda_context)["ended"] == 0  # within the grace
+    assert room_doc(org.id)["status"] == "open"
+    deliver_late(deliveries, lambda_context)
+    assert room_doc(org.id)["status"] == "ended"
+    assert reconcile.rooms(at=later()) == 0
+    assert events_of(event_tap, [], "room.finished")["room.finished"] == (1, 1)
+
+
+def test_a_quiet_room_livekit_still_has_open_is_not_ended(org, livekit: LiveKit, lambda_context):
+    open_class(org, livekit, lambda_context)
+    for uid in ("t-1", "s-1"):
+        livekit.leave(f"{org.id}.{ROOM_ID}", uid)
+    livekit.pump(rooms_handler, lambda_context, "participant_left", "participant_left")
+    # an hour on by the sweep's clock and nobody there, but LiveKit lists the room: the class goes on
+    assert reconcile.rooms(at=later() + timedelta(hours=1)) == 0
+    assert room_doc(org.id)["status"] == "open"
+
+
+def test_livekit_unreachable_ends_no_room(org, lambda_context, monkeypatch, lost_finish):
+    def down(names: list[str]) -> set[str]:
+        raise livekit_error()
+
+    monkeypatch.setattr(lk, "open_rooms", down)
+    assert reconcile.rooms(at=later()) == 0
+    assert room_doc(org.id)["status"] == "open"
+
+
+def test_a_session_opened_while_the_sweep_weighs_a_gone_room_waits_for_the_next_sweep(
+    org, lambda_context, event_tap: EventTap, monkeypatch, lost_finish
+):
+    real = session_store.sessions_of
+    # the sweep read the room's sessions a moment before a late participant_joined opened s-1's
+    monkeypatch.setattr(session_store, "sessions_of", lambda o, r: [s for s in real(o, r) if s.uid != "s-1"])
+    assert reconcile.rooms() == 0
+    assert room_doc(org.id)["status"] == "open"
+    monkeypatch.setattr(session_store, "sessions_of", real)  # the next sweep
+    assert reconcile.rooms() == 1
+    counts = class_counts(org, event_tap, [])
+    assert counts == {"room.finished": (1, 1)} | {k: 1 for k in counts if k != "room.finished"}, counts
+
+
+def finish_steps() -> dict[str, tuple[Any, str, Any, bool]]:
+    return {
+        "livekit.list_rooms": (lk, "open_rooms", livekit_error, False),
+        "mongo.sessions_of": (session_store, "sessions_of", mongo_error, False),
+        "mongo.close_session": (session_store, "close_session", mongo_error, False),
+        "ledger.record_usage": (ledger, "record_usage", ledger_error, False),
+        "mongo.charged": (session_store, "charged", mongo_error, False),
+        "mongo.end_room": (store, "end_room", mongo_error, False),
+        "mongo.retention_clock": (recording_store, "schedule_recording_deletion", mongo_error, False),
+        "mongo.outbox_mark_done": (outbox, "_done", mongo_error, False),
+        "lambda.killed_after_close": (session_store, "close_session", Killed, True),
+        "lambda.killed_after_charge": (ledger, "record_usage", Killed, True),
+        "lambda.killed_after_end": (store, "end_room", Killed, True),
+    }
+
+
+@pytest.mark.parametrize("room_finished", ["before_the_next_sweep", "after_the_sweeps"])
+@pytest.mark.parametrize("step", [*finish_steps(), "eventbridge.put_events"])
+def test_ending_a_room_whose_room_finished_was_lost_survives_one_fault_at_any_step(
+    org, lambda_context, event_tap: EventTap, monkeypatch, lost_finish, step, room_finished
+):
+    faults = Faults(monkeypatch)
+    faults.inject(step, finish_steps(), "room.finished")
+    try:
+        # the rooms pass alone: its own closing and charging of the sessions is what fails
+        first = str(reconcile.rooms())
+    except Killed:
+        first = "killed"
+    if room_finished == "before_the_next_sweep":  # LiveKit's webhooks come late, not never
+        deliver_late(lost_finish, lambda_context)
+    for _ in range(2):  # the next scheduled sweeps, minutes later
+        age_outbox(records.ROOMS, room_doc(org.id)["_id"])
+        sweep_later(lambda_context)
+    seen: list[dict[str, Any]] = []
+    counts = class_counts(org, event_tap, seen)
+    if room_finished == "after_the_sweeps":
+        # the sweeps alone completed the end; LiveKit's deliveries, days late, add nothing
+        deliver_late(lost_finish, lambda_context)
+        assert class_counts(org, event_tap, seen) == counts
+    record(
+        faults,
+        "rooms sweep: lost room_finished",
+        step,
+        f"next sweep; room_finished {room_finished}",
+        first,
+        counts,
+    )

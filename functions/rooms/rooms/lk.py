@@ -349,6 +349,17 @@ def list_participants(room: str) -> list[Person]:
     return [_person(p) for p in reply.participants]
 
 
+def open_rooms(names: list[str]) -> set[str]:
+    """Which of these rooms LiveKit has open now (one call; the rooms sweep's check for a room whose
+    `room_finished` webhook was lost)."""
+    from livekit.api import ListRoomsRequest
+
+    if not names:
+        return set()
+    reply = _call("list_rooms", lambda c: c.room.list_rooms(ListRoomsRequest(names=names)))
+    return {r.name for r in reply.rooms}
+
+
 def remove_participant(room: str, identity: str) -> None:
     """Disconnect one participant."""
     from livekit.api import RoomParticipantIdentity

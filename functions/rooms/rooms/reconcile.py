@@ -10,6 +10,18 @@ compares each live room's sessions with LiveKit's own list of who is connected.
 
 A late webhook for a session the sweep opened or closed publishes nothing more (rooms.webhooks), and
 events the sweep records have ids of their own per session, so each is announced once.
+
+Rooms whose `room_finished` webhook was lost for good (`rooms`, after `participants` in the sweep):
+a room we think is live that LiveKit no longer lists, with no sign of activity for
+`reconcile_grace_s` (its creation or start, a session's join, leave or last sighting), is ended as
+`room_finished` ends it. Its sessions still open are closed as lost leaves are (at their last sign,
+charged once, `participant.left` announced once: LiveKit's participant_left webhooks were lost with
+it), closed ones not yet charged are charged, then the room is ended with its end effects (retention
+clock, `room.finished`, which starts the class summary) recorded in the same update
+(verriflo.outbox). The end time is that last sign of activity (LiveKit does not say when it closed
+the room; never later than what we saw), the same on every retry, so a sweep that dies part-way is
+completed by the next one, and a late `room_finished` finds the room ended and adds nothing (the
+room's end and `room.finished` are written once, the charges keyed by session).
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
 
-from rooms import lk, records, session_store, store, webhooks
+from rooms import lifecycle, lk, records, session_store, store, webhooks
 from rooms.config import live_settings
 
 
@@ -105,3 +117,53 @@ def _left(room: records.Room, session: records.Session, cutoff: datetime) -> int
     webhooks._meter(room, session.id, last)  # the charge, once (a failure: settle_charges retries)
     session_store.carry_out_session_effects(session.id)
     return 1
+
+
+def rooms(at: datetime | None = None) -> int:
+    """End every live room LiveKit no longer lists, quiet for the grace; returns how many were ended."""
+    at = at or now()
+    cutoff = at - timedelta(seconds=live_settings().reconcile_grace_s)
+    live = store.live_rooms()
+    try:
+        listed = lk.open_rooms([room.lk_name for room in live])
+    except ServiceUnavailable as exc:  # LiveKit unreachable: no room is taken for gone
+        logger.warning("rooms.reconcile_failed", extra={"error": exc.message})
+        return 0
+    ended = 0
+    for room in live:
+        if room.lk_name in listed:
+            continue
+        try:
+            ended += _gone(room, cutoff)
+        except ServiceUnavailable as exc:  # this room waits for the next sweep; the others go on
+            logger.warning("rooms.reconcile_failed", extra={"room_id": room.room_id, "error": exc.message})
+    return ended
+
+
+def _gone(room: records.Room, cutoff: datetime) -> int:
+    sessions = {s.id: s for s in session_store.sessions_of(room.org_id, room.room_id)}
+    signs = [room.created_at, room.started_at]
+    for s in sessions.values():
+        signs += [s.joined_at, s.seen_at, s.left_at]
+    last = max(sign for sign in signs if sign is not None)
+    if last > cutoff:
+        return 0  # closed only a moment ago: LiveKit's own room_finished may still be on its way
+    # As room_finished does: every session still open or not yet charged first, then the room's end.
+    # LiveKit's participant_left webhooks were lost with it: a session still open is closed as a lost
+    # leave is (at its last sign, participant.left announced once).
+    for session_id in session_store.unsettled_session_ids(room.lk_name):
+        session = sessions.get(session_id)
+        if session is None:
+            return 0  # opened since we looked (a late webhook): the next sweep weighs it too
+        if session.left_at is None:
+            _left(room, session, cutoff)
+        else:  # closed, its charge not recorded yet
+            webhooks._meter(room, session_id, session.left_at)
+    ending = records.Ending(by="livekit")
+    effects = lifecycle.end_effects(room, last, "livekit")
+    ended = store.end_room(room.org_id, room.room_id, last, effects, ending)
+    if ended is not None:
+        logger.info("rooms.reconciled_end", extra={"room_id": room.room_id, "org_id": room.org_id})
+    # Whoever ended it (this sweep, or a late room_finished a moment ago), what is pending is done here.
+    store.carry_out_effects(room)
+    return 0 if ended is None else 1

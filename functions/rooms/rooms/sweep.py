@@ -1,7 +1,8 @@
 """The scheduled rooms sweep: carry out what an ended class implies (retention clock, `room.finished`),
 charge closed participant sessions and announce stored class summaries (`summary.ready`), when the
 attempt that ended, closed or stored them was interrupted and nobody came back; and reconcile each
-live room's participants with LiveKit when a webhook was lost for good (EventBridge schedule)."""
+live room's participants, and end each room LiveKit closed, when a webhook was lost for good
+(EventBridge schedule)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     minute (idempotent: see verriflo.outbox; the ledger records a session's entry id once)."""
     reconciled = reconcile.participants()
     done = {
-        "effects": store.sweep_effects(),
         "joined": reconciled["joined"],
         "left": reconciled["left"],
+        "ended": reconcile.rooms(),  # after participants: their leaves are announced first
+        "effects": store.sweep_effects(),
         "sessionEffects": session_store.sweep_session_effects(),
         "charges": webhooks.settle_charges(),
         "summaryEffects": store.sweep_summary_effects(),

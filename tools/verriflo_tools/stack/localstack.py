@@ -54,8 +54,10 @@ def localstack_env(stack: Stack, port: int) -> dict[str, str]:
             "PYTHONPATH": str(REPO / "localstack"),
         }
     )
-    # opt-in heap tracing of LocalStack (localstack/verriflo_localstack/memtrace.py)
-    env.update({k: v for k, v in os.environ.items() if k.startswith("VERRIFLO_LOCALSTACK_TRACEMALLOC")})
+    # opt-in heap tracing of LocalStack (localstack/verriflo_localstack/memtrace.py) and the cap on
+    # the Lambda log events it keeps (lambda_logs.py)
+    passed = ("VERRIFLO_LOCALSTACK_TRACEMALLOC", "VERRIFLO_LOCALSTACK_LAMBDA_LOG_EVENTS")
+    env.update({k: v for k, v in os.environ.items() if k.startswith(passed)})
     return env
 
 
