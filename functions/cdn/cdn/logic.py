@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from verriflo import media, objects, playback
 from verriflo.auth import OrgContext
-from verriflo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from verriflo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from verriflo.media import Video
 from verriflo.orgs import now
 
@@ -25,6 +25,9 @@ from cdn.models import (
     VideoDeleted,
     VideoInfo,
     VideoList,
+    VideoMoment,
+    VideoSearchResult,
+    VideoSearchResults,
     VideoStatus,
     VideoUrl,
 )
@@ -188,15 +191,61 @@ def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
     if not video.playable:
         return VideoUrl(type=None, url=None, poster_url=None, status=video.status, message=video.message)
     ttl = media.media_settings().playback_ttl_s
-    token, _ = playback.sign(video.org_id, video.id, ttl)
     poster = playback.segment_url(video.poster_key, ttl) if video.poster_key else None
     return VideoUrl(
         type="hls",
-        url=f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}",
+        url=master_url(video, base_url),
         poster_url=poster,
         status=video.status,
         message=video.message,
     )
+
+
+def master_url(video: Video, base_url: str) -> str:
+    """The signed master playlist URL of a playable video (valid `playback_ttl_s`)."""
+    token, _ = playback.sign(video.org_id, video.id, media.media_settings().playback_ttl_s)
+    return f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}"
+
+
+def search_videos(
+    org: OrgContext, q: str, *, limit: int, kind: str | None, base_url: str
+) -> VideoSearchResults:
+    """The org's videos whose transcripts answer `q`, each with its best moments (at most three),
+    best first; a moment's playback URL starts at its `startS` (`#t=` media fragment)."""
+    from verriflo_ai import video_search
+
+    if not q.strip():
+        raise ValidationFailed("q: say what to search for.")
+    moments = video_search.search(org.org_id, q, limit=limit, kinds={kind} if kind else None)
+    results: dict[str, VideoSearchResult] = {}
+    masters: dict[str, str | None] = {}
+    for moment in moments:
+        if moment.video_id not in results:
+            try:
+                video = media.get_video(org.org_id, moment.video_id)
+            except NotFound:
+                # Deleted after it was indexed (its `video.deleted` may still be on its way).
+                video_search.remove_video(org.org_id, moment.video_id)
+                continue
+            masters[video.id] = master_url(video, base_url) if video.playable else None
+            results[video.id] = VideoSearchResult(
+                video_id=video.id,
+                title=moment.title or video.title,
+                kind=moment.kind,
+                room_id=moment.room_id,
+                moments=[],
+            )
+        master = masters[moment.video_id]
+        results[moment.video_id].moments.append(
+            VideoMoment(
+                start_s=round(moment.start_s, 2),
+                end_s=round(moment.end_s, 2),
+                text=moment.text,
+                score=round(moment.score, 4),
+                playback_url=f"{master}#t={moment.start_s:.2f}" if master else None,
+            )
+        )
+    return VideoSearchResults(results=list(results.values()))
 
 
 def _playable(token: str | None, video_id: str) -> Video:

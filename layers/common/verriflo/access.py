@@ -122,6 +122,7 @@ ROUTES: dict[tuple[str, str], Action] = {
     # videos
     ("POST", "/v1/cdn/videos"): _USE,
     ("GET", "/v1/cdn/videos"): _READ,
+    ("GET", "/v1/cdn/videos/search"): _READ,
     ("GET", _VIDEO): _READ,
     ("DELETE", _VIDEO): _USE,
     ("POST", f"{_VIDEO}/upload/complete"): _USE,
