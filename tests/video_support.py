@@ -114,6 +114,18 @@ def video_deleted(org_id: str, video_id: str) -> None:
 
 
 @pytest.fixture
+def video_env(stores, monkeypatch):
+    """The media settings (buckets, the playback signing key) and no cached search matrices."""
+    from media_support import use_media_env
+    from verriflo_ai import video_search
+
+    use_media_env(monkeypatch)
+    video_search.clear_index_cache()
+    yield
+    video_search.clear_index_cache()
+
+
+@pytest.fixture
 def index_queue() -> str:
     """The indexer's queue, fed by the template's VideoIndexRule pattern on the test bus."""
     import boto3

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from ai_support import ai_env  # noqa: F401 - an autouse fixture
 from cdn import handler as cdn
-from media_support import use_media_env
 from support import api_event, call
 from verriflo import db, media
 from verriflo.errors import ServiceUnavailable
@@ -31,17 +30,10 @@ from video_support import (
 )
 
 pytest_plugins = ("video_support",)  # the indexer's queue fixture
+pytestmark = pytest.mark.usefixtures("video_env")
 
 PHRASE = "The mitochondria turn glucose and oxygen into the energy the cell can use."
 OTHER = "Volcanoes form where tectonic plates pull apart or slide beneath each other."
-
-
-@pytest.fixture(autouse=True)
-def media_env(stores, monkeypatch):
-    use_media_env(monkeypatch)
-    video_search.clear_index_cache()
-    yield
-    video_search.clear_index_cache()
 
 
 def search(org, ctx, q: str, **params: str) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from verriflo_ai import knowledge
+from verriflo_ai import knowledge, video_search
 from verriflo_ai.embeddings import embedder
 from verriflo_ai.providers import GenerationRequest, Message, Passage
 from verriflo_ai.settings import ai_settings
@@ -139,8 +139,12 @@ def _room_passage(title: str, topic: str | None, vector: np.ndarray) -> Passage 
     return Passage(text=text, score=score, knowledge_base_id="", document_id="", title="This class", chunk=0)
 
 
-def _source(index: int, passage: Passage) -> TutorSource:
+def _source(
+    index: int, passage: Passage, urls: dict[tuple[str, float], str], rooms: dict[str, str]
+) -> TutorSource:
     kind = "material" if passage.knowledge_base_id else ("earlier" if passage.document_id else "room")
+    if passage.video_id:
+        kind = "recording"
     return TutorSource(
         index=index,
         kind=kind,
@@ -149,7 +153,19 @@ def _source(index: int, passage: Passage) -> TutorSource:
         chunk=passage.chunk if kind == "material" else None,
         score=round(passage.score, 4),
         text=passage.text,
+        video_id=passage.video_id,
+        room_id=rooms.get(passage.video_id or ""),
+        start_s=passage.start_s,
+        end_s=passage.end_s,
+        playback_url=urls.get((passage.video_id or "", passage.start_s or 0.0)),
     )
+
+
+def _recordings(org_id: str, room: store.Room, question: str, vector: np.ndarray) -> list[Passage]:
+    """What the teacher said about it in the course's transcribed recordings (the room's own, and
+    with a `courseId` every class of the course), best first: at most two moments."""
+    rooms = store.course_rooms(org_id, room.course_id) if room.course_id else [room.room_id]
+    return video_search.recording_passages(org_id, rooms, question, vector, 2, ai_settings().min_score)
 
 
 def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question: str) -> Gathered:
@@ -164,11 +180,17 @@ def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question
         # One passage per step: asking the same thing again reveals the next one (the last stays last).
         material = [material[min(repeats, len(material) - 1)]]
     passages = list(material)
+    recorded = _recordings(asker.org_id, room, question, vector)
+    passages.extend(recorded)
     room_passage = _room_passage(room.title or asker.room_id, settings.topic, vector)
     if room_passage is not None:
         passages.append(room_passage)
     if earlier is not None and not (settings.mode == "hints" and offline):
         passages.append(earlier)
+    urls = video_search.moment_urls(
+        asker.org_id, [(p.video_id, p.start_s or 0.0) for p in recorded if p.video_id]
+    )
+    recorded_in = video_search.recorded_in(asker.org_id, [p.video_id for p in recorded if p.video_id])
     generation = GenerationRequest(
         question=question,
         history=tuple(history) if not offline else (),
@@ -178,7 +200,7 @@ def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question
     )
     return Gathered(
         generation=generation,
-        sources=[_source(i, p) for i, p in enumerate(passages, 1)],
+        sources=[_source(i, p, urls, recorded_in) for i, p in enumerate(passages, 1)],
         grounded=bool(passages),
         vector=vector,
     )

@@ -194,17 +194,11 @@ def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
     poster = playback.segment_url(video.poster_key, ttl) if video.poster_key else None
     return VideoUrl(
         type="hls",
-        url=master_url(video, base_url),
+        url=playback.master_url(base_url, video.org_id, video.id),
         poster_url=poster,
         status=video.status,
         message=video.message,
     )
-
-
-def master_url(video: Video, base_url: str) -> str:
-    """The signed master playlist URL of a playable video (valid `playback_ttl_s`)."""
-    token, _ = playback.sign(video.org_id, video.id, media.media_settings().playback_ttl_s)
-    return f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}"
 
 
 def search_videos(
@@ -218,16 +212,16 @@ def search_videos(
         raise ValidationFailed("q: say what to search for.")
     moments = video_search.search(org.org_id, q, limit=limit, kinds={kind} if kind else None)
     results: dict[str, VideoSearchResult] = {}
-    masters: dict[str, str | None] = {}
+    named = list(dict.fromkeys(m.video_id for m in moments))
+    stored = media.videos_by_id(org.org_id, named)
+    for gone in (v for v in named if v not in stored):
+        # Deleted after it was indexed (its `video.deleted` may still be on its way): never shown.
+        video_search.remove_video(org.org_id, gone)
     for moment in moments:
-        if moment.video_id not in results:
-            try:
-                video = media.get_video(org.org_id, moment.video_id)
-            except NotFound:
-                # Deleted after it was indexed (its `video.deleted` may still be on its way).
-                video_search.remove_video(org.org_id, moment.video_id)
-                continue
-            masters[video.id] = master_url(video, base_url) if video.playable else None
+        video = stored.get(moment.video_id)
+        if video is None:
+            continue
+        if video.id not in results:
             results[video.id] = VideoSearchResult(
                 video_id=video.id,
                 title=moment.title or video.title,
@@ -235,14 +229,15 @@ def search_videos(
                 room_id=moment.room_id,
                 moments=[],
             )
-        master = masters[moment.video_id]
         results[moment.video_id].moments.append(
             VideoMoment(
                 start_s=round(moment.start_s, 2),
                 end_s=round(moment.end_s, 2),
                 text=moment.text,
                 score=round(moment.score, 4),
-                playback_url=f"{master}#t={moment.start_s:.2f}" if master else None,
+                playback_url=playback.master_url(base_url, video.org_id, video.id, moment.start_s)
+                if video.playable
+                else None,
             )
         )
     return VideoSearchResults(results=list(results.values()))

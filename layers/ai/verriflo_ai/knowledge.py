@@ -185,6 +185,9 @@ def delete_base(org_id: str, kb_id: str) -> None:
     """Delete a knowledge base and everything in it."""
     kb_store.delete_base(org_id, kb_id)
     _index_cache.forget(org_id, kb_id)
+    from verriflo_ai import video_store
+
+    video_store.forget_kb(org_id, kb_id)
 
 
 def _chunks(content: bytes, content_type: str) -> list[Chunk]:
@@ -519,5 +522,9 @@ def search(
                         chunk=ordinal,
                     )
                 )
+    # The bases' videos: the moments of their transcripts, cited with `videoId`, `startS`, `endS`.
+    from verriflo_ai import video_search
+
+    found.extend(video_search.base_passages(org_id, kb_ids, query, vector, top_k, threshold))
     found.sort(key=lambda p: p.score, reverse=True)
     return found[:top_k]

@@ -44,6 +44,10 @@ class Passage:
     document_id: str
     title: str
     chunk: int
+    # A passage of a video's transcript: the video and where in it (seconds); None for documents.
+    video_id: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,11 +23,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+from verriflo.models import ApiModel
+
 from verriflo_ai import video_store
 from verriflo_ai.video_store import IndexedVideo, PassageRow, Segment, Transcript
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from verriflo_ai.providers import Passage as Passage_
 
 PASSAGE_MIN_S = 20.0
 PASSAGE_MAX_S = 40.0
@@ -343,3 +348,188 @@ def search(
 def forget_index(org_id: str) -> None:
     """Drop the org's in-memory matrix (after a change this process made itself)."""
     _cache.forget(org_id)
+
+
+# --- videos in knowledge bases --------------------------------------------------------------------
+
+
+class KnowledgeBaseVideo(ApiModel):
+    """A video in a knowledge base: its transcript's passages answer the base's questions, cited with
+    the moment (`videoId`, `startS`, `endS`, `playbackUrl`)."""
+
+    video_id: str
+    knowledge_base_id: str
+    title: str
+    transcribed: bool = Field(description="its transcript is indexed (until then it adds nothing)")
+    passages: int = Field(description="passages of its transcript in the index")
+    added_at: datetime
+
+
+class KnowledgeBaseVideoList(ApiModel):
+    """A knowledge base's videos, oldest first."""
+
+    videos: list[KnowledgeBaseVideo] = Field(default_factory=list)
+
+
+def _shown(entry: video_store.KbVideo, indexed: IndexedVideo | None) -> KnowledgeBaseVideo:
+    return KnowledgeBaseVideo(
+        video_id=entry.video_id,
+        knowledge_base_id=entry.kb_id,
+        title=indexed.title if indexed and indexed.title else entry.title,
+        transcribed=indexed is not None,
+        passages=indexed.passages if indexed else 0,
+        added_at=entry.added_at,
+    )
+
+
+def add_to_base(org_id: str, kb_id: str, video_id: str, title: str) -> tuple[KnowledgeBaseVideo, bool]:
+    """Put one of the org's videos (already checked by the caller) in one of its bases; the entry and
+    whether it is new (adding it twice is one entry)."""
+    from verriflo.orgs import now
+
+    from verriflo_ai import kb_store
+
+    kb_store.get_base(org_id, kb_id)  # 404 for another org's base
+    entry = video_store.KbVideo(
+        _id=f"{kb_id}:{video_id}", orgId=org_id, kbId=kb_id, videoId=video_id, title=title, addedAt=now()
+    )
+    created = video_store.add_kb_video(entry)
+    if not created:
+        entry = next(v for v in video_store.kb_videos(org_id, [kb_id]) if v.video_id == video_id)
+    return _shown(entry, video_store.get_indexed(org_id, video_id)), created
+
+
+def base_videos(org_id: str, kb_id: str) -> KnowledgeBaseVideoList:
+    """The videos of one of the org's bases."""
+    from verriflo_ai import kb_store
+
+    kb_store.get_base(org_id, kb_id)
+    entries = video_store.kb_videos(org_id, [kb_id])
+    indexed = {v.video_id: v for v in video_store.indexed_videos(org_id, [e.video_id for e in entries])}
+    return KnowledgeBaseVideoList(videos=[_shown(e, indexed.get(e.video_id)) for e in entries])
+
+
+def remove_from_base(org_id: str, kb_id: str, video_id: str) -> None:
+    """Take a video out of one of the org's bases (NotFound when it is not in it)."""
+    from verriflo.errors import NotFound
+
+    from verriflo_ai import kb_store
+
+    kb_store.get_base(org_id, kb_id)
+    if not video_store.remove_kb_video(org_id, kb_id, video_id):
+        raise NotFound(f"Video '{video_id}' is not in knowledge base '{kb_id}'.")
+
+
+def _passages(moments: list[Moment], kb_of: dict[str, str]) -> list[Passage_]:
+    from verriflo_ai.providers import Passage as RetrievalPassage
+
+    return [
+        RetrievalPassage(
+            text=m.text,
+            score=m.score,
+            knowledge_base_id=kb_of.get(m.video_id, ""),
+            document_id=m.video_id,
+            title=m.title,
+            chunk=int(m.passage_id.rsplit(":", 1)[1]),
+            video_id=m.video_id,
+            start_s=m.start_s,
+            end_s=m.end_s,
+        )
+        for m in moments
+    ]
+
+
+def base_passages(
+    org_id: str, kb_ids: list[str], query: str, vector: np.ndarray, top_k: int, min_score: float
+) -> list[Passage_]:
+    """The best moments of the named bases' videos as retrieval passages (with the video and its
+    `startS`/`endS`), for knowledge-base search."""
+    entries = video_store.kb_videos(org_id, kb_ids)
+    if not entries:
+        return []
+    kb_of = {e.video_id: e.kb_id for e in entries}
+    found = search(
+        org_id,
+        query,
+        limit=top_k,
+        video_ids=set(kb_of),
+        min_score=min_score,
+        query_vector=vector,
+        per_video=2,
+    )
+    return _passages(found[:top_k], kb_of)
+
+
+def recording_passages(
+    org_id: str, room_ids: list[str], query: str, vector: np.ndarray, top_k: int, min_score: float
+) -> list[Passage_]:
+    """The best moments of the transcribed recordings of the named classes (rooms), as retrieval
+    passages: what the teacher said, and where."""
+    recorded = {v.video_id for v in video_store.indexed_videos(org_id, room_ids=room_ids)}
+    if not recorded:
+        return []
+    found = search(org_id, query, limit=top_k, video_ids=recorded, min_score=min_score, query_vector=vector)
+    return _passages(found[:top_k], {})
+
+
+def moment_urls(org_id: str, moments: list[tuple[str, float]]) -> dict[tuple[str, float], str]:
+    """Signed playback URLs starting at each (videoId, startS) of the org's playable videos, under
+    PUBLIC_BASE_URL (absolute) when it is set, else as a path under the API's base URL."""
+    from verriflo import media, playback
+
+    if not moments:
+        return {}
+    base = (media.media_settings().public_base_url or "").rstrip("/")
+    stored = media.videos_by_id(org_id, list(dict.fromkeys(v for v, _ in moments)))
+    return {
+        (video_id, start_s): playback.master_url(base, org_id, video_id, start_s)
+        for video_id, start_s in moments
+        if (video := stored.get(video_id)) is not None and video.playable
+    }
+
+
+def recorded_in(org_id: str, video_ids: list[str]) -> dict[str, str]:
+    """The class (roomId) each of the named recordings was made in."""
+    if not video_ids:
+        return {}
+    return {v.video_id: v.room_id for v in video_store.indexed_videos(org_id, video_ids) if v.room_id}
+
+
+def key_moments(org_id: str, room_id: str, count: int = 5) -> list[Moment]:
+    """What was taught in a class, from its recordings' transcripts: the passages that best cover
+    the whole (closest to the recording's overall meaning, each unlike those already chosen), in time
+    order. Empty until a recording of the room is transcribed."""
+    import numpy as np
+
+    videos = {v.video_id: v for v in video_store.indexed_videos(org_id, room_ids=[room_id])}
+    if not videos:
+        return []
+    rows = list(video_store.iter_passages(org_id, list(videos)))
+    if not rows:
+        return []
+    matrix = _matrix([bytes(r["vector"]) for r in rows])
+    centre = matrix.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-12)
+    relevance = matrix @ centre
+    chosen: list[int] = []
+    while len(chosen) < min(count, len(rows)):
+        # Maximal marginal relevance: central to the class, and not a repeat of what is chosen.
+        redundancy = (matrix @ matrix[chosen].T).max(axis=1) if chosen else np.zeros(len(rows))
+        score = 0.5 * relevance - 0.5 * redundancy
+        score[chosen] = -np.inf
+        chosen.append(int(np.argmax(score)))
+    chosen.sort(key=lambda i: (rows[i]["videoId"], rows[i]["startS"]))
+    return [
+        Moment(
+            rows[i]["videoId"],
+            float(rows[i]["startS"]),
+            float(rows[i]["endS"]),
+            rows[i]["text"],
+            float(relevance[i]),
+            rows[i]["_id"],
+            title=videos[rows[i]["videoId"]].title,
+            kind=videos[rows[i]["videoId"]].kind,
+            room_id=room_id,
+        )
+        for i in chosen
+    ]

@@ -251,10 +251,13 @@ def iter_passages(org_id: str, video_ids: list[str] | None = None) -> Iterator[d
 
 
 def sentences(org_id: str, passage_ids: list[str]) -> dict[str, tuple[list[Segment], bytes]]:
-    """Each named passage's sentences and their vectors (to place a moment within a passage)."""
+    """Each named passage of the org: its sentences and their vectors (to place a moment within a
+    passage)."""
+    # By `_id` alone, the org checked on each row: a filter on fields outside the `_id` index is a
+    # collection scan on the local MongoDB-wire server (MongoDB uses the `_id` index either way).
     with db.unavailable_on_failure():
         found = db.collection(PASSAGES).find(
-            {"_id": {"$in": passage_ids}, "orgId": org_id}, {"segments": 1, "sentenceVectors": 1}
+            {"_id": {"$in": passage_ids}}, {"orgId": 1, "segments": 1, "sentenceVectors": 1}
         )
         return {
             d["_id"]: (
@@ -262,4 +265,64 @@ def sentences(org_id: str, passage_ids: list[str]) -> dict[str, tuple[list[Segme
                 bytes(d.get("sentenceVectors", b"")),
             )
             for d in found
+            if d.get("orgId") == org_id
         }
+
+
+# --- videos in knowledge bases --------------------------------------------------------------------
+
+KB_VIDEOS = "kb_videos"
+
+
+def _indexes_kb_videos():
+    from pymongo import ASCENDING, IndexModel
+
+    return [IndexModel([("orgId", ASCENDING), ("kbId", ASCENDING), ("addedAt", ASCENDING)])]
+
+
+db.register_indexes(KB_VIDEOS, _indexes_kb_videos)
+
+
+class KbVideo(BaseModel):
+    """A video a knowledge base draws on (by reference: its index follows the video's transcript)."""
+
+    model_config = ConfigDict(defer_build=True, populate_by_name=True, extra="ignore")
+
+    id: str = Field(alias="_id")  # <kbId>:<videoId>
+    org_id: str = Field(alias="orgId")
+    kb_id: str = Field(alias="kbId")
+    video_id: str = Field(alias="videoId")
+    title: str = ""
+    added_at: datetime = Field(alias="addedAt")
+
+
+def add_kb_video(entry: KbVideo) -> bool:
+    """Put a video in a knowledge base; False when it already was there (nothing changes)."""
+    from pymongo.errors import DuplicateKeyError
+
+    try:
+        with db.unavailable_on_failure():
+            db.collection(KB_VIDEOS).insert_one(entry.model_dump(by_alias=True))
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+def kb_videos(org_id: str, kb_ids: list[str]) -> list[KbVideo]:
+    """The videos of the org's named knowledge bases, oldest first."""
+    with db.unavailable_on_failure():
+        found = db.collection(KB_VIDEOS).find({"orgId": org_id, "kbId": {"$in": kb_ids}}).sort("addedAt", 1)
+        return [KbVideo.model_validate(d) for d in found]
+
+
+def remove_kb_video(org_id: str, kb_id: str, video_id: str) -> bool:
+    """Take a video out of a knowledge base; True when it was there."""
+    with db.unavailable_on_failure():
+        gone = db.collection(KB_VIDEOS).delete_one({"_id": f"{kb_id}:{video_id}", "orgId": org_id})
+    return bool(gone.deleted_count)
+
+
+def forget_kb(org_id: str, kb_id: str) -> None:
+    """Drop a deleted knowledge base's video list."""
+    with db.unavailable_on_failure():
+        db.collection(KB_VIDEOS).delete_many({"orgId": org_id, "kbId": kb_id})

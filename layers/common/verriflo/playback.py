@@ -93,6 +93,14 @@ def _cloudfront_signer() -> Any:
     return CloudFrontSigner(settings.cloudfront_key_pair_id, rsa_sign)
 
 
+def master_url(base_url: str, org_id: str, video_id: str, start_s: float | None = None) -> str:
+    """The signed master playlist URL of a video (valid `playback_ttl_s`) under the API's base URL;
+    with `start_s`, a `#t=<seconds>` media fragment asks the player to start there."""
+    token, _ = sign(org_id, video_id, media.media_settings().playback_ttl_s)
+    url = f"{base_url}/v1/cdn/stream/{video_id}/master.m3u8?token={token}"
+    return url if start_s is None else f"{url}#t={start_s:.2f}"
+
+
 def segment_url(key: str, ttl_s: int) -> str:
     """A signed, short-lived URL for one object of the media bucket (a segment or a poster)."""
     from verriflo import objects
