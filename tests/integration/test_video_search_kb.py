@@ -137,3 +137,19 @@ def test_another_orgs_videos_and_bases_are_not_found(org, other_org, index_queue
     assert all(r.body["error"] == "NOT_FOUND" for r in (foreign_video, foreign_base, listing, removal))
     listed = kb_call(org, lambda_context, "ai_agent/list_kb_videos.json", kb_id=kb_id)
     assert [v["videoId"] for v in listed.data["videos"]] == [video_id]  # nothing of ours changed
+
+
+def test_a_deleted_video_leaves_the_bases_it_was_in(org, index_queue, lambda_context):
+    from verriflo import db, media
+    from video_support import video_deleted
+
+    kb_id, video_id, _ = lesson_in_a_base(org, index_queue, lambda_context)
+    db.collection("video_transcripts").delete_one({"_id": video_id})
+    media.delete_video(org.id, video_id)
+    video_deleted(org.id, video_id)
+    index_all(index_queue, lambda_context)
+
+    listed = kb_call(org, lambda_context, "ai_agent/list_kb_videos.json", kb_id=kb_id)
+    assert listed.data == {"videos": []}
+    answer = ask(org, lambda_context, kb_id, "How do mitochondria give the cell energy?")
+    assert all(c["videoId"] is None for c in answer.data["citations"])

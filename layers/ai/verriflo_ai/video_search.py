@@ -167,8 +167,11 @@ def index_video(org_id: str, video_id: str, at: datetime | None = None) -> str:
 
 
 def remove_video(org_id: str, video_id: str) -> bool:
-    """Drop a deleted video from the index (harmless when it was never indexed)."""
-    return video_store.remove(org_id, video_id)
+    """Drop a deleted video from the index and from the org's knowledge bases (harmless when it was
+    never there); True when the index had it."""
+    removed = video_store.remove(org_id, video_id)
+    video_store.forget_video_in_bases(org_id, video_id)
+    return removed
 
 
 # --- search ---------------------------------------------------------------------------------------

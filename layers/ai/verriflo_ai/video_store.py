@@ -322,6 +322,12 @@ def remove_kb_video(org_id: str, kb_id: str, video_id: str) -> bool:
     return bool(gone.deleted_count)
 
 
+def forget_video_in_bases(org_id: str, video_id: str) -> None:
+    """Drop a deleted video from every knowledge base of the org."""
+    with db.unavailable_on_failure():
+        db.collection(KB_VIDEOS).delete_many({"orgId": org_id, "videoId": video_id})
+
+
 def forget_kb(org_id: str, kb_id: str) -> None:
     """Drop a deleted knowledge base's video list."""
     with db.unavailable_on_failure():
