@@ -225,7 +225,7 @@ def search_videos(
             results[video.id] = VideoSearchResult(
                 video_id=video.id,
                 title=moment.title or video.title,
-                kind=moment.kind,
+                kind="recording" if moment.kind == "recording" else "upload",
                 room_id=moment.room_id,
                 moments=[],
             )
