@@ -5,9 +5,11 @@ pipeline transcribes it and publishes `video.captions_ready`; the indexer (Event
 where it is spoken, and an AI API answer over a knowledge base holding the video cites it with that
 `startS`.
 
-Skipped only while the captions pipeline is absent from this checkout (nothing publishes
-`video.captions_ready`: checked in the code, not by waiting); once it is there, an event that never
-comes is a failure."""
+That test is skipped only while the captions pipeline is absent from this checkout (nothing
+publishes `video.captions_ready`: checked in the code, not by waiting); once it is there, an event
+that never comes is a failure. The deployed indexing chain itself (rule -> queue -> function ->
+search, and deletion) is tested either way, with a transcript written per the captions contract
+and its event put on the stack's bus."""
 
 from __future__ import annotations
 
@@ -32,15 +34,12 @@ def _captions_pipeline_present() -> bool:
     return False
 
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(1800),
-    pytest.mark.skipif(
-        not _captions_pipeline_present(),
-        reason="the captions pipeline (issue 18 item 1) is not in this checkout: nothing publishes "
-        "video.captions_ready, so no transcript can reach the search index",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
+needs_captions = pytest.mark.skipif(
+    not _captions_pipeline_present(),
+    reason="the captions pipeline (issue 18 item 1) is not in this checkout: nothing publishes "
+    "video.captions_ready, so no transcript can reach the search index",
+)
 
 SCRIPT = [
     "Good morning everyone, today we study the water cycle.",
@@ -115,6 +114,7 @@ def poll(fetch, ready, within_s: float, every_s: float = 2.0):
     return result
 
 
+@needs_captions
 def test_a_spoken_phrase_is_found_at_its_moment_and_cited_by_the_ai(api_url, demo_key, http, tmp_path):
     headers = {"VF-ORG-ID": demo_key}
     clip, phrase_at = spoken_lesson(tmp_path)
@@ -160,3 +160,90 @@ def test_a_spoken_phrase_is_found_at_its_moment_and_cited_by_the_ai(api_url, dem
     assert answer.status_code == 200, answer.text
     cited = [c for c in answer.json()["data"]["citations"] if c.get("videoId") == video_id]
     assert cited and abs(cited[0]["startS"] - phrase_at) <= 2, answer.json()["data"]["citations"]
+
+
+def test_the_deployed_indexer_takes_a_transcript_per_the_contract_and_its_deletion(
+    api_url, demo_key, demo_org_id, e2e_stack, stack_aws, http
+):
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from pymongo import MongoClient
+
+    headers = {"VF-ORG-ID": demo_key}
+    assert http.get(f"{api_url}/v1/cdn/videos/search", headers=headers, params={"q": " "}).status_code == 400
+    created = http.post(
+        f"{api_url}/v1/cdn/videos", headers=headers, json={"title": "Cells", "sizeBytes": 1000}
+    )
+    assert created.status_code == 201, created.text
+    video_id = created.json()["data"]["video"]["videoId"]
+    segments, at = [], 0.0
+    for i in range(40):
+        text = (
+            PHRASE
+            if i == 23
+            else f"Sentence {i} of an ordinary lesson about the water cycle and the weather."
+        )
+        segments.append({"startS": at, "endS": at + 4.0, "text": text})
+        at += 4.5
+    now = datetime.now(UTC)
+    with MongoClient(e2e_stack["MONGODB_URI"]) as client:
+        transcripts = client.get_default_database(e2e_stack.get("MONGODB_DATABASE"))["video_transcripts"]
+        transcripts.replace_one(
+            {"_id": video_id},
+            {
+                "_id": video_id,
+                "orgId": demo_org_id,
+                "videoId": video_id,
+                "kind": "upload",
+                "roomId": None,
+                "title": "Cells",
+                "source": "upload",
+                "language": "en",
+                "durationS": at,
+                "segments": segments,
+                "createdAt": now,
+                "updatedAt": now,
+            },
+            upsert=True,
+        )
+
+        def publish(name: str) -> None:
+            event = {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "type": name,
+                "orgId": demo_org_id,
+                "createdAt": now.isoformat(),
+                "data": {"videoId": video_id, "kind": "upload", "roomId": None},
+            }
+            stack_aws("events").put_events(
+                Entries=[
+                    {
+                        "Source": "verriflo",
+                        "DetailType": name,
+                        "Detail": json.dumps(event),
+                        "EventBusName": e2e_stack["STACK_OUTPUT_EventBusName"],
+                    }
+                ]
+            )
+
+        def search():
+            reply = http.get(
+                f"{api_url}/v1/cdn/videos/search", headers=headers, params={"q": "what do mitochondria do"}
+            )
+            assert reply.status_code == 200, reply.text
+            return reply.json()["data"]["results"]
+
+        publish("video.captions_ready")
+        results = poll(search, lambda r: any(v["videoId"] == video_id for v in r), within_s=180)
+        found = next((v for v in results or [] if v["videoId"] == video_id), None)
+        assert found is not None, "the deployed indexer did not index the transcript within 3 minutes"
+        assert abs(found["moments"][0]["startS"] - 23 * 4.5) <= 2 and found["title"] == "Cells"
+        assert found["moments"][0]["playbackUrl"] is None  # never uploaded, so not playable
+
+        transcripts.delete_one({"_id": video_id})
+        assert http.delete(f"{api_url}/v1/cdn/videos/{video_id}", headers=headers).status_code == 200
+        publish("video.deleted")
+        assert poll(search, lambda r: all(v["videoId"] != video_id for v in r), within_s=120) is not None
+        assert all(v["videoId"] != video_id for v in search())
