@@ -223,3 +223,22 @@ def test_a_retry_after_a_failure_at_any_step_indexes_once(
     assert video_store.version(org.id) == 1  # installed once
     moment = search(org, lambda_context, PHRASE).data["results"][0]["moments"][0]
     assert abs(moment["startS"] - start_of(segments, PHRASE)) <= 2
+
+
+def test_a_search_restricted_to_some_videos_finds_them_however_many_better_passages_others_have(
+    org, index_queue, lambda_context
+):
+    # Five videos that say the phrase in every sentence (dozens of passages that match it best) ...
+    for n in range(5):
+        other = video(org.id, title=f"Revision {n}")
+        put_transcript(org.id, other, timed([PHRASE] * 60), title=f"Revision {n}")
+        captions_ready(org.id, other)
+    assert index_all(index_queue, lambda_context) == 5
+    # ... and the one a knowledge base (or a course's tutor) names, which says it once.
+    named, segments = indexed_lesson(org.id, index_queue, lambda_context, title="Biology 3: cells")
+    assert db.collection(video_store.PASSAGES).count_documents({"orgId": org.id}) > 40
+
+    moments = video_search.search(org.id, "mitochondria energy", limit=4, video_ids={named}, per_video=2)
+
+    assert moments and {m.video_id for m in moments} == {named}
+    assert abs(moments[0].start_s - start_of(segments, PHRASE)) <= 2

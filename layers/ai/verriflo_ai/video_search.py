@@ -184,6 +184,7 @@ class _Index:
     ids: list[str]  # passage ids
     meta: list[tuple[str, float, float, str]]  # (videoId, startS, endS, text)
     videos: dict[str, IndexedVideo]  # how each video is shown (title, kind, room)
+    rows_of: dict[str, list[int]]  # each video's rows in the matrix
 
 
 class _IndexCache:
@@ -242,7 +243,10 @@ def _load(org_id: str, version: int) -> _Index:
         meta.append((row["videoId"], float(row["startS"]), float(row["endS"]), row["text"]))
         blobs.append(bytes(row["vector"]))
     videos = {v.video_id: v for v in video_store.indexed_videos(org_id)}
-    return _Index(version=version, matrix=_matrix(blobs), ids=ids, meta=meta, videos=videos)
+    rows_of: dict[str, list[int]] = {}
+    for row, (video_id, *_rest) in enumerate(meta):
+        rows_of.setdefault(video_id, []).append(row)
+    return _Index(version=version, matrix=_matrix(blobs), ids=ids, meta=meta, videos=videos, rows_of=rows_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +322,18 @@ def search(
         return []
     vector = _embed([query])[0] if query_vector is None else query_vector
     scores = index.matrix @ vector
+    if video_ids is not None or kinds is not None:
+        # Only the named videos (or kinds) compete, however many better passages other videos have.
+        allowed = [
+            row
+            for video_id, rows in index.rows_of.items()
+            if (video_ids is None or video_id in video_ids)
+            and (kinds is None or (shown := index.videos.get(video_id)) is None or shown.kind in kinds)
+            for row in rows
+        ]
+        mask = np.full(len(scores), -np.inf, dtype=np.float32)
+        mask[allowed] = 0.0
+        scores = scores + mask
     # Enough candidates for `limit` videos with a few moments each, picked without a full sort.
     k = min(len(scores), max(limit * per_video * 4, 32))
     best = np.argpartition(-scores, k - 1)[:k]
@@ -329,14 +345,6 @@ def search(
         if score < threshold:
             break
         video_id = index.meta[int(row)][0]
-        if video_ids is not None and video_id not in video_ids:
-            continue
-        if (
-            kinds is not None
-            and (shown := index.videos.get(video_id)) is not None
-            and shown.kind not in kinds
-        ):
-            continue
         if video_id not in taken and len(taken) >= limit:
             continue
         if taken.get(video_id, 0) >= per_video:
