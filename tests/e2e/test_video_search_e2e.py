@@ -103,6 +103,23 @@ def spoken_lesson(folder: Path) -> tuple[Path, float]:
     return video, phrase_at
 
 
+def indexer_logs(stack_aws) -> str:
+    """The indexer's log lines and its queues' depths (why nothing was indexed)."""
+    logs, sqs, lines = stack_aws("logs"), stack_aws("sqs"), []
+    for group in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/").get("logGroups", []):
+        if "VideoIndex" in group["logGroupName"]:
+            events = logs.filter_log_events(logGroupName=group["logGroupName"], limit=60).get("events", [])
+            lines += [e["message"].strip()[:400] for e in events]
+    for url in sqs.list_queues().get("QueueUrls", []):
+        if "VideoIndex" in url:
+            got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            lines.append(
+                f"{url}: {got.get('ApproximateNumberOfMessages')} waiting, "
+                f"{got.get('ApproximateNumberOfMessagesNotVisible')} in flight"
+            )
+    return "\n".join(lines) or "(no VideoIndex log group or queue found)"
+
+
 def poll(fetch, ready, within_s: float, every_s: float = 2.0):
     """Call `fetch` until `ready(result)`, at most `within_s`; the last result."""
     deadline, result = time.monotonic() + within_s, None
@@ -238,7 +255,9 @@ def test_the_deployed_indexer_takes_a_transcript_per_the_contract_and_its_deleti
         publish("video.captions_ready")
         results = poll(search, lambda r: any(v["videoId"] == video_id for v in r), within_s=180)
         found = next((v for v in results or [] if v["videoId"] == video_id), None)
-        assert found is not None, "the deployed indexer did not index the transcript within 3 minutes"
+        assert found is not None, "the deployed indexer did not index the transcript within 3 minutes:\n" + (
+            indexer_logs(stack_aws)
+        )
         assert abs(found["moments"][0]["startS"] - 23 * 4.5) <= 2 and found["title"] == "Cells"
         assert found["moments"][0]["playbackUrl"] is None  # never uploaded, so not playable
 
