@@ -188,17 +188,12 @@ def status(org: OrgContext, video_id: str) -> VideoStatus:
 def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
     """API.md's url call: a signed master playlist URL once any rendition is playable."""
     video = media.get_video(org.org_id, video_id)
-    if not video.playable:
+    url = playback.master_url(video, base_url)
+    if url is None:
         return VideoUrl(type=None, url=None, poster_url=None, status=video.status, message=video.message)
     ttl = media.media_settings().playback_ttl_s
     poster = playback.segment_url(video.poster_key, ttl) if video.poster_key else None
-    return VideoUrl(
-        type="hls",
-        url=playback.master_url(base_url, video.org_id, video.id),
-        poster_url=poster,
-        status=video.status,
-        message=video.message,
-    )
+    return VideoUrl(type="hls", url=url, poster_url=poster, status=video.status, message=video.message)
 
 
 def search_videos(
@@ -235,9 +230,7 @@ def search_videos(
                 end_s=round(moment.end_s, 2),
                 text=moment.text,
                 score=round(moment.score, 4),
-                playback_url=playback.master_url(base_url, video.org_id, video.id, moment.start_s)
-                if video.playable
-                else None,
+                playback_url=playback.at_moment(playback.master_url(video, base_url), moment.start_s),
             )
         )
     return VideoSearchResults(results=list(results.values()))

@@ -492,11 +492,13 @@ def moment_urls(org_id: str, moments: list[tuple[str, float]]) -> dict[tuple[str
         return {}
     base = (media.media_settings().public_base_url or "").rstrip("/")
     stored = media.videos_by_id(org_id, list(dict.fromkeys(v for v, _ in moments)))
-    return {
-        (video_id, start_s): playback.master_url(base, org_id, video_id, start_s)
-        for video_id, start_s in moments
-        if (video := stored.get(video_id)) is not None and video.playable
-    }
+    found = {}
+    for video_id, start_s in moments:
+        video = stored.get(video_id)
+        url = playback.at_moment(playback.master_url(video, base), start_s) if video else None
+        if url is not None:
+            found[(video_id, start_s)] = url
+    return found
 
 
 def recorded_in(org_id: str, video_ids: list[str]) -> dict[str, str]:

@@ -54,6 +54,15 @@ def sign(org_id: str, video_id: str, ttl_s: int, *, now: float | None = None) ->
     return f"{payload}.{signature}", expires
 
 
+def master_url(video: media.Video, base_url: str) -> str | None:
+    """The signed URL of a video's HLS master playlist (through the stream proxy, valid
+    `playback_ttl_s`), or None while nothing of it is playable."""
+    if not video.playable:
+        return None
+    token, _ = sign(video.org_id, video.id, media.media_settings().playback_ttl_s)
+    return f"{base_url}/v1/cdn/stream/{video.id}/master.m3u8?token={token}"
+
+
 def verify(token: str | None, video_id: str, *, now: float | None = None) -> Grant:
     """The grant of a token for `video_id`; Forbidden (403) if missing, tampered, foreign or expired."""
     # Tokens are base64url: anything else is refused before hmac.compare_digest, which raises
@@ -93,12 +102,10 @@ def _cloudfront_signer() -> Any:
     return CloudFrontSigner(settings.cloudfront_key_pair_id, rsa_sign)
 
 
-def master_url(base_url: str, org_id: str, video_id: str, start_s: float | None = None) -> str:
-    """The signed master playlist URL of a video (valid `playback_ttl_s`) under the API's base URL;
-    with `start_s`, a `#t=<seconds>` media fragment asks the player to start there."""
-    token, _ = sign(org_id, video_id, media.media_settings().playback_ttl_s)
-    url = f"{base_url}/v1/cdn/stream/{video_id}/master.m3u8?token={token}"
-    return url if start_s is None else f"{url}#t={start_s:.2f}"
+def at_moment(url: str | None, start_s: float) -> str | None:
+    """A playback URL that asks the player to start at `start_s` seconds (a `#t=` media fragment,
+    W3C Media Fragments; never sent to the server, so the token check is unchanged)."""
+    return None if url is None else f"{url}#t={start_s:.2f}"
 
 
 def segment_url(key: str, ttl_s: int) -> str:
