@@ -359,12 +359,12 @@ class Delivery:
         }
 
 
-def queued() -> list[Delivery]:
-    """Take every message off the ingestion queue (as the event source mapping would)."""
+def queued(queue_url: str | None = None) -> list[Delivery]:
+    """Take every message off the ingestion queue, or the one named (as the event source mapping would)."""
     import boto3
     from verriflo_ai.settings import ai_settings
 
-    sqs, queue_url = boto3.client("sqs"), ai_settings().ingest_queue_url
+    sqs, queue_url = boto3.client("sqs"), queue_url or ai_settings().ingest_queue_url
     taken: list[Delivery] = []
     while True:
         got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)

@@ -79,8 +79,10 @@ def open_class(
     room_id: str = ROOM_ID,
     title: str = TITLE,
     students: tuple[str, ...] = ("s-1",),
+    course_id: str | None = None,
 ) -> Classroom:
-    """Create the room, connect its teacher and students, deliver LiveKit's webhooks to rooms."""
+    """Create the room (of a course when `course_id` is given), connect its teacher and students,
+    deliver LiveKit's webhooks to rooms."""
     from rooms.handler import handler as rooms
 
     fund(org.id, 2000)
@@ -88,7 +90,7 @@ def open_class(
         "roomId": room_id,
         "title": title,
         "participant": {"uid": "t-1", "name": "Ada", "role": "TEACHER"},
-    }
+    } | ({"courseId": course_id} if course_id else {})
     created = call(rooms, api_event("rooms/create.json", headers=org.headers, body=body), ctx)
     assert created.status == 200, created.body
     name = f"{org.id}.{room_id}"

@@ -28,6 +28,7 @@ PARAMETERS = TEMPLATE["Parameters"]
 NOT_API = {
     "authorizer/request.json": "AuthorizerFunction",
     "ai_ingest/document_queued.json": "AiIngestFunction",
+    "ai_ingest/captions_ready.json": "VideoIndexFunction",
     "ai_tutor/summary_step.json": "TutorSummaryFunction",
     "billing/sweep.json": "BillingSweepFunction",
     "transcode/chunk_step.json": "TranscodeStepFunction",

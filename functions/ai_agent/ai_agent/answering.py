@@ -23,7 +23,7 @@ from verriflo.auth import OrgContext
 from verriflo.errors import PayloadTooLarge, UpstreamError, ValidationFailed, VerrifloError
 from verriflo.ledger import to_milli
 from verriflo.observability import logger
-from verriflo_ai import images, knowledge, metering, outcome, speech
+from verriflo_ai import images, knowledge, metering, outcome, speech, video_search
 from verriflo_ai.providers import (
     GenerationRequest,
     Message,
@@ -198,11 +198,15 @@ def prepare_generate(body: GenerateRequest, request_id: str) -> Prepared:
 _CITED = re.compile(r"\[(\d{1,2})\]")
 
 
-def _citations(passages: list[Passage], text: str, provider_name: str) -> list[Citation]:
+def _citations(org_id: str, passages: list[Passage], text: str, provider_name: str) -> list[Citation]:
     # The retrieval provider quotes every passage it was given; a model cites them as [n], and when
     # it names none, every passage it was grounded on is listed.
     used = {int(n) for n in _CITED.findall(text)} if provider_name != "retrieval" else set()
     chosen = [i for i in range(1, len(passages) + 1) if not used or i in used]
+    moments = [
+        (p.video_id, p.start_s) for i in chosen if (p := passages[i - 1]).video_id and p.start_s is not None
+    ]
+    urls = video_search.moment_urls(org_id, moments) if moments else {}
     return [
         Citation(
             index=i,
@@ -213,6 +217,10 @@ def _citations(passages: list[Passage], text: str, provider_name: str) -> list[C
             page=passages[i - 1].page,
             score=round(passages[i - 1].score, 4),
             text=passages[i - 1].text,
+            video_id=passages[i - 1].video_id,
+            start_s=passages[i - 1].start_s,
+            end_s=passages[i - 1].end_s,
+            playback_url=urls.get((passages[i - 1].video_id, passages[i - 1].start_s)),
         )
         for i in chosen
     ]
@@ -255,7 +263,7 @@ def answer(prep: Prepared, model: Provider | None = None) -> Iterator[StreamEven
         return
     text = "".join(produced)
     usage = usage or Usage(0, 0, counted=True)
-    for citation in _citations(prep.passages, text, getattr(model, "name", "")):
+    for citation in _citations(prep.org_id, prep.passages, text, getattr(model, "name", "")):
         yield CitationEvent(citation=citation)
     spec = images.chart_spec(text, prep.question)
     picture = images.render_chart(spec) if spec is not None else None

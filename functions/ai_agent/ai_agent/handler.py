@@ -12,8 +12,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from verriflo import asgi
 from verriflo.api import Envelope, Org, create_app, internal, lambda_handler, ok, protected, responses
 from verriflo_ai import knowledge
+from verriflo_ai.video_search import KnowledgeBaseVideo, KnowledgeBaseVideoList
 
-from ai_agent import answering, chats, models, streaming, usage
+from ai_agent import answering, chats, models, streaming, usage, videos
 
 app = create_app(max_body_bytes=streaming.app.body_limit())
 api = protected(app, "ai")
@@ -178,6 +179,42 @@ def delete_document(kb_id: str, document_id: str, org: Org) -> Envelope[models.D
     """Remove a document and its passages from a knowledge base."""
     knowledge.delete_document(org.org_id, kb_id, document_id)
     return ok(models.Deleted(id=document_id))
+
+
+@api.post(
+    "/v1/ai-agent/knowledge-bases/<kb_id>/videos",
+    summary="Add a video",
+    tags=TAGS,
+    responses=responses(KnowledgeBaseVideo, 400, 401, 404, 429, 503, status=201),
+)
+def add_video(kb_id: str, body: models.AddKnowledgeBaseVideo, org: Org) -> Envelope[KnowledgeBaseVideo]:
+    """One of the org's videos or recordings: its transcript's moments answer the base's questions,
+    cited with `videoId`, `startS`, `endS` and `playbackUrl` (201; 200 when it was already there)."""
+    entry, created = videos.add(org, kb_id, body.video_id)
+    return ok(entry, status=201 if created else 200)
+
+
+@api.get(
+    "/v1/ai-agent/knowledge-bases/<kb_id>/videos",
+    summary="List videos",
+    tags=TAGS,
+    responses=responses(KnowledgeBaseVideoList, 401, 404, 429, 503),
+)
+def list_videos(kb_id: str, org: Org) -> Envelope[KnowledgeBaseVideoList]:
+    """A knowledge base's videos, with whether each transcript is indexed yet."""
+    return ok(videos.listed(org, kb_id))
+
+
+@api.delete(
+    "/v1/ai-agent/knowledge-bases/<kb_id>/videos/<video_id>",
+    summary="Remove a video",
+    tags=TAGS,
+    responses=responses(models.Deleted, 401, 404, 429, 503),
+)
+def remove_video(kb_id: str, video_id: str, org: Org) -> Envelope[models.Deleted]:
+    """Take a video out of a knowledge base (the video itself stays)."""
+    videos.remove(org, kb_id, video_id)
+    return ok(models.Deleted(id=video_id))
 
 
 @service.post(

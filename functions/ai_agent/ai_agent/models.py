@@ -70,6 +70,12 @@ class Citation(ApiModel):
     page: int | None = Field(default=None, description="the PDF page the passage is on (null for text)")
     score: float
     text: str
+    video_id: str | None = Field(default=None, description="a video's moment: the video (null for documents)")
+    start_s: float | None = Field(default=None, description="where in the video it starts, in seconds")
+    end_s: float | None = Field(default=None, description="where its passage ends, in seconds")
+    playback_url: str | None = Field(
+        default=None, description="the signed master playlist starting at `startS` (`#t=` fragment)"
+    )
 
 
 class TokenUsage(ApiModel):
@@ -305,3 +311,9 @@ class Deleted(ApiModel):
 
     id: str
     deleted: bool = True
+
+
+class AddKnowledgeBaseVideo(StrictApiModel):
+    """A video or class recording of the org to draw on (by its `videoId`)."""
+
+    video_id: str = Field(min_length=1, max_length=100)

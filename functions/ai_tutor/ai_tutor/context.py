@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from verriflo_ai import hints, knowledge
+from verriflo_ai import hints, knowledge, video_search
 from verriflo_ai.embeddings import embedder
 from verriflo_ai.providers import GenerationRequest, Message, Passage
 from verriflo_ai.settings import ai_settings
@@ -158,8 +158,16 @@ def _room_passage(title: str, topic: str | None, vector: np.ndarray) -> Passage 
     return Passage(text=text, score=score, knowledge_base_id="", document_id="", title="This class", chunk=0)
 
 
-def _source(index: int, passage: Passage, shown: str | None = None) -> TutorSource:
+def _source(
+    index: int,
+    passage: Passage,
+    urls: dict[tuple[str, float], str],
+    rooms: dict[str, str],
+    shown: str | None = None,
+) -> TutorSource:
     kind = "material" if passage.knowledge_base_id else ("earlier" if passage.document_id else "room")
+    if passage.video_id:
+        kind = "recording"
     return TutorSource(
         index=index,
         kind=kind,
@@ -169,7 +177,19 @@ def _source(index: int, passage: Passage, shown: str | None = None) -> TutorSour
         page=passage.page if kind == "material" else None,
         score=round(passage.score, 4),
         text=passage.text if shown is None else shown,
+        video_id=passage.video_id,
+        room_id=rooms.get(passage.video_id or ""),
+        start_s=passage.start_s,
+        end_s=passage.end_s,
+        playback_url=urls.get((passage.video_id or "", passage.start_s or 0.0)),
     )
+
+
+def _recordings(org_id: str, room: store.Room, question: str, vector: np.ndarray) -> list[Passage]:
+    """What the teacher said about it in the course's transcribed recordings (the room's own, and
+    with a `courseId` every class of the course), best first: at most two moments."""
+    rooms = store.course_rooms(org_id, room.course_id) if room.course_id else [room.room_id]
+    return video_search.recording_passages(org_id, rooms, question, vector, 2, ai_settings().min_score)
 
 
 def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question: str) -> Gathered:
@@ -185,11 +205,18 @@ def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question
     if hint is not None and offline:
         material = material[:1]  # the hint is made from the best passage alone
     passages = list(material)
+    # an offline hint is made from the best passage alone: no recording's moment beside it
+    recorded = [] if hint is not None and offline else _recordings(asker.org_id, room, question, vector)
+    passages.extend(recorded)
     room_passage = _room_passage(room.title or asker.room_id, settings.topic, vector)
     if room_passage is not None and not (hint is not None and offline):
         passages.append(room_passage)
     if earlier is not None and not hinting:  # an earlier answer may be what the hints lead to
         passages.append(earlier)
+    urls = video_search.moment_urls(
+        asker.org_id, [(p.video_id, p.start_s or 0.0) for p in recorded if p.video_id]
+    )
+    recorded_in = video_search.recorded_in(asker.org_id, [p.video_id for p in recorded if p.video_id])
     generation = GenerationRequest(
         question=question,
         history=tuple(history) if not offline else (),
@@ -198,9 +225,11 @@ def gather(asker: Asker, room: store.Room, settings: TutorRoomSettings, question
         system=system_prompt(room.title or asker.room_id, settings.topic, settings.mode, level),
         hint=hint.text if hint is not None and offline else "",
     )
-    sources = [
-        # In hint mode a source shows no more of the material than the hint's level does.
-        _source(i, p, hints.reveal(p.text, question, level) if hinting and p.knowledge_base_id else None)
-        for i, p in enumerate(passages, 1)
-    ]
+
+    # In hint mode a source of the material or a recording shows no more than the hint's level does.
+    def shown(p: Passage) -> str | None:
+        masked = hinting and bool(p.knowledge_base_id or p.video_id)
+        return hints.reveal(p.text, question, level) if masked else None
+
+    sources = [_source(i, p, urls, recorded_in, shown(p)) for i, p in enumerate(passages, 1)]
     return Gathered(generation=generation, sources=sources, grounded=bool(passages), vector=vector)

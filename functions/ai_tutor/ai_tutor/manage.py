@@ -16,6 +16,7 @@ from ai_tutor import context, store
 from ai_tutor.config import tutor_settings
 from ai_tutor.credentials import RoomCredential
 from ai_tutor.models import (
+    TaughtMoment,
     TutorAddMaterial,
     TutorClassroomState,
     TutorExchange,
@@ -205,6 +206,25 @@ def usage(org_id: str, room_id: str) -> TutorRoomUsage:
     )
 
 
+def taught(org_id: str, room_id: str) -> list[TaughtMoment]:
+    """What was taught, from the class recording's transcript: read when asked, so a recording
+    transcribed after the summary was written (captions come after the class) is there too."""
+    from verriflo_ai import video_search
+
+    moments = video_search.key_moments(org_id, room_id)
+    urls = video_search.moment_urls(org_id, [(m.video_id, m.start_s) for m in moments])
+    return [
+        TaughtMoment(
+            video_id=m.video_id,
+            start_s=round(m.start_s, 2),
+            end_s=round(m.end_s, 2),
+            text=m.text,
+            playback_url=urls.get((m.video_id, m.start_s)),
+        )
+        for m in moments
+    ]
+
+
 def summary(org_id: str, room_id: str) -> tuple[TutorSummary, int]:
     """The class summary and the status to answer with: 200 ready, 202 not yet (with the state)."""
     room = store.require_room(org_id, room_id)
@@ -215,6 +235,7 @@ def summary(org_id: str, room_id: str) -> tuple[TutorSummary, int]:
             state="ready",
             summary=record.summary,
             top_queries=record.top_queries,
+            taught=taught(org_id, room_id),
             method=record.method,
             interactions=record.interactions,
             students=record.students,

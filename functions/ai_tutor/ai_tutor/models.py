@@ -51,16 +51,22 @@ class TutorClassroomChat(StrictApiModel):
 
 
 class TutorSource(ApiModel):
-    """Where part of an answer came from: class material, the room itself, or an earlier exchange."""
+    """Where part of an answer came from: class material, the room itself, an earlier exchange, or
+    what the teacher said in a transcribed recording of the course (`recording`: the moment)."""
 
     index: int
-    kind: Literal["material", "room", "earlier"]
+    kind: Literal["material", "room", "earlier", "recording"]
     title: str
     document_id: str | None = None
     chunk: int | None = None
     page: int | None = Field(default=None, description="the PDF page of material (null for text)")
     score: float
     text: str
+    video_id: str | None = Field(default=None, description="`recording`: the recording's videoId")
+    room_id: str | None = Field(default=None, description="`recording`: the class it was recorded in")
+    start_s: float | None = Field(default=None, description="`recording`: where it is said, in seconds")
+    end_s: float | None = Field(default=None, description="`recording`: where its passage ends")
+    playback_url: str | None = Field(default=None, description="`recording`: signed, starting at `startS`")
 
 
 class TutorTokenUsage(ApiModel):
@@ -236,6 +242,16 @@ class TutorTopQuery(ApiModel):
     frequency: int
 
 
+class TaughtMoment(ApiModel):
+    """A moment of the class's recording that says what was taught."""
+
+    video_id: str
+    start_s: float
+    end_s: float
+    text: str
+    playback_url: str | None = Field(default=None, description="signed, starting at `startS`")
+
+
 class TutorSummary(ApiModel):
     """`GET /v1/ai-tutor/summary/:roomId` (API.md: `summary`, `topQueries`) and its state."""
 
@@ -243,6 +259,11 @@ class TutorSummary(ApiModel):
     state: Literal["ready", "pending", "class_in_progress"]
     summary: str | None = None
     top_queries: list[TutorTopQuery] = Field(default_factory=list)
+    taught: list[TaughtMoment] = Field(
+        default_factory=list,
+        description="what was taught, from the class recording's transcript (once it is transcribed): "
+        "its most representative moments, in time order, beside what the students asked (`topQueries`)",
+    )
     method: Literal["extractive", "generated"] | None = None
     interactions: int = 0
     students: int = 0

@@ -52,7 +52,12 @@ def summarize(event: dict[str, Any]) -> dict[str, Any]:
     room = store.require_room(org_id, room_id)
     settings = context.room_settings(org_id, room_id)
     rows = list(store.iter_completed(org_id, room_id))
-    content = summary.write(room.title or room_id, settings.topic, rows, _material(org_id, room_id))
+    from verriflo_ai import video_search
+
+    # The class recording's transcript, when it is already there (it usually follows the class: the
+    # summary's `taught` is read again whenever the summary is).
+    taught = [m.text for m in video_search.key_moments(org_id, room_id)]
+    content = summary.write(room.title or room_id, settings.topic, rows, _material(org_id, room_id), taught)
     ready = outbox.event(
         "summary.ready",
         org_id,

@@ -65,6 +65,7 @@ class Room(BaseModel):
     room_id: str = Field(alias="roomId")
     title: str | None = None
     status: str | None = None
+    course_id: str | None = Field(default=None, alias="courseId")
 
     @property
     def ended(self) -> bool:
@@ -194,9 +195,18 @@ def find_room(org_id: str, room_id: str) -> Room | None:
     """The org's room (live or ended), or None."""
     with db.unavailable_on_failure():
         doc = db.collection(ROOMS).find_one(
-            {"orgId": org_id, "roomId": room_id}, {"roomId": 1, "title": 1, "status": 1}
+            {"orgId": org_id, "roomId": room_id}, {"roomId": 1, "title": 1, "status": 1, "courseId": 1}
         )
     return Room.model_validate(doc) if doc else None
+
+
+def course_rooms(org_id: str, course_id: str) -> list[str]:
+    """The roomIds of the org's classes of one course (the room API's `courseId`)."""
+    with db.unavailable_on_failure():
+        return [
+            d["roomId"]
+            for d in db.collection(ROOMS).find({"orgId": org_id, "courseId": course_id}, {"roomId": 1})
+        ]
 
 
 def connected_role(org_id: str, room_id: str, uid: str) -> str | None:

@@ -107,9 +107,11 @@ def extractive(
     queries: list[TutorTopQuery],
     groups: list[Group],
     material: list[str],
+    taught: list[str] | tuple[str, ...] = (),
 ) -> str:
-    """An honest extractive summary: counts, the most asked questions, and the material sentences
-    closest to what students asked about."""
+    """An honest extractive summary: counts, the most asked questions, what was taught (the class
+    recording's key passages, once transcribed), and the material sentences closest to what students
+    asked about."""
     import numpy as np
 
     lines = [EXTRACTIVE_NOTE, ""]
@@ -125,6 +127,10 @@ def extractive(
             "Most asked: "
             + "; ".join(f'"{_excerpt(q.question, 120)}" ({q.frequency}x)' for q in queries[:5])
             + "."
+        )
+    if taught:
+        lines.append(
+            "What was taught (from the class recording): " + " ".join(_excerpt(t, 240) for t in taught)
         )
     sentences = [s for text in material for s in _sentences(text)]
     if sentences and groups:
@@ -152,6 +158,7 @@ def generated(
     students: int,
     queries: list[TutorTopQuery],
     material: list[str],
+    taught: list[str] | tuple[str, ...] = (),
 ) -> str:
     """A summary written by the configured model from the same facts (ProviderError on failure)."""
     facts = [
@@ -162,6 +169,8 @@ def generated(
     facts += [f"- ({q.frequency}x) {q.question} -> {_excerpt(q.answer, 300)}" for q in queries]
     if material:
         facts.append("Class material (excerpts):\n" + _excerpt(" ".join(material), 4000))
+    if taught:
+        facts.append("What the teacher said (the class recording's key passages):\n" + "\n".join(taught))
     request = GenerationRequest(
         question="Summarise this class for its teacher.", system=SUMMARY_PROMPT, context_note="\n".join(facts)
     )
@@ -185,7 +194,13 @@ def vectors_for(rows: list[PastExchange]) -> np.ndarray:
     return out
 
 
-def write(title: str, topic: str | None, rows: list[PastExchange], material: list[str]) -> SummaryContent:
+def write(
+    title: str,
+    topic: str | None,
+    rows: list[PastExchange],
+    material: list[str],
+    taught: list[str] | tuple[str, ...] = (),
+) -> SummaryContent:
     """The summary record's content for a class: summary, topQueries, method and counts."""
     import numpy as np
 
@@ -193,9 +208,12 @@ def write(title: str, topic: str | None, rows: list[PastExchange], material: lis
     queries, groups = top_queries(rows, vectors) if rows else ([], [])
     students = len({r.student_uid for r in rows})
     if ai_settings().provider == "retrieval":
-        text, method = extractive(title, topic, rows, students, queries, groups, material), "extractive"
+        text, method = (
+            extractive(title, topic, rows, students, queries, groups, material, taught),
+            "extractive",
+        )
     else:
-        text, method = generated(title, topic, rows, students, queries, material), "generated"
+        text, method = generated(title, topic, rows, students, queries, material, taught), "generated"
     return SummaryContent(
         summary=text, top_queries=queries, method=method, interactions=len(rows), students=students
     )

@@ -4,7 +4,7 @@ token-checked stream proxy that serves signed HLS playlists."""
 # No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
 # typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -65,6 +65,22 @@ def list_videos(
     """Uploads and class recordings, newest first; `kind=upload|recording`, `roomId` (a room's
     recordings); page with `before`."""
     return ok(logic.list_videos(org, limit=limit, status=status, before=before, kind=kind, room_id=room_id))
+
+
+@api.get(
+    "/v1/cdn/videos/search",
+    summary="Search the videos' transcripts",
+    tags=["cdn"],
+    responses=responses(models.VideoSearchResults, 401, 429, 502, 503),
+)
+def search_videos(
+    org: Org,
+    q: Annotated[str, Query(max_length=500, description="what to find, in words")] = "",
+    limit: Annotated[int, Query(ge=1, le=50, description="videos at most")] = 10,
+    kind: Annotated[Literal["upload", "recording"] | None, Query()] = None,
+) -> Envelope[models.VideoSearchResults]:
+    """The org's videos and the moments of their transcripts that answer `q` (empty `q`: 400)."""
+    return ok(logic.search_videos(org, q, limit=limit, kind=kind, base_url=base_url()))
 
 
 @api.get(

@@ -26,6 +26,9 @@ from cdn.models import (
     VideoDeleted,
     VideoInfo,
     VideoList,
+    VideoMoment,
+    VideoSearchResult,
+    VideoSearchResults,
     VideoStatus,
     VideoUrl,
 )
@@ -217,6 +220,46 @@ def playback_url(org: OrgContext, video_id: str, base_url: str) -> VideoUrl:
     ttl = media.media_settings().playback_ttl_s
     poster = playback.segment_url(video.poster_key, ttl) if video.poster_key else None
     return VideoUrl(type="hls", url=url, poster_url=poster, status=video.status, message=video.message)
+
+
+def search_videos(
+    org: OrgContext, q: str, *, limit: int, kind: str | None, base_url: str
+) -> VideoSearchResults:
+    """The org's videos whose transcripts answer `q`, each with its best moments (at most three),
+    best first; a moment's playback URL starts at its `startS` (`#t=` media fragment)."""
+    from verriflo_ai import video_search
+
+    if not q.strip():
+        raise ValidationFailed("q: say what to search for.")
+    moments = video_search.search(org.org_id, q, limit=limit, kinds={kind} if kind else None)
+    results: dict[str, VideoSearchResult] = {}
+    named = list(dict.fromkeys(m.video_id for m in moments))
+    stored = media.videos_by_id(org.org_id, named)
+    for gone in (v for v in named if v not in stored):
+        # Deleted after it was indexed (its `video.deleted` may still be on its way): never shown.
+        video_search.remove_video(org.org_id, gone)
+    for moment in moments:
+        video = stored.get(moment.video_id)
+        if video is None:
+            continue
+        if video.id not in results:
+            results[video.id] = VideoSearchResult(
+                video_id=video.id,
+                title=moment.title or video.title,
+                kind="recording" if moment.kind == "recording" else "upload",
+                room_id=moment.room_id,
+                moments=[],
+            )
+        results[moment.video_id].moments.append(
+            VideoMoment(
+                start_s=round(moment.start_s, 2),
+                end_s=round(moment.end_s, 2),
+                text=moment.text,
+                score=round(moment.score, 4),
+                playback_url=playback.at_moment(playback.master_url(video, base_url), moment.start_s),
+            )
+        )
+    return VideoSearchResults(results=list(results.values()))
 
 
 def _playable(token: str | None, video_id: str) -> Video:

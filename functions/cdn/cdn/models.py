@@ -122,3 +122,33 @@ class VideoUrl(ApiModel):
     poster_url: str | None
     status: media.Status
     message: str
+
+
+class VideoMoment(ApiModel):
+    """A moment of a video that answers a search: from the sentence closest to the query to the end
+    of its passage."""
+
+    start_s: float = Field(description="seconds from the start of the video where the moment begins")
+    end_s: float = Field(description="seconds from the start where its passage ends")
+    text: str = Field(description="what is said from `startS` to `endS`")
+    score: float = Field(description="cosine similarity to the query (higher is closer)")
+    playback_url: str | None = Field(
+        description="the signed master playlist starting at `startS` (`#t=<startS>` media fragment; "
+        "hls.js: pass it as `startPosition`); null until the video is playable"
+    )
+
+
+class VideoSearchResult(ApiModel):
+    """A video with its moments that answer the search, best first."""
+
+    video_id: str
+    title: str
+    kind: Literal["upload", "recording"]
+    room_id: str | None = None
+    moments: list[VideoMoment]
+
+
+class VideoSearchResults(ApiModel):
+    """`GET /v1/cdn/videos/search`: the org's videos whose transcripts answer the query, best first."""
+
+    results: list[VideoSearchResult]

@@ -94,6 +94,7 @@ def create_room(org: OrgContext, body: CreateRoom) -> RoomCreated:
         org_id=org.org_id,
         room_id=body.room_id,
         title=body.title,
+        course_id=body.course_id,
         lk_name=name,
         sid=sid,
         customization=customization,

@@ -67,6 +67,11 @@ class CreateRoom(StrictApiModel):
     participant: Participant
     customization: Customization = Field(default_factory=Customization)
     settings: RoomSettings = Field(default_factory=RoomSettings)
+    course_id: RoomIdText | None = Field(
+        default=None,
+        description="the course this class belongs to (letters, digits, `-`, `_`): the AI tutor draws on "
+        "the transcribed recordings of the course's earlier classes",
+    )
 
 
 class JoinRoom(StrictApiModel):

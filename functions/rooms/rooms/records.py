@@ -53,6 +53,7 @@ class Room(BaseModel):
     org_id: str = Field(alias="orgId")
     room_id: str = Field(alias="roomId")
     title: str
+    course_id: str | None = Field(default=None, alias="courseId")
     lk_name: str = Field(alias="lkName")
     sid: str
     status: Literal["open", "ended"] = "open"

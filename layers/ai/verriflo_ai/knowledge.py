@@ -182,6 +182,9 @@ def delete_base(org_id: str, kb_id: str) -> None:
     """Delete a knowledge base and everything in it."""
     kb_store.delete_base(org_id, kb_id)
     _index_cache.forget(org_id, kb_id)
+    from verriflo_ai import video_store
+
+    video_store.forget_kb(org_id, kb_id)
 
 
 def _chunks(content: bytes, content_type: str) -> list[Chunk]:
@@ -510,5 +513,9 @@ def search(
                         page=page,
                     )
                 )
+    # The bases' videos: the moments of their transcripts, cited with `videoId`, `startS`, `endS`.
+    from verriflo_ai import video_search
+
+    found.extend(video_search.base_passages(org_id, kb_ids, query, vector, top_k, threshold))
     found.sort(key=lambda p: p.score, reverse=True)
     return found[:top_k]

@@ -45,6 +45,10 @@ class Passage:
     title: str
     chunk: int
     page: int | None = None  # the PDF page it is on
+    # A passage of a video's transcript: the video and where in it (seconds); None for documents.
+    video_id: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
 
     @property
     def source(self) -> str:

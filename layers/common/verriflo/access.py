@@ -109,6 +109,9 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", f"{_KB}/documents"): _USE,
     ("GET", f"{_KB}/documents/{{document_id}}"): _READ,
     ("DELETE", f"{_KB}/documents/{{document_id}}"): _USE,
+    ("GET", f"{_KB}/videos"): _READ,
+    ("POST", f"{_KB}/videos"): _USE,
+    ("DELETE", f"{_KB}/videos/{{video_id}}"): _USE,
     ("POST", "/api/v1/generate"): _INTERNAL,
     ("POST", "/api/v1/generate/stream"): _INTERNAL,
     # AI tutor
@@ -136,6 +139,7 @@ ROUTES: dict[tuple[str, str], Action] = {
     # videos
     ("POST", "/v1/cdn/videos"): _USE,
     ("GET", "/v1/cdn/videos"): _READ,
+    ("GET", "/v1/cdn/videos/search"): _READ,
     ("GET", _VIDEO): _READ,
     ("DELETE", _VIDEO): _USE,
     ("POST", f"{_VIDEO}/upload/complete"): _USE,

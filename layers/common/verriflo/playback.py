@@ -126,6 +126,12 @@ def _cloudfront_signer() -> Any:
     return CloudFrontSigner(settings.cloudfront_key_pair_id, rsa_sign)
 
 
+def at_moment(url: str | None, start_s: float) -> str | None:
+    """A playback URL that asks the player to start at `start_s` seconds (a `#t=` media fragment,
+    W3C Media Fragments; never sent to the server, so the token check is unchanged)."""
+    return None if url is None else f"{url}#t={start_s:.2f}"
+
+
 def segment_url(key: str, ttl_s: int) -> str:
     """A signed, short-lived URL for one object of the media bucket (a segment or a poster)."""
     from verriflo import objects
