@@ -168,6 +168,7 @@ class Video(BaseModel):
     completed_at: datetime | None = Field(default=None, alias="completedAt")
     expires_at: datetime | None = Field(default=None, alias="expiresAt")
     stored_bytes: int | None = Field(default=None, alias="storedBytes")
+    captions: dict[str, Any] | None = None  # verriflo.transcripts.CaptionsState
 
     @property
     def media_prefix(self) -> str:
@@ -366,11 +367,14 @@ def record_stored_bytes(video: Video, stored: int) -> None:
 
 
 def purge(video: Video) -> None:
-    """Delete a video everywhere: its outputs, its source (or unfinished upload) and its record."""
-    from verriflo import objects
+    """Delete a video everywhere: its outputs, captions and transcript, its source (or unfinished
+    upload) and its record."""
+    from verriflo import objects, transcripts
 
     settings = media_settings()
     objects.delete_prefix(settings.media_bucket, video.media_prefix)
+    objects.delete_prefix(settings.media_bucket, transcripts.all_files_prefix(video.org_id, video.id))
+    transcripts.delete(video.org_id, video.id)
     if video.upload_id:
         objects.abort_multipart(video.source_bucket, video.source_key, video.upload_id)
     objects.delete(video.source_bucket, video.source_key)

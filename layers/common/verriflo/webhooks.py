@@ -38,6 +38,7 @@ EVENT_TYPES = (
     "recording.ready",
     "video.ready",
     "video.failed",
+    "video.captions_ready",
     "summary.ready",
     "credits.low",
     "credits.exhausted",
