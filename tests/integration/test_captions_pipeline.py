@@ -6,16 +6,11 @@ failure at any step complete once."""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-
 import boto3
 import pytest
-from captions import handler as captions_handler
-from media_support import MEDIA, UPLOADS, keys, make_video, tap_media_events, use_media_env
+from captions_support import caption, uploaded_and_transcoded
+from media_support import MEDIA, keys, make_video, tap_media_events, use_media_env
 from speech_support import SCRIPT, silent_video, speech_video, word_error_rate
-from support import load_event
-from transcode import handler as transcode_handler
 from verriflo import db, events, ledger, media, outbox, transcripts, webvtt
 
 
@@ -27,40 +22,8 @@ def media_env(stores, monkeypatch):
     transcripts.captions_settings.cache_clear()
 
 
-@dataclass
-class Ctx:
-    aws_request_id: str
-    function_name: str = "captions"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:captions"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 def fund(org_id: str, credits: int = 100) -> None:
     ledger.grant(ledger.UsageEvent(entry_id=f"g-{org_id}", org_id=org_id, service="grant", credits=credits))
-
-
-def uploaded_and_transcoded(org_id: str, path, lambda_context) -> media.Video:
-    video = media.insert_video(
-        org_id,
-        title="Photosynthesis",
-        size_bytes=path.stat().st_size,
-        content_type="video/mp4",
-        bucket=UPLOADS,
-    )
-    boto3.client("s3").upload_file(str(path), UPLOADS, video.source_key)
-    event = copy.deepcopy(load_event("transcode/s3_object_created.json"))
-    obj = event["Records"][0]["s3"]
-    obj["bucket"] |= {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"}
-    obj["object"] |= {"key": video.source_key.replace("/", "%2F"), "size": path.stat().st_size}
-    assert transcode_handler.handler(event, lambda_context)["results"][0]["outcome"] == "completed"
-    return media.get_video(org_id, video.id)
-
-
-def caption(video: media.Video, request_id: str = "req-1") -> dict:
-    return captions_handler.handler({"orgId": video.org_id, "videoId": video.id}, Ctx(request_id))
 
 
 def captions_charges(org_id: str) -> list[dict]:
@@ -105,7 +68,9 @@ def test_speech_video_gets_subtitles_vtt_transcript_event_and_one_charge_beside_
     names = [line for line in playlist.splitlines() if line and not line.startswith("#")]
     assert len(names) == len([k for k in stored if k.endswith(".vtt")]) - 1 >= 5  # 4 s segments
     first = s3.get_object(Bucket=MEDIA, Key=state.prefix + "subs/" + names[0])["Body"].read().decode()
-    assert first.startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n")
+    # 1.4 s, FFmpeg's MPEG-TS start, plus x264's two frames of reordering at 15 fps
+    assert first.startswith(f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{126000 + 2 * 6000},LOCAL:00:00:00.000\n")
+    assert state.mpegts == 138000
     whole = s3.get_object(Bucket=MEDIA, Key=state.prefix + "captions.vtt")["Body"].read().decode()
     assert len(webvtt.parse(whole)) == len(transcript.segments)
 
@@ -208,3 +173,19 @@ def test_a_retry_after_a_failure_at_any_step_completes_once(org, lesson, lambda_
     assert [e["type"] for e in tap.drain()].count("video.captions_ready") == 1
     assert len(captions_charges(org.id)) == 1
     assert outbox.pending(media.VIDEOS, video.id) == []
+
+
+def test_captions_whose_worker_was_lost_fail_in_the_sweep_and_live_ones_stay(org, lesson, lambda_context):
+    from datetime import timedelta
+
+    from verriflo.orgs import now
+
+    fund(org.id)
+    lost = uploaded_and_transcoded(org.id, lesson, lambda_context)  # pending, never claimed
+    assert transcripts.fail_stalled(at=now()) == 0  # not yet overdue
+    later = now() + timedelta(seconds=2 * transcripts.captions_settings().lease_s + 60)
+    assert transcripts.fail_stalled(at=later) == 1
+    state = transcripts.state(media.get_video(org.id, lost.id))
+    assert state.status == "failed" and "did not finish" in state.reason
+    assert caption(lost)["outcome"] == "duplicate"  # a late invocation finds nothing to claim
+    assert transcripts.fail_stalled(at=later) == 0

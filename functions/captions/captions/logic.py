@@ -13,13 +13,14 @@ run it overtook changes nothing.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
 from verriflo import captions, ledger, media, objects, outbox, pricing, transcripts, webvtt
-from verriflo.errors import InsufficientCredits, ValidationFailed
+from verriflo.errors import InsufficientCredits, NotFound, ValidationFailed
 from verriflo.media import Video
 from verriflo.observability import logger
 from verriflo_ai import speech
@@ -27,6 +28,7 @@ from verriflo_ai.settings import ai_settings
 
 Outcome = Literal["ready", "none", "failed", "duplicate"]
 AUTO = "auto"
+CLOCK_WAIT_S = 60.0
 
 
 @dataclass
@@ -82,12 +84,12 @@ def caption_video(org_id: str, video_id: str, claimant: str) -> Result:
         return Result("none", video_id)
     duration = max(duration, said[-1].end_s)
     segments = [transcripts.TranscriptSegment(start_s=s.start_s, end_s=s.end_s, text=s.text) for s in said]
-    prefix = captions.publish_files(
-        video, AUTO, webvtt.from_transcript([(s.start_s, s.end_s, s.text) for s in said]), duration
-    )
+    mpegts = video_clock(video)
+    cues = webvtt.from_transcript([(s.start_s, s.end_s, s.text) for s in said])
+    prefix = captions.publish_files(video, AUTO, cues, duration, mpegts)
     if transcripts.save(video, segments, source="auto", duration_s=duration) is None:
         return Result("duplicate", video_id, "The owner's captions are in.")
-    value = captions.ready_state(prefix, "auto", 0)
+    value = captions.ready_state(prefix, "auto", 0, mpegts)
     effects = [
         outbox.charge(
             ledger.UsageEvent(
@@ -108,6 +110,49 @@ def caption_video(org_id: str, video_id: str, claimant: str) -> Result:
     outbox.drain(media.VIDEOS, video_id)
     logger.info("captions.ready", extra={"sentences": len(said), "duration_s": duration})
     return Result("ready", video_id)
+
+
+def video_clock(video: Video, wait_s: float = CLOCK_WAIT_S) -> int:
+    """The MPEG-TS time (90 kHz) at which the video's first frame is shown in its HLS segments,
+    read from the lowest rung's first segment (waiting, bounded, for the transcode to store it);
+    FFmpeg's usual start (webvtt.MPEGTS_ZERO) when it cannot be read (no PyAV in this layer, no
+    segment in time)."""
+    bucket = media.media_settings().media_bucket
+    deadline = time.monotonic() + wait_s
+    while True:
+        current = media.find_video(video.id)
+        first = _first_segment(bucket, current) if current and current.renditions else None
+        if first or time.monotonic() >= deadline:
+            break
+        time.sleep(1)  # bounded by the deadline
+    if not first:
+        return webvtt.MPEGTS_ZERO
+    try:
+        import av
+    except ImportError:
+        return webvtt.MPEGTS_ZERO
+    with tempfile.TemporaryDirectory(prefix="captions-clock-") as tmp:
+        path = Path(tmp) / "first.ts"
+        objects.download(bucket, first, path)
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                for packet in container.demux(stream):
+                    if packet.pts is not None:
+                        return int(packet.pts * stream.time_base * 90_000)
+        except (av.FFmpegError, IndexError):
+            pass
+    return webvtt.MPEGTS_ZERO
+
+
+def _first_segment(bucket: str, video: Video) -> str | None:
+    prefix = f"{video.media_prefix}{video.renditions[0].name}/"
+    try:
+        playlist = objects.read_text(bucket, f"{prefix}index.m3u8")
+    except NotFound:
+        return None
+    names = [line for line in playlist.splitlines() if line and not line.startswith("#")]
+    return prefix + names[0] if names else None
 
 
 def _length(seconds: float) -> str:

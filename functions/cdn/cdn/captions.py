@@ -65,16 +65,18 @@ def upload(org: OrgContext, video_id: str, body: CaptionsUpload) -> CaptionsInfo
     video = media.get_video(org.org_id, video_id)
     cues = webvtt.parse(body.vtt)
     duration = max(float(video.duration_s or 0), cues[-1].end_s)
+    # the video's clock as the captions worker read it from the segments (else FFmpeg's start)
+    mpegts = transcripts.state(video).mpegts or webvtt.MPEGTS_ZERO
     revision = transcripts.next_revision(video)
     name = f"u{revision}"
-    prefix = captions.publish_files(video, name, cues, duration)
+    prefix = captions.publish_files(video, name, cues, duration, mpegts)
     segments = [
         transcripts.TranscriptSegment(start_s=c.start_s, end_s=c.end_s, text=webvtt.plain(c.text))
         for c in cues
         if webvtt.plain(c.text)
     ]
     transcripts.save(video, segments, source="upload", duration_s=duration, language=body.language)
-    value = captions.ready_state(prefix, "upload", revision) | {"language": body.language}
+    value = captions.ready_state(prefix, "upload", revision, mpegts) | {"language": body.language}
     event = captions.ready_event(
         video, "upload", duration, event_id=f"evt_captions_ready_{video.id}_{name}", language=body.language
     )

@@ -12,12 +12,14 @@ from verriflo import media, objects, outbox, transcripts, webvtt
 from verriflo.media import Video
 
 
-def publish_files(video: Video, revision: str, cues: list[webvtt.Cue], duration_s: float) -> str:
+def publish_files(
+    video: Video, revision: str, cues: list[webvtt.Cue], duration_s: float, mpegts: int = webvtt.MPEGTS_ZERO
+) -> str:
     """The captions' files under their revision's prefix: `captions.vtt` (the whole file) and the
     HLS subtitles (`subs/index.m3u8` and its WebVTT segments); returns the prefix."""
     bucket = media.media_settings().media_bucket
     prefix = transcripts.files_prefix(video.org_id, video.id, revision)
-    playlist, segments = webvtt.segments(cues, duration_s, transcripts.captions_settings().segment_s)
+    playlist, segments = webvtt.segments(cues, duration_s, transcripts.captions_settings().segment_s, mpegts)
     with tempfile.TemporaryDirectory(prefix="captions-out-") as tmp:
         root = Path(tmp)
         (root / "subs").mkdir()
@@ -33,9 +35,16 @@ def publish_files(video: Video, revision: str, cues: list[webvtt.Cue], duration_
     return prefix
 
 
-def ready_state(prefix: str, source: str, revision: int) -> dict[str, Any]:
-    """The captions state of published captions."""
-    return {"status": "ready", "source": source, "language": "en", "prefix": prefix, "revision": revision}
+def ready_state(prefix: str, source: str, revision: int, mpegts: int) -> dict[str, Any]:
+    """The captions state of published captions (`mpegts`: the video's clock their segments use)."""
+    return {
+        "status": "ready",
+        "source": source,
+        "language": "en",
+        "prefix": prefix,
+        "revision": revision,
+        "mpegts": mpegts,
+    }
 
 
 def ready_event(

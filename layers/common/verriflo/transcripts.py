@@ -107,6 +107,7 @@ class CaptionsState(BaseModel):
     language: str | None = None
     prefix: str | None = None
     revision: int = 0
+    mpegts: int | None = None
     updated_at: datetime | None = Field(default=None, alias="updatedAt")
 
 
@@ -159,6 +160,26 @@ def give_up(video: media.Video, reason: str) -> None:
     with db.unavailable_on_failure():
         db.collection(media.VIDEOS).update_one(
             _video_query(video) | {"captions.status": "pending"}, {"$set": {"captions": value}}
+        )
+
+
+def fail_stalled(at: datetime | None = None, limit: int = 200) -> int:
+    """Captions still `pending` long after any worker could hold them (twice the lease, with no
+    claim renewed: the invocation was lost or spent its retries) end `failed`; returns how many."""
+    cutoff = (at or now()) - timedelta(seconds=2 * captions_settings().lease_s)
+    value = {
+        "status": "failed",
+        "reason": "Captioning did not finish; upload a .vtt instead.",
+        "updatedAt": now(),
+    }
+    query = {"captions.status": "pending", "captions.updatedAt": {"$lt": cutoff}}
+    with db.unavailable_on_failure():
+        stale = [d["_id"] for d in db.collection(media.VIDEOS).find(query, {"_id": 1}).limit(limit)]
+        return sum(
+            db.collection(media.VIDEOS)
+            .update_one({"_id": key} | query, {"$set": {"captions": value}})
+            .modified_count
+            for key in stale
         )
 
 

@@ -8,9 +8,10 @@ with the line it is on, so a bad file never replaces good captions.
 
 HLS subtitles (RFC 8216 3.5, Apple's HLS authoring spec): each segment is a whole WebVTT file with
 `X-TIMESTAMP-MAP=MPEGTS:<pts>,LOCAL:00:00:00.000`, mapping the cue times (seconds from the
-video's start) onto the transport stream's clock. FFmpeg's MPEG-TS muxer starts that clock at
-1.4 s (`muxdelay` 0.7 s, twice), so the media's second 0 is MPEGTS 126000 in every rung, and in
-chunked transcodes too (their `-output_ts_offset` keeps the source's timeline).
+video's start) onto the transport stream's clock: `<pts>` is the presentation time of the video's
+first frame in its segments. FFmpeg's MPEG-TS muxer starts that clock at 1.4 s (`muxdelay` 0.7 s,
+twice) plus the encoder's reordering delay (two frames with x264's B-frames); the captions worker
+reads it from the first segment (`captions.logic.video_clock`), 126000 (1.4 s) when it cannot.
 """
 
 from __future__ import annotations
@@ -131,7 +132,9 @@ def plain(cue_text: str) -> str:
     return " ".join(text.replace("&amp;", "&").split())
 
 
-def segments(cues: list[Cue], duration_s: float, segment_s: float) -> tuple[str, list[tuple[str, str]]]:
+def segments(
+    cues: list[Cue], duration_s: float, segment_s: float, mpegts: int = MPEGTS_ZERO
+) -> tuple[str, list[tuple[str, str]]]:
     """HLS subtitles: the VOD media playlist and its segments (name, WebVTT text), one segment per
     `segment_s` of the video; a cue spanning a boundary is in both segments (players drop the
     repeat: same times, same text)."""
@@ -149,7 +152,7 @@ def segments(cues: list[Cue], duration_s: float, segment_s: float) -> tuple[str,
         start, end = n * segment_s, min(duration, (n + 1) * segment_s)
         inside = [c for c in cues if c.start_s < end and c.end_s > start]
         name = f"sub_{n:05d}.vtt"
-        files.append((name, render(inside, mpegts=MPEGTS_ZERO)))
+        files.append((name, render(inside, mpegts=mpegts)))
         playlist += [f"#EXTINF:{end - start:.3f},", name]
     playlist.append("#EXT-X-ENDLIST")
     return "\n".join(playlist) + "\n", files
