@@ -189,3 +189,22 @@ def test_captions_whose_worker_was_lost_fail_in_the_sweep_and_live_ones_stay(org
     assert state.status == "failed" and "did not finish" in state.reason
     assert caption(lost)["outcome"] == "duplicate"  # a late invocation finds nothing to claim
     assert transcripts.fail_stalled(at=later) == 0
+
+
+def test_a_video_deleted_while_it_is_captioned_leaves_no_transcript_or_files(
+    org, lesson, lambda_context, monkeypatch
+):
+    fund(org.id)
+    video = uploaded_and_transcoded(org.id, lesson, lambda_context)
+    real = transcripts.settle
+
+    def deleted_first(*args, **kwargs):
+        media.purge(media.get_video(org.id, video.id))  # the owner deletes it as the worker finishes
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transcripts, "settle", deleted_first)
+    assert caption(video)["outcome"] == "duplicate"
+    with pytest.raises(Exception, match="no transcript"):
+        transcripts.get(org.id, video.id)
+    assert keys(MEDIA, transcripts.all_files_prefix(org.id, video.id)) == set()
+    assert captions_charges(org.id) == []

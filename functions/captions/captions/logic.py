@@ -106,6 +106,12 @@ def caption_video(org_id: str, video_id: str, claimant: str) -> Result:
         captions.ready_event(video, "auto", duration, event_id=f"evt_captions_ready_{video.id}_auto"),
     ]
     if not transcripts.settle(org_id, video_id, claimant, value, effects):
+        if media.find_video(video_id) is None:  # deleted while we listened: leave nothing behind
+            objects.delete_prefix(
+                media.media_settings().media_bucket, transcripts.all_files_prefix(org_id, video_id)
+            )
+            transcripts.delete(org_id, video_id)
+            return Result("duplicate", video_id, "The video was deleted meanwhile.")
         return Result("duplicate", video_id, "The captions were replaced meanwhile.")
     outbox.drain(media.VIDEOS, video_id)
     logger.info("captions.ready", extra={"sentences": len(said), "duration_s": duration})
