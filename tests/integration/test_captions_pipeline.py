@@ -208,3 +208,34 @@ def test_a_video_deleted_while_it_is_captioned_leaves_no_transcript_or_files(
         transcripts.get(org.id, video.id)
     assert keys(MEDIA, transcripts.all_files_prefix(org.id, video.id)) == set()
     assert captions_charges(org.id) == []
+
+
+def test_a_class_recording_gets_a_transcript_of_kind_recording_with_its_room(org, lesson, monkeypatch):
+    from captions import logic
+
+    fund(org.id)
+    tap = tap_media_events()
+    recording = media.insert_video(
+        org.id,
+        title="Biology, week 3",
+        size_bytes=0,
+        content_type="video/mp4",
+        kind="recording",
+        room_id="bio-3",
+    )
+    boto3.client("s3").upload_file(str(lesson), recording.source_bucket, recording.source_key)
+    assert transcripts.start(recording, has_audio=True)
+    monkeypatch.setattr(logic, "CLOCK_WAIT_S", 0.0)  # not transcoded here: FFmpeg's usual clock
+
+    assert caption(recording)["outcome"] == "ready"
+    transcript = transcripts.get(org.id, recording.id)
+    assert (transcript.kind, transcript.room_id, transcript.title) == (
+        "recording",
+        "bio-3",
+        "Biology, week 3",
+    )
+    (event,) = [e for e in tap.drain() if e["type"] == "video.captions_ready"]
+    assert (event["data"]["kind"], event["data"]["roomId"]) == ("recording", "bio-3")
+    (charge,) = captions_charges(org.id)
+    assert charge["roomId"] == "bio-3"  # counted for the class, like its transcode
+    assert transcripts.state(media.get_video(org.id, recording.id)).mpegts == webvtt.MPEGTS_ZERO

@@ -118,13 +118,13 @@ def caption_video(org_id: str, video_id: str, claimant: str) -> Result:
     return Result("ready", video_id)
 
 
-def video_clock(video: Video, wait_s: float = CLOCK_WAIT_S) -> int:
+def video_clock(video: Video, wait_s: float | None = None) -> int:
     """The MPEG-TS time (90 kHz) at which the video's first frame is shown in its HLS segments,
     read from the lowest rung's first segment (waiting, bounded, for the transcode to store it);
     FFmpeg's usual start (webvtt.MPEGTS_ZERO) when it cannot be read (no PyAV in this layer, no
     segment in time)."""
     bucket = media.media_settings().media_bucket
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + (CLOCK_WAIT_S if wait_s is None else wait_s)
     while True:
         current = media.find_video(video.id)
         first = _first_segment(bucket, current) if current and current.renditions else None
