@@ -75,7 +75,7 @@ def caption_video(org_id: str, video_id: str, claimant: str) -> Result:
         return _failed(video, claimant, exc.message)
     try:
         said = _hear(video)
-    except (ValidationFailed, speech.SpeechError) as exc:
+    except (ValidationFailed, NotFound, speech.SpeechError) as exc:  # bad audio, source gone, refused
         return _failed(video, claimant, getattr(exc, "message", None) or str(exc))
     if not said:
         value = {"status": "none", "reason": "No speech was heard in the video.", "revision": 0}
