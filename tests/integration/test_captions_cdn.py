@@ -111,13 +111,17 @@ def test_the_served_master_has_a_subtitles_rendition_ffprobe_lists_timed_to_the_
         # the map is the video's clock: the time its first frame is shown in its first segment
         rendition = httpx.get(f"{base}/v1/cdn/stream/{captioned.id}/360p/index.m3u8", params={"token": token})
         segment = next(line for line in rendition.text.splitlines() if line and not line.startswith("#"))
-        first_frame = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"]
-            + ["-show_entries", "packet=pts", "-of", "csv=p=0", segment],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout.split()[0].strip(",")
+        first_frame = (
+            subprocess.run(
+                ["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"]
+                + ["-show_entries", "packet=pts", "-of", "csv=p=0", segment],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            .stdout.split()[0]
+            .strip(",")
+        )
         assert f"X-TIMESTAMP-MAP=MPEGTS:{int(first_frame)},LOCAL:00:00:00.000" in first.text
         assert int(first_frame) != webvtt.MPEGTS_ZERO  # x264's reordering delay is counted
 
