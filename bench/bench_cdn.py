@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from support import LambdaContext, Report, Result, local_stores
+from support import LambdaContext, Report, Result, local_stores, media_bench_env
 
 
 def _peak_rss_kb(proc: subprocess.Popen) -> int:
@@ -73,19 +73,7 @@ def main() -> None:
 
     import moto
 
-    os.environ.update(
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
-        POWERTOOLS_TRACE_DISABLED="true",
-        POWERTOOLS_LOG_LEVEL="WARNING",
-        POWERTOOLS_METRICS_DISABLED="true",
-        EVENT_BUS_NAME="bench-events",
-        UPLOADS_BUCKET="bench-uploads",
-        MEDIA_BUCKET="bench-media",
-        LADDER_RUNGS="360p,720p",
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    media_bench_env(LADDER_RUNGS="360p,720p")
     report = Report("cdn & media")
     with local_stores(), moto.mock_aws(), tempfile.TemporaryDirectory(prefix="bench-cdn-") as tmp:
         import boto3

@@ -108,6 +108,24 @@ class Report:
         sys.stdout.flush()
 
 
+def media_bench_env(**extra: str) -> None:
+    """The environment of an in-process media benchmark: moto's fake credentials, quiet
+    Powertools, the bench bus and buckets (plus `extra`), and no endpoint override."""
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_METRICS_DISABLED="true",
+        EVENT_BUS_NAME="bench-events",
+        UPLOADS_BUCKET="bench-uploads",
+        MEDIA_BUCKET="bench-media",
+        **extra,
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
 @contextmanager
 def local_stores() -> Iterator[tuple[Server, Server]]:
     """A real MongoDB-wire server and Redis for the duration of a benchmark, with the env set."""

@@ -9,9 +9,10 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from support import EventTap, tap_events
+if TYPE_CHECKING:  # imported where used: the benchmarks load this module beside bench/support.py
+    from support import EventTap
 
 UPLOADS, MEDIA, RECORDINGS = "verriflo-test-uploads", "verriflo-test-media", "verriflo-test-recordings"
 
@@ -110,6 +111,8 @@ def keys(bucket: str, prefix: str) -> set[str]:
 def tap_media_events(bus: str = "verriflo-test-events") -> EventTap:
     """The media events (`video.*`, `recording.*`) published on `bus` from now on; other services'
     events (e.g. the ledger's credits.low) are not what these tests watch."""
+    from support import tap_events
+
     return tap_events(bus, prefixes=("video.", "recording."))
 
 

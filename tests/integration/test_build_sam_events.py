@@ -31,6 +31,7 @@ NOT_API = {
     "ai_ingest/captions_ready.json": "VideoIndexFunction",
     "ai_tutor/summary_step.json": "TutorSummaryFunction",
     "billing/sweep.json": "BillingSweepFunction",
+    "captions/video_started.json": "CaptionsFunction",
     "transcode/chunk_step.json": "TranscodeStepFunction",
     "transcode/retention_schedule.json": "RecordingRetentionFunction",
     "transcode/s3_object_created.json": "TranscodeFunction",

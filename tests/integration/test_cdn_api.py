@@ -113,7 +113,8 @@ def test_create_returns_presigned_put_that_accepts_the_file_and_the_upload_trans
 
     status = get(org, lambda_context, "video_status", video_id, "/status")
     assert status.status == 200
-    assert set(status.data) == {"videoId", "status", "progress", "createdAt"}
+    # API.md's four fields, and the captions made beside the transcode (issue 18)
+    assert set(status.data) == {"videoId", "status", "progress", "createdAt", "captions"}
     assert (status.data["status"], status.data["progress"]) == ("completed", 100)
     assert "RateLimit-Policy" in status.headers or "X-RateLimit-Limit" in status.headers
     info = get(org, lambda_context, "get_video", video_id).data

@@ -46,6 +46,8 @@ A_GET_NOT_200 = {
     ("GET", "/v1/room/{room_id}/recording/{egress_id}/download"): 409,
     # the class is still running: its summary is written when it ends
     ("GET", "/v1/ai-tutor/summary/{room_id}"): 202,
+    # the video's captions are still being made (no captions worker runs here)
+    ("GET", "/v1/cdn/videos/{video_id}/captions"): 409,
 }
 # API.md: "a missing room is 200 with `exists: false`"; for B, A's room must be exactly that.
 MISSING_IS_200 = {("GET", "/v1/room/{room_id}/status")}

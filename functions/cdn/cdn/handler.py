@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from verriflo import media, playback
 from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
 
-from cdn import logic, models
+from cdn import captions, logic, models
 
 app = create_app()
 api = protected(app, "cdn")
@@ -125,6 +125,45 @@ def video_status(video_id: str, org: Org) -> Envelope[models.VideoStatus]:
 def video_url(video_id: str, org: Org) -> Envelope[models.VideoUrl]:
     """A signed HLS master playlist URL valid about one hour, once the video is playable."""
     return ok(logic.playback_url(org, video_id, base_url()))
+
+
+@api.get(
+    "/v1/cdn/videos/<video_id>/captions",
+    summary="Download a video's captions (.vtt or plain text)",
+    tags=["cdn"],
+    responses=responses(None, 401, 404, 409, 429, 503),
+)
+def get_captions(
+    video_id: str, org: Org, format: Annotated[Literal["vtt", "txt"], Query()] = "vtt"
+) -> Response[str]:
+    """The whole WebVTT file (`format=vtt`, default) or the transcript one sentence a line (`txt`);
+    409 while the captions are being made, 404 when there are none."""
+    content_type, text = captions.download(org, video_id, format)
+    name = f'attachment; filename="{video_id}.{format}"'
+    return Response(200, content_type, text, headers={"Content-Disposition": name})
+
+
+@api.get(
+    "/v1/cdn/videos/<video_id>/captions/status",
+    summary="A video's captions state",
+    tags=["cdn"],
+    responses=responses(models.CaptionsInfo, 401, 404, 429, 503),
+)
+def captions_status(video_id: str, org: Org) -> Envelope[models.CaptionsInfo]:
+    """`captions`: pending, ready, failed (with `reason`) or none; `source` auto or upload."""
+    return ok(captions.status(org, video_id))
+
+
+@api.put(
+    "/v1/cdn/videos/<video_id>/captions",
+    summary="Replace a video's captions with your own WebVTT",
+    tags=["cdn"],
+    responses=responses(models.CaptionsInfo, 400, 401, 403, 404, 429, 503),
+)
+def put_captions(video_id: str, body: models.CaptionsUpload, org: Org) -> Envelope[models.CaptionsInfo]:
+    """Owners and admins (or the org key): the file is checked as WebVTT (400 naming the line),
+    then replaces the automatic captions in the stream and the transcript (`source: upload`)."""
+    return ok(captions.upload(org, video_id, body))
 
 
 # The stream proxy answers players, not API clients: playlists as text, authorised by the token in

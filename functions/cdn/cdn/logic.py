@@ -8,12 +8,13 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from verriflo import media, objects, playback
+from verriflo import media, objects, playback, transcripts
 from verriflo.auth import OrgContext
 from verriflo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from verriflo.media import Video
 from verriflo.orgs import now
 
+from cdn import captions
 from cdn.models import (
     MAX_PARTS,
     MAX_SINGLE_PUT_BYTES,
@@ -60,6 +61,8 @@ def info(video: Video) -> VideoInfo:
             RenditionInfo(name=r.name, width=r.width, height=r.height, bandwidth=r.bandwidth)
             for r in video.renditions
         ],
+        captions=(caption_state := transcripts.state(video)).status,
+        captions_reason=caption_state.reason,
     )
 
 
@@ -207,7 +210,11 @@ def status(org: OrgContext, video_id: str) -> VideoStatus:
     """API.md's status call."""
     video = media.get_video(org.org_id, video_id)
     return VideoStatus(
-        video_id=video.id, status=video.status, progress=video.progress, created_at=video.created_at
+        video_id=video.id,
+        status=video.status,
+        progress=video.progress,
+        created_at=video.created_at,
+        captions=transcripts.state(video).status,
     )
 
 
@@ -286,12 +293,14 @@ def master_playlist(video_id: str, token: str | None) -> str:
                 continue  # a rung the record does not list yet is not offered
             line = f"{line}?token={token}"
         lines.append(line)
-    return "\n".join(lines) + "\n"
+    return "\n".join(captions.master_lines(video, lines, token or "")) + "\n"
 
 
 def media_playlist(video_id: str, rendition: str, token: str | None) -> str:
     """A rendition's playlist with each segment URL signed for a short while."""
     video = _playable(token, video_id)
+    if rendition == captions.SUBS:
+        return captions.subtitles_playlist(video)
     if rendition not in {r.name for r in video.renditions}:
         raise NotFound("No such rendition.")
     settings = media.media_settings()

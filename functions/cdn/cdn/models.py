@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
-from verriflo import media
+from verriflo import media, transcripts
 from verriflo.models import ApiModel, StrictApiModel
 
 MAX_PARTS = 10_000  # S3's limit on parts of one multipart upload
@@ -76,6 +76,10 @@ class VideoInfo(ApiModel):
     created_at: datetime
     completed_at: datetime | None = None
     expires_at: datetime | None = None
+    captions: transcripts.CaptionsStatus = Field(
+        default="pending", description="pending (made beside the transcode), ready, failed, none (no speech)"
+    )
+    captions_reason: str | None = None
 
 
 class VideoCreated(ApiModel):
@@ -112,6 +116,7 @@ class VideoStatus(ApiModel):
     status: media.Status
     progress: int = Field(ge=0, le=100)
     created_at: datetime
+    captions: transcripts.CaptionsStatus = "pending"
 
 
 class VideoUrl(ApiModel):
@@ -152,3 +157,23 @@ class VideoSearchResults(ApiModel):
     """`GET /v1/cdn/videos/search`: the org's videos whose transcripts answer the query, best first."""
 
     results: list[VideoSearchResult]
+
+
+class CaptionsUpload(StrictApiModel):
+    """`PUT /v1/cdn/videos/{videoId}/captions`: the owner's WebVTT file, replacing the automatic one."""
+
+    vtt: str = Field(min_length=6, max_length=2 * 1024 * 1024, description="the whole WebVTT file")
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")
+
+
+class CaptionsInfo(ApiModel):
+    """A video's captions: `pending` (being made beside the transcode), `ready`, `failed` (with
+    `reason`) or `none` (no speech)."""
+
+    video_id: str
+    captions: transcripts.CaptionsStatus
+    reason: str | None = None
+    source: Literal["auto", "upload"] | None = None
+    language: str | None = None
+    cues: int | None = Field(default=None, description="sentences in the transcript")
+    updated_at: datetime | None = None

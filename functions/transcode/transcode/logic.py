@@ -24,7 +24,7 @@ from verriflo.errors import BadRequest, NotFound
 from verriflo.media import Video
 from verriflo.observability import logger
 
-from transcode import chunked, pipeline, publish
+from transcode import captioning, chunked, pipeline, publish
 from transcode.pipeline import EncodeFailed, InvalidMedia, Probe
 from transcode.publish import Result, Superseded
 
@@ -100,6 +100,7 @@ def process_upload(bucket: str, key: str, claimant: str, size: int | None = None
             media.set_progress(video, 2)
             src = pipeline.probe(source)
             media.record_probe(video, src.duration_s, src.width, src.height)
+            captioning.start(video, src.has_audio)  # beside the transcode, not after it
             if src.duration_s > settings.chunk_threshold_s and settings.transcode_state_machine_arn:
                 chunked.start_chunked(video, src)
                 return Result("chunked", video_id)

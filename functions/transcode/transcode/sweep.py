@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from verriflo import transcripts
 from verriflo.observability import logger
 
 from transcode import reconcile
@@ -26,6 +27,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         ),
         "pending": reconcile.reconcile_pending(redispatch.invoke_transcode),
         "effects": reconcile.complete_effects(),
+        "captions": transcripts.fail_stalled(),  # captions whose worker was lost for good
     }
     logger.info("transcode.sweep_done", extra=result)
     return result

@@ -170,6 +170,178 @@ def transcribe(data: bytes, max_seconds: float | None = None) -> Transcript:
     return Transcript(text=text, duration_s=duration, language=info.language)
 
 
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One stretch of speech with its time in the media (seconds from its start)."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Captioning:
+    """How captions are made: the length bound and whisper's speed knobs (bench/bench_captions.py)."""
+
+    max_seconds: float = 4 * 3600.0
+    beam_size: int = 1
+    vad_filter: bool = True
+    threads: int = 2
+    # A segment whisper itself doubts is speech (music, noise) is dropped: both must hold, as
+    # whisper's own "no speech" rule does (no_speech_threshold 0.6 with log-prob below -1).
+    no_speech_prob: float = 0.6
+    min_avg_logprob: float = -1.0
+
+
+def decode_file_audio(path: str, max_seconds: float) -> Any:
+    """16 kHz mono float32 samples of a media file's first audio stream, streamed from disk with
+    PyAV (a video's other streams are never decoded); ValidationFailed past `max_seconds`, when the
+    file has no audio stream or cannot be decoded."""
+    try:
+        import av
+    except ImportError as exc:
+        raise _not_installed("Offline speech recognition") from exc
+    import numpy as np
+
+    budget = int((max_seconds + 0.5) * 16000)
+    pieces, samples = [], 0
+    try:
+        with av.open(path, mode="r") as container:
+            if not container.streams.audio:
+                return np.zeros(0, dtype=np.float32)
+            stream = container.streams.audio[0]
+            declared = _declared_seconds(container, stream)
+            if declared is not None and declared > max_seconds + 0.5:
+                raise too_long(max_seconds)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+            for frame in container.decode(stream):
+                for piece in resampler.resample(frame):
+                    pieces.append(piece.to_ndarray())
+                    samples += piece.samples
+                if samples > budget:
+                    raise too_long(max_seconds)
+            pieces.extend(f.to_ndarray() for f in resampler.resample(None))
+    except (av.FFmpegError, ValueError, IndexError) as exc:
+        raise ValidationFailed("The audio cannot be decoded.") from exc
+    if not pieces:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(pieces, axis=1).reshape(-1).astype(np.float32) / 32768.0
+
+
+def transcribe_segments(path: str, settings: Captioning | None = None) -> list[Segment]:
+    """What is said in a media file and when, offline (faster-whisper tiny.en), in time order; []
+    when nothing is speech (silence, music: the VAD and whisper's no-speech probability decide).
+
+    The one way the project turns a video's speech into timed text offline; the AWS path is
+    `transcribe_segments_aws` (Amazon Transcribe on the stored object)."""
+    conf = settings or Captioning()
+    samples = decode_file_audio(path, conf.max_seconds)
+    if len(samples) < 1600:  # under a tenth of a second: nothing to hear
+        return []
+    with _whisper_lock:  # one model, used by one caller at a time per process
+        model = _whisper()
+        found, _info = model.transcribe(
+            samples,
+            language="en",
+            beam_size=conf.beam_size,
+            vad_filter=conf.vad_filter,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+        )
+        segments = []
+        for seg in found:
+            if seg.no_speech_prob > conf.no_speech_prob and seg.avg_logprob < conf.min_avg_logprob:
+                continue
+            words = [_timed(w.start, w.end, w.word) for w in (seg.words or []) if w.word.strip()]
+            segments.extend(words or [_timed(seg.start, seg.end, seg.text)])
+    return sentences(segments)
+
+
+def _timed(start: float, end: float, text: str) -> Segment:
+    return Segment(round(float(start), 3), round(float(end), 3), text)
+
+
+_SENTENCE_END = (".", "?", "!", "…")
+
+
+def sentences(words: list[Segment], *, max_chars: int = 120, max_s: float = 8.0) -> list[Segment]:
+    """Timed words (or pieces) joined into sentences, in time order: a sentence ends at its closing
+    punctuation, and a long one is cut at `max_chars` or `max_s` so every caption stays readable."""
+    out: list[Segment] = []
+    start, end, parts = 0.0, 0.0, []
+    for word in sorted(words, key=lambda w: w.start_s):
+        piece = word.text.strip()
+        if not piece:
+            continue
+        if parts and (len(" ".join(parts)) + 1 + len(piece) > max_chars or word.end_s - start > max_s):
+            out.append(Segment(start, end, " ".join(parts)))
+            parts = []
+        if not parts:
+            start = word.start_s
+        parts.append(piece)
+        end = max(end, word.end_s) if len(parts) > 1 else word.end_s
+        if piece.endswith(_SENTENCE_END):
+            out.append(Segment(start, end, " ".join(parts)))
+            parts = []
+    if parts:
+        out.append(Segment(start, end, " ".join(parts)))
+    return out
+
+
+def transcribe_segments_aws(
+    bucket: str, key: str, media_format: str, settings: Captioning | None = None
+) -> list[Segment]:
+    """Amazon Transcribe's words with their times for an object already in S3 (a video's source):
+    start, poll until done (bounded by the captioning length), read, clean up."""
+    import json
+
+    from verriflo import aws
+
+    conf = settings or Captioning()
+    ai = ai_settings()
+    if not ai.transcribe_bucket:
+        raise ServiceUnavailable("Speech recognition is not configured.")
+    job = f"verriflo-captions-{uuid.uuid4().hex}"
+    out_key = f"transcribe/{job}.json"
+    s3, transcribe_ = aws.client("s3"), aws.client("transcribe")
+    transcribe_.start_transcription_job(
+        TranscriptionJobName=job,
+        LanguageCode="en-US",
+        MediaFormat=media_format,
+        Media={"MediaFileUri": f"s3://{bucket}/{key}"},
+        OutputBucketName=ai.transcribe_bucket,
+        OutputKey=out_key,
+    )
+    try:
+        # Transcribe takes a fraction of the media's length; never wait longer than the longest one.
+        deadline = time.monotonic() + max(60.0, conf.max_seconds / 2)
+        while time.monotonic() < deadline:
+            status = transcribe_.get_transcription_job(TranscriptionJobName=job)["TranscriptionJob"]
+            if status["TranscriptionJobStatus"] == "COMPLETED":
+                body = s3.get_object(Bucket=ai.transcribe_bucket, Key=out_key)["Body"].read()
+                return aws_items_to_segments(json.loads(body))
+            if status["TranscriptionJobStatus"] == "FAILED":
+                raise SpeechError("Speech recognition failed.")
+            time.sleep(2)  # bounded by the deadline above
+        raise SpeechError("Speech recognition timed out.")
+    finally:
+        s3.delete_object(Bucket=ai.transcribe_bucket, Key=out_key)
+
+
+def aws_items_to_segments(result: dict[str, Any]) -> list[Segment]:
+    """Amazon Transcribe's result JSON as timed words (punctuation joined to the word before it)."""
+    words: list[Segment] = []
+    for item in result.get("results", {}).get("items", []):
+        text = item["alternatives"][0]["content"]
+        if item.get("type") == "punctuation":
+            if words:
+                last = words[-1]
+                words[-1] = Segment(last.start_s, last.end_s, last.text + text)
+            continue
+        words.append(_timed(float(item["start_time"]), float(item["end_time"]), text))
+    return sentences(words)
+
+
 def _transcribe_aws(data: bytes, kind: str) -> str:
     """Amazon Transcribe batch job on a short clip: upload, start, poll (bounded), read, clean up."""
     import json

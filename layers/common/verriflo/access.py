@@ -145,6 +145,9 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", f"{_VIDEO}/upload/complete"): _USE,
     ("GET", f"{_VIDEO}/status"): _READ,
     ("GET", f"{_VIDEO}/url"): _READ,
+    ("GET", f"{_VIDEO}/captions"): _READ,
+    ("GET", f"{_VIDEO}/captions/status"): _READ,
+    ("PUT", f"{_VIDEO}/captions"): _MANAGE,  # owners and admins (and the org's key) replace captions
     ("GET", "/v1/cdn/stream/{video_id}/master.m3u8"): _PUBLIC,  # the playback token
     ("GET", "/v1/cdn/stream/{video_id}/{rendition}/index.m3u8"): _PUBLIC,
     # credits

@@ -173,6 +173,7 @@ class Video(BaseModel):
     stored_bytes: int | None = Field(default=None, alias="storedBytes")
     # a recording's LiveKit Egress (the rooms API's recording id)
     egress_id: str | None = Field(default=None, alias="egressId")
+    captions: dict[str, Any] | None = None  # verriflo.transcripts.CaptionsState
 
     @property
     def public_kind(self) -> PublicKind:
@@ -383,11 +384,14 @@ def record_stored_bytes(video: Video, stored: int) -> None:
 
 
 def purge(video: Video) -> None:
-    """Delete a video everywhere: its outputs, its source (or unfinished upload) and its record."""
-    from verriflo import objects
+    """Delete a video everywhere: its outputs, captions and transcript, its source (or unfinished
+    upload) and its record."""
+    from verriflo import objects, transcripts
 
     settings = media_settings()
     objects.delete_prefix(settings.media_bucket, video.media_prefix)
+    objects.delete_prefix(settings.media_bucket, transcripts.all_files_prefix(video.org_id, video.id))
+    transcripts.delete(video.org_id, video.id)
     if video.upload_id:
         objects.abort_multipart(video.source_bucket, video.source_key, video.upload_id)
     objects.delete(video.source_bucket, video.source_key)

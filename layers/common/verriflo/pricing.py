@@ -27,6 +27,7 @@ class Prices(EnvSettings):
     ai_per_1k_tokens: Decimal = Field(default=Decimal("0.5"))
     transcode_per_output_minute: Decimal = Field(default=Decimal("0.2"))
     storage_per_gb_day: Decimal = Field(default=Decimal("0.1"))
+    captions_per_minute: Decimal = Field(default=Decimal("0.1"), description="automatic captions, per minute")
     credit_value_bdt: Decimal = Field(default=Decimal("0.5"), description="API.md's creditRate")
 
 
@@ -54,3 +55,8 @@ def transcode_minutes(output_minutes: Decimal | float) -> Decimal:
 def storage_gb_days(gb_days: Decimal | float) -> Decimal:
     """Credits for stored media, per GB (10^9 bytes) kept for a day."""
     return prices().storage_per_gb_day * Decimal(str(gb_days))
+
+
+def caption_minutes(minutes: Decimal | float) -> Decimal:
+    """Credits for minutes of video captioned automatically."""
+    return prices().captions_per_minute * Decimal(str(minutes))

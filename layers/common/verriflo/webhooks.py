@@ -85,6 +85,13 @@ CATALOGUE = (
         "transcode",
     ),
     EventType(
+        "video.captions_ready",
+        "a video's captions are ready (made automatically beside the transcode, or replaced by an owner's "
+        "`.vtt`): in the HLS master as a subtitles track and at `GET /v1/cdn/videos/{videoId}/captions`",
+        ("videoId", "kind", "roomId", "title", "captions", "language", "source", "durationS"),
+        "captions",
+    ),
+    EventType(
         "summary.ready",
         "the AI tutor's summary of a finished class is written",
         ("roomId", "interactions", "topQueries", "method"),

@@ -17,7 +17,7 @@ from verriflo.settings import EnvSettings, SettingsConfigDict
 LEDGER, BALANCES = "ledger", "balances"
 MILLI = Decimal(1000)
 
-Service = Literal["live", "ai_agent", "ai_tutor", "transcode", "storage", "grant", "adjustment"]
+Service = Literal["live", "ai_agent", "ai_tutor", "transcode", "captions", "storage", "grant", "adjustment"]
 Kind = Literal["debit", "grant", "expiry"]
 
 
