@@ -21,7 +21,7 @@ from cdn import handler as cdn
 from cdn import logic as cdn_logic
 from media_support import MEDIA, UPLOADS, decode_first_frames, keys, make_video, use_media_env
 from media_support import s3_over_http as s3_http
-from support import api_event, call
+from support import api_event, call, tap_events
 from transcode import handler as transcode
 from verriflo import aws, ledger, media, playback
 
@@ -363,6 +363,7 @@ def test_list_get_and_delete_remove_media_and_record(org, lambda_context, tmp_pa
     assert [v["videoId"] for v in listed["videos"]] == [other, video_id]
     assert keys(MEDIA, f"{org.id}/{video_id}/")
 
+    tap = tap_events(prefixes=("video.deleted",))
     deleted = call(
         cdn.handler,
         api_event(
@@ -375,6 +376,9 @@ def test_list_get_and_delete_remove_media_and_record(org, lambda_context, tmp_pa
     )
 
     assert deleted.status == 200 and deleted.data == {"videoId": video_id, "deleted": True}
+    [announced] = tap.drain()
+    assert announced["orgId"] == org.id and announced["id"] == f"evt_video_deleted_{video_id}"
+    assert announced["data"] == {"videoId": video_id, "kind": "upload", "roomId": None, "title": "Lesson 1"}
     assert keys(MEDIA, f"{org.id}/{video_id}/") == set()
     assert keys(UPLOADS, f"{org.id}/{video_id}/") == set()
     assert get(org, lambda_context, "get_video", video_id).status == 404

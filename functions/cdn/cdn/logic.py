@@ -8,7 +8,7 @@ import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from verriflo import media, objects, playback, transcripts
+from verriflo import events, media, objects, playback, transcripts
 from verriflo.auth import OrgContext
 from verriflo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from verriflo.media import Video
@@ -201,8 +201,13 @@ def get_video(org: OrgContext, video_id: str) -> VideoInfo:
 
 
 def delete_video(org: OrgContext, video_id: str) -> VideoDeleted:
-    """Delete a video's media (ladder, poster, source) and its record."""
-    media.purge(media.get_video(org.org_id, video_id))
+    """Delete a video's media (ladder, poster, source, captions) and its record, announced as
+    `video.deleted` first: its fixed event id makes a retried delete (the purge failed half way) one
+    delivery, and nothing is deleted unannounced (the search index drops the video on it)."""
+    video = media.get_video(org.org_id, video_id)
+    data = {"videoId": video.id, "kind": video.public_kind, "roomId": video.room_id, "title": video.title}
+    events.publish("video.deleted", org.org_id, data, event_id=f"evt_video_deleted_{video.id}")
+    media.purge(video)
     return VideoDeleted(video_id=video_id)
 
 

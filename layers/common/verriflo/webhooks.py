@@ -85,6 +85,13 @@ CATALOGUE = (
         "transcode",
     ),
     EventType(
+        "video.deleted",
+        "a video (upload or recording) was deleted (`DELETE /v1/cdn/videos/{videoId}`): its media, "
+        "captions and transcript are gone, and it leaves the search index and knowledge bases",
+        ("videoId", "kind", "roomId", "title"),
+        "cdn",
+    ),
+    EventType(
         "video.captions_ready",
         "a video's captions are ready (made automatically beside the transcode, or replaced by an owner's "
         "`.vtt`): in the HLS master as a subtitles track and at `GET /v1/cdn/videos/{videoId}/captions`",
