@@ -178,4 +178,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the static "Loading" line of index.html
+render(<App />, root);

@@ -61,7 +61,8 @@ try {
       errors: [...document.querySelectorAll('main .error')].map((e) => e.textContent).filter(Boolean),
       destructive: [...document.querySelectorAll('main button.danger')].map((b) => b.textContent),
       buttons: [...document.querySelectorAll('main button')].map((b) => b.textContent),
-      forms: [...document.querySelectorAll('main form')].map((f) => f.getAttribute('aria-label')),
+      forms: [...document.querySelectorAll('main form')].filter((f) => f.querySelector('button[type=submit]'))
+        .map((f) => f.getAttribute('aria-label')), // forms that can write
       empty: [...document.querySelectorAll('main .empty')].map((e) => e.textContent),
     }));
     await shot(prefix + name);
