@@ -141,17 +141,20 @@ try {
     await go(`#/webhooks/${encodeURIComponent(opts.webhookId)}`);
     await page.click('button:has-text("Send test event")');
     await page.waitForSelector('tr[data-delivery]', { timeout: T });
-    // the dispatcher delivers asynchronously: refresh until the first attempt is logged
-    const deadline = Date.now() + 60000;
-    let attempts = 0;
+    // the dispatcher delivers asynchronously (a pending delivery cannot be replayed): refresh until it finished
+    const deadline = Date.now() + 90000;
+    let status = '';
     while (Date.now() < deadline) {
       await page.click('button:has-text("Refresh")');
       await settle();
-      attempts = Number(await page.textContent('tr[data-delivery] td:nth-child(3)'));
-      if (attempts >= 1) break;
+      status = (await page.textContent('tr[data-delivery] td:nth-child(2)')).trim();
+      if (status === 'succeeded' || status === 'failed') break;
       await page.waitForTimeout(1000);
     }
-    result.webhook = { deliveryId: await page.getAttribute('tr[data-delivery]', 'data-delivery'), attemptsBefore: attempts };
+    result.webhook = {
+      deliveryId: await page.getAttribute('tr[data-delivery]', 'data-delivery'), status,
+      attemptsBefore: Number(await page.textContent('tr[data-delivery] td:nth-child(3)')),
+    };
     await page.click('tr[data-delivery] button:has-text("Attempts")');
     await page.waitForSelector('[data-testid=delivery-detail]', { timeout: T });
     await page.click('[data-testid=delivery-detail] button:has-text("Replay")');
@@ -187,8 +190,9 @@ try {
     await page.waitForSelector('[data-secret]', { timeout: T });
     result.relogin.retried = (await page.inputValue('[data-secret]')).startsWith('vfk_');
     await page.click('.secret button:has-text("Done")');
-    await page.click(`tr:has-text("${opts.keyName}") >> nth=0 >> button:has-text("Revoke")`);
-    await page.waitForFunction((name) => [...document.querySelectorAll('tr')].some((tr) => tr.textContent.includes(name) && tr.textContent.includes('revoked')), opts.keyName, { timeout: T });
+    // the first key (its name exactly; the second one's name starts alike)
+    await page.click(`tr:has(td:text-is("${opts.keyName}")) button:has-text("Revoke")`);
+    await page.waitForSelector(`tr:has(td:text-is("${opts.keyName}")):has-text("revoked")`, { timeout: T });
     result.key.revokedShown = true;
   }
 
