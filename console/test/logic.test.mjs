@@ -1,0 +1,47 @@
+// The Console's plain logic, in node (`npm --prefix console test`): the NDJSON reader keeps lines
+// split across network chunks whole, query strings skip empty values, the chart's series follow the
+// API's window and per-service rows.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { qs, readNdjson } from '../src/api.js';
+import { dailySeries } from '../src/usage.js';
+
+function streamed(chunks) {
+  const body = new ReadableStream({
+    start(controller) {
+      for (const c of chunks) controller.enqueue(new TextEncoder().encode(c));
+      controller.close();
+    },
+  });
+  return new Response(body, { status: 200, headers: { 'content-type': 'application/x-ndjson' } });
+}
+
+test('NDJSON events arrive one by one, whole, however the bytes were cut', async () => {
+  const seen = [];
+  await readNdjson(streamed(['{"type":"te', 'xt","text":"Mito"}\n{"type":"text","text":"chon', 'dria"}\n', '{"type":"done"}']),
+    (e) => seen.push(e));
+  assert.deepEqual(seen, [{ type: 'text', text: 'Mito' }, { type: 'text', text: 'chondria' }, { type: 'done' }]);
+});
+
+test('an error answer instead of a stream raises the envelope message', async () => {
+  const reply = new Response(JSON.stringify({ success: false, message: 'Not enough credits.', error: 'INSUFFICIENT_CREDITS' }), { status: 402 });
+  await assert.rejects(readNdjson(reply, () => {}), (err) => err.status === 402 && err.message === 'Not enough credits.');
+});
+
+test('query strings leave out empty values', () => {
+  assert.equal(qs({ status: '', limit: 25, cursor: null, to: undefined }), '?limit=25');
+  assert.equal(qs({}), '');
+});
+
+test('the chart covers the API window, one series per service when rows name one', () => {
+  const window = { from: '2030-01-01T00:00:00Z', to: '2030-01-04T00:00:00Z' };
+  const perService = dailySeries({ ...window, rows: [
+    { key: '2030-01-02', services: { live: 2, ai_agent: 1.5 } },
+    { key: '2030-01-03', byService: [{ service: 'live', credits: 4 }] },
+    { key: '2029-12-31', services: { live: 99 } }, // outside the window
+  ] });
+  assert.deepEqual(perService.days, [1893456000, 1893542400, 1893628800]);
+  assert.deepEqual(perService.series, { live: [0, 2, 4], ai_agent: [0, 1.5, 0] });
+  const totals = dailySeries({ ...window, rows: [{ key: '2030-01-01', credits: 3 }] });
+  assert.deepEqual(totals.series, { 'all services': [3, 0, 0] });
+});
