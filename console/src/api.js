@@ -4,7 +4,6 @@
 const TOKEN_KEY = 'verriflo.console.session';
 
 let config = null;
-let session = null; // {token, expiresAt, email}
 let reloginHandler = null; // () => Promise<void>, resolves once signed in again
 let pendingRelogin = null;
 
@@ -28,14 +27,11 @@ export async function loadConfig() {
 }
 
 export function getSession() {
-  if (!session) {
-    try { session = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || 'null'); } catch { session = null; }
-  }
-  return session;
+  // read on every call: the tab's storage is the one place the session lives
+  try { return JSON.parse(sessionStorage.getItem(TOKEN_KEY) || 'null'); } catch { return null; }
 }
 
 function saveSession(value) {
-  session = value;
   if (value) sessionStorage.setItem(TOKEN_KEY, JSON.stringify(value));
   else sessionStorage.removeItem(TOKEN_KEY);
 }

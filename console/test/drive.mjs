@@ -127,6 +127,8 @@ try {
       const a = [...document.querySelectorAll('[data-testid=answer]')].pop();
       return a && a.textContent.length > 0 && !a.querySelector('.cursor');
     }, null, { timeout: 120000 });
+    // the new chat joins the history list once its answer is kept
+    await page.waitForSelector('aside li', { timeout: T }).catch(() => {});
     result.chat = await page.evaluate(() => ({
       answer: [...document.querySelectorAll('[data-testid=answer]')].pop().textContent,
       citations: document.querySelectorAll('[data-testid=citation]').length,
