@@ -10,7 +10,7 @@ from typing import Any
 
 from support import ROOT
 
-DASHBOARD_ROLES = ("owner", "admin", "developer", "viewer")
+DASHBOARD_ROLES = ("owner", "admin", "member", "viewer")
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 
 

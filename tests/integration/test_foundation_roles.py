@@ -1,8 +1,9 @@
 """Dashboard roles over the whole API, generated from the OpenAPI document: every operation is called
-in-process through its function's Lambda handler as each role of one org (owner, admin, developer
+in-process through its function's Lambda handler as each role of one org (owner, admin, member
 and viewer tokens, and the org's API key), and the answer is 403 FORBIDDEN exactly when the access
 table denies that role the route's action. Requests carry an empty JSON body, so every call the
-table allows stops at validation or a missing resource and changes nothing."""
+table allows stops at validation or a missing resource and changes nothing (but signing out, which
+ends the caller's session: the caller signs in again after it)."""
 
 from __future__ import annotations
 
@@ -20,15 +21,21 @@ CALLERS = (*DASHBOARD_ROLES, "api")
 PASSWORD = "a long enough password for the role tests"
 
 
+SIGN_OUT = ("POST", "/v1/auth/logout")
+
+
+def _sign_in(role: str) -> dict[str, str]:
+    token, _, _ = auth.login(f"{role}@roles.example", PASSWORD)
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def credentials(org, webhook_env):
     """Request headers for each role of one org: a dashboard token per role, and the org's key."""
     headers = {"api": org.headers}
     for role in DASHBOARD_ROLES:
-        email = f"{role}@roles.example"
-        orgs.create_user(org.id, email, auth.hash_password(PASSWORD), role=role)
-        token, _, _ = auth.login(email, PASSWORD)
-        headers[role] = {"Authorization": f"Bearer {token}"}
+        orgs.create_user(org.id, f"{role}@roles.example", auth.hash_password(PASSWORD), role=role)
+        headers[role] = _sign_in(role)
     return headers
 
 
@@ -67,6 +74,8 @@ def test_every_operation_answers_403_exactly_when_the_table_denies_the_role(cred
         for caller in CALLERS:
             reply = call(handler, _event(method, path, credentials[caller]), lambda_context)
             row[caller] = reply.status
+            if (method, path) == SIGN_OUT and reply.status == 200:
+                credentials[caller] = _sign_in(caller)
             denied = act is Action.INTERNAL or (act is not Action.PUBLIC and not access.allows(caller, act))
             forbidden = reply.status == 403 and (reply.body or {}).get("error") == "FORBIDDEN"
             if act is Action.PUBLIC:

@@ -24,7 +24,7 @@ from livekit_support import LiveKit, fund
 from media_support import UPLOADS, make_video, use_media_env
 from support import EVENTS, api_event, call
 from tutor_support import add_notes, join, open_class
-from verriflo import auth, db, media, playback
+from verriflo import auth, db, media, orgs, playback
 
 pytest_plugins = ["webhook_fixtures", "livekit_support"]
 
@@ -258,6 +258,7 @@ def org_a(org, livekit: LiveKit, webhook_env, media_env, model, lambda_context, 
         "endpoint_id": endpoint["id"],
         "delivery_id": delivery["deliveryId"],
         "key_id": key["id"],
+        "user_id": orgs.find_user_by_email(org.owner_email).id,
         "rendition": video.renditions[0].name,
     }
 
@@ -328,7 +329,8 @@ def test_another_orgs_ids_are_404_on_every_operation_and_change_nothing(
     for method, path in operations:
         if _is_stream(path):
             continue
-        headers = b_headers["owner"] if path.startswith("/v1/keys/") else b_headers["api"]
+        # keys and users are managed only by dashboard owners and admins
+        headers = b_headers["owner"] if path.startswith(("/v1/keys/", "/v1/team/")) else b_headers["api"]
         reply = _send(
             method, path, headers, params_of[(method, path)], ctx, body=_body_for(method, path, org_a)
         )

@@ -14,7 +14,7 @@ from verriflo.access import Action
 from verriflo.auth import OrgContext
 from verriflo.errors import Forbidden
 
-ORG_ACTIONS = {Action.READ, Action.USE, Action.MANAGE, Action.KEYS}
+ORG_ACTIONS = {Action.READ, Action.USE, Action.MANAGE, Action.KEYS, Action.TEAM, Action.ACCOUNT}
 
 
 def test_every_operation_of_the_document_has_a_rule():
@@ -53,6 +53,14 @@ def test_an_unknown_route_is_refused_whoever_calls():
         access.admit("POST", "/v1/not-in-the-table", {}, {"orgId": "org_1", "role": "owner"})
 
 
+def test_the_legacy_developer_role_is_read_as_member():
+    legacy = OrgContext("org_1", "Acme", "prepaid", "jwt", "usr_1", role="developer").to_authorizer_context()
+    admitted = access.admit("POST", "/v1/room/create", {}, legacy)
+    assert admitted is not None and admitted.role == "member"
+    with pytest.raises(Forbidden, match="member role"):
+        access.admit("PUT", "/v1/billing/limits", {}, legacy)
+
+
 @pytest.mark.parametrize("role", ["", "superuser", "Owner"])
 def test_an_unknown_role_may_do_nothing(role):
     assert not any(access.allows(role, act) for act in Action)
@@ -74,16 +82,20 @@ def test_an_allowed_caller_is_admitted_with_its_context():
     assert admitted is not None and (admitted.org_id, admitted.role) == ("org_1", "viewer")
 
 
-def test_viewers_only_read_developers_cannot_manage_and_keys_cannot_mint_keys():
+def test_viewers_only_read_members_cannot_manage_and_keys_cannot_mint_keys_or_users():
     assert {r for r in DASHBOARD_ROLES if access.allows(r, Action.READ)} == set(DASHBOARD_ROLES)
     assert {r for r in (*DASHBOARD_ROLES, "api") if access.allows(r, Action.USE)} == {
         "owner",
         "admin",
-        "developer",
+        "member",
         "api",
     }
     assert not access.allows("api", Action.KEYS)
-    assert not access.allows("developer", Action.MANAGE)
+    assert not access.allows("api", Action.TEAM)
+    for act in (Action.MANAGE, Action.KEYS, Action.TEAM):
+        assert {r for r in (*DASHBOARD_ROLES, "api") if access.allows(r, act)} <= {"owner", "admin", "api"}
+    # every dashboard user signs out and changes their own password; a key has no session
+    assert {r for r in (*DASHBOARD_ROLES, "api") if access.allows(r, Action.ACCOUNT)} == set(DASHBOARD_ROLES)
     # Nothing that changes state is a read: every read rule is on a GET.
     assert {m for (m, _), act in access.ROUTES.items() if act is Action.READ} == {"GET"}
 

@@ -189,7 +189,13 @@ def _user_create(args: argparse.Namespace) -> None:
     password = _read_password(args)
     if len(password) < 12:
         raise SystemExit("use a password of at least 12 characters")
-    user = orgs.create_user(args.org_id, args.email, auth.hash_password(password), role=args.role)
+    user = orgs.create_user(
+        args.org_id,
+        args.email,
+        auth.hash_password(password),
+        role=orgs.canonical_role(args.role),
+        name=args.name,
+    )
     _print(
         args, {"userId": user.id, "email": user.email, "role": user.role}, f"user {user.id} <{user.email}>"
     )
@@ -327,7 +333,8 @@ def parser() -> argparse.ArgumentParser:
     u = user.add_parser("create", help="create a dashboard user (password from a prompt or stdin)")
     u.add_argument("org_id")
     u.add_argument("email")
-    u.add_argument("--role", choices=["owner", "admin", "developer", "viewer"], default="developer")
+    u.add_argument("--role", choices=["owner", "admin", "member", "viewer", "developer"], default="member")
+    u.add_argument("--name", default="")
     u.add_argument("--password-stdin", action="store_true")
     u.set_defaults(func=_user_create)
 

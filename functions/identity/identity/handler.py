@@ -1,13 +1,17 @@
-"""Dashboard sign-in and API key management: who am I, log in, list/issue/revoke keys."""
+"""Dashboard sign-in, sessions, the team's users and API key management."""
 
 # No `from __future__ import annotations` here: Powertools resolves each route's dependencies with
 # typing.get_type_hints on every request, and string annotations are re-compiled each time.
 from verriflo.api import PUBLIC, Envelope, Org, create_app, lambda_handler, ok, protected, responses
 
-from identity import logic, models
+from identity import logic, models, team
 
 app = create_app()
 account = protected(app, "identity")
+
+
+def _source_ip() -> str:
+    return app.current_event.request_context.identity.source_ip or "unknown"
 
 
 @app.post(
@@ -19,8 +23,7 @@ account = protected(app, "identity")
 )
 def login(body: models.LoginRequest) -> Envelope[models.LoginResult]:
     """Email and password in, a short-lived bearer token out."""
-    source_ip = app.current_event.request_context.identity.source_ip or "unknown"
-    return ok(logic.login(body, source_ip))
+    return ok(logic.login(body, _source_ip()))
 
 
 @account.get(
@@ -30,8 +33,80 @@ def login(body: models.LoginRequest) -> Envelope[models.LoginResult]:
     responses=responses(models.WhoAmI, 401, 429, 503),
 )
 def whoami(org: Org) -> Envelope[models.WhoAmI]:
-    """Which org and credential this request authenticated as."""
+    """Which org and credential this request authenticated as; for a dashboard token also the user
+    (`userId`, `email`, `name`) and when the token expires (`expiresAt`)."""
     return ok(logic.whoami(org))
+
+
+@account.post(
+    "/v1/auth/logout",
+    summary="End this dashboard session",
+    tags=["identity"],
+    responses=responses(models.LoggedOut, 401, 403, 429, 503),
+)
+def logout(org: Org, body: models.LogoutRequest | None = None) -> Envelope[models.LoggedOut]:
+    """The bearer token presented is refused from now on (the user's other sessions go on). No body,
+    or `{}`."""
+    return ok(logic.logout(org))
+
+
+@account.post(
+    "/v1/auth/password",
+    summary="Change your own password",
+    tags=["identity"],
+    responses=responses(models.PasswordChanged, 400, 401, 403, 429, 503),
+)
+def change_password(body: models.PasswordChange, org: Org) -> Envelope[models.PasswordChanged]:
+    """Needs the current password (403 when wrong; throttled like sign-in); every other session of
+    the user ends, this one goes on."""
+    return ok(logic.change_password(org, body, _source_ip()))
+
+
+@account.get(
+    "/v1/team/users",
+    summary="The organisation's dashboard users",
+    tags=["team"],
+    responses=responses(models.TeamUserList, 401, 429, 503),
+)
+def list_team(org: Org) -> Envelope[models.TeamUserList]:
+    """Every user with role, creation and last sign-in."""
+    return ok(team.list_users(org))
+
+
+@account.post(
+    "/v1/team/users",
+    summary="Add a dashboard user",
+    tags=["team"],
+    responses=responses(models.TeamUserOne, 400, 401, 403, 409, 429, 503, status=201),
+)
+def add_team_user(body: models.NewTeamUser, org: Org) -> Envelope[models.TeamUserOne]:
+    """With a first password of at least 12 characters; only an owner may add an owner; 409 when the
+    email is already a user's."""
+    return ok(team.create_user(org, body), status=201)
+
+
+@account.patch(
+    "/v1/team/users/<user_id>",
+    summary="Change a user's role",
+    tags=["team"],
+    responses=responses(models.TeamUserOne, 400, 401, 403, 404, 409, 429, 503),
+)
+def change_team_role(user_id: str, body: models.TeamRoleChange, org: Org) -> Envelope[models.TeamUserOne]:
+    """Only an owner grants or takes the owner role; nobody changes their own role; the last owner
+    stays one (409)."""
+    return ok(team.change_role(org, user_id, body))
+
+
+@account.delete(
+    "/v1/team/users/<user_id>",
+    summary="Remove a user",
+    tags=["team"],
+    responses=responses(models.TeamUserDeleted, 401, 403, 404, 409, 429, 503),
+)
+def remove_team_user(user_id: str, org: Org) -> Envelope[models.TeamUserDeleted]:
+    """Their sessions end at once; nobody removes themselves; only an owner removes an owner; the
+    last owner stays (409)."""
+    return ok(team.remove_user(org, user_id))
 
 
 @account.get(

@@ -38,6 +38,17 @@ def list_endpoints(org: Org) -> Envelope[models.EndpointList]:
 
 
 @api.get(
+    "/v1/webhooks/event-types",
+    summary="The events an endpoint can subscribe to",
+    tags=TAGS,
+    responses=responses(models.EventTypeList, 401, 429, 503),
+)
+def event_types(org: Org) -> Envelope[models.EventTypeList]:
+    """Each event's `type` (the name to subscribe with) and what it means."""
+    return ok(logic.event_types())
+
+
+@api.get(
     EP, summary="A webhook endpoint", tags=TAGS, responses=responses(models.EndpointInfo, 401, 404, 429, 503)
 )
 def get_endpoint(endpoint_id: str, org: Org) -> Envelope[models.EndpointInfo]:

@@ -180,3 +180,10 @@ def replay_since(org: OrgContext, endpoint_id: str, body: models.ReplaySince) ->
     if since < now() - MAX_REPLAY_AGE:
         raise ValidationFailed("'since' may be at most 30 days ago.")
     return _replay(org, endpoint_id, None, since)
+
+
+def event_types() -> models.EventTypeList:
+    """The catalogue of events an endpoint can subscribe to."""
+    return models.EventTypeList(
+        event_types=[models.EventType(type=t, description=d) for t, d in webhooks.EVENT_CATALOGUE.items()]
+    )

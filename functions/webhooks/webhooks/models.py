@@ -102,3 +102,12 @@ class Replayed(ApiModel):
 class TestSent(ApiModel):
     delivery_id: str
     event_id: str
+
+
+class EventType(ApiModel):
+    type: str
+    description: str
+
+
+class EventTypeList(ApiModel):
+    event_types: list[EventType]

@@ -26,28 +26,34 @@ class Action(StrEnum):
     INTERNAL = "internal"  # service to service, X-Dispatch-Secret only
     READ = "read"  # read the org's data (nothing secret)
     USE = "use"  # use the product: create, change, delete, spend credits
-    MANAGE = "manage"  # the org's settings: spending limits
+    MANAGE = "manage"  # the org's settings: spending limits, the tutor's defaults, webhook endpoints
     KEYS = "keys"  # list, issue and revoke API keys
+    TEAM = "team"  # add, change and remove the org's dashboard users
+    ACCOUNT = "account"  # a dashboard user's own session and password
 
 
 # `api` is an org API key: the org's integration, with every product right and the org's settings,
-# but it cannot manage keys (a leaked key must not be able to mint more). Owner and admin are the same
-# today: no route is owner-only (dashboard users are managed with `verriflo user`).
+# but it cannot manage keys or users (a leaked key must not be able to mint more keys, nor a user who
+# could). Owner and admin have the same actions; what only an owner may do (grant or take the owner
+# role) is decided by the team logic. `member` was called `developer` before; `orgs.canonical_role`
+# reads the old name as the new one.
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
-    "owner": frozenset({Action.READ, Action.USE, Action.MANAGE, Action.KEYS}),
-    "admin": frozenset({Action.READ, Action.USE, Action.MANAGE, Action.KEYS}),
-    "developer": frozenset({Action.READ, Action.USE}),
-    "viewer": frozenset({Action.READ}),
+    "owner": frozenset({Action.READ, Action.USE, Action.MANAGE, Action.KEYS, Action.TEAM, Action.ACCOUNT}),
+    "admin": frozenset({Action.READ, Action.USE, Action.MANAGE, Action.KEYS, Action.TEAM, Action.ACCOUNT}),
+    "member": frozenset({Action.READ, Action.USE, Action.ACCOUNT}),
+    "viewer": frozenset({Action.READ, Action.ACCOUNT}),
     "api": frozenset({Action.READ, Action.USE, Action.MANAGE}),
 }
 
-_PUBLIC, _INTERNAL, _READ, _USE, _MANAGE, _KEYS = (
+_PUBLIC, _INTERNAL, _READ, _USE, _MANAGE, _KEYS, _TEAM, _ACCOUNT = (
     Action.PUBLIC,
     Action.INTERNAL,
     Action.READ,
     Action.USE,
     Action.MANAGE,
     Action.KEYS,
+    Action.TEAM,
+    Action.ACCOUNT,
 )
 _KB = "/v1/ai-agent/knowledge-bases/{kb_id}"
 _TUTOR_ROOM = "/v1/ai-tutor/rooms/{room_id}"
@@ -63,9 +69,15 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/v1/openapi.json"): _PUBLIC,
     ("POST", "/v1/auth/login"): _PUBLIC,
     ("GET", "/v1/auth/whoami"): _READ,
+    ("POST", "/v1/auth/logout"): _ACCOUNT,
+    ("POST", "/v1/auth/password"): _ACCOUNT,
     ("GET", "/v1/keys"): _KEYS,
     ("POST", "/v1/keys"): _KEYS,
     ("DELETE", "/v1/keys/{key_id}"): _KEYS,
+    ("GET", "/v1/team/users"): _READ,
+    ("POST", "/v1/team/users"): _TEAM,
+    ("PATCH", "/v1/team/users/{user_id}"): _TEAM,
+    ("DELETE", "/v1/team/users/{user_id}"): _TEAM,
     # rooms
     ("POST", "/v1/room/create"): _USE,
     ("GET", "/v1/rooms"): _READ,
@@ -135,13 +147,15 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/v1/billing/ledger"): _READ,
     ("GET", "/v1/billing/limits"): _READ,
     ("PUT", "/v1/billing/limits"): _MANAGE,
-    # webhooks (a secret is shown only by create and rotate, which are USE)
-    ("POST", "/v1/webhooks"): _USE,
+    # webhooks: the endpoints are the org's settings (a secret is shown only by create and rotate);
+    # testing and replaying deliveries is using them
+    ("POST", "/v1/webhooks"): _MANAGE,
     ("GET", "/v1/webhooks"): _READ,
+    ("GET", "/v1/webhooks/event-types"): _READ,
     ("GET", _HOOK): _READ,
-    ("PATCH", _HOOK): _USE,
-    ("DELETE", _HOOK): _USE,
-    ("POST", f"{_HOOK}/rotate-secret"): _USE,
+    ("PATCH", _HOOK): _MANAGE,
+    ("DELETE", _HOOK): _MANAGE,
+    ("POST", f"{_HOOK}/rotate-secret"): _MANAGE,
     ("POST", f"{_HOOK}/test"): _USE,
     ("GET", f"{_HOOK}/deliveries"): _READ,
     ("GET", f"{_HOOK}/deliveries/{{delivery_id}}"): _READ,
@@ -188,6 +202,8 @@ _VERBS = {
     Action.USE: "change anything or spend credits",
     Action.MANAGE: "change the organisation's settings",
     Action.KEYS: "manage API keys",
+    Action.TEAM: "manage the organisation's users",
+    Action.ACCOUNT: "manage a dashboard session",
 }
 
 

@@ -14,6 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from secrets import token_urlsafe
 from typing import Any
 
 from verriflo import orgs
@@ -35,6 +37,8 @@ class OrgContext:
     principal: str  # key id or user id
     role: str = "api"
     rate_limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    session_id: str = ""  # a dashboard token's session (`sid`); "" for keys
+    expires_at: int = 0  # a dashboard token's expiry, epoch seconds; 0 for keys
 
     def to_authorizer_context(self) -> dict[str, str]:
         """Flat string values, as API Gateway requires of an authorizer's context."""
@@ -46,6 +50,8 @@ class OrgContext:
             "principal": self.principal,
             "role": self.role,
             "rateLimits": json.dumps(self.rate_limits),
+            "sessionId": self.session_id,
+            "expiresAt": str(self.expires_at),
         }
 
     @classmethod
@@ -58,8 +64,10 @@ class OrgContext:
             plan=str(ctx.get("plan", "")),
             via=str(ctx.get("via", "api_key")),
             principal=str(ctx.get("principal", "")),
-            role=str(ctx.get("role", "")),  # none given: no rights (fail closed)
+            role=str(orgs.canonical_role(ctx.get("role", ""))),  # none given: no rights (fail closed)
             rate_limits=json.loads(limits) if isinstance(limits, str) else dict(limits),
+            session_id=str(ctx.get("sessionId") or ""),
+            expires_at=int(ctx.get("expiresAt") or 0),
         )
 
 
@@ -124,7 +132,9 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
-def _org_context(org: orgs.Org, via: str, principal: str, role: str) -> OrgContext:
+def _org_context(
+    org: orgs.Org, via: str, principal: str, role: str, session_id: str = "", expires_at: int = 0
+) -> OrgContext:
     return OrgContext(
         org_id=org.id,
         org_name=org.name,
@@ -133,6 +143,8 @@ def _org_context(org: orgs.Org, via: str, principal: str, role: str) -> OrgConte
         principal=principal,
         role=role,
         rate_limits={g: lim.model_dump() for g, lim in org.rate_limits.items()},
+        session_id=session_id,
+        expires_at=expires_at,
     )
 
 
@@ -213,22 +225,27 @@ def login(email: str, password: str) -> tuple[str, int, orgs.User]:
 
 
 def issue_token(user: orgs.User) -> tuple[str, int]:
-    """A short-lived HS256 JWT for a dashboard user."""
+    """A short-lived HS256 JWT for a dashboard user, for a new session of theirs (`sid`): signing
+    out, a password change or the user's removal ends the session, and the token with it."""
     import jwt
 
     settings = secret_settings()
     issued = int(time.time())
+    session_id = token_urlsafe(16)
     claims = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": user.id,
         "org": user.org_id,
         "role": user.role,
+        "sid": session_id,
         "iat": issued,
         "nbf": issued,
         "exp": issued + settings.jwt_ttl_s,
     }
-    return jwt.encode(claims, get_secret(settings.jwt_secret_name), algorithm="HS256"), settings.jwt_ttl_s
+    token = jwt.encode(claims, get_secret(settings.jwt_secret_name), algorithm="HS256")
+    orgs.start_session(user.id, session_id, datetime.fromtimestamp(claims["exp"], UTC))
+    return token, settings.jwt_ttl_s
 
 
 def authenticate_token(token: str) -> OrgContext:
@@ -243,11 +260,12 @@ def authenticate_token(token: str) -> OrgContext:
             algorithms=["HS256"],
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            options={"require": ["exp", "iat", "sub", "org"]},
+            options={"require": ["exp", "iat", "sub", "org", "sid"]},
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("The bearer token is not valid.") from exc
     user = orgs.get_user(str(claims["sub"]))
-    if user is None or user.disabled or user.org_id != claims["org"]:
+    session_id = str(claims["sid"])
+    if user is None or user.disabled or user.org_id != claims["org"] or not user.has_session(session_id):
         raise Unauthorized("The bearer token is not valid.")
-    return _org_context(orgs.get_org(user.org_id), "jwt", user.id, user.role)
+    return _org_context(orgs.get_org(user.org_id), "jwt", user.id, user.role, session_id, int(claims["exp"]))

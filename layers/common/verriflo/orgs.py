@@ -11,9 +11,9 @@ visible prefix (`vfk_<8 hex>`) so people can tell them apart in listings and log
 import hashlib
 import secrets
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from verriflo import db
 from verriflo.errors import Conflict, NotFound
@@ -23,7 +23,18 @@ ORGS, KEYS, USERS = "orgs", "api_keys", "users"
 KEY_SCHEME = "vfk_"
 
 Plan = Literal["prepaid", "postpaid"]
-UserRole = Literal["owner", "admin", "developer", "viewer"]
+# `developer` is what `member` was called before the Console; stored users keep it until changed.
+LEGACY_ROLES = {"developer": "member"}
+
+
+def canonical_role(role: Any) -> Any:
+    """A role as the API names it today (`developer` is read as `member`)."""
+    return LEGACY_ROLES.get(role, role) if isinstance(role, str) else role
+
+
+UserRole = Annotated[Literal["owner", "admin", "member", "viewer"], BeforeValidator(canonical_role)]
+# How many dashboard sessions (signed-in browsers) one user keeps; a new one pushes out the oldest.
+MAX_SESSIONS = 20
 
 
 def _indexes_keys():
@@ -97,6 +108,15 @@ class IssuedKey(BaseModel):
     secret: str
 
 
+class Session(BaseModel):
+    """A dashboard session: one sign-in, named by the `sid` claim of its token."""
+
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
+
+    id: str
+    expires_at: datetime = Field(alias="expiresAt")
+
+
 class User(BaseModel):
     """A dashboard user of one organisation."""
 
@@ -105,10 +125,17 @@ class User(BaseModel):
     id: str = Field(alias="_id")
     org_id: str = Field(alias="orgId")
     email: str
-    role: UserRole = "developer"
+    name: str = ""
+    role: UserRole = "member"
     password_hash: str = Field(alias="passwordHash", repr=False)
     disabled: bool = False
     created_at: datetime = Field(alias="createdAt")
+    last_login_at: datetime | None = Field(default=None, alias="lastLoginAt")
+    sessions: list[Session] = Field(default_factory=list, repr=False)
+
+    def has_session(self, session_id: str) -> bool:
+        """Whether `session_id` is one of the user's live sessions (not signed out or ended)."""
+        return any(s.id == session_id for s in self.sessions)
 
 
 def hash_key(secret: str) -> str:
@@ -216,7 +243,7 @@ def find_active_key(secret: str) -> ApiKey | None:
     return ApiKey.model_validate(doc) if doc else None
 
 
-def create_user(org_id: str, email: str, password_hash: str, role: UserRole = "developer") -> User:
+def create_user(org_id: str, email: str, password_hash: str, role: str = "member", name: str = "") -> User:
     """Create a dashboard user; the email is unique across all orgs."""
     from pymongo.errors import DuplicateKeyError
 
@@ -225,6 +252,7 @@ def create_user(org_id: str, email: str, password_hash: str, role: UserRole = "d
         _id=new_id("usr"),
         orgId=org_id,
         email=email.lower(),
+        name=name,
         role=role,
         passwordHash=password_hash,
         createdAt=now(),
@@ -249,3 +277,107 @@ def get_user(user_id: str) -> User | None:
     with db.unavailable_on_failure():
         doc = db.collection(USERS).find_one({"_id": user_id})
     return User.model_validate(doc) if doc else None
+
+
+def list_users(org_id: str) -> list[User]:
+    """The org's dashboard users, oldest first."""
+    with db.unavailable_on_failure():
+        docs = db.collection(USERS).find({"orgId": org_id}).sort([("createdAt", 1), ("_id", 1)])
+        return [User.model_validate(d) for d in docs]
+
+
+def get_org_user(org_id: str, user_id: str, session: Any = None) -> User:
+    """One of the org's users; NotFound for unknown ids and other orgs' users alike."""
+    with db.unavailable_on_failure():
+        doc = db.collection(USERS).find_one({"_id": user_id, "orgId": org_id}, session=session)
+    if doc is None:
+        raise NotFound("No such user.")
+    return User.model_validate(doc)
+
+
+def start_session(user_id: str, session_id: str, expires_at: datetime) -> None:
+    """Record a sign-in: the session joins the user's live ones (the oldest beyond MAX_SESSIONS and
+    the expired ones are dropped), and the time is the user's last sign-in."""
+    users = db.collection(USERS)
+    with db.unavailable_on_failure():
+        users.update_one({"_id": user_id}, {"$pull": {"sessions": {"expiresAt": {"$lte": now()}}}})
+        users.update_one(
+            {"_id": user_id},
+            {
+                "$push": {
+                    "sessions": {
+                        "$each": [{"id": session_id, "expiresAt": expires_at}],
+                        "$slice": -MAX_SESSIONS,
+                    }
+                },
+                "$set": {"lastLoginAt": now()},
+            },
+        )
+
+
+def end_session(user_id: str, session_id: str) -> None:
+    """Sign one session out: its token is refused from now on."""
+    with db.unavailable_on_failure():
+        db.collection(USERS).update_one({"_id": user_id}, {"$pull": {"sessions": {"id": session_id}}})
+
+
+def set_password(org_id: str, user_id: str, password_hash: str, keep_session: str | None) -> None:
+    """A new password; every session of the user but `keep_session` (the one that changed it) ends."""
+    with db.unavailable_on_failure():
+        found = db.collection(USERS).find_one_and_update(
+            {"_id": user_id, "orgId": org_id},
+            {"$set": {"passwordHash": password_hash}, "$pull": {"sessions": {"id": {"$ne": keep_session}}}},
+        )
+    if found is None:
+        raise NotFound("No such user.")
+
+
+def _owners_left(org_id: str, session: Any, without: str) -> int:
+    return db.collection(USERS).count_documents(
+        {"orgId": org_id, "role": "owner", "_id": {"$ne": without}}, session=session
+    )
+
+
+def _guard_team_change(org_id: str, target: User, session: Any) -> None:
+    # Every team change writes the org's document too: two changes at once (two owners demoting each
+    # other) then conflict and one is retried, instead of both passing the owner count (write skew).
+    db.collection(ORGS).update_one({"_id": org_id}, {"$inc": {"teamVersion": 1}}, session=session)
+    if target.role == "owner" and _owners_left(org_id, session, target.id) == 0:
+        raise Conflict("The organisation's last owner cannot be demoted or removed.")
+
+
+def change_role(org_id: str, user_id: str, role: str) -> User:
+    """Give one of the org's users another role; Conflict if that would leave the org without an owner."""
+    role = canonical_role(role)
+
+    def work(session: Any) -> User:
+        target = get_org_user(org_id, user_id, session)
+        if role != "owner":
+            _guard_team_change(org_id, target, session)
+        found = db.collection(USERS).find_one_and_update(
+            {"_id": user_id, "orgId": org_id},
+            {"$set": {"role": role}},
+            session=session,
+            return_document=True,
+        )
+        if found is None:
+            raise NotFound("No such user.")
+        return User.model_validate(found)
+
+    return db.in_transaction(work)
+
+
+def delete_user(org_id: str, user_id: str) -> User:
+    """Remove one of the org's users (their sessions end with them); Conflict for the last owner."""
+
+    def work(session: Any) -> User:
+        target = get_org_user(org_id, user_id, session)
+        _guard_team_change(org_id, target, session)
+        if (
+            db.collection(USERS).delete_one({"_id": user_id, "orgId": org_id}, session=session).deleted_count
+            == 0
+        ):
+            raise NotFound("No such user.")
+        return target
+
+    return db.in_transaction(work)

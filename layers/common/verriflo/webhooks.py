@@ -28,21 +28,22 @@ from verriflo.settings import EnvSettings, SettingsConfigDict
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme prefix, not a secret
 
-# The events an endpoint can subscribe to (API.md's dotted names, plus ours).
-EVENT_TYPES = (
-    "room.started",
-    "room.finished",
-    "participant.joined",
-    "participant.left",
-    "recording.started",
-    "recording.ready",
-    "video.ready",
-    "video.failed",
-    "summary.ready",
-    "credits.low",
-    "credits.exhausted",
-    "webhook.test",
-)
+# The events an endpoint can subscribe to (API.md's dotted names, plus ours), with what each means.
+EVENT_CATALOGUE = {
+    "room.started": "A class started: its first participant connected.",
+    "room.finished": "A class ended (closed through the API, or emptied and timed out).",
+    "participant.joined": "Someone joined a class.",
+    "participant.left": "Someone left a class; their minutes are charged.",
+    "recording.started": "A class recording started.",
+    "recording.ready": "A class recording was uploaded and can be downloaded.",
+    "video.ready": "A video (an upload or a recording) finished transcoding and plays in full.",
+    "video.failed": "A video could not be transcoded; `data.message` says why.",
+    "summary.ready": "The AI tutor's summary of a finished class was written.",
+    "credits.low": "The balance fell below the organisation's low-credit mark.",
+    "credits.exhausted": "The balance reached zero or less.",
+    "webhook.test": "A test event sent from the API or the Console.",
+}
+EVENT_TYPES = tuple(EVENT_CATALOGUE)
 
 # Seconds to wait before attempt n+1 after attempt n failed: at once, then growing to a day; the ten
 # attempts span about 3.1 days.
