@@ -1,5 +1,6 @@
 // Webhooks: endpoints and the event types they receive, the delivery log with every attempt,
-// replay, test, enable/disable, and secret rotation (the new secret shown once).
+// replay and test (members too), and for owners and admins: add, enable/disable, delete, and
+// secret rotation (the new secret shown once).
 import { useState } from 'preact/hooks';
 import { qs, request } from '../api.js';
 import { Action, Badge, Empty, ErrorNote, Field, fmt, Form, Loaded, Page, Secret, Table, useCan, useLoad } from '../ui.jsx';
@@ -38,7 +39,7 @@ export function Webhooks() {
       {created && <Secret label={`Signing secret of ${created.endpoint.url}`} value={created.secret} onDone={() => setCreated(null)} />}
       <Loaded state={list} what="webhook endpoints">{(d) => (
         <>
-          {can.use && (
+          {can.manage && (
             <Form onSubmit={create} submit="Add endpoint" label="Add a webhook endpoint">
               <h2>New endpoint</h2>
               <div class="row wrap">
@@ -52,7 +53,7 @@ export function Webhooks() {
           )}
           <h2>Endpoints</h2>
           <Table caption="Webhook endpoints" head={['URL', 'Events', 'State', 'Created']}
-            empty={<Empty title="No webhook endpoints yet.">{can.use ? 'Add one above to be told when classes end, videos are ready or credits run low.' : 'Endpoints your team adds show here.'}</Empty>}
+            empty={<Empty title="No webhook endpoints yet.">{can.manage ? 'Add one above to be told when classes end, videos are ready or credits run low.' : 'Endpoints your team adds show here.'}</Empty>}
             rows={d.endpoints.map((ep) => (
               <tr><td><a href={`#/webhooks/${enc(ep.id)}`}>{ep.url}</a><div class="muted">{ep.description}</div></td>
                 <td>{ep.eventTypes.length ? ep.eventTypes.join(', ') : 'all events'}</td>
@@ -108,11 +109,13 @@ export function Webhook({ endpointId }) {
           {can.use && (
             <div class="row wrap">
               <Action onDone={() => log.reload()} run={() => request('POST', `${base}/test`)}>Send test event</Action>
-              <Action onDone={ep.reload} run={() => request('PATCH', base, { enabled: !e.enabled })}>{e.enabled ? 'Disable' : 'Enable'}</Action>
-              <Action danger confirm="Rotate the signing secret? The old one keeps verifying for a while." onDone={(d) => { setSecret(d.secret); ep.reload(); }}
-                run={() => request('POST', `${base}/rotate-secret`)}>Rotate secret</Action>
-              <Action danger confirm="Delete this endpoint and its delivery log?" onDone={() => { location.hash = '#/webhooks'; }}
-                run={() => request('DELETE', base)}>Delete endpoint</Action>
+              {can.manage && <>
+                <Action onDone={ep.reload} run={() => request('PATCH', base, { enabled: !e.enabled })}>{e.enabled ? 'Disable' : 'Enable'}</Action>
+                <Action danger confirm="Rotate the signing secret? The old one keeps verifying for a while." onDone={(d) => { setSecret(d.secret); ep.reload(); }}
+                  run={() => request('POST', `${base}/rotate-secret`)}>Rotate secret</Action>
+                <Action danger confirm="Delete this endpoint and its delivery log?" onDone={() => { location.hash = '#/webhooks'; }}
+                  run={() => request('DELETE', base)}>Delete endpoint</Action>
+              </>}
             </div>
           )}
         </div>
