@@ -198,7 +198,33 @@ try {
     result.key.revokedShown = true;
   }
 
-  // sign out, then a viewer: every page read-only (no destructive control, no write forms)
+  // team: add a member, make them a viewer, remove them
+  if (opts.teamUser) {
+    await go('#/team');
+    const form = 'form[aria-label="Add a user"]';
+    await page.fill(`${form} input[name=name]`, 'Morgan Member');
+    await page.fill(`${form} input[name=email]`, opts.teamUser.email);
+    await page.selectOption(`${form} select[name=role]`, 'member');
+    await page.fill(`${form} input[name=password]`, opts.teamUser.password);
+    await page.click(`${form} button[type=submit]`);
+    const row = `tr:has(td:text-is("${opts.teamUser.email}"))`;
+    await page.waitForSelector(row, { timeout: T });
+    result.team = { added: true, role: await page.inputValue(`${row} select`) };
+    const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/v1/team/users/'), { timeout: T });
+    await page.selectOption(`${row} select`, 'viewer');
+    result.team.patchStatus = (await patched).status();
+    await go('#/overview');
+    await go('#/team'); // read back from the API, not from the select just changed
+    result.team.changedTo = await page.inputValue(`${row} select`);
+    await shot('team-added');
+    await page.click(`${row} button:has-text("Remove")`);
+    await page.waitForSelector(row, { state: 'detached', timeout: T });
+    result.team.removed = true;
+  }
+
+  // sign out (the session's token stops working), then a viewer: every page read-only (no
+  // destructive control, no write forms)
+  result.signedOutToken = await page.evaluate(() => JSON.parse(sessionStorage.getItem('verriflo.console.session')).token);
   await page.click('header button:has-text("Sign out")');
   await page.waitForSelector('form.signin', { timeout: T });
   result.signedOut = true;

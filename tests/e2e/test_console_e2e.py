@@ -145,8 +145,10 @@ def test_the_owner_and_a_viewer_use_every_page(
         "webhookId": endpoint_id,
         "roomId": room.json()["data"]["room"]["roomId"],
         "keyName": key_name,
+        "teamUser": {"email": f"member-{uuid.uuid4().hex[:6]}@demo.verriflo.dev", "password": "p" * 16},
     })  # fmt: skip
     secret = (result.get("key") or {}).pop("secret", "")  # never in an assertion message
+    old_token = result.pop("signedOutToken", "")
     assert "error" not in result, result["error"]
     assert not result["failedRequests"], result["failedRequests"]
 
@@ -182,6 +184,10 @@ def test_the_owner_and_a_viewer_use_every_page(
     assert http.get(f"{api_url}/v1/auth/whoami", headers={KEY: secret}).status_code == 401
     assert result["relogin"] == {"dialog": True, "typedKept": f"{key_name} 2", "retried": True}
     assert result["signedOut"]
+    whoami = http.get(f"{api_url}/v1/auth/whoami", headers={"Authorization": f"Bearer {old_token}"})
+    assert old_token and whoami.status_code == 401  # signing out ended the session
+    team = {"added": True, "role": "member", "patchStatus": 200, "changedTo": "viewer", "removed": True}
+    assert result["team"] == team, result["team"]
 
     # the viewer: signed in as viewer, no keys page, and no destructive control or write form anywhere
     assert "viewer" in result["viewer"]["whoami"] and "API keys" not in result["viewer"]["nav"]
