@@ -4,7 +4,7 @@
 import { useCallback, useState } from 'preact/hooks';
 import { qs, request } from '../api.js';
 import { HlsPlayer } from '../player.jsx';
-import { Action, Badge, Empty, ErrorNote, fmt, Loaded, Page, Table, useCan, useLoad, usePoll } from '../ui.jsx';
+import { Action, Badge, Empty, fmt, Loaded, Page, Table, useCan, useLoad, usePoll } from '../ui.jsx';
 
 const ROLES = ['TEACHER', 'MODERATOR', 'STUDENT', 'ADMIN'];
 const enc = encodeURIComponent;
@@ -125,7 +125,7 @@ export function Room({ roomId }) {
   return (
     <Page title={(s && s.title) || (summary.data && summary.data.roomName) || roomId}
       actions={<a href="#/classes">All classes</a>}>
-      <ErrorNote error={status.error} />
+      {!s && <Loaded state={status} what="the class">{() => null}</Loaded>}
       {s && (
         <div class="cards">
           <div class="card"><h2>Status</h2><p>{s.exists ? <Badge value={live ? 'live' : 'finished'} /> : 'Not found'}

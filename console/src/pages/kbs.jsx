@@ -2,7 +2,7 @@
 // embedded, delete documents and whole bases.
 import { useCallback } from 'preact/hooks';
 import { request } from '../api.js';
-import { Action, Badge, Empty, ErrorNote, Field, fileBase64, fmt, Form, Loaded, Page, Table, useCan, useLoad, usePoll } from '../ui.jsx';
+import { Action, Badge, Empty, Field, fileBase64, fmt, Form, Loaded, Page, Table, useCan, useLoad, usePoll } from '../ui.jsx';
 
 const enc = encodeURIComponent;
 const TYPES = { md: 'text/markdown', markdown: 'text/markdown', txt: 'text/plain', pdf: 'application/pdf' };
@@ -71,7 +71,7 @@ export function KnowledgeBase({ kbId }) {
       {can.use && <Action danger confirm="Delete this knowledge base and every document in it?"
         onDone={() => { location.hash = '#/kbs'; }} run={() => request('DELETE', base)}>Delete knowledge base</Action>}
     </>}>
-      <ErrorNote error={kb.error} />
+      {!kb.data && <Loaded state={kb} what="the knowledge base">{() => null}</Loaded>}
       {kb.data && <p class="muted">{kb.data.description} · {kb.data.documentCount} documents · {kb.data.chunkCount} chunks · {kb.data.embeddingModel}</p>}
       {can.use && (
         <Form onSubmit={upload} submit="Upload document" label="Upload a document">

@@ -3,7 +3,7 @@
 // secret rotation (the new secret shown once).
 import { useState } from 'preact/hooks';
 import { qs, request } from '../api.js';
-import { Action, Badge, Empty, ErrorNote, Field, fmt, Form, Loaded, Page, Secret, Table, useCan, useLoad } from '../ui.jsx';
+import { Action, Badge, Empty, Field, fmt, Form, Loaded, Page, Secret, Table, useCan, useLoad } from '../ui.jsx';
 
 const enc = encodeURIComponent;
 
@@ -99,8 +99,8 @@ export function Webhook({ endpointId }) {
   const e = ep.data;
   return (
     <Page title="Webhook endpoint" actions={<a href="#/webhooks">All endpoints</a>}>
-      <ErrorNote error={ep.error} />
       {secret && <Secret label="New signing secret" value={secret} onDone={() => setSecret(null)} />}
+      {!e && <Loaded state={ep} what="the endpoint">{() => null}</Loaded>}
       {e && (
         <div class="card">
           <p class="mono">{e.url}</p>
