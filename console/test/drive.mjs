@@ -1,7 +1,7 @@
 // Drives the Console in real headless Chromium against a deployed stack, as a school's staff would.
 // Usage: node console/test/drive.mjs '<json>' with
 //   {url, owner: {email, password}, viewer: {email, password}, artifacts, video: {path, title},
-//    kbName, question, webhookId, keyName, timeoutMs}
+//    kbName, question, voiceWav, imagePng, webhookId, roomId, keyName, teamUser, timeoutMs}
 // Prints one JSON line: what each step saw (the pytest side asserts on it). Every page is screenshot
 // into `artifacts` and checked with axe-core (serious and critical violations are reported).
 import { chromium } from 'playwright-core';
@@ -18,6 +18,8 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgro
 const OWNER_PAGES = ['overview', 'classes', 'videos', 'playground', 'kbs', 'webhooks', 'keys', 'team', 'settings'];
 const result = { pages: {}, viewer: {}, axe: {}, console: [], failedRequests: [], firstLoadScripts: [] };
 
+// the fake microphone says what this WAV says, once (a voice question)
+if (opts.voiceWav) FLAGS.push(`--use-file-for-fake-audio-capture=${opts.voiceWav}%noloop`);
 const browser = await chromium.launch({ executablePath: opts.chromium || '/usr/bin/chromium', args: FLAGS });
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -136,6 +138,45 @@ try {
       history: document.querySelectorAll('aside li').length,
     }));
     await shot('playground-answer');
+  }
+
+  // a voice question from the microphone with the answer spoken, then an image alone
+  const lastAnswer = () => page.waitForFunction((n) => {
+    const answers = [...document.querySelectorAll('[data-testid=answer]')];
+    const a = answers[answers.length - 1];
+    return answers.length > n && a.textContent.length > 0 && !a.querySelector('.cursor');
+  }, 0, { timeout: 120000 });
+  if (opts.voiceWav && opts.kbName) {
+    await go('#/playground');
+    await page.check(`label:has-text("${opts.kbName}") input[type=checkbox]`);
+    await page.check('label:has-text("Speak the answer") input');
+    await page.click('button:has-text("Ask by voice")');
+    await page.waitForSelector('button:has-text("Stop recording")', { timeout: T });
+    await page.waitForTimeout(3500); // the length of the recording: the WAV plays into it
+    await page.click('button:has-text("Stop recording")');
+    await page.waitForSelector('text=voice question ready', { timeout: T });
+    await page.click('form[aria-label="Ask the AI"] button[type=submit]');
+    await lastAnswer();
+    await page.waitForSelector('[data-testid=spoken]', { timeout: T }).catch(() => {});
+    result.voice = await page.evaluate(() => ({
+      heard: document.querySelector('.turn-user .muted')?.textContent || '',
+      answer: [...document.querySelectorAll('[data-testid=answer]')].pop().textContent,
+      spokenChunks: Number(document.querySelector('[data-testid=spoken]')?.dataset.chunks || 0),
+      errors: [...document.querySelectorAll('.turn .error, form .error')].map((e) => e.textContent),
+    }));
+    await shot('playground-voice');
+  }
+  if (opts.imagePng && opts.kbName) {
+    await go('#/playground');
+    await page.check(`label:has-text("${opts.kbName}") input[type=checkbox]`);
+    await page.setInputFiles('form[aria-label="Ask the AI"] input[type=file]', opts.imagePng);
+    await page.waitForSelector('[data-testid=image-ready]', { timeout: T });
+    await page.click('form[aria-label="Ask the AI"] button[type=submit]');
+    await lastAnswer();
+    result.image = await page.evaluate(() => ({
+      answer: [...document.querySelectorAll('[data-testid=answer]')].pop().textContent,
+      errors: [...document.querySelectorAll('.turn .error, form .error')].map((e) => e.textContent),
+    }));
   }
 
   // webhooks: send a test event, open its attempts, replay it

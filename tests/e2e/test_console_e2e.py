@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ai_support import png_with_text, spoken_wav
 from media_support import make_video
 from test_ai_agent import knowledge_base_with_notes
 
@@ -82,6 +83,11 @@ def _drive(options: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def _attempts_reach(http: httpx.Client, url: str, headers: dict[str, str], wanted: int) -> bool:
     """Poll one delivery (the dispatcher works asynchronously) until it was attempted `wanted` times."""
     deadline = time.monotonic() + 90
@@ -142,6 +148,8 @@ def test_the_owner_and_a_viewer_use_every_page(
         "video": {"path": str(make_video(tmp_path / "lesson.mp4")), "title": "Console lesson"},
         "kbName": kb_name,
         "question": "Where is ATP made?",
+        "voiceWav": str(_written(tmp_path / "ask.wav", spoken_wav("Tell me about sunlight and plants."))),
+        "imagePng": str(_written(tmp_path / "question.png", png_with_text("Where is ATP made?"))),
         "webhookId": endpoint_id,
         "roomId": room.json()["data"]["room"]["roomId"],
         "keyName": key_name,
@@ -169,6 +177,11 @@ def test_the_owner_and_a_viewer_use_every_page(
     chat = result["chat"]
     assert "mitochondria" in chat["answer"].lower() and chat["citations"] >= 1, chat
     assert not chat["errors"] and chat["history"] >= 1
+
+    voice = result["voice"]  # recorded from the (fake) microphone, the answer spoken back
+    assert "sunlight and plants" in voice["heard"].lower() and "chloroplasts" in voice["answer"], voice
+    assert voice["spokenChunks"] >= 1 and not voice["errors"], voice
+    assert "mitochondria" in result["image"]["answer"] and not result["image"]["errors"], result["image"]
 
     hooked = result["webhook"]
     assert hooked["status"] == "succeeded" and hooked["attemptsBefore"] >= 1, hooked

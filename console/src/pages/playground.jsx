@@ -35,20 +35,21 @@ function useRecorder() {
   return { recording, start, stop };
 }
 
-/** Plays the answer's audio chunks in order as they arrive. */
-function useAudioQueue() {
-  const queue = useRef([]);
-  const playing = useRef(false);
-  const next = () => {
-    const item = queue.current.shift();
-    if (!item) { playing.current = false; return; }
-    playing.current = true;
-    const audio = new Audio(`data:${item.mimeType};base64,${item.audio}`);
-    audio.onended = next;
-    audio.onerror = next;
-    audio.play().catch(next);
-  };
-  return (event) => { queue.current.push(event); if (!playing.current) next(); };
+/** Plays audio chunks in order (as they arrive, or again later), one at a time. */
+const queue = [];
+let playing = false;
+function playNext() {
+  const item = queue.shift();
+  if (!item) { playing = false; return; }
+  playing = true;
+  const audio = new Audio(`data:${item.mimeType};base64,${item.audio}`);
+  audio.onended = playNext;
+  audio.onerror = playNext;
+  audio.play().catch(playNext);
+}
+function playAudio(...chunks) {
+  queue.push(...chunks);
+  if (!playing) playNext();
 }
 
 function Turn({ turn }) {
@@ -56,7 +57,7 @@ function Turn({ turn }) {
     <li class={`turn turn-${turn.role}`}>
       <span class="sr-only">{turn.role === 'user' ? 'You' : 'AI'}: </span>
       {turn.transcript && <p class="muted">Heard: “{turn.transcript}”</p>}
-      <p class="prose" data-testid={turn.role === 'assistant' ? 'answer' : undefined}>{turn.text}{turn.streaming && <span class="cursor" aria-hidden="true">▍</span>}</p>
+      <p class="prose" data-testid={turn.role === 'assistant' ? 'answer' : 'question'}>{turn.text}{turn.streaming && <span class="cursor" aria-hidden="true">▍</span>}</p>
       {turn.image && <img class="answer-image" src={`data:${turn.image.mimeType};base64,${turn.image.image}`} alt={turn.image.alt || ''} />}
       {turn.citations && turn.citations.length > 0 && (
         <details open><summary>Sources ({turn.citations.length})</summary>
@@ -64,6 +65,10 @@ function Turn({ turn }) {
             <li data-testid="citation"><strong>{c.title || c.documentId}</strong> <span class="muted">(score {fmt.num(c.score)})</span>
               <div class="muted">{String(c.text || '').slice(0, 300)}</div></li>
           ))}</ol></details>
+      )}
+      {turn.audio && turn.audio.length > 0 && (
+        <p><button type="button" class="ghost" data-testid="spoken" data-chunks={turn.audio.length}
+          onClick={() => playAudio(...turn.audio)}>Play the spoken answer again</button></p>
       )}
       {turn.error && <p class="error" role="alert">{turn.error}</p>}
     </li>
@@ -83,7 +88,6 @@ export function Playground() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const recorder = useRecorder();
-  const playAudio = useAudioQueue();
   const log = useRef(null);
   useEffect(() => { if (log.current) log.current.scrollTop = log.current.scrollHeight; }, [turns]);
 
@@ -123,7 +127,7 @@ export function Playground() {
         if (ev.type === 'chat') setChatId(ev.chatId);
         else if (ev.type === 'transcript') setTurns((t) => { const c = t.slice(); c[c.length - 2] = { ...c[c.length - 2], transcript: ev.transcript }; return c; });
         else if (ev.type === 'text') update((a) => ({ text: a.text + ev.text }));
-        else if (ev.type === 'audio') playAudio(ev);
+        else if (ev.type === 'audio') { playAudio(ev); update((a) => ({ audio: [...(a.audio || []), ev] })); }
         else if (ev.type === 'citation') update((a) => ({ citations: [...a.citations, ev.citation] }));
         else if (ev.type === 'image') update(() => ({ image: ev }));
         else if (ev.type === 'error') update(() => ({ error: ev.message }));
@@ -186,6 +190,7 @@ export function Playground() {
               <button type="button" class="ghost" aria-pressed={recorder.recording ? 'true' : 'false'} onClick={toggleRecord}>
                 {recorder.recording ? 'Stop recording' : voice ? 'Record again' : 'Ask by voice'}</button>
               {voice && <span class="chip">voice question ready ({fmt.bytes(voice.size)})</span>}
+              {image && <span class="chip" data-testid="image-ready">image ready: {image.name}</span>}
               <label class="inline"><input type="checkbox" checked={speak} onChange={(e) => setSpeak(e.target.checked)} /> Speak the answer</label>
               <button type="submit" disabled={busy}>{busy ? 'Answering…' : 'Ask'}</button>
             </div>
