@@ -137,11 +137,13 @@ function App() {
 
   const loadMe = async () => {
     try {
-      const who = await api.request('GET', '/v1/auth/whoami');
+      // a stored session that has ended goes back to the sign-in page (no dialog: nothing to keep)
+      const who = await api.request('GET', '/v1/auth/whoami', undefined, { noRelogin: true });
       const session = api.getSession();
       setMe({ ...who, email: who.email || (session && session.email) });
       setState('signedIn');
     } catch (err) {
+      if (err.status === 401) api.forgetSession();
       setError(err);
       setState('signedOut');
     }

@@ -127,12 +127,15 @@ export function Action({ run, children, danger, confirm, label, onDone, disabled
 export function Form({ onSubmit, children, submit, label, readOnly }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
+  const [done, setDone] = useState(null);
   const go = async (e) => {
     e.preventDefault();
     setBusy(true);
     setError(null);
+    setDone(null);
     try {
-      await onSubmit(e.currentTarget);
+      const said = await onSubmit(e.currentTarget);
+      if (typeof said === 'string') setDone(said); // what the submit achieved, when it says so
     } catch (err) {
       setError(err);
     } finally {
@@ -147,6 +150,7 @@ export function Form({ onSubmit, children, submit, label, readOnly }) {
           <button type="submit" disabled={busy} aria-busy={busy ? 'true' : 'false'}>{busy ? 'Working…' : submit}</button>
         </div>
       )}
+      {done && <p class="ok" role="status">{done}</p>}
       <ErrorNote error={error} />
     </form>
   );

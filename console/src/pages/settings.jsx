@@ -20,12 +20,14 @@ export function Settings() {
     const body = Object.fromEntries(LIMITS.map(([k]) => [k, number(form[k].value)]));
     await request('PUT', '/v1/billing/limits', body);
     limits.reload();
+    return 'Limits saved.';
   };
   const saveTutor = async (form) => {
     await request('PUT', '/v1/ai-tutor/settings', {
       enabled: form.enabled.checked, mode: form.mode.value, topic: form.topic.value.trim() || null,
     });
     tutor.reload();
+    return 'Tutor defaults saved.';
   };
   const ro = !can.manage;
   return (

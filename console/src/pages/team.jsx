@@ -12,7 +12,7 @@ function Password() {
     if (form.newPassword.value !== form.repeat.value) throw new Error('The two new passwords differ.');
     await request('POST', '/v1/auth/password', { currentPassword: form.currentPassword.value, newPassword: form.newPassword.value });
     form.reset();
-    alert('Password changed. Your other sessions have ended.');
+    return 'Password changed. Your other sessions have ended.';
   };
   return (
     <Form onSubmit={change} submit="Change password" label="Change your password">
