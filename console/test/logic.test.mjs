@@ -1,9 +1,10 @@
 // The Console's plain logic, in node (`npm --prefix console test`): the NDJSON reader keeps lines
 // split across network chunks whole, query strings skip empty values, the chart's series follow the
-// API's window and per-service rows.
+// API's window and per-service rows, uploads send exact parts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { qs, readNdjson } from '../src/api.js';
+import { uploadFile } from '../src/upload.js';
 import { dailySeries } from '../src/usage.js';
 
 function streamed(chunks) {
@@ -44,4 +45,30 @@ test('the chart covers the API window, one series per service when rows name one
   assert.deepEqual(perService.series, { live: [0, 2, 4], ai_agent: [0, 1.5, 0] });
   const totals = dailySeries({ ...window, rows: [{ key: '2030-01-01', credits: 3 }] });
   assert.deepEqual(totals.series, { 'all services': [3, 0, 0] });
+});
+
+test('a multipart upload sends each part its exact bytes and joins them by ETag', async () => {
+  const file = new Blob([new Uint8Array(20).map((_, i) => i)]);
+  const sent = [];
+  const put = async (url, blob, headers, onProgress) => {
+    sent.push([url, [...new Uint8Array(await blob.arrayBuffer())]]);
+    onProgress(blob.size);
+    return `"etag-${url}"`;
+  };
+  const calls = [];
+  const progress = [];
+  const upload = { type: 'multipart', partSize: 8, parts: [1, 2, 3].map((n) => ({ partNumber: n, url: `p${n}` })) };
+  await uploadFile({ videoId: 'vid_1' }, upload, file, (n) => progress.push(n), put, async (...args) => calls.push(args));
+  assert.deepEqual(sent.map(([u, b]) => [u, b.length, b[0]]), [['p1', 8, 0], ['p2', 8, 8], ['p3', 4, 16]]);
+  assert.deepEqual(progress, [8, 16, 20]);
+  assert.deepEqual(calls, [['POST', '/v1/cdn/videos/vid_1/upload/complete',
+    { parts: [{ partNumber: 1, etag: '"etag-p1"' }, { partNumber: 2, etag: '"etag-p2"' }, { partNumber: 3, etag: '"etag-p3"' }] }]]);
+});
+
+test('a single PUT upload sends the file with the signed headers', async () => {
+  const file = new Blob(['abc']);
+  const seen = [];
+  await uploadFile({ videoId: 'v' }, { type: 'put', url: 'u', headers: { 'Content-Type': 'video/mp4' } }, file, () => {},
+    async (...args) => { seen.push(args.slice(0, 3)); return ''; }, async () => { throw new Error('no complete call'); });
+  assert.deepEqual(seen, [['u', file, { 'Content-Type': 'video/mp4' }]]);
 });

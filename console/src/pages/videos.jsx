@@ -2,30 +2,12 @@
 // multipart parts for large files) with a progress bar, transcoding progress polled live, play
 // (HLS in the page), poster, delete.
 import { useCallback, useState } from 'preact/hooks';
-import { putWithProgress, request } from '../api.js';
+import { request } from '../api.js';
 import { HlsPlayer } from '../player.jsx';
+import { uploadFile } from '../upload.js';
 import { Action, Badge, Empty, ErrorNote, Field, fmt, Loaded, Page, Table, useCan, useLoad, usePoll } from '../ui.jsx';
 
 const enc = encodeURIComponent;
-
-/** Sends `file` per the API's upload plan; onProgress(bytesSent). Returns when every byte is stored. */
-export async function uploadFile(video, upload, file, onProgress) {
-  if (upload.type === 'put') {
-    await putWithProgress(upload.url, file, upload.headers, onProgress);
-    return;
-  }
-  const sent = new Map();
-  const report = () => onProgress([...sent.values()].reduce((a, b) => a + b, 0));
-  const parts = [];
-  for (const part of upload.parts) { // one part at a time: steady progress, no memory spikes
-    const start = (part.partNumber - 1) * upload.partSize;
-    const blob = file.slice(start, Math.min(file.size, start + upload.partSize));
-    const etag = await putWithProgress(part.url, blob, {}, (n) => { sent.set(part.partNumber, n); report(); });
-    if (!etag) throw new Error('The uploads bucket did not expose the ETag header (CORS): the upload cannot be joined.');
-    parts.push({ partNumber: part.partNumber, etag });
-  }
-  await request('POST', `/v1/cdn/videos/${enc(video.videoId)}/upload/complete`, { parts });
-}
 
 function Upload({ onUploaded }) {
   const [progress, setProgress] = useState(null); // {sent, total}
