@@ -45,16 +45,28 @@ export function Classes() {
 }
 
 function Participants({ roomId, live }) {
+  if (!live) {
+    return (
+      <section aria-labelledby="people"><h2 id="people">Participants now</h2>
+        <Empty title="The class is not live.">Nobody is connected; the summary below says who came.</Empty>
+      </section>
+    );
+  }
+  return <LiveParticipants roomId={roomId} />;
+}
+
+function LiveParticipants({ roomId }) {
   const can = useCan();
   const list = useLoad(() => request('GET', `/v1/room/${enc(roomId)}/participants`), [roomId]);
   const refresh = useCallback(() => list.reload(), [list.reload]);
-  usePoll(refresh, 5000, live);
+  const ended = list.error && list.error.status === 410; // the class ended while the page was open
+  usePoll(refresh, 5000, !ended);
   const base = `/v1/room/${enc(roomId)}/participants`;
   return (
     <section aria-labelledby="people"><h2 id="people">Participants now</h2>
-      <Loaded state={list} what="participants">{(data) => (
+      {ended ? <Empty title="The class has ended.">Nobody is connected any more.</Empty> : <Loaded state={list} what="participants">{(data) => (
         <Table caption="Participants" head={['Name', 'Role', 'State', 'Tracks', ...(can.use ? ['Actions'] : [])]}
-          empty={<Empty title="Nobody is in the class.">{live ? 'Participants appear here as they join.' : 'The class has ended.'}</Empty>}
+          empty={<Empty title="Nobody is in the class.">Participants appear here as they join.</Empty>}
           rows={data.participants.map((p) => (
             <tr>
               <td>{p.name}<div class="muted mono">{p.uid}</div></td>
@@ -75,7 +87,7 @@ function Participants({ roomId, live }) {
               </td>}
             </tr>
           ))} />
-      )}</Loaded>
+      )}</Loaded>}
     </section>
   );
 }
@@ -139,7 +151,7 @@ export function Room({ roomId }) {
             <p class="muted">{tutor.data.totalTokens} tokens ({tutor.data.failedInteractions} failed)</p></div>}
         </div>
       )}
-      <Participants roomId={roomId} live={live} />
+      {s && <Participants roomId={roomId} live={live} />}
       <section aria-labelledby="tutor-summary"><h2 id="tutor-summary">Class summary and top questions</h2>
         <Loaded state={classSummary} what="the class summary">{(d) => (
           d.state !== 'ready' ? <Empty title={d.state === 'class_in_progress' ? 'The class is still going.' : 'The summary is being written.'}>
