@@ -1,7 +1,7 @@
 // Drives the Console in real headless Chromium against a deployed stack, as a school's staff would.
 // Usage: node console/test/drive.mjs '<json>' with
 //   {url, owner: {email, password}, viewer: {email, password}, artifacts, video: {path, title},
-//    kbName, question, voiceWav, imagePng, webhookId, roomId, keyName, teamUser, timeoutMs}
+//    kbName, question, voiceWav, imagePng, webhookId, roomId, studentUid, keyName, teamUser, timeoutMs}
 // Prints one JSON line: what each step saw (the pytest side asserts on it). Every page is screenshot
 // into `artifacts` and checked with axe-core (serious and critical violations are reported).
 import { chromium } from 'playwright-core';
@@ -84,6 +84,23 @@ try {
   for (const name of OWNER_PAGES) result.pages[name] = await visit(name, `#/${name}`);
   if (opts.roomId) result.pages.room = await visit('room', `#/classes/${encodeURIComponent(opts.roomId)}`);
   if (opts.webhookId) result.pages.webhook = await visit('webhook', `#/webhooks/${encodeURIComponent(opts.webhookId)}`);
+
+  // a live class: mute a student's microphone, make them a moderator, remove them
+  if (opts.roomId && opts.studentUid) {
+    await go(`#/classes/${encodeURIComponent(opts.roomId)}`);
+    const row = `tr:has(.mono:text-is("${opts.studentUid}"))`;
+    await page.waitForSelector(row, { timeout: 60000 }); // the room's status turns live, then the list loads
+    await page.click(`${row} button:has-text("Mute")`);
+    await page.waitForSelector(`${row} .chip:has-text("(muted)")`, { timeout: T });
+    const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/participants/'), { timeout: T });
+    await page.selectOption(`${row} select`, 'MODERATOR');
+    result.participant = { muted: true, patchStatus: (await patched).status() };
+    await shot('room-live');
+    await axe('room-live');
+    await page.click(`${row} button:has-text("Remove")`);
+    await page.waitForSelector(row, { state: 'detached', timeout: T });
+    result.participant.removed = true;
+  }
 
   // phone width: the navigation folds behind a menu button that opens it
   await page.setViewportSize({ width: 390, height: 844 });

@@ -121,7 +121,14 @@ def test_first_load_javascript_is_under_300_kb_compressed() -> None:
 
 
 def test_the_owner_and_a_viewer_use_every_page(
-    http: httpx.Client, api_url: str, demo_key: str, e2e_stack: dict[str, str], viewer, receiver, tmp_path
+    http: httpx.Client,
+    api_url: str,
+    demo_key: str,
+    e2e_stack: dict[str, str],
+    viewer,
+    receiver,
+    livekit_admin,
+    tmp_path,
 ) -> None:
     headers = {KEY: demo_key}
     kb_name = f"Console biology {uuid.uuid4().hex[:4]}"
@@ -138,6 +145,18 @@ def test_the_owner_and_a_viewer_use_every_page(
               "participant": {"uid": "t-console", "name": "Tess Teacher", "role": "TEACHER"}},
     )  # fmt: skip
     assert room.status_code == 200, room.text
+    room_id = room.json()["data"]["room"]["roomId"]
+    # the class is live: its teacher and a student connect (with their microphones) to the stand-in
+    student = http.post(
+        f"{api_url}/v1/room/{room_id}/join",
+        headers=headers,
+        json={"participant": {"uid": "s-console", "name": "Sam Student", "role": "STUDENT"}},
+    )
+    assert student.status_code == 200, student.text
+    mic = [{"type": "AUDIO", "source": "MICROPHONE"}]
+    for token in (room.json()["data"]["token"], student.json()["data"]["token"]):
+        path = f"/admin/rooms/{e2e_stack['DEMO_ORG_ID']}.{room_id}/participants"
+        livekit_admin("POST", path, {"token": token, "tracks": mic}, token=token)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     key_name = f"console key {uuid.uuid4().hex[:4]}"
     result = _drive({
@@ -151,7 +170,8 @@ def test_the_owner_and_a_viewer_use_every_page(
         "voiceWav": str(_written(tmp_path / "ask.wav", spoken_wav("Tell me about sunlight and plants."))),
         "imagePng": str(_written(tmp_path / "question.png", png_with_text("Where is ATP made?"))),
         "webhookId": endpoint_id,
-        "roomId": room.json()["data"]["room"]["roomId"],
+        "roomId": room_id,
+        "studentUid": "s-console",
         "keyName": key_name,
         "teamUser": {"email": f"member-{uuid.uuid4().hex[:6]}@demo.verriflo.dev", "password": "p" * 16},
     })  # fmt: skip
@@ -169,6 +189,9 @@ def test_the_owner_and_a_viewer_use_every_page(
         assert not seen["errors"], (name, seen["errors"])
         assert (ARTIFACTS / f"console-{name}.png").stat().st_size > 5000
     assert not {name: v for name, v in result["axe"].items() if v}, result["axe"]
+    assert result["participant"] == {"muted": True, "patchStatus": 200, "removed": True}, result[
+        "participant"
+    ]
     assert result["phone"] == {"menu": True, "navOpens": True}
 
     assert result["video"]["sawProgress"] and not result["video"]["uploadErrors"], result["video"]

@@ -7,6 +7,7 @@ import { HlsPlayer } from '../player.jsx';
 import { Action, Badge, Empty, fmt, Loaded, Page, Table, useCan, useLoad, usePoll } from '../ui.jsx';
 
 const ROLES = ['TEACHER', 'MODERATOR', 'STUDENT', 'ADMIN'];
+const trackName = (t) => String(t.source || t.type || 'track').toLowerCase().replace(/_/g, ' ');
 const enc = encodeURIComponent;
 
 export function Classes() {
@@ -76,11 +77,11 @@ function LiveParticipants({ roomId }) {
                   list.reload();
                 }}>{ROLES.map((r) => <option value={r}>{r}</option>)}</select>) : p.role}</td>
               <td>{p.state}</td>
-              <td>{p.tracks.map((t) => <span class="chip">{t.source || t.type}{t.muted ? ' (muted)' : ''}</span>)}</td>
+              <td>{p.tracks.map((t) => <span class="chip">{trackName(t)}{t.muted ? ' (muted)' : ''}</span>)}</td>
               {can.use && <td class="row">
                 {p.tracks.filter((t) => !t.muted).map((t) => (
-                  <Action label={`Mute ${t.source || t.type} of ${p.name}`} onDone={list.reload}
-                    run={() => request('POST', `${base}/${enc(p.uid)}/mute`, { trackSid: t.sid, muted: true })}>Mute {t.source || t.type}</Action>
+                  <Action label={`Mute ${trackName(t)} of ${p.name}`} onDone={list.reload}
+                    run={() => request('POST', `${base}/${enc(p.uid)}/mute`, { trackSid: t.sid, muted: true })}>Mute {trackName(t)}</Action>
                 ))}
                 <Action danger confirm={`Remove ${p.name} from the class?`} onDone={list.reload}
                   run={() => request('DELETE', `${base}/${enc(p.uid)}`)}>Remove</Action>
@@ -134,6 +135,8 @@ export function Room({ roomId }) {
   const classSummary = useLoad(() => request('GET', `/v1/ai-tutor/summary/${enc(roomId)}`), [roomId]);
   const s = status.data;
   const live = Boolean(s && s.isActive);
+  const refreshStatus = useCallback(() => status.reload(), [status.reload]);
+  usePoll(refreshStatus, 10000, true); // a class that starts or ends while the page is open
   return (
     <Page title={(s && s.title) || (summary.data && summary.data.roomName) || roomId}
       actions={<a href="#/classes">All classes</a>}>
