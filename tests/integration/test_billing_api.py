@@ -172,9 +172,42 @@ def test_usage_is_reported_by_service_room_and_day(org, lambda_context):
     ]
 
 
+def test_each_day_is_split_per_service_for_the_consoles_chart(org, other_org, lambda_context):
+    _grant(org.id, "g", 1000)
+    day1 = datetime(2026, 11, 2, 23, 59, tzinfo=UTC)
+    minute = {"quantity": 1, "unit": "participant-minute"}
+    _use(org.id, "l1", "live", 30, occurred_at=day1, **minute)
+    _use(org.id, "l2", "live", 10, occurred_at=day1 - timedelta(hours=5), **minute)
+    _use(org.id, "a1", "ai_agent", 2.5, quantity=5000, unit="token", occurred_at=day1)
+    _use(org.id, "t1", "transcode", 4, quantity=2, unit="minute", occurred_at=day1 + timedelta(minutes=2))
+    _grant(other_org.id, "g", 1000)
+    _use(other_org.id, "x1", "live", 99, occurred_at=day1, **minute)
+    query = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-10T00:00:00Z", "groupBy": "day", "by": "service"}
+    event = api_event("billing/usage.json", headers=org.headers, query=query)
+    data = call(handler, event, lambda_context).data
+    assert (data["groupBy"], data["by"], data["totalCredits"]) == ("day", "service", 46.5)
+    assert [(r["key"], r["credits"]) for r in data["rows"]] == [("2026-11-02", 42.5), ("2026-11-03", 4)]
+    day = data["rows"][0]["services"]
+    assert [(s["service"], s["credits"], s["quantity"], s["unit"], s["entries"]) for s in day] == [
+        ("live", 40, 2, "participant-minute", 2),
+        ("ai_agent", 2.5, 5000, "token", 1),
+    ]
+    assert data["rows"][1]["services"] == [
+        {"service": "transcode", "credits": 4, "quantity": 2, "unit": "minute", "entries": 1}
+    ]
+    plain = call(
+        handler,
+        api_event("billing/usage.json", headers=org.headers, query=query | {"by": ""}),
+        lambda_context,
+    )
+    assert plain.status == 400  # an empty `by` is not a split
+
+
 @pytest.mark.parametrize(
     "query",
     [
+        {"groupBy": "service", "by": "service"},
+        {"groupBy": "day", "by": "room"},
         {"from": "2026-11-10T00:00:00Z", "to": "2026-11-01T00:00:00Z"},
         {"from": "2024-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
         {"from": "yesterday"},

@@ -275,6 +275,59 @@ def test_large_file_gets_a_multipart_upload_with_part_size_and_expiry(org, lambd
     assert head["ContentLength"] == size
 
 
+def test_a_browser_asks_for_parts_whatever_the_size_and_the_joined_upload_transcodes(
+    org, lambda_context, tmp_path
+):
+    fund(org)
+    clip = make_video(tmp_path / "clip.mp4", width=320, height=180, seconds=2)
+    size = clip.stat().st_size
+    assert size < media.media_settings().multipart_threshold_bytes
+    created = create(org, lambda_context, sizeBytes=size, multipart=True)
+    assert created.status == 201
+    upload = created.data["upload"]
+    assert upload["type"] == "multipart" and upload["uploadId"] and upload["url"] is None
+    assert upload["partSize"] >= 8 * 1024**2 and [p["partNumber"] for p in upload["parts"]] == [1]
+    put = httpx.put(upload["parts"][0]["url"], content=clip.read_bytes())
+    assert put.status_code == 200, put.text
+    video_id = created.data["video"]["videoId"]
+    done = call(
+        cdn.handler,
+        api_event(
+            "cdn/complete_upload.json",
+            headers=org.headers,
+            body={"parts": [{"partNumber": 1, "etag": put.headers["ETag"]}]},
+            path=f"/v1/cdn/videos/{video_id}/upload/complete",
+            path_params={"video_id": video_id},
+        ),
+        lambda_context,
+    )
+    assert done.status == 200 and done.data["videoId"] == video_id
+    key = f"{org.id}/{video_id}/source"
+    assert boto3.client("s3").head_object(Bucket=UPLOADS, Key=key)["ContentLength"] == size
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "s3": {
+            "bucket": {"name": UPLOADS, "arn": f"arn:aws:s3:::{UPLOADS}"},
+            "object": {"key": key.replace("/", "%2F"), "size": size, "sequencer": "01"},
+        },
+    }
+    assert transcode.handler({"Records": [record]}, lambda_context)["results"][0]["outcome"] == "completed"
+    assert get(org, lambda_context, "video_status", video_id, "/status").data["status"] == "completed"
+
+
+def test_multipart_false_keeps_one_put_and_a_file_over_5_gib_must_go_in_parts(org, lambda_context):
+    fund(org)
+    one = create(org, lambda_context, sizeBytes=200 * 1024**2, multipart=False)
+    assert one.status == 201 and one.data["upload"]["type"] == "put" and one.data["upload"]["url"]
+    before = media.list_videos(org.id)
+    refused = create(org, lambda_context, sizeBytes=5 * 1024**3 + 1, multipart=False)
+    assert refused.status == 400 and refused.body["error"] == "VALIDATION_ERROR"
+    assert "multipart" in refused.body["message"]
+    assert media.list_videos(org.id) == before
+    assert create(org, lambda_context, multipart="yes").status == 400
+
+
 def test_each_multipart_part_url_is_signed_for_its_declared_size_and_refuses_a_bigger_part(
     org, lambda_context, monkeypatch
 ):

@@ -47,6 +47,15 @@ def test_seed_demo_prints_a_working_key(capsys, stores):
     seeded = _run(capsys, "seed-demo")
     assert auth.authenticate({"VF-ORG-ID": seeded["apiKey"]}).org_id == seeded["orgId"]
     assert ledger.balance_milli(seeded["orgId"]) == 10_000_000
+    # two dashboard logins with passwords made for this org: the owner, and a viewer who only reads
+    for role in ("owner", "viewer"):
+        email, password = seeded[f"{role}Email"], seeded[f"{role}Password"]
+        assert len(password) >= 12
+        token, _, user = auth.login(email, password)
+        assert (user.org_id, user.role) == (seeded["orgId"], role)
+        assert auth.authenticate({"Authorization": f"Bearer {token}"}).role == role
+    again = _run(capsys, "seed-demo")
+    assert again["ownerPassword"] != seeded["ownerPassword"]  # generated each time, never a fixed default
 
 
 def test_errors_are_reported_without_a_traceback(capsys, stores):

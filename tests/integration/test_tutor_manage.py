@@ -159,6 +159,40 @@ def test_settings_default_to_on_and_explaining_and_follow_the_teacher(classroom:
     )
 
 
+def test_the_orgs_defaults_apply_to_every_room_the_teacher_left_alone(
+    classroom: Classroom, other_org, lambda_context
+):
+    from verriflo import auth, orgs
+
+    defaults = send("org_settings_get", classroom.headers, lambda_context).data
+    assert (defaults["enabled"], defaults["mode"], defaults["topic"]) == (True, "explain", None)
+    body = {"enabled": False, "mode": "hints", "topic": "Algebra"}
+    changed = send("org_settings_put", classroom.headers, lambda_context, body).data
+    assert (changed["enabled"], changed["mode"], changed["topic"]) == (False, "hints", "Algebra")
+    room = send("settings_get", classroom.headers, lambda_context, room_id=ROOM_ID).data
+    assert (room["enabled"], room["mode"], room["topic"]) == (False, "hints", "Algebra")
+    # the teacher's own choice wins over the default; what they left unset still follows it
+    send("settings_put", classroom.headers, lambda_context, {"enabled": True}, room_id=ROOM_ID)
+    room = send("settings_get", classroom.headers, lambda_context, room_id=ROOM_ID).data
+    assert (room["enabled"], room["mode"], room["topic"]) == (True, "hints", "Algebra")
+    # another org's defaults are its own
+    theirs = send("org_settings_get", other_org.headers, lambda_context).data
+    assert (theirs["enabled"], theirs["mode"], theirs["topic"]) == (True, "explain", None)
+    # bad input is 400 and changes nothing; members may read but not change the defaults
+    for bad in ({}, {"mode": "lecture"}, {"topic": "x" * 301}, {"enabled": "maybe"}, {"colour": "red"}):
+        reply = send("org_settings_put", classroom.headers, lambda_context, bad)
+        assert reply.status == 400 and reply.body["error"] == "VALIDATION_ERROR", bad
+    orgs.create_user(
+        classroom.org.id, "m@tutor.example", auth.hash_password("a long password!"), role="member"
+    )
+    token, _, _ = auth.login("m@tutor.example", "a long password!")
+    member = {"Authorization": f"Bearer {token}"}
+    assert send("org_settings_get", member, lambda_context).data["mode"] == "hints"
+    refused = send("org_settings_put", member, lambda_context, {"mode": "explain"})
+    assert refused.status == 403 and refused.body["error"] == "FORBIDDEN"
+    assert send("org_settings_get", classroom.headers, lambda_context).data == changed
+
+
 def test_the_teacher_reads_every_exchange_a_page_at_a_time(org, livekit, lambda_context):
     from tutor_support import open_class
 

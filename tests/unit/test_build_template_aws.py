@@ -389,3 +389,21 @@ def test_sam_local_start_api_routes_the_streamed_routes_by_stage(stage: str):
     routes = {(method, path): function for method, path, function in _in_sam_venv(_SAM_LOCAL_ROUTES, stage)}
     for route, (streaming, buffered, _) in STREAMED.items():
         assert routes[route] == (streaming if stage == "aws" else buffered), route
+
+
+@pytest.mark.parametrize("stage", ["local", "aws"])
+def test_every_route_answers_the_consoles_preflight_without_the_authorizer(templates, stage: str):
+    methods = _api_methods(templates[stage], stage)
+    paths = {path for _, path in methods}
+    assert len(paths) > 60
+    classroom = {p for p in paths if p.startswith("/v1/ai-tutor/classroom/")}  # the tutor's own preflight
+    for path in paths - classroom:
+        preflight = methods.get(("options", path))
+        assert preflight is not None, path
+        assert preflight["x-amazon-apigateway-integration"]["type"] == "mock", path
+        assert not preflight.get("security"), path  # no credentials on a preflight
+        headers = preflight["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
+        assert "Authorization" in headers["method.response.header.Access-Control-Allow-Headers"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"], path  # ConsoleOrigin
+        allowed = headers["method.response.header.Access-Control-Allow-Methods"].strip("'").split(",")
+        assert {m.upper() for m, p in methods if p == path} <= set(allowed), path

@@ -213,19 +213,28 @@ def _seed_demo(args: argparse.Namespace) -> None:
             meta={"note": "demo credits"},
         )
     )
-    email = f"owner+{org.id[-6:]}@demo.verriflo.dev"
-    password = secrets.token_urlsafe(12)
-    orgs.create_user(org.id, email, auth.hash_password(password), role="owner")
+    # Two dashboard logins, passwords made here for this org (never stored in the repo): the owner
+    # for everything, a viewer for the read-only walk-through.
+    logins = {}
+    for role in ("owner", "viewer"):
+        email = f"{role}+{org.id[-6:]}@demo.verriflo.dev"
+        password = secrets.token_urlsafe(12)
+        orgs.create_user(org.id, email, auth.hash_password(password), role=role, name=f"Demo {role.title()}")
+        logins[role] = (email, password)
+    (owner, owner_password), (viewer, viewer_password) = logins["owner"], logins["viewer"]
     _print(
         args,
         {
             "orgId": org.id,
             "apiKey": issued.secret,
-            "ownerEmail": email,
-            "ownerPassword": password,
+            "ownerEmail": owner,
+            "ownerPassword": owner_password,
+            "viewerEmail": viewer,
+            "viewerPassword": viewer_password,
             "credits": 10_000,
         },
-        f"demo org {org.id}\nAPI key: {issued.secret}\ndashboard login: {email} / {password}",
+        f"demo org {org.id}\nAPI key: {issued.secret}\ndashboard login: {owner} / {owner_password}"
+        f"\nread-only login: {viewer} / {viewer_password}",
     )
 
 
@@ -338,9 +347,9 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--password-stdin", action="store_true")
     u.set_defaults(func=_user_create)
 
-    sub.add_parser("seed-demo", help="create a demo org with credits, a key and an owner").set_defaults(
-        func=_seed_demo
-    )
+    sub.add_parser(
+        "seed-demo", help="create a demo org with credits, a key, an owner and a viewer"
+    ).set_defaults(func=_seed_demo)
     sub.add_parser("db-init", help="create every index").set_defaults(func=_db_init)
     hooks = sub.add_parser("webhooks", help="webhook delivery").add_subparsers(
         required=True, metavar="action"

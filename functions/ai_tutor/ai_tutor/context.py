@@ -20,7 +20,7 @@ from verriflo_ai.settings import ai_settings
 
 from ai_tutor import store
 from ai_tutor.config import tutor_settings
-from ai_tutor.models import Mode, TutorRoomSettings, TutorSource
+from ai_tutor.models import Mode, TutorOrgSettings, TutorRoomSettings, TutorSource
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,14 +56,26 @@ def system_prompt(title: str, topic: str | None, mode: Mode, step: int) -> str:
     )
 
 
-def room_settings(org_id: str, room_id: str) -> TutorRoomSettings:
-    """The room's tutor settings (on, explaining fully, unless the teacher changed them)."""
-    stored = store.room_settings(org_id, room_id)
-    return TutorRoomSettings(
-        room_id=room_id,
+def org_settings(org_id: str) -> TutorOrgSettings:
+    """The org's tutor defaults (on, explaining fully, unless the org changed them)."""
+    stored = store.org_settings(org_id)
+    return TutorOrgSettings(
         enabled=stored.enabled if stored.enabled is not None else True,
         mode=stored.mode or "explain",
         topic=stored.topic,
+        updated_at=stored.updated_at,
+    )
+
+
+def room_settings(org_id: str, room_id: str) -> TutorRoomSettings:
+    """The room's tutor settings: what the teacher set, else the org's defaults."""
+    stored = store.room_settings(org_id, room_id)
+    defaults = org_settings(org_id)
+    return TutorRoomSettings(
+        room_id=room_id,
+        enabled=stored.enabled if stored.enabled is not None else defaults.enabled,
+        mode=stored.mode or defaults.mode,
+        topic=stored.topic or defaults.topic,
         updated_at=stored.updated_at,
         kb_id=stored.kb_id,
     )

@@ -69,6 +69,28 @@ def room_usage(room_id: str, org: Org) -> Envelope[models.TutorRoomUsage]:
 
 
 @api.get(
+    "/v1/ai-tutor/settings",
+    summary="The organisation's tutor defaults",
+    tags=TAGS,
+    responses=responses(models.TutorOrgSettings, 401, 429, 503),
+)
+def get_org_settings(org: Org) -> Envelope[models.TutorOrgSettings]:
+    """What every room uses until its teacher changes it (default: on, `explain`, no topic)."""
+    return ok(manage.get_org_settings(org.org_id))
+
+
+@api.put(
+    "/v1/ai-tutor/settings",
+    summary="Set the organisation's tutor defaults",
+    tags=TAGS,
+    responses=responses(models.TutorOrgSettings, 400, 401, 403, 429, 503),
+)
+def put_org_settings(body: models.TutorUpdateRoomSettings, org: Org) -> Envelope[models.TutorOrgSettings]:
+    """The same fields as a room's settings; a room's own settings win over these."""
+    return ok(manage.update_org_settings(org.org_id, body))
+
+
+@api.get(
     f"{ROOM}/settings",
     summary="The room's tutor settings",
     tags=TAGS,

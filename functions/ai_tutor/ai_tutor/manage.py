@@ -22,6 +22,7 @@ from ai_tutor.models import (
     TutorExchangeList,
     TutorMaterial,
     TutorMaterialList,
+    TutorOrgSettings,
     TutorRoomSettings,
     TutorRoomUsage,
     TutorSummary,
@@ -37,22 +38,29 @@ def get_settings(org_id: str, room_id: str) -> TutorRoomSettings:
     return context.room_settings(org_id, room_id)
 
 
-def update_settings(org_id: str, room_id: str, body: TutorUpdateRoomSettings) -> TutorRoomSettings:
-    """Switch the tutor on or off, choose hints or full explanations, set the class topic."""
-    store.require_room(org_id, room_id)
+def _changes(body: TutorUpdateRoomSettings) -> dict:
     clear_topic = "topic" in body.model_fields_set and body.topic is None
     if body.enabled is None and body.mode is None and body.topic is None and not clear_topic:
         raise ValidationFailed("Give at least one of enabled, mode or topic.")
-    store.update_room_settings(
-        org_id,
-        room_id,
-        now(),
-        enabled=body.enabled,
-        mode=body.mode,
-        topic=body.topic,
-        clear_topic=clear_topic,
-    )
+    return {"enabled": body.enabled, "mode": body.mode, "topic": body.topic, "clear_topic": clear_topic}
+
+
+def update_settings(org_id: str, room_id: str, body: TutorUpdateRoomSettings) -> TutorRoomSettings:
+    """Switch the tutor on or off, choose hints or full explanations, set the class topic."""
+    store.require_room(org_id, room_id)
+    store.update_room_settings(org_id, room_id, now(), **_changes(body))
     return context.room_settings(org_id, room_id)
+
+
+def get_org_settings(org_id: str) -> TutorOrgSettings:
+    """The org's tutor defaults."""
+    return context.org_settings(org_id)
+
+
+def update_org_settings(org_id: str, body: TutorUpdateRoomSettings) -> TutorOrgSettings:
+    """Change the defaults every room uses for what its teacher did not set."""
+    store.update_org_settings(org_id, now(), **_changes(body))
+    return context.org_settings(org_id)
 
 
 # --- material ---------------------------------------------------------------------------------------

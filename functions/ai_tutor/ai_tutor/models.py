@@ -153,6 +153,15 @@ class TutorRoomSettings(ApiModel):
     kb_id: str | None = Field(default=None, exclude=True)  # the room's material base (never sent)
 
 
+class TutorOrgSettings(ApiModel):
+    """The org's tutor defaults: what a room uses until its teacher changes it."""
+
+    enabled: bool
+    mode: Mode
+    topic: str | None = None
+    updated_at: datetime | None = None
+
+
 class TutorUpdateRoomSettings(StrictApiModel):
     """What the teacher may change: the switch, the pedagogy and the class topic."""
 

@@ -21,6 +21,7 @@ from verriflo.ledger import LEDGER
 from ai_tutor.models import TutorTopQuery  # stored as answered: one shape
 
 INTERACTIONS, TUTOR_ROOMS, SUMMARIES = "tutor_interactions", "tutor_rooms", "tutor_summaries"
+TUTOR_ORGS = "tutor_org_settings"  # the org's defaults for rooms whose teacher set nothing
 # owned by the rooms function; read only here
 ROOMS, SESSIONS, GRANTS = "rooms", "room_sessions", "room_grants"
 
@@ -234,18 +235,50 @@ def update_room_settings(
 ) -> RoomTutor:
     """Apply the given changes (None: unchanged; `clear_topic` unsets the topic) to the room's tutor
     settings, created on first change; returns them as now stored."""
-    from pymongo import ReturnDocument
+    changes = _settings_changes(at, enabled, mode, topic, clear_topic)
+    return _update_settings(TUTOR_ROOMS, _key(org_id, room_id), {"orgId": org_id, "roomId": room_id}, changes)
 
+
+def org_settings(org_id: str) -> RoomTutor:
+    """The org's tutor defaults (all unset when nobody set them)."""
+    with db.unavailable_on_failure():
+        doc = db.collection(TUTOR_ORGS).find_one({"_id": org_id})
+    return RoomTutor.model_validate(doc or {})
+
+
+def update_org_settings(
+    org_id: str,
+    at: datetime,
+    *,
+    enabled: bool | None = None,
+    mode: str | None = None,
+    topic: str | None = None,
+    clear_topic: bool = False,
+) -> RoomTutor:
+    """As `update_room_settings`, for the org's defaults."""
+    changes = _settings_changes(at, enabled, mode, topic, clear_topic)
+    return _update_settings(TUTOR_ORGS, org_id, {"orgId": org_id}, changes)
+
+
+def _settings_changes(
+    at: datetime, enabled: bool | None, mode: str | None, topic: str | None, clear_topic: bool
+) -> dict[str, Any]:
     changes: dict[str, Any] = {"updatedAt": at}
     for name, value in (("enabled", enabled), ("mode", mode), ("topic", topic)):
         if value is not None:
             changes[name] = value
     if clear_topic:
         changes["topic"] = None
+    return changes
+
+
+def _update_settings(name: str, key: str, on_insert: dict[str, Any], changes: dict[str, Any]) -> RoomTutor:
+    from pymongo import ReturnDocument
+
     with db.unavailable_on_failure():
-        doc = db.collection(TUTOR_ROOMS).find_one_and_update(
-            {"_id": _key(org_id, room_id)},
-            {"$set": changes, "$setOnInsert": {"orgId": org_id, "roomId": room_id}},
+        doc = db.collection(name).find_one_and_update(
+            {"_id": key},
+            {"$set": changes, "$setOnInsert": on_insert},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )

@@ -39,9 +39,16 @@ def usage(
         datetime | None, Query(alias="from", description="ISO 8601; default 30 days ago")
     ] = None,
     end: Annotated[datetime | None, Query(alias="to", description="ISO 8601, exclusive; default now")] = None,
+    by: Annotated[
+        Literal["service"] | None,
+        Query(
+            description="with groupBy=day: each day's `services[{service, credits, quantity, unit, entries}]`"
+        ),
+    ] = None,
 ) -> Envelope[models.UsageReport]:
-    """Debits in [from, to), at most 366 days, summed per group (days in UTC)."""
-    return ok(logic.usage_report(org, group_by, start, end))
+    """Debits in [from, to), at most 366 days, summed per group (days in UTC); `groupBy=day&by=service`
+    is the per-day series split per service (days without usage are absent)."""
+    return ok(logic.usage_report(org, group_by, start, end, by))
 
 
 @api.get(

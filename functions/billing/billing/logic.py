@@ -20,6 +20,7 @@ from billing.models import (
     UsageQuery,
     UsageReport,
     UsageRow,
+    UsageServiceRow,
 )
 
 _CENT = Decimal("0.01")
@@ -108,15 +109,21 @@ def balance(org: OrgContext) -> Balance:
     )
 
 
-def usage_report(org: OrgContext, group_by: str, start: datetime | None, end: datetime | None) -> UsageReport:
-    """Credits used in [start, end) (default: the last 30 days), grouped by service, room or day."""
+def usage_report(
+    org: OrgContext, group_by: str, start: datetime | None, end: datetime | None, by: str | None = None
+) -> UsageReport:
+    """Credits used in [start, end) (default: the last 30 days), grouped by service, room or day;
+    with `by=service`, each day split per service (the Console's chart)."""
     end = end or orgs.now()
     try:
         query = UsageQuery(group_by=group_by, start=start or end - timedelta(days=30), end=end)
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise ValidationFailed(f"Invalid period: {reason}.") from exc
+    if by is not None and query.group_by != "day":
+        raise ValidationFailed("Invalid value for 'by': only groupBy=day can be split by service.")
     rows = store.usage(org.org_id, query.group_by, query.start, query.end)
+    split = _per_service(org.org_id, query) if by == "service" else {}
     items = [
         UsageRow(
             key=r.key,
@@ -124,13 +131,29 @@ def usage_report(org: OrgContext, group_by: str, start: datetime | None, end: da
             quantity=r.quantity,
             unit=r.unit if query.group_by == "service" else None,
             entries=r.entries,
+            services=split.get(r.key) if by == "service" else None,
         )
         for r in rows
     ]
     total = ledger.from_milli(sum(r.milli for r in rows))
     return UsageReport(
-        group_by=query.group_by, start=query.start, end=query.end, total_credits=total, rows=items
+        group_by=query.group_by, by=by, start=query.start, end=query.end, total_credits=total, rows=items
     )
+
+
+def _per_service(org_id: str, query: UsageQuery) -> dict[str | None, list[UsageServiceRow]]:
+    days: dict[str | None, list[UsageServiceRow]] = {}
+    for g in store.usage_by_day_and_service(org_id, query.start, query.end):
+        days.setdefault(g.day, []).append(
+            UsageServiceRow(
+                service=g.service,
+                credits=ledger.from_milli(g.milli),
+                quantity=g.quantity,
+                unit=g.unit,
+                entries=g.entries,
+            )
+        )
+    return days
 
 
 def ledger_page(org: OrgContext, *, limit: int, cursor: str | None, kind: str | None) -> LedgerPage:

@@ -52,6 +52,16 @@ class UsageQuery(ApiModel):
         return self
 
 
+class UsageServiceRow(ApiModel):
+    """One service's part of a day (`groupBy=day&by=service`)."""
+
+    service: str
+    credits: float
+    quantity: float
+    unit: str | None = None
+    entries: int
+
+
 class UsageRow(ApiModel):
     """One group of a usage report."""
 
@@ -60,12 +70,16 @@ class UsageRow(ApiModel):
     quantity: float
     unit: str | None = None
     entries: int
+    services: list[UsageServiceRow] | None = Field(
+        default=None, description="`groupBy=day&by=service`: the day's credits per service, largest first"
+    )
 
 
 class UsageReport(ApiModel):
     """Credits used in a period, grouped."""
 
     group_by: GroupBy
+    by: Literal["service"] | None = Field(default=None, description="the split inside each row, if any")
     start: datetime = Field(alias="from")
     end: datetime = Field(alias="to")
     total_credits: float

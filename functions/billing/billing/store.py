@@ -67,6 +67,35 @@ def usage(org_id: str, group_by: str, start: datetime, end: datetime) -> list[Us
         return [UsageGroup.model_validate(r) for r in db.collection(ledger.LEDGER).aggregate(pipeline)]
 
 
+class DayServiceGroup(UsageGroup):
+    """The debits of one service on one day."""
+
+    day: str
+    service: str
+
+
+def usage_by_day_and_service(org_id: str, start: datetime, end: datetime) -> list[DayServiceGroup]:
+    """Debits of the org in [start, end), summed per UTC day and service, in day order."""
+    pipeline = [
+        {"$match": {"orgId": org_id, "kind": "debit", "occurredAt": {"$gte": start, "$lt": end}}},
+        {
+            "$group": {
+                "_id": {"day": _GROUP_KEYS["day"], "service": "$service"},
+                "milli": {"$sum": "$amountMilli"},
+                "quantity": {"$sum": "$quantity"},
+                "unit": {"$first": "$unit"},
+                "entries": {"$sum": 1},
+            }
+        },
+    ]
+    with db.unavailable_on_failure():
+        found = [
+            DayServiceGroup.model_validate(r | {"_id": r["_id"]["day"], **r["_id"]})
+            for r in db.collection(ledger.LEDGER).aggregate(pipeline)
+        ]
+    return sorted(found, key=lambda g: (g.day, -g.milli, g.service))
+
+
 def entries(org_id: str, *, limit: int, cursor: str | None, kind: str | None) -> list[PostedEntry]:
     """The org's entries, newest recorded first, after `cursor` (an entry's internal id)."""
     from bson import ObjectId

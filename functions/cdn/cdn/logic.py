@@ -10,12 +10,13 @@ from decimal import Decimal
 
 from verriflo import media, objects, playback
 from verriflo.auth import OrgContext
-from verriflo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from verriflo.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from verriflo.media import Video
 from verriflo.orgs import now
 
 from cdn.models import (
     MAX_PARTS,
+    MAX_SINGLE_PUT_BYTES,
     CompleteUpload,
     CreateVideo,
     RenditionInfo,
@@ -87,6 +88,8 @@ def create_video(org: OrgContext, body: CreateVideo) -> VideoCreated:
     from verriflo import ledger
 
     settings = media.media_settings()
+    if body.multipart is False and body.size_bytes > MAX_SINGLE_PUT_BYTES:
+        raise ValidationFailed("Invalid value for 'multipart': a file over 5 GiB must be sent in parts.")
     ledger.require_credits(
         org.org_id,
         Decimal(str(settings.min_upload_credits)),
@@ -97,7 +100,12 @@ def create_video(org: OrgContext, body: CreateVideo) -> VideoCreated:
         org.org_id, title=body.title, size_bytes=body.size_bytes, content_type=body.content_type
     )
     expires_at = now() + timedelta(seconds=settings.upload_url_ttl_s)
-    if body.size_bytes < settings.multipart_threshold_bytes:
+    in_parts = (
+        body.multipart
+        if body.multipart is not None
+        else body.size_bytes >= settings.multipart_threshold_bytes
+    )
+    if not in_parts:
         url = objects.presign_put(
             video.source_bucket,
             video.source_key,

@@ -11,6 +11,7 @@ from verriflo import media
 from verriflo.models import ApiModel, StrictApiModel
 
 MAX_PARTS = 10_000  # S3's limit on parts of one multipart upload
+MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3: larger objects must be uploaded in parts
 
 
 class CreateVideo(StrictApiModel):
@@ -20,6 +21,12 @@ class CreateVideo(StrictApiModel):
         default="video/mp4",
         max_length=100,
         pattern=r"^(video/[a-z0-9.+-]+|application/octet-stream|application/mp4)$",
+    )
+    multipart: bool | None = Field(
+        default=None,
+        strict=True,
+        description="true: a multipart upload whatever the size (browsers: parts can be retried and "
+        "show progress); false: one PUT (at most 5 GiB); absent: multipart from the deployment's threshold",
     )
 
 

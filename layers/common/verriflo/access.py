@@ -121,6 +121,8 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", f"{_TUTOR_ROOM}/material"): _USE,
     ("GET", f"{_TUTOR_ROOM}/material/{{material_id}}"): _READ,
     ("DELETE", f"{_TUTOR_ROOM}/material/{{material_id}}"): _USE,
+    ("GET", "/v1/ai-tutor/settings"): _READ,
+    ("PUT", "/v1/ai-tutor/settings"): _MANAGE,
     ("GET", f"{_TUTOR_ROOM}/settings"): _READ,
     ("PUT", f"{_TUTOR_ROOM}/settings"): _USE,
     ("POST", "/api/ai-tutor/summarize"): _INTERNAL,

@@ -27,7 +27,7 @@ from aws_lambda_powertools.event_handler.request import Request
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import from_json
 
-from verriflo import access, ratelimit
+from verriflo import access, cors, ratelimit
 from verriflo.auth import OrgContext
 from verriflo.errors import (
     ERROR_CLASSES,
@@ -361,6 +361,8 @@ def lambda_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any
         finally:
             _COUNTED.reset(counted)
         headers["X-Request-Id"] = request_id
+        for name, value in cors.headers(event.get("headers")).items():
+            headers.setdefault(name, value)
         metrics.add_metric(name="Requests", unit="Count", value=1)
         if result.get("statusCode", 500) >= 500:
             metrics.add_metric(name="ServerErrors", unit="Count", value=1)

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 
-from verriflo import access, ratelimit
+from verriflo import access, cors, ratelimit
 from verriflo.auth import OrgContext
 from verriflo.errors import MethodNotAllowed, NotFound, PayloadTooLarge, ValidationFailed, VerrifloError
 from verriflo.observability import logger
@@ -159,6 +159,8 @@ class App:
         for name, value in limits.items():
             answer.headers.setdefault(name, value)  # errors the route raised after counting too
         answer.headers["X-Request-Id"] = request_id
+        for name, value in cors.headers(headers).items():
+            answer.headers.setdefault(name, value)  # the classroom routes' own CORS stays theirs
         await _send(answer, send)
 
     async def _answer(

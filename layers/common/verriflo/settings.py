@@ -82,6 +82,7 @@ class ApiSettings(EnvSettings):
     rate_limit_default: int = Field(default=600, ge=1, description="requests per window per org and group")
     rate_limit_window_s: int = Field(default=60, ge=1)
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503")
+    console_origin: str = Field(default="", description="the Console's origin: its browser may read answers")
 
 
 class SecretSettings(EnvSettings):

@@ -71,6 +71,8 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool, build_key: str | None =
             values["DEMO_API_KEY"] = str(demo.get("apiKey", ""))
             values["DEMO_OWNER_EMAIL"] = str(demo.get("ownerEmail", ""))
             values["DEMO_OWNER_PASSWORD"] = str(demo.get("ownerPassword", ""))
+            values["DEMO_VIEWER_EMAIL"] = str(demo.get("viewerEmail", ""))
+            values["DEMO_VIEWER_PASSWORD"] = str(demo.get("viewerPassword", ""))
             stack.write_env(values)
     log(f"stack {stack.name} up in {time.monotonic() - started:.1f}s")
     return stack.read_env()
@@ -150,7 +152,8 @@ Verriflo stack '{env.get("STACK")}' is up.
   Classroom    : {env.get("STACK_OUTPUT_LiveUiUrl", "(not deployed)")}/iframe/live?token=<join token>
   LiveKit      : stand-in at {env.get("LIVEKIT_URL", "(not started)")} (no media; README, "Live classrooms")
   Console      : {env.get("CONSOLE_URL", "(not built: make console-page)")}
-  Dashboard    : {env.get("DEMO_OWNER_EMAIL", "")} / {env.get("DEMO_OWNER_PASSWORD", "")}
+  Dashboard    : owner  {env.get("DEMO_OWNER_EMAIL", "")} / {env.get("DEMO_OWNER_PASSWORD", "")}
+                 viewer {env.get("DEMO_VIEWER_EMAIL", "")} / {env.get("DEMO_VIEWER_PASSWORD", "")}
                  (the Console's sign-in, or POST /v1/auth/login)
   (all of this is in .local/{env.get("STACK")}/env)
 
