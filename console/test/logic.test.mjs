@@ -72,3 +72,16 @@ test('a single PUT upload sends the file with the signed headers', async () => {
     async (...args) => { seen.push(args.slice(0, 3)); return ''; }, async () => { throw new Error('no complete call'); });
   assert.deepEqual(seen, [['u', file, { 'Content-Type': 'video/mp4' }]]);
 });
+
+test('a part that failed on the way is sent again; a refused one is not', async () => {
+  const file = new Blob([new Uint8Array(4)]);
+  const upload = { type: 'multipart', partSize: 8, parts: [{ partNumber: 1, url: 'p1' }] };
+  let tries = 0;
+  const flaky = async () => { tries += 1; if (tries < 3) throw Object.assign(new Error('network'), { status: 0 }); return '"e"'; };
+  await uploadFile({ videoId: 'v' }, upload, file, () => {}, flaky, async () => {});
+  assert.equal(tries, 3);
+  let refusals = 0;
+  const refused = async () => { refusals += 1; throw Object.assign(new Error('refused'), { status: 403 }); };
+  await assert.rejects(uploadFile({ videoId: 'v' }, upload, file, () => {}, refused, async () => {}), /refused/);
+  assert.equal(refusals, 1);
+});

@@ -56,19 +56,9 @@ def receiver() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def viewer(e2e_stack: dict[str, str], cli_env: dict[str, str]) -> dict[str, str]:
-    """A viewer of the demo org, made with the operators' CLI (the password from stdin)."""
-    from verriflo_tools.stack.seeding import cli_command
-
-    argv, env = cli_command(cli_env)
-    who = {"email": f"viewer-{uuid.uuid4().hex[:6]}@demo.verriflo.dev", "password": uuid.uuid4().hex}
-    proc = subprocess.run(  # noqa: S603
-        [*argv, "--json", "user", "create", e2e_stack["DEMO_ORG_ID"], who["email"], "--role", "viewer",
-         "--password-stdin"],
-        input=who["password"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return who
+def viewer(e2e_stack: dict[str, str]) -> dict[str, str]:
+    """The demo org's viewer that `make up` seeds beside its owner."""
+    return {"email": e2e_stack["DEMO_VIEWER_EMAIL"], "password": e2e_stack["DEMO_VIEWER_PASSWORD"]}
 
 
 def _drive(options: dict) -> dict:

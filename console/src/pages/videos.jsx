@@ -4,7 +4,7 @@
 import { useCallback, useState } from 'preact/hooks';
 import { request } from '../api.js';
 import { HlsPlayer } from '../player.jsx';
-import { uploadFile } from '../upload.js';
+import { MULTIPART_FROM, uploadFile } from '../upload.js';
 import { Action, Badge, Empty, ErrorNote, Field, fmt, Loaded, Page, Table, useCan, useLoad, usePoll } from '../ui.jsx';
 
 const enc = encodeURIComponent;
@@ -22,6 +22,7 @@ function Upload({ onUploaded }) {
     try {
       const { video, upload } = await request('POST', '/v1/cdn/videos', {
         title: form.title.value.trim() || file.name, sizeBytes: file.size, contentType: file.type || 'video/mp4',
+        multipart: file.size >= MULTIPART_FROM,
       });
       await uploadFile(video, upload, file, (sent) => setProgress({ sent, total: file.size }));
       form.reset();
