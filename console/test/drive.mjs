@@ -256,6 +256,26 @@ try {
     result.key.revokedShown = true;
   }
 
+  // settings: the low-credit mark and the tutor's defaults are saved and read back
+  if (opts.settings) {
+    await go('#/settings');
+    await page.fill('form[aria-label="Billing limits"] input[name=lowCredits]', String(opts.settings.lowCredits));
+    await page.click('form[aria-label="Billing limits"] button[type=submit]');
+    await page.waitForSelector('form[aria-label="Billing limits"] .ok', { timeout: T });
+    await page.selectOption('form[aria-label="AI tutor defaults"] select[name=mode]', 'hints');
+    await page.fill('form[aria-label="AI tutor defaults"] input[name=topic]', opts.settings.topic);
+    await page.click('form[aria-label="AI tutor defaults"] button[type=submit]');
+    await page.waitForSelector('form[aria-label="AI tutor defaults"] .ok', { timeout: T });
+    await go('#/overview');
+    await go('#/settings');
+    result.settings = {
+      lowCredits: Number(await page.inputValue('form[aria-label="Billing limits"] input[name=lowCredits]')),
+      mode: await page.inputValue('form[aria-label="AI tutor defaults"] select[name=mode]'),
+      topic: await page.inputValue('form[aria-label="AI tutor defaults"] input[name=topic]'),
+      errors: await page.$$eval('main .error', (els) => els.map((e) => e.textContent)),
+    };
+  }
+
   // team: add a member, make them a viewer, remove them
   if (opts.teamUser) {
     await go('#/team');

@@ -163,6 +163,7 @@ def test_the_owner_and_a_viewer_use_every_page(
         "roomId": room_id,
         "studentUid": "s-console",
         "keyName": key_name,
+        "settings": {"lowCredits": 123, "topic": "Fractions"},
         "teamUser": {"email": f"member-{uuid.uuid4().hex[:6]}@demo.verriflo.dev", "password": "p" * 16},
     })  # fmt: skip
     secret = (result.get("key") or {}).pop("secret", "")  # never in an assertion message
@@ -212,6 +213,7 @@ def test_the_owner_and_a_viewer_use_every_page(
     assert result["signedOut"]
     whoami = http.get(f"{api_url}/v1/auth/whoami", headers={"Authorization": f"Bearer {old_token}"})
     assert old_token and whoami.status_code == 401  # signing out ended the session
+    assert result["settings"] == {"lowCredits": 123, "mode": "hints", "topic": "Fractions", "errors": []}
     team = {"added": True, "role": "member", "patchStatus": 200, "changedTo": "viewer", "removed": True}
     assert result["team"] == team, result["team"]
 

@@ -52,7 +52,7 @@ export function Settings() {
               <Field label="Pedagogy"><select name="mode" disabled={ro}>
                 <option value="hints" selected={d.mode === 'hints'}>hints (guide, don't give answers)</option>
                 <option value="explain" selected={d.mode === 'explain'}>explain</option></select></Field>
-              <Field label="Default topic"><input name="topic" maxLength={200} readOnly={ro} defaultValue={d.topic || ''} /></Field>
+              <Field label="Default topic"><input name="topic" maxLength={300} readOnly={ro} defaultValue={d.topic || ''} /></Field>
             </div>
           </Form>
         )}</Loaded>}
