@@ -36,7 +36,7 @@ export function Settings() {
       <h2>Billing limits and caps</h2>
       <Loaded state={limits} what="limits">{(d) => (
         <Form onSubmit={saveLimits} readOnly={ro} submit="Save limits" label="Billing limits">
-          <p class="muted">Leave a cap empty for none. {d.creditLimit !== null && d.creditLimit !== undefined ? `Postpaid credit limit: ${d.creditLimit}.` : ''}</p>
+          <p class="muted">Leave a cap empty for none. {d.creditLimit ? `Postpaid credit limit: ${d.creditLimit} (set by Verriflo).` : ''}</p>
           <div class="row wrap">{LIMITS.map(([k, label, hint]) => (
             <Field label={label} hint={hint}><input name={k} type="number" min="0" step="any" readOnly={ro} defaultValue={d[k] ?? ''} /></Field>
           ))}</div>
