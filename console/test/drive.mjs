@@ -43,7 +43,10 @@ try {
     });
     result.axe[name] = found;
   };
-  const shot = (name) => page.screenshot({ path: join(opts.artifacts, `console-${name}.png`), fullPage: true });
+  // secrets shown once stay out of the artifacts: masked in every screenshot
+  const shot = (name) => page.screenshot({
+    path: join(opts.artifacts, `console-${name}.png`), fullPage: true, mask: [page.locator('[data-secret]')],
+  });
   const go = async (hash) => {
     await page.evaluate((h) => { location.hash = h; }, hash);
     await page.waitForFunction((h) => location.hash === h, hash);
