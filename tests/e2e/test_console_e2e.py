@@ -105,9 +105,12 @@ def test_first_load_javascript_is_under_300_kb_compressed() -> None:
         p.name: len(gzip.compress(p.read_bytes(), 9)) for p in (DIST / "console" / "assets").glob("*.js")
     }
     first = sum(sizes[f["file"]] for f in report["firstLoad"])
-    assert first == report["firstLoadGzipBytes"] and first < FIRST_LOAD_BUDGET, report
-    # the chart and player libraries are loaded only by the pages that use them
-    assert report["lazy"] and all(sizes[name] > 0 for name in report["lazy"])
+    assert first < FIRST_LOAD_BUDGET, (first, report)
+    # uPlot (its legend class) and hls.js (a config key) are in chunks that only their pages load
+    lazy = {name: (DIST / "console" / "assets" / name).read_bytes() for name in report["lazy"]}
+    first_code = b"".join((DIST / "console" / "assets" / f["file"]).read_bytes() for f in report["firstLoad"])
+    for marker in (b"u-legend", b"manifestLoadingTimeOut"):
+        assert marker not in first_code and any(marker in code for code in lazy.values()), marker
 
 
 def test_the_owner_and_a_viewer_use_every_page(
