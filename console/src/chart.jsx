@@ -35,7 +35,7 @@ export function CreditsChart({ days, series, label }) {
     };
   }, [days, series]);
   return (
-    <figure class="chart">
+    <figure class="chart" data-series={Object.keys(series).join(',')}>
       <div ref={box} role="img" aria-label={label} />
       {failed && <p class="error">The chart could not be drawn: {String(failed.message || failed)}</p>}
       <figcaption class="muted">{label}</figcaption>

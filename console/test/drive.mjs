@@ -33,6 +33,8 @@ try {
   const settle = async () => {
     // every load of the page has ended: no "Loading …" status left
     await page.waitForFunction(() => ![...document.querySelectorAll('[role=status]')].some((e) => /Loading/.test(e.textContent)), null, { timeout: T });
+    // and every chart is drawn (uPlot arrives in a chunk of its own)
+    await page.waitForFunction(() => [...document.querySelectorAll('figure.chart')].every((f) => f.querySelector('canvas')), null, { timeout: T });
   };
   const axe = async (name) => {
     await page.addScriptTag({ path: AXE });
@@ -69,6 +71,8 @@ try {
       forms: [...document.querySelectorAll('main form')].filter((f) => f.querySelector('button[type=submit]'))
         .map((f) => f.getAttribute('aria-label')), // forms that can write
       empty: [...document.querySelectorAll('main .empty')].map((e) => e.textContent),
+      chart: [...document.querySelectorAll('main figure.chart')].map((f) => ({
+        series: f.dataset.series.split(','), drawn: Boolean(f.querySelector('canvas')) })),
     }));
     await shot(prefix + name);
     await axe(prefix + name);

@@ -220,6 +220,10 @@ def test_the_owner_and_a_viewer_use_every_page(
     team = {"added": True, "role": "member", "patchStatus": 200, "changedTo": "viewer", "removed": True}
     assert result["team"] == team, result["team"]
 
+    # by then the org has spent credits: the overview charts them per service per day
+    chart = result["viewer"]["overview"]["chart"]
+    assert chart and chart[0]["drawn"] and "ai_agent" in chart[0]["series"], chart
+
     # the viewer: signed in as viewer, no keys page, and no destructive control or write form anywhere
     assert "viewer" in result["viewer"]["whoami"] and "API keys" not in result["viewer"]["nav"]
     for name in (*OWNER_PAGES, "webhook"):

@@ -3,7 +3,7 @@
 import { useMemo } from 'preact/hooks';
 import { request } from '../api.js';
 import { CreditsChart } from '../chart.jsx';
-import { Badge, Empty, ErrorNote, fmt, Loading, Page, Table, useLoad } from '../ui.jsx';
+import { Badge, Empty, ErrorNote, fmt, Loaded, Loading, Page, Table, useLoad } from '../ui.jsx';
 import { dailySeries } from '../usage.js';
 
 export function Overview() {
@@ -43,19 +43,18 @@ export function Overview() {
         </p>
       )}
       <h2>Credits per service per day</h2>
-      <ErrorNote error={daily.error} />
-      {chart && (Object.keys(chart.series).length
-        ? <CreditsChart days={chart.days} series={chart.series} label={`Credits used per service per day, ${fmt.day(daily.data.from)} to ${fmt.day(daily.data.to)}`} />
+      <Loaded state={daily} what="usage per day">{(d) => (Object.keys(chart.series).length
+        ? <CreditsChart days={chart.days} series={chart.series} label={`Credits used per service per day, ${fmt.day(d.from)} to ${fmt.day(d.to)}`} />
         : <Empty title="No usage in this period.">Create a class, upload a video or try the AI playground: the credits they use show here.</Empty>)}
+      </Loaded>
       <h2>By service</h2>
-      <ErrorNote error={byService.error} />
-      {byService.data && (
+      <Loaded state={byService} what="usage per service">{(d) => (
         <Table caption="Credits by service" head={['Service', 'Credits', 'Quantity']}
           empty={<Empty title="Nothing used yet.">Usage per service appears once anything spends credits.</Empty>}
-          rows={byService.data.rows.map((r) => (
+          rows={d.rows.map((r) => (
             <tr><td>{r.key}</td><td>{fmt.num(r.credits)}</td><td>{fmt.num(r.quantity)} {r.unit}</td></tr>
           ))} />
-      )}
+      )}</Loaded>
     </Page>
   );
 }
