@@ -103,16 +103,22 @@ function Recordings({ roomId }) {
     const link = await request('GET', `/v1/room/${enc(roomId)}/recording/${enc(egressId)}/download`);
     window.open(link.url, '_blank', 'noopener');
   };
-  const hls = (videos.data ? videos.data.videos : []).filter((v) => v.roomId === roomId);
+  // recordings that name their video (videoId, videoStatus) are played from their own row; the
+  // room's other videos (an API that lists recordings without them) from the list below the table
+  const named = new Set((recs.data ? recs.data.recordings : []).map((r) => r.videoId).filter(Boolean));
+  const hls = (videos.data ? videos.data.videos : []).filter((v) => v.roomId === roomId && !named.has(v.videoId));
   return (
     <section aria-labelledby="recs"><h2 id="recs">Recordings</h2>
       <Loaded state={recs} what="recordings">{(data) => (
-        <Table caption="Recordings" head={['Started', 'Duration', 'Size', 'Status', 'Available until', 'Download']}
+        <Table caption="Recordings" head={['Started', 'Duration', 'Size', 'Status', 'Available until', 'Download', 'Play']}
           empty={<Empty title="No recordings.">Start one with <code>POST /v1/room/{'{roomId}'}/recording/start</code> during the class.</Empty>}
           rows={data.recordings.map((r) => (
             <tr><td>{fmt.date(r.startedAt)}</td><td>{fmt.secs(r.duration)}</td><td>{fmt.bytes(r.size)}</td>
               <td><Badge value={r.status} /></td><td>{fmt.date(r.availableUntil)}</td>
-              <td>{r.downloadable ? <Action run={() => download(r.egressId)}>Download</Action> : <span class="muted">not yet</span>}</td></tr>
+              <td>{r.downloadable ? <Action run={() => download(r.egressId)}>Download</Action> : <span class="muted">not yet</span>}</td>
+              <td>{r.videoId && r.videoStatus === 'completed'
+                ? <Action label={`Play the recording started ${fmt.date(r.startedAt)}`} run={() => play(r.videoId)}>Play</Action>
+                : <span class="muted">{r.videoStatus ? `video ${r.videoStatus}` : '—'}</span>}</td></tr>
           ))} />
       )}</Loaded>
       {hls.length > 0 && (
