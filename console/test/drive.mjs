@@ -183,7 +183,7 @@ try {
     await lastAnswer();
     await page.waitForSelector('[data-testid=spoken]', { timeout: T }).catch(() => {});
     result.voice = await page.evaluate(() => ({
-      heard: document.querySelector('.turn-user .muted')?.textContent || '',
+      heard: [...document.querySelectorAll('.turn-user [data-testid=question]')].pop().textContent,
       answer: [...document.querySelectorAll('[data-testid=answer]')].pop().textContent,
       spokenChunks: Number(document.querySelector('[data-testid=spoken]')?.dataset.chunks || 0),
       errors: [...document.querySelectorAll('.turn .error, form .error')].map((e) => e.textContent),

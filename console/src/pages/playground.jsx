@@ -56,7 +56,7 @@ function Turn({ turn }) {
   return (
     <li class={`turn turn-${turn.role}`}>
       <span class="sr-only">{turn.role === 'user' ? 'You' : 'AI'}: </span>
-      {turn.transcript && <p class="muted">Heard: “{turn.transcript}”</p>}
+      {turn.transcript && <p class="muted">Heard:</p>}
       <p class="prose" data-testid={turn.role === 'assistant' ? 'answer' : 'question'}>{turn.text}{turn.streaming && <span class="cursor" aria-hidden="true">▍</span>}</p>
       {turn.image && <img class="answer-image" src={`data:${turn.image.mimeType};base64,${turn.image.image}`} alt={turn.image.alt || ''} />}
       {turn.citations && turn.citations.length > 0 && (
@@ -125,7 +125,10 @@ export function Playground() {
       const reply = await send('POST', '/v1/ai-agent/chat/stream', body);
       await readNdjson(reply, (ev) => {
         if (ev.type === 'chat') setChatId(ev.chatId);
-        else if (ev.type === 'transcript') setTurns((t) => { const c = t.slice(); c[c.length - 2] = { ...c[c.length - 2], transcript: ev.transcript }; return c; });
+        else if (ev.type === 'transcript') {
+          // the spoken question, as the speech model heard it, replaces its placeholder
+          setTurns((t) => { const c = t.slice(); c[c.length - 2] = { ...c[c.length - 2], transcript: true, text: ev.transcript }; return c; });
+        }
         else if (ev.type === 'text') update((a) => ({ text: a.text + ev.text }));
         else if (ev.type === 'audio') { playAudio(ev); update((a) => ({ audio: [...(a.audio || []), ev] })); }
         else if (ev.type === 'citation') update((a) => ({ citations: [...a.citations, ev.citation] }));
