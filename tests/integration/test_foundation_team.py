@@ -345,3 +345,30 @@ def test_a_stored_developer_is_read_as_a_member(identity, org, lambda_context):
     assert _whoami(identity, headers, lambda_context).data["role"] == "member"
     listed = {u["email"]: u["role"] for u in _team(identity, lambda_context, headers).data["users"]}
     assert listed["legacy@team.example"] == "member"
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(org):
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = orgs.find_user_by_email(org.owner_email)
+    second, _ = _user(org, "owner", "second")
+    for _ in range(3):
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = list(
+                pool.map(
+                    lambda target: _outcome(lambda: orgs.change_role(org.id, target, "admin")),
+                    [first.id, second.id],
+                )
+            )
+        owners = [u.id for u in orgs.list_users(org.id) if u.role == "owner"]
+        assert len(owners) == 1, outcomes
+        assert sorted(outcomes) == ["changed", "conflict"]
+        orgs.change_role(org.id, first.id if owners != [first.id] else second.id, "owner")  # both again
+
+
+def _outcome(change) -> str:
+    try:
+        change()
+    except Conflict:
+        return "conflict"
+    return "changed"
