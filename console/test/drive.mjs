@@ -1,7 +1,7 @@
 // Drives the Console in real headless Chromium against a deployed stack, as a school's staff would.
 // Usage: node console/test/drive.mjs '<json>' with
 //   {url, owner: {email, password}, viewer: {email, password}, artifacts, video: {path, title},
-//    kbName, question, voiceWav, imagePng, webhookId, roomId, studentUid, keyName, teamUser, timeoutMs}
+//    bigVideo: {path, title}, kbName, question, voiceWav, imagePng, webhookId, roomId, studentUid, keyName, teamUser, timeoutMs}
 // Prints one JSON line: what each step saw (the pytest side asserts on it). Every page is screenshot
 // into `artifacts` and checked with axe-core (serious and critical violations are reported).
 import { chromium } from 'playwright-core';
@@ -141,6 +141,26 @@ try {
       status: await page.textContent(`${row} .badge`),
     };
     await shot('videos-playing');
+  }
+
+  // a large file goes up in multipart parts (each its own PUT), joined, transcoded and playable
+  if (opts.bigVideo) {
+    await go('#/videos');
+    const puts = [];
+    const onPut = (r) => { if (r.method() === 'PUT') puts.push(r.url()); };
+    page.on('request', onPut);
+    await page.fill('input[name=title]', opts.bigVideo.title);
+    await page.setInputFiles('input[name=file]', opts.bigVideo.path);
+    await page.click('form[aria-label="Upload a video"] button[type=submit]');
+    const sawProgress = await page.waitForSelector('[data-testid=upload-progress]', { timeout: 5000 }).then(() => true, () => false);
+    await page.waitForSelector('[data-testid=upload-progress]', { state: 'detached', timeout: 120000 });
+    page.off('request', onPut);
+    const row = `tr:has-text("${opts.bigVideo.title}")`;
+    const playable = await page.waitForSelector(`${row} button:has-text("Play")`, { timeout: 240000 }).then(() => true, () => false);
+    result.bigVideo = {
+      sawProgress, playable, puts: puts.length, partNumbers: puts.map((u) => new URL(u).searchParams.get('partNumber')),
+      uploadErrors: await page.$$eval('form[aria-label="Upload a video"] .error', (els) => els.map((e) => e.textContent)),
+    };
   }
 
   // AI playground: chat with a knowledge base, the answer drawn from the NDJSON stream

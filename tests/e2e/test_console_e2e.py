@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import struct
 import subprocess
 import threading
 import time
@@ -71,6 +72,15 @@ def _drive(options: dict) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _padded(video: Path, size: int) -> Path:
+    """`video` grown to `size` bytes by a trailing MP4 `free` box (players and FFmpeg skip it): a file
+    large enough for the Console to send in multipart parts that still transcodes in seconds."""
+    pad = size - video.stat().st_size
+    with video.open("ab") as out:
+        out.write(struct.pack(">I4s", pad, b"free") + bytes(pad - 8))
+    return video
 
 
 def _written(path: Path, data: bytes) -> Path:
@@ -158,6 +168,7 @@ def test_the_owner_and_a_viewer_use_every_page(
         "viewer": viewer,
         "artifacts": str(ARTIFACTS),
         "video": {"path": str(make_video(tmp_path / "lesson.mp4")), "title": "Console lesson"},
+        "bigVideo": {"path": str(_padded(make_video(tmp_path / "big.mp4"), 33 << 20)), "title": "Long"},
         "kbName": kb_name,
         "question": "Where is ATP made?",
         "voiceWav": str(_written(tmp_path / "ask.wav", spoken_wav("Tell me about sunlight and plants."))),
@@ -190,6 +201,9 @@ def test_the_owner_and_a_viewer_use_every_page(
 
     assert result["video"]["sawProgress"] and not result["video"]["uploadErrors"], result["video"]
     assert result["video"]["advanced"], result["video"]  # the HLS played in the page
+    big = result["bigVideo"]  # 33 MiB: multipart, one PUT per part, joined by the API, then transcoded
+    assert big["sawProgress"] and not big["uploadErrors"] and big["playable"], big
+    assert big["puts"] >= 2 and big["partNumbers"] == [str(n) for n in range(1, big["puts"] + 1)], big
 
     chat = result["chat"]
     assert "mitochondria" in chat["answer"].lower() and chat["citations"] >= 1, chat
