@@ -201,9 +201,9 @@ def test_the_owner_and_a_viewer_use_every_page(
 
     assert result["video"]["sawProgress"] and not result["video"]["uploadErrors"], result["video"]
     assert result["video"]["advanced"], result["video"]  # the HLS played in the page
-    big = result["bigVideo"]  # 33 MiB: multipart, one PUT per part, joined by the API, then transcoded
+    big = result["bigVideo"]  # 33 MiB: multipart (the API chooses the part size), joined, transcoded
     assert big["sawProgress"] and not big["uploadErrors"] and big["playable"], big
-    assert big["puts"] >= 2 and big["partNumbers"] == [str(n) for n in range(1, big["puts"] + 1)], big
+    assert big["puts"] >= 1 and big["partNumbers"] == [str(n) for n in range(1, big["puts"] + 1)], big
 
     chat = result["chat"]
     assert "mitochondria" in chat["answer"].lower() and chat["citations"] >= 1, chat
