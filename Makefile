@@ -56,7 +56,7 @@ define locked_venv
 endef
 EDITABLE := --no-deps --build-constraint $(BUILD_PINS) -e
 
-.PHONY: help venv lock sam-env live-page deps up down status test test-unit test-integration test-calendar test-e2e lint bench clean distclean check-python
+.PHONY: help venv lock sam-env live-page console-page deps up down status test test-unit test-integration test-calendar test-e2e lint bench clean distclean check-python
 
 help:
 	@echo "make up | down | test | test-calendar | lint | bench | venv | deps | lock | sam-env | clean | distclean"
@@ -143,7 +143,14 @@ live/dist/iframe/live: $(LIVE_SOURCES) | .local/.apt-installed
 	npm --prefix live run build --silent
 live-page: $(if $(LIVE_SOURCES),live/dist/iframe/live)
 
-deps: $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp .local/.apt-installed live-page
+# the Console (console/): built once, published under console/ of the page bucket by scripts/stack.py on deploy
+CONSOLE_SOURCES := $(wildcard console/package.json console/package-lock.json console/build.mjs console/src/* console/src/pages/*)
+console/dist/console/index.html: $(CONSOLE_SOURCES) | .local/.apt-installed
+	npm --prefix console ci --no-audit --no-fund --loglevel=error
+	npm --prefix console run build --silent
+console-page: $(if $(CONSOLE_SOURCES),console/dist/console/index.html)
+
+deps: $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp .local/.apt-installed live-page console-page
 
 up: deps
 	$(PY313) scripts/stack.py up --stack $(STACK)

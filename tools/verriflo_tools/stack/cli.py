@@ -11,7 +11,7 @@ from verriflo_tools import stack as package
 from verriflo_tools.stack.deploy import deploy, offline_api_url, template_parameters
 from verriflo_tools.stack.interpreters import python313
 from verriflo_tools.stack.localstack import start_localstack
-from verriflo_tools.stack.page import publish_classroom_page
+from verriflo_tools.stack.page import publish_classroom_page, publish_console
 from verriflo_tools.stack.ports import choose
 from verriflo_tools.stack.processes import running_pid, stop_pid
 from verriflo_tools.stack.seeding import demo_key_works, seed_demo
@@ -62,6 +62,8 @@ def cmd_up(stack: Stack, deploy_stack: bool, seed: bool, build_key: str | None =
             stack.save_ports(ports)
             values["LIVEKIT_URL"] = livekit_url(ports)
             publish_classroom_page(stack, ports, values["API_URL"])  # the tutor panel calls the API
+        if "STACK_OUTPUT_LiveUiUrl" in values and publish_console(stack, ports, values["API_URL"]):
+            values["CONSOLE_URL"] = f"{values['STACK_OUTPUT_LiveUiUrl']}/console/"
         stack.write_env(values)
         if seed and not demo_key_works(values["API_URL"], stack.read_env().get("DEMO_API_KEY", "")):
             demo = seed_demo(stack, ports)
@@ -149,6 +151,7 @@ Verriflo stack '{env.get("STACK")}' is up.
   Demo org key : {key or "(not seeded)"}
   Classroom    : {env.get("STACK_OUTPUT_LiveUiUrl", "(not deployed)")}/iframe/live?token=<join token>
   LiveKit      : stand-in at {env.get("LIVEKIT_URL", "(not started)")} (no media; README, "Live classrooms")
+  Console      : {env.get("CONSOLE_URL", "(not built: make console-page)")}
   Dashboard    : owner  {env.get("DEMO_OWNER_EMAIL", "")} / {env.get("DEMO_OWNER_PASSWORD", "")}
                  viewer {env.get("DEMO_VIEWER_EMAIL", "")} / {env.get("DEMO_VIEWER_PASSWORD", "")}
                  (the Console's sign-in, or POST /v1/auth/login)
