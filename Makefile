@@ -182,8 +182,9 @@ test: deps
 
 # (the unit tests check every venv against its lock and transform the template with the SAM venv)
 VENVS := $(VENV)/.stamp $(VENV_LS)/.stamp $(VENV_SAM)/.stamp $(VENV_LAMBDA)/.stamp
-test-unit: $(VENVS)
+test-unit: $(VENVS) console-page
 	$(call run_pytest,tests/unit)
+	npm --prefix console test --silent
 
 test-integration: $(VENV)/.stamp .local/.apt-installed
 	$(call run_pytest,tests/integration)
