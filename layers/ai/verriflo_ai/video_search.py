@@ -13,6 +13,10 @@ org's index version changes (one small read per search checks it), as knowledge 
 one embedding and one matrix-vector product over the org's passages; the best passages are then
 placed: the sentence of the passage closest to the query gives the moment's start, so a phrase is
 found within the sentence where it is spoken, not at the start of a 30-second passage.
+
+One module a little past 500 lines on purpose: indexing and search share the passage layout, the
+per-org matrix cache and the index version that invalidates it; apart, each half would have to know
+the other's internals (`video_store` already holds every driver call).
 """
 
 from __future__ import annotations
