@@ -70,7 +70,10 @@ def _template_loader() -> type[yaml.SafeLoader]:
 
 
 def _ref(value: object) -> str | None:
-    """A layer's logical id from `!Ref Name` or `{Ref: Name}` (the built template writes the latter)."""
+    """A layer's logical id from `!Ref Name` or `{Ref: Name}` (the built template writes the latter);
+    of a stage's choice (`!If [IsLocal, local, aws]`) the one AWS ships."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        return _ref(value["Fn::If"][2])
     if isinstance(value, dict):
         value = value.get("Ref")
     return value if isinstance(value, str) else None

@@ -19,6 +19,7 @@ def stored_room() -> dict:
         "orgId": "org_0123456789abcdef",
         "roomId": "math-101",
         "title": "Algebra",
+        "courseId": None,  # the course it belongs to (optional)
         "lkName": "org_0123456789abcdef.math-101",
         "sid": "RM_abc",
         "status": "ended",
