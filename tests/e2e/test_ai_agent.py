@@ -5,6 +5,7 @@ buffered through API Gateway, with the same framing as the streamed answer in AW
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import httpx
@@ -14,6 +15,7 @@ from ai_support import PDF_TOPICS, b64, topics_pdf
 pytestmark = pytest.mark.e2e
 
 KEY_HEADER = "VF-ORG-ID"
+CHAT_ID = r"[A-Za-z0-9_-]{1,100}"  # what a client may send back as chatId
 NOTES = """# Cells
 The mitochondria is the powerhouse of the cell: it turns glucose and oxygen into ATP.
 
@@ -236,3 +238,119 @@ def test_long_audio_and_huge_images_are_refused_by_the_deployed_media_functions(
         json={"image": b64(png_bomb()), "imageMimeType": "image/png"},
     )
     assert bomb.status_code == 413 and bomb.json()["error"] == "PAYLOAD_TOO_LARGE", bomb.text
+
+
+def _ndjson(reply: httpx.Response) -> list[dict]:
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in reply.text.splitlines()]
+
+
+def _said(events: list[dict]) -> str:
+    return "".join(e["text"] for e in events if e["type"] == "text")
+
+
+def test_a_chat_sent_without_chat_id_is_started_its_id_returned_and_its_history_readable(
+    http: httpx.Client, api_url: str, demo_key: str, verriflo_cli
+) -> None:
+    headers = {KEY_HEADER: demo_key}
+    kb_id = knowledge_base_with_notes(http, api_url, headers, "e2e new chats")
+    asked = {"message": "Where is ATP made?", "knowledgeBaseIds": [kb_id]}
+
+    whole = http.post(f"{api_url}/v1/ai-agent/chat", headers=headers, json=asked)
+    assert whole.status_code == 200, whole.text
+    started, answer = whole.json()["data"]["chatId"], whole.json()["data"]["text"]
+    assert re.fullmatch(CHAT_ID, started) and "mitochondria" in answer
+    events = _ndjson(http.post(f"{api_url}/v1/ai-agent/chat/stream", headers=headers, json=asked))
+    assert events[0]["type"] == "chat" and set(events[0]) == {"type", "chatId"}  # the id comes first
+    streamed = events[0]["chatId"]
+    assert re.fullmatch(CHAT_ID, streamed) and streamed != started
+    assert events[-1] == {"type": "done"} and "mitochondria" in _said(events)
+
+    for chat_id, said in ((started, answer), (streamed, _said(events))):
+        read = http.get(f"{api_url}/v1/ai-agent/chats/{chat_id}", headers=headers)
+        assert read.status_code == 200, read.text
+        assert read.json()["data"]["chatId"] == chat_id
+        # The whole answer's text is trimmed; the history keeps the answer as streamed.
+        messages = [(m["role"], m["text"].strip()) for m in read.json()["data"]["messages"]]
+        assert messages == [("user", "Where is ATP made?"), ("assistant", said.strip())]
+
+    follow_up = {"chatId": started, "message": "Where is photosynthesis?", "knowledgeBaseIds": [kb_id]}
+    again = http.post(f"{api_url}/v1/ai-agent/chat", headers=headers, json=follow_up)
+    assert again.status_code == 200 and again.json()["data"]["chatId"] == started, again.text
+    read = http.get(f"{api_url}/v1/ai-agent/chats/{started}", headers=headers).json()["data"]
+    assert [m["role"] for m in read["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert read["messages"][2]["text"] == follow_up["message"]
+    listed = http.get(f"{api_url}/v1/ai-agent/chats", headers=headers, params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    turns = {c["chatId"]: c["turns"] for c in listed.json()["data"]["items"]}
+    assert (turns[started], turns[streamed]) == (2, 1)
+
+    other = verriflo_cli("org", "create", f"e2e-chats-{uuid.uuid4().hex[:8]}", "--credits", "100")
+    stranger = http.get(f"{api_url}/v1/ai-agent/chats/{started}", headers={KEY_HEADER: other["apiKey"]})
+    assert stranger.status_code == 404 and stranger.json()["error"] == "NOT_FOUND", stranger.text
+
+
+def test_an_image_sent_with_a_message_informs_the_answer_beside_the_message(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    """The words alone find nothing; with the image's text they find the passage it names."""
+    from ai_support import png_with_text
+
+    headers = {KEY_HEADER: demo_key}
+    kb_id = knowledge_base_with_notes(http, api_url, headers, "e2e image and words")
+    asked = "Where does this happen?"
+    alone = http.post(
+        f"{api_url}/v1/ai-agent/chat", headers=headers, json={"message": asked, "knowledgeBaseIds": [kb_id]}
+    )
+    assert alone.status_code == 200 and "chloroplasts" not in alone.json()["data"]["text"], alone.text
+
+    body = {
+        "message": asked,
+        "image": b64(png_with_text("Photosynthesis")),
+        "imageMimeType": "image/png",
+        "knowledgeBaseIds": [kb_id],
+    }
+    reply = http.post(f"{api_url}/v1/ai-agent/chat", headers=headers, json=body)
+    assert reply.status_code == 200, reply.text
+    data = reply.json()["data"]
+    assert data["requestModality"] == "text+image" and "chloroplasts" in data["text"]
+    assert data["citations"][0]["title"] == "Notes > Plants"  # the best match comes first
+    # The chat keeps both, so a follow-up still knows what the image showed.
+    history = http.get(f"{api_url}/v1/ai-agent/chats/{data['chatId']}", headers=headers)
+    (user, _) = history.json()["data"]["messages"]
+    assert asked in user["text"] and "photosynthesis" in user["text"].lower()
+
+    events = _ndjson(http.post(f"{api_url}/v1/ai-agent/chat/stream", headers=headers, json=body))
+    assert "chloroplasts" in _said(events)
+    assert any(e["type"] == "citation" and "chloroplasts" in e["citation"]["text"] for e in events)
+
+
+def test_a_streamed_voice_question_gets_the_transcript_line_of_the_whole_answer(
+    http: httpx.Client, api_url: str, demo_key: str
+) -> None:
+    from ai_support import spoken_wav
+
+    headers = {KEY_HEADER: demo_key}
+    kb_id = knowledge_base_with_notes(http, api_url, headers, "e2e streamed voice")
+    body = {"audio": b64(spoken_wav("Tell me about sunlight and plants.")), "knowledgeBaseIds": [kb_id]}
+    whole = http.post(f"{api_url}/v1/ai-agent/chat", headers=headers, json=body)
+    assert whole.status_code == 200, whole.text
+    transcript = whole.json()["data"]["transcript"]
+    assert "sunlight and plants" in transcript.lower()
+
+    events = _ndjson(http.post(f"{api_url}/v1/ai-agent/chat/stream", headers=headers, json=body))
+    kinds = [e["type"] for e in events]
+    (line,) = [e for e in events if e["type"] == "transcript"]
+    assert line == {"type": "transcript", "transcript": transcript}  # the same words as the whole answer
+    assert kinds.index("transcript") < kinds.index("text") and kinds[-2:] == ["usage", "done"]
+    assert "chloroplasts" in _said(events)
+
+    typed = _ndjson(
+        http.post(
+            f"{api_url}/v1/ai-agent/chat/stream",
+            headers=headers,
+            json={"message": "Tell me about sunlight and plants.", "knowledgeBaseIds": [kb_id]},
+        )
+    )
+    assert "transcript" not in [e["type"] for e in typed]  # nothing was spoken

@@ -30,21 +30,36 @@ def _events(body: str) -> list:
     return [b[6:] if b[6:] == "[DONE]" else json.loads(b[6:]) for b in blocks[:-1]]
 
 
+def _open_class(
+    http: httpx.Client, api_url: str, headers: dict, room_id: str, title: str, **settings
+) -> None:
+    """The org's server starts a class taught by t-1 (room `settings` as API.md names them)."""
+    teacher = {"uid": "t-1", "name": "Tess", "role": "TEACHER"}
+    body = {"roomId": room_id, "title": title, "participant": teacher} | (
+        {"settings": settings} if settings else {}
+    )
+    created = http.post(f"{api_url}/v1/room/create", headers=headers, json=body)
+    assert created.status_code == 200, created.text
+
+
+def _add_material(
+    http: httpx.Client, api_url: str, headers: dict, room_id: str, title: str, content: str
+) -> None:
+    """The teacher's notes for the room (small: used at once)."""
+    material = http.post(
+        f"{api_url}/v1/ai-tutor/rooms/{room_id}/material",
+        headers=headers,
+        json={"title": title, "kind": "notes", "contentType": "text/markdown", "content": content},
+    )
+    assert material.status_code == 201, material.text
+
+
 def test_a_class_with_the_tutor_from_question_to_summary(
     http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, livekit_admin
 ) -> None:
     headers = {KEY: demo_key}
     room_id = f"e2e-tutor-{uuid.uuid4().hex[:8]}"
-    created = http.post(
-        f"{api_url}/v1/room/create",
-        headers=headers,
-        json={
-            "roomId": room_id,
-            "title": "E2E Physics",
-            "participant": {"uid": "t-1", "name": "Tess", "role": "TEACHER"},
-        },
-    )
-    assert created.status_code == 200, created.text
+    _open_class(http, api_url, headers, room_id, "E2E Physics")
     joined = http.post(
         f"{api_url}/v1/room/{room_id}/join",
         headers=headers,
@@ -54,12 +69,7 @@ def test_a_class_with_the_tutor_from_question_to_summary(
     # the student connects to the stand-in, which then sends LiveKit's signed webhooks to the API
     path = f"/admin/rooms/{demo_org_id}.{room_id}/participants"
     livekit_admin("POST", path, {"token": student_token}, token=student_token)
-    material = http.post(
-        f"{api_url}/v1/ai-tutor/rooms/{room_id}/material",
-        headers=headers,
-        json={"title": "Notes", "kind": "notes", "contentType": "text/markdown", "content": NOTES},
-    )
-    assert material.status_code == 201, material.text
+    _add_material(http, api_url, headers, room_id, "Notes", NOTES)
 
     ask = {
         "roomId": room_id,
@@ -112,13 +122,7 @@ def test_hints_lead_to_the_answer_one_level_per_repeated_question(
 ) -> None:
     headers = {KEY: demo_key}
     room_id = f"e2e-hints-{uuid.uuid4().hex[:8]}"
-    teacher = {"uid": "t-1", "name": "Tess", "role": "TEACHER"}
-    created = http.post(
-        f"{api_url}/v1/room/create",
-        headers=headers,
-        json={"roomId": room_id, "title": "E2E Algebra", "participant": teacher},
-    )
-    assert created.status_code == 200, created.text
+    _open_class(http, api_url, headers, room_id, "E2E Algebra")
     student = {"uid": "s-1", "name": "Sam", "role": "STUDENT"}
     joined = http.post(f"{api_url}/v1/room/{room_id}/join", headers=headers, json={"participant": student})
     assert joined.status_code == 200, joined.text  # holding the join token admits the student
@@ -126,12 +130,7 @@ def test_hints_lead_to_the_answer_one_level_per_repeated_question(
         "# Solving 2x + 3 = 13\n"
         "First subtract 3 from both sides to get 2x = 10. Then divide both sides by 2. So x = 5.\n"
     )
-    material = http.post(
-        f"{api_url}/v1/ai-tutor/rooms/{room_id}/material",
-        headers=headers,
-        json={"title": "Algebra", "kind": "notes", "contentType": "text/markdown", "content": algebra},
-    )
-    assert material.status_code == 201, material.text
+    _add_material(http, api_url, headers, room_id, "Algebra", algebra)
     hints = http.put(
         f"{api_url}/v1/ai-tutor/rooms/{room_id}/settings", headers=headers, json={"mode": "hints"}
     )
@@ -180,3 +179,64 @@ def test_tutor_routes_refuse_without_credentials_and_bad_input_first(
         headers={"Origin": "http://127.0.0.1", "Access-Control-Request-Method": "POST"},
     )
     assert preflight.status_code == 200
+
+
+def test_a_student_holding_our_join_token_is_admitted_unconnected_until_removed(
+    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, livekit_admin
+) -> None:
+    """A backend that follows the docs (create, join, ask) is answered before any browser connects:
+    no LiveKit webhook is involved, so nothing is polled for. Removing the student shuts them out."""
+    headers = {KEY: demo_key}
+    room_id = f"e2e-admit-{uuid.uuid4().hex[:8]}"
+    # Empty until the student connects: kept open however slow the machine is.
+    _open_class(http, api_url, headers, room_id, "E2E Mechanics", emptyTimeout=1800)
+    _add_material(http, api_url, headers, room_id, "Notes", NOTES)
+
+    def join(uid: str, role: str) -> str:
+        joined = http.post(
+            f"{api_url}/v1/room/{room_id}/join",
+            headers=headers,
+            json={"participant": {"uid": uid, "name": uid, "role": role}},
+        )
+        assert joined.status_code == 200, joined.text
+        return joined.json()["data"]["token"]
+
+    def ask(uid: str) -> list[httpx.Response]:
+        body = {
+            "roomId": room_id,
+            "studentUid": uid,
+            "organizationId": demo_org_id,
+            "text": "What does Newton's second law say?",
+        }
+        return [
+            http.post(f"{api_url}/v1/ai-tutor/{route}", headers=headers, json=body)
+            for route in ("chat", "chat/stream")
+        ]
+
+    student_token = join("s-2", "STUDENT")  # the backend holds the token; no browser has connected
+    whole, streamed = ask("s-2")
+    assert whole.status_code == 200, whole.text
+    assert "mass multiplied by its acceleration" in whole.json()["text"]
+    assert streamed.status_code == 200, streamed.text
+    assert "mass multiplied by its acceleration" in "".join(e["text"] for e in _events(streamed.text)[:-2])
+    join("t-2", "TEACHER")
+    for uid in ("t-2", "s-404"):  # a teacher's token is not a student's; no token, no connection
+        assert [r.status_code for r in ask(uid)] == [403, 403], uid
+
+    # Removing names a connected participant: the student's page connects, the org's server removes them.
+    livekit_admin(
+        "POST",
+        f"/admin/rooms/{demo_org_id}.{room_id}/participants",
+        {"token": student_token},
+        token=student_token,
+    )
+    removed = http.delete(f"{api_url}/v1/room/{room_id}/participants/s-2", headers=headers)
+    assert removed.status_code == 200, removed.text
+    for refused in ask("s-2"):  # at once, before LiveKit's webhook closes the session
+        assert refused.status_code == 403 and "removed" in refused.json()["message"], refused.text
+    join("s-2", "STUDENT")  # the org's server lets them back in
+    assert [r.status_code for r in ask("s-2")] == [200, 200]
+
+    assert http.delete(f"{api_url}/v1/room/{room_id}", headers=headers).status_code == 200
+    for finished in ask("s-2"):
+        assert finished.status_code == 403 and "ended" in finished.json()["message"], finished.text
