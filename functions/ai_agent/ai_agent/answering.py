@@ -328,7 +328,8 @@ def _finish(prep: Prepared, text: str, usage: Usage, started: float) -> Decimal:
             prep.chat_id,
             [
                 history.StoredMessage("user", prep.asked, stamp),
-                history.StoredMessage("assistant", text, stamp),
+                # as the whole answer gives it: a stream's text may end in the model's newline
+                history.StoredMessage("assistant", text.strip(), stamp),
             ],
             settings.history_turns,
             settings.history_ttl_s,
