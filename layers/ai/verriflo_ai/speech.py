@@ -105,6 +105,18 @@ def decode_audio(data: bytes, max_seconds: float | None = None) -> Any:
     6 kbps Opus is 90 minutes): the length the header declares is checked before any frame is
     decoded, and decoding stops as soon as the samples pass the limit (a browser's WebM declares none).
     """
+    limit = ai_settings().max_audio_seconds if max_seconds is None else max_seconds
+    samples = _decode_16k(io.BytesIO(data), limit)
+    if samples is None:
+        raise ValidationFailed("The audio cannot be decoded.")
+    if not len(samples):
+        raise ValidationFailed("The audio is empty.")
+    return samples
+
+
+def _decode_16k(source: Any, limit: float) -> Any:
+    """The first audio stream of `source` (bytes in a BytesIO, or a path) as 16 kHz mono float32
+    samples, bounded by `limit` seconds as `decode_audio` says; None when it has no audio stream."""
     # faster-whisper's own decode_audio passes an option PyAV 15+ removed, so resample here.
     try:
         import av
@@ -112,11 +124,12 @@ def decode_audio(data: bytes, max_seconds: float | None = None) -> Any:
         raise _not_installed("Offline speech recognition") from exc
     import numpy as np
 
-    limit = ai_settings().max_audio_seconds if max_seconds is None else max_seconds
     budget = int((limit + 0.5) * 16000)  # half a second of slack for encoder padding
     pieces, samples = [], 0
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with av.open(source, mode="r") as container:
+            if not container.streams.audio:
+                return None
             stream = container.streams.audio[0]
             declared = _declared_seconds(container, stream)
             if declared is not None and declared > limit + 0.5:
@@ -132,7 +145,7 @@ def decode_audio(data: bytes, max_seconds: float | None = None) -> Any:
     except (av.FFmpegError, ValueError, IndexError) as exc:
         raise ValidationFailed("The audio cannot be decoded.") from exc
     if not pieces:
-        raise ValidationFailed("The audio is empty.")
+        return np.zeros(0, dtype=np.float32)
     return np.concatenate(pieces, axis=1).reshape(-1).astype(np.float32) / 32768.0
 
 
@@ -195,37 +208,12 @@ class Captioning:
 
 def decode_file_audio(path: str, max_seconds: float) -> Any:
     """16 kHz mono float32 samples of a media file's first audio stream, streamed from disk with
-    PyAV (a video's other streams are never decoded); ValidationFailed past `max_seconds`, when the
-    file has no audio stream or cannot be decoded."""
-    try:
-        import av
-    except ImportError as exc:
-        raise _not_installed("Offline speech recognition") from exc
+    PyAV (a video's other streams are never decoded; none or silence: no samples); ValidationFailed
+    past `max_seconds` or when the file cannot be decoded."""
     import numpy as np
 
-    budget = int((max_seconds + 0.5) * 16000)
-    pieces, samples = [], 0
-    try:
-        with av.open(path, mode="r") as container:
-            if not container.streams.audio:
-                return np.zeros(0, dtype=np.float32)
-            stream = container.streams.audio[0]
-            declared = _declared_seconds(container, stream)
-            if declared is not None and declared > max_seconds + 0.5:
-                raise too_long(max_seconds)
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
-            for frame in container.decode(stream):
-                for piece in resampler.resample(frame):
-                    pieces.append(piece.to_ndarray())
-                    samples += piece.samples
-                if samples > budget:
-                    raise too_long(max_seconds)
-            pieces.extend(f.to_ndarray() for f in resampler.resample(None))
-    except (av.FFmpegError, ValueError, IndexError) as exc:
-        raise ValidationFailed("The audio cannot be decoded.") from exc
-    if not pieces:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(pieces, axis=1).reshape(-1).astype(np.float32) / 32768.0
+    samples = _decode_16k(path, max_seconds)
+    return np.zeros(0, dtype=np.float32) if samples is None else samples
 
 
 def transcribe_segments(path: str, settings: Captioning | None = None) -> list[Segment]:
