@@ -13,16 +13,10 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import mimetypes
 from pathlib import Path
-
-import boto3
 
 HERE = Path(__file__).resolve().parent
 DIST = HERE / "dist"
-IMMUTABLE = "public, max-age=31536000, immutable"
-FRESH = "no-cache"
-HTML = "text/html; charset=utf-8"
 
 
 def _live_publish():
@@ -40,30 +34,13 @@ def publish(bucket: str, api_url: str) -> list[str]:
         raise SystemExit(
             "console/dist is missing: run `npm --prefix console ci && npm --prefix console run build` first"
         )
-    s3 = boto3.client("s3")
     files = {p.relative_to(DIST).as_posix(): p for p in sorted(DIST.rglob("*")) if p.is_file()}
     files.pop("build.json", None)
     files["console/"] = index
-    written = []
-    for key, path in files.items():
-        if path == index:
-            content_type, cache = HTML, FRESH
-        else:
-            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            cache = IMMUTABLE if key.startswith("console/assets/") else FRESH
-        s3.put_object(
-            Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type, CacheControl=cache
-        )
-        written.append(key)
-    s3.put_object(
-        Bucket=bucket,
-        Key="console/config.json",
-        Body=json.dumps({"apiUrl": api_url.rstrip("/")}).encode(),
-        ContentType="application/json",
-        CacheControl=FRESH,
+    config = ("console/config.json", {"apiUrl": api_url.rstrip("/")})
+    return _live_publish().upload(
+        bucket, files, {"console/", "console/index.html"}, "console/assets/", config
     )
-    written.append("console/config.json")
-    return written
 
 
 def main() -> None:

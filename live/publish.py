@@ -30,36 +30,45 @@ def stack_output(stack: str, key: str) -> str:
     raise SystemExit(f"stack {stack} has no output {key}")
 
 
+def upload(
+    bucket: str, files: dict[str, Path], pages: set[str], assets: str, config: tuple[str, dict]
+) -> list[str]:
+    """Put `files` (key -> built file) in the bucket: the keys in `pages` as HTML, never cached; those
+    under `assets` (content-hashed) cached for a year; the rest by their type, never cached; then the
+    page's config (key, JSON) beside them. Returns the keys written. The Console's publisher uses it too."""
+    s3 = boto3.client("s3")
+    written = []
+    for key, path in files.items():
+        if key in pages:
+            content_type, cache = "text/html; charset=utf-8", FRESH
+        else:
+            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            cache = IMMUTABLE if key.startswith(assets) else FRESH
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type, CacheControl=cache
+        )
+        written.append(key)
+    config_key, values = config
+    s3.put_object(
+        Bucket=bucket,
+        Key=config_key,
+        Body=json.dumps(values).encode(),
+        ContentType="application/json",
+        CacheControl=FRESH,
+    )
+    return [*written, config_key]
+
+
 def publish(bucket: str, livekit_url: str, api_url: str | None = None) -> list[str]:
     """Upload every built file and the page's config; returns the keys written."""
     if not (DIST / "iframe" / "live").exists():
         raise SystemExit(
             "live/dist is missing: run `npm --prefix live ci && npm --prefix live run build` first"
         )
-    s3 = boto3.client("s3")
-    written = []
-    for path in sorted(p for p in DIST.rglob("*") if p.is_file()):
-        key = path.relative_to(DIST).as_posix()
-        if key == "iframe/live":
-            content_type, cache = "text/html; charset=utf-8", FRESH
-        else:
-            content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            cache = IMMUTABLE if key.startswith("iframe/assets/") else FRESH
-        s3.put_object(
-            Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type, CacheControl=cache
-        )
-        written.append(key)
+    files = {p.relative_to(DIST).as_posix(): p for p in sorted(DIST.rglob("*")) if p.is_file()}
     # apiUrl: where the page's AI tutor panel calls the API (with the join token); no panel without it.
-    config = json.dumps({"livekitUrl": livekit_url} | ({"apiUrl": api_url} if api_url else {})).encode()
-    s3.put_object(
-        Bucket=bucket,
-        Key="iframe/config.json",
-        Body=config,
-        ContentType="application/json",
-        CacheControl=FRESH,
-    )
-    written.append("iframe/config.json")
-    return written
+    config = {"livekitUrl": livekit_url} | ({"apiUrl": api_url} if api_url else {})
+    return upload(bucket, files, {"iframe/live"}, "iframe/assets/", ("iframe/config.json", config))
 
 
 def main() -> None:
