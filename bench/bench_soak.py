@@ -216,6 +216,21 @@ def _stored_log_bytes(env: dict[str, str]) -> int:
     return sum(group.get("storedBytes", 0) for page in pages for group in page["logGroups"])
 
 
+# LocalStack's S3 keeps an object under 512 KiB in memory (a SpooledTemporaryFile), larger ones on disk
+S3_IN_MEMORY_BELOW = 512 * 1024
+
+
+def _s3_bytes_in_memory(env: dict[str, str]) -> int:
+    """What LocalStack's S3 holds in its memory: every stored object under 512 KiB (the uploads'
+    sources, their HLS playlists and segments), kept as S3 keeps them."""
+    s3 = _aws(env, "s3")
+    total = 0
+    for bucket in s3.list_buckets()["Buckets"]:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+            total += sum(o["Size"] for o in page.get("Contents", []) if o["Size"] < S3_IN_MEMORY_BELOW)
+    return total
+
+
 def _clip() -> bytes:
     from media_support import make_video
 
@@ -269,7 +284,9 @@ def _process_results(name: str, start: ProcFigures, end: ProcFigures | None) -> 
     (environments start and stop)."""
     if end is None:
         return [Result(f"{name}: gone at the end", 0, "", ok=False)]
-    server = name != "lambda processes"
+    # LocalStack's pools grow with the functions' environments until the load is steady: it is
+    # judged over the second half (_steady_state); the other servers from the start
+    server = name not in ("lambda processes", "localstack")
     return [
         Result(
             f"{name}: memory maps",
@@ -278,7 +295,10 @@ def _process_results(name: str, start: ProcFigures, end: ProcFigures | None) -> 
             baseline=start.maps,
             target="<= start +5%" if server else "",
             ok=end.maps <= start.maps * 1.05 + 10 if server else None,
-            note="" if server else f"{start.processes} -> {end.processes} processes",
+            note={
+                "lambda processes": f"{start.processes} -> {end.processes} processes",
+                "localstack": "judged over the second half below",
+            }.get(name, ""),
         ),
         Result(f"{name}: RSS", end.rss_kb / 1024, "MB", baseline=start.rss_kb / 1024),
         Result(
@@ -288,6 +308,47 @@ def _process_results(name: str, start: ProcFigures, end: ProcFigures | None) -> 
             baseline=start.threads,
             target="<= start +10" if server else "",
             ok=end.threads <= start.threads + 10 if server else None,
+        ),
+    ]
+
+
+def _steady_state(half: dict, sent: int, end: ProcFigures, s3_end: int) -> list[Result]:
+    """LocalStack over the second half of the requests, once the functions' environments (one per
+    worker and function at most) and LocalStack's pools have grown to the load: flat maps and threads,
+    and RSS growth per request against the S3 data it was asked to keep meanwhile."""
+    start: ProcFigures = half["figures"]
+    requests = max(sent - half["sent"], 1)
+    grown = (end.rss_kb - start.rss_kb) * 1024 / requests
+    kept = (s3_end - half["s3"]) / requests
+    return [
+        Result(
+            "localstack, second half: memory maps",
+            end.maps,
+            "",
+            baseline=start.maps,
+            target="<= start +5%",
+            ok=end.maps <= start.maps * 1.05 + 10,
+            note=f"from request {half['sent']}",
+        ),
+        Result(
+            "localstack, second half: threads",
+            end.threads,
+            "",
+            baseline=start.threads,
+            target="<= start +10",
+            ok=end.threads <= start.threads + 10,
+        ),
+        Result(
+            "localstack, second half: RSS growth per request",
+            grown / 1024,
+            "kB",
+            baseline=kept / 1024,
+            note="baseline: S3 bytes stored in memory per request in the same span",
+        ),
+        Result(
+            "localstack, second half: RSS growth not explained by S3 data, per request",
+            max(grown - kept, 0) / 1024,
+            "kB",
         ),
     ]
 
@@ -330,6 +391,8 @@ def main(argv: list[str]) -> int:
         tally.failed.clear()
         start = stack_figures(args.stack)
         logs_start = _stored_log_bytes(env)
+        s3_start = _s3_bytes_in_memory(env)
+        half: dict[str, object] = {}  # the second half's start: LocalStack's figures and S3's bytes
         ticks: list[tuple[int, float, ProcFigures]] = []
         step = max(args.requests // 10, 1)
         lock = threading.Lock()
@@ -340,6 +403,8 @@ def main(argv: list[str]) -> int:
                     ls = stack_figures(args.stack).get("localstack")
                     if ls:
                         ticks.append((tally.sent, time.monotonic() - begun, ls))
+                        if len(ticks) == 5:
+                            half.update(sent=tally.sent, figures=ls, s3=_s3_bytes_in_memory(env))
                         print(
                             f"  {tally.sent:>6} requests {ticks[-1][1]:>6.0f}s  localstack maps {ls.maps} "
                             f"threads {ls.threads} rss {ls.rss_kb // 1024} MB",
@@ -352,6 +417,7 @@ def main(argv: list[str]) -> int:
         time.sleep(5)  # let the last webhooks and transcodes finish before the end figures
         end = stack_figures(args.stack)
         logs_end = _stored_log_bytes(env)
+        s3_end = _s3_bytes_in_memory(env)
         livekit_log = (ROOT / ".local" / args.stack / "logs" / "livekit.log").read_text(errors="replace")
         hook_failures = livekit_log.count("webhook delivery failed")
     finally:
@@ -395,6 +461,17 @@ def main(argv: list[str]) -> int:
             note="the functions' logs, kept in LocalStack's memory as AWS keeps them",
         )
     )
+    report.add(
+        Result(
+            "localstack: S3 objects held in memory",
+            s3_end / 2**20,
+            "MB",
+            baseline=s3_start / 2**20,
+            note="objects under 512 KiB (sources, HLS), kept in LocalStack's memory as S3 keeps them",
+        )
+    )
+    if half and end.get("localstack"):
+        report.add(*_steady_state(half, tally.sent, end["localstack"], s3_end))
     report.print()
     print("\nLocalStack every tenth of the way (requests, seconds, maps, threads, RSS MB):")
     for sent, at, ls in ticks:
