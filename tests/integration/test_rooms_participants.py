@@ -127,6 +127,23 @@ def test_remove_a_participant(org, classroom, livekit: LiveKit, lambda_context):
     assert remove(org.headers, "s-1", lambda_context).status == 404
 
 
+def test_a_participant_who_leaves_while_being_removed_is_removed(
+    org, classroom, livekit: LiveKit, lambda_context, monkeypatch
+):
+    from rooms import lk
+
+    real = lk.remove_participant
+
+    def leaves_first(room: str, identity: str, **options):
+        livekit.leave(classroom["name"], identity)  # they close the tab a moment before
+        return real(room, identity, **options)
+
+    monkeypatch.setattr(lk, "remove_participant", leaves_first)
+    reply = remove(org.headers, "s-1", lambda_context)
+    assert reply.status == 200 and reply.data["connected"] is True
+    assert grant_of("s-1")["removedAt"] is not None and in_standin(livekit, "s-1") is None
+
+
 def test_a_student_holding_a_token_who_has_not_connected_is_removed(
     org, classroom, livekit: LiveKit, lambda_context
 ):

@@ -88,7 +88,7 @@ def remove_participant(org: OrgContext, room_id: str, uid: str) -> ParticipantRe
     # turns them away if they connect later (rooms.webhooks), and a retry is harmless.
     grant_store.mark_removed(org.org_id, room_id, uid, now(), person.sid if person else None)
     if person is not None:
-        lk.remove_participant(room.lk_name, uid)
+        lk.remove_participant(room.lk_name, uid, gone_ok=True)  # or they left by themselves meanwhile
     return ParticipantRemoved(room_id=room_id, uid=uid, connected=person is not None)
 
 

@@ -136,7 +136,7 @@ def new_session(
     )
 
 
-def turned_away(room: records.Room, p: lk.Person, connection: str) -> bool:
+def _turned_away(room: records.Room, p: lk.Person, connection: str) -> bool:
     """Whether this connection of `p` is refused: they were removed from the room (and not readmitted
     by a new token since, grant_store.record_grant) and it is not one the removal itself disconnected.
     Whoever was removed is disconnected from LiveKit at once, whatever the connection; a refused one
@@ -158,7 +158,7 @@ def _participant_joined(event: lk.Notice, event_id: str) -> None:
     p = _person(event)
     if room is None or p is None:
         return
-    if turned_away(room, p, event.participant_sid):
+    if _turned_away(room, p, event.participant_sid):
         return  # writes nothing: a redelivery disconnects them again, if anything
     joined = p.joined_at or _at(event.created_at)
     session_id = _session_id(room, event)
