@@ -287,7 +287,7 @@ def test_participant_left_survives_one_fault_at_any_step(
 @pytest.mark.parametrize(
     "step",
     [
-        "mongo.removals",
+        "mongo.removal",
         "livekit.remove_participant",
         "mongo.mark_event_done",
         "lambda.killed_after_disconnect",
@@ -306,7 +306,7 @@ def test_turning_away_a_removed_student_survives_one_fault_at_any_step(
     livekit.join(classroom["name"], token)
     (joined,) = livekit.wait_for("participant_joined")
     table = {
-        "mongo.removals": (grant_store, "removals", mongo_error, False),
+        "mongo.removal": (grant_store, "removal", mongo_error, False),
         "livekit.remove_participant": (lk, "remove_participant", livekit_error, False),
         "lambda.killed_after_disconnect": (lk, "remove_participant", Killed, True),
         "mongo.mark_event_done": (hook_store, "event_done", mongo_error, False),

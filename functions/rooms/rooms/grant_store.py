@@ -65,14 +65,25 @@ def holds_grant(org_id: str, room_id: str, uid: str) -> bool:
     return found is not None
 
 
-def removals(org_id: str, room_id: str, uid: str | None = None) -> dict[str, Removal]:
-    """The participants removed from the room (or `uid`, if removed), by uid."""
-    query: dict[str, Any] = {"orgId": org_id, "roomId": room_id, "removedAt": {"$ne": None}}
-    if uid is not None:
-        query["uid"] = uid
+_REMOVAL = {"uid": 1, "removedAt": 1, "removedSids": 1}
+
+
+def removal(org_id: str, room_id: str, uid: str) -> Removal | None:
+    """`uid`'s removal from the room, if they are removed (not readmitted by a new token since)."""
     with db.unavailable_on_failure():
-        found = db.collection(GRANTS).find(query, {"uid": 1, "removedAt": 1, "removedSids": 1})
-        return {doc["uid"]: Removal.model_validate(doc) for doc in found}
+        # by the unique key alone, read on every participant_joined: filtering removedAt in the
+        # query too took a third longer on the MongoDB-wire server (0.75 against 0.55 ms p50)
+        doc = db.collection(GRANTS).find_one({"orgId": org_id, "roomId": room_id, "uid": uid}, _REMOVAL)
+    return Removal.model_validate(doc) if doc and doc.get("removedAt") else None
+
+
+def removals(org_id: str, room_id: str) -> set[str]:
+    """The uids removed from the room (and not readmitted by a new token since)."""
+    with db.unavailable_on_failure():
+        found = db.collection(GRANTS).find(
+            {"orgId": org_id, "roomId": room_id, "removedAt": {"$ne": None}}, {"uid": 1}
+        )
+        return {doc["uid"] for doc in found}
 
 
 def set_role(org_id: str, room_id: str, uid: str, role: str) -> None:

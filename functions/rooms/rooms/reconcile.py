@@ -86,7 +86,7 @@ def _disconnect_removed(room: records.Room, people: list[lk.Person]) -> set[str]
     """Disconnect whoever LiveKit still lists though removed from the room (their participant_joined
     webhook, which turns them away, was lost, or the removal's own LiveKit call failed); returns
     the uids removed from the room, who get no session from the sweep."""
-    removed = set(grant_store.removals(room.org_id, room.room_id)) if people else set()
+    removed = grant_store.removals(room.org_id, room.room_id) if people else set()
     for person in people:
         if person.identity in removed:
             lk.remove_participant(room.lk_name, person.identity, gone_ok=True)

@@ -143,7 +143,7 @@ def _turned_away(room: records.Room, p: lk.Person, connection: str) -> bool:
     gets no session, so it is neither billed nor counted nor announced (no `participant.joined`, and
     no `participant.left` when LiveKit reports them gone). A connection the removal disconnected was
     in class before it (its webhook came late): it is kept, and billed, as usual."""
-    removal = grant_store.removals(room.org_id, room.room_id, p.identity).get(p.identity)
+    removal = grant_store.removal(room.org_id, room.room_id, p.identity)
     if removal is None:
         return False
     lk.remove_participant(room.lk_name, p.identity, gone_ok=True)
