@@ -206,6 +206,44 @@ def test_a_student_cannot_rewrite_their_role(
     assert [(p["uid"], p["role"]) for p in people["participants"]] == [("s-e2e", "STUDENT")]
 
 
+def test_a_student_removed_before_connecting_is_turned_away_until_given_a_new_token(
+    http: httpx.Client, api_url: str, demo_key: str, demo_org_id: str, livekit_admin
+) -> None:
+    headers = {KEY: demo_key}
+    room_id = _create(http, api_url, demo_key, settings={"emptyTimeout": 1800}).json()["data"]["room"][
+        "roomId"
+    ]
+    participants = f"{api_url}/v1/room/{room_id}/participants"
+
+    def join() -> str:
+        body = {"participant": {"uid": "s-e2e", "name": "Sam", "role": "STUDENT"}}
+        reply = http.post(f"{api_url}/v1/room/{room_id}/join", headers=headers, json=body)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["data"]["token"]
+
+    def connect(token: str) -> None:  # the student's page connects to LiveKit with the token
+        livekit_admin(
+            "POST", f"/admin/rooms/{demo_org_id}.{room_id}/participants", {"token": token}, token=token
+        )
+
+    def state() -> tuple[list[str], int]:
+        listed = http.get(participants, headers=headers).json()["data"]["participants"]
+        count = http.get(f"{api_url}/v1/room/{room_id}/status", headers=headers).json()["data"]
+        return [p["uid"] for p in listed], count["participantCount"]
+
+    token = join()
+    removed = http.delete(f"{participants}/s-e2e", headers=headers)
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["data"] == {"roomId": room_id, "uid": "s-e2e", "removed": True, "connected": False}
+    assert http.delete(f"{participants}/s-e2e", headers=headers).status_code == 404  # removed already
+    assert http.delete(f"{participants}/s-none", headers=headers).status_code == 404  # never given a token
+    connect(token)  # the old token still opens LiveKit: the webhook disconnects them
+    assert _until(state, lambda s: s == ([], 0), timeout=60) == ([], 0)
+    connect(join())  # the org's server lets them back in
+    assert _until(state, lambda s: s == (["s-e2e"], 1), timeout=60) == (["s-e2e"], 1)
+    assert http.delete(f"{api_url}/v1/room/{room_id}", headers=headers).status_code == 200
+
+
 def test_unsigned_webhook_and_keyless_room_calls_are_refused(http: httpx.Client, api_url: str) -> None:
     hook = http.post(
         f"{api_url}/v1/livekit/webhook",

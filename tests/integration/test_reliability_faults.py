@@ -26,6 +26,7 @@ from fault_support import (
     age_outbox,
     events_of,
     kill_without_release,
+    lease_runs_out,
     ledger_error,
     livekit_error,
     mongo_error,
@@ -35,7 +36,7 @@ from fault_support import (
 )
 from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event
 from media_support import MEDIA, UPLOADS, make_video, use_media_env
-from rooms import hook_store, lk, recording_store, records, session_store, store
+from rooms import grant_store, hook_store, lk, recording_store, records, session_store, store
 from rooms import sweep as rooms_sweep
 from rooms.handler import handler as rooms_handler
 from support import api_event, call, load_event
@@ -213,38 +214,48 @@ def test_livekit_closing_a_room_survives_one_fault_at_any_step(
 def test_participant_joined_survives_one_fault_at_any_step(
     org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch, step
 ):
-    token = call(
-        rooms_handler,
-        rooms_event("join", org.headers, {"participant": {"uid": "s-1", "name": "Sam"}}, room_id=ROOM),
-        lambda_context,
-    ).data["token"]
-    livekit.join(classroom["name"], token)
+    livekit.join(classroom["name"], student_token(org, lambda_context))
     (joined,) = livekit.wait_for("participant_joined")
     table = {
         "mongo.open_session": (session_store, "open_session", mongo_error, False),
         "mongo.mark_event_done": (hook_store, "event_done", mongo_error, False),
         "lambda.killed_after_session": (session_store, "open_session", Killed, True),
     }
-    if step.startswith("lambda."):
-        kill_without_release(monkeypatch)
-    faults = Faults(monkeypatch)
-    faults.inject(step, table, "participant.joined")
+    faults = armed(monkeypatch, step, table, "participant.joined")
     event_tap.drain()  # the teacher's join, not this test's
     seen: list[dict[str, Any]] = []
-    if step == "mongo.mark_event_done":
-        # handled, but not remembered as handled: the lease runs out and the redelivery is idempotent
-        assert deliver(rooms_handler, lambda_context, joined).status == 503
-        db.collection(records.HOOKS).update_many(
-            {}, {"$set": {"leaseUntil": media.now() - timedelta(minutes=1)}}
-        )
-        assert deliver(rooms_handler, lambda_context, joined).status == 200
-        reply = "503"
-    else:
-        reply = redeliver_until_done(joined, lambda_context)
+    reply = redeliver(joined, lambda_context, step)
     counts = events_of(event_tap, seen, "participant.joined") | {
         "session": db.collection("room_sessions").count_documents({"uid": "s-1"})
     }
     record(faults, "LiveKit participant_joined", step, "redelivery", reply, counts)
+
+
+def student_token(org, lambda_context) -> str:
+    """s-1's join token, as the org's server gets it for the student's page."""
+    body = {"participant": {"uid": "s-1", "name": "Sam"}}
+    reply = call(rooms_handler, rooms_event("join", org.headers, body, room_id=ROOM), lambda_context)
+    return reply.data["token"]
+
+
+def armed(monkeypatch, step: str, table: dict[str, Any], event: str) -> Faults:
+    """The fault of `step` armed for a LiveKit webhook's handling (a killed attempt keeps its lease)."""
+    if step.startswith("lambda."):
+        kill_without_release(monkeypatch)
+    faults = Faults(monkeypatch)
+    faults.inject(step, table, event)
+    return faults
+
+
+def redeliver(delivery, lambda_context, step: str) -> str:
+    """LiveKit's redeliveries after the fault of `step`; the first reply."""
+    if step != "mongo.mark_event_done":
+        return redeliver_until_done(delivery, lambda_context)
+    # handled, but not remembered as handled: the lease runs out and the redelivery is idempotent
+    assert deliver(rooms_handler, lambda_context, delivery).status == 503
+    lease_runs_out()
+    assert deliver(rooms_handler, lambda_context, delivery).status == 200
+    return "503"
 
 
 @pytest.mark.parametrize(
@@ -261,10 +272,7 @@ def test_participant_left_survives_one_fault_at_any_step(
         "ledger.record_usage": (ledger, "record_usage", ledger_error, False),
         "lambda.killed_after_close": (session_store, "close_session", Killed, True),
     }
-    if step.startswith("lambda."):
-        kill_without_release(monkeypatch)
-    faults = Faults(monkeypatch)
-    faults.inject(step, table, "participant.left")
+    faults = armed(monkeypatch, step, table, "participant.left")
     event_tap.drain()
     reply = redeliver_until_done(left, lambda_context)
     counts = events_of(event_tap, [], "participant.left") | {
@@ -274,6 +282,50 @@ def test_participant_left_survives_one_fault_at_any_step(
         ),
     }
     record(faults, "LiveKit participant_left", step, "redelivery", reply, counts)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "mongo.removal",
+        "livekit.remove_participant",
+        "mongo.mark_event_done",
+        "lambda.killed_after_disconnect",
+    ],
+)
+def test_turning_away_a_removed_student_survives_one_fault_at_any_step(
+    org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch, step
+):
+    """A student removed while only holding a token connects with it: LiveKit's participant_joined
+    disconnects them, with no session, charge or event, whatever fails once."""
+    token = student_token(org, lambda_context)
+    removed = call(
+        rooms_handler, rooms_event("participant_remove", org.headers, room_id=ROOM, uid="s-1"), lambda_context
+    )
+    assert removed.status == 200 and removed.data["connected"] is False
+    livekit.join(classroom["name"], token)
+    (joined,) = livekit.wait_for("participant_joined")
+    table = {
+        "mongo.removal": (grant_store, "removal", mongo_error, False),
+        "livekit.remove_participant": (lk, "remove_participant", livekit_error, False),
+        "lambda.killed_after_disconnect": (lk, "remove_participant", Killed, True),
+        "mongo.mark_event_done": (hook_store, "event_done", mongo_error, False),
+    }
+    faults = armed(monkeypatch, step, table, "participant.joined")
+    event_tap.drain()
+    reply = redeliver(joined, lambda_context, step)
+    livekit.pump(rooms_handler, lambda_context, "participant_left")  # LiveKit reports the disconnection
+    listed = {p["identity"] for p in livekit.stand_in.state()["rooms"][0]["participants"]}
+    announced = [e for e in event_tap.drain() if e["data"].get("uid") == "s-1"]
+    counts = {
+        "disconnected": int("s-1" not in listed),
+        "no session": int(db.collection("room_sessions").count_documents({"uid": "s-1"}) == 0),
+        "no live charge": int(
+            db.collection("ledger").count_documents({"service": "live", "meta.uid": "s-1"}) == 0
+        ),
+        "no event": int(announced == []),
+    }
+    record(faults, "LiveKit participant_joined of a removed student", step, "redelivery", reply, counts)
 
 
 # --- transcodes: S3 -> transcode, video.failed, the chunked join --------------------------------------

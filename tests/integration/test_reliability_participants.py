@@ -1,6 +1,7 @@
 """Participant webhooks LiveKit stopped retrying: the rooms sweep reconciles each live room with
 LiveKit's list of participants (rooms.reconcile), announcing the missing `participant.joined` /
-`participant.left` and billing the minutes once; a late webhook adds nothing. With the fault matrix
+`participant.left` and billing the minutes once; a late webhook adds nothing; and it disconnects a
+participant removed from the room whom LiveKit still lists, with no session. With the fault matrix
 (test_reliability_faults.py's rules and table): each step of the reconcile fails once or dies, the
 next sweep completes it. Real MongoDB-wire server, Redis and the LiveKit stand-in; moto for AWS."""
 
@@ -23,12 +24,13 @@ from fault_support import (
     record,
     write_matrix,
 )
-from livekit_support import EventTap, LiveKit, deliver
+from livekit_support import EventTap, LiveKit, deliver, rooms_event
 from media_support import use_media_env
-from rooms import lifecycle, lk, reconcile, recording_store, records, session_store, store
+from rooms import grant_store, lifecycle, lk, reconcile, recording_store, records, session_store, store
 from rooms import sweep as rooms_sweep
 from rooms.config import live_settings
 from rooms.handler import handler as rooms_handler
+from support import call
 from tutor_support import ROOM_ID, join, open_class
 from verriflo import db, ledger, media, outbox
 from verriflo.orgs import now
@@ -215,6 +217,95 @@ def test_reconciling_a_lost_leave_survives_one_fault_at_any_step(
         ),
     }
     record(faults, "rooms sweep: lost participant_left", step, "next sweep", first, counts)
+
+
+# --- a removed student LiveKit still lists --------------------------------------------------------
+
+
+def listed(org, livekit: LiveKit) -> set[str]:
+    rooms = livekit.stand_in.state()["rooms"]
+    return {p["identity"] for r in rooms if r["name"] == f"{org.id}.{ROOM_ID}" for p in r["participants"]}
+
+
+def remove(org, uid: str, lambda_context) -> Any:
+    event = rooms_event("participant_remove", org.headers, room_id=ROOM_ID, uid=uid)
+    return call(rooms_handler, event, lambda_context)
+
+
+@pytest.fixture
+def lost_turn_away(org, livekit: LiveKit, lambda_context, event_tap: EventTap):
+    """s-2 is removed while only holding a token, then connects with it; LiveKit's participant_joined
+    (which would disconnect them) never arrives."""
+    open_class(org, livekit, lambda_context)
+    token = join(org, lambda_context, ROOM_ID, "s-2", "STUDENT")
+    assert remove(org, "s-2", lambda_context).data == {
+        "roomId": ROOM_ID,
+        "uid": "s-2",
+        "removed": True,
+        "connected": False,
+    }
+    livekit.join(f"{org.id}.{ROOM_ID}", token)
+    livekit.wait_for("participant_joined")
+    event_tap.drain()
+
+
+def test_a_removed_student_whose_join_livekit_never_reported_is_disconnected_by_the_sweep(
+    org, livekit: LiveKit, lambda_context, event_tap: EventTap, lost_turn_away
+):
+    assert "s-2" in listed(org, livekit)
+    # at once, grace or not: nobody removed stays in class; and no session is opened for them
+    assert reconcile.participants(at=later()) == {"joined": 0, "left": 0}
+    assert "s-2" not in listed(org, livekit) and {"t-1", "s-1"} <= listed(org, livekit)
+    livekit.pump(rooms_handler, lambda_context, "participant_left")
+    assert sessions_of("s-2") == [] and live_charges("s-2") == 0
+    assert [e for e in event_tap.drain() if e["data"].get("uid") == "s-2"] == []
+
+
+def test_a_removal_whose_livekit_call_failed_is_completed_by_the_sweep(
+    org, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch
+):
+    """The removal is recorded before LiveKit is asked: if that call fails and the org's server never
+    retries, the sweep disconnects them; their stay before it is billed as usual."""
+    open_class(org, livekit, lambda_context)
+
+    def down(*_a: Any, **_k: Any) -> None:
+        raise livekit_error()
+
+    monkeypatch.setattr(lk, "remove_participant", down)
+    assert remove(org, "s-1", lambda_context).status == 503
+    monkeypatch.undo()
+    assert "s-1" in listed(org, livekit)
+    rooms_sweep.handler({}, lambda_context)
+    assert "s-1" not in listed(org, livekit)
+    livekit.pump(rooms_handler, lambda_context, "participant_left")
+    [stay] = sessions_of("s-1")
+    assert stay["leftAt"] is not None and live_charges("s-1") == 1
+
+
+def turn_away_steps() -> dict[str, tuple[Any, str, Any, bool]]:
+    return {
+        "livekit.list_participants": (lk, "list_participants", livekit_error, False),
+        "mongo.removals": (grant_store, "removals", mongo_error, False),
+        "livekit.remove_participant": (lk, "remove_participant", livekit_error, False),
+    }
+
+
+@pytest.mark.parametrize("step", [*turn_away_steps()])
+def test_disconnecting_a_removed_student_survives_one_fault_at_any_step(
+    org, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch, lost_turn_away, step
+):
+    faults = Faults(monkeypatch)
+    faults.inject(step, turn_away_steps(), "participant.joined")
+    first = str(reconcile.participants(at=later()))  # this room waits for the next sweep
+    reconcile.participants(at=later())  # the next sweep
+    sweep_later(lambda_context)
+    livekit.pump(rooms_handler, lambda_context, "participant_left")
+    counts = {
+        "disconnected": int("s-2" not in listed(org, livekit)),
+        "no session": int(sessions_of("s-2") == []),
+        "no event": int([e for e in event_tap.drain() if e["data"].get("uid") == "s-2"] == []),
+    }
+    record(faults, "rooms sweep: removed student still connected", step, "next sweep", first, counts)
 
 
 # --- a lost room_finished --------------------------------------------------------------------------

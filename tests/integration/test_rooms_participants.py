@@ -8,7 +8,7 @@ import urllib.error
 
 import pytest
 from livekit.api import VideoGrants
-from livekit_support import LiveKit, fund, rooms_event, twirp
+from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event, twirp
 from rooms.handler import handler
 from support import api_event, call
 
@@ -33,7 +33,7 @@ def classroom(org, livekit: LiveKit, lambda_context):
     teacher = livekit.join(name, created["token"], MIC)
     livekit.join(name, student["token"])
     livekit.pump(handler, lambda_context, "room_started", "participant_joined", "participant_joined")
-    return {"name": name, "teacher_track": teacher["tracks"][0]["sid"]}
+    return {"name": name, "teacher_track": teacher["tracks"][0]["sid"], "student_token": student["token"]}
 
 
 def in_standin(livekit: LiveKit, uid: str):
@@ -97,19 +97,93 @@ def test_promote_a_student_to_moderator_and_take_screen_share_away(
     assert bad.status == 400 and "'role'" in bad.body["message"]
 
 
+def remove(headers: dict[str, str], uid: str, ctx, room_id: str = "math-1"):
+    return call(handler, rooms_event("participant_remove", headers, room_id=room_id, uid=uid), ctx)
+
+
+def join_token(headers: dict[str, str], uid: str, ctx, room_id: str = "math-1") -> str:
+    """A join token the org's server gets for a student (no browser connects with it yet)."""
+    body = {"participant": {"uid": uid, "name": uid.title(), "role": "STUDENT"}}
+    reply = call(handler, rooms_event("join", headers, body, room_id=room_id), ctx)
+    assert reply.status == 200, reply.body
+    return reply.data["token"]
+
+
+def grant_of(uid: str) -> dict:
+    from verriflo import db
+
+    return db.collection("room_grants").find_one({"uid": uid})
+
+
 def test_remove_a_participant(org, classroom, livekit: LiveKit, lambda_context):
-    reply = call(
-        handler, rooms_event("participant_remove", org.headers, room_id="math-1", uid="s-1"), lambda_context
-    )
-    assert reply.status == 200 and reply.data == {"roomId": "math-1", "uid": "s-1", "removed": True}
+    reply = remove(org.headers, "s-1", lambda_context)
+    assert reply.status == 200
+    assert reply.data == {"roomId": "math-1", "uid": "s-1", "removed": True, "connected": True}
     assert in_standin(livekit, "s-1") is None
     livekit.pump(handler, lambda_context, "participant_left")
     status = call(handler, rooms_event("status", org.headers, room_id="math-1"), lambda_context).data
     assert status["participantCount"] == 1
-    again = call(
-        handler, rooms_event("participant_remove", org.headers, room_id="math-1", uid="s-1"), lambda_context
-    )
-    assert again.status == 404
+    # removed already: neither connected nor holding a token that admits them (as for an unconnected one)
+    assert remove(org.headers, "s-1", lambda_context).status == 404
+
+
+def test_a_participant_who_leaves_while_being_removed_is_removed(
+    org, classroom, livekit: LiveKit, lambda_context, monkeypatch
+):
+    from rooms import lk
+
+    real = lk.remove_participant
+
+    def leaves_first(room: str, identity: str, **options):
+        livekit.leave(classroom["name"], identity)  # they close the tab a moment before
+        return real(room, identity, **options)
+
+    monkeypatch.setattr(lk, "remove_participant", leaves_first)
+    reply = remove(org.headers, "s-1", lambda_context)
+    assert reply.status == 200 and reply.data["connected"] is True
+    assert grant_of("s-1")["removedAt"] is not None and in_standin(livekit, "s-1") is None
+
+
+def test_a_student_holding_a_token_who_has_not_connected_is_removed(
+    org, classroom, livekit: LiveKit, lambda_context
+):
+    join_token(org.headers, "s-2", lambda_context)
+    assert grant_of("s-2").get("removedAt") is None
+    reply = remove(org.headers, "s-2", lambda_context)
+    assert reply.status == 200
+    assert reply.data == {"roomId": "math-1", "uid": "s-2", "removed": True, "connected": False}
+    assert grant_of("s-2")["removedAt"] is not None and not grant_of("s-2").get("removedSids")
+    # the second removal finds nothing to remove, as for a student removed while connected
+    again = remove(org.headers, "s-2", lambda_context)
+    assert again.status == 404 and again.body["error"] == "NOT_FOUND"
+    # nobody else was touched
+    assert in_standin(livekit, "s-1") is not None and in_standin(livekit, "t-1") is not None
+
+
+def test_removing_a_uid_with_no_token_and_no_connection_is_404(org, classroom, lambda_context):
+    reply = remove(org.headers, "s-404", lambda_context)
+    assert reply.status == 404 and reply.body["error"] == "NOT_FOUND"
+    assert grant_of("s-404") is None  # nothing written for it
+
+
+def test_another_orgs_token_holder_is_404_and_stays_admitted(
+    org, other_org, classroom, livekit: LiveKit, lambda_context
+):
+    """The same roomId in two orgs: each org removes only from its own room."""
+    join_token(org.headers, "s-2", lambda_context)
+    fund(other_org.id)
+    body = {"roomId": "math-1", "title": "Theirs", "participant": {"uid": "t-9", "name": "Tom"}}
+    theirs = api_event("rooms/create.json", headers=other_org.headers, body=body)
+    assert call(handler, theirs, lambda_context).status == 200
+    join_token(other_org.headers, "s-9", lambda_context)
+    for headers, uid in ((other_org.headers, "s-2"), (org.headers, "s-9")):
+        reply = remove(headers, uid, lambda_context)
+        assert reply.status == 404 and "Sam" not in json.dumps(reply.body), (uid, reply.body)
+    from verriflo import db
+
+    assert db.collection("room_grants").count_documents({"removedAt": {"$exists": True}}) == 0
+    assert remove(org.headers, "s-2", lambda_context).status == 200
+    assert remove(other_org.headers, "s-9", lambda_context).status == 200
 
 
 def test_another_org_cannot_see_or_touch_participants(
@@ -193,3 +267,99 @@ def test_roles_come_from_our_sessions_not_from_livekit_metadata(
     assert not reply.data["permissions"]["canPublish"] and not reply.data["permissions"]["canScreenShare"]
     live = in_standin(livekit, "s-1")
     assert json.loads(live["metadata"])["role"] == "STUDENT" and not live["permission"].get("canPublish")
+
+
+# --- a removed participant connecting later: turned away by LiveKit's participant_joined ----------------
+
+
+def sessions_of(uid: str) -> list[dict]:
+    from verriflo import db
+
+    return list(db.collection("room_sessions").find({"uid": uid}))
+
+
+def live_charges(uid: str) -> int:
+    from verriflo import db
+
+    return db.collection("ledger").count_documents({"service": "live", "meta.uid": uid})
+
+
+def about(uid: str, events: list[dict]) -> list[str]:
+    return [e["type"] for e in events if e["data"].get("uid") == uid]
+
+
+def participant_count(org, ctx) -> int:
+    return call(handler, rooms_event("status", org.headers, room_id="math-1"), ctx).data["participantCount"]
+
+
+def test_a_removed_student_connecting_with_their_old_token_is_turned_away_unbilled_and_unannounced(
+    org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap
+):
+    token = join_token(org.headers, "s-2", lambda_context)
+    assert remove(org.headers, "s-2", lambda_context).data["connected"] is False
+    event_tap.drain()
+    livekit.join(classroom["name"], token)  # LiveKit knows nothing of our removals: it lets them in
+    (joined,) = livekit.wait_for("participant_joined")
+    first = deliver(handler, lambda_context, joined)
+    assert first.status == 200 and first.data["duplicate"] is False
+    assert in_standin(livekit, "s-2") is None  # disconnected at once
+    (left,) = livekit.wait_for("participant_left")  # LiveKit reports the disconnection
+    assert deliver(handler, lambda_context, left).status == 200
+    again = deliver(handler, lambda_context, joined)  # LiveKit delivers it again
+    assert again.status == 200 and again.data["duplicate"] is True
+    assert sessions_of("s-2") == [] and live_charges("s-2") == 0
+    assert participant_count(org, lambda_context) == 2
+    assert about("s-2", event_tap.drain()) == []  # neither participant.joined nor participant.left
+    assert in_standin(livekit, "s-1") is not None  # the others stay
+
+
+def test_a_student_removed_while_connected_who_reconnects_is_turned_away(
+    org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap
+):
+    assert remove(org.headers, "s-1", lambda_context).data["connected"] is True
+    livekit.pump(handler, lambda_context, "participant_left")
+    [stay] = sessions_of("s-1")
+    assert stay["leftAt"] is not None and live_charges("s-1") == 1
+    event_tap.drain()
+    livekit.join(classroom["name"], classroom["student_token"])  # what their page still holds
+    livekit.pump(handler, lambda_context, "participant_joined")  # disconnects them...
+    livekit.pump(handler, lambda_context, "participant_left")  # ...which LiveKit reports
+    assert in_standin(livekit, "s-1") is None
+    assert len(sessions_of("s-1")) == 1 and live_charges("s-1") == 1
+    assert about("s-1", event_tap.drain()) == []
+
+
+def test_a_stay_that_began_before_the_removal_is_billed_when_its_webhook_comes_late(
+    org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap
+):
+    livekit.join(classroom["name"], join_token(org.headers, "s-2", lambda_context))
+    (late,) = livekit.wait_for("participant_joined")  # not delivered yet (LiveKit will retry it)
+    assert remove(org.headers, "s-2", lambda_context).data["connected"] is True
+    (left,) = livekit.wait_for("participant_left")
+    event_tap.drain()
+    assert deliver(handler, lambda_context, late).status == 200
+    assert deliver(handler, lambda_context, left).status == 200
+    [stay] = sessions_of("s-2")
+    assert stay["leftAt"] is not None and live_charges("s-2") == 1
+    assert sorted(about("s-2", event_tap.drain())) == ["participant.joined", "participant.left"]
+
+
+def test_a_removed_student_given_a_new_token_is_admitted_again(
+    org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap
+):
+    join_token(org.headers, "s-2", lambda_context)
+    assert remove(org.headers, "s-2", lambda_context).status == 200
+    token = join_token(org.headers, "s-2", lambda_context)  # the org's server lets them back in
+    assert grant_of("s-2").get("removedAt") is None
+    event_tap.drain()
+    livekit.join(classroom["name"], token)
+    (reply,) = livekit.pump(handler, lambda_context, "participant_joined")
+    assert reply.status == 200
+    assert in_standin(livekit, "s-2") is not None
+    [stay] = sessions_of("s-2")
+    assert stay["leftAt"] is None and stay["role"] == "STUDENT"
+    assert about("s-2", event_tap.drain()) == ["participant.joined"]
+    assert participant_count(org, lambda_context) == 3
+    # and can be removed again, connected this time
+    assert remove(org.headers, "s-2", lambda_context).data["connected"] is True
+    assert in_standin(livekit, "s-2") is None

@@ -186,6 +186,15 @@ def test_a_student_holding_our_join_token_is_admitted_connected_or_not_until_rem
     grants = db.collection("room_grants")
     grants.update_one({"orgId": org.id, "roomId": room.room_id, "uid": "s-2"}, {"$set": {"expiresAt": now()}})
     assert ask("s-2").status == 403  # the token ran out (and they never connected)
+    # Removed while only holding a token (no browser connected): refused from then on.
+    join(org, lambda_context, room.room_id, "s-3", "STUDENT")
+    assert ask("s-3").status == 200
+    unconnected = call(
+        rooms, rooms_event("participant_remove", org.headers, room_id=room.room_id, uid="s-3"), lambda_context
+    )
+    assert unconnected.status == 200 and unconnected.data["connected"] is False
+    refused = ask("s-3")
+    assert refused.status == 403 and "removed" in refused.body["message"]
 
     # Removed: refused at once (before LiveKit's webhook closes the session) and after it.
     removed = call(

@@ -1,15 +1,17 @@
 """MongoDB access for the join tokens we issued: one record per participant of a room (their latest
 token, not the token itself) and whether they were removed since; the AI tutor admits a STUDENT
-who holds one, connected or not. Records: `rooms.records.JoinGrant`.
+who holds one, connected or not, and the rooms webhook turns a removed one away from LiveKit.
+Records: `rooms.records.JoinGrant`, `rooms.records.Removal`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from verriflo import db
 
-from rooms.records import GRANTS, JoinGrant
+from rooms.records import GRANTS, JoinGrant, Removal
 
 GRANT_KEPT = timedelta(days=2)  # after the token expires (or the removal), then purged
 
@@ -35,20 +37,53 @@ def record_grant(grant: JoinGrant) -> None:
             {"orgId": grant.org_id, "roomId": grant.room_id, "uid": grant.uid},
             {
                 "$set": fields | {"purgeAt": grant.expires_at + GRANT_KEPT},
-                "$unset": {"removedAt": ""},
+                "$unset": {"removedAt": "", "removedSids": ""},
             },
             upsert=True,
         )
 
 
-def mark_removed(org_id: str, room_id: str, uid: str, at: datetime) -> None:
-    """The participant was removed: the tokens issued to them so far admit them no more."""
+def mark_removed(org_id: str, room_id: str, uid: str, at: datetime, connection: str | None = None) -> None:
+    """The participant was removed: the tokens issued to them so far admit them no more.
+    `connection` is the LiveKit participant sid the removal disconnects, if they were connected (a
+    stay that began before the removal, still billed when its webhook comes late)."""
+    update: dict[str, Any] = {"$set": {"removedAt": at}, "$max": {"purgeAt": at + GRANT_KEPT}}
+    if connection:
+        update["$addToSet"] = {"removedSids": connection}
     with db.unavailable_on_failure():
         db.collection(GRANTS).update_one(
-            {"orgId": org_id, "roomId": room_id, "uid": uid},
-            {"$set": {"removedAt": at}, "$max": {"purgeAt": at + GRANT_KEPT}},
-            upsert=True,
+            {"orgId": org_id, "roomId": room_id, "uid": uid}, update, upsert=True
         )
+
+
+def holds_grant(org_id: str, room_id: str, uid: str) -> bool:
+    """We issued `uid` a join token for the room and did not remove them since."""
+    with db.unavailable_on_failure():
+        found = db.collection(GRANTS).find_one(
+            {"orgId": org_id, "roomId": room_id, "uid": uid, "removedAt": None}, {"_id": 1}
+        )
+    return found is not None
+
+
+_REMOVAL = {"uid": 1, "removedAt": 1, "removedSids": 1}
+
+
+def removal(org_id: str, room_id: str, uid: str) -> Removal | None:
+    """`uid`'s removal from the room, if they are removed (not readmitted by a new token since)."""
+    with db.unavailable_on_failure():
+        # by the unique key alone, read on every participant_joined: filtering removedAt in the
+        # query too took a third longer on the MongoDB-wire server (0.75 against 0.55 ms p50)
+        doc = db.collection(GRANTS).find_one({"orgId": org_id, "roomId": room_id, "uid": uid}, _REMOVAL)
+    return Removal.model_validate(doc) if doc and doc.get("removedAt") else None
+
+
+def removals(org_id: str, room_id: str) -> set[str]:
+    """The uids removed from the room (and not readmitted by a new token since)."""
+    with db.unavailable_on_failure():
+        found = db.collection(GRANTS).find(
+            {"orgId": org_id, "roomId": room_id, "removedAt": {"$ne": None}}, {"uid": 1}
+        )
+        return {doc["uid"] for doc in found}
 
 
 def set_role(org_id: str, room_id: str, uid: str, role: str) -> None:

@@ -177,7 +177,7 @@ def list_participants(room_id: str, org: Org) -> Envelope[models.ParticipantList
     responses=responses(models.ParticipantRemoved, 401, 404, 410, 429, 503),
 )
 def remove_participant(room_id: str, uid: str, org: Org) -> Envelope[models.ParticipantRemoved]:
-    """Disconnect one participant from the class."""
+    """Disconnect one participant from the class, or shut out one holding a join token unconnected."""
     return ok(participants.remove_participant(org, room_id, uid))
 
 

@@ -360,14 +360,19 @@ def open_rooms(names: list[str]) -> set[str]:
     return {r.name for r in reply.rooms}
 
 
-def remove_participant(room: str, identity: str) -> None:
-    """Disconnect one participant."""
+def remove_participant(room: str, identity: str, *, gone_ok: bool = False) -> None:
+    """Disconnect one participant; one LiveKit does not have (any more) is NotFound, or fine with
+    `gone_ok`."""
     from livekit.api import RoomParticipantIdentity
 
-    _call(
-        "remove_participant",
-        lambda c: c.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)),
-    )
+    try:
+        _call(
+            "remove_participant",
+            lambda c: c.room.remove_participant(RoomParticipantIdentity(room=room, identity=identity)),
+        )
+    except NotFound:
+        if not gone_ok:
+            raise
 
 
 def mute_track(room: str, identity: str, track_sid: str, muted: bool) -> bool:

@@ -309,6 +309,10 @@ class ParticipantRemoved(ApiModel):
     room_id: str
     uid: str
     removed: bool = True
+    connected: bool = Field(
+        description="true: they were connected and are disconnected now; false: they held a join "
+        "token and had not connected, and it admits them no more"
+    )
 
 
 class WebhookAck(ApiModel):

@@ -43,11 +43,18 @@ def _view(person: lk.Person, role: str | None) -> ParticipantView:
     )
 
 
-def _present(room: records.Room, uid: str) -> lk.Person:
+def _connected(room: records.Room, uid: str) -> lk.Person | None:
     for info in lk.list_participants(room.lk_name):
         if info.identity == uid:
             return info
-    raise NotFound(f"No participant '{uid}' is connected to room '{room.room_id}'.")
+    return None
+
+
+def _present(room: records.Room, uid: str) -> lk.Person:
+    person = _connected(room, uid)
+    if person is None:
+        raise NotFound(f"No participant '{uid}' is connected to room '{room.room_id}'.")
+    return person
 
 
 def _session(org: OrgContext, room_id: str, uid: str) -> records.Session | None:
@@ -69,13 +76,20 @@ def list_participants(org: OrgContext, room_id: str) -> ParticipantList:
 
 
 def remove_participant(org: OrgContext, room_id: str, uid: str) -> ParticipantRemoved:
-    """Disconnect a participant (their page posts `participant_removed`)."""
+    """Remove a participant: disconnect them if they are connected (their page posts
+    `participant_removed`), and make the join tokens issued to them admit them no more, so one who
+    holds a token and has not connected yet is removed too. Neither connected nor holding a token
+    that admits them (never given one, or removed already): NotFound."""
     room = lifecycle.live_room(org, room_id)
-    _present(room, uid)
-    # Recorded first: should LiveKit fail, the tutor already refuses them and a retry is harmless.
-    grant_store.mark_removed(org.org_id, room_id, uid, now())
-    lk.remove_participant(room.lk_name, uid)
-    return ParticipantRemoved(room_id=room_id, uid=uid)
+    person = _connected(room, uid)
+    if person is None and not grant_store.holds_grant(org.org_id, room_id, uid):
+        raise NotFound(f"No participant '{uid}' is connected to or holds a join token for room '{room_id}'.")
+    # Recorded first: should LiveKit fail, the tutor already refuses them, LiveKit's participant_joined
+    # turns them away if they connect later (rooms.webhooks), and a retry is harmless.
+    grant_store.mark_removed(org.org_id, room_id, uid, now(), person.sid if person else None)
+    if person is not None:
+        lk.remove_participant(room.lk_name, uid, gone_ok=True)  # or they left by themselves meanwhile
+    return ParticipantRemoved(room_id=room_id, uid=uid, connected=person is not None)
 
 
 def mute_track(org: OrgContext, room_id: str, uid: str, body: MuteTrack) -> ParticipantView:

@@ -11,6 +11,10 @@ compares each live room's sessions with LiveKit's own list of who is connected.
 A late webhook for a session the sweep opened or closed publishes nothing more (rooms.webhooks), and
 events the sweep records have ids of their own per session, so each is announced once.
 
+- Connected in LiveKit though removed from the room (DELETE .../participants/{uid}; the webhook that
+  turns them away was lost, or LiveKit failed the removal's own call): disconnected, and given no
+  session.
+
 Rooms whose `room_finished` webhook was lost for good (`rooms`, after `participants` in the sweep):
 a room we think is live that LiveKit no longer lists, with no sign of activity for
 `reconcile_grace_s` (its creation or start, a session's join, leave or last sighting), is ended as
@@ -33,7 +37,7 @@ from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
 
-from rooms import lifecycle, lk, records, session_store, store, webhooks
+from rooms import grant_store, lifecycle, lk, records, session_store, store, webhooks
 from rooms.config import live_settings
 
 
@@ -55,13 +59,17 @@ def participants(at: datetime | None = None) -> dict[str, int]:
 
 def _room(room: records.Room, at: datetime, cutoff: datetime) -> tuple[int, int]:
     people = {p.sid: p for p in lk.list_participants(room.lk_name) if p.is_standard and p.sid}
+    removed = _disconnect_removed(room, list(people.values()))
     sessions = session_store.open_sessions_in(room.lk_name)
     prefix = f"{room.sid}:"
     session_store.seen([sid for sid in sessions if sid.removeprefix(prefix) in people], at)
     joined = sum(
         _joined(room, prefix + sid, person)
         for sid, person in people.items()
-        if prefix + sid not in sessions and person.joined_at is not None and person.joined_at <= cutoff
+        if prefix + sid not in sessions
+        and person.identity not in removed
+        and person.joined_at is not None
+        and person.joined_at <= cutoff
     )
     left = sum(
         _left(room, session, cutoff)
@@ -72,6 +80,18 @@ def _room(room: records.Room, at: datetime, cutoff: datetime) -> tuple[int, int]
     # session_store.sweep_session_effects in the sweep handler.
     store.reconciled(room, at)
     return joined, left
+
+
+def _disconnect_removed(room: records.Room, people: list[lk.Person]) -> set[str]:
+    """Disconnect whoever LiveKit still lists though removed from the room (their participant_joined
+    webhook, which turns them away, was lost, or the removal's own LiveKit call failed); returns
+    the uids removed from the room, who get no session from the sweep."""
+    removed = grant_store.removals(room.org_id, room.room_id) if people else set()
+    for person in people:
+        if person.identity in removed:
+            lk.remove_participant(room.lk_name, person.identity, gone_ok=True)
+            logger.info("rooms.reconciled_removal", extra={"room_id": room.room_id, "uid": person.identity})
+    return removed
 
 
 def _joined(room: records.Room, session_id: str, person: lk.Person) -> int:

@@ -111,6 +111,17 @@ class JoinGrant(BaseModel):
     expires_at: datetime = Field(alias="expiresAt")
 
 
+class Removal(BaseModel):
+    """A participant removed from a room, as their grant records it: since when, and the LiveKit
+    connections (participant sids) they had when removed, which were in class before it."""
+
+    model_config = _RECORD
+
+    uid: str
+    removed_at: datetime = Field(alias="removedAt")
+    connections: list[str] = Field(default_factory=list, alias="removedSids")
+
+
 class EgressRecording(BaseModel):
     """A recording our API started (LiveKit Egress `id`), and what LiveKit reported of it since."""
 

@@ -22,7 +22,7 @@ from verriflo.errors import ServiceUnavailable
 from verriflo.observability import logger
 from verriflo.orgs import now
 
-from rooms import hook_store, lifecycle, lk, recording_store, records, session_store, store
+from rooms import grant_store, hook_store, lifecycle, lk, recording_store, records, session_store, store
 from rooms.config import live_settings
 from rooms.models import WebhookAck
 from rooms.policy import ROLES
@@ -136,11 +136,30 @@ def new_session(
     )
 
 
+def _turned_away(room: records.Room, p: lk.Person, connection: str) -> bool:
+    """Whether this connection of `p` is refused: they were removed from the room (and not readmitted
+    by a new token since, grant_store.record_grant) and it is not one the removal itself disconnected.
+    Whoever was removed is disconnected from LiveKit at once, whatever the connection; a refused one
+    gets no session, so it is neither billed nor counted nor announced (no `participant.joined`, and
+    no `participant.left` when LiveKit reports them gone). A connection the removal disconnected was
+    in class before it (its webhook came late): it is kept, and billed, as usual."""
+    removal = grant_store.removal(room.org_id, room.room_id, p.identity)
+    if removal is None:
+        return False
+    lk.remove_participant(room.lk_name, p.identity, gone_ok=True)
+    if connection in removal.connections:
+        return False
+    logger.info("rooms.removed_participant_turned_away", extra={"room_id": room.room_id, "uid": p.identity})
+    return True
+
+
 def _participant_joined(event: lk.Notice, event_id: str) -> None:
     room = _room(event)
     p = _person(event)
     if room is None or p is None:
         return
+    if _turned_away(room, p, event.participant_sid):
+        return  # writes nothing: a redelivery disconnects them again, if anything
     joined = p.joined_at or _at(event.created_at)
     session_id = _session_id(room, event)
     session = new_session(room, session_id, p, joined)

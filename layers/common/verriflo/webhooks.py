@@ -53,7 +53,8 @@ CATALOGUE = (
     ),
     EventType(
         "participant.joined",
-        "a participant connected to a room",
+        "a participant connected to a room (one removed from it is disconnected at once, announced "
+        "neither joined nor left)",
         ("roomId", "uid", "name", "role", "joinedAt"),
         "rooms",
     ),
