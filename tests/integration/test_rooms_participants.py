@@ -33,7 +33,12 @@ def classroom(org, livekit: LiveKit, lambda_context):
     teacher = livekit.join(name, created["token"], MIC)
     livekit.join(name, student["token"])
     livekit.pump(handler, lambda_context, "room_started", "participant_joined", "participant_joined")
-    return {"name": name, "teacher_track": teacher["tracks"][0]["sid"], "student_token": student["token"]}
+    return {
+        "name": name,
+        "teacher_track": teacher["tracks"][0]["sid"],
+        "teacher_token": created["token"],
+        "student_token": student["token"],
+    }
 
 
 def in_standin(livekit: LiveKit, uid: str):
@@ -363,3 +368,136 @@ def test_a_removed_student_given_a_new_token_is_admitted_again(
     # and can be removed again, connected this time
     assert remove(org.headers, "s-2", lambda_context).data["connected"] is True
     assert in_standin(livekit, "s-2") is None
+
+
+# --- a removal made from the classroom page: LiveKit's participant_left says PARTICIPANT_REMOVED ------
+
+
+def page_remove(livekit: LiveKit, classroom, uid: str, token: str | None = None) -> None:
+    """A room admin's classroom page removes `uid`: LiveKit's RemoveParticipant with its own join token."""
+    body = {"room": classroom["name"], "identity": uid}
+    status, answer = twirp(livekit.url, "RemoveParticipant", body, token or classroom["teacher_token"])
+    assert status == 200, answer
+
+
+def reason(delivery) -> str:
+    return json.loads(delivery.body)["participant"].get("disconnectReason", "UNKNOWN_REASON")
+
+
+def forget_webhook_ids() -> None:
+    """Our record of the webhook ids handled ran out (after its TTL): a redelivery is handled again."""
+    from rooms.records import HOOKS
+    from verriflo import db
+
+    db.collection(HOOKS).delete_many({})
+
+
+def test_a_student_removed_from_the_classroom_page_is_kept_out_until_given_a_new_token(
+    org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap
+):
+    connection = in_standin(livekit, "s-1")["sid"]
+    event_tap.drain()
+    page_remove(livekit, classroom, "s-1")
+    (left,) = livekit.wait_for("participant_left")
+    assert reason(left) == "PARTICIPANT_REMOVED"  # as LiveKit reports it (ParticipantInfo.disconnect_reason)
+    assert deliver(handler, lambda_context, left).status == 200
+    grant = grant_of("s-1")
+    assert grant["removedAt"] is not None and grant["removedSids"] == [connection]
+    # their stay until the removal is closed, billed and announced as any leave
+    [stay] = sessions_of("s-1")
+    assert stay["leftAt"] is not None and live_charges("s-1") == 1
+    assert about("s-1", event_tap.drain()) == ["participant.left"]
+    # the org's server finds them removed, as after its own DELETE
+    assert remove(org.headers, "s-1", lambda_context).status == 404
+    # their page reconnects with the token it holds: turned away, unbilled, unannounced
+    livekit.join(classroom["name"], classroom["student_token"])
+    livekit.pump(handler, lambda_context, "participant_joined")
+    assert in_standin(livekit, "s-1") is None
+    (turned_away,) = livekit.wait_for("participant_left")  # our own removal: recorded already
+    assert reason(turned_away) == "PARTICIPANT_REMOVED"
+    assert deliver(handler, lambda_context, turned_away).status == 200
+    # LiveKit delivers the removal again, also after our record of its id ran out: nothing changes
+    assert deliver(handler, lambda_context, left).data["duplicate"] is True
+    forget_webhook_ids()
+    assert deliver(handler, lambda_context, left).data["duplicate"] is False
+    assert grant_of("s-1") == grant
+    assert len(sessions_of("s-1")) == 1 and live_charges("s-1") == 1
+    assert about("s-1", event_tap.drain()) == ["participant.left"]  # the same event id again
+    # the org's server lets them back in with a new token
+    token = join_token(org.headers, "s-1", lambda_context)
+    livekit.join(classroom["name"], token)
+    livekit.pump(handler, lambda_context, "participant_joined")
+    assert in_standin(livekit, "s-1") is not None and len(sessions_of("s-1")) == 2
+
+
+@pytest.mark.parametrize("first", ["after the readmission", "before the readmission"])
+def test_a_page_removal_reported_after_the_student_was_readmitted_leaves_them_admitted(
+    org, classroom, livekit: LiveKit, lambda_context, first
+):
+    """LiveKit's participant_left comes late (LiveKit retrying), or again after our record of its id
+    ran out, once the org's server has given the student a new token: the readmission stands."""
+    page_remove(livekit, classroom, "s-1")
+    (left,) = livekit.wait_for("participant_left")
+    if first == "before the readmission":
+        assert deliver(handler, lambda_context, left).status == 200
+        assert grant_of("s-1")["removedAt"] is not None
+    token = join_token(org.headers, "s-1", lambda_context)
+    assert grant_of("s-1").get("removedAt") is None
+    forget_webhook_ids()
+    reply = deliver(handler, lambda_context, left)
+    assert reply.status == 200 and reply.data["duplicate"] is False
+    assert grant_of("s-1").get("removedAt") is None
+    livekit.join(classroom["name"], token)
+    livekit.pump(handler, lambda_context, "participant_joined")
+    assert in_standin(livekit, "s-1") is not None
+    assert [s["leftAt"] is None for s in sessions_of("s-1")] == [False, True]
+
+
+@pytest.mark.parametrize(
+    "cause", ["CLIENT_INITIATED", "DUPLICATE_IDENTITY", "ROOM_DELETED", "a newer reason"]
+)
+def test_a_student_disconnected_for_another_reason_is_not_removed(
+    org, classroom, livekit: LiveKit, lambda_context, cause
+):
+    name = classroom["name"]
+    if cause == "ROOM_DELETED":
+        assert (
+            call(handler, rooms_event("destroy", org.headers, room_id="math-1"), lambda_context).status == 200
+        )
+        deliveries = livekit.wait_for("participant_left", "participant_left")
+    elif cause == "DUPLICATE_IDENTITY":
+        livekit.join(name, classroom["student_token"])  # a second tab: LiveKit drops the first
+        deliveries = livekit.wait_for("participant_left")
+    else:
+        livekit.leave(name, "s-1")
+        deliveries = livekit.wait_for("participant_left")
+    (left,) = [d for d in deliveries if json.loads(d.body)["participant"]["identity"] == "s-1"]
+    if cause == "a newer reason":  # a DisconnectReason added to LiveKit after our protocol package
+        event = json.loads(left.body)
+        event["participant"]["disconnectReason"] = 977
+        body = json.dumps(event)
+        left = type(left)(body, {"Authorization": livekit.stand_in.sign(body)})
+    else:
+        assert reason(left) == cause
+    assert deliver(handler, lambda_context, left).status == 200
+    assert grant_of("s-1").get("removedAt") is None
+    assert [s["leftAt"] is not None for s in sessions_of("s-1")] == [True]
+
+
+def test_a_teacher_removed_from_the_classroom_page_may_reconnect(
+    org, classroom, livekit: LiveKit, lambda_context
+):
+    """On the page any room admin may remove anyone, a moderator too; only a student is kept out by
+    it. The org's server still keeps anyone out with DELETE."""
+    body = {"participant": {"uid": "m-1", "name": "Max", "role": "MODERATOR"}}
+    moderator = call(handler, rooms_event("join", org.headers, body, room_id="math-1"), lambda_context)
+    livekit.join(classroom["name"], moderator.data["token"])
+    livekit.pump(handler, lambda_context, "participant_joined")
+    page_remove(livekit, classroom, "t-1", token=moderator.data["token"])
+    (left,) = livekit.pump(handler, lambda_context, "participant_left")
+    assert left.status == 200 and grant_of("t-1").get("removedAt") is None
+    livekit.join(classroom["name"], classroom["teacher_token"])
+    livekit.pump(handler, lambda_context, "participant_joined")
+    assert in_standin(livekit, "t-1") is not None
+    assert remove(org.headers, "t-1", lambda_context).data["connected"] is True
+    assert grant_of("t-1")["removedAt"] is not None

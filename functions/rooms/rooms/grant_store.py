@@ -1,6 +1,7 @@
 """MongoDB access for the join tokens we issued: one record per participant of a room (their latest
-token, not the token itself) and whether they were removed since; the AI tutor admits a STUDENT
-who holds one, connected or not, and the rooms webhook turns a removed one away from LiveKit.
+token, not the token itself) and whether they were removed since (by our API, or from the classroom
+page as LiveKit's participant_left reports it); the AI tutor admits a STUDENT who holds one,
+connected or not, and the rooms webhook turns a removed one away from LiveKit.
 Records: `rooms.records.JoinGrant`, `rooms.records.Removal`.
 """
 
@@ -43,17 +44,39 @@ def record_grant(grant: JoinGrant) -> None:
         )
 
 
+def _removed(at: datetime, connection: str | None) -> dict[str, Any]:
+    update: dict[str, Any] = {"$set": {"removedAt": at}, "$max": {"purgeAt": at + GRANT_KEPT}}
+    if connection:
+        update["$addToSet"] = {"removedSids": connection}
+    return update
+
+
 def mark_removed(org_id: str, room_id: str, uid: str, at: datetime, connection: str | None = None) -> None:
     """The participant was removed: the tokens issued to them so far admit them no more.
     `connection` is the LiveKit participant sid the removal disconnects, if they were connected (a
     stay that began before the removal, still billed when its webhook comes late)."""
-    update: dict[str, Any] = {"$set": {"removedAt": at}, "$max": {"purgeAt": at + GRANT_KEPT}}
-    if connection:
-        update["$addToSet"] = {"removedSids": connection}
     with db.unavailable_on_failure():
         db.collection(GRANTS).update_one(
-            {"orgId": org_id, "roomId": room_id, "uid": uid}, update, upsert=True
+            {"orgId": org_id, "roomId": room_id, "uid": uid}, _removed(at, connection), upsert=True
         )
+
+
+def mark_removed_if(
+    org_id: str, room_id: str, uid: str, at: datetime, connection: str, *, role: str, issued_by: datetime
+) -> bool:
+    """As mark_removed, only if `uid`'s grant is `role`'s, not removed already, and issued by
+    `issued_by` (a token issued later readmitted them): in one conditional update, so a redelivery
+    or a concurrent readmission changes nothing. Whether it was marked."""
+    query = {
+        "orgId": org_id,
+        "roomId": room_id,
+        "uid": uid,
+        "role": role,
+        "removedAt": None,
+        "issuedAt": {"$lte": issued_by},
+    }
+    with db.unavailable_on_failure():
+        return db.collection(GRANTS).update_one(query, _removed(at, connection)).modified_count == 1
 
 
 def holds_grant(org_id: str, room_id: str, uid: str) -> bool:

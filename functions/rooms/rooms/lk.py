@@ -65,6 +65,9 @@ class Person:
     tracks: tuple[Track, ...]
     permission: Permission | None
     sid: str = ""  # LiveKit's participant sid: our session id is `<room sid>:<participant sid>`
+    joined_at_ms: int = 0  # joined_at to the millisecond (0: not reported)
+    # why LiveKit disconnected them (its DisconnectReason name), in a participant_left
+    disconnect_reason: str = "UNKNOWN_REASON"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,7 @@ def _notice(event: Any) -> Notice:
 
 
 def _person(info: Any) -> Person:
-    from livekit.protocol.models import ParticipantInfo, TrackSource, TrackType
+    from livekit.protocol.models import DisconnectReason, ParticipantInfo, TrackSource, TrackType
 
     try:
         meta = json.loads(info.metadata or "{}")
@@ -159,6 +162,11 @@ def _person(info: Any) -> Person:
         if perm
         else None,
         sid=info.sid,
+        joined_at_ms=info.joined_at_ms,
+        # a reason newer than our protocol package has no name here: not one we act on
+        disconnect_reason=DisconnectReason.Name(info.disconnect_reason)
+        if info.disconnect_reason in DisconnectReason.values()
+        else "UNKNOWN_REASON",
     )
 
 

@@ -228,11 +228,36 @@ def settle_charges(older_than_s: float = 60) -> int:
     return charged
 
 
+def _removed_by_room_admin(room: records.Room, p: lk.Person, event: lk.Notice) -> None:
+    """A room admin removed this connection (RemoveParticipant; LiveKit signs the reason): our API,
+    the turn-away or the sweep, which record the removal before asking LiveKit, or a teacher's
+    classroom page, which calls LiveKit with its own token and is known only from here. A student's
+    removal is recorded as DELETE .../participants/{uid} records it, once: not if recorded already,
+    nor if a token issued after the removal readmitted them (a late or redelivered webhook). The
+    order comes from times LiveKit signs: a grant issued by the connection's start (to the
+    millisecond) or by the removal's second (`createdAt`) came before the removal; one issued later
+    is a readmission. A removed teacher, moderator or admin (our grant's role, not metadata a room
+    admin may rewrite) is only disconnected: on the page any room admin, a promoted student too, may
+    remove anyone; the org's DELETE keeps anyone out."""
+    started = datetime.fromtimestamp(p.joined_at_ms / 1000, UTC) if p.joined_at_ms else p.joined_at
+    removed = datetime.fromtimestamp(event.created_at, UTC) if event.created_at else None
+    signed = [t for t in (started, removed) if t is not None]
+    if not signed:
+        return  # nothing to tell the removal from a readmission by
+    uid, at, sid = p.identity, removed or now(), event.participant_sid
+    if grant_store.mark_removed_if(
+        room.org_id, room.room_id, uid, at, sid, role="STUDENT", issued_by=max(signed)
+    ):
+        logger.info("rooms.room_admin_removal_recorded", extra={"room_id": room.room_id, "uid": uid})
+
+
 def _participant_left(event: lk.Notice, event_id: str) -> None:
     room = _room(event)
     p = _person(event)
     if room is None or p is None:
         return
+    if p.disconnect_reason == "PARTICIPANT_REMOVED":
+        _removed_by_room_admin(room, p, event)
     session = _meter(room, _session_id(room, event), _at(event.created_at))
     if session is None or session.closed_by == "sweep":
         return  # (a late delivery: the rooms sweep found them gone from LiveKit and announced it)
