@@ -212,6 +212,29 @@ def test_a_student_holding_our_join_token_is_admitted_connected_or_not_until_rem
     assert finished.status == 403 and "ended" in finished.body["message"]
 
 
+def test_a_student_removed_from_the_classroom_page_is_refused_until_given_a_new_token(
+    classroom: Classroom, livekit, lambda_context, monkeypatch
+):
+    """The teacher's page removes the student with LiveKit directly (its own roomAdmin token); the
+    rooms function learns it from LiveKit's participant_left."""
+    from livekit_support import twirp
+    from rooms.handler import handler as rooms
+
+    monkeypatch.setattr(answering, "provider", lambda: ScriptedProvider(pieces=["F = m a."]))
+
+    def ask():
+        return call(handler, tutor_event("chat", classroom.headers, question(classroom)), lambda_context)
+
+    assert ask().status == 200
+    body = {"room": f"{classroom.org.id}.{ROOM_ID}", "identity": "s-1"}
+    assert twirp(livekit.url, "RemoveParticipant", body, classroom.teacher_token)[0] == 200
+    livekit.pump(rooms, lambda_context, "participant_left")
+    refused = ask()
+    assert refused.status == 403 and "removed" in refused.body["message"]
+    join(classroom.org, lambda_context, ROOM_ID, "s-1", "STUDENT")  # the org's server lets them back in
+    assert ask().status == 200
+
+
 def test_the_teacher_can_switch_the_tutor_off(classroom: Classroom, lambda_context):
     put = call(
         handler,
