@@ -34,7 +34,7 @@ from fault_support import (
     redeliver_until_done,
     write_matrix,
 )
-from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event
+from livekit_support import EventTap, LiveKit, deliver, fund, rooms_event, twirp
 from media_support import MEDIA, UPLOADS, make_video, use_media_env
 from rooms import grant_store, hook_store, lk, recording_store, records, session_store, store
 from rooms import sweep as rooms_sweep
@@ -326,6 +326,49 @@ def test_turning_away_a_removed_student_survives_one_fault_at_any_step(
         "no event": int(announced == []),
     }
     record(faults, "LiveKit participant_joined of a removed student", step, "redelivery", reply, counts)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "mongo.mark_removed",
+        "lambda.killed_after_mark",
+        "mongo.close_session",
+        "eventbridge.put_events",
+        "mongo.mark_event_done",
+    ],
+)
+def test_a_removal_from_the_classroom_page_survives_one_fault_at_any_step(
+    org, classroom, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch, step
+):
+    """The teacher's page removes a connected student (LiveKit's RemoveParticipant with the
+    teacher's token): LiveKit's participant_left marks the grant removed once, and the stay is
+    closed, charged and announced once, whatever fails once."""
+    livekit.join(classroom["name"], student_token(org, lambda_context))
+    livekit.pump(rooms_handler, lambda_context, "participant_joined")
+    people = livekit.stand_in.state()["rooms"][0]["participants"]
+    connection = next(p["sid"] for p in people if p["identity"] == "s-1")
+    body = {"room": classroom["name"], "identity": "s-1"}
+    assert twirp(livekit.url, "RemoveParticipant", body, classroom["token"])[0] == 200
+    (left,) = livekit.wait_for("participant_left")
+    table = {
+        "mongo.mark_removed": (grant_store, "mark_removed_if", mongo_error, False),
+        "lambda.killed_after_mark": (grant_store, "mark_removed_if", Killed, True),
+        "mongo.close_session": (session_store, "close_session", mongo_error, False),
+        "mongo.mark_event_done": (hook_store, "event_done", mongo_error, False),
+    }
+    faults = armed(monkeypatch, step, table, "participant.left")
+    event_tap.drain()
+    reply = redeliver(left, lambda_context, step)
+    grant = db.collection("room_grants").find_one({"orgId": org.id, "uid": "s-1"})
+    counts = events_of(event_tap, [], "participant.left") | {
+        "grant removed": int(grant.get("removedAt") is not None and grant.get("removedSids") == [connection]),
+        "live charge": db.collection("ledger").count_documents({"service": "live", "meta.uid": "s-1"}),
+        "session closed": db.collection("room_sessions").count_documents(
+            {"uid": "s-1", "leftAt": {"$ne": None}}
+        ),
+    }
+    record(faults, "LiveKit participant_left of a page removal", step, "redelivery", reply, counts)
 
 
 # --- transcodes: S3 -> transcode, video.failed, the chunked join --------------------------------------
