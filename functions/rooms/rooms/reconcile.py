@@ -11,9 +11,9 @@ compares each live room's sessions with LiveKit's own list of who is connected.
 A late webhook for a session the sweep opened or closed publishes nothing more (rooms.webhooks), and
 events the sweep records have ids of their own per session, so each is announced once.
 
-- Connected in LiveKit though removed from the room (DELETE .../participants/{uid}; the webhook that
-  turns them away was lost, or LiveKit failed the removal's own call): disconnected, and given no
-  session.
+- Connected in LiveKit though removed from the room (DELETE .../participants/{uid}, or a student from
+  the classroom page; the webhook that turns them away was lost, or LiveKit failed the removal's own
+  call): disconnected, and given no session.
 
 Rooms whose `room_finished` webhook was lost for good (`rooms`, after `participants` in the sweep):
 a room we think is live that LiveKit no longer lists, with no sign of activity for

@@ -2,12 +2,13 @@
 participant-minutes into the ledger and publish the domain events.
 
 Each step is idempotent on its own (sessions keyed by LiveKit's participant sid, ledger entries by
-session, domain events by LiveKit's event id, a room's end and its effects by `verriflo.outbox`), so
-a retry after a failure part-way through repeats nothing and completes what is left. The event id is
-claimed with a short lease, not for good, and marked done only after its handling: a delivery that
-died without a Python exception (timeout, out of memory) leaves a lease that runs out within
-minutes, and LiveKit's next retry handles the event. A delivery that finds the id leased by a live
-attempt answers 503 (LiveKit delivers it again), so a 2xx always means the work is done.
+session, domain events by LiveKit's event id, a room's end and its effects by `verriflo.outbox`, a
+removal from the classroom page by the grant's conditional update), so a retry after a failure
+part-way through repeats nothing and completes what is left. The event id is claimed with a short
+lease, not for good, and marked done only after its handling: a delivery that died without a Python
+exception (timeout, out of memory) leaves a lease that runs out within minutes, and LiveKit's next
+retry handles the event. A delivery that finds the id leased by a live attempt answers 503 (LiveKit
+delivers it again), so a 2xx always means the work is done.
 """
 
 from __future__ import annotations
