@@ -218,10 +218,11 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
     # --- 3. webhook ingestion ------------------------------------------------------------------------
     hooks = _webhooks(stand_in, org.id, HOOK_PAIRS)
     events_client = __import__("verriflo.aws", fromlist=["client"]).client("events")
-    sessions, claims, ledger_coll = (
+    sessions, claims, ledger_coll, grants = (
         db.collection("room_sessions"),
         db.collection("livekit_events"),
         db.collection("ledger"),
+        db.collection("room_grants"),
     )
     room = rooms_coll.find_one({"orgId": org.id, "roomId": "join-me"})
 
@@ -245,6 +246,10 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
                 claims.insert_one({"_id": f"EV_{sid}_{kind}", "at": now, "expireAt": now})
                 rooms_coll.find_one({"lkName": room["lkName"]})
                 if kind == "joined":
+                    grants.find_one(  # is this uid removed from the room?
+                        {"orgId": org.id, "roomId": "join-me", "uid": f"u{i}"},
+                        {"uid": 1, "removedAt": 1, "removedSids": 1},
+                    )
                     sessions.insert_one(
                         {
                             "_id": sid,
