@@ -52,11 +52,6 @@ def localstack_env(stack: Stack, port: int) -> dict[str, str]:
             # this checkout's plugins (executor, API Gateway extension), ahead of the venv's editable
             # install, which points at whichever checkout ran `make deps`
             "PYTHONPATH": str(REPO / "localstack"),
-            # glibc gives each thread that allocates its own arena, up to 8 per core; LocalStack
-            # serves every request on a new thread, so memory freed in one arena is not reused by
-            # the next request's: RSS crept up in the soak (bench/bench_soak.py). Two arenas keep it
-            # flat; an operator may set another value.
-            "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
         }
     )
     # opt-in heap tracing of LocalStack (localstack/verriflo_localstack/memtrace.py) and the cap on
