@@ -192,6 +192,23 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
         balances.find_one({"_id": org.id}, {"creditsMilli": 1})
         balances.find_one({"_id": org.id}, {"caps": 1})
         bare_mint()
+        issued = orgs.now()
+        db.collection("room_grants").update_one(  # the token issued, remembered (grant_store.record_grant)
+            {"orgId": org.id, "roomId": "join-me", "uid": "s-1"},
+            {
+                "$set": {
+                    "orgId": org.id,
+                    "roomId": "join-me",
+                    "uid": "s-1",
+                    "role": "STUDENT",
+                    "issuedAt": issued,
+                    "expiresAt": issued,
+                    "purgeAt": issued,
+                },
+                "$unset": {"removedAt": "", "removedSids": ""},
+            },
+            upsert=True,
+        )
 
     for label, ours, bare in (
         ("POST /v1/room/create", ours_create, bare_create),
