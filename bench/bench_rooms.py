@@ -147,6 +147,26 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
     bare_client = loop.run_until_complete(_make_client(LiveKitAPI, stand_in.url, key, secret))
     counter = iter(range(10**9))
 
+    def bare_grant(room_id: str, uid: str, role: str) -> None:
+        """The token issued, remembered: the upsert grant_store.record_grant makes."""
+        issued = orgs.now()
+        db.collection("room_grants").update_one(
+            {"orgId": org.id, "roomId": room_id, "uid": uid},
+            {
+                "$set": {
+                    "orgId": org.id,
+                    "roomId": room_id,
+                    "uid": uid,
+                    "role": role,
+                    "issuedAt": issued,
+                    "expiresAt": issued,
+                    "purgeAt": issued,
+                },
+                "$unset": {"removedAt": "", "removedSids": ""},
+            },
+            upsert=True,
+        )
+
     def ours_create() -> None:
         body = {"roomId": f"c-{next(counter)}", "title": "Bench", "participant": {"uid": "t", "name": "T"}}
         result = handler(_event("POST", "/v1/room/create", "/v1/room/create", api_key, body), ctx)
@@ -166,6 +186,7 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
         )
         rooms_coll.insert_one({"orgId": org.id, "roomId": f"b-{n}", "lkName": name, "sid": room.sid})
         bare_mint()
+        bare_grant(f"b-{n}", "t", "TEACHER")
 
     join_body = {"participant": {"uid": "s-1", "name": "Sam", "role": "STUDENT"}}
     handler(
@@ -192,23 +213,7 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
         balances.find_one({"_id": org.id}, {"creditsMilli": 1})
         balances.find_one({"_id": org.id}, {"caps": 1})
         bare_mint()
-        issued = orgs.now()
-        db.collection("room_grants").update_one(  # the token issued, remembered (grant_store.record_grant)
-            {"orgId": org.id, "roomId": "join-me", "uid": "s-1"},
-            {
-                "$set": {
-                    "orgId": org.id,
-                    "roomId": "join-me",
-                    "uid": "s-1",
-                    "role": "STUDENT",
-                    "issuedAt": issued,
-                    "expiresAt": issued,
-                    "purgeAt": issued,
-                },
-                "$unset": {"removedAt": "", "removedSids": ""},
-            },
-            upsert=True,
-        )
+        bare_grant("join-me", "s-1", "STUDENT")
 
     for label, ours, bare in (
         ("POST /v1/room/create", ours_create, bare_create),
