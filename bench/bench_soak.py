@@ -37,6 +37,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -279,65 +280,65 @@ def run(soak: Soak, requests: int, workers: int, deadline: float, args, on_tick)
         t.join()
 
 
-def _process_results(name: str, start: ProcFigures, end: ProcFigures | None) -> list[Result]:
-    """End figures against the start ones; flat for a server, informative for the Lambda processes
-    (environments start and stop)."""
-    if end is None:
-        return [Result(f"{name}: gone at the end", 0, "", ok=False)]
-    # LocalStack's pools grow with the functions' environments until the load is steady: it is
-    # judged over the second half (_steady_state); the other servers from the start
-    server = name not in ("lambda processes", "localstack")
+def _flat(label: str, start: ProcFigures, end: ProcFigures, judged: bool, note: str = "") -> list[Result]:
+    """Maps, RSS and threads, end against start; `judged`: maps within +5% and threads within +10."""
     return [
         Result(
-            f"{name}: memory maps",
+            f"{label}: memory maps",
             end.maps,
             "",
             baseline=start.maps,
-            target="<= start +5%" if server else "",
-            ok=end.maps <= start.maps * 1.05 + 10 if server else None,
-            note={
-                "lambda processes": f"{start.processes} -> {end.processes} processes",
-                "localstack": "judged over the second half below",
-            }.get(name, ""),
+            target="<= start +5%" if judged else "",
+            ok=end.maps <= start.maps * 1.05 + 10 if judged else None,
+            note=note,
         ),
-        Result(f"{name}: RSS", end.rss_kb / 1024, "MB", baseline=start.rss_kb / 1024),
+        Result(f"{label}: RSS", end.rss_kb / 1024, "MB", baseline=start.rss_kb / 1024),
         Result(
-            f"{name}: threads",
+            f"{label}: threads",
             end.threads,
             "",
             baseline=start.threads,
-            target="<= start +10" if server else "",
-            ok=end.threads <= start.threads + 10 if server else None,
+            target="<= start +10" if judged else "",
+            ok=end.threads <= start.threads + 10 if judged else None,
         ),
     ]
 
 
-def _steady_state(half: dict, sent: int, end: ProcFigures, s3_end: int) -> list[Result]:
+def _process_results(name: str, start: ProcFigures, end: ProcFigures | None) -> list[Result]:
+    """End figures against the start ones; flat for a server, informative for the Lambda processes
+    (environments start and stop) and for LocalStack, whose pools grow with the functions'
+    environments until the load is steady: it is judged over the second half (_steady_state)."""
+    if end is None:
+        return [Result(f"{name}: gone at the end", 0, "", ok=False)]
+    note = {
+        "lambda processes": f"{start.processes} -> {end.processes} processes",
+        "localstack": "judged over the second half below",
+    }.get(name, "")
+    return _flat(name, start, end, name not in ("lambda processes", "localstack"), note)
+
+
+@dataclass(frozen=True)
+class Half:
+    """Where the second half of the requests starts: the count sent, LocalStack's figures, S3's bytes."""
+
+    sent: int
+    figures: ProcFigures
+    s3_bytes: int
+
+
+def _steady_state(half: Half, sent: int, end: ProcFigures, s3_end: int) -> list[Result]:
     """LocalStack over the second half of the requests, once the functions' environments (one per
     worker and function at most) and LocalStack's pools have grown to the load: flat maps and threads,
     and RSS growth per request against the S3 data it was asked to keep meanwhile."""
-    start: ProcFigures = half["figures"]
-    requests = max(sent - half["sent"], 1)
-    grown = (end.rss_kb - start.rss_kb) * 1024 / requests
-    kept = (s3_end - half["s3"]) / requests
+    requests = max(sent - half.sent, 1)
+    grown = (end.rss_kb - half.figures.rss_kb) * 1024 / requests
+    kept = (s3_end - half.s3_bytes) / requests
+    maps, _, threads = _flat(
+        "localstack, second half", half.figures, end, True, note=f"from request {half.sent}"
+    )
     return [
-        Result(
-            "localstack, second half: memory maps",
-            end.maps,
-            "",
-            baseline=start.maps,
-            target="<= start +5%",
-            ok=end.maps <= start.maps * 1.05 + 10,
-            note=f"from request {half['sent']}",
-        ),
-        Result(
-            "localstack, second half: threads",
-            end.threads,
-            "",
-            baseline=start.threads,
-            target="<= start +10",
-            ok=end.threads <= start.threads + 10,
-        ),
+        maps,
+        threads,
         Result(
             "localstack, second half: RSS growth per request",
             grown / 1024,
@@ -392,7 +393,7 @@ def main(argv: list[str]) -> int:
         start = stack_figures(args.stack)
         logs_start = _stored_log_bytes(env)
         s3_start = _s3_bytes_in_memory(env)
-        half: dict[str, object] = {}  # the second half's start: LocalStack's figures and S3's bytes
+        halves: list[Half] = []  # the second half's start, once reached
         ticks: list[tuple[int, float, ProcFigures]] = []
         step = max(args.requests // 10, 1)
         lock = threading.Lock()
@@ -404,7 +405,7 @@ def main(argv: list[str]) -> int:
                     if ls:
                         ticks.append((tally.sent, time.monotonic() - begun, ls))
                         if len(ticks) == 5:
-                            half.update(sent=tally.sent, figures=ls, s3=_s3_bytes_in_memory(env))
+                            halves.append(Half(tally.sent, ls, _s3_bytes_in_memory(env)))
                         print(
                             f"  {tally.sent:>6} requests {ticks[-1][1]:>6.0f}s  localstack maps {ls.maps} "
                             f"threads {ls.threads} rss {ls.rss_kb // 1024} MB",
@@ -459,19 +460,17 @@ def main(argv: list[str]) -> int:
             "MB",
             baseline=logs_start / 2**20,
             note="the functions' logs, kept in LocalStack's memory as AWS keeps them",
-        )
-    )
-    report.add(
+        ),
         Result(
             "localstack: S3 objects held in memory",
             s3_end / 2**20,
             "MB",
             baseline=s3_start / 2**20,
             note="objects under 512 KiB (sources, HLS), kept in LocalStack's memory as S3 keeps them",
-        )
+        ),
     )
-    if half and end.get("localstack"):
-        report.add(*_steady_state(half, tally.sent, end["localstack"], s3_end))
+    if halves and end.get("localstack"):
+        report.add(*_steady_state(halves[0], tally.sent, end["localstack"], s3_end))
     report.print()
     print("\nLocalStack every tenth of the way (requests, seconds, maps, threads, RSS MB):")
     for sent, at, ls in ticks:
