@@ -277,7 +277,8 @@ try {
     await page.waitForSelector('[data-secret]', { timeout: T });
     result.relogin.retried = (await page.inputValue('[data-secret]')).startsWith('vfk_');
     await page.click('.secret button:has-text("Done")');
-    // the first key (its name exactly; the second one's name starts alike)
+    // the first key (its name exactly; the second one's name starts alike), once the list shows both
+    await page.waitForSelector(`tr:has(td:text-is("${opts.keyName} 2"))`, { timeout: T });
     await page.click(`tr:has(td:text-is("${opts.keyName}")) button:has-text("Revoke")`);
     await page.waitForSelector(`tr:has(td:text-is("${opts.keyName}")):has-text("revoked")`, { timeout: T });
     result.key.revokedShown = true;

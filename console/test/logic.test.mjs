@@ -85,3 +85,17 @@ test('a part that failed on the way is sent again; a refused one is not', async 
   await assert.rejects(uploadFile({ videoId: 'v' }, upload, file, () => {}, refused, async () => {}), /refused/);
   assert.equal(refusals, 1);
 });
+
+test('every table row made from a list is keyed by its item, so a refresh cannot move a button to another row', async () => {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const dir = new URL('../src/pages/', import.meta.url);
+  const unkeyed = [];
+  for (const name of (await readdir(dir)).filter((n) => n.endsWith('.jsx'))) {
+    const source = await readFile(new URL(name, dir), 'utf8');
+    // a row mapped from a list: `.map((x) => (` or `.map((x) => {` … `return (` followed by its <tr
+    for (const m of source.matchAll(/\.map\(\([^)]*\) => [({][^]*?<tr\b([^>]*)>/g)) {
+      if (!/\bkey=\{/.test(m[1])) unkeyed.push(`${name}: <tr${m[1]}>`);
+    }
+  }
+  assert.deepEqual(unkeyed, []);
+});

@@ -32,7 +32,7 @@ export function Classes() {
           <Table caption="Classes" head={['Class', 'Status', 'Started', 'Now', 'Participants', 'Credits', 'Recordings']}
             empty={<Empty title="No classes yet.">Create a room with <code>POST /v1/room/create</code> from your product; it shows here once it exists.</Empty>}
             rows={[...data.rooms, ...pages].map((r) => (
-              <tr>
+              <tr key={r.roomId}>
                 <td><a href={`#/classes/${enc(r.roomId)}`}>{r.title || r.roomId}</a><div class="muted mono">{r.roomId}</div></td>
                 <td><Badge value={r.status} /></td><td>{fmt.date(r.startedAt || r.createdAt)}</td>
                 <td>{r.participantsNow}</td><td>{r.totalParticipants}</td><td>{fmt.num(r.totalCredits)}</td><td>{r.recordings}</td>
@@ -69,7 +69,7 @@ function LiveParticipants({ roomId }) {
         <Table caption="Participants" head={['Name', 'Role', 'State', 'Tracks', ...(can.use ? ['Actions'] : [])]}
           empty={<Empty title="Nobody is in the class.">Participants appear here as they join.</Empty>}
           rows={data.participants.map((p) => (
-            <tr>
+            <tr key={p.uid}>
               <td>{p.name}<div class="muted mono">{p.uid}</div></td>
               <td>{can.use ? (
                 <select aria-label={`Role of ${p.name}`} value={p.role || ''} onChange={async (e) => {
@@ -113,7 +113,7 @@ function Recordings({ roomId }) {
         <Table caption="Recordings" head={['Started', 'Duration', 'Size', 'Status', 'Available until', 'Download', 'Play']}
           empty={<Empty title="No recordings.">Start one with <code>POST /v1/room/{'{roomId}'}/recording/start</code> during the class.</Empty>}
           rows={data.recordings.map((r) => (
-            <tr><td>{fmt.date(r.startedAt)}</td><td>{fmt.secs(r.duration)}</td><td>{fmt.bytes(r.size)}</td>
+            <tr key={r.egressId}><td>{fmt.date(r.startedAt)}</td><td>{fmt.secs(r.duration)}</td><td>{fmt.bytes(r.size)}</td>
               <td><Badge value={r.status} /></td><td>{fmt.date(r.availableUntil)}</td>
               <td>{r.downloadable ? <Action run={() => download(r.egressId)}>Download</Action> : <span class="muted">not yet</span>}</td>
               <td>{r.videoId && r.videoStatus === 'completed'

@@ -37,7 +37,7 @@ export function KnowledgeBases() {
         <Table caption="Knowledge bases" head={['Name', 'Documents', 'Chunks', 'Created']}
           empty={<Empty title="No knowledge bases yet.">{can.use ? 'Create one above, then upload notes or PDFs: the AI cites them in its answers.' : 'Knowledge bases your team creates show here.'}</Empty>}
           rows={d.knowledgeBases.map((kb) => (
-            <tr><td><a href={`#/kbs/${enc(kb.knowledgeBaseId)}`}>{kb.name}</a><div class="muted">{kb.description}</div></td>
+            <tr key={kb.knowledgeBaseId}><td><a href={`#/kbs/${enc(kb.knowledgeBaseId)}`}>{kb.name}</a><div class="muted">{kb.description}</div></td>
               <td>{kb.documentCount}</td><td>{kb.chunkCount}</td><td>{fmt.date(kb.createdAt)}</td></tr>
           ))} />
       )}</Loaded>
@@ -87,7 +87,7 @@ export function KnowledgeBase({ kbId }) {
         <Table caption="Documents" head={['Title', 'Type', 'Status', 'Chunks', 'Size', 'Added', ...(can.use ? [''] : [])]}
           empty={<Empty title="No documents yet.">{can.use ? 'Upload notes, handouts or PDFs above.' : 'Documents appear here once added.'}</Empty>}
           rows={d.documents.map((doc) => (
-            <tr><td>{doc.title}</td><td>{doc.contentType}</td>
+            <tr key={doc.documentId}><td>{doc.title}</td><td>{doc.contentType}</td>
               <td><Badge value={doc.status} />{doc.error && <div class="error">{doc.error}</div>}</td>
               <td>{doc.embeddedChunks} / {doc.chunkCount}</td><td>{fmt.bytes(doc.sizeBytes)}</td><td>{fmt.date(doc.createdAt)}</td>
               {can.use && <td><Action danger label={`Delete ${doc.title}`} confirm={`Delete "${doc.title}"?`} onDone={refresh}

@@ -28,7 +28,7 @@ export function Keys() {
         <Table caption="API keys" head={['Name', 'Prefix', 'Created', 'State', '']}
           empty={<Empty title="No API keys.">Issue one above for your server.</Empty>}
           rows={d.keys.map((k) => (
-            <tr data-key={k.prefix}><td>{k.name}</td><td class="mono">{k.prefix}</td><td>{fmt.date(k.createdAt)}</td>
+            <tr key={k.id} data-key={k.prefix}><td>{k.name}</td><td class="mono">{k.prefix}</td><td>{fmt.date(k.createdAt)}</td>
               <td>{k.revokedAt ? `revoked ${fmt.date(k.revokedAt)}` : 'active'}</td>
               <td>{!k.revokedAt && <Action danger label={`Revoke ${k.name}`} confirm={`Revoke "${k.name}"? Requests with it fail at once.`}
                 onDone={list.reload} run={() => request('DELETE', `/v1/keys/${encodeURIComponent(k.id)}`)}>Revoke</Action>}</td></tr>

@@ -52,7 +52,7 @@ export function Overview() {
         <Table caption="Credits by service" head={['Service', 'Credits', 'Quantity']}
           empty={<Empty title="Nothing used yet.">Usage per service appears once anything spends credits.</Empty>}
           rows={d.rows.map((r) => (
-            <tr><td>{r.key}</td><td>{fmt.num(r.credits)}</td><td>{fmt.num(r.quantity)} {r.unit}</td></tr>
+            <tr key={r.key}><td>{r.key}</td><td>{fmt.num(r.credits)}</td><td>{fmt.num(r.quantity)} {r.unit}</td></tr>
           ))} />
       )}</Loaded>
     </Page>

@@ -48,7 +48,7 @@ export function Team() {
             const self = u.userId === me.userId || u.email === me.email;
             const editable = can.manage && !self && (isOwner || shown(u.role) !== 'owner');
             return (
-              <tr><td>{u.name || '—'}{self && <span class="muted"> (you)</span>}</td><td>{u.email}</td>
+              <tr key={u.userId}><td>{u.name || '—'}{self && <span class="muted"> (you)</span>}</td><td>{u.email}</td>
                 <td>{editable ? (
                   <select aria-label={`Role of ${u.email}`} value={shown(u.role)} onChange={async (e) => {
                     try { await request('PATCH', `/v1/team/users/${encodeURIComponent(u.userId)}`, { role: e.target.value }); } catch (err) { alert(err.message); }

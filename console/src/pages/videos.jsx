@@ -75,7 +75,7 @@ export function Videos() {
         <Table caption="Videos" head={['Poster', 'Title', 'Status', 'Duration', 'Size', 'Created', 'Actions']}
           empty={<Empty title="No videos yet.">{can.use ? 'Upload one above: it comes back as adaptive HLS.' : 'Videos your team uploads show here.'}</Empty>}
           rows={data.videos.map((v) => (
-            <tr data-video={v.videoId}>
+            <tr key={v.videoId} data-video={v.videoId}>
               <td><Poster video={v} /></td>
               <td>{v.title}<div class="muted mono">{v.videoId}</div></td>
               <td><Badge value={v.status} />{(v.status === 'processing' || v.status === 'pending') &&

@@ -55,7 +55,7 @@ export function Webhooks() {
           <Table caption="Webhook endpoints" head={['URL', 'Events', 'State', 'Created']}
             empty={<Empty title="No webhook endpoints yet.">{can.manage ? 'Add one above to be told when classes end, videos are ready or credits run low.' : 'Endpoints your team adds show here.'}</Empty>}
             rows={d.endpoints.map((ep) => (
-              <tr><td><a href={`#/webhooks/${enc(ep.id)}`}>{ep.url}</a><div class="muted">{ep.description}</div></td>
+              <tr key={ep.id}><td><a href={`#/webhooks/${enc(ep.id)}`}>{ep.url}</a><div class="muted">{ep.description}</div></td>
                 <td>{ep.eventTypes.length ? ep.eventTypes.join(', ') : 'all events'}</td>
                 <td><Badge value={ep.enabled ? 'enabled' : 'disabled'} />{ep.disabledReason && <div class="muted">{ep.disabledReason}</div>}</td>
                 <td>{fmt.date(ep.createdAt)}</td></tr>
@@ -79,7 +79,7 @@ function Delivery({ base, id, canUse, onReplayed }) {
         <Table caption="Attempts" head={['#', 'At', 'Status', 'Took', 'Error', 'Answer']}
           empty={<p class="muted">Not attempted yet.</p>}
           rows={(d.attemptLog || []).map((a) => (
-            <tr><td>{a.n}</td><td>{fmt.date(a.at)}</td><td>{a.statusCode || '—'}</td><td>{a.durationMs} ms</td>
+            <tr key={a.n}><td>{a.n}</td><td>{fmt.date(a.at)}</td><td>{a.statusCode || '—'}</td><td>{a.durationMs} ms</td>
               <td>{a.error || ''}</td><td class="mono clip">{a.response || ''}</td></tr>
           ))} />
         <details><summary>Payload</summary><pre class="mono">{JSON.stringify(d.payload, null, 2)}</pre></details>
@@ -131,7 +131,7 @@ export function Webhook({ endpointId }) {
         <Table caption="Deliveries" head={['Event', 'Status', 'Attempts', 'Last attempt', 'Last answer', '']}
           empty={<Empty title="No deliveries yet.">{can.use ? 'Send a test event above to see one.' : 'Deliveries appear as events happen.'}</Empty>}
           rows={d.items.map((x) => (
-            <tr data-delivery={x.id}><td>{x.eventType}<div class="muted mono">{x.eventId}</div></td><td><Badge value={x.status} /></td>
+            <tr key={x.id} data-delivery={x.id}><td>{x.eventType}<div class="muted mono">{x.eventId}</div></td><td><Badge value={x.status} /></td>
               <td>{x.attempts}</td><td>{fmt.date(x.lastAttemptAt)}</td><td>{x.lastStatusCode || x.lastError || '—'}</td>
               <td><button type="button" class="ghost" aria-expanded={open === x.id ? 'true' : 'false'}
                 onClick={() => setOpen(open === x.id ? null : x.id)}>{open === x.id ? 'Hide' : 'Attempts'}</button></td></tr>
