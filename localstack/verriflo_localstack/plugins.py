@@ -12,7 +12,7 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
     name = "verriflo-process"
 
     def load(self, *args, **kwargs):
-        from verriflo_localstack import lambda_logs, memtrace, threads
+        from verriflo_localstack import clients, lambda_logs, memtrace, threads
         from verriflo_localstack.executor import ProcessRuntimeExecutor
 
         memtrace.install()  # only when VERRIFLO_LOCALSTACK_TRACEMALLOC is set
@@ -22,5 +22,7 @@ class ProcessRuntimeExecutorPlugin(RuntimeExecutorPlugin):
         threads.install()
         # ...and every line every function ever logged, in memory (lambda_logs.py says why)
         lambda_logs.install()
+        # ...and a boto3 client and an STS session per Step Functions task state (clients.py)
+        clients.install()
 
         return ProcessRuntimeExecutor
