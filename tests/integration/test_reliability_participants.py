@@ -282,6 +282,31 @@ def test_a_removal_whose_livekit_call_failed_is_completed_by_the_sweep(
     assert stay["leftAt"] is not None and live_charges("s-1") == 1
 
 
+def test_a_stay_the_removal_was_to_end_is_kept_and_billed_by_the_sweep(
+    org, livekit: LiveKit, lambda_context, event_tap: EventTap, monkeypatch, lost_join
+):
+    """s-2 is in class (LiveKit's participant_joined was lost), then removed, and the removal's own
+    LiveKit call fails: the sweep disconnects them and, as the webhook would, keeps the stay that
+    began before the removal: one session, one participant.joined/left, one charge."""
+
+    def down(*_a: Any, **_k: Any) -> None:
+        raise livekit_error()
+
+    with monkeypatch.context() as patched:  # undo() would undo the fixtures' settings too
+        patched.setattr(lk, "remove_participant", down)
+        assert remove(org, "s-2", lambda_context).status == 503
+    assert "s-2" in listed(org, livekit)
+    assert reconcile.participants(at=later()) == {"joined": 1, "left": 0}
+    assert "s-2" not in listed(org, livekit)
+    livekit.pump(rooms_handler, lambda_context, "participant_left")
+    assert reconcile.participants(at=later()) == {"joined": 0, "left": 0}
+    [stay] = sessions_of("s-2")
+    assert stay["openedBy"] == "sweep" and stay["leftAt"] is not None and live_charges("s-2") == 1
+    seen: list[dict[str, Any]] = []
+    counted = events_of(event_tap, seen, "participant.joined", "participant.left")
+    assert counted == {"participant.joined": (1, 1), "participant.left": (1, 1)}
+
+
 def turn_away_steps() -> dict[str, tuple[Any, str, Any, bool]]:
     return {
         "livekit.list_participants": (lk, "list_participants", livekit_error, False),

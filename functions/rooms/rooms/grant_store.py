@@ -100,13 +100,13 @@ def removal(org_id: str, room_id: str, uid: str) -> Removal | None:
     return Removal.model_validate(doc) if doc and doc.get("removedAt") else None
 
 
-def removals(org_id: str, room_id: str) -> set[str]:
-    """The uids removed from the room (and not readmitted by a new token since)."""
+def removals(org_id: str, room_id: str) -> dict[str, Removal]:
+    """The removals from the room (not readmitted by a new token since), by uid."""
     with db.unavailable_on_failure():
         found = db.collection(GRANTS).find(
-            {"orgId": org_id, "roomId": room_id, "removedAt": {"$ne": None}}, {"uid": 1}
+            {"orgId": org_id, "roomId": room_id, "removedAt": {"$ne": None}}, _REMOVAL
         )
-        return {doc["uid"] for doc in found}
+        return {doc["uid"]: Removal.model_validate(doc) for doc in found}
 
 
 def set_role(org_id: str, room_id: str, uid: str, role: str) -> None:

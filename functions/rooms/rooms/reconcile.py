@@ -13,7 +13,9 @@ events the sweep records have ids of their own per session, so each is announced
 
 - Connected in LiveKit though removed from the room (DELETE .../participants/{uid}, or a student from
   the classroom page; the webhook that turns them away was lost, or LiveKit failed the removal's own
-  call): disconnected, and given no session.
+  call): disconnected, and given no session, as the webhook turns them away. A connection the
+  removal itself was to disconnect was in class before it: it is kept, and billed, as the webhook
+  keeps it.
 
 Rooms whose `room_finished` webhook was lost for good (`rooms`, after `participants` in the sweep):
 a room we think is live that LiveKit no longer lists, with no sign of activity for
@@ -59,7 +61,7 @@ def participants(at: datetime | None = None) -> dict[str, int]:
 
 def _room(room: records.Room, at: datetime, cutoff: datetime) -> tuple[int, int]:
     people = {p.sid: p for p in lk.list_participants(room.lk_name) if p.is_standard and p.sid}
-    removed = _disconnect_removed(room, list(people.values()))
+    refused = _disconnect_removed(room, people)
     sessions = session_store.open_sessions_in(room.lk_name)
     prefix = f"{room.sid}:"
     session_store.seen([sid for sid in sessions if sid.removeprefix(prefix) in people], at)
@@ -67,7 +69,7 @@ def _room(room: records.Room, at: datetime, cutoff: datetime) -> tuple[int, int]
         _joined(room, prefix + sid, person)
         for sid, person in people.items()
         if prefix + sid not in sessions
-        and person.identity not in removed
+        and sid not in refused
         and person.joined_at is not None
         and person.joined_at <= cutoff
     )
@@ -82,16 +84,23 @@ def _room(room: records.Room, at: datetime, cutoff: datetime) -> tuple[int, int]
     return joined, left
 
 
-def _disconnect_removed(room: records.Room, people: list[lk.Person]) -> set[str]:
+def _disconnect_removed(room: records.Room, people: dict[str, lk.Person]) -> set[str]:
     """Disconnect whoever LiveKit still lists though removed from the room (their participant_joined
     webhook, which turns them away, was lost, or the removal's own LiveKit call failed); returns
-    the uids removed from the room, who get no session from the sweep."""
-    removed = grant_store.removals(room.org_id, room.room_id) if people else set()
-    for person in people:
-        if person.identity in removed:
-            lk.remove_participant(room.lk_name, person.identity, gone_ok=True)
-            logger.info("rooms.reconciled_removal", extra={"room_id": room.room_id, "uid": person.identity})
-    return removed
+    the connections (participant sids) refused, which get no session from the sweep: all of a
+    removed participant's but those the removal itself was to disconnect (rooms.webhooks, the same
+    rule)."""
+    removed = grant_store.removals(room.org_id, room.room_id) if people else {}
+    refused = set()
+    for sid, person in people.items():
+        removal = removed.get(person.identity)
+        if removal is None:
+            continue
+        lk.remove_participant(room.lk_name, person.identity, gone_ok=True)
+        logger.info("rooms.reconciled_removal", extra={"room_id": room.room_id, "uid": person.identity})
+        if sid not in removal.connections:
+            refused.add(sid)
+    return refused
 
 
 def _joined(room: records.Room, session_id: str, person: lk.Person) -> int:
