@@ -232,6 +232,22 @@ def _s3_bytes_in_memory(env: dict[str, str]) -> int:
     return total
 
 
+def _step_functions_kept(env: dict[str, str]) -> tuple[int, int]:
+    """The state machines' executions LocalStack keeps (AWS keeps them 90 days), and their
+    histories' size as JSON: the class summaries every room lifecycle runs."""
+    sfn = _aws(env, "stepfunctions")
+    executions = history = 0
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"]):
+            for execution in page["executions"]:
+                executions += 1
+                events = sfn.get_paginator("get_execution_history").paginate(
+                    executionArn=execution["executionArn"]
+                )
+                history += sum(len(json.dumps(p["events"], default=str)) for p in events)
+    return executions, history
+
+
 def _clip() -> bytes:
     from media_support import make_video
 
@@ -393,6 +409,7 @@ def main(argv: list[str]) -> int:
         start = stack_figures(args.stack)
         logs_start = _stored_log_bytes(env)
         s3_start = _s3_bytes_in_memory(env)
+        sfn_start = _step_functions_kept(env)
         halves: list[Half] = []  # the second half's start, once reached
         ticks: list[tuple[int, float, ProcFigures]] = []
         step = max(args.requests // 10, 1)
@@ -419,6 +436,7 @@ def main(argv: list[str]) -> int:
         end = stack_figures(args.stack)
         logs_end = _stored_log_bytes(env)
         s3_end = _s3_bytes_in_memory(env)
+        sfn_end = _step_functions_kept(env)
         livekit_log = (ROOT / ".local" / args.stack / "logs" / "livekit.log").read_text(errors="replace")
         hook_failures = livekit_log.count("webhook delivery failed")
     finally:
@@ -467,6 +485,14 @@ def main(argv: list[str]) -> int:
             "MB",
             baseline=s3_start / 2**20,
             note="objects under 512 KiB (sources, HLS), kept in LocalStack's memory as S3 keeps them",
+        ),
+        Result(
+            "localstack: Step Functions executions kept",
+            sfn_end[0],
+            "",
+            baseline=sfn_start[0],
+            note=f"their histories {sfn_start[1] / 2**20:.1f} -> {sfn_end[1] / 2**20:.1f} MB as JSON; "
+            "kept in memory, as AWS keeps them for 90 days",
         ),
     )
     if halves and end.get("localstack"):
