@@ -33,11 +33,13 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -232,20 +234,45 @@ def _s3_bytes_in_memory(env: dict[str, str]) -> int:
     return total
 
 
-def _step_functions_kept(env: dict[str, str]) -> tuple[int, int]:
-    """The state machines' executions LocalStack keeps (AWS keeps them 90 days), and their
-    histories' size as JSON: the class summaries every room lifecycle runs."""
+@dataclass(frozen=True)
+class Executions:
+    """The state machines' executions LocalStack keeps (AWS keeps them 90 days): the class summaries
+    every room lifecycle runs. Their histories' size as JSON, and as the Python objects LocalStack
+    holds them in (dicts of strings and datetimes, measured here by rebuilding them under tracemalloc
+    in this interpreter, the same Python as LocalStack's)."""
+
+    count: int
+    json_bytes: int
+    held_bytes: int
+
+
+def _step_functions_kept(env: dict[str, str]) -> Executions:
     sfn = _aws(env, "stepfunctions")
-    executions = history = 0
+    histories = []
     for machine in sfn.list_state_machines()["stateMachines"]:
         for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"]):
             for execution in page["executions"]:
-                executions += 1
-                events = sfn.get_paginator("get_execution_history").paginate(
+                pages = sfn.get_paginator("get_execution_history").paginate(
                     executionArn=execution["executionArn"]
                 )
-                history += sum(len(json.dumps(p["events"], default=str)) for p in events)
-    return executions, history
+                histories.append([event for p in pages for event in p["events"]])
+    text = json.dumps(histories, default=str)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        rebuilt = json.loads(text, object_hook=_timestamps)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    del rebuilt
+    return Executions(len(histories), len(text), held)
+
+
+def _timestamps(event: dict) -> dict:
+    """A history event as LocalStack keeps it: its timestamp a datetime, not a string."""
+    if isinstance(event.get("timestamp"), str):
+        event["timestamp"] = datetime.fromisoformat(event["timestamp"])
+    return event
 
 
 def _clip() -> bytes:
@@ -335,20 +362,25 @@ def _process_results(name: str, start: ProcFigures, end: ProcFigures | None) -> 
 
 @dataclass(frozen=True)
 class Half:
-    """Where the second half of the requests starts: the count sent, LocalStack's figures, S3's bytes."""
+    """Where the second half of the requests starts: the count sent, LocalStack's figures, the S3
+    bytes and Step Functions executions it keeps."""
 
     sent: int
     figures: ProcFigures
     s3_bytes: int
+    executions: Executions
 
 
-def _steady_state(half: Half, sent: int, end: ProcFigures, s3_end: int) -> list[Result]:
+def _steady_state(half: Half, sent: int, end: ProcFigures, s3_end: int, sfn_end: Executions) -> list[Result]:
     """LocalStack over the second half of the requests, once the functions' environments (one per
     worker and function at most) and LocalStack's pools have grown to the load: flat maps and threads,
-    and RSS growth per request against the S3 data it was asked to keep meanwhile."""
+    and RSS growth per request against the data it was asked to keep meanwhile (S3 objects in memory,
+    Step Functions histories)."""
     requests = max(sent - half.sent, 1)
     grown = (end.rss_kb - half.figures.rss_kb) * 1024 / requests
-    kept = (s3_end - half.s3_bytes) / requests
+    s3_kept = (s3_end - half.s3_bytes) / requests
+    sfn_kept = (sfn_end.held_bytes - half.executions.held_bytes) / requests
+    kept = s3_kept + sfn_kept
     maps, _, threads = _flat(
         "localstack, second half", half.figures, end, True, note=f"from request {half.sent}"
     )
@@ -360,10 +392,11 @@ def _steady_state(half: Half, sent: int, end: ProcFigures, s3_end: int) -> list[
             grown / 1024,
             "kB",
             baseline=kept / 1024,
-            note="baseline: S3 bytes stored in memory per request in the same span",
+            note=f"baseline: data kept per request in the same span, S3 {s3_kept / 1024:.2f} kB + "
+            f"Step Functions histories {sfn_kept / 1024:.2f} kB",
         ),
         Result(
-            "localstack, second half: RSS growth not explained by S3 data, per request",
+            "localstack, second half: RSS growth not explained by the data kept, per request",
             max(grown - kept, 0) / 1024,
             "kB",
         ),
@@ -422,7 +455,9 @@ def main(argv: list[str]) -> int:
                     if ls:
                         ticks.append((tally.sent, time.monotonic() - begun, ls))
                         if len(ticks) == 5:
-                            halves.append(Half(tally.sent, ls, _s3_bytes_in_memory(env)))
+                            halves.append(
+                                Half(tally.sent, ls, _s3_bytes_in_memory(env), _step_functions_kept(env))
+                            )
                         print(
                             f"  {tally.sent:>6} requests {ticks[-1][1]:>6.0f}s  localstack maps {ls.maps} "
                             f"threads {ls.threads} rss {ls.rss_kb // 1024} MB",
@@ -488,15 +523,15 @@ def main(argv: list[str]) -> int:
         ),
         Result(
             "localstack: Step Functions executions kept",
-            sfn_end[0],
+            sfn_end.count,
             "",
-            baseline=sfn_start[0],
-            note=f"their histories {sfn_start[1] / 2**20:.1f} -> {sfn_end[1] / 2**20:.1f} MB as JSON; "
-            "kept in memory, as AWS keeps them for 90 days",
+            baseline=sfn_start.count,
+            note=f"histories {sfn_end.json_bytes / 2**20:.1f} MB as JSON, "
+            f"{sfn_end.held_bytes / 2**20:.1f} MB as Python objects; in memory, as AWS keeps them 90 days",
         ),
     )
     if halves and end.get("localstack"):
-        report.add(*_steady_state(halves[0], tally.sent, end["localstack"], s3_end))
+        report.add(*_steady_state(halves[0], tally.sent, end["localstack"], s3_end, sfn_end))
     report.print()
     print("\nLocalStack every tenth of the way (requests, seconds, maps, threads, RSS MB):")
     for sent, at, ls in ticks:
