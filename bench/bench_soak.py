@@ -33,13 +33,11 @@ import sys
 import tempfile
 import threading
 import time
-import tracemalloc
 import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -47,26 +45,21 @@ import httpx
 # isort: off
 from support import ROOT, Report, Result  # first: it puts tests/ (proc_support) on the path
 from proc_support import ProcFigures, stack_figures
+from support_stack import (
+    Executions,
+    deployed,
+    s3_bytes_in_memory,
+    step_functions_kept,
+    stored_log_bytes,
+)
 # isort: on
 
 KEY = "VF-ORG-ID"
-STACK_SCRIPT = ROOT / "scripts" / "stack.py"
 READS = ("/v1/auth/whoami", "/v1/billing/balance", "/v1/cdn/videos")
 # before the start figures, with the same workers: cold starts and the environments concurrency
 # adds (up to one per worker and function) are not a leak
 WARMUP_REQUESTS = 400
 STATUS_WAIT_S = 30
-
-
-def _stack(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603 - fixed command
-        [sys.executable, str(STACK_SCRIPT), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 class Tally:
@@ -199,80 +192,6 @@ class Soak:
 def _person(prefix: str, role: str) -> dict[str, str]:
     uid = f"{prefix}-{uuid.uuid4().hex[:6]}"
     return {"uid": uid, "name": f"Soak {role.title()}", "role": role}
-
-
-def _aws(env: dict[str, str], service: str):
-    import boto3
-
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - LocalStack's fixed test credentials
-    )
-
-
-def _stored_log_bytes(env: dict[str, str]) -> int:
-    """What LocalStack holds of the functions' CloudWatch Logs (kept, as in AWS, and in its memory)."""
-    pages = _aws(env, "logs").get_paginator("describe_log_groups").paginate()
-    return sum(group.get("storedBytes", 0) for page in pages for group in page["logGroups"])
-
-
-# LocalStack's S3 keeps an object under 512 KiB in memory (a SpooledTemporaryFile), larger ones on disk
-S3_IN_MEMORY_BELOW = 512 * 1024
-
-
-def _s3_bytes_in_memory(env: dict[str, str]) -> int:
-    """What LocalStack's S3 holds in its memory: every stored object under 512 KiB (the uploads'
-    sources, their HLS playlists and segments), kept as S3 keeps them."""
-    s3 = _aws(env, "s3")
-    total = 0
-    for bucket in s3.list_buckets()["Buckets"]:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
-            total += sum(o["Size"] for o in page.get("Contents", []) if o["Size"] < S3_IN_MEMORY_BELOW)
-    return total
-
-
-@dataclass(frozen=True)
-class Executions:
-    """The state machines' executions LocalStack keeps (AWS keeps them 90 days): the class summaries
-    every room lifecycle runs. Their histories' size as JSON, and as the Python objects LocalStack
-    holds them in (dicts of strings and datetimes, measured here by rebuilding them under tracemalloc
-    in this interpreter, the same Python as LocalStack's)."""
-
-    count: int
-    json_bytes: int
-    held_bytes: int
-
-
-def _step_functions_kept(env: dict[str, str]) -> Executions:
-    sfn = _aws(env, "stepfunctions")
-    histories = []
-    for machine in sfn.list_state_machines()["stateMachines"]:
-        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"]):
-            for execution in page["executions"]:
-                pages = sfn.get_paginator("get_execution_history").paginate(
-                    executionArn=execution["executionArn"]
-                )
-                histories.append([event for p in pages for event in p["events"]])
-    text = json.dumps(histories, default=str)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        rebuilt = json.loads(text, object_hook=_timestamps)
-        held = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    del rebuilt
-    return Executions(len(histories), len(text), held)
-
-
-def _timestamps(event: dict) -> dict:
-    """A history event as LocalStack keeps it: its timestamp a datetime, not a string."""
-    if isinstance(event.get("timestamp"), str):
-        event["timestamp"] = datetime.fromisoformat(event["timestamp"])
-    return event
 
 
 def _clip() -> bytes:
@@ -420,13 +339,7 @@ def main(argv: list[str]) -> int:
     report = Report(f"soak: {args.requests} requests through the API on LocalStack")
     print(f"bringing up stack {args.stack} ...", flush=True)
     started = time.monotonic()
-    _stack("down", "--stack", args.stack, timeout=120)
-    try:
-        up = _stack("up", "--stack", args.stack, "--build-key", "e2e", "--json")
-        if up.returncode != 0:
-            print(up.stderr[-4000:])
-            return 1
-        env = json.loads(up.stdout.strip().splitlines()[-1])
+    with deployed(args.stack) as env:
         print(f"stack up in {time.monotonic() - started:.0f}s", flush=True)
         _raise_rate_limit(env)
         tally = Tally()
@@ -440,9 +353,9 @@ def main(argv: list[str]) -> int:
         tally.answered.clear()
         tally.failed.clear()
         start = stack_figures(args.stack)
-        logs_start = _stored_log_bytes(env)
-        s3_start = _s3_bytes_in_memory(env)
-        sfn_start = _step_functions_kept(env)
+        logs_start = stored_log_bytes(env)
+        s3_start = s3_bytes_in_memory(env)
+        sfn_start = step_functions_kept(env)
         halves: list[Half] = []  # the second half's start, once reached
         ticks: list[tuple[int, float, ProcFigures]] = []
         step = max(args.requests // 10, 1)
@@ -456,7 +369,7 @@ def main(argv: list[str]) -> int:
                         ticks.append((tally.sent, time.monotonic() - begun, ls))
                         if len(ticks) == 5:
                             halves.append(
-                                Half(tally.sent, ls, _s3_bytes_in_memory(env), _step_functions_kept(env))
+                                Half(tally.sent, ls, s3_bytes_in_memory(env), step_functions_kept(env))
                             )
                         print(
                             f"  {tally.sent:>6} requests {ticks[-1][1]:>6.0f}s  localstack maps {ls.maps} "
@@ -469,13 +382,11 @@ def main(argv: list[str]) -> int:
         elapsed = time.monotonic() - begun
         time.sleep(5)  # let the last webhooks and transcodes finish before the end figures
         end = stack_figures(args.stack)
-        logs_end = _stored_log_bytes(env)
-        s3_end = _s3_bytes_in_memory(env)
-        sfn_end = _step_functions_kept(env)
+        logs_end = stored_log_bytes(env)
+        s3_end = s3_bytes_in_memory(env)
+        sfn_end = step_functions_kept(env)
         livekit_log = (ROOT / ".local" / args.stack / "logs" / "livekit.log").read_text(errors="replace")
         hook_failures = livekit_log.count("webhook delivery failed")
-    finally:
-        _stack("down", "--stack", args.stack, timeout=120)
 
     answered, failed = sum(tally.answered.values()), sum(tally.failed.values())
     report.add(

@@ -1,7 +1,8 @@
 """Run every benchmark script in bench/ (bench_*.py), each in its own process, and print their reports.
 
 `python bench/run.py NAME ...` runs only those (e.g. `ai billing`); the soak (about 45 minutes on
-two cores) runs only when named: `python bench/run.py soak`."""
+two cores) and its Step Functions accounting (a stack of its own) run only when named:
+`python bench/run.py soak localstack_sfn`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ONLY_WHEN_NAMED = {"soak"}
+ONLY_WHEN_NAMED = {"soak", "localstack_sfn"}
 
 
 def main(argv: list[str]) -> int:
