@@ -5,31 +5,16 @@ memory as AWS keeps it (CloudWatch Logs, small S3 objects, Step Functions execut
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from support import ROOT
+from proc_support import stack_cli
 
-STACK_SCRIPT = ROOT / "scripts" / "stack.py"
 # LocalStack's S3 keeps an object under 512 KiB in memory (a SpooledTemporaryFile), larger ones on disk
 S3_IN_MEMORY_BELOW = 512 * 1024
-
-
-def stack_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """scripts/stack.py with these arguments, its output captured."""
-    return subprocess.run(  # noqa: S603 - fixed command
-        [sys.executable, str(STACK_SCRIPT), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @contextmanager
@@ -37,7 +22,7 @@ def deployed(stack: str) -> Iterator[dict[str, str]]:
     """A stack of its own (the e2e build), up for the block and down after it: its environment."""
     stack_cli("down", "--stack", stack, timeout=120)
     try:
-        up = stack_cli("up", "--stack", stack, "--build-key", "e2e", "--json")
+        up = stack_cli("up", "--stack", stack, "--build-key", "e2e", "--json", timeout=1800)
         if up.returncode != 0:
             raise RuntimeError(f"stack {stack} did not come up:\n{up.stderr[-4000:]}")
         yield json.loads(up.stdout.strip().splitlines()[-1])

@@ -1,18 +1,35 @@
-"""What a stack's server processes hold, from /proc: memory maps, resident memory and threads.
+"""A stack brought up by scripts/stack.py: the script itself (`stack_cli`), and what its server
+processes hold, from /proc: memory maps, resident memory and threads.
 
-Used by the soak benchmark and its fast e2e regression test to see a leak per request (a process
-that keeps one thread stack per request grows by two maps per request and dies at the kernel's
-`vm.max_map_count`, 65,530 by default).
+Used by the e2e fixtures, and by the soak benchmark and its fast e2e regression test to see a leak
+per request (a process that keeps one thread stack per request grows by two maps per request and
+dies at the kernel's `vm.max_map_count`, 65,530 by default).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+STACK_SCRIPT = REPO / "scripts" / "stack.py"
 # the servers scripts/stack.py starts, by the name of their pid file
 SERVERS = ("localstack", "mongodb", "redis", "livekit")
+
+
+def stack_cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    """scripts/stack.py with these arguments, its output captured (it needs only a python3: the
+    calling venv's interpreter is one)."""
+    return subprocess.run(  # noqa: S603 - fixed command
+        [sys.executable, str(STACK_SCRIPT), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -26,23 +25,15 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from proc_support import stack_cli
 
 REPO = Path(__file__).resolve().parents[2]
-STACK_SCRIPT = REPO / "scripts" / "stack.py"
 REGION = "us-east-1"
 UP_TIMEOUT_S = 900  # first run builds everything; normally ~30 s
 
 
 def _stack(*args: str, timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess:
-    # The stack script only needs a python3; the test venv's interpreter is one.
-    return subprocess.run(  # noqa: S603 - fixed command
-        [sys.executable, str(STACK_SCRIPT), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return stack_cli(*args, timeout=timeout)
 
 
 SESSION = os.getpid()
