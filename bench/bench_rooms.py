@@ -10,7 +10,8 @@
 3. Webhook ingestion: signed participant_joined / participant_left pairs through the handler
    (verify, dedupe, session state, ledger metering, domain events) beside the bare writes they need
    (the same inserts/updates, ledger transaction and PutEvents), as events per second.
-   Target ratio at least 0.8.
+   Target ratio at least 0.8. Both sides' MongoDB commands are counted afterwards (pymongo's
+   command monitoring) and must match.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 import uuid
 from datetime import timedelta
 
+from pymongo import monitoring
 from support import ROOT, LambdaContext, Report, Result, local_stores, percentile, time_calls
 
 if str(ROOT) not in __import__("sys").path:
@@ -33,6 +35,30 @@ if str(ROOT) not in __import__("sys").path:
 MINT_CALLS = 2000
 ROOM_CALLS = 600
 HOOK_PAIRS = 300
+COUNTED_PAIRS = 5  # after the timing: the MongoDB commands each side sends, counted
+
+
+class CommandTally(monitoring.CommandListener):
+    """pymongo's command monitoring: while `side` is set, counts the commands sent by collection, so
+    the report shows both sides of the webhook comparison send the same ones (the baseline drifted
+    before: writes the function gained were missing from it)."""
+
+    def __init__(self) -> None:
+        from collections import Counter
+
+        self.side: str | None = None
+        self.seen: dict[str, Counter] = {"ours": Counter(), "bare": Counter()}
+
+    def started(self, event) -> None:
+        if self.side is not None:
+            target = event.command.get(event.command_name)
+            self.seen[self.side][f"{event.command_name} {target}"] += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
 
 
 def _event(
@@ -59,6 +85,8 @@ def _event(
 def main() -> None:
     import moto
 
+    tally = CommandTally()
+    monitoring.register(tally)  # before any client exists; counts nothing until told to
     report = Report("rooms")
     os.environ.update(
         AWS_DEFAULT_REGION="us-east-1",
@@ -89,13 +117,13 @@ def main() -> None:
         try:
             # Powertools prints one EMF metrics line per invocation; keep the report readable.
             with contextlib.redirect_stdout(io.StringIO()):
-                _run(report, stand_in, key, secret)
+                _run(report, stand_in, key, secret, tally)
         finally:
             stand_in.stop()
     report.print()
 
 
-def _run(report: Report, stand_in, key: str, secret: str) -> None:
+def _run(report: Report, stand_in, key: str, secret: str, tally: CommandTally) -> None:
     from livekit.api import AccessToken, CreateRoomRequest, LiveKitAPI, VideoGrants
     from rooms import lk
     from rooms.handler import handler
@@ -238,7 +266,7 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
             )
 
     # --- 3. webhook ingestion ------------------------------------------------------------------------
-    hooks = _webhooks(stand_in, org.id, HOOK_PAIRS)
+    hooks = _webhooks(stand_in, org.id, HOOK_PAIRS + COUNTED_PAIRS)
     events_client = __import__("verriflo.aws", fromlist=["client"]).client("events")
     sessions, claims, ledger_coll, grants = (
         db.collection("room_sessions"),
@@ -265,7 +293,10 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
         for i in range(pairs):
             sid, now = f"bare-{uuid.uuid4().hex}", orgs.now()
             for kind in ("joined", "left"):
-                claims.insert_one({"_id": f"EV_{sid}_{kind}", "at": now, "expireAt": now})
+                claim = f"EV_{sid}_{kind}"  # claimed for handling, then marked done (hook_store)
+                claims.insert_one(
+                    {"_id": claim, "at": now, "state": "handling", "leaseUntil": now, "expireAt": now}
+                )
                 rooms_coll.find_one({"lkName": room["lkName"]})
                 if kind == "joined":
                     grants.find_one(  # is this uid removed from the room?
@@ -290,9 +321,9 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
                         )
                 else:
                     sessions.find_one({"_id": sid, "leftAt": None})
-                    sessions.find_one_and_update(
+                    sessions.find_one_and_update(  # closed with its charge pending (session_store)
                         {"_id": sid, "leftAt": None},
-                        {"$set": {"leftAt": now, "seconds": 1}},
+                        {"$set": {"leftAt": now, "seconds": 1, "chargePending": True}},
                         return_document=ReturnDocument.AFTER,
                     )
                     # The ledger's exactly-once debit: move the balance (remembering the id), then the row.
@@ -307,6 +338,7 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
                     ledger_coll.insert_one(
                         {"orgId": org.id, "entryId": f"live:{sid}", "amountMilli": 17, "occurredAt": now}
                     )
+                    sessions.update_one({"_id": sid}, {"$unset": {"chargePending": ""}})  # charged
                 events_client.put_events(
                     Entries=[
                         {
@@ -317,6 +349,7 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
                         }
                     ]
                 )
+                claims.update_one({"_id": claim}, {"$set": {"state": "done"}, "$unset": {"leaseUntil": ""}})
         return time.perf_counter() - start
 
     # Interleaved chunks, so drift on a shared machine hits both sides alike.
@@ -327,6 +360,14 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
         bare_s += bare(size, c == 0)
         ours_s += ingest(hooks[2 * size * c : 2 * size * (c + 1)])
     ours_rate, bare_rate = 2 * size * chunks / ours_s, 2 * size * chunks / bare_s
+    for side, run in (
+        ("bare", lambda: bare(COUNTED_PAIRS, False)),
+        ("ours", lambda: ingest(hooks[-2 * COUNTED_PAIRS :])),
+    ):
+        tally.side = side
+        run()
+    tally.side = None
+    ours_ops, bare_ops = tally.seen["ours"], tally.seen["bare"]
     report.add(
         Result(
             "webhook ingestion (events/s)",
@@ -343,7 +384,18 @@ def _run(report: Report, stand_in, key: str, secret: str) -> None:
             1000 / ours_rate - 1000 / bare_rate,
             "ms",
             note="same MongoDB operations and PutEvents as the baseline",
-        )
+        ),
+        Result(
+            "webhook: MongoDB commands per joined/left pair",
+            sum(ours_ops.values()) / COUNTED_PAIRS,
+            "",
+            baseline=sum(bare_ops.values()) / COUNTED_PAIRS,
+            target="the same as the baseline's",
+            ok=ours_ops == bare_ops,
+            note=""
+            if ours_ops == bare_ops
+            else f"ours only {ours_ops - bare_ops}, bare only {bare_ops - ours_ops}",
+        ),
     )
     loop.run_until_complete(bare_client.aclose())
     loop.close()
