@@ -9,7 +9,7 @@
    code at most 2 ms at p50.
 3. Webhook ingestion: signed participant_joined / participant_left pairs through the handler
    (verify, dedupe, session state, ledger metering, domain events) beside the bare writes they need
-   (the same inserts/updates, ledger transaction and PutEvents), as events per second.
+   (the same inserts/updates, the ledger's exactly-once debit and PutEvents), as events per second.
    Target ratio at least 0.8. Both sides' MongoDB commands are counted afterwards (pymongo's
    command monitoring) and must match.
 """

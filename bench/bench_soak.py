@@ -356,21 +356,20 @@ def main(argv: list[str]) -> int:
         logs_start = stored_log_bytes(env)
         s3_start = s3_bytes_in_memory(env)
         sfn_start = step_functions_kept(env)
-        halves: list[Half] = []  # the second half's start, once reached
+        half: Half | None = None  # the second half's start, once reached
         ticks: list[tuple[int, float, ProcFigures]] = []
         step = max(args.requests // 10, 1)
         lock = threading.Lock()
 
         def on_tick() -> None:
+            nonlocal half
             with lock:
                 if tally.sent >= (len(ticks) + 1) * step and len(ticks) < 10:
                     ls = stack_figures(args.stack).get("localstack")
                     if ls:
                         ticks.append((tally.sent, time.monotonic() - begun, ls))
                         if len(ticks) == 5:
-                            halves.append(
-                                Half(tally.sent, ls, s3_bytes_in_memory(env), step_functions_kept(env))
-                            )
+                            half = Half(tally.sent, ls, s3_bytes_in_memory(env), step_functions_kept(env))
                         print(
                             f"  {tally.sent:>6} requests {ticks[-1][1]:>6.0f}s  localstack maps {ls.maps} "
                             f"threads {ls.threads} rss {ls.rss_kb // 1024} MB",
@@ -441,8 +440,8 @@ def main(argv: list[str]) -> int:
             f"{sfn_end.held_bytes / 2**20:.1f} MB as Python objects; in memory, as AWS keeps them 90 days",
         ),
     )
-    if halves and end.get("localstack"):
-        report.add(*_steady_state(halves[0], tally.sent, end["localstack"], s3_end, sfn_end))
+    if half is not None and end.get("localstack"):
+        report.add(*_steady_state(half, tally.sent, end["localstack"], s3_end, sfn_end))
     report.print()
     print("\nLocalStack every tenth of the way (requests, seconds, maps, threads, RSS MB):")
     for sent, at, ls in ticks:
